@@ -1,3 +1,52 @@
-"""rs-change: surface-water change from satellite and aerial images."""
+"""rs-change: surface-water change from satellite and aerial images.
+
+The public API: every stage is usable alone on arrays, and :func:`run` chains them for a config.
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .area import mask_area, pixel_area
+from .change import CHANGE_CLASSES, change_map
+from .clustering import KMeans, silhouette
+from .config import RunConfig
+from .errors import RsChangeError
+from .features import feature_stack, spectral_index
+from .grid import Grid
+from .labelling import label_clusters
+from .sensors import PROFILES, BandProfile
+
+
+def run(config: "str | RunConfig", **kwargs: object) -> "pipeline.RunResult":  # noqa: F821
+    """Run a configuration (a YAML path or a :class:`RunConfig`); see :func:`rs_change.pipeline.run`.
+
+    Examples
+    --------
+    >>> result = run("configs/naip_devils_lake.yaml", overwrite=True)  # doctest: +SKIP
+    >>> result.summary["change"]["net_km2"]  # doctest: +SKIP
+    """
+    from . import pipeline
+
+    cfg = config if isinstance(config, RunConfig) else RunConfig.from_yaml(config)
+    return pipeline.run(cfg, **kwargs)  # type: ignore[arg-type]
+
+
+__all__ = [
+    "__version__",
+    "run",
+    "RunConfig",
+    "Grid",
+    "BandProfile",
+    "PROFILES",
+    "pixel_area",
+    "mask_area",
+    "spectral_index",
+    "feature_stack",
+    "KMeans",
+    "silhouette",
+    "label_clusters",
+    "change_map",
+    "CHANGE_CLASSES",
+    "RsChangeError",
+]

@@ -1,0 +1,149 @@
+"""EDGE: the command line.  ``rs-change run CONFIG`` = ``RunConfig.from_yaml`` -> ``pipeline.run``.
+
+User errors (:class:`~rs_change.errors.RsChangeError`) become one line on stderr and exit status 2;
+internal errors exit with status 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from . import __version__
+from .errors import RsChangeError
+
+log = logging.getLogger("rs_change")
+
+
+class _Progress:
+    """A one-line progress display on stderr (only when stderr is a terminal, or verbose)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if done < total and now - self.last < 0.2:
+            return
+        self.last = now
+        pct = 100.0 * done / total if total else 100.0
+        sys.stderr.write(f"\r{stage:>6}: {done}/{total} ({pct:5.1f}%)  {now - self.t0:6.1f} s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The results table the CLI prints (every number comes from summary.json)."""
+    lines = [f"{'date':<12}{'water_km2':>14}{'water_pixels':>14}{'observed_km2':>14}{'unobserved_km2':>16}  clusters (water)"]
+    for d in summary["dates"]:
+        lines.append(
+            f"{d['date']:<12}{d['water_km2']:>14.6f}{d['water_pixels']:>14d}{d['observed_km2']:>14.6f}"
+            f"{d['unobserved_km2']:>16.6f}  k={d['k']} {d['metric']} ({', '.join(map(str, d['water_clusters'])) or 'no water'})"
+        )
+    ch = summary.get("change")
+    if ch:
+        pct = "n/a" if ch["net_percent"] is None else f"{ch['net_percent']:+.4f}%"
+        lines.append(
+            f"change {ch['from']} -> {ch['to']}: gained_km2 {ch['gained_km2']:.6f}, lost_km2 {ch['lost_km2']:.6f}, "
+            f"net_km2 {ch['net_km2']:+.6f} ({pct})"
+        )
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import RunConfig
+    from .pipeline import run
+
+    cfg = RunConfig.from_yaml(args.config)
+    progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
+    result = run(cfg, output_dir=args.output, overwrite=args.overwrite, progress=progress)
+    print(format_table(result.summary))
+    if result.output_dir is not None:
+        print(f"outputs: {result.output_dir}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .config import RunConfig
+
+    cfg = RunConfig.from_yaml(args.config)
+    missing = [str(cfg.resolve(s.path)) for s in cfg.scenes
+               if not any(ch in s.path for ch in "*?[") and not cfg.resolve(s.path).exists()]
+    if missing:
+        from .errors import InputError
+
+        raise InputError(f"{missing[0]}: file not found; check the scene's `path` in {args.config}")
+    print(f"{args.config}: valid ({len(cfg.scenes)} date(s), output to {cfg.output_dir})")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from .config import TEMPLATE
+    from .errors import OutputError
+
+    path = Path(args.path)
+    if path.exists() and not args.overwrite:
+        raise OutputError(f"{path}: already exists; pass --overwrite or give another path")
+    path.write_text(TEMPLATE, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rs-change", description="Surface-water change between satellite or aerial images.")
+    p.add_argument("--version", action="version", version=f"rs-change {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a configuration")
+    r.add_argument("config", help="YAML configuration file")
+    r.add_argument("--output", "-o", help="output folder (overrides output.dir)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    r.set_defaults(func=_cmd_run)
+    v = sub.add_parser("validate", help="check a configuration without running it")
+    v.add_argument("config")
+    v.set_defaults(func=_cmd_validate)
+    i = sub.add_parser("init", help="write a commented configuration template")
+    i.add_argument("path", nargs="?", default="rs-change.yaml")
+    i.add_argument("--overwrite", action="store_true")
+    i.set_defaults(func=_cmd_init)
+    for sp in (r, v, i):
+        sp.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+        sp.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = max(logging.DEBUG, logging.WARNING - 10 * args.verbose)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    try:
+        return int(args.func(args) or 0)
+    except RsChangeError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"rs-change: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("rs-change: interrupted; previous outputs are intact\n")
+        return 130
+    except Exception as exc:  # internal error
+        if args.debug:
+            raise
+        sys.stderr.write(f"rs-change: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug and report it)\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""EDGE: the typed run configuration (YAML, validated with pydantic; unknown keys are rejected).
+
+One sub-model per stage.  Paths inside a config are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+Metric = Literal["euclidean", "manhattan", "chebyshev"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SceneConfig(_Model):
+    """One date: a file (or folder / glob of per-band files) and its band profile."""
+
+    date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
+    path: str = Field(description="GeoTIFF, folder or glob of per-layer GeoTIFFs; relative to the config file.")
+    sensor: Optional[str] = Field(None, description="Named band profile: naip, modis, landsat8, landsat_tm, sentinel2 ...")
+    bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles, e.g. {red: 1, green: 2, blue: 3, nir: 4}.")
+    nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.")
+    scale: Optional[float] = Field(None, description="Reflectance = DN * scale + offset (overrides the profile).")
+    offset: Optional[float] = Field(None, description="Reflectance offset (overrides the profile).")
+
+    @model_validator(mode="after")
+    def _sensor_or_bands(self) -> "SceneConfig":
+        if self.sensor is None and self.bands is None:
+            raise ValueError("give `sensor` (a named band profile) or `bands` (1-based band roles)")
+        return self
+
+
+class AoiConfig(_Model):
+    """Area of interest: a bounding box with its CRS, or a vector file of polygons."""
+
+    bbox: Optional[tuple[float, float, float, float]] = Field(None, description="[minx, miny, maxx, maxy] in `crs`.")
+    crs: str = Field("EPSG:4326", description="CRS of the bbox.")
+    path: Optional[str] = Field(None, description="GeoPackage / Shapefile / GeoJSON of polygons (any CRS).")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "AoiConfig":
+        if (self.bbox is None) == (self.path is None):
+            raise ValueError("give exactly one of `bbox` or `path`")
+        if self.bbox is not None and not (self.bbox[0] < self.bbox[2] and self.bbox[1] < self.bbox[3]):
+            raise ValueError("bbox must be [minx, miny, maxx, maxy] with min < max")
+        return self
+
+
+class GridConfig(_Model):
+    """The grid every date is resampled onto."""
+
+    reference: Optional[_dt.date] = Field(None, description="Date whose grid is the reference (default: the first).")
+    crs: Optional[str] = Field(None, description="Resample onto this CRS instead of the reference date's.")
+    resolution: Optional[float] = Field(None, gt=0, description="Pixel size in units of `crs` (with `crs`).")
+    resampling: Literal["nearest", "bilinear", "cubic", "average"] = Field(
+        "bilinear", description="Resampling of bands onto the reference grid (masks always use nearest)."
+    )
+
+
+class ClusteringConfig(_Model):
+    """Per-date k-means."""
+
+    k: Union[int, list[int]] = Field(3, description="Number of clusters, or a list of candidates scored by silhouette.")
+    metric: Union[Metric, Literal["auto"]] = Field("euclidean", description="euclidean | manhattan | chebyshev | auto.")
+    seed: int = Field(0, description="Random seed: same config and seed, same numbers.")
+    sample_size: Optional[int] = Field(200_000, ge=1000, description="Pixels sampled to fit each model (null = all).")
+    n_init: int = Field(3, ge=1, description="k-means restarts; the best objective is kept.")
+    max_iter: int = Field(100, ge=1)
+    tol: float = Field(1e-4, gt=0, description="Convergence: largest centre shift (in scaled feature units).")
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: Union[int, list[int]]) -> Union[int, list[int]]:
+        ks = v if isinstance(v, list) else [v]
+        if not ks or any(k < 2 for k in ks):
+            raise ValueError("k must be >= 2 (one cluster cannot separate water from land)")
+        return v
+
+
+class LabellingConfig(_Model):
+    """Which clusters are water."""
+
+    method: Literal["auto", "clusters"] = Field("auto", description="auto: from the clusters' spectra; clusters: the ids in `water`.")
+    water: Optional[list[int]] = Field(None, description="With method: clusters, the cluster ids that are water.")
+
+    @model_validator(mode="after")
+    def _water_ids(self) -> "LabellingConfig":
+        if self.method == "clusters" and not self.water:
+            raise ValueError("method: clusters needs `water: [ids]`")
+        if self.method == "auto" and self.water:
+            raise ValueError("`water` ids are only used with method: clusters")
+        return self
+
+
+class OutputConfig(_Model):
+    """What to write, and where."""
+
+    dir: str = Field("outputs", description="Output folder, relative to the config file.")
+    polygons: bool = Field(True, description="Write water polygons (water.gpkg).")
+    formats: list[Literal["gpkg", "shp", "geojson", "gdb"]] = Field(["gpkg"], description="Vector formats.")
+
+
+class ComputeConfig(_Model):
+    """How the work is run."""
+
+    scheduler: str = Field("threads", description="threads | processes | synchronous | tcp://host:port (dask.distributed).")
+    chunk_size: int = Field(1024, ge=64, description="Block size in pixels for windowed processing.")
+    workers: Optional[int] = Field(None, ge=1, description="Threads (default: all cores).")
+
+
+class RunConfig(_Model):
+    """A whole run: scenes, area of interest, and one section per stage."""
+
+    scenes: list[SceneConfig] = Field(min_length=1)
+    aoi: Optional[AoiConfig] = None
+    grid: GridConfig = GridConfig()
+    clustering: ClusteringConfig = ClusteringConfig()
+    labelling: LabellingConfig = LabellingConfig()
+    output: OutputConfig = OutputConfig()
+    compute: ComputeConfig = ComputeConfig()
+    base_dir: Path = Field(Path("."), exclude=True, description="Folder that relative paths are resolved against.")
+
+    @field_validator("aoi", mode="before")
+    @classmethod
+    def _aoi_path(cls, v: Any) -> Any:
+        return {"path": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _dates(self) -> "RunConfig":
+        seen: set[_dt.date] = set()
+        for s in self.scenes:
+            if s.date in seen:
+                raise ValueError(f"date {s.date} appears twice in `scenes`; give each date once")
+            seen.add(s.date)
+        if self.grid.reference is not None and self.grid.reference not in seen:
+            raise ValueError(f"grid.reference {self.grid.reference} is not one of the scenes' dates")
+        return self
+
+    # -- paths --------------------------------------------------------------------------------
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.resolve(self.output.dir)
+
+    # -- YAML ---------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RunConfig":
+        """Read and validate a YAML config; raise :class:`ConfigError` with one clear line."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found; check the path (or write one with `rs-change init`)") from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the config ({exc.__class__.__name__}); give a readable YAML file") from None
+        return cls.from_text(text, base_dir=path.resolve().parent, source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, base_dir: str | Path = ".", source: str = "<config>") -> "RunConfig":
+        try:
+            data = yaml.safe_load(text)
+        except yaml.constructor.ConstructorError as exc:
+            mark = exc.problem_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{source}{where}: {exc.problem}; rs-change reads plain YAML only (no tags)") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{source}{where}: YAML syntax error: {problem}; fix the YAML there") from None
+        return cls.from_dict(data, base_dir=base_dir, source=source)
+
+    @classmethod
+    def from_dict(cls, data: Any, base_dir: str | Path = ".", source: str = "<config>") -> "RunConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a config is a YAML mapping with at least `scenes:`; see `rs-change init`")
+        try:
+            cfg = cls.model_validate({**data, "base_dir": Path(base_dir)})
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+        return cfg
+
+    def to_yaml(self) -> str:
+        """The config as YAML (the form written next to the outputs)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        ann = field.annotation
+        for cand in getattr(ann, "__args__", ()) + (ann,):
+            inner = getattr(cand, "__args__", None)
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                model = cand
+                break
+            if inner:
+                sub = [c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)]
+                if sub:
+                    model = sub[0]
+                    break
+    return [k for k in getattr(model, "model_fields", {}) if k != "base_dir"]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line for the first problem of a pydantic error: the key, what is wrong, the fix."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function"))))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        valid = _valid_keys(loc)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(valid)}"
+        return f"unknown key `{key}`; {hint}"
+    if err["type"] == "missing":
+        return f"missing key `{key}`; add it"
+    msg = err["msg"].removeprefix("Value error, ")
+    if key.endswith("__root__") or err["type"] == "value_error":
+        where = ".".join(str(p) for p in loc)
+        return f"{where + ': ' if where else ''}{msg}"
+    return f"`{key}`: {msg} (got {err.get('input')!r})"
+
+
+TEMPLATE = """\
+# rs-change run configuration. Paths are relative to this file.
+scenes:                          # one entry per date (two or more for change)
+  - date: 2009-08-18
+    path: sample_tiles/naip/m_4709963_se_14_1_20090818.tif
+    sensor: naip                 # naip | modis | modis250 | landsat8 | landsat_tm | sentinel2
+  - date: 2020-08-31
+    path: sample_tiles/naip/m_4709963_se_14_1_20200831.tif
+    bands: {red: 1, green: 2, blue: 3, nir: 4}   # or name each band's role (1-based)
+    # nodata: 0                  # when the file does not declare its nodata value
+# aoi: {bbox: [-98.95, 47.0, -98.90, 47.03], crs: EPSG:4326}   # or: aoi: lakes.gpkg
+grid:
+  resampling: bilinear           # bands of later dates onto the first date's grid
+clustering:
+  k: 3                           # or a list, e.g. [2, 3, 4, 5], scored by silhouette
+  metric: euclidean              # euclidean | manhattan | chebyshev | auto
+  seed: 0
+  sample_size: 200000            # pixels used to fit each date's model
+labelling:
+  method: auto                   # auto | clusters (then water: [ids], checked by eye)
+output:
+  dir: outputs
+  polygons: true
+  formats: [gpkg]                # gpkg | shp | geojson | gdb
+compute:
+  scheduler: threads             # threads | processes | synchronous | tcp://host:port
+  chunk_size: 1024
+"""

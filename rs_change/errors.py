@@ -1,0 +1,62 @@
+"""One error hierarchy for rs-change.
+
+Every error a user can fix derives from :class:`RsChangeError`; children also inherit the
+builtin that fits (``ValueError``, ``OSError``, ...), so ``except ValueError`` keeps working in
+scripts.  Messages are one line that names the file or config key and the fix.  The CLI turns an
+``RsChangeError`` into that one line and exit status 2; anything else is an internal error
+(status 1).
+"""
+
+from __future__ import annotations
+
+
+class RsChangeError(Exception):
+    """Base class of every user-facing rs-change error."""
+
+
+class ConfigError(RsChangeError, ValueError):
+    """The configuration is invalid (unknown key, bad value, YAML syntax)."""
+
+
+class InputError(RsChangeError, OSError):
+    """An input file is missing, unreadable, corrupt or not a raster."""
+
+
+class GeoreferenceError(RsChangeError, ValueError):
+    """A raster has no CRS or geotransform, or grids cannot be aligned."""
+
+
+class BandProfileError(RsChangeError, ValueError):
+    """A band profile does not fit the file (too few bands, unknown role)."""
+
+
+class NoOverlapError(GeoreferenceError):
+    """Two dates, or a scene and its area of interest, do not overlap."""
+
+
+class NoValidPixelsError(RsChangeError, ValueError):
+    """Every pixel of a scene is nodata, cloud or outside the area of interest."""
+
+
+class ClusteringError(RsChangeError, ValueError):
+    """k-means cannot run as asked (k too large or too small, unknown metric)."""
+
+
+class OutputError(RsChangeError, OSError):
+    """The output folder cannot be written, or would overwrite existing results."""
+
+
+class DependencyError(RsChangeError, ImportError):
+    """An optional extra is needed (for example ``pip install "rs-change[hdf4]"``)."""
+
+
+class RsChangeWarning(UserWarning):
+    """Base class of rs-change warnings: usable results that deserve a second look."""
+
+
+class LabellingWarning(RsChangeWarning):
+    """The water decision is uncertain or was made by hand (cluster ids depend on the seed)."""
+
+
+class AlignmentWarning(RsChangeWarning):
+    """Dates were resampled onto the reference grid or overlap only partly."""

@@ -1,0 +1,98 @@
+"""Bands -> features for clustering and labelling.  Pure: arrays in, arrays out.
+
+Features are the bands a profile names (in a fixed role order, so results do not depend on the
+band order of the file) plus the water indices the bands allow:
+
+* ``ndwi``  = (green - nir) / (green + nir)            (McFeeters 1996)
+* ``mndwi`` = (green - swir1) / (green + swir1)        (Xu 2006), where SWIR exists
+* ``ndvi``  = (nir - red) / (nir + red)
+* ``brightness`` = mean of the visible and NIR bands
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .sensors import ROLES
+
+INDICES = ("ndwi", "mndwi", "ndvi", "brightness")
+
+
+def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    s = a + b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(s != 0, (a - b) / np.where(s != 0, s, 1), 0)
+    return out.astype(np.float32, copy=False)
+
+
+def band_order(roles: Sequence[str]) -> list[str]:
+    """Roles in canonical order (blue, green, red, nir, swir1, swir2, then others sorted)."""
+    known = [r for r in ROLES if r in roles]
+    return known + sorted(r for r in roles if r not in ROLES)
+
+
+def available_indices(roles: Sequence[str]) -> list[str]:
+    """The indices that can be computed from these band roles."""
+    r = set(roles)
+    out = []
+    if {"green", "nir"} <= r:
+        out.append("ndwi")
+    if {"green", "swir1"} <= r:
+        out.append("mndwi")
+    if {"red", "nir"} <= r:
+        out.append("ndvi")
+    if r & {"blue", "green", "red", "nir"}:
+        out.append("brightness")
+    return out
+
+
+def spectral_index(bands: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """One index (see the module documentation) from a mapping of role -> array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(spectral_index({"green": np.array([0.3]), "nir": np.array([0.1])}, "ndwi")[0])
+    0.5
+    """
+    if name == "ndwi":
+        return _nd(bands["green"], bands["nir"])
+    if name == "mndwi":
+        return _nd(bands["green"], bands["swir1"])
+    if name == "ndvi":
+        return _nd(bands["nir"], bands["red"])
+    if name == "brightness":
+        vis = [bands[r] for r in ("blue", "green", "red", "nir") if r in bands]
+        return (sum(v.astype(np.float32) for v in vis) / np.float32(len(vis))).astype(np.float32)
+    raise KeyError(f"unknown index {name!r}; known: {', '.join(INDICES)}")
+
+
+def default_features(roles: Sequence[str]) -> list[str]:
+    """Features clustered by default: every band in canonical order, then NDWI and MNDWI."""
+    idx = [i for i in available_indices(roles) if i in ("ndwi", "mndwi")]
+    return band_order(roles) + idx
+
+
+def feature_stack(bands: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """Stack features into an array of shape ``(len(names),) + band shape`` (float32)."""
+    out = []
+    for n in names:
+        out.append(bands[n].astype(np.float32, copy=False) if n in bands else spectral_index(bands, n))
+    return np.stack(out)
+
+
+def feature_matrix(bands: Mapping[str, np.ndarray], valid: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Features of the valid pixels as a ``(n_valid, n_features)`` float32 matrix."""
+    cols = []
+    for n in names:
+        src = bands[n] if n in bands else None
+        if src is None:
+            sub = {k: v[valid] for k, v in bands.items()}
+            cols.append(spectral_index(sub, n))
+        else:
+            cols.append(src[valid].astype(np.float32, copy=False))
+    if not cols:
+        return np.empty((int(valid.sum()), 0), np.float32)
+    return np.stack(cols, axis=1)

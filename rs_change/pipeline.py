@@ -1,0 +1,553 @@
+"""The only module that chains the stages: read -> align -> features -> cluster -> label ->
+area -> change -> export.
+
+``run(cfg)`` works in two passes over the reference grid so that memory is set by the block
+size, not the scene size:
+
+1. per date, a decimated read gives a sample of observed pixels; the date's k-means model is
+   fitted on it and its clusters are labelled water / not water;
+2. block by block, every date is read (aligned onto the reference grid), predicted with its own
+   model, turned into a water mask, and areas and change are accumulated; masks are written into
+   tiled GeoTIFFs that become COGs at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from . import __version__
+from .area import pixel_area
+from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map
+from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
+from .config import RunConfig, SceneConfig
+from .errors import NoValidPixelsError, OutputError, RsChangeError
+from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, polygonize, write_csv, write_json, write_layers
+from .features import default_features, feature_matrix
+from .grid import Grid
+from .labelling import ClusterDecision, label_clusters, water_ids
+from .readers import SceneSource, check_overlap, open_scene
+from .sensors import custom_profile, get_profile
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _noop(stage: str, done: int, total: int) -> None:  # pragma: no cover - trivial
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenes, reference grid, area of interest
+# ---------------------------------------------------------------------------------------------
+def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
+    """The :class:`SceneSource` of one configured date."""
+    if scene.bands is not None:
+        profile = custom_profile(scene.bands)
+        if scene.sensor is not None:
+            base = get_profile(scene.sensor)
+            profile = base.with_overrides(bands=profile.bands)
+    else:
+        profile = get_profile(scene.sensor or "")
+    profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
+    return open_scene(cfg.resolve(scene.path), profile, scene.date, scene.nodata)
+
+
+def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
+    """The grid every date is resampled onto: the reference date's, or ``grid.crs``/``resolution``."""
+    ref_date = cfg.grid.reference or sources[0].date
+    ref = next(s for s in sources if s.date == ref_date).grid
+    if cfg.grid.crs is not None:
+        from rasterio.warp import calculate_default_transform
+
+        from .grid import as_crs
+
+        dst = as_crs(cfg.grid.crs)
+        kw = {"resolution": cfg.grid.resolution} if cfg.grid.resolution else {}
+        t, w, h = calculate_default_transform(ref.crs.to_wkt(), dst.to_wkt(), ref.width, ref.height, *ref.bounds, **kw)
+        ref = Grid((h, w), t, dst)
+    return ref
+
+
+def aoi_geometries(cfg: RunConfig, crs: Any) -> Optional[list[Any]]:
+    """The area of interest as shapely geometries in ``crs`` (None when there is none)."""
+    if cfg.aoi is None:
+        return None
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from .errors import ConfigError, InputError
+
+    if cfg.aoi.bbox is not None:
+        try:
+            gdf = gpd.GeoDataFrame(geometry=[box(*cfg.aoi.bbox)], crs=cfg.aoi.crs)
+        except Exception as exc:
+            raise ConfigError(f"aoi.crs: cannot use CRS {cfg.aoi.crs!r} ({exc}); give e.g. EPSG:4326") from None
+        gdf = gdf.set_geometry(gdf.geometry.segmentize(_segment(gdf)))
+    else:
+        path = cfg.resolve(cfg.aoi.path or "")
+        if not path.exists():
+            raise InputError(f"{path}: area-of-interest file not found; check `aoi.path`")
+        try:
+            gdf = gpd.read_file(path)
+        except Exception as exc:
+            raise InputError(f"{path}: cannot read the area of interest ({str(exc).splitlines()[0][:100]}); give a GeoPackage, Shapefile or GeoJSON") from None
+        if gdf.crs is None:
+            raise InputError(f"{path}: the area of interest has no CRS; save it with one")
+        gdf = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+        if gdf.empty:
+            raise InputError(f"{path}: the area of interest holds no polygons; give polygons")
+    return list(gdf.to_crs(Grid((1, 1), _ident(), crs).crs.to_wkt()).geometry)
+
+
+def _segment(gdf: Any) -> float:
+    b = gdf.total_bounds
+    return max(b[2] - b[0], b[3] - b[1]) / 64.0 or 1.0
+
+
+def _ident() -> Any:
+    from affine import Affine
+
+    return Affine.identity()
+
+
+def aoi_mask(geoms: Optional[list[Any]], grid: Grid) -> Optional[np.ndarray]:
+    """True where the pixel centre is inside the area of interest."""
+    if geoms is None:
+        return None
+    from rasterio.features import geometry_mask
+
+    return geometry_mask(geoms, out_shape=grid.shape, transform=grid.transform, invert=True, all_touched=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pass 1: sample, fit, label
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class DateModel:
+    """What pass 1 learns about one date."""
+
+    source: SceneSource
+    names: list[str]
+    offset: np.ndarray
+    scale: np.ndarray
+    model: KMeans
+    decisions: list[ClusterDecision]
+    water: np.ndarray
+    silhouette: Optional[float]
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    sample_pixels: int = 0
+
+
+def sample_pixels(
+    source: SceneSource, ref: Grid, geoms: Optional[list[Any]], names: Sequence[str], n: Optional[int], seed: int,
+    resampling: str = "bilinear",
+) -> np.ndarray:
+    """Features (physical units) of up to ``n`` observed pixels, from a decimated read."""
+    total = ref.height * ref.width
+    step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
+    oh, ow = math.ceil(ref.height / step), math.ceil(ref.width / step)
+    with source.open(ref, resampling) as rd:
+        bands, valid = rd.read(out_shape=(oh, ow) if step > 1 else None)
+    if geoms is not None:
+        from affine import Affine
+
+        dg = Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
+        valid &= aoi_mask(geoms, dg)  # type: ignore[operator]
+    X = feature_matrix(bands, valid, names)
+    if n is not None and len(X) > n:
+        rng = np.random.default_rng(seed)
+        X = X[np.sort(rng.choice(len(X), size=n, replace=False))]
+    return X
+
+
+def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: RunConfig) -> DateModel:
+    """Sample one date, fit its k-means model and label its clusters."""
+    c = cfg.clustering
+    names = default_features(source.roles)
+    X = sample_pixels(source, ref, geoms, names, c.sample_size, c.seed, cfg.grid.resampling)
+    if len(X) == 0:
+        raise NoValidPixelsError(
+            f"{source.label}: every pixel of {source.date} is nodata, cloud or outside the area of interest; "
+            "check the scene's nodata value, the QA settings and `aoi`"
+        )
+    offset, scale = fit_scaler(X)
+    Xs = apply_scaler(X, offset, scale)
+    ks = c.k if isinstance(c.k, list) else [c.k]
+    metrics = ["euclidean", "manhattan", "chebyshev"] if c.metric == "auto" else [c.metric]
+    kw = dict(n_init=c.n_init, max_iter=c.max_iter, tol=c.tol)
+    scores: list[dict[str, Any]] = []
+    if len(ks) > 1 or len(metrics) > 1:
+        model, scores = select_model(Xs, ks, metrics, random_state=c.seed, sample_size=None, **kw)
+        sil = next((s.get("silhouette") for s in scores if s["k"] == model.n_clusters and s["metric"] == model.metric), None)
+    else:
+        model = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=c.seed, sample_size=None, **kw).fit(Xs)
+        sil = silhouette(Xs, model.labels_, metrics[0], random_state=c.seed)
+    labels = model.labels_
+    decisions = label_clusters(
+        X, names, labels, model.n_clusters, calibrated=source.profile.calibrated,
+        method=cfg.labelling.method, water_ids=cfg.labelling.water,
+    )
+    log.info("%s: k=%d %s, water clusters %s", source.date, model.n_clusters, model.metric, water_ids(decisions))
+    return DateModel(
+        source, list(names), offset, scale, model, decisions, np.array(water_ids(decisions), dtype=np.int64),
+        None if sil is None else float(sil), scores, len(X),
+    )
+
+
+def classify_block(dm: DateModel, bands: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster ids (255 unobserved) and water mask (1 water, 0 land, 255 unobserved) of a block."""
+    clusters = np.full(valid.shape, 255, dtype=np.uint8)
+    water = np.full(valid.shape, NODATA, dtype=np.uint8)
+    if valid.any():
+        X = apply_scaler(feature_matrix(bands, valid, dm.names), dm.offset, dm.scale)
+        lab = dm.model.predict(X)
+        clusters[valid] = lab.astype(np.uint8)
+        water[valid] = np.isin(lab, dm.water).astype(np.uint8)
+    return clusters, water
+
+
+# ---------------------------------------------------------------------------------------------
+# Pass 2: blocks
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class BlockResult:
+    window: tuple[int, int, int, int]
+    water: list[np.ndarray]
+    change: Optional[np.ndarray]
+    # per date: water px, water m2, observed px, observed m2, unobserved px, unobserved m2, outside px, outside m2
+    stats: np.ndarray
+    # change classes: (code -> px, m2) for codes 0..3 and 255 (inside AOI)
+    change_stats: np.ndarray
+
+
+_CHANGE_CODES = (0, 1, 2, 3, 255)
+
+
+class _Readers(threading.local):
+    def __init__(self) -> None:
+        self.readers: dict[int, Any] = {}
+
+
+def process_block(
+    window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
+    resampling: str, readers: Optional[_Readers] = None,
+) -> BlockResult:
+    """Read, classify, measure and compare every date in one window of the reference grid."""
+    r0, c0, h, w = window
+    g = ref.window_grid(r0, c0, h, w)
+    pa = pixel_area(g.transform, g.crs, g.shape)
+    pa_full = np.broadcast_to(pa, (h, w))
+    inside = aoi_mask(geoms, g)
+    masks = []
+    stats = np.zeros((len(models), 8), dtype=np.float64)
+    for i, dm in enumerate(models):
+        if readers is not None:
+            rd = readers.readers.get(i)
+            if rd is None:
+                rd = readers.readers[i] = dm.source.open(ref, resampling)
+        else:
+            rd = dm.source.open(ref, resampling)
+        try:
+            bands, valid = rd.read(r0, c0, h, w)
+        finally:
+            if readers is None:
+                rd.close()
+        if inside is not None:
+            valid &= inside
+        _, water = classify_block(dm, bands, valid)
+        masks.append(water)
+        isw = water == 1
+        ins = np.ones((h, w), bool) if inside is None else inside
+        unobs = ins & ~valid
+        outside = ~ins
+        for j, sel in enumerate((isw, valid, unobs, outside)):
+            stats[i, 2 * j] = sel.sum()
+            stats[i, 2 * j + 1] = pa_full[sel].sum() if sel.any() else 0.0
+    ch = None
+    cst = np.zeros((len(_CHANGE_CODES), 2))
+    if len(models) >= 2:
+        ch = change_map(masks[0], masks[-1])
+        ins = np.ones((h, w), bool) if inside is None else inside
+        for j, code in enumerate(_CHANGE_CODES):
+            sel = (ch == code) & ins
+            cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
+    return BlockResult(window, masks, ch, stats, cst)
+
+
+def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """Like ``map`` over a thread pool, in order, with a bounded number of blocks in flight."""
+    if workers <= 1:
+        for it in items:
+            yield fn(it)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        pending: list[Future] = []
+        for it in items:
+            pending.append(ex.submit(fn, it))
+            if len(pending) >= 2 * workers:
+                yield pending.pop(0).result()
+        for f in pending:
+            yield f.result()
+
+
+# ---------------------------------------------------------------------------------------------
+# Run
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """What a run produced: ``summary`` (equal to summary.json) and the files written."""
+
+    summary: dict[str, Any]
+    output_dir: Optional[Path]
+    files: list[Path]
+    grid: Grid
+    models: list[DateModel]
+
+
+def output_names(cfg: RunConfig) -> list[str]:
+    """File names a run writes into the output folder."""
+    names = [f"water_{s.date.isoformat()}.tif" for s in cfg.scenes]
+    if len(cfg.scenes) >= 2:
+        names.append("change.tif")
+    if cfg.output.polygons:
+        names.append("water.gpkg")
+    names += ["summary.json", "summary.csv", "config.yaml"]
+    return names
+
+
+def _km2(m2: float) -> float:
+    return round(m2 / 1e6, 6)
+
+
+def run(
+    cfg: RunConfig,
+    output_dir: Optional[str | Path] = None,
+    overwrite: bool = False,
+    progress: Optional[Progress] = None,
+    write: bool = True,
+) -> RunResult:
+    """Run the whole pipeline for a validated :class:`~rs_change.config.RunConfig`.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The configuration.
+    output_dir : path, optional
+        Overrides ``cfg.output.dir``.
+    overwrite : bool, default False
+        Replace existing outputs; without it a run refuses to overwrite anything.
+    progress : callable(stage, done, total), optional
+        Called as work advances (the CLI draws a progress line from it).
+    write : bool, default True
+        False computes the summary only and writes nothing.
+
+    Returns
+    -------
+    RunResult
+    """
+    t0 = time.perf_counter()
+    progress = progress or _noop
+    out = Path(output_dir) if output_dir is not None else cfg.output_dir
+    if write:
+        _check_output(out, output_names(cfg), overwrite)
+    sources = [build_source(s, cfg) for s in cfg.scenes]
+    ref = reference_grid(cfg, sources)
+    geoms = aoi_geometries(cfg, ref.crs)
+    if geoms is not None:
+        from shapely.ops import unary_union
+
+        ref = ref.crop_to_bounds(unary_union(geoms).bounds)
+    overlaps = {}
+    for s in sources:
+        overlaps[s.date.isoformat()] = round(check_overlap(s, ref), 6)
+    models = []
+    for i, s in enumerate(sources):
+        progress("fit", i, len(sources))
+        models.append(fit_date(s, ref, geoms, cfg))
+    progress("fit", len(sources), len(sources))
+
+    tmp = None
+    writers: list[BlockWriter] = []
+    files: list[Path] = []
+    try:
+        if write:
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".rs-change-tmp-", dir=out))
+            for dm in models:
+                writers.append(BlockWriter(tmp / f"w_{dm.source.date}.tif", ref, 255, WATER_COLORS, WATER_CLASSES,
+                                           tags={"DATE": dm.source.date.isoformat(), "WATER_CLUSTERS": dm.water.tolist()}))
+            if len(models) >= 2:
+                writers.append(BlockWriter(tmp / "change_blocks.tif", ref, 255, CHANGE_COLORS, CHANGE_CLASSES,
+                                           tags={"FROM": models[0].source.date.isoformat(), "TO": models[-1].source.date.isoformat()}))
+        windows = list(ref.windows(cfg.compute.chunk_size))
+        workers = cfg.compute.workers or (os.cpu_count() or 1)
+        if cfg.compute.scheduler == "synchronous":
+            workers = 1
+        local = _Readers()
+        stats = np.zeros((len(models), 8))
+        cstats = np.zeros((len(_CHANGE_CODES), 2))
+        fn = lambda wdw: process_block(wdw, ref, models, geoms, cfg.grid.resampling, local)  # noqa: E731
+        try:
+            for n, br in enumerate(_ordered_map(fn, windows, workers)):
+                stats += br.stats
+                cstats += br.change_stats
+                if writers:
+                    r0, c0, _, _ = br.window
+                    for wr, m in zip(writers, br.water):
+                        wr.write(m, r0, c0)
+                    if br.change is not None:
+                        writers[-1].write(br.change, r0, c0)
+                progress("blocks", n + 1, len(windows))
+        finally:
+            for rd in local.readers.values():
+                rd.close()
+        summary = build_summary(cfg, ref, models, stats, cstats, overlaps)
+        summary["runtime_s"] = None  # kept out of the numbers so that reruns are byte-identical
+        if write and tmp is not None:
+            progress("write", 0, 1)
+            files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary)
+            progress("write", 1, 1)
+    finally:
+        for wr in writers:
+            wr.close()
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("run finished in %.1f s", time.perf_counter() - t0)
+    return RunResult(summary, out if write else None, files, ref, models)
+
+
+def _check_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: output path exists and is not a folder; set `output.dir` to a folder")
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not overwrite:
+        raise OutputError(
+            f"{out}: {len(existing)} output(s) already exist (e.g. {existing[0]}); pass --overwrite or choose another `output.dir`"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".rs-change-probe-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise OutputError(f"{out}: output folder cannot be written ({exc.strerror or exc}); choose a writable `output.dir`") from None
+
+
+def build_summary(
+    cfg: RunConfig, ref: Grid, models: Sequence[DateModel], stats: np.ndarray, cstats: np.ndarray, overlaps: dict[str, float],
+) -> dict[str, Any]:
+    """summary.json as a dict (numbers in km2, rounded to m2)."""
+    dates = []
+    for i, dm in enumerate(models):
+        wpx, wm2, opx, om2, upx, um2, xpx, xm2 = stats[i]
+        dates.append({
+            "date": dm.source.date.isoformat(),
+            "path": dm.source.label,
+            "water_km2": _km2(wm2),
+            "water_pixels": int(wpx),
+            "observed_km2": _km2(om2),
+            "observed_pixels": int(opx),
+            "unobserved_km2": _km2(um2),
+            "unobserved_pixels": int(upx),
+            "outside_aoi_km2": _km2(xm2),
+            "water_percent_of_observed": round(100.0 * wm2 / om2, 4) if om2 else None,
+            "overlap_fraction": overlaps.get(dm.source.date.isoformat()),
+            "k": int(dm.model.n_clusters),
+            "metric": dm.model.metric,
+            "silhouette": None if dm.silhouette is None else round(dm.silhouette, 6),
+            "model_selection": dm.scores,
+            "sample_pixels": dm.sample_pixels,
+            "features": dm.names,
+            "clusters": [d.to_dict() for d in dm.decisions],
+            "water_clusters": dm.water.tolist(),
+        })
+    res = ref.res
+    summary: dict[str, Any] = {
+        "rs_change_version": __version__,
+        "grid": {**ref.to_dict(), "pixel_size": [res[0], res[1]], "crs_units": _units(ref),
+                 "mean_pixel_area_m2": round(float(np.mean(pixel_area(ref.transform, ref.crs, ref.shape))), 6)},
+        "area_method": "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area",
+        "clustering": cfg.clustering.model_dump(mode="json"),
+        "labelling": cfg.labelling.model_dump(mode="json", exclude_none=True),
+        "dates": dates,
+    }
+    if len(models) >= 2:
+        c = {code: (cstats[j, 0], cstats[j, 1]) for j, code in enumerate(_CHANGE_CODES)}
+        gained, lost, pw = c[2][1], c[3][1], c[1][1]
+        before = pw + lost
+        summary["change"] = {
+            "from": models[0].source.date.isoformat(),
+            "to": models[-1].source.date.isoformat(),
+            "gained_km2": _km2(gained),
+            "lost_km2": _km2(lost),
+            "persistent_water_km2": _km2(pw),
+            "persistent_land_km2": _km2(c[0][1]),
+            "net_km2": _km2(gained - lost),
+            "net_percent": round(100.0 * (gained - lost) / before, 4) if before else None,
+            "gained_pixels": int(c[2][0]),
+            "lost_pixels": int(c[3][0]),
+            "unobserved_km2": _km2(c[255][1]),
+            "unobserved_pixels": int(c[255][0]),
+            "note": "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels",
+        }
+    return summary
+
+
+def _units(ref: Grid) -> str:
+    try:
+        return ref.crs.axis_info[0].unit_name
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def _finish_outputs(
+    cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], writers: Sequence[BlockWriter],
+    summary: dict[str, Any],
+) -> list[Path]:
+    import rasterio
+
+    staged: dict[str, Path] = {}
+    for dm, wr in zip(models, writers):
+        name = f"water_{dm.source.date.isoformat()}.tif"
+        staged[name] = wr.to_cog(tmp / name)
+    if len(models) >= 2:
+        staged["change.tif"] = writers[-1].to_cog(tmp / "change.tif")
+    if cfg.output.polygons:
+        layers = {}
+        for dm in models:
+            name = f"water_{dm.source.date.isoformat()}.tif"
+            with rasterio.open(staged[name]) as ds:
+                mask = ds.read(1)
+            gdf = polygonize(mask, ref, pixel_area(ref.transform, ref.crs, ref.shape))
+            gdf.insert(0, "date", dm.source.date.isoformat())
+            layers[f"water_{dm.source.date.isoformat()}"] = gdf
+        staged["water.gpkg"] = write_layers(tmp / "water.gpkg", layers)
+    staged["summary.json"] = write_json(tmp / "summary.json", summary)
+    rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
+    staged["summary.csv"] = write_csv(tmp / "summary.csv", rows)
+    (tmp / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    staged["config.yaml"] = tmp / "config.yaml"
+    final = []
+    for name, p in staged.items():
+        dst = out / name
+        os.replace(p, dst)
+        final.append(dst)
+    return final
+
+
+def config_hash(cfg: RunConfig) -> str:
+    return hashlib.sha256(cfg.to_yaml().encode()).hexdigest()

@@ -1,0 +1,127 @@
+"""Band profiles: which band of a file holds which spectral role, and how to scale it.
+
+Pure data.  A profile maps roles (``blue``, ``green``, ``red``, ``nir``, ``swir1``, ``swir2`` and
+any others) to 1-based band numbers and says how digital numbers become reflectance.  A profile
+with ``scale=None`` is *uncalibrated* (digital numbers, like NAIP): labelling then adapts its
+thresholds to the scene instead of using fixed reflectance thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Optional
+
+from .errors import BandProfileError
+
+ROLES = ("blue", "green", "red", "nir", "swir1", "swir2")
+
+
+@dataclass(frozen=True)
+class BandProfile:
+    """Band roles and radiometry of one kind of file.
+
+    Parameters
+    ----------
+    name : str
+        Profile name (``naip``, ``modis``, ``landsat8``, ``custom`` ...).
+    bands : mapping of str to int
+        Role -> 1-based band number in the file.
+    scale, offset : float, optional
+        ``reflectance = DN * scale + offset``; ``scale=None`` means digital numbers (uncalibrated).
+    fill : float, optional
+        A fill value marking unobserved pixels, besides the file's own nodata.
+    valid_range : tuple of float, optional
+        Raw values outside ``[lo, hi]`` are unobserved.
+    qa : mapping, optional
+        Sensor QA settings (used by the MODIS reader).
+    """
+
+    name: str
+    bands: Mapping[str, int]
+    scale: Optional[float] = None
+    offset: float = 0.0
+    fill: Optional[float] = None
+    valid_range: Optional[tuple[float, float]] = None
+    qa: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the bands are reflectance after scaling."""
+        return self.scale is not None
+
+    def with_overrides(self, **kw: object) -> "BandProfile":
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+    def check_band_count(self, count: int, path: str) -> None:
+        """Raise :class:`BandProfileError` when the file has fewer bands than the profile needs."""
+        need = max(self.bands.values())
+        if need > count:
+            raise BandProfileError(
+                f"{path}: band profile '{self.name}' needs band {need} "
+                f"({', '.join(r for r, b in self.bands.items() if b > count)}) but the file has {count} band(s); "
+                "name the bands in the config with `bands: {role: number}`"
+            )
+
+
+PROFILES: dict[str, BandProfile] = {
+    # USDA NAIP: uint8 digital numbers, R G B NIR.
+    "naip": BandProfile("naip", {"red": 1, "green": 2, "blue": 3, "nir": 4}),
+    # MODIS MOD09GA/MYD09GA/MOD09A1 surface reflectance in band order b01..b07 (e.g. an Earth
+    # Engine export): b01 red, b02 nir, b03 blue, b04 green, b05 1240 nm, b06 swir1, b07 swir2.
+    "modis": BandProfile(
+        "modis",
+        {"red": 1, "nir": 2, "blue": 3, "green": 4, "swir1": 6, "swir2": 7},
+        scale=1e-4,
+        fill=-28672,
+        valid_range=(-100, 16000),
+    ),
+    # MOD09Q1 / MOD09GQ: 250 m red and NIR only.
+    "modis250": BandProfile("modis250", {"red": 1, "nir": 2}, scale=1e-4, fill=-28672, valid_range=(-100, 16000)),
+    # Landsat 8/9 Collection 2 Level-2 surface reflectance, bands SR_B1..SR_B7 stacked in order.
+    "landsat8": BandProfile(
+        "landsat8",
+        {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir1": 6, "swir2": 7},
+        scale=2.75e-5,
+        offset=-0.2,
+        fill=0,
+        valid_range=(7273, 43636),
+    ),
+    # Landsat 4-7 TM/ETM+ Collection 2 Level-2 SR_B1..SR_B5, SR_B7 stacked in order (6 bands).
+    "landsat_tm": BandProfile(
+        "landsat_tm",
+        {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 6},
+        scale=2.75e-5,
+        offset=-0.2,
+        fill=0,
+        valid_range=(7273, 43636),
+    ),
+    # Sentinel-2 L2A stacked B02 B03 B04 B08 B11 B12 (processing baseline >= 04.00 has offset -0.1;
+    # override `offset: 0` for older products).
+    "sentinel2": BandProfile(
+        "sentinel2",
+        {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 6},
+        scale=1e-4,
+        offset=-0.1,
+        fill=0,
+    ),
+}
+PROFILES["landsat"] = replace(PROFILES["landsat8"], name="landsat")
+
+
+def get_profile(name: str) -> BandProfile:
+    """Return the named profile or raise a :class:`BandProfileError` listing the known ones."""
+    try:
+        return PROFILES[name.lower()]
+    except KeyError:
+        raise BandProfileError(
+            f"unknown sensor '{name}'; use one of {', '.join(sorted(PROFILES))} or give `bands: {{role: number}}`"
+        ) from None
+
+
+def custom_profile(bands: Mapping[str, int], **kw: object) -> BandProfile:
+    """A profile from explicit 1-based band roles."""
+    bad = [f"{r}={b}" for r, b in bands.items() if int(b) < 1]
+    if bad:
+        raise BandProfileError(f"band numbers are 1-based; got {', '.join(bad)}")
+    return BandProfile("custom", {str(r).lower(): int(b) for r, b in bands.items()}, **kw)  # type: ignore[arg-type]
