@@ -212,15 +212,18 @@ def _trimmed_midrange(Xc: np.ndarray, trim: float) -> np.ndarray:
 
 
 def _update_centers(
-    X: np.ndarray, labels: np.ndarray, k: int, metric: str, trim: float
+    X: np.ndarray, xt: np.ndarray, labels: np.ndarray, k: int, metric: str, trim: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """New centres and the member count of each cluster (empty clusters get NaN centres)."""
+    """New centres and the member count of each cluster (empty clusters get NaN centres).
+
+    ``xt`` is ``X.T`` as a C-contiguous array (the same data, feature-major).
+    """
     n, d = X.shape
     counts = np.bincount(labels, minlength=k)
     centers = np.full((k, d), np.nan)
     if metric == "euclidean":
         for f in range(d):
-            sums = np.bincount(labels, weights=X[:, f], minlength=k)
+            sums = np.bincount(labels, weights=xt[f], minlength=k)
             with np.errstate(invalid="ignore", divide="ignore"):
                 centers[:, f] = sums / counts
         centers[counts == 0] = np.nan
@@ -490,7 +493,7 @@ class KMeans:
         for n_iter in range(1, p["max_iter"] + 1):
             labels, dist = _nearest(xt, centers, metric)
             objectives.append(float(dist.sum()))
-            new, counts = _update_centers(X, labels, k, metric, trim)
+            new, counts = _update_centers(X, xt, labels, k, metric, trim)
             empty = np.flatnonzero(counts == 0)
             if empty.size:
                 # re-seed each empty cluster at the point farthest from its centre
@@ -514,9 +517,9 @@ class KMeans:
             centers = new
             if shift <= tol:
                 break
-        labels, dist = _nearest(xt, centers, metric)
+        _, dist = _nearest(xt, centers, metric)
         return dict(centers=centers, inertia=float(dist.sum()), n_iter=n_iter,
-                    shifts=shifts, objectives=objectives, labels=labels)
+                    shifts=shifts, objectives=objectives)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -591,23 +594,15 @@ class KMeans:
 
         # canonical cluster ids: centres sorted lexicographically (first feature first)
         centers = np.asarray(best["centers"], dtype=np.float64)
-        rank = np.lexsort(centers.T[::-1])
-        relabel = np.empty(k, np.int32)
-        relabel[rank] = np.arange(k, dtype=np.int32)
-        best["labels"] = relabel[best["labels"]]
-        self.cluster_centers_ = centers[rank]
+        self.cluster_centers_ = centers[np.lexsort(centers.T[::-1])]
         self.inertia_ = best["inertia"]
         self.n_iter_ = best["n_iter"]
         self.shift_trace_ = list(best["shifts"])
         self.objective_trace_ = list(best["objectives"])
         self.n_features_in_ = d
         self.metric_ = p["metric"]
-        if self.sample_indices_ is None:
-            labels = np.empty(n, np.int32)
-            labels[order] = best["labels"]
-            self.labels_ = labels
-        else:
-            self.labels_ = self.predict(X)
+        # every row through the same chunked kernel as predict(), so fit(X).labels_ == predict(X)
+        self.labels_ = self.predict(X)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -163,6 +163,7 @@ def test_predict_chunked_matches_dense(metric: str) -> None:
     # float32 arithmetic may flip exact near-ties only
     assert np.mean(got == expected) > 0.999
     np.testing.assert_array_equal(km.predict(X.astype(np.float64)), expected)
+    np.testing.assert_array_equal(km.labels_, km.predict(X))
 
 
 @pytest.mark.parametrize("metric", METRICS)
