@@ -54,6 +54,6 @@ def lake_scene(h: int = 20, w: int = 20, lake: tuple[slice, slice] = (slice(5, 1
     land = np.array([90, 110, 80, 180])
     water = np.array([30, 60, 70, 20])
     img[:] = land[:, None, None]
-    img[:, lake[0], lake[1]] = water[:, None]
+    img[:, lake[0], lake[1]] = water[:, None, None]
     noise = rng.integers(-4, 5, size=img.shape)
     return np.clip(img.astype(int) + noise, 1, 255).astype(np.uint8)

@@ -1,0 +1,152 @@
+"""End to end: tiny synthetic scenes with answers a person can check, and the shipped samples."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+import yaml
+from affine import Affine
+from pyproj import Geod
+
+from rs_change.cli import format_table, main
+from rs_change.config import RunConfig
+from rs_change.pipeline import run
+
+from .conftest import CONFIGS, lake_scene
+
+UTM = "EPSG:32614"
+
+
+def _config(tmp_path: Path, scenes: list[dict], **extra: object) -> Path:
+    data = {"scenes": scenes, "clustering": {"k": 2, "seed": 0}, "output": {"dir": "out"}, **extra}
+    p = tmp_path / "config.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def test_square_lake_in_utm_has_known_area(tmp_path, make_tif):
+    # 5 x 5 pixels of 10 m = 2,500 m2 on the map; on the ground divided by the UTM scale factor^2.
+    t = Affine(10, 0, 500000, 0, -10, 5200000)  # central meridian of zone 14: k = 0.9996
+    make_tif("a.tif", lake_scene(), t, UTM, nodata=0)
+    cfg = _config(tmp_path, [{"date": "2020-01-01", "path": "a.tif", "sensor": "naip"}])
+    res = run(RunConfig.from_yaml(cfg))
+    d = res.summary["dates"][0]
+    assert d["water_pixels"] == 25
+    assert d["water_km2"] * 1e6 == pytest.approx(2500 / 0.9996**2, rel=1e-5)
+    assert d["observed_pixels"] == 400 and d["unobserved_pixels"] == 0
+    # every output named in the issue is there
+    out = tmp_path / "out"
+    for name in ("water_2020-01-01.tif", "water.gpkg", "summary.json", "summary.csv", "config.yaml"):
+        assert (out / name).exists(), name
+    with rasterio.open(out / "water_2020-01-01.tif") as ds:
+        m = ds.read(1)
+    assert m.dtype == np.uint8 and int((m == 1).sum()) == 25 and m[7, 7] == 1 and m[0, 0] == 0
+    assert json.loads((out / "summary.json").read_text()) == res.summary
+
+
+def test_lake_in_degrees_area_depends_on_latitude(tmp_path, make_tif):
+    res_deg = 0.001
+    areas = {}
+    for lat in (0.0, 60.0):
+        t = Affine(res_deg, 0, 10.0, 0, -res_deg, lat + 0.01)
+        make_tif(f"l{lat}.tif", lake_scene(), t, "EPSG:4326", nodata=0)
+        cfg = _config(tmp_path, [{"date": "2020-01-01", "path": f"l{lat}.tif", "sensor": "naip"}], output={"dir": f"o{lat}"})
+        d = run(RunConfig.from_yaml(cfg)).summary["dates"][0]
+        assert d["water_pixels"] == 25
+        areas[lat] = d["water_km2"] * 1e6
+        # geodesic truth: the 5 x 5 pixel block is rows 5..10, cols 5..10
+        g = Geod(ellps="WGS84")
+        lon0, lat_top = 10.0 + 5 * res_deg, lat + 0.01 - 5 * res_deg
+        lons = [lon0, lon0 + 5 * res_deg, lon0 + 5 * res_deg, lon0]
+        lats = [lat_top, lat_top, lat_top - 5 * res_deg, lat_top - 5 * res_deg]
+        truth = abs(g.polygon_area_perimeter(lons, lats)[0])
+        assert areas[lat] == pytest.approx(truth, rel=1e-4)
+    # about cos(60 deg) = 0.5; the ellipsoid's curvature at 60 N adds 1%
+    assert 0.5 < areas[60.0] / areas[0.0] < 0.51
+
+
+def test_two_dates_known_gained_and_lost(tmp_path, make_tif, capsys):
+    t = Affine(10, 0, 500000, 0, -10, 5200000)
+    a = lake_scene(lake=(slice(5, 10), slice(5, 10)))  # 25 px
+    b = lake_scene(lake=(slice(5, 10), slice(8, 15)), seed=1)  # 35 px; 10 persistent, 15 lost, 25 gained
+    make_tif("a.tif", a, t, UTM, nodata=0)
+    make_tif("b.tif", b, t, UTM, nodata=0)
+    cfg = _config(tmp_path, [
+        {"date": "2010-06-01", "path": "a.tif", "sensor": "naip"},
+        {"date": "2020-06-01", "path": "b.tif", "bands": {"red": 1, "green": 2, "blue": 3, "nir": 4}},
+    ])
+    assert main(["run", str(cfg)]) == 0
+    printed = capsys.readouterr().out
+    out = tmp_path / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    assert format_table(summary) in printed  # what the CLI prints comes from summary.json
+    px = 100 / 0.9996**2 / 1e6
+    ch = summary["change"]
+    assert ch["from"] == "2010-06-01" and ch["to"] == "2020-06-01"
+    assert ch["gained_pixels"] == 25 and ch["lost_pixels"] == 15
+    assert ch["gained_km2"] == pytest.approx(25 * px, abs=1e-6)
+    assert ch["lost_km2"] == pytest.approx(15 * px, abs=1e-6)
+    assert ch["net_km2"] == pytest.approx(10 * px, abs=2e-6)
+    assert ch["net_percent"] == pytest.approx(40.0, rel=2e-3)
+    with rasterio.open(out / "change.tif") as ds:
+        c = ds.read(1)
+        assert ds.colormap(1)[2][:3] != ds.colormap(1)[3][:3]
+        assert "water gained" in ds.tags(1).values()
+    assert c[7, 6] == 3 and c[7, 12] == 2 and c[7, 9] == 1 and c[0, 0] == 0
+    layers = {name for name, _ in pyogrio.list_layers(out / "water.gpkg")}
+    assert layers == {"water_2010-06-01", "water_2020-06-01"}
+
+
+def test_nodata_is_unobserved_not_land(tmp_path, make_tif):
+    t = Affine(10, 0, 500000, 0, -10, 5200000)
+    img = lake_scene()
+    img[:, :, :4] = 0  # 4 columns of nodata = 80 px
+    make_tif("a.tif", img, t, UTM, nodata=0)
+    cfg = _config(tmp_path, [{"date": "2020-01-01", "path": "a.tif", "sensor": "naip"}])
+    d = run(RunConfig.from_yaml(cfg), write=False).summary["dates"][0]
+    assert d["unobserved_pixels"] == 80 and d["observed_pixels"] == 320 and d["water_pixels"] == 25
+
+
+@pytest.mark.parametrize("name", ["naip_devils_lake", "modis_aral", "landsat_pucallpa"])
+def test_sample_configs_run(tmp_path, name, capsys):
+    cfg = CONFIGS / f"{name}.yaml"
+    assert main(["run", str(cfg), "--output", str(tmp_path / name)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / name / "summary.json").read_text())
+    assert format_table(summary) in printed
+    assert len(summary["dates"]) == 2 and "change" in summary
+    for d in summary["dates"]:
+        assert d["water_km2"] > 0
+        assert d["observed_km2"] > d["water_km2"]
+    gdf = pyogrio.read_dataframe(tmp_path / name / "water.gpkg", layer=f"water_{summary['dates'][0]['date']}")
+    assert gdf.crs is not None and len(gdf) > 0
+    assert gdf["area_m2"].sum() / 1e6 == pytest.approx(summary["dates"][0]["water_km2"], rel=1e-6)
+
+
+def test_outputs_are_valid_cogs(tmp_path):
+    from rio_cogeo.cogeo import cog_validate
+
+    main(["run", str(CONFIGS / "naip_devils_lake.yaml"), "--output", str(tmp_path)])
+    tifs = sorted(tmp_path.glob("*.tif"))
+    assert len(tifs) >= 3
+    for p in tifs:
+        valid, errors, _ = cog_validate(str(p), quiet=True)
+        assert valid, (p.name, errors)
+
+
+def test_aral_pixels_are_web_mercator_sized(tmp_path):
+    """The article assumed 0.25 km2 pixels; on the ground they are 0.33-0.35 km2 there."""
+    cfg = RunConfig.from_yaml(CONFIGS / "modis_aral.yaml")
+    res = run(cfg, write=False)
+    g = res.grid
+    assert g.shape == (460, 390)  # the article's crop rows 140:600, cols 110:500
+    for d in res.summary["dates"]:
+        per_px = d["observed_km2"] / d["observed_pixels"]
+        assert 0.33 < per_px < 0.35
+        assert d["water_km2"] / d["water_pixels"] > 0.33
