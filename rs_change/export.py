@@ -146,12 +146,33 @@ def polygonize(mask: np.ndarray, grid: Grid, pixel_area: np.ndarray, value: int 
 
 
 def write_layers(path: Path, layers: Mapping[str, Any], driver: str = "GPKG") -> Path:
-    """Write GeoDataFrames as layers of one vector file (pyogrio)."""
+    """Write GeoDataFrames as layers of one vector file (pyogrio).
+
+    GeoPackages get a fixed ``last_change`` time stamp (GDAL's ``OGR_CURRENT_DATE``; the value of
+    ``SOURCE_DATE_EPOCH`` when set), so the same results give a byte-identical file.
+    """
     import pyogrio
 
-    for i, (name, gdf) in enumerate(layers.items()):
-        pyogrio.write_dataframe(gdf, str(path), layer=name, driver=driver, append=i > 0)
+    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _fixed_date()})
+    try:
+        for i, (name, gdf) in enumerate(layers.items()):
+            pyogrio.write_dataframe(gdf, str(path), layer=name, driver=driver, append=i > 0)
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
     return Path(path)
+
+
+def _fixed_date() -> str:
+    """ISO time stamp for file metadata: ``SOURCE_DATE_EPOCH`` (reproducible builds) or 2000-01-01."""
+    import datetime as _dt
+    import os
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    t = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+    if epoch.isdigit():
+        t = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:

@@ -20,9 +20,7 @@ import math
 import os
 import shutil
 import tempfile
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -34,11 +32,13 @@ from .area import pixel_area
 from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
+from .engine import Engine, cached_reader, close_readers, new_token
 from .errors import NoValidPixelsError, OutputError, RsChangeError
 from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, polygonize, write_csv, write_json, write_layers
 from .features import default_features, feature_matrix
 from .grid import Grid
 from .labelling import ClusterDecision, label_clusters, water_ids
+from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, open_scene
 from .sensors import custom_profile, get_profile
 
@@ -151,6 +151,7 @@ class DateModel:
     silhouette: Optional[float]
     scores: list[dict[str, Any]] = field(default_factory=list)
     sample_pixels: int = 0
+    water_model: Any = None  # rs_change.model.WaterModel: saved as model_<date>.json
 
 
 def sample_pixels(
@@ -175,8 +176,9 @@ def sample_pixels(
     return X
 
 
-def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: RunConfig) -> DateModel:
-    """Sample one date, fit its k-means model and label its clusters."""
+def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: RunConfig, shared: Any = None) -> DateModel:
+    """Sample one date, fit its k-means model and label its clusters (or apply ``shared``, a
+    :class:`~rs_change.model.WaterModel` used for every date: same cluster ids everywhere)."""
     c = cfg.clustering
     names = default_features(source.roles)
     X = sample_pixels(source, ref, geoms, names, c.sample_size, c.seed, cfg.grid.resampling)
@@ -185,6 +187,12 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
             f"{source.label}: every pixel of {source.date} is nodata, cloud or outside the area of interest; "
             "check the scene's nodata value, the QA settings and `aoi`"
         )
+    if shared is not None:  # clustering.fit_on / clustering.model (rs_change.model)
+        from .model import apply_to_sample
+
+        labels, dec, sil = apply_to_sample(shared, X, names, source.label, source.date.isoformat(), c.seed, source.profile.calibrated)
+        return DateModel(source, list(names), shared.offset, shared.scale, shared.kmeans, dec,
+                         np.array(water_ids(dec), dtype=np.int64), sil, [], len(X), shared)
     offset, scale = fit_scaler(X)
     Xs = apply_scaler(X, offset, scale)
     ks = c.k if isinstance(c.k, list) else [c.k]
@@ -203,10 +211,29 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
         method=cfg.labelling.method, water_ids=cfg.labelling.water,
     )
     log.info("%s: k=%d %s, water clusters %s", source.date, model.n_clusters, model.metric, water_ids(decisions))
+    from .model import from_fit, profile_dict
+
+    wm = from_fit(names, offset, scale, model, decisions, Xs, profile=profile_dict(source.profile),
+                  fitted_on=source.date.isoformat(), silhouette=None if sil is None else float(sil), seed=c.seed)
     return DateModel(
         source, list(names), offset, scale, model, decisions, np.array(water_ids(decisions), dtype=np.int64),
-        None if sil is None else float(sil), scores, len(X),
+        None if sil is None else float(sil), scores, len(X), wm,
     )
+
+
+def shared_model(cfg: RunConfig, sources: Sequence[SceneSource], ref: Grid, geoms: Optional[list[Any]]) -> Any:
+    """The one model applied to every date: fitted on ``clustering.fit_on``, or loaded from
+    ``clustering.model``; None when each date gets its own model."""
+    c = cfg.clustering
+    if c.model is not None:
+        from .model import WaterModel
+
+        wm = WaterModel.load(cfg.resolve(c.model))
+        return wm.with_water(cfg.labelling.water or []) if cfg.labelling.method == "clusters" else wm
+    if c.fit_on is not None:
+        src = next(s for s in sources if s.date == c.fit_on)
+        return fit_date(src, ref, geoms, cfg).water_model
+    return None
 
 
 def classify_block(dm: DateModel, bands: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,44 +260,62 @@ class BlockResult:
     stats: np.ndarray
     # change classes: (code -> px, m2) for codes 0..3 and 255 (inside AOI)
     change_stats: np.ndarray
+    clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
 
 
 _CHANGE_CODES = (0, 1, 2, 3, 255)
 
 
-class _Readers(threading.local):
-    def __init__(self) -> None:
-        self.readers: dict[int, Any] = {}
-
-
 def process_block(
     window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
-    resampling: str, readers: Optional[_Readers] = None,
+    resampling: str, token: Optional[str] = None,
 ) -> BlockResult:
-    """Read, classify, measure and compare every date in one window of the reference grid."""
+    """Read, classify, measure and compare every date in one window of the reference grid.
+
+    Parameters
+    ----------
+    window : (row_off, col_off, height, width)
+        A window of ``ref``.
+    ref : Grid
+        The reference grid.
+    models : sequence of DateModel
+        Pass-1 models, one per date, in date order.
+    geoms : list of shapely geometries or None
+        The area of interest in ``ref``'s CRS.
+    resampling : str
+        Resampling of the bands onto ``ref``.
+    token : str, optional
+        Run key under which the calling thread keeps its readers open between blocks
+        (:func:`rs_change.engine.cached_reader`); None opens and closes them for this block.
+
+    Returns
+    -------
+    BlockResult
+        Water masks (uint8 (h, w) per date), change map, per-date and change area sums.
+    """
     r0, c0, h, w = window
     g = ref.window_grid(r0, c0, h, w)
     pa = pixel_area(g.transform, g.crs, g.shape)
     pa_full = np.broadcast_to(pa, (h, w))
     inside = aoi_mask(geoms, g)
     masks = []
+    clusters: list[np.ndarray] = []
     stats = np.zeros((len(models), 8), dtype=np.float64)
     for i, dm in enumerate(models):
-        if readers is not None:
-            rd = readers.readers.get(i)
-            if rd is None:
-                rd = readers.readers[i] = dm.source.open(ref, resampling)
+        if token is not None:
+            rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
         else:
             rd = dm.source.open(ref, resampling)
         try:
             bands, valid = rd.read(r0, c0, h, w)
         finally:
-            if readers is None:
+            if token is None:
                 rd.close()
         if inside is not None:
             valid &= inside
-        _, water = classify_block(dm, bands, valid)
+        cl, water = classify_block(dm, bands, valid)
         masks.append(water)
+        clusters.append(cl)
         isw = water == 1
         ins = np.ones((h, w), bool) if inside is None else inside
         unobs = ins & ~valid
@@ -286,23 +331,44 @@ def process_block(
         for j, code in enumerate(_CHANGE_CODES):
             sel = (ch == code) & ins
             cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
-    return BlockResult(window, masks, ch, stats, cst)
+    return BlockResult(window, masks, ch, stats, cst, clusters)
+
+
+@dataclass
+class BlockTask:
+    """``process_block`` with its run context bound: a picklable callable of one window.
+
+    Sent once to every process / cluster worker; readers are opened where it runs and cached per
+    thread under ``token``.
+    """
+
+    ref: Grid
+    models: Sequence[DateModel]
+    geoms: Optional[list[Any]]
+    resampling: str
+    token: str = field(default_factory=new_token)
+
+    def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
+        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token)
+
+
+@dataclass
+class FitTask:
+    """``fit_date`` with the run context bound (picklable; one date per call)."""
+
+    ref: Grid
+    geoms: Optional[list[Any]]
+    cfg: RunConfig
+    shared: Any = None
+
+    def __call__(self, source: SceneSource) -> DateModel:
+        return fit_date(source, self.ref, self.geoms, self.cfg, self.shared)
 
 
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
     """Like ``map`` over a thread pool, in order, with a bounded number of blocks in flight."""
-    if workers <= 1:
-        for it in items:
-            yield fn(it)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        pending: list[Future] = []
-        for it in items:
-            pending.append(ex.submit(fn, it))
-            if len(pending) >= 2 * workers:
-                yield pending.pop(0).result()
-        for f in pending:
-            yield f.result()
+    with Engine("threads" if workers > 1 else "synchronous", workers) as eng:
+        yield from eng.map(fn, items)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +392,10 @@ def output_names(cfg: RunConfig) -> list[str]:
         names.append("change.tif")
     if cfg.output.polygons:
         names.append("water.gpkg")
-    names += ["summary.json", "summary.csv", "config.yaml"]
+    from .model import output_names as _model_names
+
+    names += _model_names([s.date.isoformat() for s in cfg.scenes])  # clusters_<date>.tif/.png, model_<date>.json
+    names += ["summary.json", "summary.csv", "config.yaml", MANIFEST]
     return names
 
 
@@ -340,6 +409,7 @@ def run(
     overwrite: bool = False,
     progress: Optional[Progress] = None,
     write: bool = True,
+    client: Any = None,
 ) -> RunResult:
     """Run the whole pipeline for a validated :class:`~rs_change.config.RunConfig`.
 
@@ -355,6 +425,8 @@ def run(
         Called as work advances (the CLI draws a progress line from it).
     write : bool, default True
         False computes the summary only and writes nothing.
+    client : distributed.Client, optional
+        Run on this dask.distributed client instead of ``cfg.compute.scheduler``.
 
     Returns
     -------
@@ -375,35 +447,49 @@ def run(
     overlaps = {}
     for s in sources:
         overlaps[s.date.isoformat()] = round(check_overlap(s, ref), 6)
-    models = []
-    for i, s in enumerate(sources):
-        progress("fit", i, len(sources))
-        models.append(fit_date(s, ref, geoms, cfg))
-    progress("fit", len(sources), len(sources))
+    engine = Engine(cfg.compute.scheduler, cfg.compute.workers, client=client)
+    with engine:
+        return _run_passes(cfg, engine, sources, ref, geoms, overlaps, out, write, progress, t0)
+
+
+def _run_passes(
+    cfg: RunConfig, engine: Engine, sources: Sequence[SceneSource], ref: Grid, geoms: Optional[list[Any]],
+    overlaps: dict[str, float], out: Path, write: bool, progress: Progress, t0: float,
+) -> RunResult:
+    """Pass 1 (one model per date, dates in parallel) and pass 2 (blocks in parallel) on ``engine``."""
+    models: list[DateModel] = []
+    progress("fit", 0, len(sources))
+    shared = shared_model(cfg, sources, ref, geoms)
+    for i, dm in enumerate(engine.map(FitTask(ref, geoms, cfg, shared), sources)):
+        models.append(dm)
+        progress("fit", i + 1, len(sources))
 
     tmp = None
     writers: list[BlockWriter] = []
+    cwriters: list[BlockWriter] = []  # clusters_<date>.tif (rs_change.model)
     files: list[Path] = []
     try:
         if write:
-            out.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".rs-change-tmp-", dir=out))
+            tmp = staging_dir(out)  # .rs-change-tmp-<pid>-* inside `out`: same filesystem, atomic renames
             for dm in models:
                 writers.append(BlockWriter(tmp / f"w_{dm.source.date}.tif", ref, 255, WATER_COLORS, WATER_CLASSES,
                                            tags={"DATE": dm.source.date.isoformat(), "WATER_CLUSTERS": dm.water.tolist()}))
             if len(models) >= 2:
                 writers.append(BlockWriter(tmp / "change_blocks.tif", ref, 255, CHANGE_COLORS, CHANGE_CLASSES,
                                            tags={"FROM": models[0].source.date.isoformat(), "TO": models[-1].source.date.isoformat()}))
+            from .model import cluster_writer_kwargs
+
+            for dm in models:
+                d = dm.source.date.isoformat()
+                cwriters.append(BlockWriter(tmp / f"c_{d}.tif", ref, **cluster_writer_kwargs(
+                    dm.decisions, dm.water.tolist(), dm.source.profile.calibrated, d, f"model_{d}.json")))
         windows = list(ref.windows(cfg.compute.chunk_size))
-        workers = cfg.compute.workers or (os.cpu_count() or 1)
-        if cfg.compute.scheduler == "synchronous":
-            workers = 1
-        local = _Readers()
         stats = np.zeros((len(models), 8))
         cstats = np.zeros((len(_CHANGE_CODES), 2))
-        fn = lambda wdw: process_block(wdw, ref, models, geoms, cfg.grid.resampling, local)  # noqa: E731
+        task = BlockTask(ref, models, geoms, cfg.grid.resampling)
         try:
-            for n, br in enumerate(_ordered_map(fn, windows, workers)):
+            # results come back in block order whatever the scheduler: sums are bit-identical
+            for n, br in enumerate(engine.map(task, windows)):
                 stats += br.stats
                 cstats += br.change_stats
                 if writers:
@@ -412,39 +498,30 @@ def run(
                         wr.write(m, r0, c0)
                     if br.change is not None:
                         writers[-1].write(br.change, r0, c0)
+                    for cw, cl in zip(cwriters, br.clusters):
+                        cw.write(cl, r0, c0)
                 progress("blocks", n + 1, len(windows))
         finally:
-            for rd in local.readers.values():
-                rd.close()
+            close_readers(task.token)
         summary = build_summary(cfg, ref, models, stats, cstats, overlaps)
         summary["runtime_s"] = None  # kept out of the numbers so that reruns are byte-identical
         if write and tmp is not None:
             progress("write", 0, 1)
-            files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary)
+            from .model import stage_cluster_outputs
+
+            files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary, stage_cluster_outputs(tmp, models, cwriters))
             progress("write", 1, 1)
     finally:
-        for wr in writers:
+        for wr in [*writers, *cwriters]:
             wr.close()
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     return RunResult(summary, out if write else None, files, ref, models)
 
 
 def _check_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: output path exists and is not a folder; set `output.dir` to a folder")
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not overwrite:
-        raise OutputError(
-            f"{out}: {len(existing)} output(s) already exist (e.g. {existing[0]}); pass --overwrite or choose another `output.dir`"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".rs-change-probe-", delete=True)
-        probe.close()
-    except OSError as exc:
-        raise OutputError(f"{out}: output folder cannot be written ({exc.strerror or exc}); choose a writable `output.dir`") from None
+    # Creates nothing; recovers leftovers of killed runs first (rs_change.outputs).
+    check_output_dir(out, names, overwrite)
 
 
 def build_summary(
@@ -516,7 +593,7 @@ def _units(ref: Grid) -> str:
 
 def _finish_outputs(
     cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], writers: Sequence[BlockWriter],
-    summary: dict[str, Any],
+    summary: dict[str, Any], extra: Optional[dict[str, Path]] = None,
 ) -> list[Path]:
     import rasterio
 
@@ -541,12 +618,10 @@ def _finish_outputs(
     staged["summary.csv"] = write_csv(tmp / "summary.csv", rows)
     (tmp / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     staged["config.yaml"] = tmp / "config.yaml"
-    final = []
-    for name, p in staged.items():
-        dst = out / name
-        os.replace(p, dst)
-        final.append(dst)
-    return final
+    staged.update(extra or {})  # clusters_<date>.tif/.png, model_<date>.json
+    # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
+    write_manifest(tmp, list(staged), config_hash(cfg))
+    return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
 
 
 def config_hash(cfg: RunConfig) -> str:

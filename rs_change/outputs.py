@@ -1,0 +1,359 @@
+"""EDGE: how a run's files reach the output folder: staged, checked, then swapped in as a set.
+
+A run never writes under a final name.  Everything is written into a staging folder
+``.rs-change-tmp-<pid>-*`` inside the output folder (same filesystem, so moves are atomic
+renames), ``manifest.json`` is written last (sha256 of every file, config hash, versions), and
+:func:`commit` swaps the new set in:
+
+1. a journal naming the old and new files is written into a backup folder
+   ``.rs-change-backup-<pid>-*``;
+2. the previous outputs (those to be replaced, and those listed by the previous manifest) are
+   renamed into the backup folder, ``manifest.json`` first;
+3. the new files are renamed into place, ``manifest.json`` last;
+4. the backup folder is deleted.
+
+Any exception during 2-3 moves the old files back.  A killed process leaves the backup folder
+and its journal behind; :func:`recover` (run at the start of every run) finishes the swap when
+the new ``manifest.json`` made it into place, and otherwise puts the old files back.  So the
+folder always ends up holding either the complete previous set or the complete new set, never a
+mix and never a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from .errors import OutputError
+
+log = logging.getLogger(__name__)
+
+TMP_PREFIX = ".rs-change-tmp-"
+BACKUP_PREFIX = ".rs-change-backup-"
+PROBE_PREFIX = ".rs-change-probe-"
+MANIFEST = "manifest.json"
+JOURNAL = "journal.json"
+
+#: Distributions whose versions go into the manifest (import names differ; metadata names used).
+KEY_DEPENDENCIES = (
+    "numpy", "rasterio", "scikit-learn", "pyproj", "shapely", "pyogrio", "geopandas", "pydantic", "dask", "PyYAML",
+)
+
+# Staging / backup folders of runs alive in this process (never cleaned by :func:`recover`).
+_ACTIVE: set[str] = set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks before a run
+# ---------------------------------------------------------------------------------------------
+def check_output_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:
+    """Refuse an output folder that cannot be written or holds outputs (without ``overwrite``).
+
+    Creates nothing: when ``out`` does not exist yet, its nearest existing parent must be a
+    writable folder.  Leftovers of killed runs are recovered first (see :func:`recover`).
+
+    Parameters
+    ----------
+    out : Path
+        Output folder.
+    names : sequence of str
+        File names the run will write.
+    overwrite : bool
+        Allow replacing existing outputs.
+
+    Raises
+    ------
+    OutputError
+        One line naming the folder and the fix.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: output path exists and is not a folder; set `output.dir` (or -o) to a folder")
+    if out.is_dir():
+        recover(out)
+        existing = [n for n in names if (out / n).exists()]
+        if existing and not overwrite:
+            raise OutputError(
+                f"{out}: {len(existing)} output(s) already exist (e.g. {existing[0]}); "
+                "pass --overwrite or choose another `output.dir`"
+            )
+        target = out
+    else:
+        target = out.parent
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if not target.is_dir():
+            raise OutputError(f"{out}: cannot create the output folder ({target} is not a folder); choose another `output.dir`")
+    try:
+        with tempfile.NamedTemporaryFile(dir=target, prefix=PROBE_PREFIX, delete=True):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"{out}: output folder cannot be written ({exc.strerror or exc}); choose a writable `output.dir` (or -o)"
+        ) from None
+
+
+def staging_dir(out: Path) -> Path:
+    """Create ``out`` and a fresh staging folder inside it (``.rs-change-tmp-<pid>-*``)."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=out))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`") from None
+    _ACTIVE.add(str(tmp))
+    return tmp
+
+
+def discard(tmp: Optional[Path]) -> None:
+    """Delete a staging folder (after success or failure)."""
+    if tmp is None:
+        return
+    _ACTIVE.discard(str(tmp))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest
+# ---------------------------------------------------------------------------------------------
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of rs-change, Python, GDAL/PROJ/GEOS and the key Python dependencies."""
+    from . import __version__
+
+    v: dict[str, str] = {"rs_change": __version__, "python": platform.python_version()}
+    for dist in KEY_DEPENDENCIES:
+        try:
+            v[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - optional in some installs
+            v[dist] = "not installed"
+    try:
+        import rasterio
+
+        v["GDAL"] = str(rasterio.__gdal_version__)
+    except Exception:  # pragma: no cover
+        pass
+    try:
+        import pyproj
+
+        v["PROJ"] = str(pyproj.proj_version_str)
+    except Exception:  # pragma: no cover
+        pass
+    try:
+        import shapely
+
+        v["GEOS"] = str(shapely.geos_version_string)
+    except Exception:  # pragma: no cover
+        pass
+    return v
+
+
+def write_manifest(folder: Path, names: Iterable[str], config_sha256: str) -> Path:
+    """Write ``manifest.json`` into ``folder`` describing the files ``names`` found there.
+
+    The manifest holds no time stamps or absolute paths, so the same config, seed and software
+    give a byte-identical manifest.
+
+    Returns
+    -------
+    Path
+        The manifest's path.
+    """
+    files = []
+    for n in names:
+        p = Path(folder) / n
+        files.append({"name": n, "bytes": p.stat().st_size, "sha256": sha256_file(p)})
+    data: dict[str, Any] = {
+        "manifest_version": 1,
+        "config_sha256": config_sha256,
+        "versions": versions(),
+        "files": files,
+    }
+    path = Path(folder) / MANIFEST
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def previous_outputs(out: Path) -> list[str]:
+    """File names listed by the manifest already in ``out`` (those a rerun replaces)."""
+    try:
+        data = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+        names = [str(f["name"]) for f in data.get("files", [])]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+    return [n for n in names if _plain(n)]
+
+
+def verify(out: Path) -> list[str]:
+    """Names whose bytes no longer match ``out/manifest.json`` (missing files included)."""
+    data = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+    bad = []
+    for f in data["files"]:
+        p = Path(out) / f["name"]
+        if not p.is_file() or sha256_file(p) != f["sha256"]:
+            bad.append(f["name"])
+    return bad
+
+
+def _plain(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+# ---------------------------------------------------------------------------------------------
+# Swap the new set in
+# ---------------------------------------------------------------------------------------------
+def commit(out: Path, tmp: Path, names: Sequence[str], replace: Iterable[str] = ()) -> list[Path]:
+    """Move the staged files ``names`` from ``tmp`` into ``out`` as one set.
+
+    Parameters
+    ----------
+    out : Path
+        Output folder.
+    tmp : Path
+        Staging folder inside ``out`` holding every name in ``names``.
+    names : sequence of str
+        Files to move in; ``manifest.json``, when present, is moved last.
+    replace : iterable of str, optional
+        Further existing files of a previous run to remove with the swap (for example those
+        its manifest lists that the new run does not write).
+
+    Returns
+    -------
+    list of Path
+        Final paths, in the order of ``names``.
+
+    Raises
+    ------
+    OSError
+        When a move fails; the previous outputs are back in place and no new file remains.
+    """
+    out, tmp = Path(out), Path(tmp)
+    new = [n for n in names if n != MANIFEST] + ([MANIFEST] if MANIFEST in names else [])
+    old_candidates = ([MANIFEST] if (out / MANIFEST).exists() else []) + list(dict.fromkeys([*replace, *new]))
+    old = [n for n in dict.fromkeys(old_candidates) if _plain(n) and (out / n).exists()]
+    backup = Path(tempfile.mkdtemp(prefix=f"{BACKUP_PREFIX}{os.getpid()}-", dir=out))
+    _ACTIVE.add(str(backup))
+    journal = {
+        "old": old,
+        "new": new,
+        "manifest_sha256": sha256_file(tmp / MANIFEST) if MANIFEST in new else None,
+    }
+    try:
+        _write_synced(backup / JOURNAL, json.dumps(journal, indent=2))
+        for n in old:
+            os.replace(out / n, backup / n)
+        for n in new:
+            os.replace(tmp / n, out / n)
+    except BaseException:
+        _rollback(out, backup, journal)
+        _ACTIVE.discard(str(backup))
+        raise
+    _ACTIVE.discard(str(backup))
+    shutil.rmtree(backup, ignore_errors=True)
+    log.info("%s: %d file(s) written, %d previous file(s) replaced", out, len(new), len(old))
+    return [out / n for n in names]
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _rollback(out: Path, backup: Path, journal: dict[str, Any]) -> None:
+    """Put the previous files back and remove new ones (idempotent; safe after a kill)."""
+    old = set(journal.get("old", []))
+    for n in journal.get("new", []):
+        if n not in old and _plain(n):
+            (out / n).unlink(missing_ok=True)
+    for n in journal.get("old", []):
+        if _plain(n) and (backup / n).exists():
+            os.replace(backup / n, out / n)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def recover(out: Path) -> list[str]:
+    """Clean up after runs that were killed while writing into ``out``.
+
+    Staging folders are deleted; an interrupted swap is finished when its new ``manifest.json``
+    is in place, and undone otherwise.  Folders of runs still alive (same pid alive) are left.
+
+    Returns
+    -------
+    list of str
+        What was done, one entry per leftover (also logged).
+    """
+    out = Path(out)
+    done: list[str] = []
+    if not out.is_dir():
+        return done
+    for d in sorted(out.iterdir()):
+        name = d.name
+        if not name.startswith((TMP_PREFIX, BACKUP_PREFIX, PROBE_PREFIX)) or str(d) in _ACTIVE:
+            continue
+        if _owner_alive(name):
+            log.warning("%s: another rs-change run (pid %s) seems to be writing here; left alone", d, _pid(name))
+            continue
+        if name.startswith(BACKUP_PREFIX) and d.is_dir():
+            try:
+                journal = json.loads((d / JOURNAL).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                journal = None  # killed before the journal was complete: nothing was moved yet
+            if journal is None:
+                shutil.rmtree(d, ignore_errors=True)
+                done.append(f"removed {name} (no file had been moved)")
+            elif journal.get("manifest_sha256") and (out / MANIFEST).is_file() \
+                    and sha256_file(out / MANIFEST) == journal["manifest_sha256"]:
+                shutil.rmtree(d, ignore_errors=True)
+                done.append(f"finished the interrupted swap of {name}")
+            else:
+                _rollback(out, d, journal)
+                done.append(f"restored the previous outputs from {name}")
+        elif d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+            done.append(f"removed the staging folder {name} of an interrupted run")
+        else:
+            d.unlink(missing_ok=True)
+            done.append(f"removed {name}")
+    for msg in done:
+        log.warning("%s: %s", out, msg)
+    return done
+
+
+def _pid(name: str) -> Optional[int]:
+    for prefix in (TMP_PREFIX, BACKUP_PREFIX):
+        if name.startswith(prefix):
+            head = name[len(prefix):].split("-", 1)[0]
+            return int(head) if head.isdigit() else None
+    return None
+
+
+def _owner_alive(name: str) -> bool:
+    pid = _pid(name)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # pragma: no cover
+        return False
+    return True
