@@ -22,6 +22,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class QaConfig(_Model):
+    """MODIS state QA (state_1km / sur_refl_state_500m): which flags make a pixel unobserved."""
+
+    enabled: bool = Field(True, description="Use the state QA layer when the scene has one.")
+    cloudy: bool = Field(True, description="Cloud state 01 (cloudy).")
+    mixed: bool = Field(True, description="Cloud state 10 (mixed).")
+    cloud_shadow: bool = Field(True, description="Bit 2, cloud shadow.")
+    cirrus: Union[bool, Literal["small", "average", "high"]] = Field(
+        "average", description="Bits 8-9: lowest cirrus level masked (true = average; false = keep all)."
+    )
+    adjacent_to_cloud: bool = Field(False, description="Bit 13, pixel adjacent to cloud.")
+    internal_cloud: bool = Field(False, description="Bit 10, internal cloud algorithm flag.")
+    snow: bool = Field(False, description="Bit 12, MOD35 snow/ice flag.")
+    layer: Optional[str] = Field(None, description="QA layer name (default: state_500m, state_250m or state_1km, whichever exists).")
+
+
 class SceneConfig(_Model):
     """One date: a file (or folder / glob of per-band files) and its band profile."""
 
@@ -32,6 +48,7 @@ class SceneConfig(_Model):
     nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.")
     scale: Optional[float] = Field(None, description="Reflectance = DN * scale + offset (overrides the profile).")
     offset: Optional[float] = Field(None, description="Reflectance offset (overrides the profile).")
+    qa: Optional[QaConfig] = Field(None, description="MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average).")
 
     @model_validator(mode="after")
     def _sensor_or_bands(self) -> "SceneConfig":

@@ -64,6 +64,8 @@ def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     else:
         profile = get_profile(scene.sensor or "")
     profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
+    if scene.qa is not None:  # MODIS state QA flags (rs_change.modis)
+        profile = profile.with_overrides(qa=scene.qa.model_dump())
     return open_scene(cfg.resolve(scene.path), profile, scene.date, scene.nodata)
 
 
@@ -261,6 +263,7 @@ class BlockResult:
     # change classes: (code -> px, m2) for codes 0..3 and 255 (inside AOI)
     change_stats: np.ndarray
     clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
+    extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
 
 
 _CHANGE_CODES = (0, 1, 2, 3, 255)
@@ -301,6 +304,7 @@ def process_block(
     masks = []
     clusters: list[np.ndarray] = []
     stats = np.zeros((len(models), 8), dtype=np.float64)
+    extras: list[dict[str, float]] = []
     for i, dm in enumerate(models):
         if token is not None:
             rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
@@ -323,6 +327,8 @@ def process_block(
         for j, sel in enumerate((isw, valid, unobs, outside)):
             stats[i, 2 * j] = sel.sum()
             stats[i, 2 * j + 1] = pa_full[sel].sum() if sel.any() else 0.0
+        report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
+        extras.append(report(rd, valid, ins, pa_full) if report is not None else {})
     ch = None
     cst = np.zeros((len(_CHANGE_CODES), 2))
     if len(models) >= 2:
@@ -331,7 +337,7 @@ def process_block(
         for j, code in enumerate(_CHANGE_CODES):
             sel = (ch == code) & ins
             cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
-    return BlockResult(window, masks, ch, stats, cst, clusters)
+    return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras)
 
 
 @dataclass
@@ -486,12 +492,16 @@ def _run_passes(
         windows = list(ref.windows(cfg.compute.chunk_size))
         stats = np.zeros((len(models), 8))
         cstats = np.zeros((len(_CHANGE_CODES), 2))
+        extra: list[dict[str, float]] = [{} for _ in models]
         task = BlockTask(ref, models, geoms, cfg.grid.resampling)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):
                 stats += br.stats
                 cstats += br.change_stats
+                for acc, ex in zip(extra, br.extra):
+                    for key, v in ex.items():
+                        acc[key] = acc.get(key, 0.0) + v
                 if writers:
                     r0, c0, _, _ = br.window
                     for wr, m in zip(writers, br.water):
@@ -503,7 +513,7 @@ def _run_passes(
                 progress("blocks", n + 1, len(windows))
         finally:
             close_readers(task.token)
-        summary = build_summary(cfg, ref, models, stats, cstats, overlaps)
+        summary = build_summary(cfg, ref, models, stats, cstats, overlaps, extra)
         summary["runtime_s"] = None  # kept out of the numbers so that reruns are byte-identical
         if write and tmp is not None:
             progress("write", 0, 1)
@@ -526,6 +536,7 @@ def _check_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
 
 def build_summary(
     cfg: RunConfig, ref: Grid, models: Sequence[DateModel], stats: np.ndarray, cstats: np.ndarray, overlaps: dict[str, float],
+    extra: Optional[Sequence[dict[str, float]]] = None,
 ) -> dict[str, Any]:
     """summary.json as a dict (numbers in km2, rounded to m2)."""
     dates = []
@@ -552,6 +563,9 @@ def build_summary(
             "clusters": [d.to_dict() for d in dm.decisions],
             "water_clusters": dm.water.tolist(),
         })
+    for d, dm, ex in zip(dates, models, extra or []):
+        if ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
+            d[dm.source.extra.get("stats_name", "extra_stats")] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
     res = ref.res
     summary: dict[str, Any] = {
         "rs_change_version": __version__,

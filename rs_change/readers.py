@@ -122,6 +122,7 @@ class WindowReader:
         self._ds: dict[str, rasterio.io.DatasetReader] = {}
         self._views: dict[str, object] = {}
         self._alpha: dict[str, int] = {}
+        self.last_qa: Optional[np.ndarray] = None
 
     def __enter__(self) -> "WindowReader":
         return self
@@ -227,6 +228,7 @@ class WindowReader:
         if self.source.qa_layer is not None and self.source.qa_decoder is not None:
             qa, inside = self._read_raw(self.source.qa_layer, window, out_shape, nearest=True)
             valid &= ~self.source.qa_decoder(qa)
+            self.last_qa = qa  # raw QA of the last window, for per-block QA reports (rs_change.modis)
         return bands, valid
 
 
@@ -268,7 +270,8 @@ def open_scene(
     an HDF4 granule.  Dispatches on the path; see :mod:`rs_change.modis` for the MODIS forms."""
     p = Path(path)
     s = str(path)
-    if p.is_dir() or any(ch in s for ch in "*?[") or p.suffix.lower() in (".hdf", ".h4", ".hdf4"):
+    modis_profile = profile.name.lower().startswith(("modis", "mod09", "myd09"))  # bands by description
+    if modis_profile or p.is_dir() or any(ch in s for ch in "*?[") or p.suffix.lower() in (".hdf", ".h4", ".hdf4"):
         from . import modis  # noqa: PLC0415  (optional reader, imported on demand)
 
         return modis.open_source(p, profile, date, nodata)

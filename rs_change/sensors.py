@@ -107,6 +107,11 @@ PROFILES: dict[str, BandProfile] = {
     ),
 }
 PROFILES["landsat"] = replace(PROFILES["landsat8"], name="landsat")
+# MODIS product names as aliases (state QA flags: rs_change.modis.QA_DEFAULTS, overridden by a scene's `qa:`).
+for _alias in ("mod09ga", "myd09ga", "mod09a1", "myd09a1"):
+    PROFILES[_alias] = replace(PROFILES["modis"], name=_alias)
+for _alias in ("mod09q1", "myd09q1", "mod09gq", "myd09gq"):
+    PROFILES[_alias] = replace(PROFILES["modis250"], name=_alias)
 
 
 def get_profile(name: str) -> BandProfile:
