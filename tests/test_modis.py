@@ -435,3 +435,18 @@ def test_qa_flags_change_what_is_observed(tmp_path: Path) -> None:
         with s.open(default.grid) as rd:
             counts.append(int(rd.read()[1].sum()))
     assert counts[0] == 4465 and counts[1] < counts[0] and counts[2] == 73 * 66
+
+
+def test_mod09ga_state_1km_onto_500m_grid(tmp_path: Path) -> None:
+    """MOD09GA's state_1km is on a 1 km grid: it is read (nearest) onto the 500 m bands' grid."""
+    layers = {k + "_1": v[:4, :4] for k, v in _synthetic_layers().items() if k != "sur_refl_state_500m"}
+    folder = _write_appeears(tmp_path / "ga", layers, dt.date(2000, 8, 1), "MOD09GA.061")
+    t1 = Affine(T.a * 2, 0.0, T.c, 0.0, T.e * 2, T.f)
+    write_geotiff(folder / "MOD09GA.061_state_1km_1_doy2000214_aid0001.tif", np.array([[8, 1], [8, 8]], np.uint16), t1, SINU, nodata=65535)
+    src = modis.open_source(folder, PROFILES["mod09ga"], dt.date(2000, 8, 1))
+    assert src.qa_layer[0].endswith("state_1km_1_doy2000214_aid0001.tif") and src.grid.shape == (4, 4)
+    with src.open(src.grid) as rd:
+        _, valid = rd.read()
+    expect = np.ones((4, 4), bool)
+    expect[:2, 2:] = False  # the cloudy 1 km pixel covers 2 x 2 pixels of 500 m
+    assert np.array_equal(valid, expect)
