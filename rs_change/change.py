@@ -6,7 +6,8 @@ unobserved on either date is ``UNOBSERVED`` and counts in no change figure.
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -67,3 +68,244 @@ def class_areas(classes: np.ndarray, pixel_area: np.ndarray, codes: Mapping[int,
         sel = classes == code
         out[code] = (int(sel.sum()), float(pa[sel].sum()) if sel.any() else 0.0)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Many dates: frequency, JRC-style series classes, consecutive transitions (all per block)
+# ---------------------------------------------------------------------------------------------
+NEVER_WATER = 0
+PERMANENT_WATER = 1
+NEW_WATER = 2
+LOST_WATER = 3
+SEASONAL_WATER = 4
+NOT_OBSERVED = 255
+
+SERIES_CLASSES: dict[int, str] = {
+    NEVER_WATER: "never water",
+    PERMANENT_WATER: "permanent water",
+    NEW_WATER: "new water",
+    LOST_WATER: "lost water",
+    SEASONAL_WATER: "seasonal / intermittent",
+    NOT_OBSERVED: "not observed",
+}
+
+SERIES_COLORS: dict[int, tuple[int, int, int, int]] = {
+    NEVER_WATER: (230, 230, 220, 255),
+    PERMANENT_WATER: (0, 0, 255, 255),
+    NEW_WATER: (34, 177, 76, 255),
+    LOST_WATER: (237, 28, 36, 255),
+    SEASONAL_WATER: (153, 217, 234, 255),
+    NOT_OBSERVED: (0, 0, 0, 0),
+}
+
+#: frequency.tif: 0..100 = percent of observed dates that were water; 255 = never observed
+FREQUENCY_NODATA = 255
+
+
+def water_frequency(masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How often each pixel was water, over the dates on which it was observed.
+
+    Parameters
+    ----------
+    masks : sequence of uint8 arrays, each (h, w)
+        Water masks (1 water, 0 land, 255 unobserved) of the dates, in date order.
+
+    Returns
+    -------
+    percent : uint8 (h, w)
+        ``round(100 * water_count / observed_count)``; 255 where the pixel was never observed.
+    water_count, observed_count : uint16 (h, w)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = [np.array([1, 0, 255, 1], np.uint8), np.array([1, 1, 255, 255], np.uint8), np.array([0, 0, 255, 1], np.uint8)]
+    >>> water_frequency(m)[0].tolist()
+    [67, 33, 255, 100]
+    """
+    masks = [np.asarray(m) for m in masks]
+    if not masks:
+        raise ValueError("water_frequency needs at least one mask")
+    water = np.zeros(masks[0].shape, np.uint16)
+    obs = np.zeros(masks[0].shape, np.uint16)
+    for m in masks:
+        if m.shape != masks[0].shape:
+            raise ValueError(f"masks differ in shape {masks[0].shape} vs {m.shape}; align them on one grid first")
+        water += m == WATER
+        obs += m != NODATA
+    pct = np.full(masks[0].shape, FREQUENCY_NODATA, np.uint8)
+    seen = obs > 0
+    # integer rounding half up: floor((200 * w + o) / (2 * o))
+    pct[seen] = ((200 * water[seen].astype(np.int64) + obs[seen]) // (2 * obs[seen].astype(np.int64))).astype(np.uint8)
+    return pct, water, obs
+
+
+def series_classes(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """JRC-style classes of each pixel over the whole series (only observed dates count).
+
+    For each pixel, take its states on the dates it was observed, in date order, and count how
+    often the state switches between water and land:
+
+    * ``NOT_OBSERVED`` (255): observed on no date;
+    * ``NEVER_WATER`` (0): observed, land on every observed date;
+    * ``PERMANENT_WATER`` (1): water on every observed date;
+    * ``NEW_WATER`` (2): land first, water last, one switch (land ... land, water ... water);
+    * ``LOST_WATER`` (3): water first, land last, one switch;
+    * ``SEASONAL_WATER`` (4): two or more switches (water came and went).
+
+    Parameters
+    ----------
+    masks : sequence of uint8 arrays, each (h, w)
+        Water masks in date order (1 water, 0 land, 255 unobserved).
+
+    Returns
+    -------
+    uint8 (h, w)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = [np.array([0, 1, 0, 1, 1, 255, 0], np.uint8),
+    ...      np.array([0, 1, 1, 1, 0, 255, 255], np.uint8),
+    ...      np.array([0, 1, 1, 0, 1, 255, 1], np.uint8)]
+    >>> series_classes(m).tolist()
+    [0, 1, 2, 3, 4, 255, 2]
+    """
+    masks = [np.asarray(m) for m in masks]
+    if not masks:
+        raise ValueError("series_classes needs at least one mask")
+    shape = masks[0].shape
+    first = np.full(shape, NODATA, np.uint8)
+    prev = np.full(shape, NODATA, np.uint8)
+    switches = np.zeros(shape, np.uint16)
+    for m in masks:
+        if m.shape != shape:
+            raise ValueError(f"masks differ in shape {shape} vs {m.shape}; align them on one grid first")
+        obs = m != NODATA
+        state = (m == WATER).astype(np.uint8)
+        switches += obs & (prev != NODATA) & (prev != state)
+        first = np.where(obs & (first == NODATA), state, first)
+        prev = np.where(obs, state, prev)
+    out = np.full(shape, NOT_OBSERVED, np.uint8)
+    seen = first != NODATA
+    out[seen & (switches == 0) & (first == 0)] = NEVER_WATER
+    out[seen & (switches == 0) & (first == 1)] = PERMANENT_WATER
+    out[seen & (switches == 1) & (first == 0)] = NEW_WATER
+    out[seen & (switches == 1) & (first == 1)] = LOST_WATER
+    out[seen & (switches >= 2)] = SEASONAL_WATER
+    return out
+
+
+@dataclass
+class SeriesBlock:
+    """Many-date products of one block (see :func:`series_block`)."""
+
+    frequency: np.ndarray
+    classes: np.ndarray
+    transitions: list[np.ndarray]
+    #: (n_pairs, len(CHANGE_CLASSES), 2) pixel count and m2 of each change class per consecutive pair
+    transition_stats: np.ndarray
+    #: (len(SERIES_CLASSES), 2) pixel count and m2 of each series class
+    class_stats: np.ndarray
+    #: (2,) sum over observed pixels of frequency * m2 and of m2 (for the area-weighted mean frequency)
+    frequency_stats: np.ndarray
+
+
+def series_block(masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None) -> SeriesBlock:
+    """Frequency, series classes and consecutive change maps of one block, with their areas.
+
+    Pure, so it can run per block in any scheduler; the stats of all blocks add up.
+
+    Parameters
+    ----------
+    masks : sequence of uint8 (h, w)
+        Water masks of the dates in date order.
+    pixel_area : float array broadcastable to (h, w)
+        Ground area of each pixel in m2.
+    inside : bool (h, w), optional
+        Area of interest; pixels outside count in no figure (default: all inside).
+
+    Returns
+    -------
+    SeriesBlock
+    """
+    freq, _, _ = water_frequency(masks)
+    classes = series_classes(masks)
+    shape = classes.shape
+    pa = np.broadcast_to(np.asarray(pixel_area, np.float64), shape)
+    ins = np.ones(shape, bool) if inside is None else np.asarray(inside, bool)
+    trans = [change_map(a, b) for a, b in zip(masks[:-1], masks[1:])]
+    tst = np.zeros((len(trans), len(CHANGE_CLASSES), 2))
+    for i, t in enumerate(trans):
+        for j, (_, (n, m2)) in enumerate(class_areas(np.where(ins, t, 254), pa, CHANGE_CLASSES).items()):
+            tst[i, j] = (n, m2)
+    cst = np.zeros((len(SERIES_CLASSES), 2))
+    for j, (_, (n, m2)) in enumerate(class_areas(np.where(ins, classes, 254), pa, SERIES_CLASSES).items()):
+        cst[j] = (n, m2)
+    seen = ins & (freq != FREQUENCY_NODATA)
+    fst = np.array([float((freq[seen] * pa[seen]).sum()), float(pa[seen].sum())])
+    return SeriesBlock(freq, classes, trans, tst, cst, fst)
+
+
+def _km2(m2: float) -> float:
+    return round(float(m2) / 1e6, 6)
+
+
+class SeriesAccumulator:
+    """Sums the stats of :class:`SeriesBlock` s over all blocks; gives summary.json's
+    ``transitions`` and ``series`` entries.
+
+    Parameters
+    ----------
+    dates : sequence of str
+        ISO dates in order (3 or more).
+    """
+
+    def __init__(self, dates: Sequence[str]) -> None:
+        self.dates = list(dates)
+        self.transition_stats = np.zeros((len(self.dates) - 1, len(CHANGE_CLASSES), 2))
+        self.class_stats = np.zeros((len(SERIES_CLASSES), 2))
+        self.frequency_stats = np.zeros(2)
+
+    def add(self, block: Optional[SeriesBlock]) -> None:
+        """Add one block's sums (None is ignored)."""
+        if block is None:
+            return
+        self.transition_stats += block.transition_stats
+        self.class_stats += block.class_stats
+        self.frequency_stats += block.frequency_stats
+
+    def transitions(self) -> list[dict[str, Any]]:
+        """Per consecutive pair: from, to, gained/lost/persistent/net km2, net_percent, pixels."""
+        codes = list(CHANGE_CLASSES)
+        out = []
+        for i, (a, b) in enumerate(zip(self.dates[:-1], self.dates[1:])):
+            c = {code: self.transition_stats[i, j] for j, code in enumerate(codes)}
+            gained, lost, pw = c[WATER_GAINED][1], c[WATER_LOST][1], c[WATER_PERSISTENT][1]
+            before = pw + lost
+            out.append({
+                "from": a,
+                "to": b,
+                "gained_km2": _km2(gained),
+                "lost_km2": _km2(lost),
+                "persistent_water_km2": _km2(pw),
+                "persistent_land_km2": _km2(c[LAND_PERSISTENT][1]),
+                "net_km2": _km2(gained - lost),
+                "net_percent": round(100.0 * (gained - lost) / before, 4) if before else None,
+                "gained_pixels": int(c[WATER_GAINED][0]),
+                "lost_pixels": int(c[WATER_LOST][0]),
+                "unobserved_km2": _km2(c[UNOBSERVED][1]),
+                "unobserved_pixels": int(c[UNOBSERVED][0]),
+            })
+        return out
+
+    def series(self) -> dict[str, Any]:
+        """Series class areas (km2 and pixels) and the area-weighted mean water frequency."""
+        fw, fa = self.frequency_stats
+        return {
+            "dates": self.dates,
+            "classes_km2": {name: _km2(self.class_stats[j, 1]) for j, name in enumerate(SERIES_CLASSES.values())},
+            "classes_pixels": {name: int(self.class_stats[j, 0]) for j, name in enumerate(SERIES_CLASSES.values())},
+            "mean_frequency_percent": round(float(fw / fa), 4) if fa else None,
+            "note": "classes over the dates each pixel was observed on; see docs/products.md for the definitions",
+        }

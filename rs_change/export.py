@@ -192,3 +192,425 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         for r in rows:
             w.writerow(dict(r))
     return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Polygons for GIS: sieve, topology-preserving simplification, geodesic perimeter, formats
+# ---------------------------------------------------------------------------------------------
+#: ``output.formats`` value -> (GDAL driver, output name in the run folder)
+VECTOR_FORMATS: dict[str, tuple[str, str]] = {
+    "gpkg": ("GPKG", "water.gpkg"),
+    "shp": ("ESRI Shapefile", "water_shp"),
+    "geojson": ("GeoJSON", "water_geojson"),
+    "gdb": ("OpenFileGDB", "water.gdb"),
+}
+
+#: Shapefile (dBASE) field names are at most 10 characters
+SHAPEFILE_FIELDS = {"perimeter_m": "perim_m"}
+
+_POLY_COLUMNS = ["date", "class", "area_m2", "perimeter_m", "pixels"]
+
+
+def geodesic_perimeters(geoms: Sequence[Any], crs: Any) -> np.ndarray:
+    """Geodesic perimeter (m, on the WGS84 ellipsoid) of each polygon, from its vertices in lon/lat.
+
+    Parameters
+    ----------
+    geoms : sequence of shapely polygons, in ``crs``
+    crs : pyproj CRS (or anything :func:`rs_change.grid.as_crs` accepts)
+
+    Returns
+    -------
+    float64 (n,)
+    """
+    import shapely
+    from pyproj import Geod, Transformer
+
+    from .grid import as_crs
+
+    if len(geoms) == 0:
+        return np.zeros(0)
+    src = as_crs(crs)
+    geo = np.asarray(geoms, dtype=object)
+    if not src.equals("EPSG:4326"):
+        tr = Transformer.from_crs(src, "EPSG:4326", always_xy=True)
+        geo = shapely.transform(geo, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    geod = Geod(ellps="WGS84")
+    return np.array([abs(geod.geometry_area_perimeter(g)[1]) for g in geo], dtype=np.float64)
+
+
+def polygon_layer(
+    classes: np.ndarray,
+    grid: Grid,
+    pixel_area: np.ndarray,
+    values: Mapping[int, str],
+    min_area_m2: float = 0.0,
+    simplify_px: float = 0.0,
+    date: str = "",
+    extra: Optional[Mapping[str, Any]] = None,
+) -> tuple["Any", dict[str, dict[str, float]]]:
+    """Polygons of the 4-connected regions of each class code in ``values``, ready for GIS.
+
+    Pure function of the array, its grid and its pixel areas (so it can run per block).
+
+    * ``area_m2`` is the sum of the region's pixels' ground areas (exact for any CRS, and equal to
+      the raster's area), ``pixels`` their count;
+    * regions smaller than ``min_area_m2`` are dropped (a sieve) and reported in the second
+      return value, so polygons + removed = raster area;
+    * ``simplify_px > 0`` simplifies all polygons together with
+      :func:`shapely.coverage_simplify` (tolerance ``simplify_px`` pixel sizes), which keeps
+      shared edges shared, creates no gaps or overlaps and never collapses a polygon;
+    * ``perimeter_m`` is the geodesic perimeter of the polygon as written (after simplification).
+
+    Parameters
+    ----------
+    classes : integer array (h, w)
+        Class codes (e.g. a water mask, or a change map).
+    grid : Grid
+        Grid of ``classes``.
+    pixel_area : float array broadcastable to (h, w)
+        Ground area of each pixel in m2.
+    values : mapping code -> class name
+        The codes to polygonise; the name goes into the ``class`` column.
+    min_area_m2 : float, default 0
+        Drop regions smaller than this.
+    simplify_px : float, default 0
+        Simplification tolerance in pixels (0 keeps the exact pixel outlines).
+    date : str, default ""
+        Goes into the ``date`` column.
+    extra : mapping, optional
+        More constant columns (e.g. ``{"from_date": "2009-08-18"}``).
+
+    Returns
+    -------
+    gdf : geopandas.GeoDataFrame
+        Columns ``date, class, area_m2, perimeter_m, pixels`` (+ ``extra``), CRS of the grid.
+    removed : dict class name -> {"features", "pixels", "area_m2"}
+        What the minimum-area filter dropped.
+    """
+    import geopandas as gpd
+    import shapely
+    from rasterio.features import shapes
+    from scipy import ndimage
+
+    classes = np.asarray(classes)
+    pa = np.broadcast_to(np.asarray(pixel_area, np.float64), classes.shape)
+    lab_all = np.zeros(classes.shape, np.int32)
+    area_l: list[np.ndarray] = [np.zeros(1)]
+    pix_l: list[np.ndarray] = [np.zeros(1, np.int64)]
+    name_l: list[np.ndarray] = [np.array([""], dtype=object)]
+    removed: dict[str, dict[str, float]] = {}
+    next_id = 1
+    for code, cname in values.items():
+        sel = classes == code
+        lab, n = ndimage.label(sel)
+        areas = np.bincount(lab.ravel(), weights=pa.ravel(), minlength=n + 1)[1:]
+        pix = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        small = areas < min_area_m2
+        removed[cname] = {"features": int(small.sum()), "pixels": int(pix[small].sum()), "area_m2": float(areas[small].sum())}
+        keep = np.flatnonzero(~small)
+        if keep.size:
+            # relabel kept components to consecutive global ids; dropped ones to 0
+            remap = np.zeros(n + 1, np.int32)
+            remap[keep + 1] = np.arange(next_id, next_id + keep.size, dtype=np.int32)
+            lab_all = np.where(sel, remap[lab], lab_all)
+            area_l.append(areas[keep])
+            pix_l.append(pix[keep].astype(np.int64))
+            name_l.append(np.full(keep.size, cname, dtype=object))
+            next_id += keep.size
+    crs = grid.crs.to_wkt()
+    cols = list(_POLY_COLUMNS) + list(extra or {})
+    if next_id == 1:
+        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs), removed
+    area_a, pix_a, name_a = np.concatenate(area_l), np.concatenate(pix_l), np.concatenate(name_l)
+    geoms, ids = [], []
+    for geom, v in shapes(lab_all, mask=lab_all > 0, transform=grid.transform, connectivity=4):
+        geoms.append(shapely.geometry.shape(geom))
+        ids.append(int(v))
+    ids_a = np.asarray(ids)
+    order = np.argsort(ids_a, kind="stable")
+    ids_a = ids_a[order]
+    geo = np.asarray(geoms, dtype=object)[order]
+    if simplify_px > 0:
+        res = min(abs(grid.transform.a), abs(grid.transform.e))
+        geo = shapely.coverage_simplify(geo, tolerance=simplify_px * res)
+    data: dict[str, Any] = {
+        "date": [date] * len(ids_a),
+        "class": name_a[ids_a].astype(str),
+        "area_m2": area_a[ids_a],
+        "perimeter_m": geodesic_perimeters(geo, grid.crs),
+        "pixels": pix_a[ids_a],
+    }
+    for k, v in (extra or {}).items():
+        data[k] = [v] * len(ids_a)
+    return gpd.GeoDataFrame(data, geometry=list(geo), crs=crs), removed
+
+
+def gdb_name(name: str) -> str:
+    """A layer name that File Geodatabases accept (letters, digits, underscores)."""
+    import re
+
+    out = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    return out if out[:1].isalpha() else "l_" + out
+
+
+def write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str]) -> dict[str, Path]:
+    """Write polygon layers in each of ``formats`` (``gpkg``, ``shp``, ``geojson``, ``gdb``).
+
+    * ``gpkg``: one ``water.gpkg`` with a layer per name;
+    * ``shp``: a folder ``water_shp/`` with ``<layer>.shp`` (+ .shx .dbf .prj .cpg, UTF-8);
+      ``perimeter_m`` is named ``perim_m`` there (10-character dBASE field names);
+    * ``geojson``: a folder ``water_geojson/`` with ``<layer>.geojson`` in EPSG:4326 (RFC 7946);
+    * ``gdb``: one File Geodatabase ``water.gdb`` (GDAL's OpenFileGDB writer), layer names with
+      ``-`` replaced by ``_``.
+
+    Parameters
+    ----------
+    folder : Path
+        Where the outputs are created (normally the run's temporary folder).
+    layers : mapping name -> GeoDataFrame
+    formats : sequence of str
+
+    Returns
+    -------
+    dict output name -> path
+    """
+    import pyogrio
+
+    out: dict[str, Path] = {}
+    folder = Path(folder)
+    for fmt in dict.fromkeys(formats):
+        if fmt not in VECTOR_FORMATS:
+            from .errors import ConfigError
+
+            raise ConfigError(f"output.formats: unknown vector format {fmt!r}; use one of {', '.join(VECTOR_FORMATS)}")
+        driver, name = VECTOR_FORMATS[fmt]
+        dst = folder / name
+        for i, (lname, gdf) in enumerate(layers.items()):
+            kw: dict[str, Any] = {"driver": driver, "geometry_type": "Polygon"}
+            if fmt == "gpkg":
+                pyogrio.write_dataframe(gdf, str(dst), layer=lname, append=i > 0, **kw)
+            elif fmt == "gdb":
+                g = gdf.copy()
+                if len(g) and int(g["pixels"].max()) < 2**31:  # Integer64 needs ArcGIS Pro 3.2+
+                    g["pixels"] = g["pixels"].astype("int32")
+                # a lake with > 100 islands makes GDAL's ring organiser warn and slow down; our rings
+                # are already organised (shapely polygons), so skip it
+                pyogrio.set_gdal_config_options({"OGR_ORGANIZE_POLYGONS": "SKIP"})
+                try:
+                    pyogrio.write_dataframe(g, str(dst), layer=gdb_name(lname), append=i > 0, **kw)
+                finally:
+                    pyogrio.set_gdal_config_options({"OGR_ORGANIZE_POLYGONS": None})
+            elif fmt == "shp":
+                dst.mkdir(parents=True, exist_ok=True)
+                pyogrio.write_dataframe(gdf.rename(columns=SHAPEFILE_FIELDS), str(dst / f"{lname}.shp"),
+                                        layer=lname, encoding="UTF-8", **kw)
+            else:
+                dst.mkdir(parents=True, exist_ok=True)
+                pyogrio.write_dataframe(gdf.to_crs("EPSG:4326"), str(dst / f"{lname}.geojson"), layer=lname,
+                                        RFC7946="YES", **kw)
+        out[name] = dst
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Many-date rasters, styles, polygon outputs of a run
+# ---------------------------------------------------------------------------------------------
+def styled_cog(writer: "BlockWriter", dst: Path, classes: Optional[Mapping[int, str]] = None,
+               colors: Optional[Mapping[int, tuple[int, int, int, int]]] = None) -> list[Path]:
+    """Convert a :class:`BlockWriter` to a COG at ``dst`` and write its QGIS / GDAL styles beside it.
+
+    ``classes=None`` styles it as a 0-100 % frequency ramp.  Returns the COG then the style files.
+    """
+    from .styles import write_styles
+
+    writer.to_cog(Path(dst))
+    return [Path(dst), *write_styles(Path(dst), classes, colors)]
+
+
+class SeriesWriters:
+    """Block writers of the many-date rasters: ``frequency.tif``, ``series_classes.tif`` and
+    ``change_<from>_<to>.tif`` per consecutive pair (used with 3+ dates).
+
+    Parameters
+    ----------
+    folder : Path
+        Staging folder.
+    grid : Grid
+        Reference grid.
+    dates : sequence of str
+        ISO dates in order.
+    """
+
+    def __init__(self, folder: Path, grid: Grid, dates: Sequence[str]) -> None:
+        from .change import CHANGE_CLASSES, CHANGE_COLORS, FREQUENCY_NODATA, SERIES_CLASSES, SERIES_COLORS
+        from .styles import ramp_colormap
+
+        self.folder = Path(folder)
+        self.dates = list(dates)
+        span = {"FROM": self.dates[0], "TO": self.dates[-1], "DATES": self.dates}
+        self.frequency = BlockWriter(self.folder / "frequency_blocks.tif", grid, FREQUENCY_NODATA, ramp_colormap(),
+                                     tags={**span, "UNITS": "percent of observed dates that were water"})
+        self.classes = BlockWriter(self.folder / "series_blocks.tif", grid, 255, SERIES_COLORS, SERIES_CLASSES, tags=span)
+        self.pairs = [
+            BlockWriter(self.folder / f"pair_{a}_{b}_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
+                        tags={"FROM": a, "TO": b})
+            for a, b in zip(self.dates[:-1], self.dates[1:])
+        ]
+
+    @staticmethod
+    def names(dates: Sequence[str]) -> list[str]:
+        """Output names (rasters and their styles) for ``dates``."""
+        out = ["frequency.tif", "frequency.qml", "series_classes.tif", "series_classes.qml", "series_classes.tif.aux.xml"]
+        for a, b in zip(dates[:-1], dates[1:]):
+            out += [f"change_{a}_{b}.tif", f"change_{a}_{b}.qml", f"change_{a}_{b}.tif.aux.xml"]
+        return out
+
+    def write(self, block: Any, row_off: int, col_off: int) -> None:
+        """Write one :class:`rs_change.change.SeriesBlock`."""
+        self.frequency.write(block.frequency, row_off, col_off)
+        self.classes.write(block.classes, row_off, col_off)
+        for wr, t in zip(self.pairs, block.transitions):
+            wr.write(t, row_off, col_off)
+
+    def finish(self) -> dict[str, Path]:
+        """COGs with styles in the staging folder; returns name -> path."""
+        from .change import CHANGE_CLASSES, CHANGE_COLORS, SERIES_CLASSES, SERIES_COLORS
+
+        paths = styled_cog(self.frequency, self.folder / "frequency.tif")
+        paths += styled_cog(self.classes, self.folder / "series_classes.tif", SERIES_CLASSES, SERIES_COLORS)
+        for a, b, wr in zip(self.dates[:-1], self.dates[1:], self.pairs):
+            paths += styled_cog(wr, self.folder / f"change_{a}_{b}.tif", CHANGE_CLASSES, CHANGE_COLORS)
+        return {p.name: p for p in paths}
+
+    def close(self) -> None:
+        for wr in (self.frequency, self.classes, *self.pairs):
+            wr.close()
+
+
+def run_polygons(
+    folder: Path,
+    grid: Grid,
+    water: Mapping[str, Path],
+    change: Optional[Path],
+    formats: Sequence[str],
+    min_area_m2: Optional[float],
+    simplify_px: float,
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Polygon layers of a run, written in every format of ``output.formats``.
+
+    Layers: ``water_<date>`` (class ``water``) per date and ``change`` (classes ``water gained`` /
+    ``water lost``, first -> last date, ``date`` = last date, ``from_date`` = first).
+
+    Parameters
+    ----------
+    folder : Path
+        Staging folder.
+    grid : Grid
+    water : mapping ISO date -> water mask GeoTIFF
+    change : Path or None
+        change.tif (first -> last).
+    formats : sequence of str
+        ``output.formats``.
+    min_area_m2 : float or None
+        Minimum polygon area; None = 4 mean pixel areas.
+    simplify_px : float
+        Simplification tolerance in pixels.
+
+    Returns
+    -------
+    files : dict output name -> path
+    summary : dict
+        ``{min_area_m2, simplify_px, layers: {name: {features, area_km2, removed_features,
+        removed_km2, raster_km2}}}`` for summary.json.
+    """
+    from .area import pixel_area
+    from .change import WATER_GAINED, WATER_LOST
+
+    pa = pixel_area(grid.transform, grid.crs, grid.shape)
+    min_a = float(4.0 * np.mean(pa)) if min_area_m2 is None else float(min_area_m2)
+    layers: dict[str, Any] = {}
+    stats: dict[str, Any] = {}
+
+    def _add(name: str, arr: np.ndarray, values: Mapping[int, str], date: str, extra: Optional[dict] = None) -> None:
+        gdf, removed = polygon_layer(arr, grid, pa, values, min_a, simplify_px, date, extra)
+        layers[name] = gdf
+        raster = sum(float(np.broadcast_to(pa, arr.shape)[arr == code].sum()) for code in values)
+        stats[name] = {
+            "features": int(len(gdf)),
+            "area_km2": round(float(gdf["area_m2"].sum()) / 1e6, 6) if len(gdf) else 0.0,
+            "removed_features": int(sum(r["features"] for r in removed.values())),
+            "removed_km2": round(sum(r["area_m2"] for r in removed.values()) / 1e6, 6),
+            "raster_km2": round(raster / 1e6, 6),
+        }
+
+    for date, path in water.items():
+        with rasterio.open(path) as ds:
+            _add(f"water_{date}", ds.read(1), {1: "water"}, date)
+    if change is not None:
+        from .change import CHANGE_CLASSES
+
+        with rasterio.open(change) as ds:
+            arr = ds.read(1)
+            frm, to = ds.tags().get("FROM", ""), ds.tags().get("TO", "")
+        _add("change", arr, {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]}, to,
+             {"from_date": frm})
+    files = write_vectors(folder, layers, formats)
+    summary = {
+        "min_area_m2": round(min_a, 6),
+        "simplify_px": simplify_px,
+        "formats": list(dict.fromkeys(formats)),
+        "note": "area_m2 = sum of the polygon's pixel ground areas; polygons smaller than min_area_m2 are removed "
+                "(removed_km2); area_km2 + removed_km2 = raster_km2",
+        "layers": stats,
+    }
+    return files, summary
+
+
+def product_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool) -> list[str]:
+    """Names of the GIS products of issue 7 a run writes (styles, many-date rasters, vectors, report).
+
+    ``water_<date>.tif``, ``change.tif`` and the tables are named by the pipeline itself.
+    """
+    from .report import report_names
+
+    names = [f"water_{d}.qml" for d in dates] + [f"water_{d}.tif.aux.xml" for d in dates]
+    if len(dates) >= 2:
+        names += ["change.qml", "change.tif.aux.xml"]
+    if len(dates) >= 3:
+        names += SeriesWriters.names(dates)
+    if polygons:
+        names += [VECTOR_FORMATS[f][1] for f in dict.fromkeys(formats)]
+    if report:
+        names += report_names(dates, len(dates) >= 3)
+    return names
+
+
+def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
+    """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``."""
+    from .change import CHANGE_CLASSES, CHANGE_COLORS
+    from .styles import write_styles
+
+    out: dict[str, Path] = {}
+    for name, path in list(staged.items()):
+        if name.startswith("water_") and name.endswith(".tif"):
+            paths = write_styles(path, WATER_CLASSES, WATER_COLORS)
+        elif name == "change.tif":
+            paths = write_styles(path, CHANGE_CLASSES, CHANGE_COLORS)
+        else:
+            continue
+        out.update({p.name: p for p in paths})
+    return out
+
+
+def manifest_files(folder: Path, names: Sequence[str]) -> list[str]:
+    """``names`` with each folder output (``water.gdb``, ``water_shp`` ...) expanded to its files
+    (``water.gdb/a00000001.gdbtable`` ...), sorted within the folder, for the manifest."""
+    out: list[str] = []
+    for n in names:
+        p = Path(folder) / n
+        if p.is_dir():
+            out += sorted(str(f.relative_to(folder)) for f in p.rglob("*") if f.is_file())
+        else:
+            out.append(n)
+    return out
