@@ -78,7 +78,7 @@ class GridConfig(_Model):
 
     reference: Optional[_dt.date] = Field(None, description="Date whose grid is the reference (default: the first).")
     crs: Optional[str] = Field(None, description="Resample onto this CRS instead of the reference date's.")
-    resolution: Optional[float] = Field(None, gt=0, description="Pixel size in units of `crs` (with `crs`).")
+    resolution: Optional[float] = Field(None, gt=0, description="Pixel size in units of `crs` (or of the reference date's CRS when `crs` is not given).")
     resampling: Literal["nearest", "bilinear", "cubic", "average"] = Field(
         "bilinear", description="Resampling of bands onto the reference grid (masks always use nearest)."
     )

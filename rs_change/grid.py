@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from affine import Affine
 from pyproj import CRS
@@ -118,8 +118,47 @@ class Grid:
         r0 = max(0, math.floor(min(rows) + eps))
         r1 = min(self.height, math.ceil(max(rows) - eps))
         if c1 <= c0 or r1 <= r0:
-            raise GeoreferenceError("the area of interest does not overlap the scene")
+            from .errors import NoOverlapError
+
+            b = ", ".join(f"{v:.6g}" for v in bounds)
+            g = ", ".join(f"{v:.6g}" for v in self.bounds)
+            raise NoOverlapError(
+                f"aoi: the area of interest (bounds {b}) does not overlap the reference grid (bounds {g}, "
+                f"{self.crs.to_string()}); check `aoi` and its CRS"
+            )
         return self.window_grid(r0, c0, r1 - r0, c1 - c0)
+
+    def regrid(self, crs: Any = None, resolution: Optional[float] = None) -> "Grid":
+        """The grid covering the same ground in another ``crs`` and/or at another ``resolution``.
+
+        Parameters
+        ----------
+        crs : CRS-like, optional
+            Target CRS (default: this grid's).
+        resolution : float, optional
+            Target pixel size in units of the target CRS (default: GDAL's choice, which keeps
+            about as many pixels as this grid).
+
+        Returns
+        -------
+        Grid
+            Same CRS: the same top-left corner, ``ceil(extent / resolution)`` pixels.  Another
+            CRS: the grid :func:`rasterio.warp.calculate_default_transform` gives for this
+            grid's bounds.
+        """
+        if crs is None and resolution is None:
+            return self
+        dst = self.crs if crs is None else as_crs(crs)
+        if dst == self.crs and self.rectilinear and resolution is not None:
+            minx, miny, maxx, maxy = self.bounds
+            w = max(1, math.ceil((maxx - minx) / resolution - 1e-9))
+            h = max(1, math.ceil((maxy - miny) / resolution - 1e-9))
+            return Grid((h, w), Affine(resolution, 0, minx, 0, -resolution, maxy), dst)
+        from rasterio.warp import calculate_default_transform
+
+        kw = {"resolution": resolution} if resolution else {}
+        t, w, h = calculate_default_transform(self.crs.to_wkt(), dst.to_wkt(), self.width, self.height, *self.bounds, **kw)
+        return Grid((h, w), t, dst)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -73,15 +73,13 @@ def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
     """The grid every date is resampled onto: the reference date's, or ``grid.crs``/``resolution``."""
     ref_date = cfg.grid.reference or sources[0].date
     ref = next(s for s in sources if s.date == ref_date).grid
-    if cfg.grid.crs is not None:
-        from rasterio.warp import calculate_default_transform
+    if cfg.grid.crs is not None or cfg.grid.resolution is not None:
+        from .errors import ConfigError, GeoreferenceError
 
-        from .grid import as_crs
-
-        dst = as_crs(cfg.grid.crs)
-        kw = {"resolution": cfg.grid.resolution} if cfg.grid.resolution else {}
-        t, w, h = calculate_default_transform(ref.crs.to_wkt(), dst.to_wkt(), ref.width, ref.height, *ref.bounds, **kw)
-        ref = Grid((h, w), t, dst)
+        try:
+            ref = ref.regrid(cfg.grid.crs, cfg.grid.resolution)
+        except GeoreferenceError as exc:
+            raise ConfigError(f"grid.crs: {exc}; give e.g. EPSG:32614") from None
     return ref
 
 
@@ -113,6 +111,8 @@ def aoi_geometries(cfg: RunConfig, crs: Any) -> Optional[list[Any]]:
         gdf = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
         if gdf.empty:
             raise InputError(f"{path}: the area of interest holds no polygons; give polygons")
+        # densify so that long straight edges stay where they were drawn after reprojection
+        gdf = gdf.set_geometry(gdf.geometry.segmentize(_segment(gdf)))
     return list(gdf.to_crs(Grid((1, 1), _ident(), crs).crs.to_wkt()).geometry)
 
 
