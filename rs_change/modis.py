@@ -318,7 +318,7 @@ def open_appeears(folder: Path, profile: BandProfile, date: _dt.date, nodata: Op
         have = ", ".join(d.isoformat() for d in by_date)
         raise InputError(f"{folder}: no files for date {date} (the folder holds {have}); set the scene's `date` to one of these")
     index = {layer: (str(f), 1) for layer, f in by_date[date].items()}
-    return _source_from_index(index, profile, date, nodata, label=str(folder), where="layer file")
+    return _source_from_index(index, profile, date, nodata, label=str(folder), where="layer files")
 
 
 def open_multiband(path: Path, profile: BandProfile, date: _dt.date, nodata: Optional[float] = None) -> SceneSource:
@@ -330,10 +330,10 @@ def open_multiband(path: Path, profile: BandProfile, date: _dt.date, nodata: Opt
     named = any(_REFL.match(d) for d in descs)
     if named:
         index = {d: (sp, i + 1) for i, d in enumerate(descs) if d}
-        return _source_from_index(index, profile, date, nodata, label=sp, where="band (by description)")
+        return _source_from_index(index, profile, date, nodata, label=sp, where="bands (by description)")
     profile.check_band_count(count, sp)
     index = {f"sur_refl_b{b:02d}": (sp, b) for b in profile.bands.values()}
-    return _source_from_index(index, profile, date, nodata, label=sp, where="band")
+    return _source_from_index(index, profile, date, nodata, label=sp, where="bands")
 
 
 def _source_from_index(
@@ -352,7 +352,7 @@ def _source_from_index(
     if missing:
         have = ", ".join(sorted(index)) or "none"
         raise BandProfileError(
-            f"{label}: missing MODIS {where}s {', '.join(missing)} for {date} (found: {have}); "
+            f"{label}: missing MODIS {where} {', '.join(missing)} for {date} (found: {have}); "
             "add them, or name only the roles you have with `bands: {role: MODIS band number}`"
         )
     first_path, first_band = next(iter(layers.values()))
@@ -381,6 +381,7 @@ def _source_from_index(
         date=date, profile=profile, layers=layers, grid=grid,
         nodata=nodata if nodata is not None else file_nodata, label=label,
     )
+    check_values(src)
     if qa_layer is not None:
         with _open(qa_layer[0]) as ds:
             qa_fill = ds.nodata
@@ -391,7 +392,6 @@ def _source_from_index(
         log.info("%s: %s QA from %s (%s)", label, date, qa_layer[0], ", ".join(k for k, v in settings.items() if v and k not in ("enabled", "layer")))
     elif is_modis(profile) and settings["enabled"]:
         log.warning("%s: no MODIS state QA layer for %s; clouds and cloud shadows are not masked", label, date)
-    check_values(src)
     return src
 
 
@@ -605,7 +605,7 @@ def open_hdf4(path: Path, profile: BandProfile, date: _dt.date, nodata: Optional
     tmp = Path(tempfile.mkdtemp(prefix="rs-change-hdf4-"))
     try:
         index = hdf4_to_geotiffs(path, wanted, tmp)
-        src = _source_from_index(index, profile, date, nodata, label=str(path), where="SDS")
+        src = _source_from_index(index, profile, date, nodata, label=str(path), where="SDSs")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
