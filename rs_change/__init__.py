@@ -16,6 +16,21 @@ from .features import feature_stack, spectral_index
 from .grid import Grid
 from .labelling import label_clusters
 from .sensors import PROFILES, BandProfile
+from .model import ModelDriftWarning, WaterModel
+from .api import (
+    Comparison,
+    Scene,
+    compare,
+    compute_features,
+    fit_model,
+    label_water,
+    polygonize,
+    predict_clusters,
+    read_scene,
+    water_area,
+    write_cluster_map,
+    write_outputs,
+)
 
 
 def run(config: "str | RunConfig", **kwargs: object) -> "pipeline.RunResult":  # noqa: F821
@@ -36,6 +51,22 @@ __all__ = [
     "__version__",
     "run",
     "RunConfig",
+    # array / DataArray API (rs_change.api, rs_change.model)
+    "Scene",
+    "read_scene",
+    "compute_features",
+    "fit_model",
+    "WaterModel",
+    "predict_clusters",
+    "label_water",
+    "water_area",
+    "compare",
+    "Comparison",
+    "polygonize",
+    "write_cluster_map",
+    "write_outputs",
+    "ModelDriftWarning",
+    # stages
     "Grid",
     "BandProfile",
     "PROFILES",

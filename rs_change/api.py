@@ -1,0 +1,907 @@
+"""The array-level API for scripts (QGIS, ArcGIS Pro, notebooks): arrays or DataArrays in, the
+same kind out.
+
+Every function is usable alone and does what the pipeline (``rs-change run``) does on one
+in-memory scene, so the numbers are the same:
+
+==========================  ==============================================================
+:func:`read_scene`          path(s) + band profile -> :class:`Scene` (bands, valid, transform, CRS)
+:func:`compute_features`    bands -> feature stack (bands in canonical order, NDWI, MNDWI)
+:func:`fit_model`           k-means (+ robust scaler, + water decisions) -> :class:`WaterModel`
+:func:`predict_clusters`    cluster id of every pixel (``WaterModel.predict``)
+:func:`label_water`         water mask: 1 water, 0 land, 255 unobserved
+:func:`water_area`          ground area of a mask, m2 (geodesic, any CRS)
+:func:`compare`             two or more masks -> change map (first -> last) and statistics
+:func:`polygonize`          mask -> GeoDataFrame of water polygons with their areas
+:func:`write_outputs`       water_<date>.tif, change.tif, clusters_<date>.tif/.png, model_<date>.json, water.gpkg
+==========================  ==============================================================
+
+Inputs ("scene data") may be
+
+* a :class:`Scene` from :func:`read_scene`;
+* an ``xarray.DataArray`` of shape (band, y, x) with rioxarray georeferencing (``.rio.transform()``,
+  ``.rio.crs``); band roles come from string band coordinates (``"red"``, ``"nir"``...), from
+  ``sensor=`` or from ``bands={role: 1-based position}``;
+* a numpy array of shape (band, y, x) (what ``rasterio.read()``, GDAL ``ReadAsArray()`` and
+  ``arcpy.RasterToNumPyArray`` return) with ``sensor=`` or ``bands=``, and ``transform=``/``crs=``
+  where areas are needed;
+* a mapping ``{role: (y, x) array}``.
+
+Unobserved pixels are NaN, ``nodata`` or outside the profile's valid range.  Masks are uint8
+(1 water, 0 land, 255 unobserved).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .area import pixel_area
+from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map
+from .clustering import KMeans, apply_scaler, fit_scaler, select_model
+from .clustering import silhouette as _silhouette
+from .errors import BandProfileError, GeoreferenceError, NoValidPixelsError, OutputError
+from .features import default_features, feature_matrix, feature_stack
+from .grid import Grid, as_crs
+from .labelling import label_clusters
+from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, from_fit, profile_dict, write_cluster_png
+from .sensors import BandProfile, custom_profile, get_profile
+
+log = logging.getLogger(__name__)
+
+SceneData = Any  # Scene | xarray.DataArray | numpy.ndarray | Mapping[str, numpy.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scene
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Scene:
+    """Bands of one scene in physical units (DN or reflectance) with their georeferencing.
+
+    Attributes
+    ----------
+    bands : dict of str to numpy.ndarray of float32, shape (h, w)
+        Role (``red``, ``green``, ``blue``, ``nir``, ``swir1``...) -> band.
+    valid : numpy.ndarray of bool, shape (h, w)
+        True where the pixel is observed.
+    transform : affine.Affine
+    crs : pyproj.CRS
+    profile : BandProfile
+    date : datetime.date or None
+    path : str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affine import Affine
+    >>> s = Scene({"green": np.ones((2, 2), np.float32)}, np.ones((2, 2), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
+    >>> s.shape
+    (2, 2)
+    """
+
+    bands: dict[str, np.ndarray]
+    valid: np.ndarray
+    transform: Any
+    crs: Any
+    profile: BandProfile = field(default_factory=lambda: BandProfile("custom", {}))
+    date: Optional[_dt.date] = None
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.crs is not None:
+            self.crs = as_crs(self.crs)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        return tuple(self.valid.shape)  # type: ignore[return-value]
+
+    @property
+    def grid(self) -> Grid:
+        """The scene's :class:`~rs_change.grid.Grid`."""
+        return Grid(self.shape, self.transform, self.crs)
+
+    def to_xarray(self) -> Any:
+        """The bands as an ``xarray.DataArray`` (band, y, x), float32, NaN where unobserved, with
+        rioxarray georeferencing and the roles as band coordinates.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from affine import Affine
+        >>> s = Scene({"green": np.ones((2, 3), np.float32)}, np.ones((2, 3), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
+        >>> da = s.to_xarray()
+        >>> da.dims, da.band.values.tolist()
+        (('band', 'y', 'x'), ['green'])
+        """
+        roles = list(self.bands)
+        arr = np.stack([np.where(self.valid, self.bands[r], np.nan).astype(np.float32) for r in roles])
+        da = _dataarray(arr, self.transform, self.crs, dim0=("band", roles), nodata=np.nan)
+        da.attrs.update({"profile": self.profile.name, "date": self.date.isoformat() if self.date else ""})
+        return da
+
+
+def read_scene(
+    path: Union[str, Path],
+    sensor: Optional[str] = None,
+    bands: Optional[Mapping[str, int]] = None,
+    *,
+    date: Union[str, _dt.date, None] = None,
+    nodata: Optional[float] = None,
+    scale: Optional[float] = None,
+    offset: Optional[float] = None,
+    like: Union["Scene", Grid, None] = None,
+    resampling: str = "bilinear",
+) -> Scene:
+    """Read a whole scene (a GeoTIFF, or a MODIS folder / glob / HDF) into memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The raster (or MODIS folder / glob of per-layer files / ``.hdf``).
+    sensor : str, optional
+        Named band profile (``naip``, ``modis``, ``landsat8``, ``landsat_tm``, ``sentinel2``...).
+    bands : mapping of str to int, optional
+        1-based band roles, e.g. ``{"red": 1, "green": 2, "blue": 3, "nir": 4}`` (overrides the
+        sensor's).  Give ``sensor`` or ``bands``.
+    date : str or datetime.date, optional
+        Acquisition date (kept on the scene; names outputs).
+    nodata : float, optional
+        Raw nodata value when the file declares none.
+    scale, offset : float, optional
+        ``reflectance = DN * scale + offset`` (override the profile's).
+    like : Scene or Grid, optional
+        Read onto this grid (resampled with ``resampling`` as ``rs-change run`` aligns later
+        dates onto the first); default the file's own grid.
+    resampling : {"bilinear", "nearest", "cubic", "average"}, default "bilinear"
+
+    Returns
+    -------
+    Scene
+        Bands float32 (h, w), valid mask, transform, CRS.
+
+    Examples
+    --------
+    >>> s = read_scene("sample_tiles/naip/m_4709963_se_14_1_20090818.tif", "naip")  # doctest: +SKIP
+    >>> sorted(s.bands), s.shape  # doctest: +SKIP
+    (['blue', 'green', 'nir', 'red'], (724, 942))
+    """
+    from .readers import open_scene
+
+    profile = _profile(sensor, bands, scale, offset, where=str(path))
+    d = _as_date(date) if date is not None else None
+    src = open_scene(Path(path), profile, d or _dt.date(1970, 1, 1), nodata)
+    grid = like.grid if isinstance(like, Scene) else (like or src.grid)
+    with src.open(grid, resampling) as rd:
+        bd, valid = rd.read()
+    return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path))
+
+
+def _profile(sensor: Optional[str], bands: Optional[Mapping[str, int]], scale: Optional[float], offset: Optional[float],
+             where: str = "data") -> BandProfile:
+    if sensor is None and bands is None:
+        raise BandProfileError(f"{where}: give `sensor` (a named band profile) or `bands` ({{role: 1-based band}})")
+    if bands is not None:
+        prof = custom_profile(bands)
+        if sensor is not None:
+            prof = get_profile(sensor).with_overrides(bands=prof.bands)
+    else:
+        prof = get_profile(sensor or "")
+    return prof.with_overrides(scale=scale, offset=offset)
+
+
+def _as_date(d: Union[str, _dt.date]) -> _dt.date:
+    return d if isinstance(d, _dt.date) else _dt.date.fromisoformat(str(d))
+
+
+# ---------------------------------------------------------------------------------------------
+# Input normalisation
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Input:
+    bands: dict[str, np.ndarray]
+    valid: np.ndarray
+    transform: Any
+    crs: Any
+    profile: BandProfile
+    template: Any = None  # a DataArray when the input was one
+
+    @property
+    def grid(self) -> Grid:
+        if self.transform is None or self.crs is None:
+            raise GeoreferenceError("the data has no transform/CRS; pass transform= and crs= (or a georeferenced DataArray)")
+        return Grid(self.valid.shape, self.transform, self.crs)
+
+
+def _is_xarray(obj: Any) -> bool:
+    return type(obj).__module__.startswith("xarray") and hasattr(obj, "dims")
+
+
+def _rio(da: Any) -> tuple[Any, Any]:
+    """transform and CRS of a DataArray (None when it carries none)."""
+    try:
+        crs = da.rio.crs
+        t = da.rio.transform() if crs is not None or ("x" in da.dims and "y" in da.dims) else None
+    except Exception:  # rioxarray not importable or no spatial dims
+        return None, None
+    return t, crs
+
+
+def _as_input(
+    data: SceneData,
+    *,
+    sensor: Optional[str] = None,
+    bands: Optional[Mapping[str, int]] = None,
+    nodata: Optional[float] = None,
+    scale: Optional[float] = None,
+    offset: Optional[float] = None,
+    valid: Optional[np.ndarray] = None,
+    transform: Any = None,
+    crs: Any = None,
+) -> _Input:
+    if isinstance(data, Scene):
+        v = data.valid if valid is None else (data.valid & np.asarray(valid, bool))
+        return _Input(dict(data.bands), v, data.transform, data.crs, data.profile)
+    template = None
+    if _is_xarray(data):
+        import rioxarray  # noqa: F401  (registers .rio)
+
+        da = data
+        if da.ndim != 3:
+            raise BandProfileError(f"the DataArray has dims {da.dims}; give (band, y, x)")
+        t, c = _rio(da)
+        transform = transform if transform is not None else t
+        crs = crs if crs is not None else c
+        coords = [str(v) for v in da[da.dims[0]].values]
+        if sensor is None and bands is None:
+            if all(not v.lstrip("-").isdigit() for v in coords):
+                bands = {v.lower(): i + 1 for i, v in enumerate(coords)}
+            else:
+                raise BandProfileError("the DataArray's bands are numbered; name their roles with bands={role: 1-based position} or sensor=")
+        if nodata is None and da.rio.nodata is not None and not (isinstance(da.rio.nodata, float) and math.isnan(da.rio.nodata)):
+            nodata = float(da.rio.nodata)
+        if nodata is None and da.rio.encoded_nodata is not None and not np.issubdtype(da.dtype, np.floating):
+            nodata = float(da.rio.encoded_nodata)
+        raw = np.asarray(da.values)
+        template = da
+    elif isinstance(data, Mapping):
+        raw_map = {str(k).lower(): np.asarray(v) for k, v in data.items()}
+        if bands is None and sensor is None:
+            bands = {k: i + 1 for i, k in enumerate(raw_map)}
+        elif bands is None:
+            raise BandProfileError("a {role: array} mapping names its roles already; do not pass sensor=")
+        raw = np.stack(list(raw_map.values()))
+    else:
+        raw = np.asarray(data)
+        if raw.ndim != 3:
+            raise BandProfileError(f"the array has shape {raw.shape}; give (band, y, x) with sensor= or bands=")
+        if sensor is None and bands is None:
+            raise BandProfileError("name the array's band roles with sensor= or bands={role: 1-based band}")
+    prof = _profile(sensor, bands, scale, offset)
+    prof.check_band_count(raw.shape[0], "data")
+    v = np.ones(raw.shape[1:], bool)
+    out: dict[str, np.ndarray] = {}
+    for role, b in prof.bands.items():
+        r = raw[b - 1]
+        if nodata is not None:
+            v &= r != nodata
+        if prof.fill is not None:
+            v &= r != prof.fill
+        if prof.valid_range is not None:
+            v &= (r >= prof.valid_range[0]) & (r <= prof.valid_range[1])
+        x = r.astype(np.float32, copy=False)
+        if np.issubdtype(r.dtype, np.floating):
+            v &= np.isfinite(x)
+        if prof.scale is not None:
+            x = x * np.float32(prof.scale) + np.float32(prof.offset)
+        out[role] = x
+    if valid is not None:
+        v &= np.asarray(valid, bool)
+    if crs is not None:
+        crs = as_crs(crs)
+    if transform is not None and not hasattr(transform, "a"):
+        from affine import Affine
+
+        transform = Affine.from_gdal(*transform) if len(transform) == 6 else Affine(*transform[:6])
+    return _Input(out, v, transform, crs, prof, template)
+
+
+def _dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple[str, list[Any]]] = None,
+               nodata: Any = None, name: Optional[str] = None, template: Any = None) -> Any:
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    h, w = arr.shape[-2:]
+    if template is not None and "x" in template.dims and "y" in template.dims:
+        coords: dict[str, Any] = {"y": template["y"].values, "x": template["x"].values}
+    elif transform is not None:
+        coords = {"y": transform.f + transform.e * (np.arange(h) + 0.5), "x": transform.c + transform.a * (np.arange(w) + 0.5)}
+    else:
+        coords = {"y": np.arange(h), "x": np.arange(w)}
+    dims: tuple[str, ...] = ("y", "x")
+    if dim0 is not None:
+        dims = (dim0[0],) + dims
+        coords[dim0[0]] = dim0[1]
+    da = xr.DataArray(arr, dims=dims, coords=coords, name=name)
+    if crs is not None:
+        da = da.rio.write_crs(as_crs(crs).to_wkt())
+    if transform is not None:
+        da = da.rio.write_transform(transform)
+    if nodata is not None:
+        da = da.rio.write_nodata(nodata)
+    return da
+
+
+def _out(arr: np.ndarray, inp: _Input, name: str, nodata: Any = 255, dim0: Optional[tuple[str, list[Any]]] = None) -> Any:
+    if inp.template is None:
+        return arr
+    return _dataarray(arr, inp.transform, inp.crs, dim0=dim0, nodata=nodata, name=name, template=inp.template)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features, fit, predict, label
+# ---------------------------------------------------------------------------------------------
+def compute_features(data: SceneData, names: Optional[Sequence[str]] = None, **kw: Any) -> Any:
+    """The feature stack clustered by rs-change (or the features ``names``).
+
+    Parameters
+    ----------
+    data : Scene, DataArray (band, y, x), ndarray (band, y, x) or mapping role -> (y, x) array
+        Scene data (see the module documentation).
+    names : sequence of str, optional
+        Features: band roles and/or ``ndwi``, ``mndwi``, ``ndvi``, ``brightness``.  Default: every
+        band in canonical order (blue, green, red, nir, swir1, swir2), then NDWI and MNDWI.
+    **kw
+        ``sensor``, ``bands``, ``nodata``, ``scale``, ``offset``, ``valid``, ``transform``, ``crs``
+        for arrays (see :func:`read_scene`).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n_features, y, x), or DataArray (feature, y, x)
+        NaN where unobserved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = compute_features({"green": np.array([[0.3]]), "nir": np.array([[0.1]])}, ["ndwi"])
+    >>> round(float(f[0, 0, 0]), 3)
+    0.5
+    """
+    inp = _as_input(data, **kw)
+    nm = list(names) if names is not None else default_features(list(inp.profile.bands))
+    st = feature_stack(inp.bands, nm)
+    st = np.where(inp.valid[None], st, np.float32(np.nan)).astype(np.float32)
+    return _out(st, inp, "features", nodata=np.nan, dim0=("feature", nm))
+
+
+def _sample(inp: _Input, names: Sequence[str], n: Optional[int], seed: int) -> np.ndarray:
+    """Features of up to ``n`` observed pixels, drawn as the pipeline draws them (decimation, then seed)."""
+    h, w = inp.valid.shape
+    total = h * w
+    step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
+    bands, valid = inp.bands, inp.valid
+    if step > 1:
+        oh, ow = math.ceil(h / step), math.ceil(w / step)
+        rows = np.minimum(((np.arange(oh) + 0.5) * h / oh).astype(np.int64), h - 1)
+        cols = np.minimum(((np.arange(ow) + 0.5) * w / ow).astype(np.int64), w - 1)
+        ix = np.ix_(rows, cols)
+        bands = {k: v[ix] for k, v in bands.items()}
+        valid = valid[ix]
+    X = feature_matrix(bands, valid, names)
+    if n is not None and len(X) > n:
+        rng = np.random.default_rng(seed)
+        X = X[np.sort(rng.choice(len(X), size=n, replace=False))]
+    return X
+
+
+def fit_model(
+    data: SceneData,
+    k: Union[int, Sequence[int]] = 3,
+    metric: str = "euclidean",
+    *,
+    seed: int = 0,
+    sample_size: Optional[int] = 200_000,
+    n_init: int = 3,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    method: str = "auto",
+    water: Optional[Sequence[int]] = None,
+    label: Optional[str] = None,
+    **kw: Any,
+) -> WaterModel:
+    """Fit rs-change's model on one scene: robust scaler, k-means, water decisions.
+
+    The same steps and defaults as one date of ``rs-change run`` (sample of ``sample_size``
+    observed pixels drawn with ``seed``; scaler; k-means with ``n_init`` restarts; silhouette;
+    labelling), so a config with the same ``clustering`` values gives the same model.
+
+    Parameters
+    ----------
+    data : Scene, DataArray (band, y, x), ndarray (band, y, x) or mapping role -> (y, x) array
+    k : int or list of int, default 3
+        Clusters, or candidates scored by silhouette.
+    metric : {"euclidean", "manhattan", "chebyshev", "auto"}, default "euclidean"
+    seed : int, default 0
+    sample_size : int or None, default 200000
+        Pixels the model is fitted on (None = all).
+    n_init, max_iter, tol
+        k-means restarts, iteration cap, convergence tolerance (largest centre shift).
+    method : {"auto", "clusters"}, default "auto"
+        ``clusters``: the water clusters are the ids in ``water`` (after looking at a cluster map).
+    water : list of int, optional
+        Water cluster ids for ``method="clusters"``.
+    label : str, optional
+        Name of the scene kept in the model (``fitted_on``); default the scene's date.
+    **kw
+        ``sensor``, ``bands``, ``nodata``, ``scale``, ``offset``, ``valid`` for arrays.
+
+    Returns
+    -------
+    WaterModel
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
+    >>> img = np.array([land] * 12 + [lake] * 4, np.float32).T.reshape(4, 4, 4)  # (band, y, x)
+    >>> m = fit_model(img, k=2, sensor="naip")
+    >>> m.names, m.water_ids, [d.pixels for d in m.decisions]
+    (['blue', 'green', 'red', 'nir', 'ndwi'], [0], [4, 12])
+    """
+    inp = _as_input(data, **kw)
+    names = default_features(list(inp.profile.bands))
+    X = _sample(inp, names, sample_size, seed)
+    if len(X) == 0:
+        raise NoValidPixelsError("every pixel of the data is unobserved (NaN, nodata or outside the valid range); check nodata=")
+    offset, scale = fit_scaler(X)
+    Xs = apply_scaler(X, offset, scale)
+    ks = list(k) if isinstance(k, (list, tuple)) else [int(k)]
+    metrics = ["euclidean", "manhattan", "chebyshev"] if metric == "auto" else [metric]
+    kmkw = dict(n_init=n_init, max_iter=max_iter, tol=tol)
+    if len(ks) > 1 or len(metrics) > 1:
+        km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **kmkw)
+        sil = next((s.get("silhouette") for s in scores if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
+    else:
+        km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None, **kmkw).fit(Xs)
+        sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed)
+    decisions = label_clusters(X, names, km.labels_, km.n_clusters, calibrated=inp.profile.calibrated,
+                               method=method, water_ids=water)
+    date = label or (data.date.isoformat() if isinstance(data, Scene) and data.date else None)
+    return from_fit(names, offset, scale, km, decisions, Xs, profile=profile_dict(inp.profile), fitted_on=date,
+                    silhouette=None if sil is None else float(sil), seed=seed)
+
+
+def _check(model: WaterModel, inp: _Input, label: str, sample: int = 100_000) -> None:
+    idx = np.flatnonzero(inp.valid.ravel())
+    if len(idx) > sample:
+        idx = idx[:: len(idx) // sample + 1]
+    if len(idx):
+        flat = {k: v.ravel()[idx] for k, v in inp.bands.items()}
+        model.check_spectra(feature_matrix(flat, np.ones(len(idx), bool), model.names), label=label)
+
+
+def predict_clusters(model: WaterModel, data: SceneData, *, check: bool = True, **kw: Any) -> Any:
+    """Cluster id of every pixel under ``model`` (``WaterModel.predict``).
+
+    Parameters
+    ----------
+    model : WaterModel
+    data : Scene, DataArray (band, y, x), ndarray (band, y, x) or mapping role -> (y, x) array
+        Must give the model's band roles (``model.names``).
+    check : bool, default True
+        Warn (:class:`~rs_change.model.ModelDriftWarning`) when the scene's spectra fall far
+        outside what the model was fitted on.
+    **kw
+        ``sensor``, ``bands``, ``nodata``, ``scale``, ``offset``, ``valid`` for arrays.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (y, x), or DataArray
+        Cluster ids ``0..k-1``; 255 where unobserved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
+    >>> img = np.array([land] * 12 + [lake] * 4, np.float32).T.reshape(4, 4, 4)
+    >>> m = fit_model(img, k=2, sensor="naip")
+    >>> m.predict(img, sensor="naip")[3].tolist()
+    [0, 0, 0, 0]
+    """
+    inp = _as_input(data, **kw)
+    model.check_features(default_features(list(inp.profile.bands)), "data")
+    out = np.full(inp.valid.shape, 255, np.uint8)
+    if inp.valid.any():
+        if check:
+            _check(model, inp, getattr(data, "path", "") or "data")
+        out[inp.valid] = model.predict_features(feature_matrix(inp.bands, inp.valid, model.names)).astype(np.uint8)
+    return _out(out, inp, "clusters")
+
+
+def label_water(data: SceneData, model: WaterModel, **kw: Any) -> Any:
+    """Water mask of a scene (or of a cluster-id map) under ``model``'s water decisions.
+
+    Parameters
+    ----------
+    data : scene data, or a 2-D cluster-id map (uint8, 255 = unobserved) from :func:`predict_clusters`
+    model : WaterModel
+        ``model.water_ids`` are water; change them with ``model.with_water([ids])``.
+    **kw
+        As for :func:`predict_clusters`.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (y, x), or DataArray
+        1 water, 0 land, 255 unobserved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
+    >>> img = np.array([land] * 12 + [lake] * 4, np.float32).T.reshape(4, 4, 4)
+    >>> m = fit_model(img, k=2, sensor="naip")
+    >>> label_water(img, m, sensor="naip").sum(axis=1).tolist()
+    [0, 0, 0, 4]
+    >>> label_water(np.array([[0, 1, 255]], np.uint8), m).tolist()
+    [[1, 0, 255]]
+    """
+    ndim = data.ndim if hasattr(data, "ndim") and not isinstance(data, Scene) else None
+    if ndim == 2:
+        ids = np.asarray(data.values if _is_xarray(data) else data)
+        out = np.where(ids == 255, NODATA, np.isin(ids, model.water_ids)).astype(np.uint8)
+        if _is_xarray(data):
+            t, c = _rio(data)
+            return _dataarray(out, t, c, nodata=255, name="water", template=data)
+        return out
+    clusters = predict_clusters(model, data, **kw)
+    arr = np.asarray(clusters.values if _is_xarray(clusters) else clusters)
+    out = np.where(arr == 255, NODATA, np.isin(arr, model.water_ids)).astype(np.uint8)
+    if _is_xarray(clusters):
+        return clusters.copy(data=out).rename("water")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Area, change, polygons
+# ---------------------------------------------------------------------------------------------
+def _mask_geo(mask: Any, transform: Any, crs: Any) -> tuple[np.ndarray, Any, Any]:
+    if _is_xarray(mask):
+        t, c = _rio(mask)
+        transform = transform if transform is not None else t
+        crs = crs if crs is not None else c
+        mask = mask.values
+    if transform is None or crs is None:
+        raise GeoreferenceError("give the mask's transform= and crs= (or a georeferenced DataArray)")
+    if not hasattr(transform, "a"):
+        from affine import Affine
+
+        transform = Affine.from_gdal(*transform)
+    return np.asarray(mask), transform, as_crs(crs)
+
+
+def water_area(mask: Any, transform: Any = None, crs: Any = None) -> float:
+    """Ground area (m2) of the water pixels (1 or True) of a mask, geodesic in any CRS.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray (y, x) or DataArray
+        uint8 (1 water, 0 land, 255 unobserved) or bool.
+    transform : affine.Affine or GDAL 6-tuple, optional
+        Needed for numpy masks.
+    crs : pyproj/rasterio CRS, EPSG code or WKT, optional
+        Needed for numpy masks.
+
+    Returns
+    -------
+    float
+        Square metres.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affine import Affine
+    >>> m = np.array([[1, 1, 0], [0, 255, 0]], np.uint8)
+    >>> round(water_area(m, Affine(10, 0, 500000, 0, -10, 5200000), "EPSG:6933"))  # equal-area: 2 x 100 m2
+    200
+    """
+    m, t, c = _mask_geo(mask, transform, crs)
+    sel = m if m.dtype == bool else (m == 1)
+    if not sel.any():
+        return 0.0
+    pa = np.broadcast_to(pixel_area(t, c, sel.shape), sel.shape)
+    return float(pa[sel].sum())
+
+
+def _km2(m2: float) -> float:
+    return round(m2 / 1e6, 6)
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` returns.
+
+    Attributes
+    ----------
+    change : numpy.ndarray of uint8 (y, x) or DataArray
+        First -> last mask: 0 land persistent, 1 water persistent, 2 gained, 3 lost, 255 unobserved.
+    stats : dict
+        ``gained_km2``, ``lost_km2``, ``persistent_water_km2``, ``persistent_land_km2``,
+        ``net_km2``, ``net_percent``, ``gained_pixels``, ``lost_pixels``, ``unobserved_km2``,
+        ``unobserved_pixels`` (as in summary.json's ``change``).
+    masks : list of dict
+        Per mask: ``label``, ``water_km2``, ``water_pixels``, ``observed_km2``, ``observed_pixels``,
+        ``unobserved_km2``, ``unobserved_pixels``.
+    steps : list of dict
+        With three or more masks, the ``stats`` of each consecutive pair (with ``from``/``to``).
+    """
+
+    change: Any
+    stats: dict[str, Any]
+    masks: list[dict[str, Any]]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _change_stats(before: np.ndarray, after: np.ndarray, pa: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    ch = change_map(before, after)
+    a = {}
+    for code in (0, 1, 2, 3, 255):
+        sel = ch == code
+        a[code] = (int(sel.sum()), float(pa[sel].sum()) if sel.any() else 0.0)
+    gained, lost, pw = a[2][1], a[3][1], a[1][1]
+    before_m2 = pw + lost
+    return ch, {
+        "gained_km2": _km2(gained),
+        "lost_km2": _km2(lost),
+        "persistent_water_km2": _km2(pw),
+        "persistent_land_km2": _km2(a[0][1]),
+        "net_km2": _km2(gained - lost),
+        "net_percent": round(100.0 * (gained - lost) / before_m2, 4) if before_m2 else None,
+        "gained_pixels": a[2][0],
+        "lost_pixels": a[3][0],
+        "unobserved_km2": _km2(a[255][1]),
+        "unobserved_pixels": a[255][0],
+    }
+
+
+def compare(masks: Sequence[Any], transform: Any = None, crs: Any = None, labels: Optional[Sequence[str]] = None) -> Comparison:
+    """Compare two or more water masks on one grid: change map first -> last, and areas.
+
+    Parameters
+    ----------
+    masks : sequence of numpy.ndarray (y, x) or DataArray
+        uint8 masks (1 water, 0 land, 255 unobserved) in time order, on the same grid.
+    transform, crs : optional
+        Georeferencing of numpy masks (DataArrays carry theirs).
+    labels : sequence of str, optional
+        Names of the masks (dates); default ``"0"``, ``"1"``...
+
+    Returns
+    -------
+    Comparison
+        ``change`` of the same kind as the masks, ``stats``, per-mask areas, consecutive ``steps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affine import Affine
+    >>> a = np.array([[1, 1, 0, 255]], np.uint8); b = np.array([[1, 0, 1, 1]], np.uint8)
+    >>> c = compare([a, b], Affine(100, 0, 0, 0, -100, 0), "EPSG:6933")
+    >>> c.change.tolist(), c.stats["gained_km2"], c.stats["lost_km2"], c.masks[1]["water_pixels"]
+    ([[1, 3, 2, 255]], 0.01, 0.01, 3)
+    """
+    if len(masks) < 2:
+        raise ValueError("compare needs two or more masks; give them in time order")
+    arrs = []
+    for m in masks:
+        a, t, c = _mask_geo(m, transform, crs)
+        transform, crs = t, c
+        arrs.append(a.astype(np.uint8) if a.dtype == bool else a)
+    shape = arrs[0].shape
+    if any(a.shape != shape for a in arrs):
+        raise GeoreferenceError(f"masks differ in shape ({', '.join(str(a.shape) for a in arrs)}); put them on one grid first")
+    labels = [str(x) for x in (labels or range(len(arrs)))]
+    pa = np.broadcast_to(pixel_area(transform, crs, shape), shape)
+    per = []
+    for lab, a in zip(labels, arrs):
+        rows = {}
+        for key, sel in (("water", a == 1), ("observed", a != NODATA), ("unobserved", a == NODATA)):
+            rows[f"{key}_km2"] = _km2(float(pa[sel].sum()) if sel.any() else 0.0)
+            rows[f"{key}_pixels"] = int(sel.sum())
+        per.append({"label": lab, **rows})
+    ch, stats = _change_stats(arrs[0], arrs[-1], pa)
+    stats = {"from": labels[0], "to": labels[-1], **stats}
+    steps = []
+    if len(arrs) > 2:
+        for i in range(len(arrs) - 1):
+            steps.append({"from": labels[i], "to": labels[i + 1], **_change_stats(arrs[i], arrs[i + 1], pa)[1]})
+    tmpl = next((m for m in masks if _is_xarray(m)), None)
+    change = ch if tmpl is None else _dataarray(ch, transform, crs, nodata=255, name="change", template=tmpl)
+    return Comparison(change, stats, per, steps)
+
+
+def polygonize(mask: Any, transform: Any = None, crs: Any = None, value: int = 1) -> Any:
+    """Polygons of the 4-connected regions where ``mask == value``, with ground areas.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray (y, x) or DataArray
+        uint8 water mask (or bool).
+    transform, crs : optional
+        Georeferencing of a numpy mask.
+    value : int, default 1
+        The value to polygonise (1 = water).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``area_m2`` (sum of the polygon's pixels' ground areas), ``pixels``, ``geometry``; CRS of the mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affine import Affine
+    >>> m = np.array([[1, 1, 0], [0, 0, 0], [0, 0, 1]], np.uint8)
+    >>> g = polygonize(m, Affine(10, 0, 0, 0, -10, 0), "EPSG:6933")
+    >>> sorted(g["pixels"].tolist()), round(float(g["area_m2"].sum()))
+    ([1, 2], 300)
+    """
+    from .export import polygonize as _poly
+
+    m, t, c = _mask_geo(mask, transform, crs)
+    m = m.astype(np.uint8) if m.dtype == bool else m
+    g = Grid(m.shape, t, c)
+    return _poly(m, g, pixel_area(t, c, m.shape), value=value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------
+def write_cluster_map(path: Union[str, Path], clusters: Any, model: WaterModel, transform: Any = None, crs: Any = None,
+                      label: str = "", png: bool = True) -> Path:
+    """Write ``clusters_<date>.tif`` (COG, colour table of each cluster's centre colour, ids and
+    water decisions in its metadata) and, with ``png``, the centre-coloured image next to it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The GeoTIFF to write (the PNG gets the same name with ``.png``).
+    clusters : numpy.ndarray (y, x) uint8 or DataArray
+        From :func:`predict_clusters` (255 = unobserved).
+    model : WaterModel
+        Gives the colours (from its decisions' centroids) and the water decisions.
+    transform, crs : optional
+        For numpy arrays.
+    label : str, default ""
+        Date written into the metadata.
+    png : bool, default True
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> write_cluster_map("clusters_2009-08-18.tif", ids, model, transform, crs)  # doctest: +SKIP
+    """
+    from .export import write_cog
+
+    arr, t, c = _mask_geo(clusters, transform, crs)
+    p = Path(path)
+    write_cog(p, arr.astype(np.uint8), Grid(arr.shape, t, c), nodata=255,
+              colormap=cluster_colors(model.decisions, model.calibrated), classes=cluster_classes(model.decisions),
+              tags=cluster_tags(model.decisions, model.water_ids, label))
+    if png:
+        write_cluster_png(p, p.with_suffix(".png"))
+    return p
+
+
+def write_outputs(
+    folder: Union[str, Path],
+    masks: Mapping[str, Any],
+    transform: Any = None,
+    crs: Any = None,
+    *,
+    clusters: Optional[Mapping[str, Any]] = None,
+    models: Optional[Mapping[str, WaterModel]] = None,
+    polygons: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the files ``rs-change run`` writes, from arrays: ``water_<date>.tif`` (COG),
+    ``change.tif`` (first -> last, with two or more masks), ``clusters_<date>.tif`` and
+    ``clusters_<date>.png`` (with ``clusters`` and ``models``), ``model_<date>.json`` (with
+    ``models``) and ``water.gpkg`` (with ``polygons``).
+
+    Parameters
+    ----------
+    folder : str or Path
+        Output folder (created).
+    masks : mapping of str to mask
+        Date (or label) -> uint8 water mask, in time order, on one grid.
+    transform, crs : optional
+        Georeferencing of numpy masks.
+    clusters : mapping of str to cluster-id map, optional
+    models : mapping of str to WaterModel, optional
+    polygons : bool, default True
+    overwrite : bool, default False
+        Without it, existing files are not replaced (:class:`~rs_change.errors.OutputError`).
+
+    Returns
+    -------
+    list of Path
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from affine import Affine
+    >>> m = {"2009-08-18": np.array([[1, 0]], np.uint8), "2020-08-31": np.array([[1, 1]], np.uint8)}
+    >>> files = write_outputs(tempfile.mkdtemp(), m, Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
+    >>> [f.name for f in files]
+    ['water_2009-08-18.tif', 'water_2020-08-31.tif', 'change.tif', 'water.gpkg']
+    """
+    from .export import WATER_CLASSES, WATER_COLORS, write_cog, write_layers
+
+    out = Path(folder)
+    labels = list(masks)
+    names = [f"water_{d}.tif" for d in labels] + (["change.tif"] if len(labels) >= 2 else [])
+    if clusters and models:
+        names += [f"clusters_{d}.{e}" for d in clusters for e in ("tif", "png")]
+    if models:
+        names += [f"model_{d}.json" for d in models]
+    if polygons:
+        names.append("water.gpkg")
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{out}: {len(existing)} output(s) already exist (e.g. {existing[0]}); pass overwrite=True or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    arrs = {}
+    for d, m in masks.items():
+        a, transform, crs = _mask_geo(m, transform, crs)
+        arrs[d] = a.astype(np.uint8)
+        files.append(write_cog(out / f"water_{d}.tif", arrs[d], Grid(a.shape, transform, crs), nodata=255,
+                               colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d}))
+    if len(labels) >= 2:
+        ch = change_map(arrs[labels[0]], arrs[labels[-1]])
+        files.append(write_cog(out / "change.tif", ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
+                               classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]}))
+    if clusters and models:
+        for d, cl in clusters.items():
+            p = write_cluster_map(out / f"clusters_{d}.tif", cl, models[d], transform, crs, label=d)
+            files += [p, p.with_suffix(".png")]
+    if models:
+        for d, mdl in models.items():
+            files.append(mdl.save(out / f"model_{d}.json"))
+    if polygons:
+        layers = {}
+        for d, a in arrs.items():
+            gdf = polygonize(a, transform, crs)
+            gdf.insert(0, "date", d)
+            layers[f"water_{d}"] = gdf
+        gpkg = out / "water.gpkg"
+        if gpkg.exists():
+            gpkg.unlink()
+        files.append(write_layers(gpkg, layers))
+    return files
+
+
+__all__ = [
+    "Scene",
+    "Comparison",
+    "read_scene",
+    "compute_features",
+    "fit_model",
+    "predict_clusters",
+    "label_water",
+    "water_area",
+    "compare",
+    "polygonize",
+    "write_cluster_map",
+    "write_outputs",
+]
