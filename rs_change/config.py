@@ -94,6 +94,14 @@ class ClusteringConfig(_Model):
     n_init: int = Field(3, ge=1, description="k-means restarts; the best objective is kept.")
     max_iter: int = Field(100, ge=1)
     tol: float = Field(1e-4, gt=0, description="Convergence: largest centre shift (in scaled feature units).")
+    fit_on: Optional[_dt.date] = Field(None, description="Fit one model on this date and apply it to every date (same cluster ids).")
+    model: Optional[str] = Field(None, description="Apply this saved model (model_<date>.json) to every date; relative to the config file.")
+
+    @model_validator(mode="after")
+    def _one_model(self) -> "ClusteringConfig":
+        if self.fit_on is not None and self.model is not None:
+            raise ValueError("give `fit_on` (fit one model on a date) or `model` (a saved model file), not both")
+        return self
 
     @field_validator("k")
     @classmethod
@@ -168,6 +176,8 @@ class RunConfig(_Model):
             seen.add(s.date)
         if self.grid.reference is not None and self.grid.reference not in seen:
             raise ValueError(f"grid.reference {self.grid.reference} is not one of the scenes' dates")
+        if self.clustering.fit_on is not None and self.clustering.fit_on not in seen:
+            raise ValueError(f"clustering.fit_on {self.clustering.fit_on} is not one of the scenes' dates")
         return self
 
     # -- paths --------------------------------------------------------------------------------
