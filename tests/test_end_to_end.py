@@ -100,7 +100,7 @@ def test_two_dates_known_gained_and_lost(tmp_path, make_tif, capsys):
         assert "water gained" in ds.tags(1).values()
     assert c[7, 6] == 3 and c[7, 12] == 2 and c[7, 9] == 1 and c[0, 0] == 0
     layers = {name for name, _ in pyogrio.list_layers(out / "water.gpkg")}
-    assert layers == {"water_2010-06-01", "water_2020-06-01"}
+    assert {"water_2010-06-01", "water_2020-06-01"} <= layers
 
 
 def test_nodata_is_unobserved_not_land(tmp_path, make_tif):
