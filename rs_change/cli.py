@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     cfg = RunConfig.from_yaml(args.config)
     progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
+    if getattr(args, "summary_only", False):  # areas and change only: no rasters, polygons or report
+        from .pipeline import write_summary_only
+
+        out = Path(args.output) if args.output else cfg.output_dir
+        result = run(cfg, overwrite=args.overwrite, progress=progress, write=False)
+        write_summary_only(result.summary, out, args.overwrite)
+        print(format_table(result.summary))
+        print(f"outputs: {out} (summary only)")
+        return 0
     result = run(cfg, output_dir=args.output, overwrite=args.overwrite, progress=progress)
     print(format_table(result.summary))
     if result.output_dir is not None:
@@ -108,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="YAML configuration file")
     r.add_argument("--output", "-o", help="output folder (overrides output.dir)")
     r.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    r.add_argument("--summary-only", action="store_true",
+                   help="compute the areas and change only; write summary.json/csv, no rasters or polygons")
     r.set_defaults(func=_cmd_run)
     v = sub.add_parser("validate", help="check a configuration without running it")
     v.add_argument("config")
@@ -116,32 +128,64 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path", nargs="?", default="rs-change.yaml")
     i.add_argument("--overwrite", action="store_true")
     i.set_defaults(func=_cmd_init)
-    for sp in (r, v, i):
-        sp.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
-        sp.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    for sp in (r, v, i):  # also accepted after the command; SUPPRESS keeps `rs-change --debug run` working
+        sp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
+def _one_line(text: object) -> str:
+    """A message on one line (a safety net: library messages are one line already)."""
+    return " ".join(str(text).split())
+
+
+def _quiet_gdal(verbose: int) -> None:
+    """Keep GDAL's chatter about files users did not make off the terminal unless asked (-v/-vv).
+
+    GDAL warnings (for example ``TIFFReadDirectory: Sum of Photometric type-related color
+    channels ...`` on the Landsat samples) reach stderr twice: through rasterio's logger, and
+    from worker threads through GDAL's default handler.  Default: neither; ``-v``: the logged
+    copy; ``-vv``: both.  Done here, not in the library, so scripts keep their own settings.
+    """
+    if verbose < 2:
+        os.environ.setdefault("CPL_LOG", os.devnull)  # GDAL's default handler (read when first used)
+    logging.getLogger("rasterio").setLevel(logging.ERROR if verbose == 0 else logging.WARNING if verbose == 1 else logging.DEBUG)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``rs-change`` command.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for a user error (one line on stderr), 1 for an internal error,
+        130 when interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     level = max(logging.DEBUG, logging.WARNING - 10 * args.verbose)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("rs_change").setLevel(level)
     logging.captureWarnings(True)
+    _quiet_gdal(args.verbose)
     try:
         return int(args.func(args) or 0)
     except RsChangeError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"rs-change: error: {exc}\n")
+        sys.stderr.write(f"rs-change: error: {_one_line(exc)}\n")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("rs-change: interrupted; previous outputs are intact\n")
+        if args.debug:
+            raise
+        sys.stderr.write("rs-change: interrupted; the output folder holds the previous outputs (nothing half-written)\n")
         return 130
     except Exception as exc:  # internal error
         if args.debug:
             raise
-        sys.stderr.write(f"rs-change: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug and report it)\n")
+        sys.stderr.write(
+            f"rs-change: internal error: {exc.__class__.__name__}: {_one_line(exc)[:300]} (rerun with --debug and report it)\n"
+        )
         return 1
 
 

@@ -190,13 +190,16 @@ def write_manifest(folder: Path, names: Iterable[str], config_sha256: str) -> Pa
 
 
 def previous_outputs(out: Path) -> list[str]:
-    """File names listed by the manifest already in ``out`` (those a rerun replaces)."""
+    """Top-level names listed by the manifest already in ``out`` (those a rerun replaces).
+
+    A manifest entry inside a folder output (``water.gdb/a00000001.gdbtable``) gives the folder.
+    """
     try:
         data = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
-        names = [str(f["name"]) for f in data.get("files", [])]
+        names = [str(f["name"]).replace("\\", "/").split("/", 1)[0] for f in data.get("files", [])]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
-    return [n for n in names if _plain(n)]
+    return [n for n in dict.fromkeys(names) if _plain(n)]
 
 
 def verify(out: Path) -> list[str]:
@@ -281,11 +284,20 @@ def _rollback(out: Path, backup: Path, journal: dict[str, Any]) -> None:
     old = set(journal.get("old", []))
     for n in journal.get("new", []):
         if n not in old and _plain(n):
-            (out / n).unlink(missing_ok=True)
+            _remove(out / n)
     for n in journal.get("old", []):
         if _plain(n) and (backup / n).exists():
+            if (out / n).is_dir() and not (out / n).is_symlink():
+                _remove(out / n)  # a folder output (water.gdb): os.replace cannot replace a full folder
             os.replace(backup / n, out / n)
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def recover(out: Path) -> list[str]:

@@ -33,7 +33,7 @@ from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
 from .engine import Engine, cached_reader, close_readers, new_token
-from .errors import NoValidPixelsError, OutputError, RsChangeError
+from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeError
 from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, polygonize, write_csv, write_json, write_layers
 from .features import default_features, feature_matrix
 from .grid import Grid
@@ -201,12 +201,15 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
     metrics = ["euclidean", "manhattan", "chebyshev"] if c.metric == "auto" else [c.metric]
     kw = dict(n_init=c.n_init, max_iter=c.max_iter, tol=c.tol)
     scores: list[dict[str, Any]] = []
-    if len(ks) > 1 or len(metrics) > 1:
-        model, scores = select_model(Xs, ks, metrics, random_state=c.seed, sample_size=None, **kw)
-        sil = next((s.get("silhouette") for s in scores if s["k"] == model.n_clusters and s["metric"] == model.metric), None)
-    else:
-        model = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=c.seed, sample_size=None, **kw).fit(Xs)
-        sil = silhouette(Xs, model.labels_, metrics[0], random_state=c.seed)
+    try:
+        if len(ks) > 1 or len(metrics) > 1:
+            model, scores = select_model(Xs, ks, metrics, random_state=c.seed, sample_size=None, **kw)
+            sil = next((s.get("silhouette") for s in scores if s["k"] == model.n_clusters and s["metric"] == model.metric), None)
+        else:
+            model = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=c.seed, sample_size=None, **kw).fit(Xs)
+            sil = silhouette(Xs, model.labels_, metrics[0], random_state=c.seed)
+    except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
+        raise ClusteringError(f"{source.label} ({source.date}): {exc}") from None
     labels = model.labels_
     decisions = label_clusters(
         X, names, labels, model.n_clusters, calibrated=source.profile.calibrated,

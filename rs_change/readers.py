@@ -186,9 +186,9 @@ class WindowReader:
             if key in self._alpha:
                 inside = view.read(self._alpha[key], **kw) > 0  # type: ignore[attr-defined]
         except RasterioIOError as exc:
+            detail = str(exc.__cause__ or exc).splitlines()[0] if str(exc.__cause__ or exc) else "read error"
             raise InputError(
-                f"{path}: read failed, the file looks truncated or corrupt ({str(exc).splitlines()[0][:100]}); "
-                "download it again"
+                f"{path}: read failed, the file looks truncated or corrupt ({detail[:120]}); download or copy it again"
             ) from None
         return arr, inside
 
