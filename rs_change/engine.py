@@ -1,0 +1,255 @@
+"""The block executor: run one function over many items (blocks of the reference grid, dates)
+on local threads, local processes, synchronously, or on a dask.distributed cluster.
+
+Results always come back **in the order of the items**, with a bounded number of items in
+flight, so that the pipeline can reduce them in a fixed order (sums bit-identical whatever the
+scheduler) and memory stays set by the block size times the number of workers.
+
+Schedulers (``compute.scheduler`` in the config):
+
+``threads`` (default)
+    A thread pool of ``compute.workers`` threads (default: every core).  GDAL reads, numpy and
+    the k-means kernel release the GIL, so threads use both cores without copying blocks.
+``processes``
+    A local process pool (``spawn``).  The function is pickled with each item; its readers are
+    opened inside each worker process and cached there.
+``synchronous``
+    One item after the other in the calling thread (debugging, profiling).
+``tcp://host:port`` (or any dask address: ``tls://``, ``inproc://`` ...)
+    A running dask.distributed scheduler.  The function (models, grid, area of interest: a few
+    kB) is scattered once to every worker; each worker reads its blocks itself, so the scene
+    files must be readable at the same paths on the workers (shared disk, or URLs GDAL reads).
+    Only the small per-block results (masks and area sums) travel back to the client, which
+    writes the rasters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+log = logging.getLogger(__name__)
+
+LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+
+
+def is_cluster_address(scheduler: str) -> bool:
+    """True when ``scheduler`` names a dask.distributed scheduler (``proto://...``)."""
+    return "://" in str(scheduler)
+
+
+def default_workers(workers: Optional[int]) -> int:
+    """``workers`` or, when None, the number of cores."""
+    return int(workers or os.cpu_count() or 1)
+
+
+class Engine:
+    """Maps functions over items with one scheduler; use as a context manager.
+
+    Parameters
+    ----------
+    scheduler : str, default "threads"
+        ``threads`` | ``processes`` | ``synchronous`` | a dask scheduler address
+        (``tcp://host:port``).
+    workers : int, optional
+        Local threads / processes (default: every core).  Ignored for a cluster, whose size is
+        the sum of its workers' threads.
+    client : distributed.Client, optional
+        An existing client to use instead of connecting to ``scheduler`` (not closed on exit).
+    in_flight : int, optional
+        Items submitted but not yet consumed (default: twice the parallelism).  Bounds memory.
+    """
+
+    def __init__(self, scheduler: str = "threads", workers: Optional[int] = None, client: Any = None,
+                 in_flight: Optional[int] = None) -> None:
+        self.scheduler = "distributed" if client is not None else str(scheduler)
+        if self.scheduler not in LOCAL_SCHEDULERS and self.scheduler != "distributed" and not is_cluster_address(self.scheduler):
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"compute.scheduler: unknown scheduler {scheduler!r}; give threads, processes, synchronous or tcp://host:port"
+            )
+        self.workers = 1 if self.scheduler == "synchronous" else default_workers(workers)
+        self._client = client
+        self._own_client = False
+        self._pool: Any = None
+        self._in_flight = in_flight
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> "Engine":
+        if self.scheduler == "distributed" or is_cluster_address(self.scheduler):
+            if self._client is None:
+                self._client = _connect(self.scheduler)
+                self._own_client = True
+            n = sum(self._client.nthreads().values()) or 1
+            self.workers = n
+        elif self.scheduler == "threads" and self.workers > 1:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="rs-change")
+        elif self.scheduler == "processes":
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._own_client and self._client is not None:
+            self._client.close()
+            self._client = None
+            self._own_client = False
+
+    @property
+    def parallelism(self) -> int:
+        return max(1, self.workers)
+
+    # -- mapping --------------------------------------------------------------------------------
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], in_flight: Optional[int] = None) -> Iterator[Any]:
+        """``fn(item)`` for every item, yielded in the items' order.
+
+        At most ``in_flight`` results (default: twice the parallelism) are computed ahead of the
+        consumer, so memory is bounded whatever the number of items.
+
+        Parameters
+        ----------
+        fn : callable
+            Must pickle for ``processes`` and clusters (a module-level function or an instance of
+            a module-level class).
+        items : iterable
+        in_flight : int, optional
+
+        Yields
+        ------
+        object
+            ``fn(item)``, in order.  An exception raised by ``fn`` is re-raised here.
+        """
+        limit = max(1, in_flight or self._in_flight or 2 * self.parallelism)
+        if self.scheduler == "synchronous" or (self._pool is None and self._client is None):
+            for it in items:
+                yield fn(it)
+            return
+        if self._client is not None:
+            yield from self._map_distributed(fn, items, limit)
+            return
+        pending: deque[Future] = deque()
+        try:
+            for it in items:
+                pending.append(self._pool.submit(fn, it))
+                if len(pending) >= limit:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def _map_distributed(self, fn: Callable[[Any], Any], items: Iterable[Any], limit: int) -> Iterator[Any]:
+        client = self._client
+        [fn_future] = client.scatter([fn], broadcast=True, hash=False)
+        pending: deque[Any] = deque()
+        try:
+            for it in items:
+                pending.append(client.submit(_apply, fn_future, it, pure=False))
+                if len(pending) >= limit:
+                    f = pending.popleft()
+                    yield f.result()
+                    f.release()
+            while pending:
+                f = pending.popleft()
+                yield f.result()
+                f.release()
+        finally:
+            for f in pending:
+                f.cancel()
+            fn_future.release()
+
+
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def _connect(address: str) -> Any:
+    from .errors import ConfigError
+
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        raise ConfigError("compute.scheduler: a cluster address needs dask.distributed; pip install distributed") from None
+    try:
+        return Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"compute.scheduler: cannot reach the dask scheduler at {address} ({str(exc).splitlines()[0][:100]}); "
+            "start it (dask scheduler) or fix the address"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-thread cache of open readers, keyed by a run token (valid in any process)
+# ---------------------------------------------------------------------------------------------
+_CACHE_LOCK = threading.Lock()
+_OPEN: "OrderedDict[str, list[Any]]" = OrderedDict()  # token -> every reader opened for it
+_TLS = threading.local()
+_MAX_TOKENS = 4
+
+
+def new_token() -> str:
+    """A unique key for one run's readers."""
+    return uuid.uuid4().hex
+
+
+def cached_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
+    """The reader ``key`` of run ``token`` for the calling thread, opened by ``opener()`` once.
+
+    Readers (GDAL datasets) are not thread-safe, so each thread of each process gets its own;
+    they stay open for the next blocks of the same run and are closed by :func:`close_readers`
+    (or, in long-lived cluster workers, when newer runs push the token out).
+    """
+    cache = getattr(_TLS, "cache", None)
+    if cache is None:
+        cache = _TLS.cache = {}
+    rd = cache.get((token, key))
+    if rd is None:
+        rd = cache[(token, key)] = opener()
+        stale: list[Any] = []
+        with _CACHE_LOCK:
+            _OPEN.setdefault(token, []).append(rd)
+            _OPEN.move_to_end(token)
+            while len(_OPEN) > _MAX_TOKENS:
+                _, old = _OPEN.popitem(last=False)
+                stale.extend(old)
+        for r in stale:
+            _close_quietly(r)
+    return rd
+
+
+def close_readers(token: str) -> None:
+    """Close every reader opened for ``token`` in this process (all threads)."""
+    with _CACHE_LOCK:
+        readers = _OPEN.pop(token, [])
+    for r in readers:
+        _close_quietly(r)
+    cache = getattr(_TLS, "cache", None)
+    if cache:
+        for k in [k for k in cache if k[0] == token]:
+            del cache[k]
+
+
+def _close_quietly(rd: Any) -> None:
+    try:
+        rd.close()
+    except Exception:  # pragma: no cover - closing a dataset twice or after a failure
+        log.debug("closing a reader failed", exc_info=True)
+
+
+__all__ = ["Engine", "cached_reader", "close_readers", "new_token", "is_cluster_address", "default_workers"]
