@@ -1,0 +1,212 @@
+"""GIS exports: polygons (sieve, simplification, geodesic perimeter), vector formats round trip,
+styled COGs (colour table, QML, PAM) of the many-date rasters."""
+
+from __future__ import annotations
+
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import Geod
+from scipy import ndimage
+
+from rs_change.area import pixel_area
+from rs_change.change import CHANGE_CLASSES, SERIES_CLASSES, series_block
+from rs_change.export import (
+    SHAPEFILE_FIELDS, SeriesWriters, geodesic_perimeters, manifest_files, polygon_layer, write_vectors,
+)
+from rs_change.grid import Grid
+from rs_change.styles import paletted_qml, pam_xml, ramp_qml
+
+UTM = Grid((60, 80), Affine(10, 0, 500000, 0, -10, 5_200_000), "EPSG:32614")
+GEO = Grid((60, 80), Affine(0.001, 0, -99.0, 0, -0.001, 47.1), "EPSG:4326")
+GEOD = Geod(ellps="WGS84")
+
+
+def _blobs(shape=(60, 80), seed=0, frac=0.35):
+    rng = np.random.default_rng(seed)
+    f = ndimage.gaussian_filter(rng.normal(size=shape), 2.5)
+    return (f > np.quantile(f, 1 - frac)).astype(np.uint8)
+
+
+def _geod_area(gdf):
+    g = gdf.to_crs("EPSG:4326")
+    return np.array([abs(GEOD.geometry_area_perimeter(x)[0]) for x in g.geometry])
+
+
+def test_square_polygon_area_and_perimeter():
+    m = np.zeros((10, 10), np.uint8)
+    m[2:6, 3:8] = 1  # 4 x 5 pixels of 10 m: 2000 m2, perimeter 180 m
+    g = Grid((10, 10), Affine(10, 0, 500000, 0, -10, 5_200_000), "EPSG:32614")
+    pa = pixel_area(g.transform, g.crs, g.shape)
+    gdf, removed = polygon_layer(m, g, pa, {1: "water"}, date="2020-01-01")
+    assert len(gdf) == 1 and removed["water"]["features"] == 0
+    row = gdf.iloc[0]
+    assert (row["date"], row["class"], row["pixels"]) == ("2020-01-01", "water", 20)
+    assert row["area_m2"] == pytest.approx(float(np.broadcast_to(pa, m.shape)[m == 1].sum()), rel=1e-12)
+    # UTM scale factor near the central meridian is ~0.9996: ground = grid / k
+    assert row["area_m2"] == pytest.approx(2000, rel=2e-3)
+    assert row["perimeter_m"] == pytest.approx(180, rel=1e-3)
+
+
+@pytest.mark.parametrize("grid", [UTM, GEO], ids=["utm", "lonlat"])
+def test_polygons_plus_sieve_equal_raster_area(grid):
+    m = _blobs()
+    pa = pixel_area(grid.transform, grid.crs, grid.shape)
+    raster = float(np.broadcast_to(pa, m.shape)[m == 1].sum())
+    min_area = 6 * float(np.mean(pa))
+    gdf, removed = polygon_layer(m, grid, pa, {1: "water"}, min_area_m2=min_area, simplify_px=1.0)
+    assert removed["water"]["features"] > 0  # the blobs have small specks
+    assert (gdf["area_m2"] >= min_area).all()
+    assert gdf["area_m2"].sum() + removed["water"]["area_m2"] == pytest.approx(raster, rel=1e-9)
+    assert gdf["pixels"].sum() + removed["water"]["pixels"] == int((m == 1).sum())
+    # the simplified geometries keep the area within 1 %
+    assert _geod_area(gdf).sum() == pytest.approx(gdf["area_m2"].sum(), rel=0.01)
+    assert gdf.is_valid.all()
+
+
+def test_simplification_keeps_coverage_and_reduces_vertices():
+    ch = np.zeros((60, 80), np.uint8)
+    ch[_blobs(seed=1) == 1] = 2
+    ch[(_blobs(seed=2) == 1) & (ch == 0)] = 3  # gained and lost regions share edges
+    pa = pixel_area(UTM.transform, UTM.crs, UTM.shape)
+    vals = {2: "water gained", 3: "water lost"}
+    exact, _ = polygon_layer(ch, UTM, pa, vals)
+    simp, _ = polygon_layer(ch, UTM, pa, vals, simplify_px=1.5)
+    assert len(simp) == len(exact)  # no polygon collapsed
+    assert simp.get_coordinates().shape[0] < 0.75 * exact.get_coordinates().shape[0]
+    assert simp.is_valid.all()
+    # topology kept: no overlaps between neighbours, no gaps (union area equals the sum of areas)
+    assert simp.union_all().area == pytest.approx(simp.area.sum(), rel=1e-9)
+    # small blobs (a few hundred pixels) at 1.5 px: outlines move, the total stays within 3 %
+    assert simp.area.sum() == pytest.approx(exact.area.sum(), rel=0.03)
+    assert set(simp["class"]) == set(vals.values())
+
+
+def test_perimeter_is_geodesic_in_any_crs():
+    m = np.zeros((20, 20), np.uint8)
+    m[5:15, 5:15] = 1
+    g = Grid((20, 20), Affine(0.001, 0, -99.0, 0, -0.001, 47.1), "EPSG:4326")
+    gdf, _ = polygon_layer(m, g, pixel_area(g.transform, g.crs, g.shape), {1: "water"})
+    lon0, lat0 = -99.0 + 0.005, 47.1 - 0.005
+    lon1, lat1 = lon0 + 0.01, lat0 - 0.01
+    expect = sum(GEOD.inv(*a, *b)[2] for a, b in [((lon0, lat0), (lon1, lat0)), ((lon1, lat0), (lon1, lat1)),
+                                                   ((lon1, lat1), (lon0, lat1)), ((lon0, lat1), (lon0, lat0))])
+    assert gdf["perimeter_m"].iloc[0] == pytest.approx(expect, rel=1e-6)
+    assert geodesic_perimeters([], g.crs).shape == (0,)
+
+
+def test_empty_layer():
+    gdf, removed = polygon_layer(np.zeros((5, 5), np.uint8), UTM, np.ones((5, 1)), {1: "water"})
+    assert len(gdf) == 0 and removed["water"]["features"] == 0
+    assert list(gdf.columns[:5]) == ["date", "class", "area_m2", "perimeter_m", "pixels"]
+
+
+def _read(path, layer=None):
+    with warnings.catch_warnings():
+        # GDAL's ring organiser warns (as a RuntimeWarning) on polygons with > 100 islands when reading a .gdb
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pyogrio.read_dataframe(path, layer=layer)
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "shp", "geojson", "gdb"])
+def test_vector_round_trip(tmp_path, fmt):
+    pa = pixel_area(UTM.transform, UTM.crs, UTM.shape)
+    w, _ = polygon_layer(_blobs(), UTM, pa, {1: "water"}, min_area_m2=500, simplify_px=0, date="2020-08-31")
+    ch = np.where(_blobs(seed=1) == 1, 2, 0).astype(np.uint8)
+    c, _ = polygon_layer(ch, UTM, pa, {2: "water gained", 3: "water lost"}, date="2020-08-31", extra={"from_date": "2009-08-18"})
+    layers = {"water_2020-08-31": w, "change": c}
+    files = write_vectors(tmp_path, layers, [fmt])
+    (name, path), = files.items()
+    for lname, src in layers.items():
+        if fmt == "gpkg":
+            back = _read(path, lname)
+        elif fmt == "gdb":
+            assert {"water_2020_08_31", "change"} <= set(pyogrio.list_layers(path)[:, 0])
+            back = _read(path, lname.replace("-", "_"))
+        elif fmt == "shp":
+            for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+                assert (path / f"{lname}{ext}").is_file()
+            assert (path / f"{lname}.cpg").read_text().strip().upper() == "UTF-8"
+            back = _read(path / f"{lname}.shp").rename(columns={v: k for k, v in SHAPEFILE_FIELDS.items()})
+        else:
+            back = _read(path / f"{lname}.geojson")
+        assert len(back) == len(src) > 0
+        if fmt == "geojson":
+            assert back.crs.to_epsg() == 4326
+            assert '"crs"' not in (path / f"{lname}.geojson").read_text()[:400]  # RFC 7946 has no crs member
+        else:
+            assert back.crs.equals(src.crs)
+        back = back.sort_values("area_m2", kind="stable").reset_index(drop=True)
+        src = src.sort_values("area_m2", kind="stable").reset_index(drop=True)
+        assert list(back["class"]) == list(src["class"])
+        # (pyogrio reads GeoJSON's "2020-08-31" strings back as dates)
+        assert [str(d)[:10] for d in back["date"]] == list(src["date"])
+        np.testing.assert_allclose(back["area_m2"], src["area_m2"], rtol=1e-9)
+        np.testing.assert_allclose(back["perimeter_m"], src["perimeter_m"], rtol=1e-6)
+        # geometry areas (geodesic, so comparable across CRSs) within 0.1 % of the pixel-sum area
+        np.testing.assert_allclose(_geod_area(back), src["area_m2"], rtol=1e-3)
+
+
+def test_manifest_files_expand_folders(tmp_path):
+    (tmp_path / "a.tif").write_bytes(b"x")
+    (tmp_path / "water_shp").mkdir()
+    (tmp_path / "water_shp" / "b.shp").write_bytes(b"y")
+    (tmp_path / "water_shp" / "a.dbf").write_bytes(b"z")
+    assert manifest_files(tmp_path, ["a.tif", "water_shp"]) == ["a.tif", "water_shp/a.dbf", "water_shp/b.shp"]
+
+
+def test_styles_parse_and_list_classes():
+    colors = {k: (k, 2, 3, 255) for k in CHANGE_CLASSES}
+    root = ET.fromstring(paletted_qml(CHANGE_CLASSES, colors).split("\n", 1)[1])
+    labels = {e.get("value"): e.get("label") for e in root.iter("paletteEntry")}
+    assert labels == {str(k): v for k, v in CHANGE_CLASSES.items() if k != 255}
+    ramp = ET.fromstring(ramp_qml().split("\n", 1)[1])
+    assert [i.get("value") for i in ramp.iter("item")][[0, -1][0]] == "0"
+    pam = ET.fromstring(pam_xml(SERIES_CLASSES, {k: (0, 0, 0, 255) for k in SERIES_CLASSES}))
+    cats = [c.text or "" for c in pam.iter("Category")]
+    assert len(cats) == 256 and cats[1] == "permanent water" and cats[255] == "not observed"
+    rows = [[f.text for f in r.iter("F")] for r in pam.iter("Row")]
+    assert [r[1] for r in rows] == list(SERIES_CLASSES.values())
+
+
+def test_series_rasters_are_styled_valid_cogs(tmp_path):
+    from rio_cogeo.cogeo import cog_validate
+
+    g = Grid((700, 600), Affine(5, 0, 500000, 0, -5, 5_200_000), "EPSG:26914")
+    dates = ["2009-08-18", "2014-07-20", "2020-08-31"]
+    masks = [np.where(_blobs((700, 600), seed=s) == 1, 1, 0).astype(np.uint8) for s in range(3)]
+    masks[1][:10] = 255
+    sw = SeriesWriters(tmp_path, g, dates)
+    try:
+        for r0 in (0, 512):  # two row blocks
+            blk = series_block([m[r0:r0 + 512] for m in masks], pixel_area(g.transform, g.crs, g.shape)[r0:r0 + 512])
+            sw.write(blk, r0, 0)
+        files = sw.finish()
+    finally:
+        sw.close()
+    assert sorted(files) == sorted(SeriesWriters.names(dates))
+    for name, p in files.items():
+        if name.endswith(".tif"):
+            valid, errors, _ = cog_validate(str(p), quiet=True)
+            assert valid, (name, errors)
+            with rasterio.open(p) as ds:
+                assert ds.overviews(1), name
+                assert ds.colormap(1)[0][3] == 255 and ds.colormap(1)[255][3] == 0
+        if name.endswith(".qml"):
+            root = ET.parse(p).getroot()
+            assert root.tag == "qgis"
+    with rasterio.open(files["series_classes.tif"]) as ds:
+        from rs_change.change import series_classes
+
+        np.testing.assert_array_equal(ds.read(1), series_classes(masks))
+        assert ds.tags(1)["CLASS_4"] == "seasonal / intermittent"
+    labels = [e.get("label") for e in ET.parse(files["series_classes.qml"]).getroot().iter("paletteEntry")]
+    assert labels == [v for k, v in SERIES_CLASSES.items() if k != 255]
+    with rasterio.open(files["change_2009-08-18_2014-07-20.tif"]) as ds:
+        assert ds.tags()["FROM"] == "2009-08-18" and ds.tags()["TO"] == "2014-07-20"
