@@ -532,6 +532,31 @@ def _run_passes(
     return RunResult(summary, out if write else None, files, ref, models)
 
 
+SUMMARY_ONLY = ("summary.json", "summary.csv")
+
+
+def write_summary_only(summary: dict[str, Any], out: Path, overwrite: bool = False) -> list[Path]:
+    """Write summary.json and summary.csv of a ``run(..., write=False)`` into ``out`` (``--summary-only``).
+
+    Each file is written under a temporary name and renamed into place.
+
+    Returns
+    -------
+    list of Path
+        The two files.
+    """
+    _check_output(out, list(SUMMARY_ONLY), overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
+    files = []
+    for name, writer, data in (("summary.json", write_json, summary), ("summary.csv", write_csv, rows)):
+        part = out / f".{name}.part"
+        writer(part, data)  # type: ignore[operator]
+        os.replace(part, out / name)
+        files.append(out / name)
+    return files
+
+
 def _check_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
     # Creates nothing; recovers leftovers of killed runs first (rs_change.outputs).
     check_output_dir(out, names, overwrite)
