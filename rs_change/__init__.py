@@ -36,6 +36,18 @@ from .api import (
 def run(config: "str | RunConfig", **kwargs: object) -> "pipeline.RunResult":  # noqa: F821
     """Run a configuration (a YAML path or a :class:`RunConfig`); see :func:`rs_change.pipeline.run`.
 
+    Parameters
+    ----------
+    config : str, Path or RunConfig
+        A YAML config file (paths in it relative to it) or a validated config.
+    **kwargs
+        ``output_dir``, ``overwrite``, ``progress``, ``write`` (see :func:`rs_change.pipeline.run`).
+
+    Returns
+    -------
+    RunResult
+        ``summary`` (equal to summary.json), ``output_dir``, ``files``, ``grid``, ``models``.
+
     Examples
     --------
     >>> result = run("configs/naip_devils_lake.yaml", overwrite=True)  # doctest: +SKIP

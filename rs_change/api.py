@@ -640,6 +640,15 @@ class Comparison:
         ``unobserved_km2``, ``unobserved_pixels``.
     steps : list of dict
         With three or more masks, the ``stats`` of each consecutive pair (with ``from``/``to``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affine import Affine
+    >>> masks = [np.array([[1, 0]], np.uint8), np.array([[1, 1]], np.uint8), np.array([[0, 1]], np.uint8)]
+    >>> c = compare(masks, Affine(100, 0, 0, 0, -100, 0), "EPSG:6933", labels=["a", "b", "c"])
+    >>> c.change.tolist(), [s["gained_pixels"] for s in c.steps]
+    ([[3, 2]], [1, 0])
     """
 
     change: Any

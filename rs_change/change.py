@@ -39,6 +39,17 @@ CHANGE_COLORS: dict[int, tuple[int, int, int, int]] = {
 def change_map(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Classify change between two uint8 water masks on the same grid.
 
+    Parameters
+    ----------
+    before, after : numpy.ndarray of uint8, shape (h, w)
+        Water masks: 1 water, 0 land, 255 unobserved.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (h, w)
+        0 land persistent, 1 water persistent, 2 water gained, 3 water lost, 255 unobserved on
+        either date (:data:`CHANGE_CLASSES`).
+
     Examples
     --------
     >>> import numpy as np

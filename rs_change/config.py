@@ -151,7 +151,21 @@ class ComputeConfig(_Model):
 
 
 class RunConfig(_Model):
-    """A whole run: scenes, area of interest, and one section per stage."""
+    """A whole run: scenes, area of interest, and one section per stage.
+
+    Parameters
+    ----------
+    scenes : list of SceneConfig
+        One entry per date (``date``, ``path``, ``sensor`` or ``bands``...).
+    aoi, grid, clustering, labelling, output, compute
+        One section per stage; see ``rs-change init`` for every key and its default.
+
+    Examples
+    --------
+    >>> cfg = RunConfig.from_text("scenes: [{date: 2009-08-18, path: a.tif, sensor: naip}]")
+    >>> cfg.clustering.k, cfg.scenes[0].sensor
+    (3, 'naip')
+    """
 
     scenes: list[SceneConfig] = Field(min_length=1)
     aoi: Optional[AoiConfig] = None

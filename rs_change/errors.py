@@ -11,7 +11,14 @@ from __future__ import annotations
 
 
 class RsChangeError(Exception):
-    """Base class of every user-facing rs-change error."""
+    """Base class of every user-facing rs-change error.
+
+    Examples
+    --------
+    >>> from rs_change.errors import ConfigError
+    >>> issubclass(ConfigError, RsChangeError) and issubclass(ConfigError, ValueError)
+    True
+    """
 
 
 class ConfigError(RsChangeError, ValueError):

@@ -51,6 +51,17 @@ def available_indices(roles: Sequence[str]) -> list[str]:
 def spectral_index(bands: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     """One index (see the module documentation) from a mapping of role -> array.
 
+    Parameters
+    ----------
+    bands : mapping of str to numpy.ndarray
+        Role (``green``, ``nir``, ``swir1``, ``red``...) -> band, any shape (all the same).
+    name : {"ndwi", "mndwi", "ndvi", "brightness"}
+
+    Returns
+    -------
+    numpy.ndarray of float32, the bands' shape
+        Normalised differences are 0 where both bands are 0.
+
     Examples
     --------
     >>> import numpy as np
@@ -76,7 +87,25 @@ def default_features(roles: Sequence[str]) -> list[str]:
 
 
 def feature_stack(bands: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
-    """Stack features into an array of shape ``(len(names),) + band shape`` (float32)."""
+    """Stack features into an array of shape ``(len(names),) + band shape`` (float32).
+
+    Parameters
+    ----------
+    bands : mapping of str to numpy.ndarray
+        Role -> band, all of one shape.
+    names : sequence of str
+        Band roles and/or index names (see :func:`spectral_index`).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(names),) + band shape
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> feature_stack({"green": np.array([3.0]), "nir": np.array([1.0])}, ["nir", "ndwi"]).tolist()
+    [[1.0], [0.5]]
+    """
     out = []
     for n in names:
         out.append(bands[n].astype(np.float32, copy=False) if n in bands else spectral_index(bands, n))

@@ -34,6 +34,15 @@ def as_crs(crs: Any) -> CRS:
 class Grid:
     """Shape ``(height, width)``, affine ``transform`` (pixel corner -> map) and ``crs``.
 
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` in pixels.
+    transform : affine.Affine
+        Pixel-corner to map transform (rasterio convention).
+    crs : pyproj CRS, rasterio CRS, EPSG code or WKT
+        Stored as a :class:`pyproj.CRS`.
+
     Examples
     --------
     >>> from affine import Affine

@@ -40,7 +40,21 @@ DRIFT_THRESHOLD = 0.10
 
 
 class ModelDriftWarning(RsChangeWarning):
-    """A scene's spectra fall far outside what a reused model was fitted on."""
+    """A scene's spectra fall far outside what a reused model was fitted on.
+
+    Raised by :meth:`WaterModel.check_spectra` (hence by ``predict``/``label_water`` and by runs
+    with ``clustering.fit_on``/``model``) when more than :data:`DRIFT_THRESHOLD` of the pixels
+    lie farther from every centre than 99 % of the fitted sample did.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("41% of pixels ...", ModelDriftWarning)
+    >>> issubclass(w[0].category, RsChangeWarning)
+    True
+    """
 
 
 def centre_distances(Xs: np.ndarray, centers: np.ndarray, metric: str) -> np.ndarray:

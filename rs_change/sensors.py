@@ -34,6 +34,12 @@ class BandProfile:
         Raw values outside ``[lo, hi]`` are unobserved.
     qa : mapping, optional
         Sensor QA settings (used by the MODIS reader).
+
+    Examples
+    --------
+    >>> p = BandProfile("mine", {"green": 1, "nir": 2}, scale=1e-4)
+    >>> p.calibrated, p.with_overrides(scale=2e-4).scale
+    (True, 0.0002)
     """
 
     name: str

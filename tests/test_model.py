@@ -1,0 +1,161 @@
+"""Fitted water models: JSON round trip, checks on load, the drift warning, cluster maps, and
+`clustering.fit_on` / `clustering.model` in a run.  Tiny synthetic NAIP-like scenes."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import rs_change as rc
+from rs_change.config import RunConfig
+from rs_change.errors import BandProfileError, ConfigError, InputError
+from rs_change.model import ModelDriftWarning, WaterModel, cluster_colors
+
+from .conftest import lake_scene
+
+T = Affine(10, 0, 0, 0, -10, 0)
+CRS = "EPSG:6933"  # equal-area: a 10 m pixel is 100 m2 on the ground
+NAIP = {"red": 1, "green": 2, "blue": 3, "nir": 4}
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return lake_scene(40, 40, (slice(5, 15), slice(5, 15)))  # 100 lake pixels
+
+
+def test_fit_save_load_round_trip(scene: np.ndarray, tmp_path: Path) -> None:
+    m = rc.fit_model(scene, k=2, sensor="naip", label="2009-08-18")
+    assert m.water_ids == [0]
+    assert [d.pixels for d in m.decisions] == [100, 1500]
+    assert m.shift_trace == list(m.kmeans.shift_trace_) and len(m.shift_trace) == m.kmeans.n_iter_ >= 1
+    p = m.save(tmp_path / "model.json")
+    data = json.loads(p.read_text())
+    assert data["features"] == ["blue", "green", "red", "nir", "ndwi"]
+    assert data["profile"]["bands"] == NAIP and data["profile"]["calibrated"] is False
+    assert data["kmeans"]["shift_trace"] == m.shift_trace
+    assert set(data["versions"]) >= {"rs_change", "numpy"}
+    back = WaterModel.load(p)
+    np.testing.assert_array_equal(back.centers, m.centers)
+    np.testing.assert_array_equal(back.offset, m.offset)
+    assert back.water_ids == m.water_ids and back.fitted_on == "2009-08-18" and back.metric == "euclidean"
+    np.testing.assert_array_equal(back.predict(scene, sensor="naip"), m.predict(scene, sensor="naip"))
+    # the lake's 100 pixels are water
+    assert int((rc.label_water(scene, back, sensor="naip") == 1).sum()) == 100
+    # the physical centre of the water cluster is the lake's spectrum (R G B NIR = 30 60 70 20, noise +-4)
+    phys = dict(zip(m.names, m.centers_physical()[0]))
+    assert abs(phys["red"] - 30) < 2 and abs(phys["nir"] - 20) < 2
+
+
+def test_load_rejects_other_versions_and_damaged_files(scene: np.ndarray, tmp_path: Path) -> None:
+    m = rc.fit_model(scene, k=2, sensor="naip")
+    data = m.to_dict()
+    (tmp_path / "v9.json").write_text(json.dumps({**data, "format_version": 9}))
+    with pytest.raises(InputError, match="format version 9"):
+        WaterModel.load(tmp_path / "v9.json")
+    bad = {**data, "scaler": {"offset": [0.0], "scale": [1.0]}}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(InputError, match="do not match its 5 features"):
+        WaterModel.load(tmp_path / "bad.json")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(InputError, match="not an rs-change model"):
+        WaterModel.load(tmp_path / "x.json")
+    with pytest.raises(InputError, match="not found"):
+        WaterModel.load(tmp_path / "missing.json")
+
+
+def test_features_must_match(scene: np.ndarray) -> None:
+    m = rc.fit_model(scene, k=2, sensor="naip")
+    with pytest.raises(BandProfileError, match="differ from the model"):
+        m.predict(scene[[1, 3]], bands={"green": 1, "nir": 2})
+
+
+def test_drift_warning_on_foreign_spectra(scene: np.ndarray) -> None:
+    m = rc.fit_model(scene, k=2, sensor="naip")
+    names = m.names
+    X = rc.api.feature_matrix({r: scene[b - 1].astype(np.float32) for r, b in NAIP.items()}, np.ones((40, 40), bool), names)
+    assert m.check_spectra(X) <= 0.02  # the fitted scene itself: about 1 % beyond the 99th percentile
+    brighter = np.clip(scene.astype(int) + 60, 0, 255).astype(np.uint8)
+    with pytest.warns(ModelDriftWarning, match=r"100\.0% of pixels"):
+        m.predict(brighter, sensor="naip")
+
+
+def test_with_water_and_colours() -> None:
+    d = [rc.model.ClusterDecision(0, 1, {"red": 30.0, "green": 60.0, "blue": 70.0}, True, ""),
+         rc.model.ClusterDecision(1, 1, {"red": 0.02, "green": 0.04, "blue": 0.03}, False, "")]
+    # reflectance: stretched jointly between the smallest (0.02) and largest (70) medians
+    cols = cluster_colors(d, calibrated=True)
+    assert cols[0] == (109, 219, 255, 255) and cols[1] == (0, 0, 0, 255) and cols[255] == (0, 0, 0, 0)
+
+
+def test_cluster_map_file(scene: np.ndarray, tmp_path: Path) -> None:
+    m = rc.fit_model(scene, k=2, sensor="naip")
+    ids = m.predict(scene, sensor="naip")
+    p = rc.write_cluster_map(tmp_path / "clusters_2009-08-18.tif", ids, m, T, CRS, label="2009-08-18")
+    with rasterio.open(p) as ds:
+        assert ds.read(1).tolist() == ids.tolist()
+        cmap = ds.colormap(1)
+        tags = ds.tags()
+    water_rgb = tuple(int(round(m.decisions[0].centroid[r])) for r in ("red", "green", "blue"))
+    assert cmap[0][:3] == water_rgb  # the lake's own colour, as in the article's figures
+    assert json.loads(tags["WATER_CLUSTERS"]) == [0] and json.loads(tags["CLUSTER_IDS"]) == [0, 1]
+    assert (tmp_path / "clusters_2009-08-18.png").exists()
+
+
+def _two_dates(tmp_path: Path, make_tif) -> Path:
+    a = lake_scene(40, 40, (slice(5, 15), slice(5, 15)), seed=1)    # 100 lake pixels
+    b = lake_scene(40, 40, (slice(5, 25), slice(5, 15)), seed=2)    # 200 lake pixels
+    make_tif("a.tif", a, T, CRS, nodata=0)
+    make_tif("b.tif", b, T, CRS, nodata=0)
+    return tmp_path
+
+
+def _cfg(folder: Path, clustering: str) -> RunConfig:
+    text = f"""
+scenes:
+  - {{date: 2009-08-18, path: a.tif, sensor: naip}}
+  - {{date: 2020-08-31, path: b.tif, sensor: naip}}
+clustering: {{k: 2, seed: 0, sample_size: 1000{clustering}}}
+output: {{dir: out, polygons: false}}
+compute: {{scheduler: synchronous}}
+"""
+    return RunConfig.from_text(text, base_dir=folder)
+
+
+def test_run_fit_on_and_saved_model(tmp_path: Path, make_tif) -> None:
+    folder = _two_dates(tmp_path, make_tif)
+    res = rc.run(_cfg(folder, ", fit_on: 2009-08-18"), overwrite=True)
+    s = res.summary
+    assert [d["water_pixels"] for d in s["dates"]] == [100, 200]
+    assert [d["water_km2"] for d in s["dates"]] == [0.01, 0.02]
+    assert s["change"]["gained_pixels"] == 100
+    assert s["dates"][0]["water_clusters"] == s["dates"][1]["water_clusters"] == [0]
+    out = folder / "out"
+    m1 = json.loads((out / "model_2009-08-18.json").read_text())
+    m2 = json.loads((out / "model_2020-08-31.json").read_text())
+    assert m1["fitted_on"] == m2["fitted_on"] == "2009-08-18" and m1["kmeans"]["centers"] == m2["kmeans"]["centers"]
+    for d in s["dates"]:
+        with rasterio.open(out / f"clusters_{d['date']}.tif") as ds:
+            cl, tags = ds.read(1), ds.tags()
+            assert ds.colormap(1)[0][3] == 255
+        with rasterio.open(out / f"water_{d['date']}.tif") as ds:
+            water = ds.read(1)
+        assert json.loads(tags["WATER_CLUSTERS"]) == d["water_clusters"]
+        assert np.array_equal(np.isin(cl, d["water_clusters"]), water == 1)  # ids in the map match summary.json
+    # a later run applies the saved model file: same numbers
+    (folder / "m.json").write_bytes((out / "model_2009-08-18.json").read_bytes())
+    res2 = rc.run(_cfg(folder, ", model: m.json"), output_dir=folder / "out2")
+    assert [d["water_pixels"] for d in res2.summary["dates"]] == [100, 200]
+    assert res2.summary["change"] == s["change"]
+
+
+def test_config_checks(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="fit_on 2001-01-01 is not one of the scenes"):
+        _cfg(tmp_path, ", fit_on: 2001-01-01")
+    with pytest.raises(ConfigError, match="not both"):
+        _cfg(tmp_path, ", fit_on: 2009-08-18, model: m.json")
