@@ -254,6 +254,11 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
             f"(scene bounds {tuple(round(v, 3) for v in sb)}, reference {tuple(round(v, 3) for v in rb)} in {ref.crs.to_string()}); "
             "check the dates' paths and CRSs"
         )
+    if frac < 0.99:
+        log.warning(
+            "%s: the scene of %s covers %.1f%% of the reference grid; pixels outside it are unobserved",
+            source.label, source.date, 100 * frac,
+        )
     return frac
 
 
