@@ -260,3 +260,37 @@ def test_pixel_area_broadcasts_against_masks():
     assert (np.ones((768, 674)) * a).shape == (768, 674)
     # Web Mercator pixels of 826 m are 0.32-0.36 km2 on the ground (sec^2 of 43..47 N)
     assert 0.31e6 < a.min() < a.max() < 0.37e6
+
+
+# --- the Aral Sea sample (configs/modis_aral.yaml) -------------------------------------------------
+def test_modis_aral_water_km2_is_the_geodesic_area_of_its_water_pixels(tmp_path):
+    """The pipeline's water km2 against pyproj.Geod areas of the same water pixels, one by one."""
+    import rasterio
+
+    from rs_change.config import RunConfig
+    from rs_change.pipeline import run
+
+    from .conftest import CONFIGS
+
+    cfg = RunConfig.from_yaml(CONFIGS / "modis_aral.yaml")
+    quick = {k: False for k in ("polygons", "report") if k in type(cfg.output).model_fields}  # rasters only
+    cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update=quick)})
+    res = run(cfg, output_dir=tmp_path, write=True)
+    tr = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    for d in res.summary["dates"]:
+        with rasterio.open(tmp_path / f"water_{d['date']}.tif") as ds:
+            water = ds.read(1) == 1
+            t, crs = ds.transform, ds.crs
+        assert crs.to_epsg() == 3857 and water.sum() == d["water_pixels"] > 1000
+        rows, cols = np.nonzero(water)
+        corners = [(0, 0), (1, 0), (1, 1), (0, 1)]
+        xs = np.stack([t.c + t.a * (cols + dc) for dc, _ in corners])
+        ys = np.stack([t.f + t.e * (rows + dr) for _, dr in corners])
+        lon, lat = tr.transform(xs, ys)
+        geodesic = sum(abs(GEOD.polygon_area_perimeter(lon[:, i], lat[:, i])[0]) for i in range(lon.shape[1]))
+        assert d["water_km2"] * 1e6 == pytest.approx(geodesic, rel=0.01)  # the issue's bound
+        assert d["water_km2"] * 1e6 == pytest.approx(geodesic, rel=1e-4)  # what it actually is
+        # the files' Web Mercator pixels are 0.33-0.35 km2 on the ground here, not 0.25
+        per_px = d["water_km2"] / d["water_pixels"]
+        assert 0.33 < per_px < 0.35
+        assert d["water_pixels"] * abs(t.a * t.e) / 1e6 / d["water_km2"] > 2.0  # map m2: sec^2(45 N) ~ 2
