@@ -7,11 +7,12 @@ into place by the pipeline, so a failed run leaves no partial file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import rasterio
@@ -153,14 +154,24 @@ def write_layers(path: Path, layers: Mapping[str, Any], driver: str = "GPKG") ->
     """
     import pyogrio
 
+    with fixed_timestamps():
+        for i, (name, gdf) in enumerate(layers.items()):
+            pyogrio.write_dataframe(gdf, str(path), layer=name, driver=driver, append=i > 0)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def fixed_timestamps() -> Iterator[None]:
+    """Within the block, GDAL vector drivers stamp files with :func:`_fixed_date` (GeoPackage
+    ``gpkg_contents.last_change`` through ``OGR_CURRENT_DATE``) instead of the clock."""
+    import pyogrio
+
     before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _fixed_date()})
     try:
-        for i, (name, gdf) in enumerate(layers.items()):
-            pyogrio.write_dataframe(gdf, str(path), layer=name, driver=driver, append=i > 0)
+        yield
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
-    return Path(path)
 
 
 def _fixed_date() -> str:
@@ -355,6 +366,12 @@ def gdb_name(name: str) -> str:
 
 
 def write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str]) -> dict[str, Path]:
+    """:func:`_write_vectors` with fixed time stamps in the files (same results, same bytes)."""
+    with fixed_timestamps():
+        return _write_vectors(folder, layers, formats)
+
+
+def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str]) -> dict[str, Path]:
     """Write polygon layers in each of ``formats`` (``gpkg``, ``shp``, ``geojson``, ``gdb``).
 
     * ``gpkg``: one ``water.gpkg`` with a layer per name;
@@ -404,7 +421,7 @@ def write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str
             elif fmt == "shp":
                 dst.mkdir(parents=True, exist_ok=True)
                 pyogrio.write_dataframe(gdf.rename(columns=SHAPEFILE_FIELDS), str(dst / f"{lname}.shp"),
-                                        layer=lname, encoding="UTF-8", **kw)
+                                        layer=lname, encoding="UTF-8", DBF_DATE_LAST_UPDATE=_fixed_date()[:10], **kw)
             else:
                 dst.mkdir(parents=True, exist_ok=True)
                 pyogrio.write_dataframe(gdf.to_crs("EPSG:4326"), str(dst / f"{lname}.geojson"), layer=lname,
