@@ -106,22 +106,22 @@ def test_same_lake_in_several_crs_matches_geodesic_area(crs, res, expect_res2_er
 
 def test_same_ground_footprint_gives_same_m2_in_utm_mercator_and_sinusoidal():
     """One lake polygon (lon/lat), rasterised on three grids; areas agree to the pixel edges."""
+    import shapely
     from rasterio.features import geometry_mask
     from shapely.geometry import Point
-    from shapely.ops import transform as shp_transform
 
     lake_ll = Point(-98.9, 47.05).buffer(0.05, quad_segs=64)  # ~ 7.6 x 11 km ellipse
     truth = abs(GEOD.geometry_area_perimeter(lake_ll)[0])
     areas = {}
     for crs, res in (("EPSG:32614", 20.0), ("EPSG:3857", 30.0), (MODIS_SIN, 20.0)):
         fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        poly = shp_transform(fwd.transform, lake_ll.segmentize(0.001))
+        poly = shapely.transform(lake_ll.segmentize(0.001), fwd.transform, interleaved=False)
         minx, miny, maxx, maxy = poly.bounds
         t = Affine(res, 0, minx - 5 * res, 0, -res, maxy + 5 * res)
         shape = (int((maxy - miny) / res) + 10, int((maxx - minx) / res) + 10)
         m = geometry_mask([poly], out_shape=shape, transform=t, invert=True)
         areas[crs] = mask_area(m, t, crs)
-    for crs, a in areas.items():  # pixel-centre rasterisation of a 60 km2 lake: edges within 0.1%
+    for crs, a in areas.items():  # pixel-centre rasterisation of a 66 km2 lake: measured 0.6-1.4e-4
         assert a == pytest.approx(truth, rel=1e-3), crs
 
 
