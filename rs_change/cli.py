@@ -7,6 +7,7 @@ internal errors exit with status 1 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -134,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: OSError numbers that mean "your disk / your permissions", not "rs-change has a bug".
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
 def _one_line(text: object) -> str:
     """A message on one line (a safety net: library messages are one line already)."""
     return " ".join(str(text).split())
@@ -183,6 +188,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # internal error
         if args.debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:  # disk full, permissions: fixable by the user
+            where = exc.filename or "output folder"
+            sys.stderr.write(
+                f"rs-change: error: {where}: {exc.strerror or exc}; free space or fix permissions and rerun "
+                "(previous outputs are intact)\n"
+            )
+            return 2
         sys.stderr.write(
             f"rs-change: internal error: {exc.__class__.__name__}: {_one_line(exc)[:300]} (rerun with --debug and report it)\n"
         )

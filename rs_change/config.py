@@ -271,8 +271,13 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    """One line for the first problem of a pydantic error: the key, what is wrong, the fix."""
-    err = exc.errors()[0]
+    """One line for the first problem of a pydantic error: the key, what is wrong, the fix.
+
+    An unknown key is reported before a missing one: a misspelt key (``pth:``) makes both, and
+    "unknown key `pth`; did you mean `path`?" is the useful line.
+    """
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function"))))
     key = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":

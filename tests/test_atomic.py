@@ -174,7 +174,8 @@ def test_cli_reports_a_write_failure_in_one_line(scenes, monkeypatch, capsys):
     monkeypatch.setattr(pl, "write_json", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
     code = main(["run", str(scenes(seed=5)), "--overwrite"])
     err = capsys.readouterr().err
-    assert code in (1, 2) and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "Permission denied" in err and "previous outputs are intact" in err
     assert _snapshot(out) == snap and _leftovers(out) == []
 
 
