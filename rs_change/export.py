@@ -543,16 +543,17 @@ def run_polygons(
     """
     from .area import pixel_area
     from .change import WATER_GAINED, WATER_LOST
+    from .strips import polygon_layer_strips
 
     pa = pixel_area(grid.transform, grid.crs, grid.shape)
     min_a = float(4.0 * np.mean(pa)) if min_area_m2 is None else float(min_area_m2)
     layers: dict[str, Any] = {}
     stats: dict[str, Any] = {}
 
-    def _add(name: str, arr: np.ndarray, values: Mapping[int, str], date: str, extra: Optional[dict] = None) -> None:
-        gdf, removed = polygon_layer(arr, grid, pa, values, min_a, simplify_px, date, extra)
+    def _add(name: str, path: Path, values: Mapping[int, str], date: str, extra: Optional[dict] = None) -> None:
+        # strip by strip, merged across strip edges: memory set by a strip, not the raster (rs_change.strips)
+        gdf, removed, raster = polygon_layer_strips(path, grid, pa, values, min_a, simplify_px, date, extra)
         layers[name] = gdf
-        raster = sum(float(np.broadcast_to(pa, arr.shape)[arr == code].sum()) for code in values)
         stats[name] = {
             "features": int(len(gdf)),
             "area_km2": round(float(gdf["area_m2"].sum()) / 1e6, 6) if len(gdf) else 0.0,
@@ -562,15 +563,13 @@ def run_polygons(
         }
 
     for date, path in water.items():
-        with rasterio.open(path) as ds:
-            _add(f"water_{date}", ds.read(1), {1: "water"}, date)
+        _add(f"water_{date}", path, {1: "water"}, date)
     if change is not None:
         from .change import CHANGE_CLASSES
 
         with rasterio.open(change) as ds:
-            arr = ds.read(1)
             frm, to = ds.tags().get("FROM", ""), ds.tags().get("TO", "")
-        _add("change", arr, {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]}, to,
+        _add("change", change, {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]}, to,
              {"from_date": frm})
     files = write_vectors(folder, layers, formats)
     summary = {

@@ -175,3 +175,65 @@ def test_summary_only_cli_writes_just_the_summary(two_dates: Path, tmp_path: Pat
     assert [d["water_pixels"] for d in summ["dates"]] == [2400, 8000]
     assert main(["run", str(two_dates), "-o", str(out), "--summary-only"]) == 2  # refuses to overwrite
     assert "--overwrite" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Polygons strip by strip (bounded memory) = polygons of the whole raster
+# --------------------------------------------------------------------------------------------
+def _mask_file(tmp_path: Path, mask: np.ndarray, crs: str = "EPSG:32614", res: float = 2.0):
+    from pyproj import CRS
+
+    from rs_change.export import write_cog
+    from rs_change.grid import Grid
+
+    t = Affine(res, 0, 500000.0, 0, -res, 5200000.0) if crs != "EPSG:4326" else Affine(1e-3, 0, -99.0, 0, -1e-3, 47.0)
+    g = Grid(mask.shape, t, CRS.from_user_input(crs))
+    return write_cog(tmp_path / "m.tif", mask.astype(np.uint8), g), g
+
+
+def test_strip_polygons_merge_a_u_shape_across_strips(tmp_path: Path) -> None:
+    """A U whose arms are separate in the first strip is one region; a lake with an island keeps its hole."""
+    from rs_change.strips import polygon_layer_strips
+
+    m = np.zeros((30, 40), np.uint8)
+    m[2:20, 2:6] = 1  # left arm
+    m[2:20, 14:18] = 1  # right arm
+    m[16:20, 2:18] = 1  # bottom joins them (rows 16-19, below the first 10-row strip)
+    m[22:29, 25:38] = 1  # a lake ...
+    m[24:26, 30:32] = 0  # ... with a 2 x 2 island
+    path, g = _mask_file(tmp_path, m)
+    gdf, removed, raster = polygon_layer_strips(path, g, None, {1: "water"}, rows=10)
+    assert len(gdf) == 2
+    u_px = 2 * 18 * 4 + 4 * 8  # two 18 x 4 arms + the 4 x 8 bottom between them
+    assert list(gdf["pixels"]) == [u_px, 7 * 13 - 4]
+    assert len(gdf.geometry.iloc[0].interiors) == 0 and len(gdf.geometry.iloc[1].interiors) == 1
+    assert gdf.geometry.iloc[0].area == pytest.approx(u_px * 4.0)  # 2 m pixels, in the grid's CRS
+    assert raster == pytest.approx(gdf["area_m2"].sum()) and removed["water"]["features"] == 0
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32614", "EPSG:4326"])
+@pytest.mark.parametrize("rows", [7, 32])
+def test_strip_polygons_equal_whole_raster_polygons(tmp_path: Path, crs: str, rows: int) -> None:
+    from scipy import ndimage
+
+    from rs_change.area import pixel_area
+    from rs_change.export import polygon_layer
+    from rs_change.strips import polygon_layer_strips
+
+    rng = np.random.default_rng(3)
+    m = (ndimage.gaussian_filter(rng.random((120, 90)), 2.5) > 0.5).astype(np.uint8)
+    m[rng.random(m.shape) < 0.01] = 255
+    path, g = _mask_file(tmp_path, m, crs)
+    pa = pixel_area(g.transform, g.crs, g.shape)
+    values = {1: "water", 0: "land"}
+    for min_area, simplify in ((0.0, 0.0), (4 * float(np.mean(pa)), 1.0)):
+        a, ra = polygon_layer(m, g, pa, values, min_area, simplify, "2020-01-01")
+        b, rb, raster = polygon_layer_strips(path, g, pa, values, min_area, simplify, "2020-01-01", rows=rows)
+        assert len(a) == len(b) > 10
+        assert list(a["class"]) == list(b["class"]) and list(a["pixels"]) == list(b["pixels"])
+        np.testing.assert_allclose(b["area_m2"], a["area_m2"], rtol=1e-9)
+        assert all(x.equals_exact(y, 0) for x, y in zip(a.geometry, b.geometry))  # vertex for vertex
+        np.testing.assert_allclose(b["perimeter_m"], a["perimeter_m"], rtol=1e-9)
+        assert {k: v["pixels"] for k, v in ra.items()} == {k: v["pixels"] for k, v in rb.items()}
+        whole = float(np.broadcast_to(pa, m.shape)[(m == 0) | (m == 1)].sum())
+        assert raster == pytest.approx(whole, rel=1e-9)

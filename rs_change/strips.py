@@ -1,0 +1,256 @@
+"""Polygons of full-size class rasters in bounded memory: strip by strip, merged across strip edges.
+
+The raster is read in full-width strips of ``rows`` rows.  In each strip every class code is
+labelled (4-connectivity), each label's pixel count and ground area are summed, and its outline
+is traced by GDAL (``rasterio.features.shapes``) in *pixel* coordinates (integers, exact).
+Labels that touch across a strip edge (same column, last row of one strip / first row of the
+next, both of the code) are joined with a union-find.  At the end each connected region's pieces
+are unioned (shared edges are exact, since coordinates are integers), moved to the grid's CRS
+with its affine transform, and the small regions are sieved by their *whole* area.
+
+Memory is one strip (``rows x width`` labels) plus the output polygons, whatever the raster's
+height; the result equals :func:`rs_change.export.polygon_layer` on the whole array (same
+regions in the same order, same pixels, areas equal to rounding, same outlines).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from .grid import Grid
+
+log = logging.getLogger(__name__)
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+
+    def add(self, n: int) -> int:
+        base = len(self.parent)
+        self.parent.extend(range(base, base + n))
+        return base
+
+    def find(self, a: int) -> int:
+        p = self.parent
+        root = a
+        while p[root] != root:
+            root = p[root]
+        while p[a] != root:  # path compression
+            p[a], a = root, p[a]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:  # the smaller id (earlier in raster order) stays the root
+            if ra < rb:
+                self.parent[rb] = ra
+            else:
+                self.parent[ra] = rb
+
+
+def strip_regions(
+    path: str | Path, grid: Grid, values: Mapping[int, str], rows: Optional[int] = None, band: int = 1,
+) -> dict[str, Any]:
+    """Connected regions of each code in ``values``, found strip by strip.
+
+    Parameters
+    ----------
+    path : path
+        A single-band integer raster on ``grid`` (e.g. a water mask or change map).
+    grid : Grid
+        Its grid (pixel areas come from it, per strip).
+    values : mapping code -> class name
+    rows : int, optional
+        Strip height; memory is about ``rows * width * 14`` bytes plus the polygons.  Default:
+        about 8 million pixels per strip (1024 rows at most, 16 at least).
+    band : int, default 1
+
+    Returns
+    -------
+    dict
+        ``roots`` int64 (n,) region ids in output order (code order, then raster order of the
+        first pixel), ``code`` (n,), ``area_m2`` float64 (n,), ``pixels`` int64 (n,),
+        ``geometry`` object (n,) shapely polygons in the grid's CRS, and ``raster_m2``
+        {code: ground area of every pixel of that code}.
+    """
+    import rasterio
+    import shapely
+    from affine import Affine
+    from rasterio.features import shapes
+    from rasterio.windows import Window
+    from scipy import ndimage
+
+    from .area import pixel_area
+
+    H, W = grid.shape
+    rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1))))
+    uf = _UnionFind()
+    area_l: list[np.ndarray] = []
+    pix_l: list[np.ndarray] = []
+    code_l: list[np.ndarray] = []
+    piece_id: list[int] = []
+    piece_geom: list[Any] = []
+    raster_m2 = {int(c): 0.0 for c in values}
+    prev: dict[int, Optional[np.ndarray]] = {int(c): None for c in values}
+    with rasterio.open(path) as ds:
+        for r0 in range(0, H, rows):
+            h = min(rows, H - r0)
+            arr = ds.read(band, window=Window(0, r0, W, h))
+            g = grid.window_grid(r0, 0, h, W)
+            pa = np.broadcast_to(np.asarray(pixel_area(g.transform, g.crs, g.shape), np.float64), (h, W))
+            for code in raster_m2:
+                sel = arr == code
+                lab, n = ndimage.label(sel)
+                if n == 0:
+                    prev[code] = None
+                    continue
+                base = uf.add(n)
+                flat = lab.ravel()
+                a = np.bincount(flat, weights=pa.ravel(), minlength=n + 1)[1:]
+                area_l.append(a)
+                raster_m2[code] += float(a.sum())
+                pix_l.append(np.bincount(flat, minlength=n + 1)[1:].astype(np.int64))
+                code_l.append(np.full(n, code, np.int64))
+                for geom, v in shapes(lab, mask=sel, transform=Affine.translation(0, r0), connectivity=4):
+                    piece_id.append(base + int(v) - 1)
+                    piece_geom.append(shapely.geometry.shape(geom))
+                p = prev[code]
+                if p is not None:
+                    top = lab[0]
+                    both = (p >= 0) & (top > 0)
+                    if both.any():
+                        pairs = np.unique(np.stack([p[both], base + top[both].astype(np.int64) - 1], 1), axis=0)
+                        for x, y in pairs:
+                            uf.union(int(x), int(y))
+                last = lab[-1]
+                prev[code] = np.where(last > 0, base + last.astype(np.int64) - 1, -1)
+                del lab, sel
+    n_all = len(uf.parent)
+    empty = {"roots": np.zeros(0, np.int64), "code": np.zeros(0, np.int64), "area_m2": np.zeros(0),
+             "pixels": np.zeros(0, np.int64), "geometry": np.zeros(0, object), "raster_m2": raster_m2}
+    if n_all == 0:
+        return empty
+    root_of = np.fromiter((uf.find(i) for i in range(n_all)), np.int64, n_all)
+    area = np.bincount(root_of, weights=np.concatenate(area_l), minlength=n_all)
+    pix = np.bincount(root_of, weights=np.concatenate(pix_l), minlength=n_all).astype(np.int64)
+    code = np.concatenate(code_l)
+    roots = np.flatnonzero(root_of == np.arange(n_all))
+    order = {int(c): i for i, c in enumerate(values)}
+    roots = roots[np.lexsort((roots, np.array([order[int(c)] for c in code[roots]], np.int64)))]
+    # pieces grouped by region; regions of one piece need no union
+    pid = np.asarray(piece_id, np.int64)
+    proot = root_of[pid]
+    porder = np.argsort(proot, kind="stable")
+    pgeo = np.asarray(piece_geom, dtype=object)[porder]
+    proot = proot[porder]
+    starts = np.searchsorted(proot, roots, "left")
+    ends = np.searchsorted(proot, roots, "right")
+    geoms = np.empty(len(roots), object)
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        # the union keeps the seam's collinear vertices: drop them (tolerance 0 moves nothing)
+        geoms[i] = pgeo[s] if e - s == 1 else shapely.simplify(shapely.union_all(pgeo[s:e]), 0.0)
+    t = grid.transform
+
+    def _to_crs(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack([t.a * xy[:, 0] + t.b * xy[:, 1] + t.c, t.d * xy[:, 0] + t.e * xy[:, 1] + t.f])
+
+    geoms = np.array([_canonical(g) for g in shapely.transform(geoms, _to_crs)], dtype=object)
+    return {"roots": roots, "code": code[roots], "area_m2": area[roots], "pixels": pix[roots], "geometry": geoms,
+            "raster_m2": raster_m2}
+
+
+def _start_top_left(ring: np.ndarray, flip_y: bool) -> np.ndarray:
+    """The closed ring rotated to start at its top-most, then left-most vertex (GDAL's convention)."""
+    xy = ring[:-1]
+    y = -xy[:, 1] if flip_y else xy[:, 1]
+    i = int(np.lexsort((xy[:, 0], y))[0])
+    r = np.concatenate([xy[i:], xy[:i]])
+    return np.concatenate([r, r[:1]])
+
+
+def _canonical(geom: Any) -> Any:
+    """A polygon in the form GDAL's polygonize writes it: exterior counter-clockwise, holes clockwise,
+    every ring starting at its top-left vertex, holes in raster order of their start; so that
+    strip-merged outlines are vertex-for-vertex those of the whole raster (and simplify alike)."""
+    from shapely.geometry import Polygon
+    from shapely.geometry.polygon import orient
+
+    if geom.geom_type != "Polygon":
+        return geom
+    g = orient(geom, sign=1.0)
+    ext = _start_top_left(np.asarray(g.exterior.coords), True)
+    holes = [_start_top_left(np.asarray(r.coords), True) for r in g.interiors]
+    holes.sort(key=lambda h: (-h[0, 1], h[0, 0]))
+    return Polygon(ext, holes)
+
+
+def polygon_layer_strips(
+    path: str | Path,
+    grid: Grid,
+    pixel_area: Any,
+    values: Mapping[int, str],
+    min_area_m2: float = 0.0,
+    simplify_px: float = 0.0,
+    date: str = "",
+    extra: Optional[Mapping[str, Any]] = None,
+    rows: Optional[int] = None,
+) -> tuple[Any, dict[str, dict[str, float]], float]:
+    """:func:`rs_change.export.polygon_layer` of a raster *file*, in bounded memory.
+
+    Parameters
+    ----------
+    path : path
+        Single-band class raster on ``grid``.
+    grid : Grid
+    pixel_area : ignored
+        Accepted for symmetry with ``polygon_layer``; areas are computed per strip from ``grid``.
+    values, min_area_m2, simplify_px, date, extra
+        As in :func:`rs_change.export.polygon_layer`.
+    rows : int, optional
+        Strip height in pixels (default: see :func:`strip_regions`).
+
+    Returns
+    -------
+    gdf : geopandas.GeoDataFrame
+        Columns ``date, class, area_m2, perimeter_m, pixels`` (+ ``extra``).
+    removed : dict class name -> {"features", "pixels", "area_m2"}
+    raster_m2 : float
+        Ground area of every pixel of the codes (polygons + removed).
+    """
+    import geopandas as gpd
+    import shapely
+
+    from .export import _POLY_COLUMNS, geodesic_perimeters
+
+    reg = strip_regions(path, grid, values, rows)
+    raster = float(sum(reg["raster_m2"].values()))
+    small = reg["area_m2"] < min_area_m2
+    removed = {}
+    for code, cname in values.items():
+        s = small & (reg["code"] == code)
+        removed[cname] = {"features": int(s.sum()), "pixels": int(reg["pixels"][s].sum()), "area_m2": float(reg["area_m2"][s].sum())}
+    keep = ~small
+    crs = grid.crs.to_wkt()
+    if not keep.any():
+        cols = list(_POLY_COLUMNS) + list(extra or {})
+        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs), removed, raster
+    geo = reg["geometry"][keep]
+    if simplify_px > 0:
+        res = min(abs(grid.transform.a), abs(grid.transform.e))
+        geo = shapely.coverage_simplify(geo, tolerance=simplify_px * res)
+    names = np.array([values[int(c)] for c in reg["code"][keep]], dtype=object)
+    data: dict[str, Any] = {
+        "date": [date] * int(keep.sum()),
+        "class": names.astype(str),
+        "area_m2": reg["area_m2"][keep],
+        "perimeter_m": geodesic_perimeters(geo, grid.crs),
+        "pixels": reg["pixels"][keep],
+    }
+    for k, v in (extra or {}).items():
+        data[k] = [v] * int(keep.sum())
+    return gpd.GeoDataFrame(data, geometry=list(geo), crs=crs), removed, raster
