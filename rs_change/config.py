@@ -136,7 +136,7 @@ class OutputConfig(_Model):
         ["gpkg"], description="Vector formats: gpkg (water.gpkg), shp (water_shp/), geojson (water_geojson/, EPSG:4326), gdb (water.gdb)."
     )
     min_area_m2: Optional[float] = Field(
-        None, ge=0, description="Drop polygons smaller than this (m2); null = 4 pixels' area, 0 keeps all. Rasters are not filtered."
+        0.0, ge=0, description="Drop polygons smaller than this (m2); 0 keeps all; null = 4 pixels' area. Rasters are not filtered."
     )
     simplify_px: float = Field(1.0, ge=0, description="Polygon simplification tolerance in pixels (topology preserved; 0 = exact pixel edges).")
     report: bool = Field(True, description="Write report.html, timeseries.png/csv and quicklook PNGs.")

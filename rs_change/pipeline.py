@@ -29,12 +29,12 @@ import numpy as np
 
 from . import __version__
 from .area import pixel_area
-from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map
+from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, SeriesAccumulator, SeriesBlock, change_map, series_block
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
 from .engine import Engine, cached_reader, close_readers, new_token
 from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeError
-from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, polygonize, write_csv, write_json, write_layers
+from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, polygonize, product_names, run_polygons, style_outputs, write_csv, write_json, write_layers
 from .features import default_features, feature_matrix
 from .grid import Grid
 from .labelling import ClusterDecision, label_clusters, water_ids
@@ -267,6 +267,7 @@ class BlockResult:
     change_stats: np.ndarray
     clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
     extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
+    series: Optional[SeriesBlock] = None  # 2+ dates: frequency, series classes, consecutive change (rs_change.change)
 
 
 _CHANGE_CODES = (0, 1, 2, 3, 255)
@@ -340,7 +341,8 @@ def process_block(
         for j, code in enumerate(_CHANGE_CODES):
             sel = (ch == code) & ins
             cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
-    return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras)
+    sb = series_block(masks, pa, inside) if len(models) >= 2 else None
+    return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
 
 
 @dataclass
@@ -399,8 +401,10 @@ def output_names(cfg: RunConfig) -> list[str]:
     names = [f"water_{s.date.isoformat()}.tif" for s in cfg.scenes]
     if len(cfg.scenes) >= 2:
         names.append("change.tif")
-    if cfg.output.polygons:
+    if cfg.output.polygons and "gpkg" in cfg.output.formats:
         names.append("water.gpkg")
+    o = cfg.output  # styles, frequency / series / consecutive change rasters, vectors, report (rs_change.export)
+    names += [n for n in product_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report) if n != "water.gpkg"]
     from .model import output_names as _model_names
 
     names += _model_names([s.date.isoformat() for s in cfg.scenes])  # clusters_<date>.tif/.png, model_<date>.json
@@ -476,6 +480,9 @@ def _run_passes(
     tmp = None
     writers: list[BlockWriter] = []
     cwriters: list[BlockWriter] = []  # clusters_<date>.tif (rs_change.model)
+    dates = [dm.source.date.isoformat() for dm in models]
+    sacc = SeriesAccumulator(dates) if len(models) >= 2 else None  # transitions + series classes
+    swriters: Optional[SeriesWriters] = None  # frequency / series_classes / change_<a>_<b>.tif (3+ dates)
     files: list[Path] = []
     try:
         if write:
@@ -486,6 +493,8 @@ def _run_passes(
             if len(models) >= 2:
                 writers.append(BlockWriter(tmp / "change_blocks.tif", ref, 255, CHANGE_COLORS, CHANGE_CLASSES,
                                            tags={"FROM": models[0].source.date.isoformat(), "TO": models[-1].source.date.isoformat()}))
+            if len(models) >= 3:
+                swriters = SeriesWriters(tmp, ref, dates)
             from .model import cluster_writer_kwargs
 
             for dm in models:
@@ -502,6 +511,8 @@ def _run_passes(
             for n, br in enumerate(engine.map(task, windows)):
                 stats += br.stats
                 cstats += br.change_stats
+                if sacc is not None:
+                    sacc.add(br.series)
                 for acc, ex in zip(extra, br.extra):
                     for key, v in ex.items():
                         acc[key] = acc.get(key, 0.0) + v
@@ -513,20 +524,30 @@ def _run_passes(
                         writers[-1].write(br.change, r0, c0)
                     for cw, cl in zip(cwriters, br.clusters):
                         cw.write(cl, r0, c0)
+                    if swriters is not None and br.series is not None:
+                        swriters.write(br.series, r0, c0)
                 progress("blocks", n + 1, len(windows))
         finally:
             close_readers(task.token)
         summary = build_summary(cfg, ref, models, stats, cstats, overlaps, extra)
         summary["runtime_s"] = None  # kept out of the numbers so that reruns are byte-identical
+        if sacc is not None:
+            summary["transitions"] = sacc.transitions()  # consecutive pairs; `change` stays first -> last
+            summary["series"] = sacc.series()
         if write and tmp is not None:
             progress("write", 0, 1)
             from .model import stage_cluster_outputs
 
-            files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary, stage_cluster_outputs(tmp, models, cwriters))
+            staged_extra = stage_cluster_outputs(tmp, models, cwriters)
+            if swriters is not None:
+                staged_extra.update(swriters.finish())
+            files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary, staged_extra)
             progress("write", 1, 1)
     finally:
         for wr in [*writers, *cwriters]:
             wr.close()
+        if swriters is not None:
+            swriters.close()
         discard(tmp)
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     return RunResult(summary, out if write else None, files, ref, models)
@@ -645,16 +666,16 @@ def _finish_outputs(
         staged[name] = wr.to_cog(tmp / name)
     if len(models) >= 2:
         staged["change.tif"] = writers[-1].to_cog(tmp / "change.tif")
-    if cfg.output.polygons:
-        layers = {}
-        for dm in models:
-            name = f"water_{dm.source.date.isoformat()}.tif"
-            with rasterio.open(staged[name]) as ds:
-                mask = ds.read(1)
-            gdf = polygonize(mask, ref, pixel_area(ref.transform, ref.crs, ref.shape))
-            gdf.insert(0, "date", dm.source.date.isoformat())
-            layers[f"water_{dm.source.date.isoformat()}"] = gdf
-        staged["water.gpkg"] = write_layers(tmp / "water.gpkg", layers)
+    staged.update(style_outputs(staged))  # .qml + .aux.xml beside water_<date>.tif and change.tif
+    if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
+        vec, summary["polygons"] = run_polygons(
+            tmp, ref, {dm.source.date.isoformat(): staged[f"water_{dm.source.date.isoformat()}.tif"] for dm in models},
+            staged.get("change.tif"), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px)
+        staged.update(vec)
+    if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs, report.html (rs_change.report)
+        from .report import write_report
+
+        staged.update(write_report(tmp, summary, cfg.to_yaml(), models, ref, {**staged, **(extra or {})}, cfg.grid.resampling))
     staged["summary.json"] = write_json(tmp / "summary.json", summary)
     rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
     staged["summary.csv"] = write_csv(tmp / "summary.csv", rows)
@@ -662,7 +683,7 @@ def _finish_outputs(
     staged["config.yaml"] = tmp / "config.yaml"
     staged.update(extra or {})  # clusters_<date>.tif/.png, model_<date>.json
     # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
-    write_manifest(tmp, list(staged), config_hash(cfg))
+    write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg))  # folders (water.gdb ...) file by file
     return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
 
 
