@@ -93,6 +93,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         from .errors import InputError
 
         raise InputError(f"{missing[0]}: file not found; check the scene's `path` in {args.config}")
+    # open every scene's header: not a raster, no CRS / geotransform, too few bands, no overlap
+    from .pipeline import build_source, reference_grid
+    from .readers import check_overlap
+
+    sources = [build_source(s, cfg) for s in cfg.scenes]
+    ref = reference_grid(cfg, sources)
+    for src in sources:
+        check_overlap(src, ref)
     print(f"{args.config}: valid ({len(cfg.scenes)} date(s), output to {cfg.output_dir})")
     return 0
 

@@ -49,6 +49,8 @@ KEY_DEPENDENCIES = (
 
 # Staging / backup folders of runs alive in this process (never cleaned by :func:`recover`).
 _ACTIVE: set[str] = set()
+# Output folders created by a run of this process (removed again if the run fails before writing).
+_CREATED: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +106,8 @@ def check_output_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:
 def staging_dir(out: Path) -> Path:
     """Create ``out`` and a fresh staging folder inside it (``.rs-change-tmp-<pid>-*``)."""
     try:
+        if not Path(out).exists():
+            _CREATED.add(str(Path(out)))
         Path(out).mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=out))
     except OSError as exc:
@@ -113,11 +117,19 @@ def staging_dir(out: Path) -> Path:
 
 
 def discard(tmp: Optional[Path]) -> None:
-    """Delete a staging folder (after success or failure)."""
+    """Delete a staging folder (after success or failure); after a failure, also the output
+    folder itself when this run created it and it is empty again."""
     if tmp is None:
         return
     _ACTIVE.discard(str(tmp))
     shutil.rmtree(tmp, ignore_errors=True)
+    out = str(Path(tmp).parent)
+    if out in _CREATED:
+        _CREATED.discard(out)
+        try:
+            os.rmdir(out)  # only succeeds when empty (a failed run): nothing is left behind
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,7 +106,17 @@ def test_internal_error_is_exit_1_with_one_line(config, monkeypatch, capsys):
     assert main(["run", str(config)]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == ["rs-change: internal error: ZeroDivisionError: a bug (rerun with --debug and report it)"]
-    assert not [p for p in (config.parent / "out").iterdir()] if (config.parent / "out").exists() else True
+    assert not (config.parent / "out").exists()  # created for staging, removed again when the run failed
+
+
+def test_validate_opens_every_scene(tmp_path, make_tif, capsys):
+    make_tif("rgb.tif", lake_scene()[:3], T, UTM, nodata=0)
+    cfg = tmp_path / "v.yaml"
+    cfg.write_text(yaml.safe_dump({"scenes": [{"date": "2020-01-01", "path": "rgb.tif", "sensor": "naip"}]}))
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "rgb.tif" in err and "3 band(s)" in err
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_validate_and_init(tmp_path, config, capsys):
