@@ -236,3 +236,26 @@ def test_existing_outputs_are_not_overwritten_without_flag(tmp_path, make_tif, c
     (out / "summary.json").write_text("{}\n")
     _fails(capsys, ["run", str(cfg), "-o", str(out)], str(out), "--overwrite", out=out)
     assert (out / "summary.json").read_text() == "{}\n"
+
+
+def test_every_pixel_cloud(tmp_path, capsys):
+    """A MODIS AppEEARS folder whose state QA marks every pixel cloudy."""
+    import rasterio
+
+    from rs_change import modis
+
+    folder = tmp_path / "mod09"
+    folder.mkdir()
+    t = Affine(463.31271653030257, 0.0, 753346.477074, 0.0, -463.3127165205573, 5132114.960978)
+    layers = {f"sur_refl_b0{b}": np.full((6, 5), 500 + 100 * b, np.int16) for b in range(1, 8)}
+    layers["sur_refl_state_500m"] = np.full((6, 5), 8 | 1, np.uint16)  # land, cloud state 01 = cloudy
+    for name, a in layers.items():
+        nd = -28672 if a.dtype == np.int16 else 65535
+        p = folder / f"MOD09A1.006_{name}_doy2017193_aid0001.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=5, height=6, count=1, dtype=a.dtype, crs=modis.SINUSOIDAL,
+                           transform=t, nodata=nd) as ds:
+            ds.write(a, 1)
+            ds.set_band_description(1, name)
+            if a.dtype == np.int16:
+                ds.scales = (0.0001,)
+    _run(capsys, tmp_path, [{"date": "2017-07-12", "path": "mod09", "sensor": "modis"}], "mod09", "every pixel", "cloud")
