@@ -164,12 +164,19 @@ def sample_pixels(
     total = ref.height * ref.width
     step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
     oh, ow = math.ceil(ref.height / step), math.ceil(ref.width / step)
-    with source.open(ref, resampling) as rd:
-        bands, valid = rd.read(out_shape=(oh, ow) if step > 1 else None)
-    if geoms is not None:
-        from affine import Affine
+    from affine import Affine
 
-        dg = Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
+    dg = Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
+    if step > 1 and not source.grid.same_as(ref):
+        # a date that needs warping: warp straight onto the decimated grid (nearest), so only the
+        # sampled pixels are computed; a decimated read of the full-resolution warped view would
+        # warp the whole scene (15 s for a NAIP quarter-quad) to keep one pixel in step**2
+        with source.open(dg, "nearest") as rd:
+            bands, valid = rd.read()
+    else:
+        with source.open(ref, resampling) as rd:
+            bands, valid = rd.read(out_shape=(oh, ow) if step > 1 else None)
+    if geoms is not None:
         valid &= aoi_mask(geoms, dg)  # type: ignore[operator]
     X = feature_matrix(bands, valid, names)
     if n is not None and len(X) > n:
