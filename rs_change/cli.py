@@ -10,7 +10,9 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -181,6 +183,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.getLogger("rs_change").setLevel(level)
     logging.captureWarnings(True)
     _quiet_gdal(args.verbose)
+    previous = _trap_sigterm()
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _trap_sigterm() -> Any:
+    """Make SIGTERM (batch schedulers, ``kill``) unwind like Ctrl-C, so staged files are removed
+    and a half-done swap is rolled back.  Returns the previous handler (None when not trapped)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, _term)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except RsChangeError as exc:
@@ -191,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        sys.stderr.write("rs-change: interrupted; the output folder holds the previous outputs (nothing half-written)\n")
+        sys.stderr.write("rs-change: interrupted; no partial outputs were left (the output folder holds a complete set, or none)\n")
         return 130
     except Exception as exc:  # internal error
         if args.debug:

@@ -252,3 +252,18 @@ def test_next_run_removes_stale_staging_folders_but_not_live_ones(scenes):
     assert live.exists()
     live.rmdir()
     assert outputs.verify(out) == []
+
+
+def test_ctrl_c_or_sigterm_while_writing_leaves_previous_outputs(scenes, monkeypatch, capsys):
+    out, snap = _first_run(scenes())
+    import rs_change.pipeline as pl
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt  # what Ctrl-C, and SIGTERM under the CLI, raise in the main thread
+
+    monkeypatch.setattr(pl, "write_json", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["run", str(scenes(seed=5)), "--overwrite"]) == 130
+    assert signal.getsignal(signal.SIGTERM) == before  # the CLI's SIGTERM trap is removed again
+    assert "interrupted" in capsys.readouterr().err
+    assert _snapshot(out) == snap and _leftovers(out) == []
