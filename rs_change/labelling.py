@@ -50,6 +50,257 @@ def describe_clusters(X: np.ndarray, names: Sequence[str], labels: np.ndarray, k
     return out
 
 
+#: Fine clusters used to find water (the reported clustering keeps the user's k).
+K_FINE = 10
+#: Index threshold bounds for uncalibrated scenes (Otsu is clipped into this range).
+INDEX_RANGE = (0.0, 0.4)
+#: A water pixel is darker than this fraction of the land's median in the "dark" band.
+DARK_FRACTION = 0.5
+#: Absolute caps on the dark band for reflectance (calibrated) scenes.
+DARK_CAP = {"swir1": 0.12, "nir": 0.15}
+#: Ashman's D below this: the index histogram is not bimodal, Otsu is not trusted.
+MIN_BIMODALITY = 2.0
+
+
+def otsu_threshold(v: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of a 1-D sample (maximises the between-class variance)."""
+    v = np.asarray(v, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0 or v.min() == v.max():
+        return float(v[0]) if len(v) else float("nan")
+    h, e = np.histogram(v, bins=bins)
+    c = (e[:-1] + e[1:]) / 2
+    p = h / h.sum()
+    w0 = np.cumsum(p)
+    m = np.cumsum(p * c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sb = (m[-1] * w0 - m) ** 2 / (w0 * (1 - w0))
+    sb[~np.isfinite(sb)] = -1
+    return float(c[int(np.argmax(sb))])
+
+
+def ashman_d(v: np.ndarray, t: float) -> float:
+    """Ashman's D of the two classes split at ``t`` (> 2 means clearly separated modes)."""
+    a, b = v[v <= t], v[v > t]
+    if len(a) < 2 or len(b) < 2:
+        return 0.0
+    return float(np.sqrt(2) * abs(a.mean() - b.mean()) / np.sqrt(a.var() + b.var() + 1e-12))
+
+
+@dataclass
+class WaterRule:
+    """The per-pixel water test: ``index > t_index`` and ``dark < t_dark`` (physical units).
+
+    ``index`` is MNDWI when SWIR1 exists, else NDWI; ``dark`` is SWIR1 when it exists, else NIR.
+    """
+
+    index: str
+    dark: str
+    t_index: float
+    t_dark: float
+    why: str
+
+    def passes(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Boolean (n,) of the rows of ``X`` (physical units, shape (n, n_features)) that pass."""
+        names = list(names)
+        return (X[:, names.index(self.index)] > self.t_index) & (X[:, names.index(self.dark)] < self.t_dark)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "dark_band": self.dark, "t_index": round(float(self.t_index), 6),
+                "t_dark": None if not np.isfinite(self.t_dark) else round(float(self.t_dark), 6), "why": self.why}
+
+
+def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> WaterRule:
+    """Scene-adapted thresholds of the per-pixel water test, from a sample of pixels.
+
+    Parameters
+    ----------
+    X : numpy.ndarray of shape (n_samples, n_features)
+        Sampled pixels in physical units.
+    names : sequence of str
+        Feature names; needs ``ndwi`` (green + NIR) or ``mndwi`` (green + SWIR1).
+    calibrated : bool
+        Reflectance (fixed index threshold 0, dark band capped at 0.12 SWIR1 / 0.15 NIR) or
+        digital numbers (index threshold by Otsu when the histogram is bimodal, clipped to 0..0.4).
+
+    Returns
+    -------
+    WaterRule
+    """
+    names = list(names)
+    index = "mndwi" if "mndwi" in names else "ndwi" if "ndwi" in names else None
+    if index is None:
+        raise ConfigError("labelling: water needs green and NIR (or SWIR1) bands; name them in the scene's `bands`")
+    dark = "swir1" if "swir1" in names else "nir"
+    W = X[:, names.index(index)].astype(np.float64)
+    D = X[:, names.index(dark)].astype(np.float64)
+    why = []
+    if calibrated:
+        t_index = 0.0
+        why.append(f"{index.upper()} > 0 (reflectance)")
+    else:
+        t = otsu_threshold(W)
+        d = ashman_d(W, t)
+        if np.isfinite(t) and d >= MIN_BIMODALITY:
+            t_index = float(np.clip(t, *INDEX_RANGE))
+            why.append(f"{index.upper()} > {t_index:.3f} (Otsu {t:+.3f} on the scene, bimodal D={d:.1f}, clipped to "
+                       f"{INDEX_RANGE[0]}..{INDEX_RANGE[1]})")
+        else:
+            t_index = INDEX_RANGE[0]
+            why.append(f"{index.upper()} > {t_index:.3f} (index not bimodal, D={d:.1f}: default)")
+    land = W <= t_index
+    if land.mean() >= 0.05:
+        land_dark = float(np.median(D[land]))
+        t_dark = DARK_FRACTION * land_dark
+        why.append(f"{dark.upper()} < {t_dark:.4g} ({DARK_FRACTION} x the land's median {land_dark:.4g})")
+    else:
+        t_dark = float("inf")
+        why.append(f"no {dark.upper()} limit: less than 5% of the scene is land by the index")
+    if calibrated and dark in DARK_CAP and t_dark > DARK_CAP[dark]:
+        t_dark = DARK_CAP[dark]
+        why.append(f"{dark.upper()} capped at {t_dark} reflectance")
+    return WaterRule(index, dark, t_index, t_dark, "; ".join(why))
+
+
+@dataclass
+class Labeller:
+    """Water decisions of one date: fine clusters judged by the rule, then per-pixel refinement.
+
+    A pixel is water when (a) the *fine* cluster it belongs to is water (most of its sampled
+    pixels pass ``rule``) and (b) the pixel itself passes ``rule``.  With
+    ``method="clusters"`` a pixel is water when its reported cluster id is in ``manual``.
+    """
+
+    names: list[str]
+    rule: Optional[WaterRule]
+    fine: Any = None  # clustering.KMeans on the scaled features
+    fine_water: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    manual: Optional[np.ndarray] = None
+    fine_decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def mask(self, X: np.ndarray, Xs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Water (bool, shape (n,)) of pixels ``X`` (physical), ``Xs`` (scaled), reported ``labels``.
+
+        Vectorised; the fine clusters are predicted only for the pixels that pass the rule.
+        """
+        if self.manual is not None:
+            return np.isin(labels, self.manual)
+        assert self.rule is not None
+        ok = self.rule.passes(X, self.names)
+        if self.fine is None or not ok.any():
+            return ok
+        idx = np.flatnonzero(ok)
+        fl = self.fine.predict(Xs[idx])
+        out = np.zeros(len(X), bool)
+        out[idx] = np.isin(fl, self.fine_water)
+        return out
+
+
+def fit_labeller(
+    X: np.ndarray,
+    Xs: np.ndarray,
+    names: Sequence[str],
+    labels: np.ndarray,
+    k: int,
+    *,
+    calibrated: bool,
+    method: str = "auto",
+    water_ids: Optional[Sequence[int]] = None,
+    seed: int = 0,
+    k_fine: int = K_FINE,
+    kmeans_kw: Optional[dict[str, Any]] = None,
+) -> tuple[list[ClusterDecision], Labeller]:
+    """Decide water for one date: decisions for the reported clusters and the per-pixel labeller.
+
+    Parameters
+    ----------
+    X, Xs : numpy.ndarray of shape (n_samples, n_features)
+        The fitted sample in physical units and scaled (as clustered).
+    names : sequence of str
+        Feature names.
+    labels : numpy.ndarray of shape (n_samples,)
+        Reported cluster id of each sampled pixel (the user's k).
+    k : int
+        Number of reported clusters.
+    calibrated : bool
+        Reflectance or digital numbers (see :func:`water_rule`).
+    method : {"auto", "clusters"}, default "auto"
+    water_ids : sequence of int, optional
+        Reported cluster ids that are water, with ``method="clusters"``.
+    seed : int, default 0
+    k_fine : int, default 10
+        Fine clusters used to find water, ``max(k, k_fine)``.
+    kmeans_kw : dict, optional
+        Extra :class:`~rs_change.clustering.KMeans` parameters (``n_init``, ``max_iter``, ``tol``).
+
+    Returns
+    -------
+    decisions : list of ClusterDecision
+        One per reported cluster; ``is_water`` when at least half its sampled pixels are water.
+    labeller : Labeller
+    """
+    from .clustering import KMeans
+
+    names = list(names)
+    if method == "clusters":
+        dec = label_clusters(X, names, labels, k, calibrated=calibrated, method=method, water_ids=water_ids)
+        return dec, Labeller(names, None, manual=np.array([d.id for d in dec if d.is_water], np.int64))
+    rule = water_rule(X, names, calibrated=calibrated)
+    ok = rule.passes(X, names)
+    kf = max(k, k_fine)
+    fine, flab = None, labels
+    if len(X) > kf and ok.any():
+        fine = KMeans(n_clusters=kf, random_state=seed, sample_size=None, **(kmeans_kw or {})).fit(Xs)
+        flab = fine.labels_
+        nf = kf
+    else:
+        nf = k
+    fdec = []
+    fwater = []
+    fc = describe_clusters(X, names, flab, nf)
+    for c in range(nf):
+        sel = flab == c
+        n = int(sel.sum())
+        frac = float(ok[sel].mean()) if n else 0.0
+        isw = n > 0 and frac >= 0.5
+        if isw:
+            fwater.append(c)
+        cen = fc[c]
+        fdec.append({"id": c, "pixels": n, "is_water": bool(isw), "pass_fraction": round(frac, 4),
+                     rule.index: round(cen[rule.index], 4), rule.dark: round(cen[rule.dark], 4)})
+    lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec)
+    water = lab.mask(X, Xs, labels) if fine is not None else (np.isin(flab, fwater) & ok)
+    cents = describe_clusters(X, names, labels, k)
+    counts = np.bincount(labels, minlength=k)
+    out = []
+    for c in range(k):
+        sel = labels == c
+        if counts[c] == 0:
+            out.append(ClusterDecision(c, 0, cents[c], False, "empty cluster"))
+            continue
+        wf = float(water[sel].mean())
+        pf = float(ok[sel].mean())
+        inside = sorted({int(i) for i in np.unique(flab[sel & water])}) if fine is not None else []
+        isw = wf >= 0.5
+        cen = cents[c]
+        why = (f"{100 * wf:.1f}% of its sampled pixels are water ({'>=' if isw else '<'} 50%); "
+               f"median {rule.index.upper()} {cen[rule.index]:+.3f} vs threshold {rule.t_index:.3f}, "
+               f"median {rule.dark.upper()} {cen[rule.dark]:.4g} vs limit {rule.t_dark:.4g}")
+        if inside:
+            why += f"; water from fine clusters {inside} of {nf}"
+        if wf == 0:
+            why += "; no water"
+        stats = {"water_fraction": wf, "rule_pass_fraction": pf, f"{rule.index}_median": cen[rule.index],
+                 f"{rule.dark}_median": cen[rule.dark], "t_index": rule.t_index,
+                 "t_dark": rule.t_dark if np.isfinite(rule.t_dark) else -1.0}
+        out.append(ClusterDecision(c, int(counts[c]), cen, bool(isw), why, stats))
+    if not water.any():
+        log.info("no water: no fine cluster has a majority of pixels passing %s", rule.why)
+        for d in out:
+            d.why = "no water in the scene: no group of pixels passes the water test (" + rule.why + "); " + d.why
+    return out, lab
+
+
 def label_clusters(
     X: np.ndarray,
     names: Sequence[str],
@@ -111,34 +362,21 @@ def label_clusters(
             for c in range(k)
         ]
 
-    index = "mndwi" if "mndwi" in names else "ndwi" if "ndwi" in names else None
-    if index is None:
-        raise ConfigError("labelling: water needs green and NIR (or SWIR) bands; name them in the scene's `bands`")
-    ii = names.index(index)
-    nir_i = names.index("nir") if "nir" in names else None
-    scene_nir = float(np.median(X[:, nir_i])) if nir_i is not None else None
+    rule = water_rule(X, names, calibrated=calibrated)
+    ok = rule.passes(X, names)
     out = []
     for c in range(k):
         cen = cents[c]
         if counts[c] == 0:
             out.append(ClusterDecision(c, 0, cen, False, "empty cluster"))
             continue
-        sel = X[labels == c]
-        frac = float(np.mean(sel[:, ii] > 0))
-        stats = {f"{index}_median": cen[index], f"{index}_positive_fraction": frac}
-        reasons = []
-        water = cen[index] > 0 and frac >= 0.5
-        reasons.append(f"median {index.upper()} {cen[index]:+.3f} {'>' if cen[index] > 0 else '<='} 0")
-        if water and nir_i is not None and scene_nir is not None:
-            dark = cen["nir"] < scene_nir
-            stats["nir_median"] = cen["nir"]
-            stats["scene_nir_median"] = scene_nir
-            if not dark:
-                water = False
-                reasons.append("but NIR is not darker than the scene's median")
-            else:
-                reasons.append("NIR darker than the scene's median")
-        out.append(ClusterDecision(c, int(counts[c]), cen, bool(water), "; ".join(reasons), stats))
+        frac = float(ok[labels == c].mean())
+        water = frac >= 0.5
+        why = (f"{100 * frac:.1f}% of its sampled pixels pass the water test ({'>=' if water else '<'} 50%): "
+               f"{rule.why}")
+        stats = {"rule_pass_fraction": frac, f"{rule.index}_median": cen[rule.index], f"{rule.dark}_median": cen[rule.dark],
+                 "t_index": rule.t_index, "t_dark": rule.t_dark if np.isfinite(rule.t_dark) else -1.0}
+        out.append(ClusterDecision(c, int(counts[c]), cen, bool(water), why, stats))
     if not any(d.is_water for d in out):
         log.info("no cluster looks like water")
     return out

@@ -37,7 +37,7 @@ from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeEr
 from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, polygonize, product_names, run_polygons, style_outputs, write_csv, write_json, write_layers
 from .features import default_features, feature_matrix
 from .grid import Grid
-from .labelling import ClusterDecision, label_clusters, water_ids
+from .labelling import ClusterDecision, fit_labeller, label_clusters, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, open_scene
 from .sensors import custom_profile, get_profile
@@ -154,6 +154,7 @@ class DateModel:
     scores: list[dict[str, Any]] = field(default_factory=list)
     sample_pixels: int = 0
     water_model: Any = None  # rs_change.model.WaterModel: saved as model_<date>.json
+    labeller: Any = None  # rs_change.labelling.Labeller: fine clusters + per-pixel water test
 
 
 def sample_pixels(
@@ -218,9 +219,9 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
     except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
         raise ClusteringError(f"{source.label} ({source.date}): {exc}") from None
     labels = model.labels_
-    decisions = label_clusters(
-        X, names, labels, model.n_clusters, calibrated=source.profile.calibrated,
-        method=cfg.labelling.method, water_ids=cfg.labelling.water,
+    decisions, labeller = fit_labeller(
+        X, Xs, names, labels, model.n_clusters, calibrated=source.profile.calibrated,
+        method=cfg.labelling.method, water_ids=cfg.labelling.water, seed=c.seed, kmeans_kw=kw,
     )
     log.info("%s: k=%d %s, water clusters %s", source.date, model.n_clusters, model.metric, water_ids(decisions))
     from .model import from_fit, profile_dict
@@ -229,7 +230,7 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
                   fitted_on=source.date.isoformat(), silhouette=None if sil is None else float(sil), seed=c.seed)
     return DateModel(
         source, list(names), offset, scale, model, decisions, np.array(water_ids(decisions), dtype=np.int64),
-        None if sil is None else float(sil), scores, len(X), wm,
+        None if sil is None else float(sil), scores, len(X), wm, labeller,
     )
 
 
@@ -253,10 +254,14 @@ def classify_block(dm: DateModel, bands: dict[str, np.ndarray], valid: np.ndarra
     clusters = np.full(valid.shape, 255, dtype=np.uint8)
     water = np.full(valid.shape, NODATA, dtype=np.uint8)
     if valid.any():
-        X = apply_scaler(feature_matrix(bands, valid, dm.names), dm.offset, dm.scale)
+        Xp = feature_matrix(bands, valid, dm.names)
+        X = apply_scaler(Xp, dm.offset, dm.scale)
         lab = dm.model.predict(X)
         clusters[valid] = lab.astype(np.uint8)
-        water[valid] = np.isin(lab, dm.water).astype(np.uint8)
+        if dm.labeller is not None:
+            water[valid] = dm.labeller.mask(Xp, X, lab).astype(np.uint8)
+        else:
+            water[valid] = np.isin(lab, dm.water).astype(np.uint8)
     return clusters, water
 
 
