@@ -53,7 +53,7 @@ def describe_clusters(X: np.ndarray, names: Sequence[str], labels: np.ndarray, k
 #: Fine clusters used to find water (the reported clustering keeps the user's k).
 K_FINE = 10
 #: Index threshold bounds for uncalibrated scenes (Otsu is clipped into this range).
-INDEX_RANGE = (0.0, 0.4)
+INDEX_RANGE = (0.1, 0.4)
 #: A water pixel is darker than this fraction of the land's median in the "dark" band.
 DARK_FRACTION = 0.5
 #: Absolute caps on the dark band for reflectance (calibrated) scenes.
@@ -121,7 +121,7 @@ def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> Wate
         Feature names; needs ``ndwi`` (green + NIR) or ``mndwi`` (green + SWIR1).
     calibrated : bool
         Reflectance (fixed index threshold 0, dark band capped at 0.12 SWIR1 / 0.15 NIR) or
-        digital numbers (index threshold by Otsu when the histogram is bimodal, clipped to 0..0.4).
+        digital numbers (index threshold by Otsu when the histogram is bimodal, clipped to 0.1..0.4).
 
     Returns
     -------
@@ -148,14 +148,14 @@ def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> Wate
         else:
             t_index = INDEX_RANGE[0]
             why.append(f"{index.upper()} > {t_index:.3f} (index not bimodal, D={d:.1f}: default)")
-    land = W <= t_index
+    land = W <= (0.0 if calibrated else INDEX_RANGE[0])  # clearly not water by the index
     if land.mean() >= 0.05:
         land_dark = float(np.median(D[land]))
         t_dark = DARK_FRACTION * land_dark
         why.append(f"{dark.upper()} < {t_dark:.4g} ({DARK_FRACTION} x the land's median {land_dark:.4g})")
     else:
         t_dark = float("inf")
-        why.append(f"no {dark.upper()} limit: less than 5% of the scene is land by the index")
+        why.append(f"no {dark.upper()} limit: less than 5% of the scene is clearly land by the index")
     if calibrated and dark in DARK_CAP and t_dark > DARK_CAP[dark]:
         t_dark = DARK_CAP[dark]
         why.append(f"{dark.upper()} capped at {t_dark} reflectance")
