@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     ap.add_argument("--cache", default="/tmp/rs-change-scale", help="where the big scenes are built (default %(default)s)")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--baseline-4x", action="store_true", help="also run (b) on the 4x pair (~12 GB of RAM, minutes)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is reported")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
@@ -167,7 +168,7 @@ def main() -> None:
         paths = build(Path(a.cache), pair)
         sys.stderr.write(f"{pair}: scenes ready in {time.perf_counter() - t:.1f} s\n")
         for case in CASES:
-            if case == "baseline" and a.skip_baseline:
+            if case == "baseline" and (a.skip_baseline or (pair == "naip4x" and not a.baseline_4x)):
                 continue
             runs = [measure(case, paths["config"]) for _ in range(a.repeat)]
             best = min(runs, key=lambda r: r["wall_s"])

@@ -148,6 +148,14 @@ class ComputeConfig(_Model):
     scheduler: str = Field("threads", description="threads | processes | synchronous | tcp://host:port (dask.distributed).")
     chunk_size: int = Field(1024, ge=64, description="Block size in pixels for windowed processing.")
     workers: Optional[int] = Field(None, ge=1, description="Threads (default: all cores).")
+    gdal_cache_mb: int = Field(256, ge=16, description="GDAL block cache per process, MB (GDAL's own default is 5% of RAM).")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str) -> str:
+        if v not in ("threads", "processes", "synchronous") and "://" not in v:
+            raise ValueError("give threads, processes, synchronous or a dask scheduler address such as tcp://host:8786")
+        return v
 
 
 class RunConfig(_Model):

@@ -194,6 +194,25 @@ def _connect(address: str) -> Any:
         ) from None
 
 
+_GDAL_CACHE_SET = False
+
+
+def limit_gdal_cache(mb: int) -> None:
+    """Cap GDAL's block cache of this process at ``mb`` MB (GDAL's default is 5 % of the RAM).
+
+    Has effect only before GDAL's first cached read in the process and when the user has not set
+    the ``GDAL_CACHEMAX`` environment variable (which then wins).  Cheap to call per block.
+    """
+    global _GDAL_CACHE_SET
+    if _GDAL_CACHE_SET:
+        return
+    _GDAL_CACHE_SET = True
+    if "GDAL_CACHEMAX" not in os.environ:
+        from rasterio.env import set_gdal_config
+
+        set_gdal_config("GDAL_CACHEMAX", int(mb))
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-thread cache of open readers, keyed by a run token (valid in any process)
 # ---------------------------------------------------------------------------------------------
@@ -252,4 +271,4 @@ def _close_quietly(rd: Any) -> None:
         log.debug("closing a reader failed", exc_info=True)
 
 
-__all__ = ["Engine", "cached_reader", "close_readers", "new_token", "is_cluster_address", "default_workers"]
+__all__ = ["Engine", "limit_gdal_cache", "cached_reader", "close_readers", "new_token", "is_cluster_address", "default_workers"]

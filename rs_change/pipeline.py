@@ -32,7 +32,7 @@ from .area import pixel_area
 from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, SeriesAccumulator, SeriesBlock, change_map, series_block
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
-from .engine import Engine, cached_reader, close_readers, new_token
+from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token
 from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeError
 from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, polygonize, product_names, run_polygons, style_outputs, write_csv, write_json, write_layers
 from .features import default_features, feature_matrix
@@ -371,7 +371,10 @@ class BlockTask:
     resampling: str
     token: str = field(default_factory=new_token)
 
+    gdal_cache_mb: int = 256
+
     def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
+        limit_gdal_cache(self.gdal_cache_mb)
         return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token)
 
 
@@ -385,7 +388,16 @@ class FitTask:
     shared: Any = None
 
     def __call__(self, source: SceneSource) -> DateModel:
-        return fit_date(source, self.ref, self.geoms, self.cfg, self.shared)
+        import sklearn
+
+        limit_gdal_cache(self.cfg.compute.gdal_cache_mb)
+        # scikit-learn's pairwise chunks (silhouette) default to 1 GB each; dates fit in parallel
+        with sklearn.config_context(working_memory=FIT_WORKING_MEMORY_MB):
+            return fit_date(source, self.ref, self.geoms, self.cfg, self.shared)
+
+
+#: MB of scratch scikit-learn may use per pairwise-distance chunk while fitting one date.
+FIT_WORKING_MEMORY_MB = 128
 
 
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
@@ -517,7 +529,7 @@ def _run_passes(
         stats = np.zeros((len(models), 8))
         cstats = np.zeros((len(_CHANGE_CODES), 2))
         extra: list[dict[str, float]] = [{} for _ in models]
-        task = BlockTask(ref, models, geoms, cfg.grid.resampling)
+        task = BlockTask(ref, models, geoms, cfg.grid.resampling, gdal_cache_mb=cfg.compute.gdal_cache_mb)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):

@@ -161,8 +161,10 @@ def test_block_task_pickles_and_reopens_its_readers(two_dates: Path) -> None:
 
 
 def test_unknown_scheduler_in_config_is_one_line(two_dates: Path) -> None:
-    with pytest.raises(ConfigError, match="compute.scheduler"):
-        run(_cfg(two_dates, "gpu"), write=False)
+    text = two_dates.read_text().replace("compute: {chunk_size: 64}", "compute: {chunk_size: 64, scheduler: gpu}")
+    with pytest.raises(ConfigError, match="compute.scheduler") as exc:
+        RunConfig.from_text(text, base_dir=two_dates.parent)
+    assert "tcp://" in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_summary_only_cli_writes_just_the_summary(two_dates: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
