@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import pytest
 import yaml
 from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
