@@ -785,7 +785,7 @@ def silhouette(
     X: np.ndarray,
     labels: np.ndarray,
     metric: str = "euclidean",
-    sample_size: int = 10_000,
+    sample_size: int = 4_000,
     random_state: Any = None,
     min_per_cluster: int = 200,
 ) -> float:
@@ -802,7 +802,7 @@ def silhouette(
     X : ndarray, shape (n_samples, n_features)
     labels : ndarray of int, shape (n_samples,)
     metric : {"euclidean", "manhattan", "chebyshev"}
-    sample_size : int, default 10_000
+    sample_size : int, default 4_000
         Target rows in the sample (exceeded only if ``n_clusters * min_per_cluster`` is larger).
     random_state : None, int or RandomState
     min_per_cluster : int, default 200
@@ -886,7 +886,7 @@ def select_model(
     metrics: Sequence[str],
     random_state: Any = None,
     sample_size: int | None = DEFAULT_SAMPLE_SIZE,
-    silhouette_sample_size: int = 10_000,
+    silhouette_sample_size: int = 4_000,
     **kmeans_params: Any,
 ) -> tuple[KMeans, list[dict[str, Any]]]:
     """Fit every (k, metric) candidate and keep the one with the highest silhouette.
@@ -909,7 +909,7 @@ def select_model(
         Seed shared by every candidate (use an int for reproducibility).
     sample_size : int or None
         Passed to :class:`KMeans`.
-    silhouette_sample_size : int, default 10_000
+    silhouette_sample_size : int, default 4_000
     **kmeans_params
         Other :class:`KMeans` parameters (``n_init``, ``max_iter``...).
 
