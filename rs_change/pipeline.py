@@ -215,7 +215,9 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
             sil = next((s.get("silhouette") for s in scores if s["k"] == model.n_clusters and s["metric"] == model.metric), None)
         else:
             model = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=c.seed, sample_size=None, **kw).fit(Xs)
-            sil = silhouette(Xs, model.labels_, metrics[0], random_state=c.seed)
+            n_lab = np.unique(model.labels_).size
+            # silhouette is undefined with one cluster or one pixel per cluster: report null
+            sil = silhouette(Xs, model.labels_, metrics[0], random_state=c.seed) if 2 <= n_lab < len(Xs) else None
     except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
         raise ClusteringError(f"{source.label} ({source.date}): {exc}") from None
     labels = model.labels_
