@@ -44,13 +44,10 @@ import numpy as np
 
 from .area import pixel_area
 from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map
-from .clustering import KMeans, apply_scaler, fit_scaler, select_model
-from .clustering import silhouette as _silhouette
-from .errors import BandProfileError, GeoreferenceError, NoValidPixelsError, OutputError
+from .errors import BandProfileError, ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
-from .labelling import label_clusters
-from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, from_fit, profile_dict, write_cluster_png
+from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, fit_sample, write_cluster_png
 from .sensors import BandProfile, custom_profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -76,6 +73,12 @@ class Scene:
     profile : BandProfile
     date : datetime.date or None
     path : str
+    source : SceneSource or None
+        The file it was read from (set by :func:`read_scene`): :func:`fit_model` samples the
+        file through it exactly as ``rs-change run`` does (decimated read or warp onto the
+        decimated grid), so the fitted model is the run's.
+    resampling : str, default "bilinear"
+        How the file was resampled onto ``transform``/``crs``.
 
     Examples
     --------
@@ -93,6 +96,8 @@ class Scene:
     profile: BandProfile = field(default_factory=lambda: BandProfile("custom", {}))
     date: Optional[_dt.date] = None
     path: str = ""
+    source: Any = field(default=None, repr=False, compare=False)
+    resampling: str = "bilinear"
 
     def __post_init__(self) -> None:
         if self.crs is not None:
@@ -181,7 +186,7 @@ def read_scene(
     grid = like.grid if isinstance(like, Scene) else (like or src.grid)
     with src.open(grid, resampling) as rd:
         bd, valid = rd.read()
-    return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path))
+    return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path), src, resampling)
 
 
 def _profile(sensor: Optional[str], bands: Optional[Mapping[str, int]], scale: Optional[float], offset: Optional[float],
@@ -416,11 +421,13 @@ def fit_model(
     label: Optional[str] = None,
     **kw: Any,
 ) -> WaterModel:
-    """Fit rs-change's model on one scene: robust scaler, k-means, water decisions.
+    """Fit rs-change's model on one scene: robust scaler, k-means, water labeller and decisions.
 
     The same steps and defaults as one date of ``rs-change run`` (sample of ``sample_size``
-    observed pixels drawn with ``seed``; scaler; k-means with ``n_init`` restarts; silhouette;
-    labelling), so a config with the same ``clustering`` values gives the same model.
+    observed pixels drawn with ``seed``; then :func:`rs_change.model.fit_sample`, which the
+    pipeline calls too: scaler; k-means with ``n_init`` restarts; silhouette; the per-pixel water
+    rule and fine clusters of :func:`rs_change.labelling.fit_labeller`), so a config with the same
+    ``clustering`` values gives the same model and the same water pixels.
 
     Parameters
     ----------
@@ -450,32 +457,30 @@ def fit_model(
     --------
     >>> import numpy as np
     >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
-    >>> img = np.array([land] * 12 + [lake] * 4, np.float32).T.reshape(4, 4, 4)  # (band, y, x)
+    >>> rng = np.random.default_rng(0)  # 48 land pixels, then 16 lake pixels, noise +-2 DN
+    >>> img = (np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))).T.reshape(4, 8, 8)  # (band, y, x)
     >>> m = fit_model(img, k=2, sensor="naip")
     >>> m.names, m.water_ids, [d.pixels for d in m.decisions]
-    (['blue', 'green', 'red', 'nir', 'ndwi'], [0], [4, 12])
+    (['blue', 'green', 'red', 'nir', 'ndwi'], [0], [16, 48])
+    >>> m.rule.index, m.rule.t_index  # the per-pixel water rule: NDWI > 0.1 (and NIR, contrast limits)
+    ('ndwi', 0.1)
     """
     inp = _as_input(data, **kw)
     names = default_features(list(inp.profile.bands))
-    X = _sample(inp, names, sample_size, seed)
+    if isinstance(data, Scene) and data.source is not None and kw.get("valid") is None:
+        # a scene read from a file: sample the file as rs-change run does (pipeline.sample_pixels)
+        from .pipeline import sample_pixels
+
+        X = sample_pixels(data.source, data.grid, None, names, sample_size, seed, data.resampling)
+    else:
+        X = _sample(inp, names, sample_size, seed)
     if len(X) == 0:
         raise NoValidPixelsError("every pixel of the data is unobserved (NaN, nodata or outside the valid range); check nodata=")
-    offset, scale = fit_scaler(X)
-    Xs = apply_scaler(X, offset, scale)
-    ks = list(k) if isinstance(k, (list, tuple)) else [int(k)]
-    metrics = ["euclidean", "manhattan", "chebyshev"] if metric == "auto" else [metric]
-    kmkw = dict(n_init=n_init, max_iter=max_iter, tol=tol)
-    if len(ks) > 1 or len(metrics) > 1:
-        km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **kmkw)
-        sil = next((s.get("silhouette") for s in scores if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
-    else:
-        km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None, **kmkw).fit(Xs)
-        sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed)
-    decisions = label_clusters(X, names, km.labels_, km.n_clusters, calibrated=inp.profile.calibrated,
-                               method=method, water_ids=water)
     date = label or (data.date.isoformat() if isinstance(data, Scene) and data.date else None)
-    return from_fit(names, offset, scale, km, decisions, Xs, profile=profile_dict(inp.profile), fitted_on=date,
-                    silhouette=None if sil is None else float(sil), seed=seed)
+    # the pipeline's own fit (rs_change.pipeline.fit_date calls the same function)
+    wm, _ = fit_sample(X, names, inp.profile, k=k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol,
+                       method=method, water=water, fitted_on=date)
+    return wm
 
 
 def _check(model: WaterModel, inp: _Input, label: str, sample: int = 100_000) -> None:
@@ -510,29 +515,50 @@ def predict_clusters(model: WaterModel, data: SceneData, *, check: bool = True, 
     --------
     >>> import numpy as np
     >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
-    >>> img = np.array([land] * 12 + [lake] * 4, np.float32).T.reshape(4, 4, 4)
+    >>> rng = np.random.default_rng(0)
+    >>> img = (np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))).T.reshape(4, 8, 8)
     >>> m = fit_model(img, k=2, sensor="naip")
-    >>> m.predict(img, sensor="naip")[3].tolist()
-    [0, 0, 0, 0]
+    >>> m.predict(img, sensor="naip")[7].tolist()
+    [0, 0, 0, 0, 0, 0, 0, 0]
     """
     inp = _as_input(data, **kw)
+    clusters, _ = _classify(model, inp, data, check, water=False)
+    return _out(clusters, inp, "clusters")
+
+
+def _classify(model: WaterModel, inp: _Input, data: Any, check: bool, water: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster ids and water mask (uint8, 255 unobserved) as ``rs_change.pipeline.classify_block`` makes them."""
     model.check_features(default_features(list(inp.profile.bands)), "data")
-    out = np.full(inp.valid.shape, 255, np.uint8)
+    clusters = np.full(inp.valid.shape, 255, np.uint8)
+    mask = np.full(inp.valid.shape, NODATA, np.uint8)
     if inp.valid.any():
         if check:
             _check(model, inp, getattr(data, "path", "") or "data")
-        out[inp.valid] = model.predict_features(feature_matrix(inp.bands, inp.valid, model.names)).astype(np.uint8)
-    return _out(out, inp, "clusters")
+        X = feature_matrix(inp.bands, inp.valid, model.names)
+        Xs = model.scale_features(X)
+        lab = model.kmeans.predict(Xs)
+        clusters[inp.valid] = lab.astype(np.uint8)
+        if water:
+            mask[inp.valid] = model.water_mask(X, Xs, lab).astype(np.uint8)
+    return clusters, mask
 
 
-def label_water(data: SceneData, model: WaterModel, **kw: Any) -> Any:
-    """Water mask of a scene (or of a cluster-id map) under ``model``'s water decisions.
+def label_water(data: SceneData, model: WaterModel, *, check: bool = True, **kw: Any) -> Any:
+    """Water mask of a scene under ``model``, decided exactly as ``rs-change run`` decides it.
+
+    A pixel is water when the fine cluster it falls in is water and the pixel itself passes the
+    model's water rule (index > ``t_index`` and dark band < ``t_dark``, thresholds fitted on the
+    model's scene: ``model.rule``); with ``model.with_water(ids)`` (or ``method="clusters"``) the
+    water is the pixels of the named clusters.  A 2-D cluster-id map is accepted only for such
+    hand-named (or hand-built) models, because per-pixel water needs the pixels' spectra.
 
     Parameters
     ----------
     data : scene data, or a 2-D cluster-id map (uint8, 255 = unobserved) from :func:`predict_clusters`
     model : WaterModel
-        ``model.water_ids`` are water; change them with ``model.with_water([ids])``.
+    check : bool, default True
+        Warn (:class:`~rs_change.model.ModelDriftWarning`) when the scene's spectra fall far
+        outside what the model was fitted on.
     **kw
         As for :func:`predict_clusters`.
 
@@ -541,31 +567,39 @@ def label_water(data: SceneData, model: WaterModel, **kw: Any) -> Any:
     numpy.ndarray of uint8, shape (y, x), or DataArray
         1 water, 0 land, 255 unobserved.
 
+    Raises
+    ------
+    ClusteringError
+        A cluster-id map with a model that decides water per pixel.
+
     Examples
     --------
     >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
     >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
-    >>> img = np.array([land] * 12 + [lake] * 4, np.float32).T.reshape(4, 4, 4)
+    >>> img = (np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))).T.reshape(4, 8, 8)
     >>> m = fit_model(img, k=2, sensor="naip")
     >>> label_water(img, m, sensor="naip").sum(axis=1).tolist()
-    [0, 0, 0, 4]
-    >>> label_water(np.array([[0, 1, 255]], np.uint8), m).tolist()
+    [0, 0, 0, 0, 0, 0, 8, 8]
+    >>> label_water(np.array([[0, 1, 255]], np.uint8), m.with_water([0])).tolist()
     [[1, 0, 255]]
     """
     ndim = data.ndim if hasattr(data, "ndim") and not isinstance(data, Scene) else None
     if ndim == 2:
+        if model.per_pixel:
+            raise ClusteringError(
+                "label_water: this model decides water per pixel (rule + fine clusters), which needs the pixels' bands, "
+                "not cluster ids; pass the scene itself (label_water(scene, model)) or name water clusters with model.with_water(ids)"
+            )
         ids = np.asarray(data.values if _is_xarray(data) else data)
         out = np.where(ids == 255, NODATA, np.isin(ids, model.water_ids)).astype(np.uint8)
         if _is_xarray(data):
             t, c = _rio(data)
             return _dataarray(out, t, c, nodata=255, name="water", template=data)
         return out
-    clusters = predict_clusters(model, data, **kw)
-    arr = np.asarray(clusters.values if _is_xarray(clusters) else clusters)
-    out = np.where(arr == 255, NODATA, np.isin(arr, model.water_ids)).astype(np.uint8)
-    if _is_xarray(clusters):
-        return clusters.copy(data=out).rename("water")
-    return out
+    inp = _as_input(data, **kw)
+    _, mask = _classify(model, inp, data, check)
+    return _out(mask, inp, "water")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,7 +839,7 @@ def write_cluster_map(path: Union[str, Path], clusters: Any, model: WaterModel, 
     p = Path(path)
     write_cog(p, arr.astype(np.uint8), Grid(arr.shape, t, c), nodata=255,
               colormap=cluster_colors(model.decisions, model.calibrated), classes=cluster_classes(model.decisions),
-              tags=cluster_tags(model.decisions, model.water_ids, label))
+              tags=cluster_tags(model.decisions, model.water_ids, label, model=model))
     if png:
         write_cluster_png(p, p.with_suffix(".png"))
     return p

@@ -109,6 +109,13 @@ class WaterRule:
         return {"index": self.index, "dark_band": self.dark, "t_index": round(float(self.t_index), 6),
                 "t_dark": None if not np.isfinite(self.t_dark) else round(float(self.t_dark), 6), "why": self.why}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WaterRule":
+        """The rule from :meth:`to_dict` or :meth:`Labeller.to_dict`'s ``rule`` (``t_dark`` None = no limit)."""
+        t_dark = d.get("t_dark")
+        return cls(str(d["index"]), str(d.get("dark_band", d.get("dark"))), float(d["t_index"]),
+                   float("inf") if t_dark is None else float(t_dark), str(d.get("why", "")))
+
 
 def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> WaterRule:
     """Scene-adapted thresholds of the per-pixel water test, from a sample of pixels.
@@ -194,6 +201,46 @@ class Labeller:
         out = np.zeros(len(X), bool)
         out[idx] = np.isin(fl, self.fine_water)
         return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data that :meth:`from_dict` turns back into the same labeller.
+
+        Thresholds and fine centres are kept at full float64 precision (no rounding), so a
+        rebuilt labeller decides every pixel exactly as this one.
+        """
+        rule = None
+        if self.rule is not None:
+            rule = {**self.rule.to_dict(), "t_index": float(self.rule.t_index),
+                    "t_dark": float(self.rule.t_dark) if np.isfinite(self.rule.t_dark) else None}
+        fine = None
+        if self.fine is not None:
+            fine = {"k": int(len(self.fine.cluster_centers_)), "metric": str(getattr(self.fine, "metric_", self.fine.metric)),
+                    "centers": [[float(v) for v in row] for row in np.asarray(self.fine.cluster_centers_)]}
+        return {
+            "features": list(self.names),
+            "rule": rule,
+            "fine": fine,
+            "fine_water": [int(i) for i in self.fine_water],
+            "manual": None if self.manual is None else [int(i) for i in self.manual],
+            "fine_clusters": [dict(d) for d in self.fine_decisions],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Labeller":
+        """The labeller from :meth:`to_dict` (fine centres rebuilt as a predicting KMeans)."""
+        from .model import kmeans_from_centers
+
+        fine = None
+        if d.get("fine") is not None:
+            fine = kmeans_from_centers(np.asarray(d["fine"]["centers"], np.float64), str(d["fine"]["metric"]))
+        return cls(
+            [str(n) for n in d["features"]],
+            None if d.get("rule") is None else WaterRule.from_dict(d["rule"]),
+            fine,
+            np.asarray(d.get("fine_water", []), np.int64),
+            None if d.get("manual") is None else np.asarray(d["manual"], np.int64),
+            [dict(x) for x in d.get("fine_clusters", [])],
+        )
 
 
 def fit_labeller(

@@ -1,11 +1,19 @@
-"""A fitted water model: scaler + k-means centres + water decisions, saved and loaded as JSON.
+"""A fitted water model: scaler + k-means centres + water labeller, saved and loaded as JSON.
 
 One model fitted on one scene can be applied to other tiles and dates, so that cluster 2 means
 the same spectra everywhere.  The JSON holds everything needed to apply it again without the
 scene it was fitted on: the feature names (band roles in canonical order, then indices), the
 robust scaler (offset, scale), the centres (in scaled units) and metric, the band profile
-(roles, scale/offset: what "physical units" meant when fitting), the water decisions, the
-convergence trace of the fit and the versions that wrote it.
+(roles, scale/offset: what "physical units" meant when fitting), the water labeller
+(:class:`~rs_change.labelling.Labeller`: the per-pixel water rule with its thresholds, the fine
+k-means centres and which fine clusters are water, or the cluster ids named by hand), the
+per-cluster decisions, the convergence trace of the fit and the versions that wrote it.
+
+How water is decided (the same in ``rs-change run``, :func:`rs_change.label_water` and a saved
+model): a pixel is water when the *fine* cluster it falls in (``max(k, 10)`` clusters) is water
+and the pixel itself passes the rule (index > ``t_index`` and dark band < ``t_dark``).  The
+reported k clusters only summarise: a cluster ``is_water`` when at least half of its sampled
+pixels are water.  A model applied to another date keeps the thresholds fitted on its own date.
 
 Applying a model to spectra it has never seen gives labels anyway; :meth:`WaterModel.check_spectra`
 measures how far a scene's pixels fall from the centres, compared with the fitted sample, and
@@ -28,12 +36,13 @@ import numpy as np
 
 from .clustering import KMeans
 from .errors import ClusteringError, InputError, RsChangeWarning
-from .labelling import ClusterDecision, describe_clusters
+from .labelling import ClusterDecision, Labeller, describe_clusters, fit_labeller
 
 log = logging.getLogger(__name__)
 
-#: Format version of the model JSON; loading refuses other major versions.
-MODEL_FORMAT = 1
+#: Format version of the model JSON; loading refuses other versions.  2: adds the per-pixel
+#: water labeller (``labeller``); version 1 files only knew whole-cluster water decisions.
+MODEL_FORMAT = 2
 #: Fraction of a scene's pixels farther from every centre than the fitted sample's 99th
 #: percentile distance above which :class:`ModelDriftWarning` is raised (1 % is expected).
 DRIFT_THRESHOLD = 0.10
@@ -157,16 +166,22 @@ class WaterModel:
     seed : int
     shift_trace : list of float
         Largest centre shift at each k-means iteration (the convergence trace).
+    versions : dict of str to str
+        Versions of rs-change, numpy and scikit-learn that fitted the model.
+    labeller : Labeller or None
+        Decides water per pixel (rule + fine clusters, or hand-named cluster ids), as the
+        pipeline does; None (a model built by hand) means "the pixels of ``water_ids``".
 
     Examples
     --------
     >>> import numpy as np
     >>> from rs_change import fit_model
     >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
-    >>> img = np.array([land] * 12 + [lake] * 4, np.float32).T.reshape(4, 4, 4)
+    >>> rng = np.random.default_rng(0)
+    >>> img = (np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))).T.reshape(4, 8, 8)
     >>> m = fit_model(img, k=2, bands={"red": 1, "green": 2, "blue": 3, "nir": 4})
-    >>> m.water_ids
-    [0]
+    >>> m.water_ids, m.per_pixel  # cluster 0 is mostly water; water itself is decided per pixel
+    ([0], True)
     """
 
     names: list[str]
@@ -182,6 +197,7 @@ class WaterModel:
     seed: int = 0
     shift_trace: list[float] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=_versions)
+    labeller: Optional[Labeller] = None
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -212,6 +228,39 @@ class WaterModel:
     def centers_physical(self) -> np.ndarray:
         """Centres in the features' physical units (DN or reflectance), shape (k, n_features)."""
         return self.centers * self.scale + self.offset
+
+    @property
+    def rule(self) -> Any:
+        """The per-pixel :class:`~rs_change.labelling.WaterRule` (thresholds fitted on ``fitted_on``), or None."""
+        return None if self.labeller is None else self.labeller.rule
+
+    @property
+    def per_pixel(self) -> bool:
+        """True when water is decided per pixel (rule + fine clusters), not by whole clusters."""
+        return self.labeller is not None and self.labeller.manual is None and self.labeller.rule is not None
+
+    def water_mask(self, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None) -> np.ndarray:
+        """Water (bool, shape (n,)) of pixels ``X`` (physical units, shape (n, n_features)).
+
+        Decided as ``rs-change run`` decides it (:meth:`~rs_change.labelling.Labeller.mask`);
+        ``Xs`` (scaled) and ``labels`` (cluster ids) are computed when not given.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean"),
+        ...                [ClusterDecision(0, 1, {}, False, ""), ClusterDecision(1, 1, {}, True, "")])
+        >>> m.water_mask(np.array([[-0.8], [0.7]])).tolist()
+        [False, True]
+        """
+        X = np.asarray(X)
+        if Xs is None:
+            Xs = self.scale_features(X)
+        if labels is None:
+            labels = self.kmeans.predict(Xs)
+        if self.labeller is None:
+            return np.isin(labels, self.water_ids)
+        return np.asarray(self.labeller.mask(X, Xs, labels), bool)
 
     # -- applying -----------------------------------------------------------------------------
     def scale_features(self, X: np.ndarray) -> np.ndarray:
@@ -267,14 +316,37 @@ class WaterModel:
         return frac
 
     def decisions_for(self, X: np.ndarray, labels: np.ndarray, source: str = "") -> list[ClusterDecision]:
-        """This model's water decisions, with pixel counts and centroids measured on another scene."""
-        cents = describe_clusters(np.asarray(X), self.names, np.asarray(labels), self.k)
-        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=self.k)
+        """The clusters measured on another scene's sample ``X`` (physical units) with ``labels``.
+
+        Pixel counts, centroids and ``is_water`` (at least half of the cluster's sampled pixels
+        are water under this model, see :meth:`water_mask`) are those of the scene; the rule's
+        thresholds stay those fitted on ``fitted_on``.  On the fitted scene itself the decisions
+        and reasons are the fit's.
+        """
+        X = np.asarray(X)
+        labels = np.asarray(labels, dtype=np.int64)
+        cents = describe_clusters(X, self.names, labels, self.k)
+        counts = np.bincount(labels, minlength=self.k)
+        water = self.water_mask(X, None, labels) if len(X) else np.zeros(0, bool)
         fitted = self.fitted_on or "the model's scene"
+        same = not source or source == self.fitted_on
         out = []
         for d in self.decisions:
-            why = d.why if not source or source == self.fitted_on else f"from the model fitted on {fitted}: {d.why}"
-            out.append(ClusterDecision(d.id, int(counts[d.id]), cents[d.id], d.is_water, why, dict(d.stats)))
+            n = int(counts[d.id])
+            wf = float(water[labels == d.id].mean()) if n else 0.0
+            isw = n > 0 and wf >= 0.5
+            stats = dict(d.stats)
+            if same and isw == d.is_water:
+                why = d.why
+            else:
+                how = ("the water rule and fine clusters" if self.per_pixel else "the water cluster ids")
+                why = (f"{100 * wf:.1f}% of its sampled pixels here are water ({'>=' if isw else '<'} 50%) under "
+                       f"{how} of the model fitted on {fitted}; there: {d.why}")
+                if self.per_pixel and n:
+                    stats["rule_pass_fraction"] = float(self.rule.passes(X[labels == d.id], self.names).mean())
+            if "water_fraction" in stats or self.labeller is not None:
+                stats["water_fraction"] = wf
+            out.append(ClusterDecision(d.id, n, cents[d.id], bool(isw), why, stats))
         return out
 
     def with_water(self, ids: Sequence[int]) -> "WaterModel":
@@ -294,7 +366,9 @@ class WaterModel:
         if bad:
             raise ClusteringError(f"water cluster id(s) {bad} do not exist with k={self.k}; use ids 0..{self.k - 1}")
         dec = [replace(d, is_water=d.id in ids, why="named by hand" if d.id in ids else "not named by hand") for d in self.decisions]
-        return replace(self, decisions=dec)
+        manual = np.array(sorted(ids), np.int64)
+        lab = Labeller(list(self.names), None, manual=manual) if self.labeller is None else replace(self.labeller, manual=manual)
+        return replace(self, decisions=dec, labeller=lab)
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -325,6 +399,7 @@ class WaterModel:
             "distance_p99": _num(self.distance_p99),
             "water_clusters": self.water_ids,
             "clusters": [d.to_dict() for d in self.decisions],
+            "labeller": None if self.labeller is None else self.labeller.to_dict(),
         }
 
     @classmethod
@@ -333,6 +408,11 @@ class WaterModel:
         if not isinstance(data, Mapping) or data.get("format") != "rs-change water model":
             raise InputError(f"{source}: not an rs-change model file; give a model_<date>.json written by rs-change")
         ver = data.get("format_version")
+        if ver == 1:
+            raise InputError(
+                f"{source}: model format version 1 decided water by whole clusters and cannot reproduce this rs-change's "
+                f"per-pixel water (reads {MODEL_FORMAT}); refit the model with this version"
+            )
         if ver != MODEL_FORMAT:
             raise InputError(
                 f"{source}: model format version {ver} is not supported by this rs-change (reads {MODEL_FORMAT}); "
@@ -353,6 +433,7 @@ class WaterModel:
                                 bool(c["is_water"]), str(c["why"]), {k: float(v) for k, v in c.get("stats", {}).items()})
                 for c in data["clusters"]
             ]
+            labeller = None if data.get("labeller") is None else Labeller.from_dict(data["labeller"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{source}: model file is incomplete or damaged ({exc.__class__.__name__}: {exc}); write it again") from None
         n = len(names)
@@ -364,11 +445,13 @@ class WaterModel:
             raise InputError(f"{source}: the model's clusters do not match its {len(centers)} centres; write it again")
         if not np.all(scale > 0):
             raise InputError(f"{source}: the model's scaler has non-positive scales; write it again")
+        if labeller is not None:
+            _check_labeller(labeller, names, len(centers), source)
         return cls(
             names, offset, scale, km, sorted(decisions, key=lambda d: d.id), dict(data.get("profile") or {}),
             data.get("fitted_on"), float("nan") if data.get("distance_p99") is None else float(data["distance_p99"]),
             int(data.get("sample_pixels", 0)), None if data.get("silhouette") is None else float(data["silhouette"]),
-            int(kmd.get("seed", 0)), list(km.shift_trace_), dict(data.get("versions") or {}),
+            int(kmd.get("seed", 0)), list(km.shift_trace_), dict(data.get("versions") or {}), labeller,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -410,6 +493,24 @@ class WaterModel:
             )
 
 
+def _check_labeller(lab: Labeller, names: Sequence[str], k: int, source: str) -> None:
+    """Raise InputError when a loaded labeller does not fit the model it came with."""
+    if list(lab.names) != list(names):
+        raise InputError(f"{source}: the model's water labeller has features ({', '.join(lab.names)}) other than the model's; write it again")
+    if lab.rule is not None and not {lab.rule.index, lab.rule.dark} <= set(names):
+        raise InputError(f"{source}: the model's water rule uses {lab.rule.index}/{lab.rule.dark}, not among its features; write it again")
+    if lab.manual is not None and not all(0 <= i < k for i in lab.manual):
+        raise InputError(f"{source}: the model's hand-named water clusters {lab.manual.tolist()} do not exist with k={k}; write it again")
+    if lab.fine is not None:
+        kf = len(lab.fine.cluster_centers_)
+        if np.asarray(lab.fine.cluster_centers_).shape[1:] != (len(names),):
+            raise InputError(f"{source}: the model's fine centres do not match its {len(names)} features; write it again")
+        if not all(0 <= i < kf for i in lab.fine_water):
+            raise InputError(f"{source}: the model's fine water clusters do not exist among its {kf} fine centres; write it again")
+    if lab.manual is None and lab.rule is None:
+        raise InputError(f"{source}: the model's water labeller has neither a rule nor hand-named clusters; write it again")
+
+
 def _num(v: Any) -> Optional[float]:
     if v is None:
         return None
@@ -441,7 +542,7 @@ def profile_dict(profile: Any) -> dict[str, Any]:
 def from_fit(
     names: Sequence[str], offset: np.ndarray, scale: np.ndarray, km: KMeans, decisions: Sequence[ClusterDecision],
     Xs: np.ndarray, *, profile: Mapping[str, Any], fitted_on: Optional[str] = None, silhouette: Optional[float] = None,
-    seed: int = 0,
+    seed: int = 0, labeller: Optional[Labeller] = None,
 ) -> WaterModel:
     """A :class:`WaterModel` from the parts of a fit (``Xs`` = the scaled fitted sample)."""
     d = centre_distances(Xs, km.cluster_centers_, km.metric_) if len(Xs) else np.zeros(0)
@@ -449,7 +550,103 @@ def from_fit(
     return WaterModel(
         list(names), np.asarray(offset, np.float64), np.asarray(scale, np.float64), km, list(decisions), dict(profile),
         fitted_on, p99, int(len(Xs)), silhouette, int(seed), [float(v) for v in getattr(km, "shift_trace_", [])],
+        labeller=labeller,
     )
+
+
+def fit_sample(
+    X: np.ndarray,
+    names: Sequence[str],
+    profile: Any,
+    *,
+    k: int | Sequence[int] = 3,
+    metric: str = "euclidean",
+    seed: int = 0,
+    n_init: int = 3,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    method: str = "auto",
+    water: Optional[Sequence[int]] = None,
+    fitted_on: Optional[str] = None,
+    label: str = "",
+) -> tuple[WaterModel, list[dict[str, Any]]]:
+    """Fit the whole model on a sample of pixels: scaler, k-means (or model selection), silhouette,
+    water labeller and per-cluster decisions.
+
+    The one code path of ``rs-change run`` (:func:`rs_change.pipeline.fit_date`) and
+    :func:`rs_change.fit_model`: the same sample and seed give the same numbers.
+
+    Parameters
+    ----------
+    X : numpy.ndarray of shape (n_samples, n_features)
+        Sampled observed pixels in physical units (DN or reflectance).
+    names : sequence of str
+        Feature names of the columns of ``X``.
+    profile : BandProfile
+        The scene's band profile (``calibrated`` chooses the water rule's kind; kept in the model).
+    k : int or sequence of int, default 3
+        Clusters, or candidates scored by silhouette.
+    metric : {"euclidean", "manhattan", "chebyshev", "auto"}, default "euclidean"
+    seed : int, default 0
+    n_init, max_iter, tol : default 3, 100, 1e-4
+        k-means restarts, iteration cap, convergence tolerance (also used for the fine clusters).
+    method : {"auto", "clusters"}, default "auto"
+    water : sequence of int, optional
+        Water cluster ids for ``method="clusters"``.
+    fitted_on : str, optional
+        Date or label kept in the model.
+    label : str, default ""
+        Names the scene in error messages.
+
+    Returns
+    -------
+    model : WaterModel
+        With ``labeller`` and ``decisions``.
+    scores : list of dict
+        Model-selection scores (empty when one k and one metric were given).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rs_change.sensors import get_profile
+    >>> rng = np.random.default_rng(0)
+    >>> land = rng.normal([80, 110, 90, 180], 3, (60, 4)); lake = rng.normal([70, 60, 30, 20], 3, (20, 4))
+    >>> B = np.vstack([land, lake]); ndwi = (B[:, 1] - B[:, 3]) / (B[:, 1] + B[:, 3])
+    >>> X = np.column_stack([B, ndwi])  # blue green red nir ndwi
+    >>> m, _ = fit_sample(X, ["blue", "green", "red", "nir", "ndwi"], get_profile("naip"), k=2)
+    >>> int(m.water_mask(X).sum()), [d.pixels for d in m.decisions if d.is_water]
+    (20, [20])
+    """
+    from .clustering import apply_scaler, fit_scaler, select_model
+    from .clustering import silhouette as _silhouette
+
+    names = list(names)
+    offset, scale = fit_scaler(X)
+    Xs = apply_scaler(X, offset, scale)
+    ks = [int(v) for v in k] if isinstance(k, (list, tuple)) else [int(k)]
+    metrics = ["euclidean", "manhattan", "chebyshev"] if metric == "auto" else [metric]
+    kw = dict(n_init=n_init, max_iter=max_iter, tol=tol)
+    scores: list[dict[str, Any]] = []
+    try:
+        if len(ks) > 1 or len(metrics) > 1:
+            km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **kw)
+            sil = next((s.get("silhouette") for s in scores if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
+        else:
+            km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None, **kw).fit(Xs)
+            n_lab = np.unique(km.labels_).size
+            # silhouette is undefined with one cluster or one pixel per cluster: report None
+            sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed) if 2 <= n_lab < len(Xs) else None
+    except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
+        if not label:
+            raise
+        raise ClusteringError(f"{label}: {exc}") from None
+    decisions, labeller = fit_labeller(
+        X, Xs, names, km.labels_, km.n_clusters, calibrated=profile.calibrated,
+        method=method, water_ids=water, seed=seed, kmeans_kw=kw,
+    )
+    wm = from_fit(names, offset, scale, km, decisions, Xs, profile=profile_dict(profile), fitted_on=fitted_on,
+                  silhouette=None if sil is None else float(sil), seed=seed, labeller=labeller)
+    return wm, scores
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,19 +704,55 @@ def cluster_classes(decisions: Sequence[ClusterDecision]) -> dict[int, str]:
 
 
 def cluster_tags(decisions: Sequence[ClusterDecision], water: Sequence[int], date: str = "",
-                 model_file: str = "") -> dict[str, Any]:
-    """Dataset metadata of ``clusters_<date>.tif``: ids, water decisions and why."""
+                 model_file: str = "", model: Optional[WaterModel] = None) -> dict[str, Any]:
+    """Dataset metadata of ``clusters_<date>.tif``: ids, water decisions and why.
+
+    ``WATER_CLUSTERS`` are the clusters with at least half of their sampled pixels water; with
+    ``model``, ``WATER_DECISION`` says how the water mask itself was decided (per pixel, see
+    :func:`water_decision_tags`).
+    """
     tags: dict[str, Any] = {
         "CLUSTER_IDS": [int(d.id) for d in decisions],
         "WATER_CLUSTERS": [int(i) for i in water],
         "CLUSTERS": [{"id": int(d.id), "is_water": bool(d.is_water), "why": d.why,
+                      "water_fraction": round(float(d.stats["water_fraction"]), 4) if "water_fraction" in d.stats else None,
                       "centroid": {k: round(float(v), 4) for k, v in d.centroid.items()}} for d in decisions],
     }
     if date:
         tags["DATE"] = date
     if model_file:
         tags["MODEL"] = model_file
+    if model is not None:
+        tags.update(water_decision_tags(model))
     return tags
+
+
+def water_decision_tags(model: WaterModel) -> dict[str, Any]:
+    """``WATER_DECISION`` (a sentence) and ``WATER_RULE`` (thresholds) for a cluster map's metadata.
+
+    The water mask is not "the pixels of ``WATER_CLUSTERS``" when water is decided per pixel;
+    these tags say what it is.
+    """
+    fitted = model.fitted_on or "the model's scene"
+    if model.per_pixel:
+        lab = model.labeller
+        nf = 0 if lab.fine is None else len(lab.fine.cluster_centers_)
+        rule = lab.rule
+        fine = (f"its fine cluster (of {nf}; water: {[int(i) for i in lab.fine_water]}) is water and " if nf else "")
+        tc = float(getattr(rule, "t_contrast", 0.0) or 0.0)
+        contrast = f" and GREEN - {rule.dark.upper()} > {tc:.4g}" if tc > 0 else ""
+        out: dict[str, Any] = {
+            "WATER_DECISION": (
+                f"per pixel: a pixel is water when {fine}the pixel passes {rule.index.upper()} > {rule.t_index:.4g} and "
+                f"{rule.dark.upper()} < {rule.t_dark:.4g}{contrast} (thresholds fitted on {fitted}: {rule.why}); WATER_CLUSTERS are the "
+                "clusters with at least 50% of their sampled pixels water, so the water mask is refined within clusters"
+            ),
+            "WATER_RULE": {**rule.to_dict(), "fitted_on": fitted},
+        }
+        return out
+    if model.labeller is not None and model.labeller.manual is not None:
+        return {"WATER_DECISION": "by cluster: the water mask is the pixels of the clusters named by hand (WATER_CLUSTERS)"}
+    return {"WATER_DECISION": "by cluster: the water mask is the pixels of WATER_CLUSTERS"}
 
 
 def write_cluster_png(tif: str | Path, png: str | Path, max_size: int = 8192) -> Path:
@@ -598,6 +831,9 @@ def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[An
     staged: dict[str, Path] = {}
     for dm, wr in zip(models, writers):
         d = dm.source.date.isoformat()
+        wm = getattr(dm, "water_model", None)
+        if wm is not None and not wr.ds.closed:  # how the water mask was decided (per pixel, not per cluster)
+            wr.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in water_decision_tags(wm).items()})
         tif = wr.to_cog(Path(tmp) / f"clusters_{d}.tif")
         staged[tif.name] = tif
         png = write_cluster_png(tif, Path(tmp) / f"clusters_{d}.png")

@@ -197,42 +197,23 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
             f"{source.label}: every pixel of {source.date} is nodata, cloud or outside the area of interest; "
             "check the scene's nodata value, the QA settings and `aoi`"
         )
-    if shared is not None:  # clustering.fit_on / clustering.model (rs_change.model)
+    if shared is not None:  # clustering.fit_on / clustering.model (rs_change.model): the whole model, labeller too
         from .model import apply_to_sample
 
         labels, dec, sil = apply_to_sample(shared, X, names, source.label, source.date.isoformat(), c.seed, source.profile.calibrated)
         return DateModel(source, list(names), shared.offset, shared.scale, shared.kmeans, dec,
-                         np.array(water_ids(dec), dtype=np.int64), sil, [], len(X), shared)
-    offset, scale = fit_scaler(X)
-    Xs = apply_scaler(X, offset, scale)
-    ks = c.k if isinstance(c.k, list) else [c.k]
-    metrics = ["euclidean", "manhattan", "chebyshev"] if c.metric == "auto" else [c.metric]
-    kw = dict(n_init=c.n_init, max_iter=c.max_iter, tol=c.tol)
-    scores: list[dict[str, Any]] = []
-    try:
-        if len(ks) > 1 or len(metrics) > 1:
-            model, scores = select_model(Xs, ks, metrics, random_state=c.seed, sample_size=None, **kw)
-            sil = next((s.get("silhouette") for s in scores if s["k"] == model.n_clusters and s["metric"] == model.metric), None)
-        else:
-            model = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=c.seed, sample_size=None, **kw).fit(Xs)
-            n_lab = np.unique(model.labels_).size
-            # silhouette is undefined with one cluster or one pixel per cluster: report null
-            sil = silhouette(Xs, model.labels_, metrics[0], random_state=c.seed) if 2 <= n_lab < len(Xs) else None
-    except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
-        raise ClusteringError(f"{source.label} ({source.date}): {exc}") from None
-    labels = model.labels_
-    decisions, labeller = fit_labeller(
-        X, Xs, names, labels, model.n_clusters, calibrated=source.profile.calibrated,
-        method=cfg.labelling.method, water_ids=cfg.labelling.water, seed=c.seed, kmeans_kw=kw,
-    )
-    log.info("%s: k=%d %s, water clusters %s", source.date, model.n_clusters, model.metric, water_ids(decisions))
-    from .model import from_fit, profile_dict
+                         np.array(water_ids(dec), dtype=np.int64), sil, [], len(X), shared, shared.labeller)
+    from .model import fit_sample  # one code path with rs_change.fit_model: same sample and seed, same numbers
 
-    wm = from_fit(names, offset, scale, model, decisions, Xs, profile=profile_dict(source.profile),
-                  fitted_on=source.date.isoformat(), silhouette=None if sil is None else float(sil), seed=c.seed)
+    wm, scores = fit_sample(
+        X, names, source.profile, k=c.k, metric=c.metric, seed=c.seed, n_init=c.n_init, max_iter=c.max_iter, tol=c.tol,
+        method=cfg.labelling.method, water=cfg.labelling.water, fitted_on=source.date.isoformat(),
+        label=f"{source.label} ({source.date})",
+    )
+    log.info("%s: k=%d %s, water clusters %s", source.date, wm.k, wm.metric, wm.water_ids)
     return DateModel(
-        source, list(names), offset, scale, model, decisions, np.array(water_ids(decisions), dtype=np.int64),
-        None if sil is None else float(sil), scores, len(X), wm, labeller,
+        source, list(names), wm.offset, wm.scale, wm.kmeans, wm.decisions, np.array(wm.water_ids, dtype=np.int64),
+        wm.silhouette, scores, len(X), wm, wm.labeller,
     )
 
 

@@ -143,7 +143,11 @@ def test_api_on_dataarray_equals_run(naip_crop) -> None:
 
 
 def test_cluster_maps_of_the_run(naip_crop) -> None:
+    """The cluster map tells the truth now that water is decided per pixel: its water clusters are
+    the clusters with a majority of water, water pixels all pass the rule, and the saved model
+    gives the run's water mask pixel for pixel."""
     d, res = naip_crop
+    s09 = rc.read_scene(d / "a.tif", "naip", date="2009-08-18")
     for date in res.summary["dates"]:
         with rasterio.open(d / "out" / f"clusters_{date['date']}.tif") as ds:
             cl = ds.read(1)
@@ -156,7 +160,27 @@ def test_cluster_maps_of_the_run(naip_crop) -> None:
         assert json.loads(tags["CLUSTER_IDS"]) == ids and json.loads(tags["WATER_CLUSTERS"]) == date["water_clusters"]
         for c in date["clusters"]:  # colour table = each cluster's centre colour (NAIP DNs as they are)
             assert cmap[c["id"]][:3] == tuple(int(round(c["centroid"][r])) for r in ("red", "green", "blue"))
-        assert np.array_equal(np.isin(cl, date["water_clusters"]), water == 1)
+        saved = rc.WaterModel.load(d / "out" / f"model_{date['date']}.json")
+        assert tags["WATER_DECISION"].startswith("per pixel") and saved.per_pixel
+        assert json.loads(tags["WATER_RULE"])["t_index"] == pytest.approx(saved.rule.t_index, abs=1e-6)
+        # the saved model applied to the date's pixels (read as the run aligns them) = the run's water mask
+        scene = rc.read_scene(d / ("a.tif" if date["date"] == "2009-08-18" else "b.tif"), "naip", like=s09)
+        np.testing.assert_array_equal(rc.label_water(scene, saved), water)
+        assert np.array_equal(cl == 255, water == 255)
+        # every water pixel passes the rule (water mask within the rule's pixels); some pixels that pass are not water
+        X = api.feature_matrix(scene.bands, scene.valid, saved.names)
+        passes = np.zeros(water.shape, bool)
+        passes[scene.valid] = saved.rule.passes(X, saved.names)
+        assert not ((water == 1) & ~passes).any()
+        assert (passes & (water == 0)).any()  # the fine clusters refine the rule: pixels that pass but are not water
+        # per cluster: the water fraction over the whole map matches the sampled fraction in summary.json
+        # (2000-pixel sample: within 4 binomial standard errors + 1 %), and the majority gives WATER_CLUSTERS
+        for c in date["clusters"]:
+            sel = cl == c["id"]
+            frac = float((water[sel] == 1).mean())
+            p, n = c["stats"]["water_fraction"], c["pixels"]
+            assert abs(frac - p) <= 4 * np.sqrt(max(p * (1 - p), 1e-4) / n) + 0.01, (date["date"], c["id"], frac, p)
+            assert c["is_water"] == (p >= 0.5) == (c["id"] in date["water_clusters"])
         assert (d / "out" / f"clusters_{date['date']}.png").stat().st_size > 0
 
 
