@@ -208,9 +208,8 @@ def limit_gdal_cache(mb: int) -> None:
         return
     _GDAL_CACHE_SET = True
     if "GDAL_CACHEMAX" not in os.environ:
-        from rasterio.env import set_gdal_config
-
-        set_gdal_config("GDAL_CACHEMAX", int(mb))
+        # through the environment (read by GDAL when its cache first fills), in MB
+        os.environ["GDAL_CACHEMAX"] = str(int(mb))
 
 
 # ---------------------------------------------------------------------------------------------
