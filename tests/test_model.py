@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -67,6 +68,56 @@ def test_load_rejects_other_versions_and_damaged_files(scene: np.ndarray, tmp_pa
         WaterModel.load(tmp_path / "x.json")
     with pytest.raises(InputError, match="not found"):
         WaterModel.load(tmp_path / "missing.json")
+    # version 1 files decided water by whole clusters: refused, saying why
+    (tmp_path / "v1.json").write_text(json.dumps({**data, "format_version": 1}))
+    with pytest.raises(InputError, match="format version 1 decided water by whole clusters.*refit"):
+        WaterModel.load(tmp_path / "v1.json")
+    # a labeller that does not fit its model
+    lab = data["labeller"]
+    for bad_lab, msg in (({**lab, "fine_water": [99]}, "fine water clusters do not exist"),
+                         ({**lab, "features": ["green", "nir"]}, "features .* other than the model's"),
+                         ({**lab, "rule": {**lab["rule"], "index": "mndwi"}}, "water rule uses mndwi"),
+                         ({**lab, "rule": None, "manual": None}, "neither a rule nor hand-named")):
+        (tmp_path / "lab.json").write_text(json.dumps({**data, "labeller": bad_lab}))
+        with pytest.raises(InputError, match=msg):
+            WaterModel.load(tmp_path / "lab.json")
+
+
+def test_labeller_round_trip_is_exact(tmp_path: Path) -> None:
+    """The per-pixel labeller survives JSON exactly: rule thresholds, fine centres, fine water ids, and
+    therefore every pixel's decision, including pixels the rule refines out of a water cluster."""
+    # lake (R G B NIR = 30 60 70 20) with a shallow margin whose NIR is near the rule's limit
+    img = lake_scene(40, 40, (slice(5, 20), slice(5, 20)), seed=3).astype(np.int16)
+    img[3, 5:20, 18:20] = 70  # margin: NIR 70 (noise +-4): NDWI about -0.08, fails the rule
+    img = np.clip(img, 1, 255).astype(np.uint8)
+    m = rc.fit_model(img, k=2, sensor="naip", label="2009-08-18")
+    assert m.per_pixel and m.rule.index == "ndwi" and m.labeller.fine is not None
+    p = m.save(tmp_path / "m.json")
+    data = json.loads(p.read_text())
+    assert data["format_version"] == 2
+    rule = data["labeller"]["rule"]
+    assert rule["t_index"] == m.rule.t_index and rule["t_dark"] == m.rule.t_dark  # full precision, not rounded
+    assert len(data["labeller"]["fine"]["centers"]) == 10 and data["labeller"]["fine_water"] == m.labeller.fine_water.tolist()
+    back = WaterModel.load(p)
+    assert back.rule == m.rule  # every field of the rule (dataclass equality)
+    # tripwire: a new Labeller field must also be saved by Labeller.to_dict / read by from_dict
+    assert [f.name for f in dataclasses.fields(back.labeller)] == ["names", "rule", "fine", "fine_water", "manual", "fine_decisions"]
+    assert back.labeller.to_dict() == m.labeller.to_dict()
+    np.testing.assert_array_equal(back.labeller.fine.cluster_centers_, m.labeller.fine.cluster_centers_)
+    np.testing.assert_array_equal(back.labeller.fine_water, m.labeller.fine_water)
+    w, wb = rc.label_water(img, m, sensor="naip"), rc.label_water(img, back, sensor="naip")
+    np.testing.assert_array_equal(wb, w)
+    # the 225 lake pixels: 195 open water are water, the 30 margin pixels are not (their cluster may be water)
+    assert int((w == 1).sum()) == 195 and not w[5:20, 18:20].any()
+    # cluster ids alone cannot give per-pixel water: a clear error, unless ids are named by hand
+    ids = m.predict(img, sensor="naip")
+    with pytest.raises(rc.errors.ClusteringError, match="per pixel.*pass the scene itself"):
+        rc.label_water(ids, m)
+    hand = m.with_water([0]).save(tmp_path / "hand.json")
+    mh = WaterModel.load(hand)
+    assert mh.labeller.manual.tolist() == [0] and not mh.per_pixel
+    np.testing.assert_array_equal(rc.label_water(ids, mh), np.where(ids == 0, 1, 0))
+    np.testing.assert_array_equal(rc.label_water(img, mh, sensor="naip"), np.where(ids == 0, 1, 0))
 
 
 def test_features_must_match(scene: np.ndarray) -> None:
@@ -139,6 +190,10 @@ def test_run_fit_on_and_saved_model(tmp_path: Path, make_tif) -> None:
     m1 = json.loads((out / "model_2009-08-18.json").read_text())
     m2 = json.loads((out / "model_2020-08-31.json").read_text())
     assert m1["fitted_on"] == m2["fitted_on"] == "2009-08-18" and m1["kmeans"]["centers"] == m2["kmeans"]["centers"]
+    # the whole model is shared: 2020 is labelled with 2009's rule thresholds and fine clusters
+    assert m1["labeller"] == m2["labeller"] and m1["labeller"]["rule"]["t_index"] > 0
+    wm09 = WaterModel.load(out / "model_2009-08-18.json")
+    b = lake_scene(40, 40, (slice(5, 25), slice(5, 15)), seed=2)
     for d in s["dates"]:
         with rasterio.open(out / f"clusters_{d['date']}.tif") as ds:
             cl, tags = ds.read(1), ds.tags()
@@ -146,7 +201,11 @@ def test_run_fit_on_and_saved_model(tmp_path: Path, make_tif) -> None:
         with rasterio.open(out / f"water_{d['date']}.tif") as ds:
             water = ds.read(1)
         assert json.loads(tags["WATER_CLUSTERS"]) == d["water_clusters"]
-        assert np.array_equal(np.isin(cl, d["water_clusters"]), water == 1)  # ids in the map match summary.json
+        assert "fitted on 2009-08-18" in tags["WATER_DECISION"]
+        # a clean two-class scene: per-pixel water is exactly the water cluster (ids in the map match summary.json)
+        assert np.array_equal(np.isin(cl, d["water_clusters"]), water == 1)
+        if d["date"] == "2020-08-31":  # the saved 2009 model on 2020's pixels gives the run's 2020 mask
+            np.testing.assert_array_equal(rc.label_water(b, wm09, sensor="naip", nodata=0), water)
     # a later run applies the saved model file: same numbers
     (folder / "m.json").write_bytes((out / "model_2009-08-18.json").read_bytes())
     res2 = rc.run(_cfg(folder, ", model: m.json"), output_dir=folder / "out2")
