@@ -739,12 +739,10 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
         nf = 0 if lab.fine is None else len(lab.fine.cluster_centers_)
         rule = lab.rule
         fine = (f"its fine cluster (of {nf}; water: {[int(i) for i in lab.fine_water]}) is water and " if nf else "")
-        tc = float(getattr(rule, "t_contrast", 0.0) or 0.0)
-        contrast = f" and GREEN - {rule.dark.upper()} > {tc:.4g}" if tc > 0 else ""
         out: dict[str, Any] = {
             "WATER_DECISION": (
                 f"per pixel: a pixel is water when {fine}the pixel passes {rule.index.upper()} > {rule.t_index:.4g} and "
-                f"{rule.dark.upper()} < {rule.t_dark:.4g}{contrast} (thresholds fitted on {fitted}: {rule.why}); WATER_CLUSTERS are the "
+                f"{rule.dark.upper()} < {rule.t_dark:.4g} (thresholds fitted on {fitted}: {rule.why}); WATER_CLUSTERS are the "
                 "clusters with at least 50% of their sampled pixels water, so the water mask is refined within clusters"
             ),
             "WATER_RULE": {**rule.to_dict(), "fitted_on": fitted},
