@@ -73,6 +73,8 @@ def evaluate(stack: Path, roles: list[str], strata: np.ndarray, seed: int = 0) -
         bands, valid = rd.read()
     _, water = classify_block(dm, bands, valid)
     truth = (strata == 6)[valid]
+    # unobserved (nodata in any band of the stack) is neither land nor water: excluded, counted
+    evaluate.excluded = (int((~valid).sum()), int(((strata == 6) & ~valid).sum()))
     out = {"rs-change (k=3, labelling auto)": scores(water[valid] == 1, truth)}
     sub = {k: v[valid] for k, v in bands.items()}
     ndwi = spectral_index(sub, "ndwi")
@@ -102,7 +104,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, roles in (("5 bands (ETM+ 1-5)", list(BANDS)[:5]), ("6 bands (ETM+ 1-5, 7)", list(BANDS))):
             res = evaluate(write_stack(data, Path(tmp) / "stack.tif", roles), roles, strata, a.seed)
-            print(f"\n### {label}\n")
+            ex = evaluate.excluded
+            print(f"\n### {label}\n\nscored: every pixel observed in all bands of the stack; excluded as unobserved: "
+                  f"{ex[0]:,} px, of which {ex[1]:,} are reference water\n")
             print("| method | IoU | F1 | precision | recall | water px |")
             print("|---|---|---|---|---|---|")
             for name, s in res.items():
