@@ -148,6 +148,7 @@ def main() -> None:
     ap.add_argument("config", nargs="?", help=argparse.SUPPRESS)
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     ap.add_argument("--cache", default="/tmp/rs-change-scale", help="where the big scenes are built (default %(default)s)")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES), help="cases to run (default: all)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--baseline-4x", action="store_true", help="also run (b) on the 4x pair (~12 GB of RAM, minutes)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is reported")
@@ -167,7 +168,7 @@ def main() -> None:
         t = time.perf_counter()
         paths = build(Path(a.cache), pair)
         sys.stderr.write(f"{pair}: scenes ready in {time.perf_counter() - t:.1f} s\n")
-        for case in CASES:
+        for case in a.cases:
             if case == "baseline" and (a.skip_baseline or (pair == "naip4x" and not a.baseline_4x)):
                 continue
             runs = [measure(case, paths["config"]) for _ in range(a.repeat)]
@@ -182,7 +183,7 @@ def main() -> None:
     for pair in a.pairs:
         with rasterio.open(build(Path(a.cache), pair)["2009-08-18"]) as ds:
             size = f"{ds.width} x {ds.height} x {ds.count}"
-        floor = results[(pair, "floor")]["wall_s"]
+        floor = results[(pair, "floor")]["wall_s"] if (pair, "floor") in results else float("nan")
         for case in CASES:
             r = results.get((pair, case))
             if r is None:

@@ -541,12 +541,11 @@ def run_polygons(
         ``{min_area_m2, simplify_px, layers: {name: {features, area_km2, removed_features,
         removed_km2, raster_km2}}}`` for summary.json.
     """
-    from .area import pixel_area
     from .change import WATER_GAINED, WATER_LOST
-    from .strips import polygon_layer_strips
+    from .strips import mean_pixel_area, polygon_layer_strips
 
-    pa = pixel_area(grid.transform, grid.crs, grid.shape)
-    min_a = float(4.0 * np.mean(pa)) if min_area_m2 is None else float(min_area_m2)
+    pa = None  # pixel areas are computed per strip (a whole-grid array is 8 bytes per pixel)
+    min_a = float(4.0 * mean_pixel_area(grid)) if min_area_m2 is None else float(min_area_m2)
     layers: dict[str, Any] = {}
     stats: dict[str, Any] = {}
 

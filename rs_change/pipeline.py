@@ -40,6 +40,7 @@ from .grid import Grid
 from .labelling import ClusterDecision, fit_labeller, label_clusters, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, open_scene
+from .strips import mean_pixel_area
 from .sensors import custom_profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -626,7 +627,7 @@ def build_summary(
     summary: dict[str, Any] = {
         "rs_change_version": __version__,
         "grid": {**ref.to_dict(), "pixel_size": [res[0], res[1]], "crs_units": _units(ref),
-                 "mean_pixel_area_m2": round(float(np.mean(pixel_area(ref.transform, ref.crs, ref.shape))), 6)},
+                 "mean_pixel_area_m2": round(mean_pixel_area(ref), 6)},  # strip by strip (rs_change.strips)
         "area_method": "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area",
         "clustering": cfg.clustering.model_dump(mode="json"),
         "labelling": cfg.labelling.model_dump(mode="json", exclude_none=True),

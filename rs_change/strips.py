@@ -164,6 +164,34 @@ def strip_regions(
             "raster_m2": raster_m2}
 
 
+def mean_pixel_area(grid: Grid, rows: Optional[int] = None) -> float:
+    """Mean ground area of the pixels of ``grid`` (m2), computed strip by strip.
+
+    :func:`rs_change.area.pixel_area` is (h, w) for many CRSs (UTM ...), i.e. 8 bytes per pixel
+    of the whole grid; this keeps one strip at a time.
+
+    Parameters
+    ----------
+    grid : Grid
+    rows : int, optional
+        Strip height (default: about 8 million pixels per strip).
+
+    Returns
+    -------
+    float
+    """
+    from .area import pixel_area
+
+    H, W = grid.shape
+    rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1))))
+    total = 0.0
+    for r0 in range(0, H, rows):
+        h = min(rows, H - r0)
+        g = grid.window_grid(r0, 0, h, W)
+        total += float(np.broadcast_to(np.asarray(pixel_area(g.transform, g.crs, g.shape), np.float64), (h, W)).sum())
+    return total / float(H * W)
+
+
 def _start_top_left(ring: np.ndarray, flip_y: bool) -> np.ndarray:
     """The closed ring rotated to start at its top-most, then left-most vertex (GDAL's convention)."""
     xy = ring[:-1]

@@ -239,3 +239,17 @@ def test_strip_polygons_equal_whole_raster_polygons(tmp_path: Path, crs: str, ro
         assert {k: v["pixels"] for k, v in ra.items()} == {k: v["pixels"] for k, v in rb.items()}
         whole = float(np.broadcast_to(pa, m.shape)[(m == 0) | (m == 1)].sum())
         assert raster == pytest.approx(whole, rel=1e-9)
+
+
+def test_mean_pixel_area_by_strips_equals_the_whole_grid() -> None:
+    """UTM grids have (h, w) pixel areas (8 bytes per pixel if taken whole); by strips: same mean."""
+    from pyproj import CRS
+
+    from rs_change.area import pixel_area
+    from rs_change.grid import Grid
+    from rs_change.strips import mean_pixel_area
+
+    g = Grid((301, 157), Affine(30.0, 0, 300000.0, 0, -30.0, 5300000.0), CRS.from_user_input("EPSG:32614"))
+    whole = float(np.mean(pixel_area(g.transform, g.crs, g.shape)))
+    assert 890.0 < whole < 910.0  # 30 m pixels, UTM scale factor ~0.9996 near the central meridian
+    assert mean_pixel_area(g, rows=40) == pytest.approx(whole, rel=1e-9)
