@@ -253,3 +253,16 @@ def test_mean_pixel_area_by_strips_equals_the_whole_grid() -> None:
     whole = float(np.mean(pixel_area(g.transform, g.crs, g.shape)))
     assert 890.0 < whole < 910.0  # 30 m pixels, UTM scale factor ~0.9996 near the central meridian
     assert mean_pixel_area(g, rows=40) == pytest.approx(whole, rel=1e-9)
+
+
+def test_blocks_give_the_numbers_of_one_in_memory_block(two_dates: Path) -> None:
+    """chunk_size larger than the scene = the whole scene in memory at once; 64-pixel blocks agree."""
+    whole = _cfg(two_dates, "synchronous")
+    whole.compute.chunk_size = 4096
+    a = run(whole, write=False).summary
+    b = run(_cfg(two_dates, "threads", 2), write=False).summary
+    for da, db in zip(a["dates"], b["dates"]):
+        for key in ("water_pixels", "observed_pixels", "unobserved_pixels", "water_km2", "observed_km2"):
+            assert da[key] == db[key], key
+    for key in ("gained_pixels", "lost_pixels", "gained_km2", "lost_km2", "net_km2"):
+        assert a["change"][key] == b["change"][key], key
