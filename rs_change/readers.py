@@ -400,11 +400,14 @@ class WindowReader:
             for role, band in members:
                 raws[role] = arr[uniq.index(band)]
         bands: dict[str, np.ndarray] = {}
+        nd = self.source.nodata
+        if nd is not None:
+            # A pixel is unobserved when *every* band holds the nodata value (GDAL's dataset
+            # mask): a real 0 in one band (deep water at NIR = 0 in an 8-bit NAIP tile with
+            # nodata 0) is data, not a hole.  Fill values and valid ranges stay per band.
+            valid &= ~np.logical_and.reduce([raws[r] == nd for r in self.source.layers])
         for role in self.source.layers:
             raw = raws[role]
-            nd = self.source.nodata
-            if nd is not None:
-                valid &= raw != nd
             if prof.fill is not None:
                 valid &= raw != prof.fill
             if prof.valid_range is not None:

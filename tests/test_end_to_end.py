@@ -171,3 +171,16 @@ def test_aral_pixels_are_web_mercator_sized(sample_run):
         assert d["water_km2"] / d["water_pixels"] > 0.33
     # the article: 17,125 km2 -> 1,960 km2, -89%, with k = 3 and 0.25 km2 pixels
     assert -95 < summary["change"]["net_percent"] < -80
+
+
+def test_zero_in_one_band_is_data_not_nodata(tmp_path, make_tif):
+    """Nodata 0 marks a pixel unobserved only where every band is 0 (GDAL's dataset mask):
+    deep water at NIR = 0 in an 8-bit tile is water, not a hole."""
+    t = Affine(10, 0, 500000, 0, -10, 5200000)
+    img = lake_scene()
+    img[3, 6:9, 6:9] = 0  # NIR = 0 inside the lake: 9 real water pixels
+    img[:, 0, :] = 0  # a true nodata row: 20 pixels
+    make_tif("a.tif", img, t, UTM, nodata=0)
+    cfg = _config(tmp_path, [{"date": "2020-01-01", "path": "a.tif", "sensor": "naip"}])
+    d = run(RunConfig.from_yaml(cfg), write=False).summary["dates"][0]
+    assert d["unobserved_pixels"] == 20 and d["water_pixels"] == 25
