@@ -112,16 +112,43 @@ def feature_stack(bands: Mapping[str, np.ndarray], names: Sequence[str]) -> np.n
     return np.stack(out)
 
 
-def feature_matrix(bands: Mapping[str, np.ndarray], valid: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """Features of the valid pixels as a ``(n_valid, n_features)`` float32 matrix."""
+def feature_matrix(
+    bands: Mapping[str, np.ndarray], valid: np.ndarray, names: Sequence[str], order: str = "C"
+) -> np.ndarray:
+    """Features of the valid pixels as a ``(n_valid, n_features)`` float32 matrix.
+
+    Parameters
+    ----------
+    bands : mapping of role to ndarray (h, w)
+    valid : bool ndarray (h, w)
+    names : sequence of str
+        Band roles and index names (:data:`INDICES`), in column order.
+    order : {"C", "F"}, default "C"
+        Memory layout of the result; "F" (one contiguous column per feature) is what the
+        per-block predict and labelling read fastest. The values do not depend on it.
+
+    Returns
+    -------
+    ndarray, shape (n_valid, len(names))
+        Rows in row-major pixel order of ``valid``.
+    """
+    every = bool(valid.all())  # a block with no unobserved pixel: flat views, no boolean gathers
+
+    def pick(v: np.ndarray) -> np.ndarray:
+        return v.reshape(-1) if every else v[valid]
+
+    sub: dict[str, np.ndarray] = {}
     cols = []
     for n in names:
-        src = bands[n] if n in bands else None
-        if src is None:
-            sub = {k: v[valid] for k, v in bands.items()}
-            cols.append(spectral_index(sub, n))
+        if n in bands:
+            cols.append(pick(bands[n]).astype(np.float32, copy=False))
         else:
-            cols.append(src[valid].astype(np.float32, copy=False))
+            if not sub:
+                sub = {k: pick(v) for k, v in bands.items()}
+            cols.append(spectral_index(sub, n))
     if not cols:
         return np.empty((int(valid.sum()), 0), np.float32)
-    return np.stack(cols, axis=1)
+    out = np.empty((len(cols[0]), len(cols)), dtype=np.result_type(*cols), order=order)
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out

@@ -238,7 +238,7 @@ def classify_block(dm: DateModel, bands: dict[str, np.ndarray], valid: np.ndarra
     clusters = np.full(valid.shape, 255, dtype=np.uint8)
     water = np.full(valid.shape, NODATA, dtype=np.uint8)
     if valid.any():
-        Xp = feature_matrix(bands, valid, dm.names)
+        Xp = feature_matrix(bands, valid, dm.names, order="F")  # column-major: no transposes in predict
         X = apply_scaler(Xp, dm.offset, dm.scale)
         lab = dm.model.predict(X)
         clusters[valid] = lab.astype(np.uint8)
