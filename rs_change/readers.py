@@ -186,7 +186,9 @@ def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     dt = np.dtype(dtype)
     if np.issubdtype(dt, np.integer):
         info = np.iinfo(dt)
-        return np.clip(np.floor(values + 0.5), info.min, info.max).astype(dt)
+        v = np.add(values, 0.5, out=values if values.flags.writeable and values.base is None else None)
+        np.floor(v, out=v)
+        return np.clip(v, info.min, info.max, out=v).astype(dt)
     return values.astype(dt, copy=False)
 
 
@@ -402,10 +404,11 @@ class WindowReader:
         bands: dict[str, np.ndarray] = {}
         nd = self.source.nodata
         if nd is not None:
-            # A pixel is unobserved when *every* band holds the nodata value (GDAL's dataset
-            # mask): a real 0 in one band (deep water at NIR = 0 in an 8-bit NAIP tile with
-            # nodata 0) is data, not a hole.  Fill values and valid ranges stay per band.
-            valid &= ~np.logical_and.reduce([raws[r] == nd for r in self.source.layers])
+            # Per band (GDAL's meaning: a band at nodata has no value there, e.g. a band file
+            # with a smaller footprint), unless the profile says nodata marks a collar in every
+            # band (NAIP: a real 0 in one band is deep water at NIR = 0, not a hole).
+            at_nd = [raws[r] == nd for r in self.source.layers]
+            valid &= ~(np.logical_and if prof.nodata_all_bands else np.logical_or).reduce(at_nd)
         for role in self.source.layers:
             raw = raws[role]
             if prof.fill is not None:

@@ -49,6 +49,10 @@ class BandProfile:
     fill: Optional[float] = None
     valid_range: Optional[tuple[float, float]] = None
     qa: Mapping[str, object] = field(default_factory=dict)
+    #: True: a pixel is unobserved only where *every* band holds the nodata value (products whose
+    #: nodata marks a collar, such as NAIP, where a real 0 in one band is dark water).  False
+    #: (GDAL's per-band meaning): any band at nodata makes the pixel unobserved.
+    nodata_all_bands: bool = False
 
     @property
     def calibrated(self) -> bool:
@@ -72,7 +76,7 @@ class BandProfile:
 
 PROFILES: dict[str, BandProfile] = {
     # USDA NAIP: uint8 digital numbers, R G B NIR.
-    "naip": BandProfile("naip", {"red": 1, "green": 2, "blue": 3, "nir": 4}),
+    "naip": BandProfile("naip", {"red": 1, "green": 2, "blue": 3, "nir": 4}, nodata_all_bands=True),
     # MODIS MOD09GA/MYD09GA/MOD09A1 surface reflectance in band order b01..b07 (e.g. an Earth
     # Engine export): b01 red, b02 nir, b03 blue, b04 green, b05 1240 nm, b06 swir1, b07 swir2.
     "modis": BandProfile(

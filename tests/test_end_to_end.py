@@ -174,8 +174,8 @@ def test_aral_pixels_are_web_mercator_sized(sample_run):
 
 
 def test_zero_in_one_band_is_data_not_nodata(tmp_path, make_tif):
-    """Nodata 0 marks a pixel unobserved only where every band is 0 (GDAL's dataset mask):
-    deep water at NIR = 0 in an 8-bit tile is water, not a hole."""
+    """With the NAIP profile, nodata 0 marks a pixel unobserved only where every band is 0 (the
+    collar): deep water at NIR = 0 in an 8-bit tile is water, not a hole."""
     t = Affine(10, 0, 500000, 0, -10, 5200000)
     img = lake_scene()
     img[3, 6:9, 6:9] = 0  # NIR = 0 inside the lake: 9 real water pixels
@@ -184,3 +184,8 @@ def test_zero_in_one_band_is_data_not_nodata(tmp_path, make_tif):
     cfg = _config(tmp_path, [{"date": "2020-01-01", "path": "a.tif", "sensor": "naip"}])
     d = run(RunConfig.from_yaml(cfg), write=False).summary["dates"][0]
     assert d["unobserved_pixels"] == 20 and d["water_pixels"] == 25
+    # a custom band profile keeps GDAL's per-band meaning: a band at nodata has no value there
+    cfg = _config(tmp_path, [{"date": "2020-01-01", "path": "a.tif", "bands": {"red": 1, "green": 2, "blue": 3, "nir": 4}}],
+                  output={"dir": "out2"})
+    d = run(RunConfig.from_yaml(cfg), write=False).summary["dates"][0]
+    assert d["unobserved_pixels"] == 20 + 9 and d["water_pixels"] == 25 - 9
