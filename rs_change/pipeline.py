@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,14 @@ def aoi_mask(geoms: Optional[list[Any]], grid: Grid) -> Optional[np.ndarray]:
         return None
     from rasterio.features import geometry_mask
 
-    return geometry_mask(geoms, out_shape=grid.shape, transform=grid.transform, invert=True, all_touched=False)
+    # one rasterize at a time: rasterio silences its NotGeoreferencedWarning for the in-memory
+    # raster with warnings.catch_warnings, which is not thread-safe (two dates fitted in parallel
+    # threads restored each other's filters, and the warning escaped now and then)
+    with _AOI_LOCK:
+        return geometry_mask(geoms, out_shape=grid.shape, transform=grid.transform, invert=True, all_touched=False)
+
+
+_AOI_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------
