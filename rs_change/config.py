@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -206,7 +207,7 @@ class RunConfig(_Model):
     def resolve(self, path: str | Path) -> Path:
         """A path from the config, relative to the config file's folder."""
         p = Path(path).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p)
+        return p if p.is_absolute() else Path(os.path.normpath(self.base_dir / p))
 
     @property
     def output_dir(self) -> Path:
