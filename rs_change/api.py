@@ -48,6 +48,7 @@ from .errors import BandProfileError, ClusteringError, GeoreferenceError, NoVali
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
 from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, fit_sample, write_cluster_png
+from .readers import raw_to_bands
 from .sensors import BandProfile, custom_profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -291,22 +292,7 @@ def _as_input(
             raise BandProfileError("name the array's band roles with sensor= or bands={role: 1-based band}")
     prof = _profile(sensor, bands, scale, offset)
     prof.check_band_count(raw.shape[0], "data")
-    v = np.ones(raw.shape[1:], bool)
-    out: dict[str, np.ndarray] = {}
-    for role, b in prof.bands.items():
-        r = raw[b - 1]
-        if nodata is not None:
-            v &= r != nodata
-        if prof.fill is not None:
-            v &= r != prof.fill
-        if prof.valid_range is not None:
-            v &= (r >= prof.valid_range[0]) & (r <= prof.valid_range[1])
-        x = r.astype(np.float32, copy=False)
-        if np.issubdtype(r.dtype, np.floating):
-            v &= np.isfinite(x)
-        if prof.scale is not None:
-            x = x * np.float32(prof.scale) + np.float32(prof.offset)
-        out[role] = x
+    out, v = raw_to_bands({role: raw[b - 1] for role, b in prof.bands.items()}, prof, nodata)
     if valid is not None:
         v &= np.asarray(valid, bool)
     if crs is not None:

@@ -401,27 +401,8 @@ class WindowReader:
                 valid &= inside
             for role, band in members:
                 raws[role] = arr[uniq.index(band)]
-        bands: dict[str, np.ndarray] = {}
-        nd = self.source.nodata
-        if nd is not None:
-            # Per band (GDAL's meaning: a band at nodata has no value there, e.g. a band file
-            # with a smaller footprint), unless the profile says nodata marks a collar in every
-            # band (NAIP: a real 0 in one band is deep water at NIR = 0, not a hole).
-            at_nd = [raws[r] == nd for r in self.source.layers]
-            valid &= ~(np.logical_and if prof.nodata_all_bands else np.logical_or).reduce(at_nd)
-        for role in self.source.layers:
-            raw = raws[role]
-            if prof.fill is not None:
-                valid &= raw != prof.fill
-            if prof.valid_range is not None:
-                lo, hi = prof.valid_range
-                valid &= (raw >= lo) & (raw <= hi)
-            data = raw.astype(np.float32, copy=False)
-            if np.issubdtype(raw.dtype, np.floating):
-                valid &= np.isfinite(data)
-            if prof.scale is not None:
-                data = data * np.float32(prof.scale) + np.float32(prof.offset)
-            bands[role] = data
+        bands, observed = raw_to_bands(raws, prof, self.source.nodata)
+        valid &= observed
         if self.source.qa_layer is not None and self.source.qa_decoder is not None:
             qpath, qband = self.source.qa_layer
             qa, inside = self._read_group(qpath, [qband], window, out_shape, nearest=True)
@@ -431,6 +412,40 @@ class WindowReader:
             valid &= ~self.source.qa_decoder(qa)
             self.last_qa = qa  # raw QA of the last window, for per-block QA reports (rs_change.modis)
         return bands, valid
+
+
+def raw_to_bands(
+    raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float] = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Raw band values (role -> array, all one shape) -> float32 bands in physical units and the
+    observed mask.  Pure; used for files (window by window) and for arrays given to the API.
+
+    A pixel is unobserved where a band holds ``nodata`` (GDAL's per-band meaning: a band file with
+    a smaller footprint has no value there), or where *every* band does when the profile marks
+    nodata as a collar (``nodata_all_bands``, NAIP: a real 0 in one band is deep water at
+    NIR = 0, not a hole); where a band holds the profile's fill value, is outside its valid range,
+    or is not finite.  Then ``value * scale + offset`` when the profile has a scale.
+    """
+    roles = list(raws)
+    valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
+    if nodata is not None:
+        at_nd = [raws[r] == nodata for r in roles]
+        valid &= ~(np.logical_and if profile.nodata_all_bands else np.logical_or).reduce(at_nd)
+    bands: dict[str, np.ndarray] = {}
+    for role in roles:
+        raw = raws[role]
+        if profile.fill is not None:
+            valid &= raw != profile.fill
+        if profile.valid_range is not None:
+            lo, hi = profile.valid_range
+            valid &= (raw >= lo) & (raw <= hi)
+        data = raw.astype(np.float32, copy=False)
+        if np.issubdtype(raw.dtype, np.floating):
+            valid &= np.isfinite(data)
+        if profile.scale is not None:
+            data = data * np.float32(profile.scale) + np.float32(profile.offset)
+        bands[role] = data
+    return bands, valid
 
 
 def check_overlap(source: SceneSource, ref: Grid) -> float:
