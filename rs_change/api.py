@@ -43,7 +43,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .area import pixel_area
-from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map
+from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map, change_stats, class_areas
 from .errors import BandProfileError, ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
@@ -679,24 +679,7 @@ class Comparison:
 
 def _change_stats(before: np.ndarray, after: np.ndarray, pa: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     ch = change_map(before, after)
-    a = {}
-    for code in (0, 1, 2, 3, 255):
-        sel = ch == code
-        a[code] = (int(sel.sum()), float(pa[sel].sum()) if sel.any() else 0.0)
-    gained, lost, pw = a[2][1], a[3][1], a[1][1]
-    before_m2 = pw + lost
-    return ch, {
-        "gained_km2": _km2(gained),
-        "lost_km2": _km2(lost),
-        "persistent_water_km2": _km2(pw),
-        "persistent_land_km2": _km2(a[0][1]),
-        "net_km2": _km2(gained - lost),
-        "net_percent": round(100.0 * (gained - lost) / before_m2, 4) if before_m2 else None,
-        "gained_pixels": a[2][0],
-        "lost_pixels": a[3][0],
-        "unobserved_km2": _km2(a[255][1]),
-        "unobserved_pixels": a[255][0],
-    }
+    return ch, change_stats(class_areas(ch, pa, CHANGE_CLASSES))
 
 
 def compare(masks: Sequence[Any], transform: Any = None, crs: Any = None, labels: Optional[Sequence[str]] = None) -> Comparison:

@@ -262,6 +262,34 @@ def _km2(m2: float) -> float:
     return round(float(m2) / 1e6, 6)
 
 
+def change_stats(areas: Mapping[int, tuple[float, float]]) -> dict[str, Any]:
+    """summary.json's change figures from ``{class code: (pixels, m2)}`` of a change map.
+
+    Only pixels observed on both dates count; ``net_percent`` is relative to the water of the
+    first date on those pixels (persistent + lost).
+
+    Examples
+    --------
+    >>> s = change_stats({0: (5, 5e6), 1: (2, 2e6), 2: (1, 1e6), 3: (2, 2e6), 255: (0, 0.0)})
+    >>> s["net_km2"], s["net_percent"]
+    (-1.0, -25.0)
+    """
+    gained, lost, pw = areas[WATER_GAINED][1], areas[WATER_LOST][1], areas[WATER_PERSISTENT][1]
+    before = pw + lost
+    return {
+        "gained_km2": _km2(gained),
+        "lost_km2": _km2(lost),
+        "persistent_water_km2": _km2(pw),
+        "persistent_land_km2": _km2(areas[LAND_PERSISTENT][1]),
+        "net_km2": _km2(gained - lost),
+        "net_percent": round(100.0 * (gained - lost) / before, 4) if before else None,
+        "gained_pixels": int(areas[WATER_GAINED][0]),
+        "lost_pixels": int(areas[WATER_LOST][0]),
+        "unobserved_km2": _km2(areas[UNOBSERVED][1]),
+        "unobserved_pixels": int(areas[UNOBSERVED][0]),
+    }
+
+
 class SeriesAccumulator:
     """Sums the stats of :class:`SeriesBlock` s over all blocks; gives summary.json's
     ``transitions`` and ``series`` entries.
@@ -291,23 +319,8 @@ class SeriesAccumulator:
         codes = list(CHANGE_CLASSES)
         out = []
         for i, (a, b) in enumerate(zip(self.dates[:-1], self.dates[1:])):
-            c = {code: self.transition_stats[i, j] for j, code in enumerate(codes)}
-            gained, lost, pw = c[WATER_GAINED][1], c[WATER_LOST][1], c[WATER_PERSISTENT][1]
-            before = pw + lost
-            out.append({
-                "from": a,
-                "to": b,
-                "gained_km2": _km2(gained),
-                "lost_km2": _km2(lost),
-                "persistent_water_km2": _km2(pw),
-                "persistent_land_km2": _km2(c[LAND_PERSISTENT][1]),
-                "net_km2": _km2(gained - lost),
-                "net_percent": round(100.0 * (gained - lost) / before, 4) if before else None,
-                "gained_pixels": int(c[WATER_GAINED][0]),
-                "lost_pixels": int(c[WATER_LOST][0]),
-                "unobserved_km2": _km2(c[UNOBSERVED][1]),
-                "unobserved_pixels": int(c[UNOBSERVED][0]),
-            })
+            c = {code: (self.transition_stats[i, j, 0], self.transition_stats[i, j, 1]) for j, code in enumerate(codes)}
+            out.append({"from": a, "to": b, **change_stats(c)})
         return out
 
     def series(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .area import pixel_area
-from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, SeriesAccumulator, SeriesBlock, change_map, series_block
+from .change import CHANGE_CLASSES, change_stats, CHANGE_COLORS, NODATA, SeriesAccumulator, SeriesBlock, change_map, series_block
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
 from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token
@@ -643,21 +643,10 @@ def build_summary(
     }
     if len(models) >= 2:
         c = {code: (cstats[j, 0], cstats[j, 1]) for j, code in enumerate(_CHANGE_CODES)}
-        gained, lost, pw = c[2][1], c[3][1], c[1][1]
-        before = pw + lost
         summary["change"] = {
             "from": models[0].source.date.isoformat(),
             "to": models[-1].source.date.isoformat(),
-            "gained_km2": _km2(gained),
-            "lost_km2": _km2(lost),
-            "persistent_water_km2": _km2(pw),
-            "persistent_land_km2": _km2(c[0][1]),
-            "net_km2": _km2(gained - lost),
-            "net_percent": round(100.0 * (gained - lost) / before, 4) if before else None,
-            "gained_pixels": int(c[2][0]),
-            "lost_pixels": int(c[3][0]),
-            "unobserved_km2": _km2(c[255][1]),
-            "unobserved_pixels": int(c[255][0]),
+            **change_stats(c),
             "note": "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels",
         }
     return summary
