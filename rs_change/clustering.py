@@ -36,7 +36,6 @@ from numbers import Integral, Real
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.utils import check_random_state
 
 try:  # the project's error hierarchy, when present
     from rs_change.errors import ClusteringError as _ProjectClusteringError
@@ -54,7 +53,9 @@ __all__ = [
     "fit_scaler",
     "apply_scaler",
     "silhouette",
+    "silhouette_samples",
     "calinski_harabasz",
+    "check_random_state",
     "select_model",
 ]
 
@@ -112,6 +113,35 @@ def _check_2d(X: Any, name: str = "X") -> np.ndarray:
 def _work_dtype(X: np.ndarray) -> np.dtype:
     """float32 stays float32 (half the memory traffic); everything else is computed in float64."""
     return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+
+
+def check_random_state(seed: Any) -> np.random.RandomState:
+    """A :class:`numpy.random.RandomState` from ``seed``, as :func:`sklearn.utils.check_random_state`.
+
+    ``None`` (or the :mod:`numpy.random` module) gives numpy's global RandomState, an int a new
+    RandomState seeded with it, and a RandomState is returned as is; so a seed draws exactly the
+    numbers it drew when scikit-learn's function was used (without importing scikit-learn).
+
+    Parameters
+    ----------
+    seed : None, int or numpy.random.RandomState
+
+    Returns
+    -------
+    numpy.random.RandomState
+
+    Examples
+    --------
+    >>> check_random_state(0).randint(100) == np.random.RandomState(0).randint(100)
+    True
+    """
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, Integral):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ClusteringError(f"random_state={seed!r} is invalid; use None, an integer or a numpy RandomState")
 
 
 def _check_finite(X: np.ndarray, name: str = "X") -> None:
@@ -284,7 +314,8 @@ class KMeans:
         in the units of ``X``) is <= ``tol``.  Data should be scaled first (:func:`fit_scaler`),
         which makes an absolute tolerance meaningful.
     random_state : None, int or numpy.random.RandomState
-        Seed for sampling and seeding, via :func:`sklearn.utils.check_random_state`.  The same
+        Seed for sampling and seeding, via :func:`check_random_state` (the same numbers as
+        :func:`sklearn.utils.check_random_state`).  The same
         seed gives identical centres and labels.
     sample_size : int or None, default 200_000
         Rows used to fit the centres; ``None`` uses every row.  200k rows estimate three
@@ -781,6 +812,120 @@ def _stratified_indices(
     return np.concatenate(chosen), np.concatenate(weights)
 
 
+#: Bytes of one block of pairwise distances in :func:`silhouette_samples` (a few blocks live at
+#: once: the pairwise scratch stays in the CPU cache and memory is bounded whatever the sample).
+SILHOUETTE_BLOCK_BYTES = 2 << 20
+
+
+def _cluster_distance_sums(X: np.ndarray, lab: np.ndarray, k: int, metric: str, block: int) -> np.ndarray:
+    """Sum of the distances from every row of ``X`` to the rows of each cluster, shape (n, k).
+
+    euclidean and chebyshev: the symmetric pairwise matrix in ``block`` x ``block`` tiles of the
+    upper triangle (each tile serves both its rows and its columns), never the whole (n, n)
+    matrix.  Euclidean distances use ``|x|^2 + |y|^2 - 2 x.y`` as scikit-learn does (clipped at
+    0, exact 0 for a row and itself).  manhattan is separable per feature: the sum of
+    ``|x_f - y_f|`` over a cluster comes from the cluster's sorted values and their prefix sums,
+    in O(n log n).
+    """
+    n, d = X.shape
+    S = np.zeros((n, k))
+    if metric == "manhattan":
+        for c in range(k):
+            members = X[lab == c]
+            m = members.shape[0]
+            for f in range(d):
+                v = np.sort(members[:, f])
+                P = np.concatenate([[0.0], np.cumsum(v)])
+                x = X[:, f]
+                p = np.searchsorted(v, x, side="left")
+                Pp = P[p]
+                # sum over v < x of (x - v) plus sum over v >= x of (v - x)
+                S[:, c] += (x * p - Pp) + ((P[m] - Pp) - x * (m - p))
+        return S
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), lab] = 1.0
+    if metric == "euclidean":
+        sq = np.einsum("ij,ij->i", X, X)
+        left = np.column_stack([X * -2.0, sq, np.ones(n)])  # left[i] . right[j] = |xi|^2 + |xj|^2 - 2 xi.xj
+        right = np.ascontiguousarray(np.column_stack([X, np.ones(n), sq]).T)
+    else:
+        xt = np.ascontiguousarray(X.T)
+    for i0 in range(0, n, block):
+        i1 = min(i0 + block, n)
+        for j0 in range(i0, n, block):
+            j1 = min(j0 + block, n)
+            if metric == "euclidean":
+                D = left[i0:i1] @ right[:, j0:j1]
+                np.maximum(D, 0.0, out=D)
+                if i0 == j0:
+                    np.fill_diagonal(D, 0.0)
+                np.sqrt(D, out=D)
+            else:
+                D = np.abs(xt[0, i0:i1, None] - xt[0, None, j0:j1])
+                t = np.empty_like(D)
+                for f in range(1, d):
+                    np.subtract(xt[f, i0:i1, None], xt[f, None, j0:j1], out=t)
+                    np.abs(t, out=t)
+                    np.maximum(D, t, out=D)
+            S[i0:i1] += D @ onehot[j0:j1]
+            if j0 != i0:
+                S[j0:j1] += D.T @ onehot[i0:i1]
+    return S
+
+
+def silhouette_samples(X: np.ndarray, labels: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """Silhouette of every row, in the metric's own (non-squared) distance.
+
+    The same values as :func:`sklearn.metrics.silhouette_samples` (to rounding) without
+    scikit-learn: ``s = (b - a) / max(a, b)`` with ``a`` the mean distance to the other members of
+    the row's cluster and ``b`` the smallest mean distance to another cluster's members; 0 for a
+    cluster of one row.  Memory beyond ``X`` is ``O(n * k)`` plus a few blocks of
+    :data:`SILHOUETTE_BLOCK_BYTES`.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_samples, n_features)
+        Computed in float64.
+    labels : ndarray, shape (n_samples,)
+        Any labels (2 to n_samples - 1 distinct values).
+    metric : {"euclidean", "manhattan", "chebyshev"}, default "euclidean"
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples,)
+        Values in [-1, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> silhouette_samples(np.array([[0.0], [1.0], [4.0]]), np.array([0, 0, 1]), "manhattan").round(3).tolist()
+    [0.75, 0.667, 0.0]
+    """
+    metric = _check_metric(metric)
+    X = np.asarray(_check_2d(X), dtype=np.float64)
+    labels = np.asarray(labels).ravel()
+    if labels.shape[0] != X.shape[0]:
+        raise ClusteringError(f"labels has {labels.shape[0]} entries but X has {X.shape[0]} rows")
+    ids, lab = np.unique(labels, return_inverse=True)
+    n, k = X.shape[0], ids.size
+    if not 2 <= k <= n - 1:
+        raise ClusteringError(
+            f"silhouette needs 2 to n_samples - 1 clusters, got {k}; "
+            "check clustering.k and the number of valid pixels"
+        )
+    lab = lab.ravel()
+    block = max(16, int(math.sqrt(SILHOUETTE_BLOCK_BYTES / 8)))
+    S = _cluster_distance_sums(X, lab, k, metric, block)
+    counts = np.bincount(lab, minlength=k)
+    rows = np.arange(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = S[rows, lab] / (counts[lab] - 1)
+        S[rows, lab] = np.inf
+        b = (S / counts).min(axis=1)
+        s = (b - a) / np.maximum(a, b)
+    return np.nan_to_num(s)
+
+
 def silhouette(
     X: np.ndarray,
     labels: np.ndarray,
@@ -818,8 +963,6 @@ def silhouette(
     >>> round(silhouette(X, np.array([0, 0, 1, 1]), "manhattan"), 3)
     0.98
     """
-    from sklearn.metrics import silhouette_samples
-
     metric = _check_metric(metric)
     X = _check_2d(X)
     labels = np.asarray(labels).ravel()
@@ -837,14 +980,18 @@ def silhouette(
     rng = check_random_state(random_state)
     idx, w = _stratified_indices(labels, sample_size, min_per_cluster, rng)
     Xs = np.asarray(X[idx], dtype=np.float64)
-    s = silhouette_samples(Xs, labels[idx], metric=metric)
+    s = silhouette_samples(Xs, labels[idx], metric)
     return float(np.average(s, weights=w))
 
 
 def calinski_harabasz(
     X: np.ndarray, labels: np.ndarray, sample_size: int | None = 100_000, random_state: Any = None
 ) -> float:
-    """Calinski-Harabasz index (euclidean), passthrough to scikit-learn on a uniform sample.
+    """Calinski-Harabasz index (euclidean) on a uniform sample.
+
+    The variance ratio ``(B / (k - 1)) / (W / (n - k))`` with ``B`` the between-cluster and ``W``
+    the within-cluster sum of squares, computed as :func:`sklearn.metrics.calinski_harabasz_score`
+    does (1.0 when ``W`` is 0).
 
     Parameters
     ----------
@@ -867,17 +1014,28 @@ def calinski_harabasz(
     >>> calinski_harabasz(X, np.array([0, 0, 1, 1])) > 100
     True
     """
-    from sklearn.metrics import calinski_harabasz_score
-
     X = _check_2d(X)
     labels = np.asarray(labels).ravel()
     if sample_size is not None and X.shape[0] > sample_size:
         rng = check_random_state(random_state)
         idx = np.sort(rng.choice(X.shape[0], sample_size, replace=False))
         X, labels = X[idx], labels[idx]
-    if np.unique(labels).size < 2:
-        raise ClusteringError("calinski_harabasz needs at least 2 clusters in the sample")
-    return float(calinski_harabasz_score(np.asarray(X, dtype=np.float64), labels))
+    ids, lab = np.unique(labels, return_inverse=True)
+    n, k = X.shape[0], ids.size
+    if not 2 <= k <= n - 1:
+        raise ClusteringError(
+            f"calinski_harabasz needs 2 to n_samples - 1 clusters in the sample, got {k}"
+        )
+    X = np.asarray(X, dtype=np.float64)
+    lab = lab.ravel()
+    mean = X.mean(axis=0)
+    extra, intra = 0.0, 0.0
+    for c in range(k):
+        Xc = X[lab == c]
+        mean_c = Xc.mean(axis=0)
+        extra += Xc.shape[0] * float(((mean_c - mean) ** 2).sum())
+        intra += float(((Xc - mean_c) ** 2).sum())
+    return 1.0 if intra == 0.0 else float(extra * (n - k) / (intra * (k - 1.0)))
 
 
 def select_model(

@@ -126,12 +126,12 @@ def kmeans_from_centers(centers: np.ndarray, metric: str, **params: Any) -> KMea
 def _versions() -> dict[str, str]:
     from . import __version__
 
-    out = {"rs_change": __version__, "numpy": np.__version__}
-    try:
-        import sklearn
+    from importlib import metadata
 
-        out["scikit-learn"] = sklearn.__version__
-    except ImportError:  # pragma: no cover
+    out = {"rs_change": __version__, "numpy": np.__version__}
+    try:  # installed alongside (a declared dependency) though the fit no longer calls it: no import
+        out["scikit-learn"] = metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:  # pragma: no cover
         pass
     return out
 
@@ -167,7 +167,8 @@ class WaterModel:
     shift_trace : list of float
         Largest centre shift at each k-means iteration (the convergence trace).
     versions : dict of str to str
-        Versions of rs-change, numpy and scikit-learn that fitted the model.
+        Versions of rs-change and numpy that fitted the model (and of scikit-learn, installed
+        alongside; the fit itself is numpy only).
     labeller : Labeller or None
         Decides water per pixel (rule + fine clusters, or hand-named cluster ids), as the
         pipeline does; None (a model built by hand) means "the pixels of ``water_ids``".

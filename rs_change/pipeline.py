@@ -380,16 +380,9 @@ class FitTask:
     shared: Any = None
 
     def __call__(self, source: SceneSource) -> DateModel:
-        import sklearn
-
+        # the silhouette's pairwise scratch is bounded by rs_change.clustering.SILHOUETTE_BLOCK_BYTES
         limit_gdal_cache(self.cfg.compute.gdal_cache_mb)
-        # scikit-learn's pairwise chunks (silhouette) default to 1 GB each; dates fit in parallel
-        with sklearn.config_context(working_memory=FIT_WORKING_MEMORY_MB):
-            return fit_date(source, self.ref, self.geoms, self.cfg, self.shared)
-
-
-#: MB of scratch scikit-learn may use per pairwise-distance chunk while fitting one date.
-FIT_WORKING_MEMORY_MB = 128
+        return fit_date(source, self.ref, self.geoms, self.cfg, self.shared)
 
 
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:

@@ -205,11 +205,94 @@ def test_silhouette_uses_the_metric() -> None:
     assert scores["manhattan"] == pytest.approx(silhouette_score(X, y, metric="manhattan"))
 
 
-def test_calinski_harabasz_passthrough() -> None:
+def test_calinski_harabasz_equals_sklearn() -> None:
     from sklearn.metrics import calinski_harabasz_score
 
     X, y = blobs(100)
-    assert calinski_harabasz(X, y) == pytest.approx(calinski_harabasz_score(X, y))
+    assert calinski_harabasz(X, y) == pytest.approx(calinski_harabasz_score(X, y), rel=1e-12)
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(500, 4))
+    y = rng.randint(0, 5, 500) * 10 + 1  # arbitrary label values
+    assert calinski_harabasz(X, y) == pytest.approx(calinski_harabasz_score(X, y), rel=1e-12)
+    same = np.ones((4, 2))  # no within-cluster spread: 1.0 as in scikit-learn
+    assert calinski_harabasz(same, np.array([0, 0, 1, 1])) == calinski_harabasz_score(same, [0, 0, 1, 1]) == 1.0
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_silhouette_samples_equal_sklearn(metric: str) -> None:
+    """The numpy silhouette (blocked pairwise tiles, sorted prefix sums for manhattan) is
+    scikit-learn's to 1e-9, on continuous data, on uint8-like data full of duplicate rows and
+    ties, with a cluster of one row (silhouette 0) and with more rows than one tile."""
+    from sklearn.metrics import silhouette_samples as sk_samples
+
+    from rs_change.clustering import silhouette_samples
+
+    rng = np.random.RandomState(7)
+    cont = np.concatenate([rng.normal(0, 1, (300, 5)), rng.normal(1.5, 2, (200, 5))])
+    y_cont = np.concatenate([rng.randint(0, 3, 300), rng.randint(2, 5, 200)])
+    dup = rng.randint(0, 6, (700, 3)).astype(np.float64)  # many identical rows and equal distances
+    y_dup = (dup[:, 0] > 2).astype(int) + (dup[:, 1] > 3)
+    single = np.concatenate([rng.normal(0, 1, (40, 2)), [[9.0, 9.0]]])
+    y_single = np.concatenate([np.arange(40) % 2, [5]])
+    wide = rng.uniform(-3, 3, (1300, 4))  # > 512 rows: several tiles, off-diagonal ones too
+    y_wide = (wide[:, 0] > 0).astype(int) + 2 * (wide[:, 1] > 1)
+    for X, y in ((cont, y_cont), (dup, y_dup), (single, y_single), (wide, y_wide)):
+        ours = silhouette_samples(X, y, metric)
+        ref = sk_samples(X, y, metric=metric)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9)
+    assert silhouette_samples(single, y_single, metric)[-1] == 0.0
+    with pytest.raises(ClusteringError, match="2 to n_samples - 1"):
+        silhouette_samples(cont, np.zeros(len(cont)), metric)
+
+
+def test_silhouette_equals_sklearn_weighted_on_the_stratified_sample() -> None:
+    from sklearn.metrics import silhouette_samples as sk_samples
+
+    from rs_change.clustering import _stratified_indices, check_random_state
+
+    rng = np.random.RandomState(1)
+    X = np.concatenate([rng.normal(0, 1, (20_000, 3)), rng.normal(4, 1, (30, 3))])
+    y = np.repeat([0, 1], [20_000, 30])
+    idx, w = _stratified_indices(y, 1000, 200, check_random_state(5))
+    expected = np.average(sk_samples(X[idx], y[idx], metric="chebyshev"), weights=w)
+    assert silhouette(X, y, "chebyshev", sample_size=1000, random_state=5) == pytest.approx(expected, abs=1e-12)
+
+
+def test_check_random_state_draws_as_sklearn() -> None:
+    from sklearn.utils import check_random_state as sk_crs
+
+    from rs_change.clustering import check_random_state
+
+    for seed in (0, 42, np.int64(3)):
+        assert check_random_state(seed).randint(10**6, size=5).tolist() == sk_crs(seed).randint(10**6, size=5).tolist()
+    rs = np.random.RandomState(1)
+    assert check_random_state(rs) is rs
+    assert check_random_state(None) is np.random.mtrand._rand
+    with pytest.raises(ClusteringError, match="random_state"):
+        check_random_state("seed")
+
+
+def test_run_imports_no_sklearn_scipy_stats_or_pandas() -> None:
+    """The CLI and the pipeline (fit included) run on numpy: importing them, and fitting a model
+    with its silhouette and labeller, must not import scikit-learn, scipy.stats or pandas (1.3 s
+    of import time)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, rs_change.cli, rs_change.pipeline\n"
+        "from rs_change.model import fit_sample\n"
+        "from rs_change.sensors import get_profile\n"
+        "from rs_change.clustering import calinski_harabasz, select_model\n"
+        "rng = np.random.default_rng(0)\n"
+        "B = np.vstack([rng.normal([80, 110, 90, 180], 3, (300, 4)), rng.normal([70, 60, 30, 20], 3, (100, 4))])\n"
+        "X = np.column_stack([B, (B[:, 1] - B[:, 3]) / (B[:, 1] + B[:, 3])])\n"
+        "m, _ = fit_sample(X, ['blue', 'green', 'red', 'nir', 'ndwi'], get_profile('naip'), k=[2, 3], metric='auto')\n"
+        "assert m.silhouette is not None and m.versions['numpy']\n"
+        "print(sorted(x for x in ('sklearn', 'scipy.stats', 'pandas') if x in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_select_model_picks_true_k() -> None:
