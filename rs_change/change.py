@@ -333,3 +333,120 @@ class SeriesAccumulator:
             "mean_frequency_percent": round(float(fw / fa), 4) if fa else None,
             "note": "classes over the dates each pixel was observed on; see docs/products.md for the definitions",
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-block statistics from one joint code per pixel
+# ---------------------------------------------------------------------------------------------
+#: Most dates measured through :class:`JointStates` (3**10 + 1 = 59,050 codes); more dates use
+#: the per-pixel functions above.
+MAX_JOINT_DATES = 10
+
+
+class JointStates:
+    """Every per-block figure of a run from one histogram of *joint states*.
+
+    A pixel inside the area of interest has, on each of the ``n`` dates, one of three states:
+    land (0), water (1) or unobserved (2); its joint code is ``sum(state_i * 3**i)``. Pixels
+    outside the area of interest get the code ``3**n``. Everything summary.json reports (each
+    date's water / observed / unobserved / outside areas, the first -> last change classes, the
+    consecutive transitions, the series classes and the water frequency) is a function of the
+    joint code alone, so a block is measured by two ``bincount`` s of its codes (pixels and m2)
+    instead of one pass over the block per figure; the rasters (change map, frequency, series
+    classes, transitions) are table look-ups of the codes. The tables are built by running
+    :func:`change_map`, :func:`water_frequency` and :func:`series_classes` on one pseudo-pixel
+    per code, so the definitions are the ones above, not a second copy.
+
+    Parameters
+    ----------
+    n_dates : int
+        Number of dates, 1 to :data:`MAX_JOINT_DATES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> js = JointStates(2)
+    >>> code = js.encode([np.array([1, 0, 255], np.uint8), np.array([1, 1, 0], np.uint8)])
+    >>> code.tolist(), js.change[code].tolist()
+    ([4, 3, 2], [1, 2, 255])
+    """
+
+    def __init__(self, n_dates: int) -> None:
+        if not 1 <= n_dates <= MAX_JOINT_DATES:
+            raise ValueError(f"JointStates handles 1 to {MAX_JOINT_DATES} dates, got {n_dates}")
+        self.n = n = int(n_dates)
+        self.outside = 3**n
+        codes = np.arange(3**n + 1)
+        states = (codes[None, :] // (3 ** np.arange(n))[:, None]) % 3  # (n, n_codes)
+        states[:, -1] = 2  # outside: unobserved on every date
+        self.masks = [np.where(s == 2, NODATA, s).astype(np.uint8) for s in states]
+        self.states = states
+        self.inside = codes != self.outside
+        self.change = change_map(self.masks[0], self.masks[-1]) if n >= 2 else None
+        self.transitions = [change_map(a, b) for a, b in zip(self.masks[:-1], self.masks[1:])]
+        self.frequency = water_frequency(self.masks)[0]
+        self.classes = series_classes(self.masks)
+        self.dtype = np.uint8 if self.outside < 256 else np.uint16
+
+    def encode(self, masks: Sequence[np.ndarray], inside: Optional[np.ndarray] = None) -> np.ndarray:
+        """Joint code of every pixel from the dates' water masks (1 water, 0 land, 255 unobserved).
+
+        Parameters
+        ----------
+        masks : sequence of n uint8 arrays, all one shape
+        inside : bool array of that shape, optional
+            Area of interest (default: every pixel inside).
+
+        Returns
+        -------
+        numpy.ndarray of uint8 (up to 5 dates) or uint16, the masks' shape
+        """
+        if len(masks) != self.n:
+            raise ValueError(f"expected {self.n} masks, got {len(masks)}")
+        code = np.zeros(np.shape(masks[0]), self.dtype)
+        tmp = np.empty_like(code)
+        for i, m in enumerate(masks):
+            np.minimum(m, 2, out=tmp, casting="unsafe")  # 0 land, 1 water, 255 -> 2 unobserved
+            if i:
+                np.multiply(tmp, 3**i, out=tmp, casting="unsafe")
+            np.add(code, tmp, out=code, casting="unsafe")
+        if inside is not None:
+            code[~np.asarray(inside, bool)] = self.outside
+        return code
+
+    def histogram(self, code: np.ndarray, pixel_area: np.ndarray) -> np.ndarray:
+        """(2, n_codes) pixel count and m2 of every code; ``pixel_area`` broadcasts to ``code``."""
+        flat = code.reshape(-1)
+        pa = np.broadcast_to(np.asarray(pixel_area, np.float64), code.shape).reshape(-1)
+        return np.stack([np.bincount(flat, minlength=self.outside + 1).astype(np.float64),
+                         np.bincount(flat, weights=pa, minlength=self.outside + 1)])
+
+    def date_stats(self, hist: np.ndarray) -> np.ndarray:
+        """(n, 8) per date: water px, water m2, observed px, observed m2, unobserved px, unobserved m2,
+        outside px, outside m2 (pixels inside the area of interest count as unobserved when not
+        observed; pixels outside it only as outside)."""
+        out = np.zeros((self.n, 8))
+        for i, s in enumerate(self.states):
+            for j, sel in enumerate((self.inside & (s == 1), self.inside & (s != 2), self.inside & (s == 2), ~self.inside)):
+                out[i, 2 * j: 2 * j + 2] = hist[:, sel].sum(axis=1)
+        return out
+
+    @staticmethod
+    def _by(table: np.ndarray, keep: np.ndarray, codes: Sequence[int], hist: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(codes), 2))
+        for j, c in enumerate(codes):
+            out[j] = hist[:, keep & (table == c)].sum(axis=1)
+        return out
+
+    def change_stats(self, hist: np.ndarray, codes: Sequence[int] = tuple(CHANGE_CLASSES)) -> np.ndarray:
+        """(len(codes), 2) pixels and m2 of each first -> last change class, inside the area of interest."""
+        assert self.change is not None
+        return self._by(self.change, self.inside, codes, hist)
+
+    def series_stats(self, hist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``SeriesBlock``'s sums: transition stats (n-1, 5, 2), class stats (6, 2), frequency stats (2,)."""
+        tst = np.stack([self._by(t, self.inside, tuple(CHANGE_CLASSES), hist) for t in self.transitions])
+        cst = self._by(self.classes, self.inside, tuple(SERIES_CLASSES), hist)
+        seen = self.inside & (self.frequency != FREQUENCY_NODATA)
+        fst = np.array([float((self.frequency[seen] * hist[1, seen]).sum()), float(hist[1, seen].sum())])
+        return tst, cst, fst

@@ -13,6 +13,7 @@ size, not the scene size:
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import hashlib
 import logging
@@ -22,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
@@ -30,13 +31,14 @@ import numpy as np
 
 from . import __version__
 from .area import pixel_area
-from .change import CHANGE_CLASSES, change_stats, CHANGE_COLORS, NODATA, SeriesAccumulator, SeriesBlock, change_map, series_block
+from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
+                     change_map, change_stats, series_block)
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
 from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token
 from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeError
 from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, polygonize, product_names, run_polygons, style_outputs, write_csv, write_json, write_layers
-from .features import default_features, feature_matrix
+from .features import default_features, feature_matrix, spectral_index
 from .grid import Grid
 from .labelling import ClusterDecision, fit_labeller, label_clusters, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
@@ -241,20 +243,67 @@ def shared_model(cfg: RunConfig, sources: Sequence[SceneSource], ref: Grid, geom
     return None
 
 
-def classify_block(dm: DateModel, bands: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster ids (255 unobserved) and water mask (1 water, 0 land, 255 unobserved) of a block."""
-    clusters = np.full(valid.shape, 255, dtype=np.uint8)
+def classify_block(
+    dm: DateModel, bands: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
+) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """Cluster ids (255 unobserved) and water mask (1 water, 0 land, 255 unobserved) of a block.
+
+    With ``clusters=False`` the cluster ids are not computed (None is returned in their place)
+    when water does not depend on them: a per-pixel labeller (rule + fine clusters) then tests
+    the rule on the whole block and predicts fine clusters for the pixels that pass it only.
+    The water mask is the same either way.
+    """
     water = np.full(valid.shape, NODATA, dtype=np.uint8)
-    if valid.any():
-        Xp = feature_matrix(bands, valid, dm.names, order="F")  # column-major: no transposes in predict
-        X = apply_scaler(Xp, dm.offset, dm.scale)
-        lab = dm.model.predict(X)
-        clusters[valid] = lab.astype(np.uint8)
-        if dm.labeller is not None:
-            water[valid] = dm.labeller.mask(Xp, X, lab).astype(np.uint8)
-        else:
-            water[valid] = np.isin(lab, dm.water).astype(np.uint8)
-    return clusters, water
+    lab_out = np.full(valid.shape, 255, dtype=np.uint8) if clusters else None
+    if not valid.any():
+        return lab_out, water
+    lab_model = _single_thread(dm.model)
+    if not clusters and dm.labeller is not None and dm.labeller.manual is None and dm.labeller.rule is not None:
+        lab = dm.labeller
+        ok = _rule_mask(lab.rule, bands, valid)
+        water[valid] = 0
+        if lab.fine is None or not ok.any():
+            water[ok] = 1
+            return None, water
+        Xp = feature_matrix(bands, ok, dm.names, order="F")
+        fl = _single_thread(lab.fine).predict(apply_scaler(Xp, dm.offset, dm.scale))
+        water[ok] = np.isin(fl, lab.fine_water).astype(np.uint8)
+        return None, water
+    Xp = feature_matrix(bands, valid, dm.names, order="F")  # column-major: no transposes in predict
+    X = apply_scaler(Xp, dm.offset, dm.scale)
+    labels = lab_model.predict(X)
+    if lab_out is not None:
+        lab_out[valid] = labels.astype(np.uint8)
+    if dm.labeller is not None:
+        fine = dm.labeller.fine
+        labeller = dm.labeller if fine is None else replace(dm.labeller, fine=_single_thread(fine))
+        water[valid] = labeller.mask(Xp, X, labels).astype(np.uint8)
+    else:
+        water[valid] = np.isin(labels, dm.water).astype(np.uint8)
+    return lab_out, water
+
+
+def _single_thread(km: Any) -> Any:
+    """``km`` predicting in the calling thread: blocks already run in parallel, and a thread pool
+    per block only adds waiting (the same labels)."""
+    if getattr(km, "n_jobs", 1) == 1:
+        return km
+    one = copy.copy(km)
+    one.n_jobs = 1
+    return one
+
+
+def _rule_mask(rule: Any, bands: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
+    """Pixels of a block that are observed and pass a :class:`~rs_change.labelling.WaterRule`: the
+    same values as ``rule.passes`` on the feature matrix (the same float32 index), computed on
+    the block's arrays without building the matrix."""
+    def feat(name: str) -> np.ndarray:
+        return bands[name] if name in bands else spectral_index(bands, name)
+
+    ok = feat(rule.index) > rule.t_index
+    ok &= feat(rule.dark) < rule.t_dark
+    ok &= valid
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +328,7 @@ _CHANGE_CODES = (0, 1, 2, 3, 255)
 
 def process_block(
     window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
-    resampling: str, token: Optional[str] = None,
+    resampling: str, token: Optional[str] = None, rasters: bool = True,
 ) -> BlockResult:
     """Read, classify, measure and compare every date in one window of the reference grid.
 
@@ -298,6 +347,9 @@ def process_block(
     token : str, optional
         Run key under which the calling thread keeps its readers open between blocks
         (:func:`rs_change.engine.cached_reader`); None opens and closes them for this block.
+    rasters : bool, default True
+        Also make the rasters that are written (cluster ids, change map, series rasters); False
+        (a summary-only run) computes the water masks and the area sums only.
 
     Returns
     -------
@@ -307,11 +359,9 @@ def process_block(
     r0, c0, h, w = window
     g = ref.window_grid(r0, c0, h, w)
     pa = pixel_area(g.transform, g.crs, g.shape)
-    pa_full = np.broadcast_to(pa, (h, w))
     inside = aoi_mask(geoms, g)
     masks = []
     clusters: list[np.ndarray] = []
-    stats = np.zeros((len(models), 8), dtype=np.float64)
     extras: list[dict[str, float]] = []
     for i, dm in enumerate(models):
         if token is not None:
@@ -325,28 +375,60 @@ def process_block(
                 rd.close()
         if inside is not None:
             valid &= inside
-        cl, water = classify_block(dm, bands, valid)
+        cl, water = classify_block(dm, bands, valid, clusters=rasters)
+        del bands
         masks.append(water)
-        clusters.append(cl)
-        isw = water == 1
-        ins = np.ones((h, w), bool) if inside is None else inside
-        unobs = ins & ~valid
-        outside = ~ins
-        for j, sel in enumerate((isw, valid, unobs, outside)):
+        if cl is not None:
+            clusters.append(cl)
+        report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
+        if report is not None:
+            ins = np.ones((h, w), bool) if inside is None else inside
+            extras.append(report(rd, valid, ins, np.broadcast_to(pa, (h, w))))
+        else:
+            extras.append({})
+    if len(models) <= MAX_JOINT_DATES:
+        # one joint code per pixel, two bincounts: every figure of the block (rs_change.change.JointStates)
+        js = _joint_states(len(models))
+        code = js.encode(masks, inside)
+        hist = js.histogram(code, pa)
+        stats = js.date_stats(hist)
+        ch, cst, sb = None, np.zeros((len(_CHANGE_CODES), 2)), None
+        if len(models) >= 2:
+            cst = js.change_stats(hist, _CHANGE_CODES)
+            tst, sst, fst = js.series_stats(hist)
+            if rasters:
+                ch = js.change[code]
+                sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst)
+            else:
+                sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
+        return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
+    # many dates: one pass over the block per figure
+    pa_full = np.broadcast_to(pa, (h, w))
+    ins = np.ones((h, w), bool) if inside is None else inside
+    stats = np.zeros((len(models), 8), dtype=np.float64)
+    for i, water in enumerate(masks):
+        valid = water != NODATA
+        for j, sel in enumerate((water == 1, valid, ins & ~valid, ~ins)):
             stats[i, 2 * j] = sel.sum()
             stats[i, 2 * j + 1] = pa_full[sel].sum() if sel.any() else 0.0
-        report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
-        extras.append(report(rd, valid, ins, pa_full) if report is not None else {})
-    ch = None
+    ch = change_map(masks[0], masks[-1])
     cst = np.zeros((len(_CHANGE_CODES), 2))
-    if len(models) >= 2:
-        ch = change_map(masks[0], masks[-1])
-        ins = np.ones((h, w), bool) if inside is None else inside
-        for j, code in enumerate(_CHANGE_CODES):
-            sel = (ch == code) & ins
-            cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
-    sb = series_block(masks, pa, inside) if len(models) >= 2 else None
-    return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
+    for j, code in enumerate(_CHANGE_CODES):
+        sel = (ch == code) & ins
+        cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
+    sb = series_block(masks, pa, inside)
+    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, extra=extras, series=sb)
+
+
+_JOINT: dict[int, JointStates] = {}
+
+
+def _joint_states(n: int) -> JointStates:
+    """One :class:`~rs_change.change.JointStates` per number of dates and process (built once)."""
+    js = _JOINT.get(n)
+    if js is None:
+        js = _JOINT[n] = JointStates(n)
+    return js
 
 
 @dataclass
@@ -364,10 +446,11 @@ class BlockTask:
     token: str = field(default_factory=new_token)
 
     gdal_cache_mb: int = 256
+    rasters: bool = True  # False: summary only (no cluster, change or series rasters)
 
     def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
         limit_gdal_cache(self.gdal_cache_mb)
-        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token)
+        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters)
 
 
 @dataclass
@@ -514,7 +597,7 @@ def _run_passes(
         stats = np.zeros((len(models), 8))
         cstats = np.zeros((len(_CHANGE_CODES), 2))
         extra: list[dict[str, float]] = [{} for _ in models]
-        task = BlockTask(ref, models, geoms, cfg.grid.resampling, gdal_cache_mb=cfg.compute.gdal_cache_mb)
+        task = BlockTask(ref, models, geoms, cfg.grid.resampling, gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):

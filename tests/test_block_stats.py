@@ -1,0 +1,158 @@
+"""Pass 2's fast paths give exactly what the plain per-pixel definitions give: the joint-state
+histogram (rs_change.change.JointStates), the summary-only classification (no cluster ids) and
+the cache-friendly bilinear shift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from rs_change import pipeline
+from rs_change.change import (CHANGE_CLASSES, JointStates, change_map, series_block, series_classes,
+                              water_frequency)
+from rs_change.config import RunConfig
+from rs_change.pipeline import classify_block, fit_date, process_block, reference_grid, build_source
+from rs_change.readers import _float, _lerp_strips, _round_to, _take
+
+from .conftest import lake_scene, write_geotiff
+
+
+def _random_masks(rng: np.random.Generator, n: int, shape: tuple[int, int]) -> list[np.ndarray]:
+    return [rng.choice(np.array([0, 1, 255], np.uint8), size=shape, p=[0.5, 0.3, 0.2]) for _ in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 6])
+def test_joint_states_equal_the_per_pixel_definitions(n: int) -> None:
+    rng = np.random.default_rng(n)
+    shape = (37, 41)
+    masks = _random_masks(rng, n, shape)
+    inside = rng.random(shape) > 0.15
+    pa = rng.uniform(0.3, 0.4, shape)
+    js = JointStates(n)
+    code = js.encode(masks, inside)
+    hist = js.histogram(code, pa)
+    # per date: water / observed / unobserved (inside) / outside, pixels and m2
+    st = js.date_stats(hist)
+    for i, m in enumerate(masks):
+        m = np.where(inside, m, 255)
+        sels = (m == 1, m != 255, inside & (m == 255), ~inside)
+        for j, sel in enumerate(sels):
+            assert st[i, 2 * j] == sel.sum()
+            assert st[i, 2 * j + 1] == pytest.approx(pa[sel].sum(), rel=1e-12)
+    # the rasters are the definitions' rasters
+    am = [np.where(inside, m, 255).astype(np.uint8) for m in masks]
+    assert np.array_equal(js.frequency[code], water_frequency(am)[0])
+    assert np.array_equal(js.classes[code], series_classes(am))
+    if n >= 2:
+        ch = change_map(am[0], am[-1])
+        assert np.array_equal(js.change[code], ch)
+        cst = js.change_stats(hist)
+        for j, c in enumerate(CHANGE_CLASSES):
+            sel = (ch == c) & inside
+            assert cst[j, 0] == sel.sum() and cst[j, 1] == pytest.approx(pa[sel].sum(), rel=1e-12)
+        sb = series_block(am, pa, inside)
+        tst, sst, fst = js.series_stats(hist)
+        np.testing.assert_allclose(tst, sb.transition_stats, rtol=1e-12)
+        np.testing.assert_allclose(sst, sb.class_stats, rtol=1e-12)
+        np.testing.assert_allclose(fst, sb.frequency_stats, rtol=1e-12)
+        for t, ref in zip(js.transitions, sb.transitions):
+            assert np.array_equal(t[code], ref)
+
+
+def test_joint_code_examples() -> None:
+    js = JointStates(2)
+    code = js.encode([np.array([1, 0, 255, 1], np.uint8), np.array([1, 1, 0, 1], np.uint8)],
+                     np.array([True, True, True, False]))
+    # 1 + 3*1 = 4 (water, water); 0 + 3*1 = 3 (land, water); 2 + 0 = 2 (unobserved, land); outside = 9
+    assert code.tolist() == [4, 3, 2, 9]
+    assert js.change[code].tolist() == [1, 2, 255, 255]
+    with pytest.raises(ValueError):
+        JointStates(11)
+
+
+@pytest.fixture(scope="module")
+def three_dates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("blocks")
+    t = Affine(1.0, 0, 500000.0, 0, -1.0, 5200000.0)
+    lakes = [(slice(20, 60), slice(30, 90)), (slice(20, 100), slice(30, 130)), (slice(40, 70), slice(10, 60))]
+    for i, lake in enumerate(lakes):
+        img = lake_scene(120, 140, lake, seed=i)
+        img[:, 100:, :12] = 0  # a nodata corner
+        write_geotiff(d / f"s{i}.tif", img, t, "EPSG:32614", nodata=0)
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    tri = Polygon([(500005, 5199885), (500135, 5199885), (500070, 5199995)])  # leaves pixels outside
+    gpd.GeoDataFrame(geometry=[tri], crs="EPSG:32614").to_file(d / "aoi.gpkg")
+    (d / "run.yaml").write_text(
+        "scenes:\n"
+        "  - {date: 2001-01-01, path: s0.tif, sensor: naip}\n"
+        "  - {date: 2002-01-01, path: s1.tif, sensor: naip}\n"
+        "  - {date: 2003-01-01, path: s2.tif, sensor: naip}\n"
+        "clustering: {k: 2, seed: 0, sample_size: 3000, n_init: 1}\n"
+        "aoi: {path: aoi.gpkg}\n"
+    )
+    return d / "run.yaml"
+
+
+def test_block_figures_same_with_and_without_joint_states(three_dates: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = RunConfig.from_yaml(three_dates)
+    sources = [build_source(s, cfg) for s in cfg.scenes]
+    ref = reference_grid(cfg, sources)
+    geoms = pipeline.aoi_geometries(cfg, ref.crs)
+    models = [fit_date(s, ref, geoms, cfg) for s in sources]
+    win = (0, 0, ref.height, ref.width)
+    fast = process_block(win, ref, models, geoms, "bilinear")
+    monkeypatch.setattr(pipeline, "MAX_JOINT_DATES", 0)  # the per-pixel functions
+    slow = process_block(win, ref, models, geoms, "bilinear")
+    assert fast.stats[:, 0].sum() > 0 and fast.stats[:, 6].sum() > 0  # water and outside pixels exist
+    np.testing.assert_allclose(fast.stats, slow.stats, rtol=1e-12)
+    np.testing.assert_allclose(fast.change_stats, slow.change_stats, rtol=1e-12)
+    assert np.array_equal(fast.change, slow.change)
+    for a, b in zip(fast.water, slow.water):
+        assert np.array_equal(a, b)
+    np.testing.assert_allclose(fast.series.transition_stats, slow.series.transition_stats, rtol=1e-12)
+    np.testing.assert_allclose(fast.series.class_stats, slow.series.class_stats, rtol=1e-12)
+    assert np.array_equal(fast.series.frequency, slow.series.frequency)
+    assert np.array_equal(fast.series.classes, slow.series.classes)
+
+
+def test_summary_only_blocks_have_the_same_water(three_dates: Path) -> None:
+    cfg = RunConfig.from_yaml(three_dates)
+    sources = [build_source(s, cfg) for s in cfg.scenes]
+    ref = reference_grid(cfg, sources)
+    models = [fit_date(s, ref, None, cfg) for s in sources]
+    win = (0, 0, ref.height, ref.width)
+    full = process_block(win, ref, models, None, "bilinear", rasters=True)
+    summ = process_block(win, ref, models, None, "bilinear", rasters=False)
+    assert summ.change is None and summ.clusters == [] and summ.series.frequency is None
+    np.testing.assert_array_equal(summ.stats, full.stats)
+    np.testing.assert_array_equal(summ.change_stats, full.change_stats)
+    for a, b in zip(full.water, summ.water):
+        assert np.array_equal(a, b)
+    # and per date, directly: the rule on the block + fine clusters of passing pixels only
+    for dm in models:
+        with dm.source.open(ref, "bilinear") as rd:
+            bands, valid = rd.read()
+        cl, w1 = classify_block(dm, bands, valid, clusters=True)
+        none, w2 = classify_block(dm, bands, valid, clusters=False)
+        assert none is None and cl is not None and np.array_equal(w1, w2) and (w1 == 1).sum() > 100
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32])
+@pytest.mark.parametrize("fx, fy", [(0.6, 0.6), (0.0, 0.25), (0.75, 0.0)])
+def test_strip_shift_is_bit_identical_to_whole_block(dtype: type, fx: float, fy: float) -> None:
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 256 if dtype == np.uint8 else 9000, (3, 101, 83)).astype(dtype)
+    r0 = np.clip(np.arange(100) - 2, 0, 100)  # clamped at the edge, as at a raster border
+    r1 = np.clip(r0 + (fy > 0), 0, 100)
+    c0 = np.arange(82)
+    c1 = c0 + (fx > 0)
+    a = _float(src)
+    rows = _take(a, c0, 2) if fx == 0 else _take(a, c0, 2) * (1.0 - fx) + _take(a, c1, 2) * fx
+    ref = _round_to(_take(rows, r0, 1) if fy == 0 else _take(rows, r0, 1) * (1.0 - fy) + _take(rows, r1, 1) * fy, src.dtype)
+    got = _lerp_strips(src, r0, r1, c0, c1, fx, fy, rows_per_strip=7)
+    assert got.dtype == src.dtype and np.array_equal(got, ref)
