@@ -42,7 +42,7 @@ from .features import default_features, feature_matrix, spectral_index
 from .grid import Grid
 from .labelling import ClusterDecision, fit_labeller, label_clusters, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
-from .readers import SceneSource, check_overlap, open_scene
+from .readers import SceneSource, check_overlap, open_scene, observed_mask, raw_to_bands
 from .strips import mean_pixel_area
 from .sensors import custom_profile, get_profile
 
@@ -248,38 +248,160 @@ def classify_block(
 ) -> tuple[Optional[np.ndarray], np.ndarray]:
     """Cluster ids (255 unobserved) and water mask (1 water, 0 land, 255 unobserved) of a block.
 
-    With ``clusters=False`` the cluster ids are not computed (None is returned in their place)
-    when water does not depend on them: a per-pixel labeller (rule + fine clusters) then tests
-    the rule on the whole block and predicts fine clusters for the pixels that pass it only.
-    The water mask is the same either way.
+    Parameters
+    ----------
+    dm : DateModel
+    bands : dict of role to float32 (h, w)
+        Bands in physical units (:meth:`rs_change.readers.WindowReader.read`).
+    valid : bool (h, w)
+        Observed pixels.
+    clusters : bool, default True
+        False skips the cluster ids (None is returned in their place) where water does not depend
+        on them: a per-pixel labeller then tests its rule on every pixel and predicts fine clusters
+        for the pixels that pass it only. The water mask is the same either way.
+
+    Returns
+    -------
+    clusters : uint8 (h, w) or None
+    water : uint8 (h, w)
     """
-    water = np.full(valid.shape, NODATA, dtype=np.uint8)
-    lab_out = np.full(valid.shape, 255, dtype=np.uint8) if clusters else None
-    if not valid.any():
-        return lab_out, water
-    lab_model = _single_thread(dm.model)
-    if not clusters and dm.labeller is not None and dm.labeller.manual is None and dm.labeller.rule is not None:
-        lab = dm.labeller
-        ok = _rule_mask(lab.rule, bands, valid)
-        water[valid] = 0
-        if lab.fine is None or not ok.any():
-            water[ok] = 1
-            return None, water
-        Xp = feature_matrix(bands, ok, dm.names, order="F")
+    def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
+        return {k: v[s:e] for k, v in bands.items()}, None
+
+    return _classify_strips(dm, strip, valid.copy(), clusters)
+
+
+#: Rows per strip of a block in the classification: every temporary (a float32 band, a feature
+#: column, a distance) of a 1024-pixel-wide strip is 256 kB and stays in the CPU's cache.
+STRIP_ROWS = 64
+
+
+def classify_raw(
+    dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
+) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """:func:`classify_block` of raw band values (:meth:`~rs_change.readers.WindowReader.read_raw`):
+    converted to physical units strip by strip; ``valid`` (updated in place) loses the pixels
+    that :func:`~rs_change.readers.raw_to_bands` finds unobserved (nodata, fill, range)."""
+    prof, nd = dm.source.profile, dm.source.nodata
+
+    def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
+        return raw_to_bands({k: v[s:e] for k, v in raws.items()}, prof, nd)
+
+    lut = None if clusters else _rule_table(dm, raws)
+    if lut is not None:
+        return None, _water_from_table(dm, raws, valid, lut)
+    return _classify_strips(dm, strip, valid, clusters)
+
+
+def _rule_table(dm: DateModel, raws: dict[str, np.ndarray]) -> Optional[tuple[str, str, np.ndarray]]:
+    """(role a, role b, table) when water is decided per pixel and its rule reads two 8-bit bands:
+    ``table[a << 8 | b]`` is the rule's verdict for every pair of raw values, computed with the
+    same functions as on a block (so the same verdicts); None otherwise."""
+    lab = dm.labeller
+    if lab is None or lab.manual is not None or lab.rule is None:
+        return None
+    rule = lab.rule
+    needs = {"ndwi": ("green", "nir"), "mndwi": ("green", "swir1")}.get(rule.index)
+    if needs is None or rule.dark not in needs or any(r not in raws or raws[r].dtype != np.uint8 for r in needs):
+        return None
+    key = (id(dm), needs)
+    hit = _TABLES.get(key)
+    if hit is None or hit[0] is not dm:
+        a, b = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+        grid = {needs[0]: a.reshape(-1), needs[1]: b.reshape(-1)}
+        bands, _ = raw_to_bands(grid, dm.source.profile, None)
+        table = _rule_mask(rule, bands, np.ones(256 * 256, bool))
+        hit = _TABLES[key] = (dm, table)
+    return needs[0], needs[1], hit[1]
+
+
+_TABLES: dict[Any, tuple[Any, np.ndarray]] = {}
+
+
+def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndarray,
+                      lut: tuple[str, str, np.ndarray]) -> np.ndarray:
+    """The water mask of a block whose per-pixel rule is a table of two 8-bit bands
+    (:func:`_rule_table`); the bands are converted to physical units for the pixels that pass the
+    rule only (their fine clusters). ``valid`` is updated in place with the observed mask."""
+    ra, rb, table = lut
+    lab = dm.labeller
+    h, w = valid.shape
+    water = np.full((h, w), NODATA, np.uint8)
+    prof, nd = dm.source.profile, dm.source.nodata
+    idx_parts: list[np.ndarray] = []
+    for s in range(0, h, STRIP_ROWS):
+        e = min(s + STRIP_ROWS, h)
+        sub = {k: v[s:e] for k, v in raws.items()}
+        vs = valid[s:e]
+        vs &= observed_mask(sub, prof, nd)
+        key = sub[ra].astype(np.uint16)
+        key <<= 8
+        key |= sub[rb]
+        ok = table[key]
+        ok &= vs
+        wv = water[s:e]
+        wv[vs] = 0
+        if lab.fine is None:
+            wv[ok] = 1
+        elif ok.any():
+            idx_parts.append(np.flatnonzero(ok) + s * w)
+    if idx_parts:
+        idx = np.concatenate(idx_parts)
+        bands, fin = raw_to_bands({k: v.reshape(-1)[idx] for k, v in raws.items()}, prof, nd)
+        Xp = feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F")
         fl = _single_thread(lab.fine).predict(apply_scaler(Xp, dm.offset, dm.scale))
-        water[ok] = np.isin(fl, lab.fine_water).astype(np.uint8)
-        return None, water
-    Xp = feature_matrix(bands, valid, dm.names, order="F")  # column-major: no transposes in predict
-    X = apply_scaler(Xp, dm.offset, dm.scale)
-    labels = lab_model.predict(X)
-    if lab_out is not None:
-        lab_out[valid] = labels.astype(np.uint8)
-    if dm.labeller is not None:
-        fine = dm.labeller.fine
-        labeller = dm.labeller if fine is None else replace(dm.labeller, fine=_single_thread(fine))
-        water[valid] = labeller.mask(Xp, X, labels).astype(np.uint8)
-    else:
-        water[valid] = np.isin(labels, dm.water).astype(np.uint8)
+        water.reshape(-1)[idx] = np.isin(fl, lab.fine_water).astype(np.uint8)
+    return water
+
+
+def _classify_strips(
+    dm: DateModel, strip: Callable[[int, int], tuple[dict[str, np.ndarray], Optional[np.ndarray]]],
+    valid: np.ndarray, clusters: bool,
+) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """The classification of one block, :data:`STRIP_ROWS` rows at a time (``strip(s, e)`` gives the
+    bands of rows s..e and their observed mask or None); the fine clusters of the pixels that pass
+    a per-pixel rule are predicted once for the whole block. Row-wise the same arithmetic as
+    :meth:`rs_change.labelling.Labeller.mask` on the whole block, so the same pixels."""
+    h, w = valid.shape
+    water = np.full((h, w), NODATA, dtype=np.uint8)
+    lab_out = np.full((h, w), 255, dtype=np.uint8) if clusters else None
+    lab = dm.labeller
+    per_pixel = lab is not None and lab.manual is None and lab.rule is not None
+    need_labels = clusters or not per_pixel
+    model = _single_thread(dm.model)
+    flat_water = water.reshape(-1)
+    ok_rows: list[np.ndarray] = []
+    ok_idx: list[np.ndarray] = []
+    for s in range(0, h, STRIP_ROWS):
+        e = min(s + STRIP_ROWS, h)
+        bands, observed = strip(s, e)
+        vs = valid[s:e]
+        if observed is not None:
+            vs &= observed
+        if not vs.any():
+            continue
+        wv = water[s:e]
+        wv[vs] = 0
+        labels = None
+        if need_labels:
+            Xp = feature_matrix(bands, vs, dm.names, order="F")  # column-major: no transposes in predict
+            labels = model.predict(apply_scaler(Xp, dm.offset, dm.scale))
+            if lab_out is not None:
+                lab_out[s:e][vs] = labels.astype(np.uint8)
+        if per_pixel:
+            ok = _rule_mask(lab.rule, bands, vs)
+            if lab.fine is None:
+                wv[ok] = 1
+            elif ok.any():
+                ok_rows.append(feature_matrix(bands, ok, dm.names, order="F"))
+                ok_idx.append(np.flatnonzero(ok) + s * w)
+        else:
+            ids = lab.manual if lab is not None and lab.manual is not None else dm.water
+            wv[vs] = np.isin(labels, ids).astype(np.uint8)
+    if ok_rows:
+        Xs = apply_scaler(np.asfortranarray(np.concatenate(ok_rows)), dm.offset, dm.scale)
+        fl = _single_thread(lab.fine).predict(Xs)
+        flat_water[np.concatenate(ok_idx)] = np.isin(fl, lab.fine_water).astype(np.uint8)
     return lab_out, water
 
 
@@ -369,14 +491,14 @@ def process_block(
         else:
             rd = dm.source.open(ref, resampling)
         try:
-            bands, valid = rd.read(r0, c0, h, w)
+            raws, valid = rd.read_raw(r0, c0, h, w)
         finally:
             if token is None:
                 rd.close()
         if inside is not None:
             valid &= inside
-        cl, water = classify_block(dm, bands, valid, clusters=rasters)
-        del bands
+        cl, water = classify_raw(dm, raws, valid, clusters=rasters)  # valid: observed after this
+        del raws
         masks.append(water)
         if cl is not None:
             clusters.append(cl)

@@ -14,7 +14,7 @@ import datetime as _dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import rasterio
@@ -210,23 +210,36 @@ def _lerp_strips(src: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray
     nb, h, w = src.shape[0], len(r0), len(c0)
     out = np.empty((nb, h, w), src.dtype)
     ftype = _float(src[:, :0, :0]).dtype
+    x0, x1 = _index(c0), _index(c1)  # slices where consecutive (the usual case): views, no gathers
+    ry0, ry1 = _consecutive(r0), _consecutive(r1)
     for s in range(0, h, rows_per_strip):
         e = min(s + rows_per_strip, h)
         lo = int(min(r0[s:e].min(), r1[s:e].min()))
         hi = int(max(r0[s:e].max(), r1[s:e].max())) + 1
         a = src[:, lo:hi].astype(ftype)
         if fx == 0:
-            rows = _take(a, c0, 2)
+            rows = a[:, :, x0]
         else:
-            rows = _take(a, c0, 2) * (1.0 - fx)
-            rows += _take(a, c1, 2) * fx
+            rows = a[:, :, x0] * (1.0 - fx)
+            rows += a[:, :, x1] * fx
+        y0 = slice(int(r0[s]) - lo, int(r0[s]) - lo + e - s) if ry0 else r0[s:e] - lo
         if fy == 0:
-            v = _take(rows, r0[s:e] - lo, 1)
+            v = rows[:, y0]
         else:
-            v = _take(rows, r0[s:e] - lo, 1) * (1.0 - fy)
-            v += _take(rows, r1[s:e] - lo, 1) * fy
+            y1 = slice(int(r1[s]) - lo, int(r1[s]) - lo + e - s) if ry1 else r1[s:e] - lo
+            v = rows[:, y0] * (1.0 - fy)
+            v += rows[:, y1] * fy
         out[:, s:e] = _round_to(np.ascontiguousarray(v), src.dtype)
     return out
+
+
+def _consecutive(idx: np.ndarray) -> bool:
+    return len(idx) > 0 and bool(np.all(np.diff(idx) == 1))
+
+
+def _index(idx: np.ndarray) -> Any:
+    """A slice equal to ``idx`` when it is consecutive, else ``idx`` itself."""
+    return slice(int(idx[0]), int(idx[0]) + len(idx)) if _consecutive(idx) else idx
 
 
 def _avoid(out: np.ndarray, nd: Optional[float]) -> np.ndarray:
@@ -408,6 +421,27 @@ class WindowReader:
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Bands (float32, reflectance or DN) and the observed mask of a window of the reference grid.
 
+        :meth:`read_raw` followed by :func:`raw_to_bands`; the parameters are :meth:`read_raw`'s.
+
+        Returns
+        -------
+        bands : dict of role to float32 (h, w)
+        valid : bool (h, w)
+            Observed pixels (inside the scene, not nodata / fill / out of range / QA-flagged).
+        """
+        raws, valid = self.read_raw(row_off, col_off, height, width, out_shape)
+        bands, observed = raw_to_bands(raws, self.source.profile, self.source.nodata)
+        valid &= observed
+        return bands, valid
+
+    def read_raw(
+        self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
+        out_shape: Optional[tuple[int, int]] = None,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Raw band values (the files' type, on the reference grid) of a window, and the pixels that
+        are inside every file and not QA-flagged; :func:`raw_to_bands` gives the bands in physical
+        units and the rest of the observed mask (nodata, fill, valid range).
+
         Parameters
         ----------
         row_off, col_off : int, default 0
@@ -419,14 +453,13 @@ class WindowReader:
 
         Returns
         -------
-        bands : dict of role to float32 (h, w)
+        raws : dict of role to numpy.ndarray (h, w)
         valid : bool (h, w)
-            Observed pixels (inside the scene, not nodata / fill / out of range / QA-flagged).
+            Pixels inside every file's footprint and not flagged by the QA layer.
         """
         h = self.ref.height - row_off if height is None else height
         w = self.ref.width - col_off if width is None else width
         window = Window(col_off, row_off, w, h)
-        prof = self.source.profile
         shape = out_shape or (h, w)
         valid = np.ones(shape, dtype=bool)
         raws: dict[str, np.ndarray] = {}
@@ -440,8 +473,6 @@ class WindowReader:
                 valid &= inside
             for role, band in members:
                 raws[role] = arr[uniq.index(band)]
-        bands, observed = raw_to_bands(raws, prof, self.source.nodata)
-        valid &= observed
         if self.source.qa_layer is not None and self.source.qa_decoder is not None:
             qpath, qband = self.source.qa_layer
             qa, inside = self._read_group(qpath, [qband], window, out_shape, nearest=True)
@@ -450,7 +481,7 @@ class WindowReader:
                 valid &= inside
             valid &= ~self.source.qa_decoder(qa)
             self.last_qa = qa  # raw QA of the last window, for per-block QA reports (rs_change.modis)
-        return bands, valid
+        return raws, valid
 
 
 def raw_to_bands(
@@ -465,19 +496,9 @@ def raw_to_bands(
     NIR = 0, not a hole); where a band holds the profile's fill value, is outside its valid range,
     or is not finite.  Then ``value * scale + offset`` when the profile has a scale.
     """
-    roles = list(raws)
-    valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
-    if nodata is not None:
-        at_nd = [raws[r] == nodata for r in roles]
-        valid &= ~(np.logical_and if profile.nodata_all_bands else np.logical_or).reduce(at_nd)
+    valid = observed_mask(raws, profile, nodata)
     bands: dict[str, np.ndarray] = {}
-    for role in roles:
-        raw = raws[role]
-        if profile.fill is not None:
-            valid &= raw != profile.fill
-        if profile.valid_range is not None:
-            lo, hi = profile.valid_range
-            valid &= (raw >= lo) & (raw <= hi)
+    for role, raw in raws.items():
         data = raw.astype(np.float32, copy=False)
         if np.issubdtype(raw.dtype, np.floating):
             valid &= np.isfinite(data)
@@ -485,6 +506,24 @@ def raw_to_bands(
             data = data * np.float32(profile.scale) + np.float32(profile.offset)
         bands[role] = data
     return bands, valid
+
+
+def observed_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float] = None) -> np.ndarray:
+    """The observed mask of :func:`raw_to_bands` without converting the bands: nodata (per band,
+    or on every band for ``nodata_all_bands``), fill value and valid range; the finiteness of
+    float bands is :func:`raw_to_bands`' own test."""
+    roles = list(raws)
+    valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
+    if nodata is not None:
+        at_nd = [raws[r] == nodata for r in roles]
+        valid &= ~(np.logical_and if profile.nodata_all_bands else np.logical_or).reduce(at_nd)
+    for raw in raws.values():
+        if profile.fill is not None:
+            valid &= raw != profile.fill
+        if profile.valid_range is not None:
+            lo, hi = profile.valid_range
+            valid &= (raw >= lo) & (raw <= hi)
+    return valid
 
 
 def check_overlap(source: SceneSource, ref: Grid) -> float:
