@@ -348,7 +348,11 @@ def fit_labeller(
     kf = max(k, k_fine)
     fine, flab = None, labels
     if len(X) > kf and ok.any():
-        fine = KMeans(n_clusters=kf, random_state=seed, sample_size=FINE_SAMPLE, **(kmeans_kw or {})).fit(Xs)
+        # restarts on all FINE_SAMPLE rows (restart_size=None): with 10 clusters the local optima are many
+        # and close, and the water mask is decided by these clusters, so it stays exactly as before the
+        # faster two-stage restarts (reported clusters only) were introduced
+        kw = {"restart_size": None, **(kmeans_kw or {})}
+        fine = KMeans(n_clusters=kf, random_state=seed, sample_size=FINE_SAMPLE, **kw).fit(Xs)
         flab = fine.labels_
         nf = kf
     else:
@@ -369,7 +373,8 @@ def fit_labeller(
                      "contrast": round(con, 4) if np.isfinite(con) else None,
                      rule.index: round(cen[rule.index], 4), rule.dark: round(cen[rule.dark], 4)})
     lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec)
-    water = lab.mask(X, Xs, labels) if fine is not None else (np.isin(flab, fwater) & ok)
+    # fine.labels_ is fine.predict(Xs), so this is lab.mask(X, Xs, labels) without predicting again
+    water = np.isin(flab, fwater) & ok
     cents = describe_clusters(X, names, labels, k)
     counts = np.bincount(labels, minlength=k)
     out = []

@@ -100,6 +100,57 @@ def test_euclidean_matches_sklearn_on_separated_blobs() -> None:
     assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-9)
 
 
+def _plain_lloyd(X: np.ndarray, centers: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, list[float], list[float]]:
+    """Textbook Lloyd: every distance every iteration (the reference for the bounded version)."""
+    shifts, objectives = [], []
+    for _ in range(max_iter):
+        d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+        lab = d2.argmin(1)
+        objectives.append(float(d2.min(1).sum()))
+        new = np.array([X[lab == j].mean(0) for j in range(len(centers))])
+        shifts.append(float(np.sqrt(((new - centers) ** 2).sum(1)).max()))
+        centers = new
+        if shifts[-1] <= tol:
+            break
+    return centers, shifts, objectives
+
+
+@pytest.mark.parametrize("k", [3, 7])
+def test_euclidean_bounds_give_plain_lloyd_iterations(k: int) -> None:
+    """Hamerly's bounds skip rows whose centre provably did not change: centres, shift and
+    objective traces are those of recomputing every distance (to rounding)."""
+    X = overlapping(3000, seed=4).astype(np.float64)
+    init = X[np.random.RandomState(k).choice(len(X), k, replace=False)]
+    km = KMeans(k, init=init, tol=1e-7, max_iter=300).fit(X)
+    centers, shifts, objectives = _plain_lloyd(X, init, 1e-7, 300)
+    order = np.lexsort(centers.T[::-1])
+    np.testing.assert_allclose(km.cluster_centers_, centers[order], rtol=0, atol=1e-9)
+    assert km.n_iter_ == len(shifts) > 10
+    np.testing.assert_allclose(km.shift_trace_, shifts, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(km.objective_trace_, objectives, rtol=1e-10)
+
+
+def test_restarts_on_a_subsample_then_the_whole_sample() -> None:
+    """With more rows than restart_size, the n_init seedings run on restart_size rows chosen by a
+    hash of their values (so row order still does not matter) and the best one is iterated on
+    every row: the result is a fixed point of Lloyd on the whole sample."""
+    X = overlapping(6000, seed=2)
+    perm = np.random.RandomState(0).permutation(len(X))
+    a = KMeans(3, random_state=5, restart_size=400, tol=1e-8).fit(X)
+    b = KMeans(3, random_state=5, restart_size=400, tol=1e-8).fit(X[perm])
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-9)
+    assert v_measure_score(a.labels_[perm], b.labels_) == 1.0
+    X64 = X.astype(np.float64)
+    centers, shifts, _ = _plain_lloyd(X64, a.cluster_centers_, 1e-8, 5)
+    assert shifts[0] <= 1e-8  # converged on all 6000 rows, not only on the 400
+    assert a.inertia_ == pytest.approx(float(((X64 - a.cluster_centers_[a.labels_]) ** 2).sum()), rel=1e-6)
+    # the same basin as restarts on every row
+    full = KMeans(3, random_state=5, restart_size=None, tol=1e-8).fit(X)
+    assert a.inertia_ == pytest.approx(full.inertia_, rel=1e-6)
+    with pytest.raises(ClusteringError, match="restart_size"):
+        KMeans(3, restart_size=2).fit(X)
+
+
 def test_predict_assigns_by_the_metric() -> None:
     # point P = (3, 3); A = (0, 0): L1 6, Linf 3; B = (5, 0) ... choose B = (4.5, -1):
     # L1 |3-4.5| + |3+1| = 5.5 < 6 (B closer), Linf max(1.5, 4) = 4 > 3 (A closer)
@@ -234,7 +285,7 @@ def test_silhouette_samples_equal_sklearn(metric: str) -> None:
     y_dup = (dup[:, 0] > 2).astype(int) + (dup[:, 1] > 3)
     single = np.concatenate([rng.normal(0, 1, (40, 2)), [[9.0, 9.0]]])
     y_single = np.concatenate([np.arange(40) % 2, [5]])
-    wide = rng.uniform(-3, 3, (1300, 4))  # > 512 rows: several tiles, off-diagonal ones too
+    wide = rng.uniform(-3, 3, (1300, 4))  # > 256 rows: several tiles, off-diagonal ones too
     y_wide = (wide[:, 0] > 0).astype(int) + 2 * (wide[:, 1] > 1)
     for X, y in ((cont, y_cont), (dup, y_dup), (single, y_single), (wide, y_wide)):
         ours = silhouette_samples(X, y, metric)
