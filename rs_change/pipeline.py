@@ -385,22 +385,29 @@ def _classify_strips(
         labels = None
         if need_labels:
             Xp = feature_matrix(bands, vs, dm.names, order="F")  # column-major: no transposes in predict
-            labels = model.predict(apply_scaler(Xp, dm.offset, dm.scale))
+            X = apply_scaler(Xp, dm.offset, dm.scale)
+            labels = model.predict(X)
             if lab_out is not None:
                 lab_out[s:e][vs] = labels.astype(np.uint8)
-        if per_pixel:
+            if per_pixel:  # the rule on the feature columns already computed, as Labeller.mask does
+                okv = lab.rule.passes(Xp, dm.names)
+                if lab.fine is None:
+                    wv[vs] = okv.astype(np.uint8)
+                elif okv.any():
+                    ok_rows.append(X[okv])
+                    ok_idx.append(np.flatnonzero(vs)[okv] + s * w)
+        elif per_pixel:
             ok = _rule_mask(lab.rule, bands, vs)
             if lab.fine is None:
                 wv[ok] = 1
             elif ok.any():
-                ok_rows.append(feature_matrix(bands, ok, dm.names, order="F"))
+                ok_rows.append(apply_scaler(feature_matrix(bands, ok, dm.names, order="F"), dm.offset, dm.scale))
                 ok_idx.append(np.flatnonzero(ok) + s * w)
-        else:
+        if not per_pixel:
             ids = lab.manual if lab is not None and lab.manual is not None else dm.water
             wv[vs] = np.isin(labels, ids).astype(np.uint8)
     if ok_rows:
-        Xs = apply_scaler(np.asfortranarray(np.concatenate(ok_rows)), dm.offset, dm.scale)
-        fl = _single_thread(lab.fine).predict(Xs)
+        fl = _single_thread(lab.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))
         flat_water[np.concatenate(ok_idx)] = np.isin(fl, lab.fine_water).astype(np.uint8)
     return lab_out, water
 
@@ -520,6 +527,7 @@ def process_block(
             tst, sst, fst = js.series_stats(hist)
             if rasters:
                 ch = js.change[code]
+            if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
                 sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst)
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
@@ -751,11 +759,15 @@ def _run_passes(
         if write and tmp is not None:
             progress("write", 0, 1)
             from .model import stage_cluster_outputs
+            from .outputs import WriteJobs, write_threads
 
-            staged_extra = stage_cluster_outputs(tmp, models, cwriters)
-            if swriters is not None:
-                staged_extra.update(swriters.finish())
-            files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary, staged_extra)
+            # COGs, PNGs and figures in worker threads while the polygons are traced (rs_change.outputs)
+            with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
+                staged_extra = stage_cluster_outputs(tmp, models, cwriters, jobs)
+                if swriters is not None:
+                    staged_extra.update(swriters.finish(jobs))
+                files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary, staged_extra, jobs,
+                                        swriters.staging() if swriters is not None else None)
             progress("write", 1, 1)
     finally:
         for wr in [*writers, *cwriters]:
@@ -859,32 +871,49 @@ def _units(ref: Grid) -> str:
 
 def _finish_outputs(
     cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], writers: Sequence[BlockWriter],
-    summary: dict[str, Any], extra: Optional[dict[str, Path]] = None,
+    summary: dict[str, Any], extra: Optional[dict[str, Path]] = None, jobs: Any = None,
+    blocks: Optional[dict[str, Path]] = None,
 ) -> list[Path]:
-    import rasterio
+    """Stage every output in ``tmp`` and swap the set into ``out``.
 
+    COG conversions and figures run as ``jobs`` (:class:`rs_change.outputs.WriteJobs`; None: one
+    after the other here) while this thread traces the polygons; polygons and figures read the
+    block-written staging files (``blocks``: output name -> staging file, same pixels as the COG).
+    """
+    from .outputs import WriteJobs
+
+    jobs = jobs if jobs is not None else WriteJobs(0)
     staged: dict[str, Path] = {}
-    for dm, wr in zip(models, writers):
-        name = f"water_{dm.source.date.isoformat()}.tif"
-        staged[name] = wr.to_cog(tmp / name)
+    blocks = dict(blocks or {})
+    rasters = [(f"water_{dm.source.date.isoformat()}.tif", wr) for dm, wr in zip(models, writers)]
     if len(models) >= 2:
-        staged["change.tif"] = writers[-1].to_cog(tmp / "change.tif")
+        rasters.append(("change.tif", writers[-1]))
+    for name, wr in rasters:
+        wr.close()
+        jobs.submit(wr.to_cog, tmp / name)
+        staged[name], blocks[name] = tmp / name, wr.path
     staged.update(style_outputs(staged))  # .qml + .aux.xml beside water_<date>.tif and change.tif
+    figures = None
+    if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs (rs_change.report)
+        from .report import report_figures, report_page
+
+        figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks, cfg.grid.resampling)
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
-            tmp, ref, {dm.source.date.isoformat(): staged[f"water_{dm.source.date.isoformat()}.tif"] for dm in models},
-            staged.get("change.tif"), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px)
+            tmp, ref, {dm.source.date.isoformat(): blocks[f"water_{dm.source.date.isoformat()}.tif"] for dm in models},
+            blocks.get("change.tif"), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px)
         staged.update(vec)
-    if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs, report.html (rs_change.report)
-        from .report import write_report
-
-        staged.update(write_report(tmp, summary, cfg.to_yaml(), models, ref, {**staged, **(extra or {})}, cfg.grid.resampling))
+    if figures is not None:  # report.html: the summary with its polygons, and the figures
+        figs = figures.result()
+        staged.update(figs)
+        staged["report.html"] = report_page(tmp, summary, cfg.to_yaml(), figs)
     staged["summary.json"] = write_json(tmp / "summary.json", summary)
     rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
     staged["summary.csv"] = write_csv(tmp / "summary.csv", rows)
     (tmp / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     staged["config.yaml"] = tmp / "config.yaml"
     staged.update(extra or {})  # clusters_<date>.tif/.png, model_<date>.json
+    jobs.wait()  # every COG and PNG written
     # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
     write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg))  # folders (water.gdb ...) file by file
     return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
