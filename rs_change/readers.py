@@ -515,8 +515,20 @@ def observed_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: 
     roles = list(raws)
     valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
     if nodata is not None:
-        at_nd = [raws[r] == nodata for r in roles]
-        valid &= ~(np.logical_and if profile.nodata_all_bands else np.logical_or).reduce(at_nd)
+        if profile.nodata_all_bands and nodata == 0 and all(np.issubdtype(raws[r].dtype, np.integer) for r in roles):
+            # observed where any band is non-zero: a bitwise OR of the bands
+            some = raws[roles[0]].astype(np.result_type(*(raws[r].dtype for r in roles)), copy=True)
+            for r in roles[1:]:
+                np.bitwise_or(some, raws[r], out=some)
+            valid &= some != 0
+        elif profile.nodata_all_bands:
+            every = raws[roles[0]] == nodata
+            for r in roles[1:]:
+                every &= raws[r] == nodata
+            valid &= ~every
+        else:
+            for r in roles:
+                valid &= raws[r] != nodata
     for raw in raws.values():
         if profile.fill is not None:
             valid &= raw != profile.fill

@@ -156,3 +156,25 @@ def test_strip_shift_is_bit_identical_to_whole_block(dtype: type, fx: float, fy:
     ref = _round_to(_take(rows, r0, 1) if fy == 0 else _take(rows, r0, 1) * (1.0 - fy) + _take(rows, r1, 1) * fy, src.dtype)
     got = _lerp_strips(src, r0, r1, c0, c1, fx, fy, rows_per_strip=7)
     assert got.dtype == src.dtype and np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("all_bands", [True, False])
+@pytest.mark.parametrize("nodata", [0, 7, None])
+def test_observed_mask_is_the_per_band_definition(all_bands: bool, nodata: int | None) -> None:
+    from dataclasses import replace
+
+    from rs_change.readers import observed_mask
+    from rs_change.sensors import get_profile
+
+    prof = replace(get_profile("naip"), nodata_all_bands=all_bands)
+    rng = np.random.default_rng(3)
+    raws = {r: rng.choice(np.array([0, 7, 9], np.uint8), (30, 40), p=[0.45, 0.45, 0.1]) for r in ("red", "green", "blue")}
+    # 256 and 263 in a 16-bit band: an OR truncated to 8 bits would read them as 0 and 7
+    raws["nir"] = rng.choice(np.array([0, 7, 256, 263], np.uint16), (30, 40))
+    got = observed_mask(raws, prof, nodata)
+    if nodata is None:
+        assert got.all()
+        return
+    at = np.stack([raws[r] == nodata for r in raws])
+    ref = ~at.all(axis=0) if all_bands else ~at.any(axis=0)
+    assert np.array_equal(got, ref) and 0 < got.sum() < got.size
