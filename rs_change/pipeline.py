@@ -326,7 +326,7 @@ def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndar
     ra, rb, table = lut
     lab = dm.labeller
     h, w = valid.shape
-    water = np.full((h, w), NODATA, np.uint8)
+    water = np.zeros((h, w), np.uint8)  # land; unobserved pixels are set at the end
     prof, nd = dm.source.profile, dm.source.nodata
     idx_parts: list[np.ndarray] = []
     for s in range(0, h, STRIP_ROWS):
@@ -339,10 +339,8 @@ def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndar
         key |= sub[rb]
         ok = table[key]
         ok &= vs
-        wv = water[s:e]
-        wv[vs] = 0
         if lab.fine is None:
-            wv[ok] = 1
+            water[s:e] = ok
         elif ok.any():
             idx_parts.append(np.flatnonzero(ok) + s * w)
     if idx_parts:
@@ -351,6 +349,7 @@ def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndar
         Xp = feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F")
         fl = _single_thread(lab.fine).predict(apply_scaler(Xp, dm.offset, dm.scale))
         water.reshape(-1)[idx] = np.isin(fl, lab.fine_water).astype(np.uint8)
+    np.copyto(water, NODATA, where=~valid)
     return water
 
 
