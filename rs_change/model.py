@@ -824,18 +824,29 @@ def cluster_writer_kwargs(decisions: Sequence[ClusterDecision], water: Sequence[
     }
 
 
-def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[Any]) -> dict[str, Path]:
+def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[Any], jobs: Any = None) -> dict[str, Path]:
     """Turn the pipeline's cluster BlockWriters into ``clusters_<date>.tif`` (COG) and ``.png``, and
-    write ``model_<date>.json``; all inside the staging folder ``tmp``.  Returns name -> path."""
+    write ``model_<date>.json``; all inside the staging folder ``tmp``.  Returns name -> path.
+
+    With ``jobs`` (:class:`rs_change.outputs.WriteJobs`) each date's COG and PNG are written by a
+    job (the files exist once ``jobs.wait()`` returns); the PNG is drawn from the block-written
+    staging file, which holds the same pixels as the COG.
+    """
     staged: dict[str, Path] = {}
     for dm, wr in zip(models, writers):
         d = dm.source.date.isoformat()
         wm = getattr(dm, "water_model", None)
         if wm is not None and not wr.ds.closed:  # how the water mask was decided (per pixel, not per cluster)
             wr.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in water_decision_tags(wm).items()})
-        tif = wr.to_cog(Path(tmp) / f"clusters_{d}.tif")
+        wr.close()
+        tif, png = Path(tmp) / f"clusters_{d}.tif", Path(tmp) / f"clusters_{d}.png"
+        if jobs is None:
+            wr.to_cog(tif)
+            write_cluster_png(tif, png)
+        else:
+            jobs.submit(wr.to_cog, tif)
+            jobs.submit(write_cluster_png, wr.path, png)
         staged[tif.name] = tif
-        png = write_cluster_png(tif, Path(tmp) / f"clusters_{d}.png")
         staged[png.name] = png
     for dm in models:
         wm = getattr(dm, "water_model", None)

@@ -54,6 +54,74 @@ _CREATED: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------------
+# Writing independent outputs side by side
+# ---------------------------------------------------------------------------------------------
+class WriteJobs:
+    """Independent output-writing jobs (COG conversions, PNGs ...) run in worker threads.
+
+    GDAL compresses, builds overviews and encodes PNGs without holding Python's GIL, so these
+    jobs run beside the polygon tracing of the main thread.  Each job writes its own files in the
+    staging folder, so the bytes do not depend on the order the jobs finish in.
+
+    Parameters
+    ----------
+    workers : int, default 2
+        Threads; ``0`` runs every job at once in the calling thread (``compute.scheduler:
+        synchronous``: one thread, e.g. for profiling).
+
+    Examples
+    --------
+    >>> with WriteJobs(2) as jobs:
+    ...     f = jobs.submit(sum, [1, 2, 3])
+    ...     jobs.wait()
+    >>> f.result()
+    6
+    """
+
+    def __init__(self, workers: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="rs-change-write") if workers > 0 else None
+        self.futures: list[Any] = []
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)``; returns a :class:`concurrent.futures.Future`."""
+        from concurrent.futures import Future
+
+        if self.pool is not None:
+            fut = self.pool.submit(fn, *args, **kwargs)
+        else:
+            fut = Future()
+            try:
+                fut.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # re-raised by wait() / result(), as from a thread
+                fut.set_exception(exc)
+        self.futures.append(fut)
+        return fut
+
+    def wait(self) -> None:
+        """Wait for every job; re-raise the first error (in submission order)."""
+        for fut in list(self.futures):
+            fut.result()
+
+    def __enter__(self) -> "WriteJobs":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        # on an error elsewhere, drop the jobs not started and let the running ones finish before
+        # the staging folder is discarded
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+
+def write_threads(scheduler: str, workers: Optional[int]) -> int:
+    """Threads of :class:`WriteJobs` for a run's ``compute.scheduler`` / ``compute.workers``:
+    0 (all in the calling thread) for ``synchronous`` or one worker, else the workers (at most 4)."""
+    n = workers or os.cpu_count() or 1
+    return 0 if scheduler == "synchronous" or n <= 1 else min(int(n), 4)
+
+
+# ---------------------------------------------------------------------------------------------
 # Checks before a run
 # ---------------------------------------------------------------------------------------------
 def check_output_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:

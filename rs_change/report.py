@@ -123,6 +123,27 @@ def _read_dec(path: Path, shape: tuple[int, int]) -> np.ndarray:
         return ds.read(1, out_shape=shape, resampling=Resampling.nearest)
 
 
+def _read_image(source: Any, ref: Any, shape: tuple[int, int], resampling: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A date's bands decimated to ``shape`` on the reference grid (as pass 1 samples them).
+
+    A date on the reference grid is read decimated; a date that needs warping is warped straight
+    onto the decimated grid (nearest), so only the shown pixels are computed (a decimated read of
+    the full-resolution warped view warps the whole scene: 3.2 s instead of 0.7 s on a NAIP
+    quarter-quad).
+    """
+    from affine import Affine
+
+    from .grid import Grid
+
+    if source.grid.same_as(ref):
+        with source.open(ref, resampling) as rd:
+            return rd.read(out_shape=shape)
+    oh, ow = shape
+    dg = Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
+    with source.open(dg, "nearest") as rd:
+        return rd.read()
+
+
 def _legend(ax: Any, classes: Mapping[int, str], colors: Mapping[int, tuple[int, int, int, int]], skip: Sequence[int] = (255,)) -> None:
     from matplotlib.patches import Patch
 
@@ -163,8 +184,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
     cmap = plt.get_cmap("tab10")
     for dm in models:
         date = dm.source.date.isoformat()
-        with dm.source.open(ref, resampling) as rd:
-            bands, valid = rd.read(out_shape=shape)
+        bands, valid = _read_image(dm.source, ref, shape, resampling)
         wmask = _read_dec(water[date], shape)
         valid &= wmask != 255
         clusters, _ = classify_block(dm, bands, valid)
@@ -329,6 +349,19 @@ def write_report(folder: Path, summary: Mapping[str, Any], config_yaml: str, mod
     ``rasters`` maps the run's output names (``water_<date>.tif``, ``frequency.tif``, ...) to the
     staged files.
     """
+    files = report_figures(folder, summary, models, ref, rasters, resampling, max_px)
+    files["report.html"] = report_page(folder, summary, config_yaml, files)
+    return files
+
+
+def report_figures(folder: Path, summary: Mapping[str, Any], models: Sequence[Any], ref: Any,
+                   rasters: Mapping[str, Path], resampling: str = "bilinear", max_px: int = MAX_PX) -> dict[str, Path]:
+    """``timeseries.csv`` and every figure of the report into ``folder``; returns name -> path.
+
+    Needs only ``summary["dates"]`` (so it can run while the polygons are traced) and the
+    rasters named in ``rasters`` (``water_<date>.tif``, ``frequency.tif``, ``series_classes.tif``;
+    a block-written staging file holds the same pixels as the COG and will do).
+    """
     from .export import write_csv
 
     files: dict[str, Path] = {}
@@ -337,9 +370,13 @@ def write_report(folder: Path, summary: Mapping[str, Any], config_yaml: str, mod
     water = {dm.source.date.isoformat(): rasters[f"water_{dm.source.date.isoformat()}.tif"] for dm in models}
     files.update(series_pngs(ref, rasters, Path(folder), max_px))
     files.update(quicklooks(models, ref, water, Path(folder), resampling, max_px))
-    figs = {n: p for n, p in files.items() if n.endswith(".png")}
-    files["report.html"] = report_html(summary, config_yaml, figs, Path(folder) / "report.html")
     return files
+
+
+def report_page(folder: Path, summary: Mapping[str, Any], config_yaml: str, figures: Mapping[str, Path]) -> Path:
+    """``report.html`` in ``folder`` with the PNGs among ``figures`` (from :func:`report_figures`)."""
+    figs = {n: p for n, p in figures.items() if n.endswith(".png")}
+    return report_html(summary, config_yaml, figs, Path(folder) / "report.html")
 
 
 def report_names(dates: Sequence[str], many: bool) -> list[str]:

@@ -15,9 +15,10 @@ regions in the same order, same pixels, areas equal to rounding, same outlines).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -78,90 +79,154 @@ def strip_regions(
         ``geometry`` object (n,) shapely polygons in the grid's CRS, and ``raster_m2``
         {code: ground area of every pixel of that code}.
     """
+    return strip_regions_many([(path, values)], grid, rows, band)[0]
+
+
+class _Regions:
+    """Per-raster state of :func:`strip_regions_many`: pieces found so far and their joins."""
+
+    def __init__(self, values: Mapping[int, str]) -> None:
+        self.values = values
+        self.uf = _UnionFind()
+        self.area_l: list[np.ndarray] = []
+        self.pix_l: list[np.ndarray] = []
+        self.code_l: list[np.ndarray] = []
+        self.piece_id: list[int] = []
+        self.piece_geom: list[Any] = []
+        self.raster_m2 = {int(c): 0.0 for c in values}
+        self.prev: dict[int, Optional[np.ndarray]] = {int(c): None for c in values}
+
+    def add_strip(self, arr: np.ndarray, pa: np.ndarray, r0: int) -> None:
+        """Label, measure and trace one strip (rows ``r0 ..``) of the raster; ``pa`` its pixel areas."""
+        import shapely
+        from affine import Affine
+        from rasterio.features import shapes
+        from scipy import ndimage
+
+        base0 = len(self.uf.parent)
+        comb: Optional[np.ndarray] = None  # the strip's labels of every code, as union-find ids - base0 + 1
+        cmask: Optional[np.ndarray] = None
+        for code in self.raster_m2:
+            sel = arr == code
+            lab, n = ndimage.label(sel)
+            if n == 0:
+                self.prev[code] = None
+                continue
+            base = self.uf.add(n)
+            lv = lab[sel]  # the code's pixels only: sums in raster order, as over the whole strip
+            a = np.bincount(lv, weights=pa[sel], minlength=n + 1)[1:]
+            self.area_l.append(a)
+            self.raster_m2[code] += float(a.sum())
+            self.pix_l.append(np.bincount(lv, minlength=n + 1)[1:].astype(np.int64))
+            self.code_l.append(np.full(n, code, np.int64))
+            p = self.prev[code]
+            if p is not None:
+                top = lab[0]
+                both = (p >= 0) & (top > 0)
+                if both.any():
+                    pairs = np.unique(np.stack([p[both], base + top[both].astype(np.int64) - 1], 1), axis=0)
+                    for x, y in pairs:
+                        self.uf.union(int(x), int(y))
+            last = lab[-1]
+            self.prev[code] = np.where(last > 0, base + last.astype(np.int64) - 1, -1)
+            if comb is None:
+                comb, cmask = (lab, sel) if base == base0 else (np.where(sel, lab + (base - base0), 0).astype(np.int32), sel)
+            else:
+                comb = np.where(sel, lab + (base - base0), comb).astype(np.int32, copy=False)
+                cmask = cmask | sel  # type: ignore[operator]
+            del lab, sel, lv
+        if comb is None:
+            return
+        # one trace for every code of the strip (labels of different codes never share a value),
+        # cropped to the rows and columns that hold any of them: GDAL's polygonize costs per pixel
+        rr = np.flatnonzero(cmask.any(axis=1))  # type: ignore[union-attr]
+        cc = np.flatnonzero(cmask.any(axis=0))  # type: ignore[union-attr]
+        ra, rb, ca, cb = int(rr[0]), int(rr[-1]) + 1, int(cc[0]), int(cc[-1]) + 1
+        sub = np.ascontiguousarray(comb[ra:rb, ca:cb])
+        sub_m = np.ascontiguousarray(cmask[ra:rb, ca:cb])  # type: ignore[index]
+        for geom, v in shapes(sub, mask=sub_m, transform=Affine.translation(ca, r0 + ra), connectivity=4):
+            self.piece_id.append(base0 + int(v) - 1)
+            rings = [shapely.linearrings(np.array(r, dtype=np.float64)) for r in geom["coordinates"]]
+            self.piece_geom.append(shapely.polygons(rings[0], rings[1:] or None))  # 4x faster than shape(geom)
+
+    def finish(self, grid: Grid) -> dict[str, Any]:
+        """Join the pieces of each region; the dict described in :func:`strip_regions`."""
+        import shapely
+
+        uf, values = self.uf, self.values
+        n_all = len(uf.parent)
+        if n_all == 0:
+            return {"roots": np.zeros(0, np.int64), "code": np.zeros(0, np.int64), "area_m2": np.zeros(0),
+                    "pixels": np.zeros(0, np.int64), "geometry": np.zeros(0, object), "raster_m2": self.raster_m2}
+        root_of = np.fromiter((uf.find(i) for i in range(n_all)), np.int64, n_all)
+        area = np.bincount(root_of, weights=np.concatenate(self.area_l), minlength=n_all)
+        pix = np.bincount(root_of, weights=np.concatenate(self.pix_l), minlength=n_all).astype(np.int64)
+        code = np.concatenate(self.code_l)
+        roots = np.flatnonzero(root_of == np.arange(n_all))
+        order = {int(c): i for i, c in enumerate(values)}
+        roots = roots[np.lexsort((roots, np.array([order[int(c)] for c in code[roots]], np.int64)))]
+        # pieces grouped by region; regions of one piece need no union
+        pid = np.asarray(self.piece_id, np.int64)
+        proot = root_of[pid]
+        porder = np.argsort(proot, kind="stable")
+        pgeo = np.asarray(self.piece_geom, dtype=object)[porder]
+        proot = proot[porder]
+        starts = np.searchsorted(proot, roots, "left")
+        ends = np.searchsorted(proot, roots, "right")
+        geoms = np.empty(len(roots), object)
+        for i, (s, e) in enumerate(zip(starts, ends)):
+            # the union keeps the seam's collinear vertices: drop them (tolerance 0 moves nothing)
+            geoms[i] = pgeo[s] if e - s == 1 else shapely.simplify(shapely.union_all(pgeo[s:e]), 0.0)
+        t = grid.transform
+
+        def _to_crs(xy: np.ndarray) -> np.ndarray:
+            return np.column_stack([t.a * xy[:, 0] + t.b * xy[:, 1] + t.c, t.d * xy[:, 0] + t.e * xy[:, 1] + t.f])
+
+        geoms = np.array([_canonical(g) for g in shapely.transform(geoms, _to_crs)], dtype=object)
+        return {"roots": roots, "code": code[roots], "area_m2": area[roots], "pixels": pix[roots], "geometry": geoms,
+                "raster_m2": self.raster_m2}
+
+
+def strip_regions_many(
+    rasters: Sequence[tuple[str | Path, Mapping[int, str]]], grid: Grid, rows: Optional[int] = None, band: int = 1,
+) -> list[dict[str, Any]]:
+    """:func:`strip_regions` of several rasters on one grid in one pass over the strips.
+
+    The pixel areas of a strip are computed once for all the rasters; each raster's codes are
+    traced together, on the rows and columns of the strip that hold any of them.
+
+    Parameters
+    ----------
+    rasters : sequence of (path, values)
+        Single-band integer rasters on ``grid`` and the codes to find in each.
+    grid : Grid
+    rows : int, optional
+        Strip height (default: see :func:`strip_regions`).
+    band : int, default 1
+
+    Returns
+    -------
+    list of dict
+        One :func:`strip_regions` result per raster, in order.
+    """
     import rasterio
-    import shapely
-    from affine import Affine
-    from rasterio.features import shapes
     from rasterio.windows import Window
-    from scipy import ndimage
 
     from .area import pixel_area
 
     H, W = grid.shape
     rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1))))
-    uf = _UnionFind()
-    area_l: list[np.ndarray] = []
-    pix_l: list[np.ndarray] = []
-    code_l: list[np.ndarray] = []
-    piece_id: list[int] = []
-    piece_geom: list[Any] = []
-    raster_m2 = {int(c): 0.0 for c in values}
-    prev: dict[int, Optional[np.ndarray]] = {int(c): None for c in values}
-    with rasterio.open(path) as ds:
+    state = [_Regions(values) for _, values in rasters]
+    with contextlib.ExitStack() as stack:
+        dss = [stack.enter_context(rasterio.open(path)) for path, _ in rasters]
         for r0 in range(0, H, rows):
             h = min(rows, H - r0)
-            arr = ds.read(band, window=Window(0, r0, W, h))
             g = grid.window_grid(r0, 0, h, W)
             pa = np.broadcast_to(np.asarray(pixel_area(g.transform, g.crs, g.shape), np.float64), (h, W))
-            for code in raster_m2:
-                sel = arr == code
-                lab, n = ndimage.label(sel)
-                if n == 0:
-                    prev[code] = None
-                    continue
-                base = uf.add(n)
-                flat = lab.ravel()
-                a = np.bincount(flat, weights=pa.ravel(), minlength=n + 1)[1:]
-                area_l.append(a)
-                raster_m2[code] += float(a.sum())
-                pix_l.append(np.bincount(flat, minlength=n + 1)[1:].astype(np.int64))
-                code_l.append(np.full(n, code, np.int64))
-                for geom, v in shapes(lab, mask=sel, transform=Affine.translation(0, r0), connectivity=4):
-                    piece_id.append(base + int(v) - 1)
-                    piece_geom.append(shapely.geometry.shape(geom))
-                p = prev[code]
-                if p is not None:
-                    top = lab[0]
-                    both = (p >= 0) & (top > 0)
-                    if both.any():
-                        pairs = np.unique(np.stack([p[both], base + top[both].astype(np.int64) - 1], 1), axis=0)
-                        for x, y in pairs:
-                            uf.union(int(x), int(y))
-                last = lab[-1]
-                prev[code] = np.where(last > 0, base + last.astype(np.int64) - 1, -1)
-                del lab, sel
-    n_all = len(uf.parent)
-    empty = {"roots": np.zeros(0, np.int64), "code": np.zeros(0, np.int64), "area_m2": np.zeros(0),
-             "pixels": np.zeros(0, np.int64), "geometry": np.zeros(0, object), "raster_m2": raster_m2}
-    if n_all == 0:
-        return empty
-    root_of = np.fromiter((uf.find(i) for i in range(n_all)), np.int64, n_all)
-    area = np.bincount(root_of, weights=np.concatenate(area_l), minlength=n_all)
-    pix = np.bincount(root_of, weights=np.concatenate(pix_l), minlength=n_all).astype(np.int64)
-    code = np.concatenate(code_l)
-    roots = np.flatnonzero(root_of == np.arange(n_all))
-    order = {int(c): i for i, c in enumerate(values)}
-    roots = roots[np.lexsort((roots, np.array([order[int(c)] for c in code[roots]], np.int64)))]
-    # pieces grouped by region; regions of one piece need no union
-    pid = np.asarray(piece_id, np.int64)
-    proot = root_of[pid]
-    porder = np.argsort(proot, kind="stable")
-    pgeo = np.asarray(piece_geom, dtype=object)[porder]
-    proot = proot[porder]
-    starts = np.searchsorted(proot, roots, "left")
-    ends = np.searchsorted(proot, roots, "right")
-    geoms = np.empty(len(roots), object)
-    for i, (s, e) in enumerate(zip(starts, ends)):
-        # the union keeps the seam's collinear vertices: drop them (tolerance 0 moves nothing)
-        geoms[i] = pgeo[s] if e - s == 1 else shapely.simplify(shapely.union_all(pgeo[s:e]), 0.0)
-    t = grid.transform
-
-    def _to_crs(xy: np.ndarray) -> np.ndarray:
-        return np.column_stack([t.a * xy[:, 0] + t.b * xy[:, 1] + t.c, t.d * xy[:, 0] + t.e * xy[:, 1] + t.f])
-
-    geoms = np.array([_canonical(g) for g in shapely.transform(geoms, _to_crs)], dtype=object)
-    return {"roots": roots, "code": code[roots], "area_m2": area[roots], "pixels": pix[roots], "geometry": geoms,
-            "raster_m2": raster_m2}
+            for ds, st in zip(dss, state):
+                st.add_strip(ds.read(band, window=Window(0, r0, W, h)), pa, r0)
+            del pa
+    return [st.finish(grid) for st in state]
 
 
 def mean_pixel_area(grid: Grid, rows: Optional[int] = None) -> float:
@@ -184,12 +249,22 @@ def mean_pixel_area(grid: Grid, rows: Optional[int] = None) -> float:
 
     H, W = grid.shape
     rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1))))
+    key = (grid.shape, tuple(grid.transform), grid.crs.to_wkt(), rows)
+    if key in _MEAN_AREA:  # asked by the summary and again by the polygon sieve: computed once
+        return _MEAN_AREA[key]
     total = 0.0
     for r0 in range(0, H, rows):
         h = min(rows, H - r0)
         g = grid.window_grid(r0, 0, h, W)
         total += float(np.broadcast_to(np.asarray(pixel_area(g.transform, g.crs, g.shape), np.float64), (h, W)).sum())
-    return total / float(H * W)
+    mean = total / float(H * W)
+    if len(_MEAN_AREA) >= 16:
+        _MEAN_AREA.clear()
+    _MEAN_AREA[key] = mean
+    return mean
+
+
+_MEAN_AREA: dict[Any, float] = {}
 
 
 def _start_top_left(ring: np.ndarray, flip_y: bool) -> np.ndarray:
@@ -250,12 +325,24 @@ def polygon_layer_strips(
     raster_m2 : float
         Ground area of every pixel of the codes (polygons + removed).
     """
+    return layer_from_regions(strip_regions(path, grid, values, rows), grid, values, min_area_m2, simplify_px, date, extra)
+
+
+def layer_from_regions(
+    reg: Mapping[str, Any],
+    grid: Grid,
+    values: Mapping[int, str],
+    min_area_m2: float = 0.0,
+    simplify_px: float = 0.0,
+    date: str = "",
+    extra: Optional[Mapping[str, Any]] = None,
+) -> tuple[Any, dict[str, dict[str, float]], float]:
+    """The polygon layer of :func:`polygon_layer_strips` from a :func:`strip_regions` result ``reg``."""
     import geopandas as gpd
     import shapely
 
     from .export import _POLY_COLUMNS, geodesic_perimeters
 
-    reg = strip_regions(path, grid, values, rows)
     raster = float(sum(reg["raster_m2"].values()))
     small = reg["area_m2"] < min_area_m2
     removed = {}
