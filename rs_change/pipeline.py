@@ -179,13 +179,19 @@ def sample_pixels(
     from affine import Affine
 
     dg = Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
+    fast = False
     if step > 1 and not source.grid.same_as(ref):
+        with source.open(ref, "nearest") as rd:
+            fast = rd.can_decimate()  # shifted only: the source pixel under each sample centre
+            if fast:
+                bands, valid = rd.read(out_shape=(oh, ow))
+    if step > 1 and not source.grid.same_as(ref) and not fast:
         # a date that needs warping: warp straight onto the decimated grid (nearest), so only the
         # sampled pixels are computed; a decimated read of the full-resolution warped view would
         # warp the whole scene (15 s for a NAIP quarter-quad) to keep one pixel in step**2
         with source.open(dg, "nearest") as rd:
             bands, valid = rd.read()
-    else:
+    elif not fast:
         with source.open(ref, resampling) as rd:
             bands, valid = rd.read(out_shape=(oh, ow) if step > 1 else None)
     if geoms is not None:

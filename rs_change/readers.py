@@ -386,6 +386,52 @@ class WindowReader:
         out[:, ~centre_ok] = nd
         return out, inside
 
+    def can_decimate(self) -> bool:
+        """True when a decimated read (``out_shape``) of every file needs no warp: the file is on
+        the reference grid or a translation of it, so each output pixel is the source pixel under
+        its centre (read strip by strip, every source tile decoded once)."""
+        return self.fast and all(self._translation(p) is not None or self._same_grid(p) for p in self._paths())
+
+    def _same_grid(self, path: str) -> bool:
+        d = self._dataset(path)
+        return Grid((d.height, d.width), d.transform, d.crs).same_as(self.ref)
+
+    def _paths(self) -> list[str]:
+        paths = [p for p, _ in self.source.layers.values()]
+        if self.source.qa_layer is not None:
+            paths.append(self.source.qa_layer[0])
+        return list(dict.fromkeys(paths))
+
+    def _read_decimated_shift(
+        self, path: str, bands: list[int], window: Window, out_shape: tuple[int, int], off: tuple[float, float],
+        rows_per_read: int = 512,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decimated nearest read of a translated file: output pixel ``o`` of a window of ``h`` rows
+        read at ``oh`` rows takes the source pixel under its centre, ``row_off + (o + 0.5) * h / oh``
+        on the reference grid plus the offset (likewise for columns). Rows of the source are read
+        in strips of ``rows_per_read`` and only the needed rows and columns kept."""
+        ds = self._dataset(path)
+        oh, ow = int(out_shape[0]), int(out_shape[1])
+        h, w = float(window.height), float(window.width)
+
+        def picks(n_out: int, start: float, size: float, shift: float, n_src: int) -> tuple[np.ndarray, np.ndarray]:
+            centre = start + (np.arange(n_out) + 0.5) * (size / n_out) + shift
+            idx = np.floor(centre + 1e-10).astype(np.int64)
+            return np.clip(idx, 0, n_src - 1), (idx >= 0) & (idx < n_src)
+
+        ri, rin = picks(oh, float(window.row_off), h, off[0], ds.height)
+        ci, cin = picks(ow, float(window.col_off), w, off[1], ds.width)
+        out = np.zeros((len(bands), oh, ow), dtype=ds.dtypes[bands[0] - 1])
+        c0, c1 = int(ci.min()), int(ci.max()) + 1
+        first = int(ri.min()) - int(ri.min()) % rows_per_read
+        for a in range(first, int(ri.max()) + 1, rows_per_read):
+            b = min(a + rows_per_read, ds.height)
+            sel = np.flatnonzero((ri >= a) & (ri < b))
+            if len(sel):
+                strip = ds.read(bands, window=Window(c0, a, c1 - c0, b - a))
+                out[:, sel] = strip[:, ri[sel] - a][:, :, ci - c0]
+        return out, rin[:, None] & cin[None, :]
+
     def _read_group(
         self, path: str, bands: list[int], window: Window, out_shape: Optional[tuple[int, int]], nearest: bool = False
     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -396,6 +442,10 @@ class WindowReader:
                 off = self._translation(path)
                 if off is not None:
                     return self._read_shifted(path, bands, window, res, off)
+            if self.fast and out_shape is not None:
+                off = self._translation(path)  # (a file on the grid itself: GDAL's decimated read
+                if off is not None:             # below, which picks the pixel under each centre too)
+                    return self._read_decimated_shift(path, bands, window, out_shape, off)
             view = self._view(path, res)
             key = f"{path}|{res.name}"
             kw: dict = {"window": window}

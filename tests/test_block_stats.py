@@ -178,3 +178,46 @@ def test_observed_mask_is_the_per_band_definition(all_bands: bool, nodata: int |
     at = np.stack([raws[r] == nodata for r in raws])
     ref = ~at.all(axis=0) if all_bands else ~at.any(axis=0)
     assert np.array_equal(got, ref) and 0 < got.sum() < got.size
+
+
+def test_decimated_read_of_a_shifted_file_picks_the_pixel_under_each_centre(tmp_path: Path) -> None:
+    """Pass 1's sample of a shifted date (no warp): the source pixel under each sample centre, the
+    same pixels as GDAL's warp onto the decimated grid except where a centre falls exactly on a
+    pixel edge (GDAL's warper takes the pixel before it, the decimated GTiff read the one after)."""
+    import rasterio
+    from rasterio.vrt import WarpedVRT
+
+    from rs_change.config import SceneConfig
+    from rs_change.grid import Grid
+
+    h, w = 700, 650
+    rows, cols = np.mgrid[0:h, 0:w]
+    img = np.stack([rows % 251 + 1, cols % 241 + 1, (rows // 251) * 10 + cols // 241 + 1, np.full((h, w), 9)]).astype(np.uint8)
+    t_ref = Affine(1.0, 0, 500000.0, 0, -1.0, 5200000.0)
+    t_src = Affine(1.0, 0, 500000.0 - 4.6, 0, -1.0, 5200000.0 + 5.3)  # ref origin at (row 5.3, col 4.6) of the source
+    write_geotiff(tmp_path / "ref.tif", img, t_ref, "EPSG:32614", nodata=0, tiled=True, blockxsize=256, blockysize=256)
+    write_geotiff(tmp_path / "src.tif", img, t_src, "EPSG:32614", nodata=0, tiled=True, blockxsize=256, blockysize=256)
+    cfg = RunConfig.from_dict({"scenes": [{"date": "2001-01-01", "path": str(tmp_path / "ref.tif"), "sensor": "naip"},
+                                          {"date": "2002-01-01", "path": str(tmp_path / "src.tif"), "sensor": "naip"}]})
+    src = build_source(cfg.scenes[1], cfg)
+    ref = Grid((h, w), t_ref, "EPSG:32614")
+    oh, ow = 97, 83
+    with src.open(ref, "nearest") as rd:
+        assert rd.can_decimate()
+        raws, inside = rd.read_raw(out_shape=(oh, ow))
+    ry = np.floor((np.arange(oh) + 0.5) * h / oh + 5.3 + 1e-10).astype(int)
+    cx = np.floor((np.arange(ow) + 0.5) * w / ow + 4.6 + 1e-10).astype(int)
+    ok = (ry < h)[:, None] & (cx < w)[None, :]
+    assert np.array_equal(inside, ok) and 0 < ok.sum() < ok.size
+    want = img[:, np.clip(ry, 0, h - 1)][:, :, np.clip(cx, 0, w - 1)]
+    got = np.stack([raws[r] for r in ("red", "green", "blue", "nir")])
+    assert np.array_equal(got[:, ok], want[:, ok])
+    dg = Grid((oh, ow), t_ref * Affine.scale(w / ow, h / oh), "EPSG:32614")
+    with rasterio.open(tmp_path / "src.tif") as ds, WarpedVRT(ds, crs=ds.crs, transform=dg.transform, width=ow,
+                                                                height=oh, resampling=rasterio.enums.Resampling.nearest) as v:
+        gdal = v.read()
+    fy = (np.arange(oh) + 0.5) * h / oh + 5.3
+    fx = (np.arange(ow) + 0.5) * w / ow + 4.6
+    no_tie = (np.abs(fy - np.round(fy)) > 1e-6)[:, None] & (np.abs(fx - np.round(fx)) > 1e-6)[None, :] & ok
+    assert no_tie.sum() > 0.8 * ok.sum()
+    assert np.array_equal(got[:, no_tie], gdal[:, no_tie])
