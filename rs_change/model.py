@@ -758,27 +758,27 @@ def write_cluster_png(tif: str | Path, png: str | Path, max_size: int = 8192) ->
     """The centre-coloured image: ``clusters_<date>.tif`` as a palette PNG (decimated to ``max_size``).
 
     Unobserved pixels are transparent.  The PNG is a picture (as in the article's figures); the
-    georeferenced map is the ``.tif``.
+    georeferenced map is the ``.tif``.  GDAL streams the raster into the PNG through a VRT that
+    decimates it (nearest), so no array of the image is held in memory.
     """
+    import html
+
     import rasterio
     import rasterio.shutil
-    from affine import Affine
-    from rasterio.enums import Resampling
-    from rasterio.io import MemoryFile
 
     with rasterio.open(tif) as src:
         f = max(1.0, max(src.height, src.width) / max_size)
         oh, ow = max(1, int(round(src.height / f))), max(1, int(round(src.width / f)))
-        arr = src.read(1, out_shape=(oh, ow), resampling=Resampling.nearest)
         cmap = src.colormap(1)
-        transform = src.transform * Affine.scale(src.width / ow, src.height / oh)
-        crs = src.crs
-    with MemoryFile() as mf:
-        with mf.open(driver="GTiff", width=ow, height=oh, count=1, dtype="uint8", crs=crs, transform=transform, nodata=255) as ds:
-            ds.write(arr, 1)
-            ds.write_colormap(1, cmap)
-            with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
-                rasterio.shutil.copy(ds, str(png), driver="PNG")
+        h, w = src.height, src.width
+    table = "".join(f'<Entry c1="{c[0]}" c2="{c[1]}" c3="{c[2]}" c4="{c[3]}"/>' for _, c in sorted(cmap.items()))
+    vrt = (f'<VRTDataset rasterXSize="{ow}" rasterYSize="{oh}"><VRTRasterBand dataType="Byte" band="1">'
+           f"<NoDataValue>255</NoDataValue><ColorInterp>Palette</ColorInterp><ColorTable>{table}</ColorTable>"
+           f'<SimpleSource resampling="nearest"><SourceFilename relativeToVRT="0">{html.escape(str(tif))}</SourceFilename>'
+           f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+           f'<DstRect xOff="0" yOff="0" xSize="{ow}" ySize="{oh}"/></SimpleSource></VRTRasterBand></VRTDataset>')
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
+        rasterio.shutil.copy(vrt, str(png), driver="PNG")
     return Path(png)
 
 

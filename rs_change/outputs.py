@@ -60,47 +60,71 @@ class WriteJobs:
     """Independent output-writing jobs (COG conversions, PNGs ...) run in worker threads.
 
     GDAL compresses, builds overviews and encodes PNGs without holding Python's GIL, so these
-    jobs run beside the polygon tracing of the main thread.  Each job writes its own files in the
-    staging folder, so the bytes do not depend on the order the jobs finish in.
+    jobs run beside the polygon tracing of the calling thread.  Each job writes its own files in
+    the staging folder, so the bytes do not depend on the order the jobs finish in.  Jobs wait
+    until :meth:`start` (or :meth:`wait`) and then run lowest ``priority`` first, in submission
+    order within a priority.
 
     Parameters
     ----------
-    workers : int, default 2
-        Threads; ``0`` runs every job at once in the calling thread (``compute.scheduler:
-        synchronous``: one thread, e.g. for profiling).
+    workers : int, default 1
+        Threads; ``0`` runs each job at once in the calling thread when it is submitted
+        (``compute.scheduler: synchronous``: one thread, e.g. for profiling).
 
     Examples
     --------
-    >>> with WriteJobs(2) as jobs:
-    ...     f = jobs.submit(sum, [1, 2, 3])
+    >>> with WriteJobs(1) as jobs:
+    ...     a = jobs.submit(sum, [1, 2, 3])
+    ...     b = jobs.submit(max, [4, 5], priority=-1)  # runs first
     ...     jobs.wait()
-    >>> f.result()
-    6
+    >>> a.result(), b.result()
+    (6, 5)
     """
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 1) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="rs-change-write") if workers > 0 else None
         self.futures: list[Any] = []
+        self._pending: list[tuple[int, int, Any, tuple, dict, Any]] = []
+        self._started = False
 
-    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)``; returns a :class:`concurrent.futures.Future`."""
+    def submit(self, fn: Any, *args: Any, priority: int = 0, **kwargs: Any) -> Any:
+        """Queue ``fn(*args, **kwargs)``; returns a :class:`concurrent.futures.Future`."""
         from concurrent.futures import Future
 
-        if self.pool is not None:
-            fut = self.pool.submit(fn, *args, **kwargs)
-        else:
-            fut = Future()
-            try:
-                fut.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # re-raised by wait() / result(), as from a thread
-                fut.set_exception(exc)
+        fut: Any = Future()
         self.futures.append(fut)
+        item = (priority, len(self.futures), fn, args, kwargs, fut)
+        if self.pool is None:
+            self._call(item)
+        elif self._started:
+            self.pool.submit(self._call, item)
+        else:
+            self._pending.append(item)
         return fut
 
+    @staticmethod
+    def _call(item: tuple[int, int, Any, tuple, dict, Any]) -> None:
+        _, _, fn, args, kwargs, fut = item
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # re-raised by wait() / result(), as from a thread
+            fut.set_exception(exc)
+
+    def start(self) -> None:
+        """Start the queued jobs (lowest priority first); later jobs start when submitted."""
+        self._started = True
+        pending, self._pending = sorted(self._pending, key=lambda t: t[:2]), []
+        for item in pending:
+            self.pool.submit(self._call, item)  # type: ignore[union-attr]
+
     def wait(self) -> None:
-        """Wait for every job; re-raise the first error (in submission order)."""
+        """Run and wait for every job; re-raise the first error (in submission order)."""
+        if self.pool is not None and not self._started:
+            self.start()
         for fut in list(self.futures):
             fut.result()
 
@@ -110,15 +134,22 @@ class WriteJobs:
     def __exit__(self, *exc: Any) -> None:
         # on an error elsewhere, drop the jobs not started and let the running ones finish before
         # the staging folder is discarded
+        for item in self._pending:
+            item[-1].cancel()
+        self._pending = []
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+            for fut in self.futures:  # cancelled in the pool's queue: never run
+                if not fut.done():
+                    fut.cancel()
 
 
 def write_threads(scheduler: str, workers: Optional[int]) -> int:
     """Threads of :class:`WriteJobs` for a run's ``compute.scheduler`` / ``compute.workers``:
-    0 (all in the calling thread) for ``synchronous`` or one worker, else the workers (at most 4)."""
+    0 (all in the calling thread) for ``synchronous`` or one worker, else one less than the
+    workers (the calling thread traces the polygons meanwhile), at most 3."""
     n = workers or os.cpu_count() or 1
-    return 0 if scheduler == "synchronous" or n <= 1 else min(int(n), 4)
+    return 0 if scheduler == "synchronous" or n <= 1 else max(1, min(int(n) - 1, 3))
 
 
 # ---------------------------------------------------------------------------------------------

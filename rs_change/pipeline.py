@@ -902,7 +902,10 @@ def _finish_outputs(
     if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs (rs_change.report)
         from .report import report_figures, report_page
 
-        figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks, cfg.grid.resampling)
+        # first: its decimated reads of the scenes overlap the polygons' first strips, not their peak
+        figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks, cfg.grid.resampling,
+                              priority=-1)
+    jobs.start()
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
             tmp, ref, {dm.source.date.isoformat(): blocks[f"water_{dm.source.date.isoformat()}.tif"] for dm in models},
