@@ -210,3 +210,82 @@ def test_series_rasters_are_styled_valid_cogs(tmp_path):
     assert labels == [v for k, v in SERIES_CLASSES.items() if k != 255]
     with rasterio.open(files["change_2009-08-18_2014-07-20.tif"]) as ds:
         assert ds.tags()["FROM"] == "2009-08-18" and ds.tags()["TO"] == "2014-07-20"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast writing (issue 8): one strip pass for many rasters, vectorised perimeters, PNG via VRT, jobs
+# ---------------------------------------------------------------------------------------------
+def test_perimeters_match_pyproj_for_holes_and_multipolygons():
+    """Exterior length like Geod.geometry_area_perimeter (holes not added), parts summed."""
+    from shapely.geometry import MultiPolygon, Polygon
+
+    lake = Polygon([(-99.0, 47.0), (-98.99, 47.0), (-98.99, 47.01), (-99.0, 47.01)],
+                   [[(-98.998, 47.002), (-98.996, 47.002), (-98.996, 47.004)]])
+    two = MultiPolygon([Polygon([(0, 0), (0.01, 0), (0.01, 0.01)]), Polygon([(1, 1), (1.02, 1), (1.02, 1.02)])])
+    geoms = [lake, two, Polygon()]
+    want = [abs(GEOD.geometry_area_perimeter(g)[1]) for g in geoms]
+    np.testing.assert_allclose(geodesic_perimeters(geoms, "EPSG:4326"), want, rtol=1e-12)
+    assert want[0] > 4 * 700 and want[2] == 0.0  # a ~0.75 x 1.1 km square; the empty polygon has none
+
+
+def test_one_strip_pass_equals_each_raster_alone(tmp_path):
+    """strip_regions_many over a water mask and a two-code change map = strip_regions of each."""
+    from rs_change.export import write_cog
+    from rs_change.strips import strip_regions, strip_regions_many
+
+    water = _blobs(seed=4)
+    change = np.where(_blobs(seed=5) == 1, 2, 0).astype(np.uint8)
+    change[_blobs(seed=6, frac=0.1) == 1] = 3  # lost, touching gained regions in places
+    change[:3, :3] = 255
+    pw, pc = write_cog(tmp_path / "w.tif", water, UTM), write_cog(tmp_path / "c.tif", change, UTM)
+    many = strip_regions_many([(pw, {1: "water"}), (pc, {2: "gained", 3: "lost"})], UTM, rows=7)
+    for got, (path, values) in zip(many, [(pw, {1: "water"}), (pc, {2: "gained", 3: "lost"})]):
+        one = strip_regions(path, UTM, values, rows=60)  # one strip: no seams
+        assert list(got["code"]) == list(one["code"]) and list(got["pixels"]) == list(one["pixels"])
+        np.testing.assert_allclose(got["area_m2"], one["area_m2"], rtol=1e-9)  # pixel areas per strip
+        assert all(a.equals_exact(b, 0) for a, b in zip(got["geometry"], one["geometry"]))
+    codes = list(many[1]["code"])
+    assert codes.count(2) == ndimage.label(change == 2)[1] and codes.count(3) == ndimage.label(change == 3)[1] > 0
+
+
+def test_cluster_png_is_the_nearest_decimated_map(tmp_path):
+    from rs_change.export import write_cog
+    from rs_change.model import write_cluster_png
+
+    arr = (np.arange(60 * 80).reshape(60, 80) % 7).astype(np.uint8)
+    arr[0, :5] = 255
+    colors = {i: (10 * i, 20 * i, 30, 255) for i in range(7)}
+    colors[255] = (0, 0, 0, 0)
+    tif = write_cog(tmp_path / "c.tif", arr, UTM, colormap=colors)
+    full = write_cluster_png(tif, tmp_path / "full.png")
+    small = write_cluster_png(tif, tmp_path / "small.png", max_size=40)
+    with warnings.catch_warnings():  # a PNG has no georeferencing
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        a, b = rasterio.open(full), rasterio.open(small)
+    with a, b, rasterio.open(tif) as t:
+        assert (a.read(1) == arr).all() and a.colormap(1)[3] == colors[3]
+        assert b.shape == (30, 40)
+        assert (b.read(1) == t.read(1, out_shape=(30, 40), resampling=rasterio.enums.Resampling.nearest)).all()
+    assert not (tmp_path / "full.png.aux.xml").exists()
+
+
+def test_write_jobs_run_by_priority_and_reraise(tmp_path):
+    from rs_change.outputs import WriteJobs, write_threads
+
+    order: list[str] = []
+    with WriteJobs(1) as jobs:
+        jobs.submit(order.append, "cog")
+        jobs.submit(order.append, "figures", priority=-1)
+        jobs.wait()
+    assert order == ["figures", "cog"]
+    with pytest.raises(ZeroDivisionError):
+        with WriteJobs(1) as jobs:
+            jobs.submit(lambda: 1 / 0)
+            jobs.wait()
+    inline = WriteJobs(0)
+    f = inline.submit(lambda: 1 / 0)  # synchronous: run at once, error kept for wait()/result()
+    with pytest.raises(ZeroDivisionError):
+        inline.wait()
+    assert f.done()
+    assert write_threads("synchronous", 4) == 0 and write_threads("threads", 1) == 0
+    assert write_threads("threads", 2) == 1 and write_threads("threads", 16) == 3
