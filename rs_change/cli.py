@@ -178,6 +178,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .outputs import share_malloc_arenas
+
+    share_malloc_arenas()  # before any thread starts: threads' freed memory is reused (rs_change.outputs)
     level = max(logging.DEBUG, logging.WARNING - 10 * args.verbose)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("rs_change").setLevel(level)
