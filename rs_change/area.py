@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 from affine import Affine
@@ -156,6 +156,12 @@ def pixel_area(transform: Affine, crs: Any, shape: tuple[int, int], ground: Grou
     >>> round(float(a[0, 0]) / 1e6)  # the 1 x 1 degree cell north of the equator, km2
     12308
     """
+    lat = _lattice(transform, crs, shape, ground)
+    return lat if isinstance(lat, np.ndarray) else lat.rows(0, int(shape[0]))
+
+
+def _lattice(transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground) -> "np.ndarray | _Bilinear":
+    """:func:`pixel_area` as an array, or as the interpolator of its lattice when it varies along rows."""
     crs = as_crs(crs)
     h, w = int(shape[0]), int(shape[1])
     a, e2 = _ellipsoid(crs, ground)
@@ -180,25 +186,54 @@ def pixel_area(transform: Affine, crs: Any, shape: tuple[int, int], ground: Grou
         return per_row.reshape(h, 1)
     if ny == h and nx == w:
         return lattice
-    return _bilinear(lattice, rs, cs, h, w)
+    return _Bilinear(lattice, rs, cs, h, w)
 
 
 def _bilinear(grid: np.ndarray, rs: np.ndarray, cs: np.ndarray, h: int, w: int) -> np.ndarray:
-    rows = np.arange(h, dtype="float64")
-    cols = np.arange(w, dtype="float64")
-    # interpolate along columns for every lattice row, then along rows
-    tmp = np.stack([np.interp(cols, cs, grid[i]) for i in range(grid.shape[0])])
-    out = np.empty((h, w), dtype="float64")
-    for j0 in range(0, w, 4096):
-        j1 = min(w, j0 + 4096)
-        sub = tmp[:, j0:j1]
-        idx = np.clip(np.searchsorted(rs, rows, side="right") - 1, 0, max(len(rs) - 2, 0))
-        if len(rs) == 1:
-            out[:, j0:j1] = sub[0]
-            continue
-        t = ((rows - rs[idx]) / (rs[idx + 1] - rs[idx]))[:, None]
-        out[:, j0:j1] = sub[idx] * (1 - t) + sub[idx + 1] * t
-    return out
+    return _Bilinear(grid, rs, cs, h, w).rows(0, h)
+
+
+class _Bilinear:
+    """The lattice ``grid`` (sampled at rows ``rs``, columns ``cs``) interpolated to every pixel of
+    an (h, w) grid, row range by row range: along columns for every lattice row, then along rows."""
+
+    def __init__(self, grid: np.ndarray, rs: np.ndarray, cs: np.ndarray, h: int, w: int) -> None:
+        rows = np.arange(h, dtype="float64")
+        cols = np.arange(w, dtype="float64")
+        self.tmp = np.stack([np.interp(cols, cs, grid[i]) for i in range(grid.shape[0])])
+        self.single = len(rs) == 1
+        self.idx = np.clip(np.searchsorted(rs, rows, side="right") - 1, 0, max(len(rs) - 2, 0))
+        if not self.single:
+            self.t = ((rows - rs[self.idx]) / (rs[self.idx + 1] - rs[self.idx]))[:, None]
+        self.w = w
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Pixel values of rows r0 .. r1 - 1, shape (r1 - r0, w)."""
+        if self.single:
+            return np.repeat(self.tmp[:1], r1 - r0, axis=0)
+        idx, t = self.idx[r0:r1], self.t[r0:r1]
+        out = self.tmp[idx] * (1 - t)
+        out += self.tmp[idx + 1] * t
+        return out
+
+
+def pixel_area_rows(transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground = "auto") -> Callable[[int, int], np.ndarray]:
+    """:func:`pixel_area` a range of rows at a time: ``f(r0, r1)`` equals ``pixel_area(...)[r0:r1]``
+    (shape (r1 - r0, 1) or (r1 - r0, width)), without the whole (height, width) array.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> t, shape = Affine(0.6, 0, 500000.0, 0, -0.6, 5200000.0), (300, 200)
+    >>> f = pixel_area_rows(t, "EPSG:32614", shape)
+    >>> import numpy as np
+    >>> bool(np.array_equal(f(100, 164), pixel_area(t, "EPSG:32614", shape)[100:164]))
+    True
+    """
+    lat = _lattice(transform, crs, shape, ground)
+    if isinstance(lat, np.ndarray):
+        return lambda r0, r1: lat[r0:r1]
+    return lat.rows
 
 
 def mask_area(mask: np.ndarray, transform: Affine, crs: Any, ground: Ground = "auto") -> float:

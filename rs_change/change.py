@@ -421,6 +421,21 @@ class JointStates:
         return np.stack([np.bincount(flat, minlength=self.outside + 1).astype(np.float64),
                          np.bincount(flat, weights=pa, minlength=self.outside + 1)])
 
+    def histogram_rows(self, code: np.ndarray, area_rows: Any, rows: int = 64) -> np.ndarray:
+        """:meth:`histogram` with the pixel areas given a range of rows at a time
+        (``area_rows(r0, r1)``, e.g. :func:`rs_change.area.pixel_area_rows`): the areas and the
+        counts of a strip of ``rows`` rows stay in the CPU's cache, and no (h, w) array of areas
+        is made."""
+        h = code.shape[0]
+        out = np.zeros((2, self.outside + 1))
+        for r0 in range(0, h, rows):
+            r1 = min(r0 + rows, h)
+            c = code[r0:r1]
+            pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), c.shape)
+            out[0] += np.bincount(c.reshape(-1), minlength=self.outside + 1)
+            out[1] += np.bincount(c.reshape(-1), weights=pa.reshape(-1), minlength=self.outside + 1)
+        return out
+
     def date_stats(self, hist: np.ndarray) -> np.ndarray:
         """(n, 8) per date: water px, water m2, observed px, observed m2, unobserved px, unobserved m2,
         outside px, outside m2 (pixels inside the area of interest count as unobserved when not

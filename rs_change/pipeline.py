@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from . import __version__
-from .area import pixel_area
+from .area import pixel_area_rows
 from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
                      change_map, change_stats, series_block)
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
@@ -43,7 +43,7 @@ from .grid import Grid
 from .labelling import ClusterDecision, fit_labeller, label_clusters, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, open_scene, observed_mask, raw_to_bands
-from .strips import mean_pixel_area
+from .strips import mean_pixel_area, remember_mean_pixel_area
 from .sensors import custom_profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -492,7 +492,7 @@ def process_block(
     """
     r0, c0, h, w = window
     g = ref.window_grid(r0, c0, h, w)
-    pa = pixel_area(g.transform, g.crs, g.shape)
+    area_rows = pixel_area_rows(g.transform, g.crs, g.shape)  # m2 per pixel, a strip of rows at a time
     inside = aoi_mask(geoms, g)
     masks = []
     clusters: list[np.ndarray] = []
@@ -517,14 +517,14 @@ def process_block(
         report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
         if report is not None:
             ins = np.ones((h, w), bool) if inside is None else inside
-            extras.append(report(rd, valid, ins, np.broadcast_to(pa, (h, w))))
+            extras.append(report(rd, valid, ins, np.broadcast_to(area_rows(0, h), (h, w))))
         else:
             extras.append({})
     if len(models) <= MAX_JOINT_DATES:
         # one joint code per pixel, two bincounts: every figure of the block (rs_change.change.JointStates)
         js = _joint_states(len(models))
         code = js.encode(masks, inside)
-        hist = js.histogram(code, pa)
+        hist = js.histogram_rows(code, area_rows)
         stats = js.date_stats(hist)
         ch, cst, sb = None, np.zeros((len(_CHANGE_CODES), 2)), None
         if len(models) >= 2:
@@ -538,6 +538,7 @@ def process_block(
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
         return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
     # many dates: one pass over the block per figure
+    pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
     ins = np.ones((h, w), bool) if inside is None else inside
     stats = np.zeros((len(models), 8), dtype=np.float64)
@@ -850,7 +851,7 @@ def build_summary(
     summary: dict[str, Any] = {
         "rs_change_version": __version__,
         "grid": {**ref.to_dict(), "pixel_size": [res[0], res[1]], "crs_units": _units(ref),
-                 "mean_pixel_area_m2": round(mean_pixel_area(ref), 6)},  # strip by strip (rs_change.strips)
+                 "mean_pixel_area_m2": round(_mean_area(ref, stats), 6)},
         "area_method": "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area",
         "clustering": cfg.clustering.model_dump(mode="json"),
         "labelling": cfg.labelling.model_dump(mode="json", exclude_none=True),
@@ -865,6 +866,14 @@ def build_summary(
             "note": "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels",
         }
     return summary
+
+
+def _mean_area(ref: Grid, stats: np.ndarray) -> float:
+    """Mean pixel area of the grid: every pixel is counted once per date in pass 2, as observed,
+    unobserved or outside the area of interest, so the first date's sums cover the whole grid."""
+    if len(stats) and stats[0, [2, 4, 6]].sum() == ref.height * ref.width:
+        return remember_mean_pixel_area(ref, float(stats[0, [3, 5, 7]].sum()))
+    return mean_pixel_area(ref)  # strip by strip (rs_change.strips)
 
 
 def _units(ref: Grid) -> str:

@@ -278,6 +278,19 @@ def mean_pixel_area(grid: Grid, rows: Optional[int] = None) -> float:
 _MEAN_AREA: dict[Any, float] = {}
 
 
+def remember_mean_pixel_area(grid: Grid, total_m2: float, rows: Optional[int] = None) -> float:
+    """Record the mean pixel area of ``grid`` from the ground area of all its pixels, already
+    summed elsewhere (a run's pass 2 measures every pixel of the grid once), so that
+    :func:`mean_pixel_area` does not measure the grid a second time; returns the mean."""
+    H, W = grid.shape
+    rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1))))
+    mean = float(total_m2) / float(H * W)
+    if len(_MEAN_AREA) >= 16:
+        _MEAN_AREA.clear()
+    _MEAN_AREA[(grid.shape, tuple(grid.transform), grid.crs.to_wkt(), rows)] = mean
+    return mean
+
+
 def _start_top_left(ring: np.ndarray, flip_y: bool) -> np.ndarray:
     """The closed ring rotated to start at its top-most, then left-most vertex (GDAL's convention)."""
     xy = ring[:-1]
