@@ -80,6 +80,11 @@ class BlockWriter:
         return Path(dst)
 
 
+#: DEFLATE level of the COGs: 3 writes a NAIP-size class raster in 0.28-0.40 s, level 6 (GDAL's
+#: default) in 0.35-0.60 s for files 1.5x smaller (0.6-1.9 MB); every reader decodes both.
+COG_DEFLATE_LEVEL = 3
+
+
 def to_cog(src: Path, dst: Path, resampling: str = "NEAREST") -> None:
     """Copy a GeoTIFF to a COG with internal overviews (GDAL's COG driver)."""
     rasterio.shutil.copy(
@@ -87,6 +92,7 @@ def to_cog(src: Path, dst: Path, resampling: str = "NEAREST") -> None:
         str(dst),
         driver="COG",
         COMPRESS="DEFLATE",
+        LEVEL=COG_DEFLATE_LEVEL,
         OVERVIEWS="IGNORE_EXISTING",
         RESAMPLING=resampling,
         BLOCKSIZE=512,

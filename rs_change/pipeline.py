@@ -166,36 +166,61 @@ class DateModel:
     sample_pixels: int = 0
     water_model: Any = None  # rs_change.model.WaterModel: saved as model_<date>.json
     labeller: Any = None  # rs_change.labelling.Labeller: fine clusters + per-pixel water test
+    #: pass 1's decimated read ((h, w), bands, observed) when small: the report's quicklook of the
+    #: date when it has the same shape (the same pixels, read once); not sent to block workers
+    preview: Any = field(default=None, repr=False, compare=False)
+
+
+def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
+    """The grid of a read of ``ref`` decimated to ``shape`` (same bounds, larger pixels)."""
+    from affine import Affine
+
+    oh, ow = shape
+    return Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
+
+
+def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = "bilinear"
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A date's bands and observed mask on ``ref`` decimated to ``shape``: the pixel under each
+    decimated centre (pass 1's sample, the report's quicklooks).
+
+    A date on ``ref`` is read decimated by GDAL; a date shifted from it (same CRS and pixel size)
+    picks its source pixels directly (every tile decoded once); any other date is warped straight
+    onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
+    the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
+    """
+    if tuple(shape) == tuple(ref.shape):
+        with source.open(ref, resampling) as rd:
+            return rd.read()
+    if source.grid.same_as(ref):
+        with source.open(ref, resampling) as rd:
+            return rd.read(out_shape=tuple(shape))
+    with source.open(ref, "nearest") as rd:
+        if rd.can_decimate():
+            return rd.read(out_shape=tuple(shape))
+    with source.open(decimated_grid(ref, shape), "nearest") as rd:
+        return rd.read()
+
+
+#: Pass 1 keeps its decimated read of a date for the report when it has at most this many pixels.
+PREVIEW_MAX_PIXELS = 1_000_000
 
 
 def sample_pixels(
     source: SceneSource, ref: Grid, geoms: Optional[list[Any]], names: Sequence[str], n: Optional[int], seed: int,
-    resampling: str = "bilinear",
+    resampling: str = "bilinear", keep: Optional[dict[str, Any]] = None,
 ) -> np.ndarray:
-    """Features (physical units) of up to ``n`` observed pixels, from a decimated read."""
+    """Features (physical units) of up to ``n`` observed pixels, from a decimated read
+    (:func:`decimated_read`). With ``keep`` (a dict) the read is stored as ``keep["preview"] =
+    ((h, w), bands, observed)`` when it has at most :data:`PREVIEW_MAX_PIXELS` pixels."""
     total = ref.height * ref.width
     step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
     oh, ow = math.ceil(ref.height / step), math.ceil(ref.width / step)
-    from affine import Affine
-
-    dg = Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
-    fast = False
-    if step > 1 and not source.grid.same_as(ref):
-        with source.open(ref, "nearest") as rd:
-            fast = rd.can_decimate()  # shifted only: the source pixel under each sample centre
-            if fast:
-                bands, valid = rd.read(out_shape=(oh, ow))
-    if step > 1 and not source.grid.same_as(ref) and not fast:
-        # a date that needs warping: warp straight onto the decimated grid (nearest), so only the
-        # sampled pixels are computed; a decimated read of the full-resolution warped view would
-        # warp the whole scene (15 s for a NAIP quarter-quad) to keep one pixel in step**2
-        with source.open(dg, "nearest") as rd:
-            bands, valid = rd.read()
-    elif not fast:
-        with source.open(ref, resampling) as rd:
-            bands, valid = rd.read(out_shape=(oh, ow) if step > 1 else None)
+    bands, valid = decimated_read(source, ref, (oh, ow), resampling)
+    if keep is not None and oh * ow <= PREVIEW_MAX_PIXELS:
+        keep["preview"] = ((oh, ow), bands, valid.copy())
     if geoms is not None:
-        valid &= aoi_mask(geoms, dg)  # type: ignore[operator]
+        valid &= aoi_mask(geoms, decimated_grid(ref, (oh, ow)))  # type: ignore[operator]
     X = feature_matrix(bands, valid, names)
     if n is not None and len(X) > n:
         rng = np.random.default_rng(seed)
@@ -208,7 +233,8 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
     :class:`~rs_change.model.WaterModel` used for every date: same cluster ids everywhere)."""
     c = cfg.clustering
     names = default_features(source.roles)
-    X = sample_pixels(source, ref, geoms, names, c.sample_size, c.seed, cfg.grid.resampling)
+    keep: dict[str, Any] = {}
+    X = sample_pixels(source, ref, geoms, names, c.sample_size, c.seed, cfg.grid.resampling, keep)
     if len(X) == 0:
         raise NoValidPixelsError(
             f"{source.label}: every pixel of {source.date} is nodata, cloud or outside the area of interest; "
@@ -219,7 +245,8 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
 
         labels, dec, sil = apply_to_sample(shared, X, names, source.label, source.date.isoformat(), c.seed, source.profile.calibrated)
         return DateModel(source, list(names), shared.offset, shared.scale, shared.kmeans, dec,
-                         np.array(water_ids(dec), dtype=np.int64), sil, [], len(X), shared, shared.labeller)
+                         np.array(water_ids(dec), dtype=np.int64), sil, [], len(X), shared, shared.labeller,
+                         preview=keep.get("preview"))
     from .model import fit_sample  # one code path with rs_change.fit_model: same sample and seed, same numbers
 
     wm, scores = fit_sample(
@@ -230,7 +257,7 @@ def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: Ru
     log.info("%s: k=%d %s, water clusters %s", source.date, wm.k, wm.metric, wm.water_ids)
     return DateModel(
         source, list(names), wm.offset, wm.scale, wm.kmeans, wm.decisions, np.array(wm.water_ids, dtype=np.int64),
-        wm.silhouette, scores, len(X), wm, wm.labeller,
+        wm.silhouette, scores, len(X), wm, wm.labeller, preview=keep.get("preview"),
     )
 
 
@@ -733,7 +760,8 @@ def _run_passes(
         stats = np.zeros((len(models), 8))
         cstats = np.zeros((len(_CHANGE_CODES), 2))
         extra: list[dict[str, float]] = [{} for _ in models]
-        task = BlockTask(ref, models, geoms, cfg.grid.resampling, gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write)
+        task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, cfg.grid.resampling,
+                         gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):
