@@ -184,7 +184,7 @@ def _take(a: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
 def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Interpolated values in the source's data type, rounded and clamped as GDAL's warper does."""
     dt = np.dtype(dtype)
-    if np.issubdtype(dt, np.integer):
+    if dt.kind in "iu":
         info = np.iinfo(dt)
         v = np.add(values, 0.5, out=values if values.flags.writeable and values.base is None else None)
         np.floor(v, out=v)
@@ -249,7 +249,7 @@ def _avoid(out: np.ndarray, nd: Optional[float]) -> np.ndarray:
         return out
     hit = out == nd
     if hit.any():
-        if np.issubdtype(out.dtype, np.integer):
+        if out.dtype.kind in "iu":
             out[hit] = nd + 1 if nd < np.iinfo(out.dtype).max else nd - 1
         else:
             out[hit] = np.nextafter(out.dtype.type(nd), out.dtype.type(np.inf))
@@ -373,7 +373,10 @@ class WindowReader:
             nd = None  # an integer raster cannot hold NaN
         if nd is not None:  # a source pixel is nodata when every band of the file is (GDAL's
             # UNIFIED_SRC_NODATA=PARTIAL): a real 0 in one band (NAIP 2014's dark-water NIR) is data
-            ok = ~(np.isnan(src) if np.isnan(nd) else src == nd).all(axis=0)
+            if nd == 0 and src.dtype.kind in "iu":  # any band non-zero: an OR of the bands (4x faster)
+                ok = np.bitwise_or.reduce(src, axis=0) != 0
+            else:
+                ok = ~(np.isnan(src) if np.isnan(nd) else src == nd).all(axis=0)
         if ok is None or ok.all():
             return _avoid(_lerp_strips(src, r0, r1, c0, c1, fx, fy), nd), inside
         a = _float(src)
@@ -550,7 +553,7 @@ def raw_to_bands(
     bands: dict[str, np.ndarray] = {}
     for role, raw in raws.items():
         data = raw.astype(np.float32, copy=False)
-        if np.issubdtype(raw.dtype, np.floating):
+        if raw.dtype.kind == "f":
             valid &= np.isfinite(data)
         if profile.scale is not None:
             data = data * np.float32(profile.scale) + np.float32(profile.offset)
@@ -565,7 +568,7 @@ def observed_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: 
     roles = list(raws)
     valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
     if nodata is not None:
-        if profile.nodata_all_bands and nodata == 0 and all(np.issubdtype(raws[r].dtype, np.integer) for r in roles):
+        if profile.nodata_all_bands and nodata == 0 and all(raws[r].dtype.kind in "iu" for r in roles):
             # observed where any band is non-zero: a bitwise OR of the bands
             some = raws[roles[0]].astype(np.result_type(*(raws[r].dtype for r in roles)), copy=True)
             for r in roles[1:]:
