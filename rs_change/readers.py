@@ -229,7 +229,12 @@ def _lerp_strips(src: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray
             y1 = slice(int(r1[s]) - lo, int(r1[s]) - lo + e - s) if ry1 else r1[s:e] - lo
             v = rows[:, y0] * (1.0 - fy)
             v += rows[:, y1] * fy
-        out[:, s:e] = _round_to(np.ascontiguousarray(v), src.dtype)
+        if src.dtype.kind in "iu":
+            # a convex blend of values in the type's range stays in it: round half up, no clamp
+            v = np.add(v, 0.5, out=v if v.base is None else None)
+            out[:, s:e] = np.floor(v, out=v)
+        else:
+            out[:, s:e] = _round_to(np.ascontiguousarray(v), src.dtype)
     return out
 
 
