@@ -25,6 +25,7 @@ Schedulers (``compute.scheduler`` in the config):
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -195,6 +196,7 @@ def _connect(address: str) -> Any:
 
 
 _GDAL_CACHE_SET = False
+_GDAL_CACHE_MB: Optional[int] = None  # the size limit_gdal_cache set (None: the user's or GDAL's)
 
 
 def limit_gdal_cache(mb: int) -> None:
@@ -203,13 +205,63 @@ def limit_gdal_cache(mb: int) -> None:
     Has effect only before GDAL's first cached read in the process and when the user has not set
     the ``GDAL_CACHEMAX`` environment variable (which then wins).  Cheap to call per block.
     """
-    global _GDAL_CACHE_SET
+    global _GDAL_CACHE_SET, _GDAL_CACHE_MB
     if _GDAL_CACHE_SET:
         return
     _GDAL_CACHE_SET = True
     if "GDAL_CACHEMAX" not in os.environ:
         # through the environment (read by GDAL when its cache first fills), in MB
         os.environ["GDAL_CACHEMAX"] = str(int(mb))
+        _GDAL_CACHE_MB = int(mb)
+
+
+def shrink_gdal_cache(mb: int) -> bool:
+    """Lower GDAL's block cache of this process to ``mb`` MB now (it frees the excess).
+
+    The passes reuse decoded tiles (a shifted date's margins, the rows shared by vertically
+    adjacent blocks); the writing stage reads each staging tile once, so a full cache only holds
+    memory: on the 4x benchmark pair it grew to its 256 MB cap while the NAIP-size pair never
+    filled it. Calls ``GDALSetCacheMax64`` of the GDAL library rasterio loaded (found beside
+    rasterio; nothing happens when it is not found or when ``GDAL_CACHEMAX`` is set in the
+    environment). Returns True when the cache was set.
+    """
+    if _GDAL_CACHE_MB is None or os.environ.get("GDAL_CACHEMAX") != str(_GDAL_CACHE_MB):
+        return False  # the size is the user's (GDAL_CACHEMAX), or this process never set it
+    lib = _gdal_library()
+    if lib is None:
+        return False
+    try:
+        fn = lib.GDALSetCacheMax64
+        fn.argtypes = [ctypes.c_int64]
+        fn.restype = None
+        fn(int(mb) * 1024 * 1024)
+        return True
+    except AttributeError:  # pragma: no cover - not a GDAL library
+        return False
+
+
+def _gdal_library() -> Any:
+    """The GDAL shared library rasterio uses (its wheel's copy), or None."""
+    import glob
+
+    import rasterio
+
+    base = os.path.dirname(os.path.dirname(rasterio.__file__))
+    pats = [os.path.join(base, "rasterio.libs", "libgdal*.so*"), os.path.join(base, "rasterio", ".dylibs", "libgdal*.dylib"),
+            os.path.join(base, "rasterio.libs", "gdal*.dll")]
+    for pat in pats:
+        for path in sorted(glob.glob(pat)):
+            try:
+                return ctypes.CDLL(path)
+            except OSError:  # pragma: no cover
+                continue
+    try:  # a rasterio built against the system GDAL
+        from ctypes.util import find_library
+
+        name = find_library("gdal")
+        return ctypes.CDLL(name) if name else None
+    except OSError:  # pragma: no cover
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, Joi
                      change_map, change_stats, series_block)
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
-from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token
+from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token, shrink_gdal_cache
 from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeError
 from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, polygonize, product_names, run_polygons, style_outputs, write_csv, write_json, write_layers
 from .features import default_features, feature_matrix, spectral_index
@@ -792,6 +792,7 @@ def _run_passes(
             summary["series"] = sacc.series()
         if write and tmp is not None:
             progress("write", 0, 1)
+            shrink_gdal_cache(WRITE_GDAL_CACHE_MB)  # the writing reads each staging tile once
             from .model import stage_cluster_outputs
             from .outputs import WriteJobs, write_threads
 
@@ -812,6 +813,9 @@ def _run_passes(
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     return RunResult(summary, out if write else None, files, ref, models)
 
+
+#: MB of GDAL block cache while the outputs are written (the passes use ``compute.gdal_cache_mb``).
+WRITE_GDAL_CACHE_MB = 64
 
 SUMMARY_ONLY = ("summary.json", "summary.csv")
 

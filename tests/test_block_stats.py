@@ -221,3 +221,18 @@ def test_decimated_read_of_a_shifted_file_picks_the_pixel_under_each_centre(tmp_
     no_tie = (np.abs(fy - np.round(fy)) > 1e-6)[:, None] & (np.abs(fx - np.round(fx)) > 1e-6)[None, :] & ok
     assert no_tie.sum() > 0.8 * ok.sum()
     assert np.array_equal(got[:, no_tie], gdal[:, no_tie])
+
+
+def test_gdal_cache_is_shrunk_only_when_rs_change_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rs_change import engine
+
+    monkeypatch.setattr(engine, "_GDAL_CACHE_MB", None)
+    assert engine.shrink_gdal_cache(64) is False  # GDAL's own default or the user's: left alone
+    monkeypatch.setattr(engine, "_GDAL_CACHE_MB", 256)
+    monkeypatch.setenv("GDAL_CACHEMAX", "1024")  # the user's setting wins
+    assert engine.shrink_gdal_cache(64) is False
+    monkeypatch.setenv("GDAL_CACHEMAX", "256")
+    if engine._gdal_library() is None:
+        pytest.skip("no GDAL library found beside rasterio")
+    assert engine.shrink_gdal_cache(64) is True
+    assert engine.shrink_gdal_cache(256) is True  # back to what the test session had
