@@ -344,6 +344,8 @@ def _rule_table(dm: DateModel, raws: dict[str, np.ndarray]) -> Optional[tuple[st
         grid = {needs[0]: a.reshape(-1), needs[1]: b.reshape(-1)}
         bands, _ = raw_to_bands(grid, dm.source.profile, None)
         table = _rule_mask(rule, bands, np.ones(256 * 256, bool))
+        if len(_TABLES) >= 64:  # a long-lived process running many runs: keep the cache small
+            _TABLES.clear()
         hit = _TABLES[key] = (dm, table)
     return needs[0], needs[1], hit[1]
 
