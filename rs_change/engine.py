@@ -303,10 +303,27 @@ def cached_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
     return rd
 
 
+_SHARED: dict[Any, Any] = {}
+
+
+def shared_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
+    """One object ``key`` of run ``token`` for every thread of this process, opened by ``opener()``
+    once and closed by :func:`close_readers` (it must be thread-safe itself, e.g.
+    :class:`rs_change.readers.SharedReads`)."""
+    with _CACHE_LOCK:
+        obj = _SHARED.get((token, key))
+        if obj is None:
+            obj = _SHARED[(token, key)] = opener()
+            _OPEN.setdefault(token, []).append(obj)
+        return obj
+
+
 def close_readers(token: str) -> None:
     """Close every reader opened for ``token`` in this process (all threads)."""
     with _CACHE_LOCK:
         readers = _OPEN.pop(token, [])
+        for k in [k for k in _SHARED if k[0] == token]:
+            del _SHARED[k]
     for r in readers:
         _close_quietly(r)
     cache = getattr(_TLS, "cache", None)
@@ -322,4 +339,4 @@ def _close_quietly(rd: Any) -> None:
         log.debug("closing a reader failed", exc_info=True)
 
 
-__all__ = ["Engine", "limit_gdal_cache", "cached_reader", "close_readers", "new_token", "is_cluster_address", "default_workers"]
+__all__ = ["Engine", "limit_gdal_cache", "cached_reader", "shared_reader", "close_readers", "new_token", "is_cluster_address", "default_workers"]

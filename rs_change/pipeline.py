@@ -35,14 +35,14 @@ from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, Joi
                      change_map, change_stats, series_block)
 from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
 from .config import RunConfig, SceneConfig
-from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token, shrink_gdal_cache
+from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token, shared_reader, shrink_gdal_cache
 from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeError
 from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, polygonize, product_names, run_polygons, style_outputs, write_csv, write_json, write_layers
 from .features import default_features, feature_matrix, spectral_index
 from .grid import Grid
 from .labelling import ClusterDecision, fit_labeller, label_clusters, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
-from .readers import SceneSource, check_overlap, open_scene, observed_mask, raw_to_bands
+from .readers import SceneSource, SharedReads, check_overlap, open_scene, observed_mask, raw_to_bands
 from .strips import mean_pixel_area, remember_mean_pixel_area
 from .sensors import custom_profile, get_profile
 
@@ -529,6 +529,8 @@ def process_block(
     for i, dm in enumerate(models):
         if token is not None:
             rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
+            if rd.shared_reads is None:
+                rd.shared_reads = shared_reader(token, i, SharedReads)
         else:
             rd = dm.source.open(ref, resampling)
         try:
