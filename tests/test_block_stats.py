@@ -5,6 +5,7 @@ the cache-friendly bilinear shift."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -236,3 +237,35 @@ def test_gdal_cache_is_shrunk_only_when_rs_change_set_it(monkeypatch: pytest.Mon
         pytest.skip("no GDAL library found beside rasterio")
     assert engine.shrink_gdal_cache(64) is True
     assert engine.shrink_gdal_cache(256) is True  # back to what the test session had
+
+
+def test_shared_reads_one_dataset_for_every_thread(tmp_path: Path) -> None:
+    import threading
+
+    import rasterio
+    from rasterio.windows import Window
+
+    from rs_change.engine import close_readers, new_token, shared_reader
+    from rs_change.readers import SharedReads
+
+    img = lake_scene(64, 80, (slice(10, 30), slice(5, 40)), seed=4)
+    path = write_geotiff(tmp_path / "s.tif", img, Affine(1.0, 0, 500000.0, 0, -1.0, 5200000.0), "EPSG:32614")
+    token = new_token()
+    got: list[Any] = []
+
+    def work(r0: int) -> None:
+        sr = shared_reader(token, "k", SharedReads)
+        got.append((sr, r0, sr.read(str(path), [1, 2, 3, 4], Window(3, r0, 50, 20))))
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in (0, 10, 20, 30)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len({id(g[0]) for g in got}) == 1  # one object for every thread of the run
+    with rasterio.open(path) as ds:
+        for _, r0, arr in got:
+            assert np.array_equal(arr, ds.read([1, 2, 3, 4], window=Window(3, r0, 50, 20)))
+    sr = got[0][0]
+    close_readers(token)
+    assert sr._ds == {}  # closed with the run's readers
+    assert shared_reader(token, "k", SharedReads) is not sr  # a new run gets a new one
+    close_readers(token)
