@@ -269,6 +269,7 @@ def _gdal_library() -> Any:
 # ---------------------------------------------------------------------------------------------
 _CACHE_LOCK = threading.Lock()
 _OPEN: "OrderedDict[str, list[Any]]" = OrderedDict()  # token -> every reader opened for it
+_SHARED: dict[Any, Any] = {}  # (token, key) -> an object shared by the threads (shared_reader)
 _TLS = threading.local()
 _MAX_TOKENS = 4
 
@@ -296,14 +297,13 @@ def cached_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
             _OPEN.setdefault(token, []).append(rd)
             _OPEN.move_to_end(token)
             while len(_OPEN) > _MAX_TOKENS:
-                _, old = _OPEN.popitem(last=False)
+                gone, old = _OPEN.popitem(last=False)
                 stale.extend(old)
+                for k in [k for k in _SHARED if k[0] == gone]:
+                    del _SHARED[k]
         for r in stale:
             _close_quietly(r)
     return rd
-
-
-_SHARED: dict[Any, Any] = {}
 
 
 def shared_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
