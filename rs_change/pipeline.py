@@ -14,13 +14,10 @@ size, not the scene size:
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import hashlib
 import logging
 import math
 import os
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -33,14 +30,15 @@ from . import __version__
 from .area import pixel_area_rows
 from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
                      change_map, change_stats, series_block)
-from .clustering import KMeans, apply_scaler, fit_scaler, select_model, silhouette
+from .clustering import KMeans, apply_scaler
 from .config import RunConfig, SceneConfig
 from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token, shared_reader, shrink_gdal_cache
-from .errors import ClusteringError, NoValidPixelsError, OutputError, RsChangeError
-from .export import WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, polygonize, product_names, run_polygons, style_outputs, write_csv, write_json, write_layers
+from .errors import NoValidPixelsError
+from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, product_names, run_polygons,
+                     style_outputs, write_csv, write_json)
 from .features import default_features, feature_matrix, spectral_index
 from .grid import Grid
-from .labelling import ClusterDecision, fit_labeller, label_clusters, water_ids
+from .labelling import ClusterDecision, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, SharedReads, check_overlap, open_scene, observed_mask, raw_to_bands
 from .strips import mean_pixel_area, remember_mean_pixel_area
