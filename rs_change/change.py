@@ -416,10 +416,8 @@ class JointStates:
 
     def histogram(self, code: np.ndarray, pixel_area: np.ndarray) -> np.ndarray:
         """(2, n_codes) pixel count and m2 of every code; ``pixel_area`` broadcasts to ``code``."""
-        flat = code.reshape(-1)
-        pa = np.broadcast_to(np.asarray(pixel_area, np.float64), code.shape).reshape(-1)
-        return np.stack([np.bincount(flat, minlength=self.outside + 1).astype(np.float64),
-                         np.bincount(flat, weights=pa, minlength=self.outside + 1)])
+        pa = np.broadcast_to(np.asarray(pixel_area, np.float64), code.shape)
+        return self.histogram_rows(code, lambda r0, r1: pa[r0:r1])
 
     def histogram_rows(self, code: np.ndarray, area_rows: Any, rows: int = 64) -> np.ndarray:
         """:meth:`histogram` with the pixel areas given a range of rows at a time

@@ -117,7 +117,11 @@ class WaterRule:
     def passes(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """Boolean (n,) of the rows of ``X`` (physical units, shape (n, n_features)) that pass."""
         names = list(names)
-        return (X[:, names.index(self.index)] > self.t_index) & (X[:, names.index(self.dark)] < self.t_dark)
+        return self.test(X[:, names.index(self.index)], X[:, names.index(self.dark)])
+
+    def test(self, index: np.ndarray, dark: np.ndarray) -> np.ndarray:
+        """The test itself on the index and dark-band values (any shape, both the same): boolean."""
+        return (index > self.t_index) & (dark < self.t_dark)
 
     def median_contrast(self, X: np.ndarray, names: Sequence[str]) -> float:
         """Median ``green - dark`` of the rows of ``X`` (physical units, shape (n, n_features)); nan if empty."""

@@ -461,8 +461,7 @@ def _rule_mask(rule: Any, bands: dict[str, np.ndarray], valid: np.ndarray) -> np
     def feat(name: str) -> np.ndarray:
         return bands[name] if name in bands else spectral_index(bands, name)
 
-    ok = feat(rule.index) > rule.t_index
-    ok &= feat(rule.dark) < rule.t_dark
+    ok = rule.test(feat(rule.index), feat(rule.dark))
     ok &= valid
     return ok
 
