@@ -212,12 +212,18 @@ class _Bilinear:
         if self.single:
             return np.repeat(self.tmp[:1], r1 - r0, axis=0)
         out = np.empty((r1 - r0, self.w))
-        for a in range(r0, r1, 32):  # 32 rows at a time: the temporaries stay in the CPU cache
-            b = min(a + 32, r1)
-            idx, t = self.idx[a:b], self.t[a:b]
-            o = out[a - r0:b - r0]
-            np.multiply(self.tmp[idx], 1 - t, out=o)
-            o += self.tmp[idx + 1] * t
+        a = r0
+        while a < r1:  # rows between the same two lattice rows: those two rows broadcast, no gathers
+            i = int(self.idx[a])
+            end = a + int(np.searchsorted(self.idx[a:r1], i, side="right"))
+            lo, hi = self.tmp[i], self.tmp[i + 1]
+            for s in range(a, end, 32):  # 32 rows at a time: the temporaries stay in the CPU cache
+                b = min(s + 32, end)
+                t = self.t[s:b]
+                o = out[s - r0:b - r0]
+                np.multiply(lo, 1 - t, out=o)
+                o += hi * t
+            a = end
         return out
 
 

@@ -546,6 +546,7 @@ def run_polygons(
     formats: Sequence[str],
     min_area_m2: Optional[float],
     simplify_px: float,
+    workers: int = 1,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Polygon layers of a run, written in every format of ``output.formats``.
 
@@ -566,6 +567,8 @@ def run_polygons(
         Minimum polygon area; None = 4 mean pixel areas.
     simplify_px : float
         Simplification tolerance in pixels.
+    workers : int, default 1
+        Threads tracing the strips of the rasters (:func:`rs_change.strips.strip_regions_many`).
 
     Returns
     -------
@@ -590,7 +593,7 @@ def run_polygons(
                           to, {"from_date": frm})
     # every raster in one pass of strips, merged across strip edges: memory set by a strip, not the
     # raster, and the strip's pixel areas computed once for all (rs_change.strips)
-    regions = strip_regions_many([(path, values) for path, values, _, _ in jobs.values()], grid)
+    regions = strip_regions_many([(path, values) for path, values, _, _ in jobs.values()], grid, workers=workers)
     for (name, (path, values, date, extra)), reg in zip(jobs.items(), regions):
         gdf, removed, raster = layer_from_regions(reg, grid, values, min_a, simplify_px, date, extra)
         layers[name] = gdf

@@ -176,6 +176,15 @@ def write_threads(scheduler: str, workers: Optional[int]) -> int:
     return 0 if scheduler == "synchronous" or n <= 1 else max(1, min(int(n) - 1, 3))
 
 
+def polygon_threads(scheduler: str, workers: Optional[int]) -> int:
+    """Threads tracing the polygons' strips (:func:`rs_change.strips.strip_regions_many`): 1 for
+    ``synchronous``, else the workers (default: the cores), at most 4.  They share the cores with
+    the :class:`WriteJobs`: GDAL's polygonize and the labelling release the GIL, so the COGs and
+    figures are written meanwhile."""
+    n = workers or os.cpu_count() or 1
+    return 1 if scheduler == "synchronous" else max(1, min(int(n), 4))
+
+
 # ---------------------------------------------------------------------------------------------
 # Checks before a run
 # ---------------------------------------------------------------------------------------------

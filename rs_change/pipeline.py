@@ -927,7 +927,7 @@ def _finish_outputs(
     after the other here) while this thread traces the polygons; polygons and figures read the
     block-written staging files (``blocks``: output name -> staging file, same pixels as the COG).
     """
-    from .outputs import WriteJobs
+    from .outputs import WriteJobs, polygon_threads
 
     jobs = jobs if jobs is not None else WriteJobs(0)
     staged: dict[str, Path] = {}
@@ -951,7 +951,8 @@ def _finish_outputs(
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
             tmp, ref, {dm.source.date.isoformat(): blocks[f"water_{dm.source.date.isoformat()}.tif"] for dm in models},
-            blocks.get("change.tif"), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px)
+            blocks.get("change.tif"), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
+            workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers))
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
         figs = figures.result()

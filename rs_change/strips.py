@@ -15,8 +15,9 @@ regions in the same order, same pixels, areas equal to rounding, same outlines).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -82,6 +83,228 @@ def strip_regions(
     return strip_regions_many([(path, values)], grid, rows, band)[0]
 
 
+# --- GDAL's polygonize through ctypes: the same C function as rasterio.features.shapes, called
+# without the GIL (rasterio's holds it for the whole trace, so nothing else of the process ran
+# while a strip was traced) ---------------------------------------------------------------------
+class _CPolygonize:
+    """``GDALPolygonize`` of the GDAL library rasterio loaded, through ctypes (which releases the
+    GIL during each call): a uint8 raster and its mask wrapped as MEM bands (no copy), polygons
+    into an in-memory OGR layer, read back as WKB."""
+
+    def __init__(self, lib: Any) -> None:
+        import ctypes as C
+
+        vp, cp, ci = C.c_void_p, C.c_char_p, C.c_int
+        self.C = C
+        sig = {
+            "GDALAllRegister": ([], None),
+            "GDALGetDriverByName": ([cp], vp),
+            "GDALCreate": ([vp, cp, ci, ci, ci, ci, vp], vp),
+            "GDALAddBand": ([vp, ci, vp], ci),
+            "GDALGetRasterBand": ([vp, ci], vp),
+            "GDALSetGeoTransform": ([vp, C.POINTER(C.c_double)], ci),
+            "GDALDatasetCreateLayer": ([vp, cp, vp, ci, vp], vp),
+            "OGR_Fld_Create": ([cp, ci], vp),
+            "OGR_L_CreateField": ([vp, vp, ci], ci),
+            "OGR_Fld_Destroy": ([vp], None),
+            "GDALPolygonize": ([vp, vp, vp, ci, vp, vp, vp], ci),
+            "OGR_L_ResetReading": ([vp], None),
+            "OGR_L_GetNextFeature": ([vp], vp),
+            "OGR_F_GetGeometryRef": ([vp], vp),
+            "OGR_G_WkbSize": ([vp], ci),
+            "OGR_G_ExportToWkb": ([vp, ci, cp], ci),
+            "OGR_F_GetFieldAsInteger": ([vp, ci], ci),
+            "OGR_F_Destroy": ([vp], None),
+            "GDALClose": ([vp], ci),
+        }
+        for name, (args, res) in sig.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = args, res
+            setattr(self, name, fn)
+        self.GDALAllRegister()
+        self.mem = self.GDALGetDriverByName(b"MEM")
+        self.vec = self.GDALGetDriverByName(b"Memory") or self.mem  # GDAL >= 3.11: MEM does vectors
+        if not self.mem:
+            raise OSError("GDAL's MEM driver is not available")
+
+    def _band_ds(self, a: np.ndarray) -> Any:
+        """A MEM dataset whose band 1 is the C-contiguous uint8 array ``a`` (no copy)."""
+        C = self.C
+        h, w = a.shape
+        ds = self.GDALCreate(self.mem, b"", w, h, 0, 1, None)  # 1 = GDT_Byte
+        if not ds:
+            raise RuntimeError("GDAL could not create a MEM dataset")
+        opts = (C.c_char_p * 4)(f"DATAPOINTER={a.ctypes.data}".encode(), b"PIXELOFFSET=1", f"LINEOFFSET={w}".encode(), None)
+        if self.GDALAddBand(ds, 1, C.cast(opts, C.c_void_p)) != 0:
+            self.GDALClose(ds)
+            raise RuntimeError("GDAL could not wrap an array as a MEM band")
+        return ds
+
+    def __call__(self, img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> tuple[list[bytes], list[int]]:
+        """WKB polygons (pixel corners, shifted by ``x0, y0``) and values of the 4-connected regions of
+        ``img`` (uint8) where ``mask``, in GDAL's order (that of ``rasterio.features.shapes``)."""
+        C = self.C
+        img = np.ascontiguousarray(img, np.uint8)
+        m = np.ascontiguousarray(mask).view(np.uint8)
+        src = msk = vds = None
+        try:
+            src, msk = self._band_ds(img), self._band_ds(m)
+            gt = (C.c_double * 6)(float(x0), 1.0, 0.0, float(y0), 0.0, 1.0)
+            self.GDALSetGeoTransform(src, gt)
+            vds = self.GDALCreate(self.vec, b"", 0, 0, 0, 0, None)
+            layer = self.GDALDatasetCreateLayer(vds, b"polygons", None, 3, None)  # 3 = wkbPolygon
+            if not layer:
+                raise RuntimeError("GDAL could not create an in-memory layer")
+            fld = self.OGR_Fld_Create(b"value", 0)  # 0 = OFTInteger
+            self.OGR_L_CreateField(layer, fld, 1)
+            self.OGR_Fld_Destroy(fld)
+            err = self.GDALPolygonize(self.GDALGetRasterBand(src, 1), self.GDALGetRasterBand(msk, 1), layer, 0, None, None, None)
+            if err != 0:
+                raise RuntimeError("GDALPolygonize failed")
+            wkbs, vals = [], []
+            self.OGR_L_ResetReading(layer)
+            while True:
+                f = self.OGR_L_GetNextFeature(layer)
+                if not f:
+                    break
+                g = self.OGR_F_GetGeometryRef(f)
+                buf = C.create_string_buffer(self.OGR_G_WkbSize(g))
+                self.OGR_G_ExportToWkb(g, 1, buf)  # 1 = little endian
+                wkbs.append(buf.raw)
+                vals.append(self.OGR_F_GetFieldAsInteger(f, 0))
+                self.OGR_F_Destroy(f)
+            return wkbs, vals
+        finally:
+            for ds in (vds, msk, src):
+                if ds:
+                    self.GDALClose(ds)
+            del img, m  # the MEM bands pointed into them: alive until the datasets are closed
+
+
+_POLY_LOCK = threading.Lock()
+_POLY: list[Any] = []  # [the _CPolygonize of this process, or None when GDAL's C API was not found]
+
+
+def _c_polygonize() -> Any:
+    """The process's :class:`_CPolygonize`, or None (then rasterio's ``shapes`` traces)."""
+    with _POLY_LOCK:
+        if not _POLY:
+            from .engine import _gdal_library
+
+            try:
+                lib = _gdal_library()
+                _POLY.append(_CPolygonize(lib) if lib is not None else None)
+            except (AttributeError, OSError) as exc:  # pragma: no cover - a GDAL without these symbols
+                log.debug("tracing polygons with rasterio.features.shapes: %s", exc)
+                _POLY.append(None)
+        return _POLY[0]
+
+
+def _polygonize(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """Shapely polygons of the 4-connected regions of ``img`` where ``mask`` (pixel corners shifted
+    by ``x0, y0``), in GDAL's order; object array (n,)."""
+    import shapely
+
+    poly = _c_polygonize()
+    if poly is not None:
+        wkbs, _ = poly(img, mask, x0, y0)
+        return shapely.from_wkb(wkbs) if wkbs else np.empty(0, object)
+    from affine import Affine
+    from rasterio.features import shapes
+
+    out = []
+    for geom, _ in shapes(img, mask=mask, transform=Affine.translation(x0, y0), connectivity=4):
+        lr = [shapely.linearrings(np.array(r, dtype=np.float64)) for r in geom["coordinates"]]
+        out.append(shapely.polygons(lr[0], lr[1:] or None))
+    arr = np.empty(len(out), object)
+    arr[:] = out
+    return arr
+
+
+def _top_left(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row (int64) of each polygon's top-most, then left-most exterior vertex."""
+    import shapely
+
+    xy, idx = shapely.get_coordinates(shapely.get_exterior_ring(geoms), return_index=True)
+    order = np.lexsort((xy[:, 0], xy[:, 1], idx))
+    first = order[np.flatnonzero(np.r_[True, np.diff(idx[order]) != 0])]
+    return xy[first, 0].astype(np.int64), xy[first, 1].astype(np.int64)
+
+
+@dataclass
+class _Pieces:
+    """What one strip of one raster holds (:func:`_trace_strip`), in the strip's own numbering:
+    region ``i`` of the ``k``-th code is id ``sum(n[:k]) + i`` (labels from 1 in ``first``/``last``)."""
+
+    n: list[int]  # regions per code, in code order
+    area: list[np.ndarray]  # ground area of each region, per code
+    pix: list[np.ndarray]  # pixels of each region, per code
+    first: list[np.ndarray]  # labels (0 = not the code) of the strip's first row, per code
+    last: list[np.ndarray]  # and of its last row
+    local: np.ndarray  # int64 (p,) strip id of each traced polygon
+    geoms: np.ndarray  # object (p,) the polygons, pixel coordinates of the whole raster
+
+
+def _trace_strip(arr: np.ndarray, pa: np.ndarray, r0: int, codes: Sequence[int]) -> _Pieces:
+    """Label, measure and trace one strip (rows ``r0 ..``) of a class raster; ``pa`` its pixel areas.
+
+    A pure function of the strip (strips are traced in parallel threads; GDAL's polygonize and
+    scipy's labelling run without the GIL); :meth:`_Regions.add` joins the strips in order.
+    """
+    from scipy import ndimage
+
+    n_l: list[int] = []
+    area_l: list[np.ndarray] = []
+    pix_l: list[np.ndarray] = []
+    first_l: list[np.ndarray] = []
+    last_l: list[np.ndarray] = []
+    comb: Optional[np.ndarray] = None  # labels of every code, in the strip's numbering + 1
+    offset = 0
+    for code in codes:
+        sel = arr == code
+        lab, n = ndimage.label(sel)
+        n_l.append(int(n))
+        if n == 0:
+            area_l.append(np.zeros(0))
+            pix_l.append(np.zeros(0, np.int64))
+            first_l.append(np.zeros(0, np.int32))
+            last_l.append(np.zeros(0, np.int32))
+            continue
+        lv = lab[sel]  # the code's pixels only: sums in raster order, as over the whole strip
+        area_l.append(np.bincount(lv, weights=pa[sel], minlength=n + 1)[1:])
+        pix_l.append(np.bincount(lv, minlength=n + 1)[1:].astype(np.int64))
+        del lv
+        first_l.append(lab[0].copy())
+        last_l.append(lab[-1].copy())
+        if comb is None:
+            comb = lab
+        else:  # in place: no strip-sized temporaries
+            np.add(lab, offset, out=lab, where=sel)
+            np.copyto(comb, lab, where=sel)
+        offset += n
+        del lab, sel
+    if comb is None:
+        return _Pieces(n_l, area_l, pix_l, first_l, last_l, np.zeros(0, np.int64), np.empty(0, object))
+    # one trace of the class codes themselves (8-bit: 20% faster than tracing the labels) for
+    # every code of the strip, cropped to the rows and columns that hold any of them when that
+    # saves a quarter or more (GDAL's polygonize costs per pixel).  Two regions of one code
+    # never touch, so each traced polygon is one region; its label is the one of the pixel
+    # below and right of its top-most, left-most vertex (the region's first pixel).
+    cmask = comb > 0
+    rr = np.flatnonzero(cmask.any(axis=1))
+    cc = np.flatnonzero(cmask.any(axis=0))
+    ra, rb, ca, cb = int(rr[0]), int(rr[-1]) + 1, int(cc[0]), int(cc[-1]) + 1
+    if (rb - ra) * (cb - ca) <= 0.75 * comb.size:
+        sub, sub_m = np.ascontiguousarray(arr[ra:rb, ca:cb]), np.ascontiguousarray(cmask[ra:rb, ca:cb])
+    else:
+        sub, sub_m, ra, ca = arr, cmask, 0, 0
+    del cmask
+    geoms = _polygonize(sub, sub_m, ca, r0 + ra)
+    x0, y0 = _top_left(geoms)
+    local = comb[y0 - r0, x0].astype(np.int64) - 1
+    return _Pieces(n_l, area_l, pix_l, first_l, last_l, local, geoms)
+
+
 class _Regions:
     """Per-raster state of :func:`strip_regions_many`: pieces found so far and their joins."""
 
@@ -91,74 +314,42 @@ class _Regions:
         self.area_l: list[np.ndarray] = []
         self.pix_l: list[np.ndarray] = []
         self.code_l: list[np.ndarray] = []
-        self.piece_id: list[int] = []
-        self.piece_geom: list[Any] = []
+        self.piece_id: list[np.ndarray] = []
+        self.piece_geom: list[np.ndarray] = []
         self.raster_m2 = {int(c): 0.0 for c in values}
         self.prev: dict[int, Optional[np.ndarray]] = {int(c): None for c in values}
 
+    @property
+    def codes(self) -> list[int]:
+        return list(self.raster_m2)
+
     def add_strip(self, arr: np.ndarray, pa: np.ndarray, r0: int) -> None:
         """Label, measure and trace one strip (rows ``r0 ..``) of the raster; ``pa`` its pixel areas."""
-        import shapely
-        from affine import Affine
-        from rasterio.features import shapes
-        from scipy import ndimage
+        self.add(_trace_strip(arr, pa, r0, self.codes))
 
+    def add(self, pc: _Pieces) -> None:
+        """Join the next strip's pieces (:func:`_trace_strip`) to those above it."""
         base0 = len(self.uf.parent)
-        comb: Optional[np.ndarray] = None  # the strip's labels of every code, as union-find ids - base0 + 1
-        for code in self.raster_m2:
-            sel = arr == code
-            lab, n = ndimage.label(sel)
+        for code, n, a, p, first, last in zip(self.codes, pc.n, pc.area, pc.pix, pc.first, pc.last):
             if n == 0:
                 self.prev[code] = None
                 continue
             base = self.uf.add(n)
-            lv = lab[sel]  # the code's pixels only: sums in raster order, as over the whole strip
-            a = np.bincount(lv, weights=pa[sel], minlength=n + 1)[1:]
             self.area_l.append(a)
             self.raster_m2[code] += float(a.sum())
-            self.pix_l.append(np.bincount(lv, minlength=n + 1)[1:].astype(np.int64))
+            self.pix_l.append(p)
             self.code_l.append(np.full(n, code, np.int64))
-            del lv
-            p = self.prev[code]
-            if p is not None:
-                top = lab[0]
-                both = (p >= 0) & (top > 0)
+            prev = self.prev[code]
+            if prev is not None:
+                both = (prev >= 0) & (first > 0)
                 if both.any():
-                    pairs = np.unique(np.stack([p[both], base + top[both].astype(np.int64) - 1], 1), axis=0)
+                    pairs = np.unique(np.stack([prev[both], base + first[both].astype(np.int64) - 1], 1), axis=0)
                     for x, y in pairs:
                         self.uf.union(int(x), int(y))
-            last = lab[-1]
             self.prev[code] = np.where(last > 0, base + last.astype(np.int64) - 1, -1)
-            if comb is None:  # the first code with regions: its ids start at base0
-                comb = lab
-            else:  # in place: no strip-sized temporaries
-                np.add(lab, base - base0, out=lab, where=sel)
-                np.copyto(comb, lab, where=sel)
-            del lab, sel
-        if comb is None:
-            return
-        # one trace of the class codes themselves (8-bit: 20% faster than tracing the labels) for
-        # every code of the strip, cropped to the rows and columns that hold any of them when that
-        # saves a quarter or more (GDAL's polygonize costs per pixel).  Two regions of one code
-        # never touch, so each traced polygon is one region; its label is the one of the pixel
-        # below and right of its top-most, left-most vertex (the region's first pixel).
-        cmask = comb > 0
-        rr = np.flatnonzero(cmask.any(axis=1))
-        cc = np.flatnonzero(cmask.any(axis=0))
-        ra, rb, ca, cb = int(rr[0]), int(rr[-1]) + 1, int(cc[0]), int(cc[-1]) + 1
-        if (rb - ra) * (cb - ca) <= 0.75 * comb.size:
-            sub, sub_m = np.ascontiguousarray(arr[ra:rb, ca:cb]), np.ascontiguousarray(cmask[ra:rb, ca:cb])
-        else:
-            sub, sub_m, ra, ca = arr, cmask, 0, 0
-        del cmask
-        for geom, _ in shapes(sub, mask=sub_m, transform=Affine.translation(ca, r0 + ra), connectivity=4):
-            rings = [np.array(r, dtype=np.float64) for r in geom["coordinates"]]
-            ext = rings[0]
-            top = np.flatnonzero(ext[:, 1] == ext[:, 1].min())
-            x0, y0 = int(ext[top, 0].min()), int(ext[top[0], 1])
-            self.piece_id.append(base0 + int(comb[y0 - r0, x0]) - 1)
-            lr = [shapely.linearrings(r) for r in rings]
-            self.piece_geom.append(shapely.polygons(lr[0], lr[1:] or None))  # 4x faster than shape(geom)
+        if len(pc.local):
+            self.piece_id.append(base0 + pc.local)
+            self.piece_geom.append(pc.geoms)
 
     def finish(self, grid: Grid) -> dict[str, Any]:
         """Join the pieces of each region; the dict described in :func:`strip_regions`."""
@@ -177,10 +368,10 @@ class _Regions:
         order = {int(c): i for i, c in enumerate(values)}
         roots = roots[np.lexsort((roots, np.array([order[int(c)] for c in code[roots]], np.int64)))]
         # pieces grouped by region; regions of one piece need no union
-        pid = np.asarray(self.piece_id, np.int64)
+        pid = np.concatenate(self.piece_id) if self.piece_id else np.zeros(0, np.int64)
         proot = root_of[pid]
         porder = np.argsort(proot, kind="stable")
-        pgeo = np.asarray(self.piece_geom, dtype=object)[porder]
+        pgeo = (np.concatenate(self.piece_geom) if self.piece_geom else np.empty(0, object))[porder]
         proot = proot[porder]
         starts = np.searchsorted(proot, roots, "left")
         ends = np.searchsorted(proot, roots, "right")
@@ -200,11 +391,14 @@ class _Regions:
 
 def strip_regions_many(
     rasters: Sequence[tuple[str | Path, Mapping[int, str]]], grid: Grid, rows: Optional[int] = None, band: int = 1,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """:func:`strip_regions` of several rasters on one grid in one pass over the strips.
 
     The pixel areas of a strip are computed once for all the rasters; each raster's codes are
-    traced together, on the rows and columns of the strip that hold any of them.
+    traced together, on the rows and columns of the strip that hold any of them.  With
+    ``workers`` > 1 the strips are traced by that many threads (labelling and GDAL's polygonize
+    run without the GIL) and joined in order: the result does not depend on ``workers``.
 
     Parameters
     ----------
@@ -212,8 +406,11 @@ def strip_regions_many(
         Single-band integer rasters on ``grid`` and the codes to find in each.
     grid : Grid
     rows : int, optional
-        Strip height (default: see :func:`strip_regions`).
+        Strip height (default: about 8 million pixels per strip divided by ``workers``, so that
+        memory does not grow with the threads; 1024 rows at most, 16 at least).
     band : int, default 1
+    workers : int, default 1
+        Threads tracing strips.
 
     Returns
     -------
@@ -223,20 +420,29 @@ def strip_regions_many(
     import rasterio
     from rasterio.windows import Window
 
-    from .area import pixel_area
+    from .area import pixel_area_rows
+    from .engine import Engine
 
     H, W = grid.shape
-    rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1))))
+    workers = max(1, int(workers))
+    rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1) // workers)))
+    area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)  # rows of pixel_area(grid)
     state = [_Regions(values) for _, values in rasters]
-    with contextlib.ExitStack() as stack:
-        dss = [stack.enter_context(rasterio.open(path)) for path, _ in rasters]
-        for r0 in range(0, H, rows):
-            h = min(rows, H - r0)
-            g = grid.window_grid(r0, 0, h, W)
-            pa = np.broadcast_to(np.asarray(pixel_area(g.transform, g.crs, g.shape), np.float64), (h, W))
-            for ds, st in zip(dss, state):
-                st.add_strip(ds.read(band, window=Window(0, r0, W, h)), pa, r0)
-            del pa
+
+    def trace(r0: int) -> list[_Pieces]:
+        h = min(rows, H - r0)
+        pa = np.broadcast_to(np.asarray(area_rows(r0, r0 + h), np.float64), (h, W))
+        out = []
+        for (path, _), st in zip(rasters, state):
+            with rasterio.open(path) as ds:
+                arr = ds.read(band, window=Window(0, r0, W, h))
+            out.append(_trace_strip(arr, pa, r0, st.codes))
+        return out
+
+    with Engine("threads" if workers > 1 else "synchronous", workers) as eng:
+        for pieces in eng.map(trace, range(0, H, rows), in_flight=workers):
+            for st, pc in zip(state, pieces):
+                st.add(pc)
     return [st.finish(grid) for st in state]
 
 

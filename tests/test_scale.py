@@ -266,3 +266,51 @@ def test_blocks_give_the_numbers_of_one_in_memory_block(two_dates: Path) -> None
             assert da[key] == db[key], key
     for key in ("gained_pixels", "lost_pixels", "gained_km2", "lost_km2", "net_km2"):
         assert a["change"][key] == b["change"][key], key
+
+
+def test_c_polygonize_traces_what_rasterio_shapes_traces() -> None:
+    """GDAL's polygonize called through ctypes (without the GIL) = rasterio.features.shapes: the
+    same polygons, vertex for vertex, in the same order, with the same values."""
+    from affine import Affine
+    from rasterio.features import shapes
+    from scipy import ndimage
+    from shapely.geometry import shape
+
+    from rs_change.strips import _c_polygonize
+
+    poly = _c_polygonize()
+    if poly is None:  # pragma: no cover - a rasterio without GDAL's C API beside it
+        pytest.skip("GDAL's C API was not found beside rasterio")
+    rng = np.random.default_rng(7)
+    img = (ndimage.gaussian_filter(rng.random((90, 70)), 1.5) * 12).astype(np.uint8)
+    mask = (img % 2 == 1) & (rng.random(img.shape) > 0.02)
+    wkbs, vals = poly(img, mask, 3, 40)
+    want = list(shapes(img, mask=mask, transform=Affine.translation(3, 40), connectivity=4))
+    assert len(wkbs) == len(want) > 20
+    import shapely
+
+    for g, v, (w, wv) in zip(shapely.from_wkb(wkbs), vals, want):
+        assert g.equals_exact(shape(w), 0) and v == int(wv)
+        assert list(g.exterior.coords) == [tuple(c) for c in w["coordinates"][0]]
+
+
+def test_strip_regions_in_threads_equal_one_thread(tmp_path: Path) -> None:
+    from scipy import ndimage
+
+    from rs_change.strips import strip_regions_many
+
+    rng = np.random.default_rng(5)
+    m = (ndimage.gaussian_filter(rng.random((150, 80)), 2.0) > 0.5).astype(np.uint8)
+    c = np.where(m == 1, 2, np.where(rng.random(m.shape) < 0.3, 3, 0)).astype(np.uint8)
+    pm, g = _mask_file(tmp_path, m)
+    from rs_change.export import write_cog
+
+    pc = write_cog(tmp_path / "c.tif", c, g)
+    rasters = [(pm, {1: "water"}), (pc, {2: "gained", 3: "lost"})]
+    one = strip_regions_many(rasters, g, rows=9, workers=1)
+    two = strip_regions_many(rasters, g, rows=9, workers=2)
+    for a, b in zip(one, two):
+        assert list(a["code"]) == list(b["code"]) and list(a["pixels"]) == list(b["pixels"]) and len(a["code"]) > 5
+        assert np.array_equal(a["area_m2"], b["area_m2"])
+        assert all(x.equals_exact(y, 0) for x, y in zip(a["geometry"], b["geometry"]))
+    assert sum(one[0]["pixels"]) == int(m.sum())
