@@ -39,6 +39,7 @@ from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, ma
 from .features import default_features, feature_matrix, spectral_index
 from .grid import Grid
 from .labelling import ClusterDecision, water_ids
+from .lut import classify_tables
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, SharedReads, check_overlap, open_scene, observed_mask, raw_to_bands
 from .strips import mean_pixel_area, remember_mean_pixel_area
@@ -321,6 +322,10 @@ def classify_raw(
     lut = None if clusters else _rule_table(dm, raws)
     if lut is not None:
         return None, _water_from_table(dm, raws, valid, lut)
+    if clusters:  # 8-bit bands: cluster ids and water by table lookup, bit-identical (rs_change.lut)
+        tabled = classify_tables(dm, raws, valid, _rule_table(dm, raws))
+        if tabled is not None:
+            return tabled
     return _classify_strips(dm, strip, valid, clusters)
 
 

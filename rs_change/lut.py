@@ -1,0 +1,343 @@
+"""Cluster ids of 8-bit scenes by table lookup, bit-identical to :meth:`rs_change.clustering.KMeans.predict`.
+
+With 8-bit bands every feature of a pixel is a function of at most two raw values: a band role of
+one (256 values), a normalised difference such as NDWI of two (65,536 pairs). So the term that
+:func:`rs_change.clustering._nearest` adds for feature ``f`` and centre ``j`` — ``(x_f - c_jf)**2``
+in float32 (``|x_f - c_jf|`` for manhattan and chebyshev) — can be computed once for every raw
+value (or pair) with the very functions pass 2 runs on a block (:func:`~rs_change.readers.raw_to_bands`,
+:func:`~rs_change.features.feature_matrix`, :func:`~rs_change.clustering.apply_scaler`, the same
+float32 subtract and multiply). A pixel's distance to centre ``j`` is then the tables' entries at
+its raw values combined in the same feature order with the same float32 operation (add, or maximum
+for chebyshev), so every distance, and therefore every label and tie, is bit-identical to predict.
+
+Four centres share one table entry (four float32 in a 16-byte item, a complex128 view): one
+gather per feature fetches the terms of four centres, and the distances of the four are added
+as a (m, 4) float32 array. This is the model of :func:`rs_change.pipeline._rule_table`, which
+tabulates the water rule on (green, nir) pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from .clustering import apply_scaler
+from .features import feature_matrix
+from .readers import observed_mask, raw_to_bands
+
+log = logging.getLogger(__name__)
+
+#: Pixels per gather: the (m, 4) float32 distances, the gathered items and the index arrays of
+#: a chunk stay in the CPU's L2 cache.
+CHUNK = 65536
+
+_PAIRS = {"ndwi": ("green", "nir"), "mndwi": ("green", "swir1"), "ndvi": ("nir", "red")}
+
+
+def feature_roles(name: str, roles: Any) -> Optional[tuple[str, ...]]:
+    """The raw band roles a feature is computed from, given the roles of the block.
+
+    Parameters
+    ----------
+    name : str
+        A band role or an index name (:data:`rs_change.features.INDICES`).
+    roles : collection of str
+        The roles of the block's raw bands.
+
+    Returns
+    -------
+    tuple of str or None
+        One role for a band, the two roles of a normalised difference, the (one or two) visible
+        and NIR roles present for ``brightness``; None when the feature needs a role the block
+        lacks or more than two roles.
+    """
+    if name in roles:
+        return (name,)
+    if name in _PAIRS:
+        need = _PAIRS[name]
+        return need if all(r in roles for r in need) else None
+    if name == "brightness":
+        vis = tuple(r for r in ("blue", "green", "red", "nir") if r in roles)
+        return vis if 1 <= len(vis) <= 2 else None
+    return None
+
+
+@dataclass
+class ClusterTables:
+    """Per-feature tables of one k-means model (:func:`cluster_tables`).
+
+    ``roles[f]`` are the raw roles of feature ``f``; ``tables[f]`` is a complex128 array of shape
+    (n_groups, 256 ** len(roles[f])) whose item ``[g, v]`` holds, as four float32, the terms of
+    centres ``4g .. 4g+3`` for raw value (or pair ``a << 8 | b``) ``v``; ``op`` combines the
+    terms (np.add, or np.maximum for chebyshev); ``k`` centres.
+    """
+
+    roles: list[tuple[str, ...]]
+    tables: list[np.ndarray]
+    op: Any
+    k: int
+
+
+def _feature_values(name: str, roles: tuple[str, ...], profile: Any, offset: float, scale: float) -> np.ndarray:
+    """The scaled float32 value of feature ``name`` for every raw value (one role: 256) or pair
+    (two roles: 65,536, index ``a << 8 | b``), through the functions pass 2 applies to a block."""
+    v = np.arange(256, dtype=np.uint8)
+    if len(roles) == 1:
+        grid = {roles[0]: v}
+    else:
+        a, b = np.meshgrid(v, v, indexing="ij")
+        grid = {roles[0]: a.reshape(-1), roles[1]: b.reshape(-1)}
+    bands, _ = raw_to_bands(grid, profile, None)
+    n = len(grid[roles[0]])
+    Xp = feature_matrix(bands, np.ones(n, bool), [name], order="F")
+    return apply_scaler(Xp, np.array([offset]), np.array([scale]))[:, 0]
+
+
+def build_tables(model: Any, names: list[str], offset: np.ndarray, scale: np.ndarray, profile: Any,
+                 raws: Mapping[str, np.ndarray]) -> Optional[ClusterTables]:
+    """The tables of ``model`` for blocks like ``raws``, or None when they cannot be bit-identical.
+
+    Parameters
+    ----------
+    model : rs_change.clustering.KMeans
+        Fitted on ``apply_scaler(feature_matrix(bands, valid, names), offset, scale)``.
+    names : list of str
+        Feature names, in the model's column order.
+    offset, scale : ndarray (n_features,)
+        The scaler.
+    profile : rs_change.sensors.BandProfile
+        Converts raw values to physical units (:func:`~rs_change.readers.raw_to_bands`).
+    raws : dict of role to ndarray (h, w)
+        A block's raw bands (only their roles and dtypes are read).
+
+    Returns
+    -------
+    ClusterTables or None
+        None unless every raw band is uint8, every feature depends on at most two of them, the
+        model is a fitted KMeans of fewer than 255 centres with a known metric, and every tabulated
+        value is finite.
+    """
+    from .clustering import KMeans
+
+    if not isinstance(model, KMeans) or not hasattr(model, "cluster_centers_"):
+        return None
+    metric = getattr(model, "metric_", None)
+    if metric not in ("euclidean", "manhattan", "chebyshev"):
+        return None
+    if not raws or any(np.asarray(r).dtype != np.uint8 for r in raws.values()):
+        return None
+    centers = np.asarray(model.cluster_centers_)
+    k, nf = centers.shape
+    if nf != len(names) or k >= 255 or nf == 0:
+        return None
+    roles = []
+    for n in names:
+        deps = feature_roles(n, raws.keys())
+        if deps is None:
+            return None
+        roles.append(deps)
+    c = centers.astype(np.float32, copy=False)  # _nearest's centres in the work dtype (float32 features)
+    groups = -(-k // 4)
+    tables = []
+    for f, (n, deps) in enumerate(zip(names, roles)):
+        x = _feature_values(n, deps, profile, float(offset[f]), float(scale[f]))
+        if not np.isfinite(x).all():
+            return None
+        t4 = np.zeros((groups, len(x), 4), np.float32)
+        for j in range(k):
+            t = t4[j // 4, :, j % 4]
+            d = np.subtract(x, c[j, f])  # as _nearest: subtract, then square (or abs) in float32
+            if metric == "euclidean":
+                np.multiply(d, d, out=d)
+            else:
+                np.abs(d, out=d)
+            t[...] = d
+        tables.append(t4.view(np.complex128).reshape(groups, len(x)))
+    return ClusterTables(roles, tables, np.maximum if metric == "chebyshev" else np.add, k)
+
+
+def _index(raws: Mapping[str, np.ndarray], roles: tuple[str, ...]) -> np.ndarray:
+    """Table index of flat raw bands: the value of one role, ``a << 8 | b`` of two (intp)."""
+    key = raws[roles[0]].astype(np.intp)
+    if len(roles) == 2:
+        key <<= 8
+        key |= raws[roles[1]]
+    return key
+
+
+def predict_indexed(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray], n: int) -> np.ndarray:
+    """Nearest centre of ``n`` pixels given their table indices.
+
+    Parameters
+    ----------
+    ct : ClusterTables
+    idx : dict of roles tuple to intp ndarray (n,)
+        :func:`_index` of every ``ct.roles`` entry.
+    n : int
+
+    Returns
+    -------
+    uint8 ndarray (n,)
+        Labels; ties go to the lowest centre index, as :func:`rs_change.clustering._nearest`.
+    """
+    k, op = ct.k, ct.op
+    lab = np.zeros(n, np.uint8)
+    d = np.empty(n, np.complex128)
+    t = np.empty(n, np.complex128)
+    dv = d.view(np.float32).reshape(n, 4)
+    tv = t.view(np.float32).reshape(n, 4)
+    cols = np.empty((4, n), np.float32)  # a group's distances, one contiguous row per centre
+    best = np.empty(n, np.float32)
+    closer = np.empty(n, bool)
+    step = np.empty(n, np.uint8)
+    for g in range(ct.tables[0].shape[0]):
+        np.take(ct.tables[0][g], idx[ct.roles[0]], out=d, mode="clip")  # indices are always in range
+        for f in range(1, len(ct.roles)):
+            np.take(ct.tables[f][g], idx[ct.roles[f]], out=t, mode="clip")
+            op(dv, tv, out=dv)  # feature by feature, in _nearest's order
+        kk = min(4, k - 4 * g)
+        np.copyto(cols[:kk], dv[:, :kk].T)
+        for jj in range(kk):
+            j = 4 * g + jj
+            col = cols[jj]
+            if j == 0:
+                best[...] = col
+                continue
+            # _nearest: labels[d < best] = j in increasing j, so a label is the last (largest) j
+            # that was strictly closer than every earlier centre: max over j of j * closer_j
+            np.less(col, best, out=closer)
+            np.multiply(closer.view(np.uint8), np.uint8(j), out=step)
+            np.maximum(lab, step, out=lab)
+            if j < k - 1:
+                np.minimum(best, col, out=best)
+    return lab
+
+
+def predict_flat(ct: ClusterTables, raws: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Nearest centre of every pixel of flat uint8 bands (role -> (m,)), :data:`CHUNK` pixels at a
+    time: uint8 labels (m,), the labels of ``model.predict`` on the pixels' scaled features."""
+    m = len(next(iter(raws.values())))
+    out = np.empty(m, np.uint8)
+    for s in range(0, m, CHUNK):
+        e = min(s + CHUNK, m)
+        sub = {r: v[s:e] for r, v in raws.items()}
+        out[s:e] = predict_indexed(ct, {deps: _index(sub, deps) for deps in set(ct.roles)}, e - s)
+    return out
+
+
+_CACHE: dict[Any, tuple[Any, Any, Optional[ClusterTables]]] = {}
+
+
+def _tables_of(model: Any, dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTables]:
+    """:func:`build_tables` of one of a date model's k-means (its clusters or its labeller's fine
+    clusters), cached per model and block roles/dtypes (at most 32 at a time, like the rule tables)."""
+    key = (id(model), tuple((r, np.asarray(v).dtype.str) for r, v in raws.items()))
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not model or hit[1] is not dm:
+        ct = build_tables(model, list(dm.names), dm.offset, dm.scale, dm.source.profile, raws)
+        if len(_CACHE) >= 32:  # a long-lived process running many runs: keep the cache small
+            _CACHE.clear()
+        hit = _CACHE[key] = (model, dm, ct)
+    return hit[2]
+
+
+def model_tables(dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTables]:
+    """The tables of a pass-1 :class:`~rs_change.pipeline.DateModel`'s k-means for blocks like
+    ``raws`` (cached), or None (:func:`build_tables`)."""
+    return _tables_of(dm.model, dm, raws)
+
+
+def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
+                    rule_table: Optional[tuple[str, str, np.ndarray]]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Cluster ids and water mask of an 8-bit block by table lookup, or None (nothing changed).
+
+    The same (clusters, water) as :func:`rs_change.pipeline._classify_strips` with cluster ids:
+    the date's k-means by :func:`model_tables`, a per-pixel water rule by its rule table
+    (:func:`rs_change.pipeline._rule_table`) and the fine clusters of the pixels that pass it by
+    their own tables; water from cluster ids (``dm.water`` or the labeller's manual ids) by a
+    256-entry table of the ids.
+
+    Parameters
+    ----------
+    dm : rs_change.pipeline.DateModel
+    raws : dict of role to ndarray (h, w)
+        Raw bands (:meth:`~rs_change.readers.WindowReader.read_raw`).
+    valid : bool ndarray (h, w)
+        Pixels inside the files and the area of interest; updated in place with
+        :func:`~rs_change.readers.observed_mask` (only when a result is returned).
+    rule_table : (role a, role b, bool table of 65,536) or None
+        :func:`rs_change.pipeline._rule_table` of the date.
+
+    Returns
+    -------
+    (clusters, water) or None
+        uint8 (h, w) each: cluster ids (255 unobserved) and water (1 water, 0 land, 255
+        unobserved). None when a table cannot be built (not 8-bit, a feature of more than two
+        bands, a per-pixel rule without a rule table, ...): use the plain path.
+    """
+    lab = dm.labeller
+    per_pixel = lab is not None and lab.manual is None and lab.rule is not None
+    if per_pixel and rule_table is None:
+        return None
+    ct = model_tables(dm, raws)
+    if ct is None:
+        return None
+    fine = None
+    if per_pixel and lab.fine is not None:
+        fine = _tables_of(lab.fine, dm, raws)
+        if fine is None:
+            return None
+        fine_water = np.zeros(256, np.uint8)
+        fine_water[np.asarray(lab.fine_water, np.int64)] = 1
+    else:
+        ids = lab.manual if lab is not None and lab.manual is not None else dm.water
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        id_water = np.zeros(256, np.uint8)
+        id_water[ids[(ids >= 0) & (ids < 255)]] = 1  # ids no cluster has never match (np.isin)
+    prof, nd = dm.source.profile, dm.source.nodata
+    h, w = valid.shape
+    clusters = np.full((h, w), 255, np.uint8)
+    water = np.full((h, w), 255, np.uint8)
+    rows = max(1, CHUNK // max(w, 1))
+    roles = set(ct.roles)
+    for s in range(0, h, rows):
+        e = min(s + rows, h)
+        sub = {r: v[s:e] for r, v in raws.items()}
+        vs = valid[s:e]
+        vs &= observed_mask(sub, prof, nd)
+        if not vs.any():
+            continue
+        flat = {r: np.ascontiguousarray(v).reshape(-1) for r, v in sub.items()}
+        n = vs.size
+        idx = {deps: _index(flat, deps) for deps in roles}
+        labels = predict_indexed(ct, idx, n)
+        every = bool(vs.all())
+        cv, wv = clusters[s:e].reshape(-1), water[s:e].reshape(-1)
+        vflat = vs.reshape(-1)
+        if every:
+            cv[...] = labels
+        else:
+            np.copyto(cv, labels, where=vflat)
+        if per_pixel:
+            ra, rb, table = rule_table
+            key = idx.get((ra, rb))
+            if key is None:
+                key = _index(flat, (ra, rb))
+            ok = np.take(table, key, mode="clip")
+            ok &= vflat
+            wd = ok.view(np.uint8).copy()
+            if fine is not None:
+                sel = np.flatnonzero(ok)
+                if len(sel):
+                    fl = predict_indexed(fine, {deps: idx[deps][sel] for deps in set(fine.roles)}, len(sel))
+                    wd[sel] = fine_water[fl]
+        else:
+            wd = id_water[labels]
+        if every:
+            wv[...] = wd
+        else:
+            np.copyto(wv, wd, where=vflat)
+    return clusters, water
