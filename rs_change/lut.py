@@ -222,8 +222,9 @@ def _index(raws: Mapping[str, np.ndarray], roles: tuple[str, ...]) -> np.ndarray
     return key
 
 
-def predict_indexed(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray], n: int) -> np.ndarray:
-    """Nearest centre of ``n`` pixels given their table indices.
+def exact_distances(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray], n: int) -> np.ndarray:
+    """Distances of ``n`` pixels to every centre from the per-feature tables: the float32 values of
+    :func:`rs_change.clustering._nearest` (squared euclidean, L1 or L-inf), bit for bit.
 
     Parameters
     ----------
@@ -234,40 +235,35 @@ def predict_indexed(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray]
 
     Returns
     -------
-    uint8 ndarray (n,)
-        Labels; ties go to the lowest centre index, as :func:`rs_change.clustering._nearest`.
+    float32 ndarray (k, n)
     """
-    k, op = ct.k, ct.op
-    lab = np.zeros(n, np.uint8)
+    out = np.empty((ct.k, n), np.float32)
     d = np.empty(n, np.complex128)
     t = np.empty(n, np.complex128)
-    cols = np.empty((4, n), np.float32)  # a group's distances, one contiguous row per centre
-    best = np.empty(n, np.float32)
-    closer = np.empty(n, bool)
-    step = np.empty(n, np.uint8)
     dv = d.view(np.float32).reshape(n, 4)
     tv = t.view(np.float32).reshape(n, 4)
     for g in range(ct.tables[0].shape[0]):
         np.take(ct.tables[0][g], idx[ct.roles[0]], out=d, mode="clip")  # indices are always in range
         for f in range(1, len(ct.roles)):
             np.take(ct.tables[f][g], idx[ct.roles[f]], out=t, mode="clip")
-            op(dv, tv, out=dv)  # feature by feature, in _nearest's order
-        kk = min(4, k - 4 * g)
-        np.copyto(cols[:kk], dv[:, :kk].T)
-        for jj in range(kk):
-            j = 4 * g + jj
-            col = cols[jj]
-            if j == 0:
-                best[...] = col
-                continue
-            # _nearest: labels[d < best] = j in increasing j, so a label is the last (largest) j
-            # that was strictly closer than every earlier centre: max over j of j * closer_j
-            np.less(col, best, out=closer)
-            np.multiply(closer.view(np.uint8), np.uint8(j), out=step)
-            np.maximum(lab, step, out=lab)
-            if j < k - 1:
-                np.minimum(best, col, out=best)
-    return lab
+            ct.op(dv, tv, out=dv)  # feature by feature, in _nearest's order and operation
+        kk = min(4, ct.k - 4 * g)
+        out[4 * g:4 * g + kk] = dv[:, :kk].T
+    return out
+
+
+def predict_indexed(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray], n: int) -> np.ndarray:
+    """Nearest centre of ``n`` pixels from :func:`exact_distances`, chosen as
+    :func:`rs_change.clustering._nearest` chooses (``labels[d < best] = j`` in increasing ``j``:
+    ties go to the lowest index): uint8 (n,)."""
+    d = exact_distances(ct, idx, n)
+    labels = np.zeros(n, np.uint8)
+    best = d[0].copy()
+    for j in range(1, ct.k):
+        closer = d[j] < best
+        labels[closer] = j
+        np.minimum(best, d[j], out=best)
+    return labels
 
 
 def predict_grouped(ct: ClusterTables, kidx: Mapping[tuple[str, ...], np.ndarray], n: int
