@@ -1,14 +1,17 @@
 """Polygons of full-size class rasters in bounded memory: strip by strip, merged across strip edges.
 
-The raster is read in full-width strips of ``rows`` rows.  In each strip every class code is
-labelled (4-connectivity), each label's pixel count and ground area are summed, and its outline
-is traced by GDAL (``rasterio.features.shapes``) in *pixel* coordinates (integers, exact).
-Labels that touch across a strip edge (same column, last row of one strip / first row of the
-next, both of the code) are joined with a union-find.  At the end each connected region's pieces
-are unioned (shared edges are exact, since coordinates are integers), moved to the grid's CRS
-with its affine transform, and the small regions are sieved by their *whole* area.
+The raster is read in full-width strips of ``rows`` rows.  In each strip the outlines of the
+4-connected regions of the class codes are traced by GDAL's polygonize in *pixel* coordinates
+(integers, exact), called through ctypes so that the GIL is free meanwhile (strips are traced on
+several threads, beside the writing of the COGs and figures).  Each traced polygon is one region
+of the strip; its pixel count and ground area come from its outline (Green's theorem over its
+horizontal edges, with column sums of the pixel areas), so no label raster is built.  Regions
+that touch across a strip edge (runs of the same code in the last row of one strip and the first
+row of the next that share a column) are joined with a union-find.  At the end each connected
+region's pieces are unioned (shared edges are exact, since coordinates are integers), moved to the
+grid's CRS with its affine transform, and the small regions are sieved by their *whole* area.
 
-Memory is one strip (``rows x width`` labels) plus the output polygons, whatever the raster's
+Memory is a few strips (``rows x width``) plus the output polygons, whatever the raster's
 height; the result equals :func:`rs_change.export.polygon_layer` on the whole array (same
 regions in the same order, same pixels, areas equal to rounding, same outlines).
 """
@@ -233,76 +236,111 @@ def _top_left(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class _Pieces:
-    """What one strip of one raster holds (:func:`_trace_strip`), in the strip's own numbering:
-    region ``i`` of the ``k``-th code is id ``sum(n[:k]) + i`` (labels from 1 in ``first``/``last``)."""
+    """The regions of one strip of one raster (:func:`_trace_strip`), one polygon each, ordered by
+    code (in the order asked) and then by their first pixel in raster order (as labels number them)."""
 
-    n: list[int]  # regions per code, in code order
-    area: list[np.ndarray]  # ground area of each region, per code
-    pix: list[np.ndarray]  # pixels of each region, per code
-    first: list[np.ndarray]  # labels (0 = not the code) of the strip's first row, per code
-    last: list[np.ndarray]  # and of its last row
-    local: np.ndarray  # int64 (p,) strip id of each traced polygon
-    geoms: np.ndarray  # object (p,) the polygons, pixel coordinates of the whole raster
+    code: np.ndarray  # int64 (p,)
+    area: np.ndarray  # float64 (p,) ground area, m2
+    pix: np.ndarray  # int64 (p,) pixels
+    geoms: np.ndarray  # object (p,) polygons, pixel coordinates of the whole raster
+    top: np.ndarray  # (t, 3) int64: [x0, x1, piece] runs of the strip's first row, columns x0..x1-1
+    bottom: np.ndarray  # (b, 3) int64: the same for its last row
 
 
-def _trace_strip(arr: np.ndarray, pa: np.ndarray, r0: int, codes: Sequence[int]) -> _Pieces:
-    """Label, measure and trace one strip (rows ``r0 ..``) of a class raster; ``pa`` its pixel areas.
+def _column_prefix(pa: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(h + 1, w) float64: row ``y`` holds the sum of the pixel areas ``pa`` ((h, w) or
+    broadcastable) of each column above row ``y``.  Row by row (numpy's cumsum along the rows runs
+    one element at a time; adding whole rows is 4x faster)."""
+    q = np.empty((h + 1, w))
+    q[0] = 0.0
+    pa = np.broadcast_to(pa, (h, w))
+    for r in range(h):
+        np.add(q[r], pa[r], out=q[r + 1])
+    return q
 
-    A pure function of the strip (strips are traced in parallel threads; GDAL's polygonize and
-    scipy's labelling run without the GIL); :meth:`_Regions.add` joins the strips in order.
+
+def _edge_sums(geoms: np.ndarray, prefix: np.ndarray, r0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ground area and pixel count of every polygon (pixel corners, rows from ``r0``) from its
+    horizontal edges, and those edges.
+
+    ``prefix`` is :func:`_column_prefix` of the strip's pixel areas; by Green's theorem the pixels
+    of a ring sum to the signed sum over its horizontal edges (y, xa..xb) of ``prefix[y, xa:xb]``,
+    so the area of a region is its exterior ring's sum minus its holes'.
+
+    Returns
+    -------
+    area : float64 (p,)
+    pixels : int64 (p,)
+    horizontal : (e, 4) float64 ``[y, x_start, x_end, polygon]`` of every horizontal edge
     """
-    from scipy import ndimage
+    import shapely
 
-    n_l: list[int] = []
-    area_l: list[np.ndarray] = []
-    pix_l: list[np.ndarray] = []
-    first_l: list[np.ndarray] = []
-    last_l: list[np.ndarray] = []
-    comb: Optional[np.ndarray] = None  # labels of every code, in the strip's numbering + 1
-    offset = 0
-    for code in codes:
-        sel = arr == code
-        lab, n = ndimage.label(sel)
-        n_l.append(int(n))
-        if n == 0:
-            area_l.append(np.zeros(0))
-            pix_l.append(np.zeros(0, np.int64))
-            first_l.append(np.zeros(0, np.int32))
-            last_l.append(np.zeros(0, np.int32))
-            continue
-        lv = lab[sel]  # the code's pixels only: sums in raster order, as over the whole strip
-        area_l.append(np.bincount(lv, weights=pa[sel], minlength=n + 1)[1:])
-        pix_l.append(np.bincount(lv, minlength=n + 1)[1:].astype(np.int64))
-        del lv
-        first_l.append(lab[0].copy())
-        last_l.append(lab[-1].copy())
-        if comb is None:
-            comb = lab
-        else:  # in place: no strip-sized temporaries
-            np.add(lab, offset, out=lab, where=sel)
-            np.copyto(comb, lab, where=sel)
-        offset += n
-        del lab, sel
-    if comb is None:
-        return _Pieces(n_l, area_l, pix_l, first_l, last_l, np.zeros(0, np.int64), np.empty(0, object))
-    # one trace of the class codes themselves (8-bit: 20% faster than tracing the labels) for
-    # every code of the strip, cropped to the rows and columns that hold any of them when that
-    # saves a quarter or more (GDAL's polygonize costs per pixel).  Two regions of one code
-    # never touch, so each traced polygon is one region; its label is the one of the pixel
-    # below and right of its top-most, left-most vertex (the region's first pixel).
-    cmask = comb > 0
+    rings, poly = shapely.get_rings(geoms, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    first_ring = np.r_[True, poly[1:] != poly[:-1]]  # the exterior ring comes first in get_rings
+    same = ring[1:] == ring[:-1]
+    e_ring = ring[:-1][same]
+    x0, y0, x1, y1 = xy[:-1, 0][same], xy[:-1, 1][same], xy[1:, 0][same], xy[1:, 1][same]
+    hor = (y0 == y1) & (x0 != x1)
+    hy, ha, hb, hr = y0[hor].astype(np.int64), x0[hor], x1[hor], e_ring[hor]
+    right = hb > ha
+    lo = np.where(right, ha, hb).astype(np.int64)
+    n = np.where(right, hb - ha, ha - hb).astype(np.int64)
+    # every horizontal edge's columns, gathered at once: sum of prefix[y, lo:lo + n] per edge
+    starts = np.r_[0, np.cumsum(n)[:-1]]
+    cols = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(starts - lo, n)
+    seg = np.add.reduceat(prefix[np.repeat(hy - r0, n), cols], starts) if len(n) else np.zeros(0)
+    sign = np.where(right, 1.0, -1.0)
+    w_ring = np.bincount(hr, weights=sign * seg, minlength=len(rings))
+    p_ring = np.bincount(hr, weights=sign * (hy - r0) * n, minlength=len(rings))  # integers: exact
+    outer = np.where(first_ring, 1.0, -1.0)
+    area = np.bincount(poly, weights=outer * np.sign(p_ring) * w_ring, minlength=len(geoms))  # |exterior| - |holes|
+    pix = np.rint(np.bincount(poly, weights=outer * np.abs(p_ring), minlength=len(geoms)))
+    horizontal = np.column_stack([hy, lo, lo + n, poly[hr]])
+    return area, pix.astype(np.int64), horizontal
+
+
+def _trace_strip(arr: np.ndarray, prefix: np.ndarray, r0: int, codes: Sequence[int]) -> _Pieces:
+    """Trace, measure and order the regions of one strip (rows ``r0 ..``) of a class raster;
+    ``prefix`` is :func:`_column_prefix` of its pixel areas.
+
+    A pure function of the strip (strips are traced in parallel threads; GDAL's polygonize runs
+    without the GIL); :meth:`_Regions.add` joins the strips in order.  No labelling: each traced
+    polygon is one 4-connected region, measured from its outline (:func:`_edge_sums`).
+    """
+    h, w = arr.shape
+    codes = [int(c) for c in codes]
+    cmask = arr == codes[0]
+    for c in codes[1:]:
+        cmask |= arr == c
+    empty = np.zeros((0, 3), np.int64)
     rr = np.flatnonzero(cmask.any(axis=1))
+    if rr.size == 0:
+        return _Pieces(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.empty(0, object), empty, empty)
     cc = np.flatnonzero(cmask.any(axis=0))
+    # one trace of the class codes themselves for every code of the strip, cropped to the rows and
+    # columns that hold any of them when that saves a quarter or more (GDAL's polygonize costs per
+    # pixel).  Two regions of one code never touch, so each traced polygon is one region.
     ra, rb, ca, cb = int(rr[0]), int(rr[-1]) + 1, int(cc[0]), int(cc[-1]) + 1
-    if (rb - ra) * (cb - ca) <= 0.75 * comb.size:
+    if (rb - ra) * (cb - ca) <= 0.75 * arr.size:
         sub, sub_m = np.ascontiguousarray(arr[ra:rb, ca:cb]), np.ascontiguousarray(cmask[ra:rb, ca:cb])
     else:
         sub, sub_m, ra, ca = arr, cmask, 0, 0
     del cmask
     geoms = _polygonize(sub, sub_m, ca, r0 + ra)
+    # each region's code is the value of its first pixel: below and right of its top-left vertex
     x0, y0 = _top_left(geoms)
-    local = comb[y0 - r0, x0].astype(np.int64) - 1
-    return _Pieces(n_l, area_l, pix_l, first_l, last_l, local, geoms)
+    code = arr[y0 - r0, x0].astype(np.int64)
+    rank = {c: i for i, c in enumerate(codes)}
+    order = np.lexsort((x0, y0, np.array([rank[int(c)] for c in code], np.int64)))
+    geoms, code = geoms[order], code[order]
+    area, pix, hor = _edge_sums(geoms, prefix, r0)
+
+    def runs(y: int) -> np.ndarray:
+        e = hor[hor[:, 0] == y]
+        return e[:, 1:].astype(np.int64)
+
+    return _Pieces(code, area, pix, geoms, runs(r0), runs(r0 + h))
 
 
 class _Regions:
@@ -317,39 +355,50 @@ class _Regions:
         self.piece_id: list[np.ndarray] = []
         self.piece_geom: list[np.ndarray] = []
         self.raster_m2 = {int(c): 0.0 for c in values}
-        self.prev: dict[int, Optional[np.ndarray]] = {int(c): None for c in values}
+        self.prev = np.zeros((0, 4), np.int64)  # [x0, x1, node, code] runs of the last row above
 
     @property
     def codes(self) -> list[int]:
         return list(self.raster_m2)
 
     def add_strip(self, arr: np.ndarray, pa: np.ndarray, r0: int) -> None:
-        """Label, measure and trace one strip (rows ``r0 ..``) of the raster; ``pa`` its pixel areas."""
-        self.add(_trace_strip(arr, pa, r0, self.codes))
+        """Trace, measure and join one strip (rows ``r0 ..``) of the raster; ``pa`` its pixel areas."""
+        h, w = arr.shape
+        self.add(_trace_strip(arr, _column_prefix(pa, h, w), r0, self.codes))
 
     def add(self, pc: _Pieces) -> None:
-        """Join the next strip's pieces (:func:`_trace_strip`) to those above it."""
-        base0 = len(self.uf.parent)
-        for code, n, a, p, first, last in zip(self.codes, pc.n, pc.area, pc.pix, pc.first, pc.last):
-            if n == 0:
-                self.prev[code] = None
+        """Join the next strip's pieces (:func:`_trace_strip`) to those above it: a run of its first
+        row and a run of the last row above, of one code, that share a column are one region."""
+        n = len(pc.code)
+        base = self.uf.add(n)
+        for c in self.codes:
+            sel = pc.code == c
+            if sel.any():
+                self.raster_m2[c] += float(pc.area[sel].sum())
+        self.area_l.append(pc.area)
+        self.pix_l.append(pc.pix)
+        self.code_l.append(pc.code)
+        self.piece_id.append(base + np.arange(n, dtype=np.int64))
+        self.piece_geom.append(pc.geoms)
+        top = np.column_stack([pc.top[:, :2], base + pc.top[:, 2], pc.code[pc.top[:, 2]]]) if len(pc.top) else np.zeros((0, 4), np.int64)
+        prev, self.prev = self.prev, (np.column_stack([pc.bottom[:, :2], base + pc.bottom[:, 2], pc.code[pc.bottom[:, 2]]])
+                                      if len(pc.bottom) else np.zeros((0, 4), np.int64))
+        if len(prev) == 0 or len(top) == 0:
+            return
+        for c in self.codes:
+            a, b = prev[prev[:, 3] == c], top[top[:, 3] == c]
+            if len(a) == 0 or len(b) == 0:
                 continue
-            base = self.uf.add(n)
-            self.area_l.append(a)
-            self.raster_m2[code] += float(a.sum())
-            self.pix_l.append(p)
-            self.code_l.append(np.full(n, code, np.int64))
-            prev = self.prev[code]
-            if prev is not None:
-                both = (prev >= 0) & (first > 0)
-                if both.any():
-                    pairs = np.unique(np.stack([prev[both], base + first[both].astype(np.int64) - 1], 1), axis=0)
-                    for x, y in pairs:
-                        self.uf.union(int(x), int(y))
-            self.prev[code] = np.where(last > 0, base + last.astype(np.int64) - 1, -1)
-        if len(pc.local):
-            self.piece_id.append(base0 + pc.local)
-            self.piece_geom.append(pc.geoms)
+            b = b[np.argsort(b[:, 0], kind="stable")]  # the runs of one code never overlap: ends sorted too
+            lo = np.searchsorted(b[:, 1], a[:, 0], side="right")  # first run of b ending after a starts
+            hi = np.searchsorted(b[:, 0], a[:, 1], side="left")  # first run of b starting at or after a's end
+            k = np.maximum(hi - lo, 0)
+            if not k.any():
+                continue
+            ia = np.repeat(np.arange(len(a)), k)
+            jb = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k) + np.repeat(lo, k)
+            for x, y in np.unique(np.stack([a[ia, 2], b[jb, 2]], 1), axis=0):
+                self.uf.union(int(x), int(y))
 
     def finish(self, grid: Grid) -> dict[str, Any]:
         """Join the pieces of each region; the dict described in :func:`strip_regions`."""
@@ -431,12 +480,12 @@ def strip_regions_many(
 
     def trace(r0: int) -> list[_Pieces]:
         h = min(rows, H - r0)
-        pa = np.broadcast_to(np.asarray(area_rows(r0, r0 + h), np.float64), (h, W))
+        prefix = _column_prefix(np.asarray(area_rows(r0, r0 + h), np.float64), h, W)  # for every raster
         out = []
         for (path, _), st in zip(rasters, state):
             with rasterio.open(path) as ds:
                 arr = ds.read(band, window=Window(0, r0, W, h))
-            out.append(_trace_strip(arr, pa, r0, st.codes))
+            out.append(_trace_strip(arr, prefix, r0, st.codes))
         return out
 
     with Engine("threads" if workers > 1 else "synchronous", workers) as eng:
