@@ -370,26 +370,30 @@ def predict_flat(ct: ClusterTables, raws: Mapping[str, np.ndarray]) -> np.ndarra
     return out
 
 
-_CACHE: dict[Any, tuple[Any, Any, Optional[ClusterTables]]] = {}
-
-
-def _tables_of(model: Any, dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTables]:
-    """:func:`build_tables` of one of a date model's k-means (its clusters or its labeller's fine
-    clusters), cached per model and block roles/dtypes (at most 32 at a time, like the rule tables)."""
-    key = (id(model), tuple((r, np.asarray(v).dtype.str) for r, v in raws.items()))
-    hit = _CACHE.get(key)
-    if hit is None or hit[0] is not model or hit[1] is not dm:
-        ct = build_tables(model, list(dm.names), dm.offset, dm.scale, dm.source.profile, raws)
-        if len(_CACHE) >= 32:  # a long-lived process running many runs: keep the cache small
-            _CACHE.clear()
-        hit = _CACHE[key] = (model, dm, ct)
-    return hit[2]
+_CACHE: dict[Any, Optional[ClusterTables]] = {}
 
 
 def model_tables(dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTables]:
     """The tables of a pass-1 :class:`~rs_change.pipeline.DateModel`'s k-means for blocks like
-    ``raws`` (cached), or None (:func:`build_tables`)."""
-    return _tables_of(dm.model, dm, raws)
+    ``raws``, or None (:func:`build_tables`).
+
+    Cached by content (centres, metric, features, scaler, band profile, roles and dtypes), not by
+    object: the process scheduler unpickles a new copy of every model with each block. At most 16
+    tables at a time (3.4 MB each for NAIP and k = 3, 16 MB for k = 20)."""
+    km = dm.model
+    centers = getattr(km, "cluster_centers_", None)
+    if centers is None:
+        return None
+    key = (str(getattr(km, "metric_", None)), np.asarray(centers).tobytes(), np.shape(centers), tuple(dm.names),
+           np.asarray(dm.offset).tobytes(), np.asarray(dm.scale).tobytes(), repr(dm.source.profile),
+           tuple((r, np.asarray(v).dtype.str) for r, v in raws.items()))
+    if key in _CACHE:
+        return _CACHE[key]
+    ct = build_tables(km, list(dm.names), dm.offset, dm.scale, dm.source.profile, raws)
+    if len(_CACHE) >= 16:  # a long-lived process running many runs: keep the cache small
+        _CACHE.clear()
+    _CACHE[key] = ct
+    return ct
 
 
 def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,

@@ -177,3 +177,21 @@ def test_features_of_more_than_two_bands_get_no_tables() -> None:
     assert lut.feature_roles("brightness", ["green", "nir"]) == ("green", "nir")
     assert lut.feature_roles("ndvi", ["red", "nir"]) == ("nir", "red")
     assert lut.feature_roles("mndwi", ["green", "nir"]) is None  # no swir1
+
+
+def test_tables_are_cached_by_content_for_pickled_models(synthetic: Path) -> None:
+    import pickle
+
+    (synthetic / "run.yaml").write_text(
+        "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\nclustering: {k: 3, seed: 0, n_init: 1}\n")
+    cfg = RunConfig.from_yaml(synthetic / "run.yaml")
+    src = build_source(cfg.scenes[0], cfg)
+    ref = reference_grid(cfg, [src])
+    dm = fit_date(src, ref, None, cfg)
+    raws = {r: np.zeros((2, 2), np.uint8) for r in ("red", "green", "blue", "nir")}
+    ct = lut.model_tables(dm, raws)
+    assert ct is not None
+    assert lut.model_tables(pickle.loads(pickle.dumps(dm)), raws) is ct  # a process worker's copy: no rebuild
+    other = pickle.loads(pickle.dumps(dm))
+    other.model.cluster_centers_ = other.model.cluster_centers_ + 0.5
+    assert lut.model_tables(other, raws) is not ct
