@@ -228,6 +228,23 @@ def test_perimeters_match_pyproj_for_holes_and_multipolygons():
     assert want[0] > 4 * 700 and want[2] == 0.0  # a ~0.75 x 1.1 km square; the empty polygon has none
 
 
+def test_short_geodesics_match_pyproj_to_a_few_parts_per_billion():
+    """Pixel edges (< 100 m) are measured from the radii of curvature at mid-latitude: pyproj's
+    inverse geodesic to 1.5e-9 at every latitude, across the antimeridian too."""
+    from rs_change.export import SHORT_GEODESIC_M, short_geodesics
+
+    rng = np.random.default_rng(2)
+    n = 20000
+    lon, lat = rng.uniform(-180, 180, n), rng.uniform(-85, 85, n)
+    lon[:10], lat[:10] = 179.9999, 60.0  # these cross the antimeridian
+    d = rng.uniform(0.3, SHORT_GEODESIC_M, n)
+    lon2, lat2, _ = GEOD.fwd(lon, lat, rng.uniform(0, 360, n), d)
+    _, _, want = GEOD.inv(lon, lat, lon2, lat2)
+    got = short_geodesics(lon, lat, lon2, lat2)
+    np.testing.assert_allclose(got, want, rtol=2e-9, atol=1e-8)  # and 10 nm on sub-metre lines
+    np.testing.assert_allclose(got, d, rtol=2e-8, atol=1e-8)  # the lengths the lines were made with
+
+
 def test_one_strip_pass_equals_each_raster_alone(tmp_path):
     """strip_regions_many over a water mask and a two-code change map = strip_regions of each."""
     from rs_change.export import write_cog
