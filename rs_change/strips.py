@@ -425,15 +425,19 @@ class _Regions:
         starts = np.searchsorted(proot, roots, "left")
         ends = np.searchsorted(proot, roots, "right")
         geoms = np.empty(len(roots), object)
-        for i, (s, e) in enumerate(zip(starts, ends)):
+        joined = np.flatnonzero(ends - starts > 1)
+        geoms[:] = pgeo[starts]
+        for i in joined:
             # the union keeps the seam's collinear vertices: drop them (tolerance 0 moves nothing)
-            geoms[i] = pgeo[s] if e - s == 1 else shapely.simplify(shapely.union_all(pgeo[s:e]), 0.0)
+            geoms[i] = shapely.simplify(shapely.union_all(pgeo[starts[i]:ends[i]]), 0.0)
         t = grid.transform
 
         def _to_crs(xy: np.ndarray) -> np.ndarray:
             return np.column_stack([t.a * xy[:, 0] + t.b * xy[:, 1] + t.c, t.d * xy[:, 0] + t.e * xy[:, 1] + t.f])
 
-        geoms = np.array([_canonical(g) for g in shapely.transform(geoms, _to_crs)], dtype=object)
+        geoms = shapely.transform(geoms, _to_crs)
+        for i in joined:  # a region traced in one piece is already in GDAL's form
+            geoms[i] = _canonical(geoms[i])
         return {"roots": roots, "code": code[roots], "area_m2": area[roots], "pixels": pix[roots], "geometry": geoms,
                 "raster_m2": self.raster_m2}
 
