@@ -340,20 +340,22 @@ def _rule_table(dm: DateModel, raws: dict[str, np.ndarray]) -> Optional[tuple[st
     needs = {"ndwi": ("green", "nir"), "mndwi": ("green", "swir1")}.get(rule.index)
     if needs is None or rule.dark not in needs or any(r not in raws or raws[r].dtype != np.uint8 for r in needs):
         return None
-    key = (id(dm), needs)
-    hit = _TABLES.get(key)
-    if hit is None or hit[0] is not dm:
+    # keyed by what the verdicts depend on, not by the model object: the process scheduler
+    # unpickles a new copy of every model with each block
+    key = (repr(rule), repr(dm.source.profile), needs)
+    table = _TABLES.get(key)
+    if table is None:
         a, b = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
         grid = {needs[0]: a.reshape(-1), needs[1]: b.reshape(-1)}
         bands, _ = raw_to_bands(grid, dm.source.profile, None)
         table = _rule_mask(rule, bands, np.ones(256 * 256, bool))
         if len(_TABLES) >= 64:  # a long-lived process running many runs: keep the cache small
             _TABLES.clear()
-        hit = _TABLES[key] = (dm, table)
-    return needs[0], needs[1], hit[1]
+        _TABLES[key] = table
+    return needs[0], needs[1], table
 
 
-_TABLES: dict[Any, tuple[Any, np.ndarray]] = {}
+_TABLES: dict[Any, np.ndarray] = {}
 
 
 def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndarray,

@@ -195,3 +195,26 @@ def test_tables_are_cached_by_content_for_pickled_models(synthetic: Path) -> Non
     other = pickle.loads(pickle.dumps(dm))
     other.model.cluster_centers_ = other.model.cluster_centers_ + 0.5
     assert lut.model_tables(other, raws) is not ct
+
+
+def test_rule_table_is_cached_by_content_for_pickled_models(synthetic: Path) -> None:
+    """pipeline._rule_table: a process worker's unpickled copy of a model reuses the table; a
+    different threshold builds another (whose verdicts differ)."""
+    import dataclasses
+    import pickle
+
+    from rs_change.pipeline import _rule_table
+
+    (synthetic / "run.yaml").write_text(
+        "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\nclustering: {k: 3, seed: 0, n_init: 1}\n")
+    cfg = RunConfig.from_yaml(synthetic / "run.yaml")
+    src = build_source(cfg.scenes[0], cfg)
+    dm = fit_date(src, reference_grid(cfg, [src]), None, cfg)
+    raws = {r: np.zeros((2, 2), np.uint8) for r in ("red", "green", "blue", "nir")}
+    got = _rule_table(dm, raws)
+    assert got is not None and got[:2] == ("green", "nir")
+    assert _rule_table(pickle.loads(pickle.dumps(dm)), raws)[2] is got[2]
+    other = pickle.loads(pickle.dumps(dm))
+    other.labeller.rule = dataclasses.replace(other.labeller.rule, t_dark=other.labeller.rule.t_dark * 0.5)
+    table = _rule_table(other, raws)[2]
+    assert table is not got[2] and table.sum() < got[2].sum()
