@@ -443,7 +443,7 @@ class WindowReader:
         self, path: str, bands: list[int], window: Window, out_shape: tuple[int, int], off: tuple[float, float],
         rows_per_read: int = 512,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decimated nearest read of a translated file: output pixel ``o`` of a window of ``h`` rows
+        """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of a window of ``h`` rows
         read at ``oh`` rows takes the source pixel under its centre, ``row_off + (o + 0.5) * h / oh``
         on the reference grid plus the offset (likewise for columns). Rows of the source are read
         in strips of ``rows_per_read`` and only the needed rows and columns kept."""
@@ -480,8 +480,13 @@ class WindowReader:
                 if off is not None:
                     return self._read_shifted(path, bands, window, res, off)
             if self.fast and out_shape is not None:
-                off = self._translation(path)  # (a file on the grid itself: GDAL's decimated read
-                if off is not None:             # below, which picks the pixel under each centre too)
+                off = self._translation(path)
+                if off is None and self._same_grid(path) and not self._dataset(path).overviews(1):
+                    # a file on the grid itself without overviews: the same picks strip by strip
+                    # (GDAL's decimated read decodes every tile once per band when its block
+                    # cache cannot hold the whole scene: 3.6 instead of 1.2 CPU s on the 4x pair)
+                    off = (0.0, 0.0)
+                if off is not None:  # (with overviews, GDAL's decimated read below reads them)
                     return self._read_decimated_shift(path, bands, window, out_shape, off)
             view = self._view(path, res)
             key = f"{path}|{res.name}"

@@ -137,3 +137,34 @@ def test_other_grids_are_not_translations():
     assert translation_offset(Grid((10, 10), Affine(10, 0, 500000, 0, -10, 5200000), UTM), REF) is None
     assert translation_offset(Grid((10, 10), t, "EPSG:32615"), REF) is None
     assert translation_offset(Grid((10, 10), Affine(5, 0.1, 500000, 0, -5, 5200000), UTM), REF) is None
+
+
+@pytest.mark.parametrize("overviews", [False, True])
+def test_decimated_read_of_a_file_on_the_grid_equals_gdals(make_tif, overviews):
+    """Pass 1's decimated read of a date on the reference grid: strip by strip (every tile decoded
+    once) when the file has no overviews, GDAL's own decimated read (from the overviews) when it
+    has; the same pixels as GDAL's at the integer-step shapes pass 1 uses."""
+    import math
+
+    import rasterio
+    from rasterio.enums import Resampling
+
+    rng = np.random.default_rng(4)
+    h, w = 203, 317
+    arr = rng.integers(1, 255, (4, h, w), dtype=np.uint8)
+    t = Affine(1, 0, 500000, 0, -1, 5200000)
+    path = make_tif("g.tif", arr, t, UTM, tiled=True, blockxsize=64, blockysize=64)
+    if overviews:
+        with rasterio.open(path, "r+") as ds:
+            ds.build_overviews([2, 4], Resampling.nearest)
+    src = open_geotiff(path, get_profile("naip"), D)
+    grid = Grid((h, w), t, UTM)
+    for step in (2, 3, 5, 7, 10):
+        shape = (math.ceil(h / step), math.ceil(w / step))
+        with WindowReader(src, grid, "bilinear") as rd:
+            raws, valid = rd.read_raw(out_shape=shape)
+        with rasterio.open(path) as ds:
+            want = ds.read(out_shape=(4,) + shape, resampling=Resampling.nearest)
+        assert valid.all()
+        for i, role in enumerate(("red", "green", "blue", "nir")):
+            np.testing.assert_array_equal(raws[role], want[i])
