@@ -39,7 +39,8 @@ from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, ma
 from .features import default_features, feature_matrix, spectral_index
 from .grid import Grid
 from .labelling import ClusterDecision, water_ids
-from .lut import classify_tables
+from .lut import _index as lut_index
+from .lut import classify_tables, feature_rows, model_tables
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, SharedReads, check_overlap, open_scene, observed_mask, raw_to_bands
 from .strips import mean_pixel_area, remember_mean_pixel_area
@@ -385,9 +386,14 @@ def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndar
             idx_parts.append(np.flatnonzero(ok) + s * w)
     if idx_parts:
         idx = np.concatenate(idx_parts)
-        bands, fin = raw_to_bands({k: v.reshape(-1)[idx] for k, v in raws.items()}, prof, nd)
-        Xp = feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F")
-        fl = _single_thread(lab.fine).predict(apply_scaler(Xp, dm.offset, dm.scale))
+        picked = {k: v.reshape(-1)[idx] for k, v in raws.items()}
+        ct = model_tables(dm, raws)  # 8-bit bands: the scaled features by table lookup, the same values
+        if ct is not None:
+            X = feature_rows(ct, {deps: lut_index(picked, deps) for deps in set(ct.roles)}, len(idx))
+        else:
+            bands, _ = raw_to_bands(picked, prof, nd)
+            X = apply_scaler(feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F"), dm.offset, dm.scale)
+        fl = _single_thread(lab.fine).predict(X)
         water.reshape(-1)[idx] = np.isin(fl, lab.fine_water).astype(np.uint8)
     np.copyto(water, NODATA, where=~valid)
     return water

@@ -153,6 +153,10 @@ def test_naip_sample_window_same_as_plain_path(tmp_path: Path) -> None:
         raws, valid = rd.read_raw(ref.height // 2 - 300, ref.width // 2 - 400, 600, 800)
     cl, water = _same_as_plain(dm, raws, valid)
     assert len(np.unique(cl)) == 3 and (water == 1).any() and (water == 0).any()
+    # a summary-only run's path (rule table, fine clusters of the passing pixels on table features)
+    v_summary = valid.copy()
+    none, w_summary = classify_raw(dm, raws, v_summary, clusters=False)
+    assert none is None and np.array_equal(w_summary, water) and (w_summary == 1).sum() > 1000
     # the distances of the date's model, bit for bit, on this window's pixels
     ct = lut.model_tables(dm, raws)
     flat = {r: v.reshape(-1) for r, v in raws.items()}
