@@ -71,7 +71,8 @@ def strip_regions(
         Its grid (pixel areas come from it, per strip).
     values : mapping code -> class name
     rows : int, optional
-        Strip height; memory is about ``rows * width * 14`` bytes plus the polygons.  Default:
+        Strip height; memory is about ``rows * width * 20`` bytes (the pixel areas and their
+        column sums in float64, the strip and its mask) plus the polygons.  Default:
         about 8 million pixels per strip (1024 rows at most, 16 at least).
     band : int, default 1
 
