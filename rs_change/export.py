@@ -583,6 +583,7 @@ def run_polygons(
     min_area_m2: Optional[float],
     simplify_px: float,
     workers: int = 1,
+    layer_workers: int = 1,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Polygon layers of a run, written in every format of ``output.formats``.
 
@@ -605,6 +606,8 @@ def run_polygons(
         Simplification tolerance in pixels.
     workers : int, default 1
         Threads tracing the strips of the rasters (:func:`rs_change.strips.strip_regions_many`).
+    layer_workers : int, default 1
+        Threads joining each raster's regions and building its layer (one raster each).
 
     Returns
     -------
@@ -629,9 +632,21 @@ def run_polygons(
                           to, {"from_date": frm})
     # every raster in one pass of strips, merged across strip edges: memory set by a strip, not the
     # raster, and the strip's pixel areas computed once for all (rs_change.strips)
-    regions = strip_regions_many([(path, values) for path, values, _, _ in jobs.values()], grid, workers=workers)
-    for (name, (path, values, date, extra)), reg in zip(jobs.items(), regions):
-        gdf, removed, raster = layer_from_regions(reg, grid, values, min_a, simplify_px, date, extra)
+    regions = strip_regions_many([(path, values) for path, values, _, _ in jobs.values()], grid, workers=workers,
+                                 finish_workers=layer_workers)
+
+    def layer(item: tuple[tuple[str, tuple[Path, Mapping[int, str], str, Optional[dict]]], dict[str, Any]]) -> Any:
+        (_, (_, values, date, extra)), reg = item
+        return layer_from_regions(reg, grid, values, min_a, simplify_px, date, extra)
+
+    if layer_workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(layer_workers, len(jobs)), thread_name_prefix="rs-change-poly") as ex:
+            built = list(ex.map(layer, zip(jobs.items(), regions)))  # in order: the same layers
+    else:
+        built = [layer(item) for item in zip(jobs.items(), regions)]
+    for name, (gdf, removed, raster) in zip(jobs, built):
         layers[name] = gdf
         stats[name] = {
             "features": int(len(gdf)),

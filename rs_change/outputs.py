@@ -188,6 +188,14 @@ def polygon_threads(scheduler: str, workers: Optional[int]) -> int:
     return 1 if scheduler == "synchronous" else max(1, min(int(n) - write_threads(scheduler, workers), 4))
 
 
+def layer_threads(scheduler: str, workers: Optional[int]) -> int:
+    """Threads joining the regions and building the polygon layers, one raster each, after the
+    strips are traced: 1 for ``synchronous``, else the workers (default: the cores), at most 4.
+    They hold polygons only, and GEOS and pyproj work without the GIL."""
+    n = workers or os.cpu_count() or 1
+    return 1 if scheduler == "synchronous" else max(1, min(int(n), 4))
+
+
 # ---------------------------------------------------------------------------------------------
 # Checks before a run
 # ---------------------------------------------------------------------------------------------

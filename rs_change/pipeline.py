@@ -940,7 +940,7 @@ def _finish_outputs(
     after the other here) while this thread traces the polygons; polygons and figures read the
     block-written staging files (``blocks``: output name -> staging file, same pixels as the COG).
     """
-    from .outputs import WriteJobs, polygon_threads
+    from .outputs import WriteJobs, layer_threads, polygon_threads
 
     jobs = jobs if jobs is not None else WriteJobs(0)
     staged: dict[str, Path] = {}
@@ -965,7 +965,8 @@ def _finish_outputs(
         vec, summary["polygons"] = run_polygons(
             tmp, ref, {dm.source.date.isoformat(): blocks[f"water_{dm.source.date.isoformat()}.tif"] for dm in models},
             blocks.get("change.tif"), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
-            workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers))
+            workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
+            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers))
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
         figs = figures.result()

@@ -445,7 +445,7 @@ class _Regions:
 
 def strip_regions_many(
     rasters: Sequence[tuple[str | Path, Mapping[int, str]]], grid: Grid, rows: Optional[int] = None, band: int = 1,
-    workers: int = 1,
+    workers: int = 1, finish_workers: int = 1,
 ) -> list[dict[str, Any]]:
     """:func:`strip_regions` of several rasters on one grid in one pass over the strips.
 
@@ -465,6 +465,9 @@ def strip_regions_many(
     band : int, default 1
     workers : int, default 1
         Threads tracing strips.
+    finish_workers : int, default 1
+        Threads joining the pieces of the rasters' regions at the end, one raster each (no
+        strip arrays then, only polygons; GEOS runs without the GIL).
 
     Returns
     -------
@@ -497,6 +500,11 @@ def strip_regions_many(
         for pieces in eng.map(trace, range(0, H, rows), in_flight=workers):
             for st, pc in zip(state, pieces):
                 st.add(pc)
+    if finish_workers > 1 and len(state) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(finish_workers, len(state)), thread_name_prefix="rs-change-poly") as ex:
+            return list(ex.map(lambda st: st.finish(grid), state))
     return [st.finish(grid) for st in state]
 
 

@@ -308,9 +308,35 @@ def test_strip_regions_in_threads_equal_one_thread(tmp_path: Path) -> None:
     pc = write_cog(tmp_path / "c.tif", c, g)
     rasters = [(pm, {1: "water"}), (pc, {2: "gained", 3: "lost"})]
     one = strip_regions_many(rasters, g, rows=9, workers=1)
-    two = strip_regions_many(rasters, g, rows=9, workers=2)
+    two = strip_regions_many(rasters, g, rows=9, workers=2, finish_workers=2)  # strips and joins in threads
     for a, b in zip(one, two):
         assert list(a["code"]) == list(b["code"]) and list(a["pixels"]) == list(b["pixels"]) and len(a["code"]) > 5
         assert np.array_equal(a["area_m2"], b["area_m2"])
         assert all(x.equals_exact(y, 0) for x, y in zip(a["geometry"], b["geometry"]))
     assert sum(one[0]["pixels"]) == int(m.sum())
+
+
+def test_polygon_layers_built_in_threads_equal_one_thread(tmp_path: Path) -> None:
+    """export.run_polygons with the layers built on 2 threads writes the same features and stats."""
+    import geopandas as gpd
+    from scipy import ndimage
+
+    from rs_change.export import run_polygons, write_cog
+
+    rng = np.random.default_rng(6)
+    g = None
+    water = {}
+    for i, date in enumerate(("2001-01-01", "2002-01-01")):
+        m = (ndimage.gaussian_filter(rng.random((90, 70)), 2.0) > 0.5).astype(np.uint8)
+        path, g = _mask_file(tmp_path, m)
+        water[date] = path.rename(tmp_path / f"w{i}.tif")
+    out = {}
+    for n in (1, 2):
+        folder = tmp_path / f"out{n}"
+        folder.mkdir()
+        files, summ = run_polygons(folder, g, water, None, ["gpkg"], None, 1.0, layer_workers=n)
+        out[n] = (summ, {lay: gpd.read_file(files["water.gpkg"], layer=lay) for lay in ("water_2001-01-01", "water_2002-01-01")})
+    assert out[1][0] == out[2][0] and all(v["features"] > 3 for v in out[1][0]["layers"].values())
+    for lay, a in out[1][1].items():
+        b = out[2][1][lay]
+        assert list(a["area_m2"]) == list(b["area_m2"]) and all(x.equals_exact(y, 0) for x, y in zip(a.geometry, b.geometry))
