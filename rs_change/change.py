@@ -430,8 +430,9 @@ class JointStates:
             r1 = min(r0 + rows, h)
             c = code[r0:r1]
             pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), c.shape)
-            out[0] += np.bincount(c.reshape(-1), minlength=self.outside + 1)
-            out[1] += np.bincount(c.reshape(-1), weights=pa.reshape(-1), minlength=self.outside + 1)
+            ci = c.reshape(-1).astype(np.intp)  # once: bincount would convert the codes for each call
+            out[0] += np.bincount(ci, minlength=self.outside + 1)
+            out[1] += np.bincount(ci, weights=pa.reshape(-1), minlength=self.outside + 1)
         return out
 
     def date_stats(self, hist: np.ndarray) -> np.ndarray:

@@ -394,9 +394,19 @@ def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndar
             bands, _ = raw_to_bands(picked, prof, nd)
             X = apply_scaler(feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F"), dm.offset, dm.scale)
         fl = _single_thread(lab.fine).predict(X)
-        water.reshape(-1)[idx] = np.isin(fl, lab.fine_water).astype(np.uint8)
+        water.reshape(-1)[idx] = (_id_table(lab.fine_water)[fl] if int(lab.fine.n_clusters) < 255  # np.isin as a look-up
+                                  else np.isin(fl, lab.fine_water).astype(np.uint8))
     np.copyto(water, NODATA, where=~valid)
     return water
+
+
+def _id_table(ids: Any) -> np.ndarray:
+    """uint8 (256,): 1 at the cluster ids in ``ids`` (ids outside 0..254 match no cluster, as in
+    ``np.isin``), so that ``table[labels]`` is ``np.isin(labels, ids)`` for labels of k < 256."""
+    ids = np.asarray(ids, np.int64).reshape(-1)
+    table = np.zeros(256, np.uint8)
+    table[ids[(ids >= 0) & (ids < 255)]] = 1
+    return table
 
 
 def _classify_strips(
