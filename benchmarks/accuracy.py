@@ -20,7 +20,6 @@ best single threshold on one band.  Prints a markdown table: IoU, F1, precision,
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import tempfile
 from pathlib import Path
 

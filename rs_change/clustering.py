@@ -595,7 +595,6 @@ class KMeans:
         sum |x|^2 - 2 sum_j c_j . S_j + sum_j n_j |c_j|^2.  Late iterations, where few rows are
         near a boundary, cost a few passes over the rows instead of k * n_features."""
         k, tol, max_iter = p["k"], p["tol"], p["max_iter"]
-        d = X.shape[1]
         sq_total = float(np.einsum("ij,ij->", X, X))
         shifts: list[float] = []
         objectives: list[float] = []

@@ -7,7 +7,6 @@ import doctest
 import inspect
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -188,7 +188,6 @@ def test_decimated_read_of_a_shifted_file_picks_the_pixel_under_each_centre(tmp_
     import rasterio
     from rasterio.vrt import WarpedVRT
 
-    from rs_change.config import SceneConfig
     from rs_change.grid import Grid
 
     h, w = 700, 650

@@ -17,7 +17,7 @@ from rs_change.errors import ConfigError, NoOverlapError
 from rs_change.grid import Grid
 from rs_change.pipeline import build_source, fit_date, process_block, reference_grid, run
 from rs_change.readers import SceneSource, check_overlap, open_geotiff
-from rs_change.sensors import custom_profile, get_profile
+from rs_change.sensors import custom_profile
 
 from .conftest import SAMPLE, lake_scene
 

@@ -8,9 +8,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
-import numpy as np
 import pytest
 import rasterio
 from affine import Affine

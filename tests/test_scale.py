@@ -321,7 +321,7 @@ def test_polygon_layers_built_in_threads_equal_one_thread(tmp_path: Path) -> Non
     import geopandas as gpd
     from scipy import ndimage
 
-    from rs_change.export import run_polygons, write_cog
+    from rs_change.export import run_polygons
 
     rng = np.random.default_rng(6)
     g = None
