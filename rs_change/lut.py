@@ -402,6 +402,15 @@ def model_tables(dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTab
     return ct
 
 
+def id_table(ids: Any) -> np.ndarray:
+    """uint8 (256,): 1 at the cluster ids in ``ids`` (ids outside 0..254 match no cluster, as in
+    ``np.isin``), so that ``table[labels]`` is ``np.isin(labels, ids)`` for labels of k < 255."""
+    ids = np.asarray(ids, np.int64).reshape(-1)
+    table = np.zeros(256, np.uint8)
+    table[ids[(ids >= 0) & (ids < 255)]] = 1
+    return table
+
+
 def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
                     rule_table: Optional[tuple[str, str, np.ndarray]]) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """Cluster ids and water mask of an 8-bit block by table lookup, or None (nothing changed).
@@ -445,13 +454,9 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
         if getattr(fine, "n_jobs", 1) != 1:  # blocks already run in parallel (pipeline._single_thread)
             fine = copy.copy(fine)
             fine.n_jobs = 1
-        fine_water = np.zeros(256, np.uint8)
-        fine_water[np.asarray(lab.fine_water, np.int64)] = 1
+        fine_water = id_table(lab.fine_water)
     else:
-        ids = lab.manual if lab is not None and lab.manual is not None else dm.water
-        ids = np.asarray(ids, np.int64).reshape(-1)
-        id_water = np.zeros(256, np.uint8)
-        id_water[ids[(ids >= 0) & (ids < 255)]] = 1  # ids no cluster has never match (np.isin)
+        id_water = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water)
     prof, nd = dm.source.profile, dm.source.nodata
     h, w = valid.shape
     clusters = np.full((h, w), 255, np.uint8)

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from .features import default_features, feature_matrix, spectral_index
 from .grid import Grid
 from .labelling import ClusterDecision, water_ids
 from .lut import _index as lut_index
-from .lut import classify_tables, feature_rows, model_tables
+from .lut import classify_tables, feature_rows, id_table, model_tables
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, SharedReads, check_overlap, open_scene, observed_mask, raw_to_bands
 from .strips import mean_pixel_area, remember_mean_pixel_area
@@ -394,19 +394,10 @@ def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndar
             bands, _ = raw_to_bands(picked, prof, nd)
             X = apply_scaler(feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F"), dm.offset, dm.scale)
         fl = _single_thread(lab.fine).predict(X)
-        water.reshape(-1)[idx] = (_id_table(lab.fine_water)[fl] if int(lab.fine.n_clusters) < 255  # np.isin as a look-up
+        water.reshape(-1)[idx] = (id_table(lab.fine_water)[fl] if int(lab.fine.n_clusters) < 255  # np.isin as a look-up
                                   else np.isin(fl, lab.fine_water).astype(np.uint8))
     np.copyto(water, NODATA, where=~valid)
     return water
-
-
-def _id_table(ids: Any) -> np.ndarray:
-    """uint8 (256,): 1 at the cluster ids in ``ids`` (ids outside 0..254 match no cluster, as in
-    ``np.isin``), so that ``table[labels]`` is ``np.isin(labels, ids)`` for labels of k < 256."""
-    ids = np.asarray(ids, np.int64).reshape(-1)
-    table = np.zeros(256, np.uint8)
-    table[ids[(ids >= 0) & (ids < 255)]] = 1
-    return table
 
 
 def _classify_strips(
@@ -653,12 +644,6 @@ class FitTask:
         # the silhouette's pairwise scratch is bounded by rs_change.clustering.SILHOUETTE_BLOCK_BYTES
         limit_gdal_cache(self.cfg.compute.gdal_cache_mb)
         return fit_date(source, self.ref, self.geoms, self.cfg, self.shared)
-
-
-def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
-    """Like ``map`` over a thread pool, in order, with a bounded number of blocks in flight."""
-    with Engine("threads" if workers > 1 else "synchronous", workers) as eng:
-        yield from eng.map(fn, items)
 
 
 # ---------------------------------------------------------------------------------------------

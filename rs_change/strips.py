@@ -362,11 +362,6 @@ class _Regions:
     def codes(self) -> list[int]:
         return list(self.raster_m2)
 
-    def add_strip(self, arr: np.ndarray, pa: np.ndarray, r0: int) -> None:
-        """Trace, measure and join one strip (rows ``r0 ..``) of the raster; ``pa`` its pixel areas."""
-        h, w = arr.shape
-        self.add(_trace_strip(arr, _column_prefix(pa, h, w), r0, self.codes))
-
     def add(self, pc: _Pieces) -> None:
         """Join the next strip's pieces (:func:`_trace_strip`) to those above it: a run of its first
         row and a run of the last row above, of one code, that share a column are one region."""
