@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import __version__
+from . import __version__, kernels
 from .area import pixel_area_rows
 from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
                      change_map, change_stats, series_block)
@@ -320,11 +320,16 @@ def classify_raw(
     def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
         return raw_to_bands({k: v[s:e] for k, v in raws.items()}, prof, nd)
 
-    lut = None if clusters else _rule_table(dm, raws)
-    if lut is not None:
-        return None, _water_from_table(dm, raws, valid, lut)
+    rule = _rule_table(dm, raws)
+    if kernels.ENABLED and all(v.dtype == np.uint8 for v in raws.values()):
+        # 8-bit bands: one compiled loop, the same results as the numpy paths below
+        done = kernels.classify_u8(dm, raws, valid, model_tables(dm, raws), rule, clusters)
+        if done is not None:
+            return done
+    if not clusters and rule is not None:
+        return None, _water_from_table(dm, raws, valid, rule)
     if clusters:  # 8-bit bands: cluster ids and water by table lookup, bit-identical (rs_change.lut)
-        tabled = classify_tables(dm, raws, valid, _rule_table(dm, raws))
+        tabled = classify_tables(dm, raws, valid, rule)
         if tabled is not None:
             return tabled
     return _classify_strips(dm, strip, valid, clusters)

@@ -1,0 +1,497 @@
+/* Compiled pixel loops of pass 2: rs_change._kernels (wrapped by rs_change/kernels.py).
+ *
+ * Each function is a loop that the numpy code of rs_change does in several passes over memory;
+ * the arithmetic is the numpy code's, operation for operation, in the same float types (float32
+ * features, distances and interpolation, float64 area sums added in pixel order). Built with
+ * -ffp-contract=off (no fused multiply-add) and without fast-math, so the results are the numpy
+ * path's bit for bit (tests/test_kernels.py). The GIL is released inside every loop.
+ *
+ * Arrays come in through the buffer protocol, C-contiguous; rs_change/kernels.py checks shapes
+ * and types before calling.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* the vector loops also built for AVX2 (chosen at load time where the CPU has it): the same IEEE
+ * float32 operations, twice as wide (no FMA: -ffp-contract=off) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE
+#endif
+
+typedef struct {
+    Py_buffer views[16];
+    int n;
+} Buffers;
+
+static void release_all(Buffers *b) {
+    for (int i = 0; i < b->n; i++) PyBuffer_Release(&b->views[i]);
+    b->n = 0;
+}
+
+/* a C-contiguous buffer of at least `need` bytes (writable if asked), kept in `b` */
+static void *get(Buffers *b, PyObject *obj, Py_ssize_t need, int writable, const char *what) {
+    if (b->n >= 16) {
+        PyErr_SetString(PyExc_ValueError, "too many buffers");
+        return NULL;
+    }
+    Py_buffer *v = &b->views[b->n];
+    if (PyObject_GetBuffer(obj, v, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return NULL;
+    b->n++;
+    if (v->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s: buffer of %zd bytes, need %zd", what, v->len, need);
+        return NULL;
+    }
+    return v->buf;
+}
+
+/* one source row along x: a[x] * w0 + a[x + 1] * w1 in float32 (or a[x] itself) */
+WIDE static void row_lerp(const uint8_t *restrict a, Py_ssize_t w, int shift_x, float w0, float w1, float *restrict t) {
+    if (shift_x) {
+        for (Py_ssize_t x = 0; x < w; x++) {
+            float p = (float)a[x] * w0;
+            float q = (float)a[x + 1] * w1;
+            t[x] = p + q;
+        }
+    } else {
+        for (Py_ssize_t x = 0; x < w; x++) t[x] = (float)a[x];
+    }
+}
+
+/* two interpolated rows along y, + 0.5, truncated (the floor: values are >= 0); nodata moved */
+WIDE static void row_round(const float *restrict top, const float *restrict bot, Py_ssize_t w, int shift_y, float w0,
+                      float w1, int nd, int adj, uint8_t *restrict o) {
+    const float half = 0.5f;
+    if (shift_y) {
+        for (Py_ssize_t x = 0; x < w; x++) {
+            float p = top[x] * w0;
+            float q = bot[x] * w1;
+            float v = p + q;
+            v = v + half;
+            int32_t iv = (int32_t)v;
+            iv += adj * (iv == nd);
+            o[x] = (uint8_t)iv;
+        }
+    } else {
+        for (Py_ssize_t x = 0; x < w; x++) {
+            float v = top[x] + half;
+            int32_t iv = (int32_t)v;
+            iv += adj * (iv == nd);
+            o[x] = (uint8_t)iv;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * lerp_u8(src, nb, sh, sw, r0, r1, cofs, w0x, w1x, w0y, w1y, shift_x, shift_y, nd, out, h, w)
+ * readers._lerp_strips + readers._avoid for uint8 (bands, rows, cols) with consecutive columns:
+ * output column x reads source columns cofs + x and cofs + x + 1, output row y source rows
+ * r0[y] and r1[y] (int64). float32 products and sums in numpy's order; v + 0.5 >= 0, so its
+ * floor is the truncation. A value equal to nd (0..255; -1 none) moves to the next value.
+ * ------------------------------------------------------------------------------------------- */
+static PyObject *lerp_u8(PyObject *self, PyObject *args) {
+    PyObject *o_src, *o_r0, *o_r1, *o_out;
+    Py_ssize_t nb, sh, sw, cofs, h, w;
+    float w0x, w1x, w0y, w1y;
+    int shift_x, shift_y, nd;
+    if (!PyArg_ParseTuple(args, "OnnnOOnffffppiOnn", &o_src, &nb, &sh, &sw, &o_r0, &o_r1, &cofs, &w0x, &w1x, &w0y,
+                          &w1y, &shift_x, &shift_y, &nd, &o_out, &h, &w))
+        return NULL;
+    Buffers b = {.n = 0};
+    const uint8_t *src = get(&b, o_src, nb * sh * sw, 0, "src");
+    const int64_t *r0 = src ? get(&b, o_r0, h * 8, 0, "r0") : NULL;
+    const int64_t *r1 = r0 ? get(&b, o_r1, h * 8, 0, "r1") : NULL;
+    uint8_t *out = r1 ? get(&b, o_out, nb * h * w, 1, "out") : NULL;
+    if (!out) {
+        release_all(&b);
+        return NULL;
+    }
+    if (cofs < 0 || cofs + w + (shift_x ? 1 : 0) > sw) {
+        release_all(&b);
+        PyErr_SetString(PyExc_ValueError, "lerp_u8: columns outside the source");
+        return NULL;
+    }
+    for (Py_ssize_t y = 0; y < h; y++) {
+        if (r0[y] < 0 || r0[y] >= sh || r1[y] < 0 || r1[y] >= sh) {
+            release_all(&b);
+            PyErr_SetString(PyExc_ValueError, "lerp_u8: rows outside the source");
+            return NULL;
+        }
+    }
+    const int adj = nd < 255 ? 1 : -1;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    float *top = malloc(sizeof(float) * (size_t)w), *bot = malloc(sizeof(float) * (size_t)w);
+    if (top && bot) {
+        for (Py_ssize_t k = 0; k < nb; k++) {
+            Py_ssize_t in_top = -1, in_bot = -1; /* the source rows the two buffers hold */
+            for (Py_ssize_t y = 0; y < h; y++) {
+                if (r0[y] != in_top) {
+                    if (r0[y] == in_bot) { /* the last bottom row is this top row: swap */
+                        float *t = top;
+                        top = bot, bot = t;
+                        in_bot = in_top, in_top = r0[y];
+                    } else {
+                        row_lerp(src + (k * sh + r0[y]) * sw + cofs, w, shift_x, w0x, w1x, top);
+                        in_top = r0[y];
+                    }
+                }
+                if (shift_y && r1[y] != in_bot) {
+                    row_lerp(src + (k * sh + r1[y]) * sw + cofs, w, shift_x, w0x, w1x, bot);
+                    in_bot = r1[y];
+                }
+                row_round(top, bot, w, shift_y, w0y, w1y, nd, adj, out + (k * h + y) * w);
+            }
+        }
+    }
+    failed = !(top && bot);
+    free(top), free(bot);
+    Py_END_ALLOW_THREADS
+    release_all(&b);
+    if (failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* any_all_nodata(src, nb, n, nd) -> bool: some pixel of a (nb, n) uint8 array has every band == nd */
+static PyObject *any_all_nodata(PyObject *self, PyObject *args) {
+    PyObject *o_src;
+    Py_ssize_t nb, n;
+    int nd;
+    if (!PyArg_ParseTuple(args, "Onni", &o_src, &nb, &n, &nd)) return NULL;
+    Buffers b = {.n = 0};
+    const uint8_t *src = get(&b, o_src, nb * n, 0, "src");
+    if (!src) {
+        release_all(&b);
+        return NULL;
+    }
+    int found = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const Py_ssize_t chunk = 4096;
+    uint8_t *every = malloc(chunk);
+    if (every) {
+        for (Py_ssize_t s = 0; s < n && !found; s += chunk) {
+            Py_ssize_t e = s + chunk < n ? s + chunk : n;
+            for (Py_ssize_t i = s; i < e; i++) every[i - s] = src[i] == nd;
+            for (Py_ssize_t k = 1; k < nb; k++) {
+                const uint8_t *bk = src + k * n;
+                for (Py_ssize_t i = s; i < e; i++) every[i - s] &= bk[i] == nd;
+            }
+            uint8_t any = 0;
+            for (Py_ssize_t i = 0; i < e - s; i++) any |= every[i];
+            found = any != 0;
+        }
+        free(every);
+    } else {
+        found = -1;
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&b);
+    if (found < 0) return PyErr_NoMemory();
+    return PyBool_FromLong(found);
+}
+
+/* clustering._nearest on the first n pixels of X (nf rows of stride `stride`): the same float32
+ * terms added (manhattan: absolute values; chebyshev: maximum) in feature order; strictly closer
+ * wins, so ties go to the lowest centre index */
+WIDE static void nearest(const float *restrict X, Py_ssize_t stride, Py_ssize_t n, const float *restrict cen, Py_ssize_t k,
+                    Py_ssize_t nf, int metric, float *restrict d, float *restrict best, int32_t *restrict lab) {
+    for (Py_ssize_t j = 0; j < k; j++) {
+        const float c0 = cen[j * nf];
+        if (metric == 0) {
+            for (Py_ssize_t m = 0; m < n; m++) {
+                float t = X[m] - c0;
+                d[m] = t * t;
+            }
+        } else {
+            for (Py_ssize_t m = 0; m < n; m++) {
+                float t = X[m] - c0;
+                d[m] = t < 0 ? -t : t;
+            }
+        }
+        for (Py_ssize_t f = 1; f < nf; f++) {
+            const float cf = cen[j * nf + f];
+            const float *xf = X + f * stride;
+            if (metric == 0) {
+                for (Py_ssize_t m = 0; m < n; m++) {
+                    float t = xf[m] - cf;
+                    float t2 = t * t;
+                    d[m] = d[m] + t2;
+                }
+            } else if (metric == 1) {
+                for (Py_ssize_t m = 0; m < n; m++) {
+                    float t = xf[m] - cf;
+                    d[m] = d[m] + (t < 0 ? -t : t);
+                }
+            } else {
+                for (Py_ssize_t m = 0; m < n; m++) {
+                    float t = xf[m] - cf;
+                    float a = t < 0 ? -t : t;
+                    d[m] = d[m] >= a ? d[m] : a; /* np.maximum of finite values */
+                }
+            }
+        }
+        if (j == 0) {
+            for (Py_ssize_t m = 0; m < n; m++) {
+                best[m] = d[m];
+                lab[m] = 0;
+            }
+        } else {
+            for (Py_ssize_t m = 0; m < n; m++) {
+                if (d[m] < best[m]) {
+                    best[m] = d[m];
+                    lab[m] = (int32_t)j;
+                }
+            }
+        }
+    }
+}
+
+/* the scaled features of pixels (row r, columns cols[:n]) from the per-feature tables: feature f
+ * reads band vr0[f] (a table of 256) or the pair (vr0[f], vr1[f]) (65,536: a << 8 | b) */
+static void features(const uint8_t **bands, Py_ssize_t r, Py_ssize_t w, const int32_t *restrict cols, Py_ssize_t n,
+                     const float *restrict vals, Py_ssize_t nf, const int64_t *vr0, const int64_t *vr1, float *restrict X) {
+    for (Py_ssize_t f = 0; f < nf; f++) {
+        const uint8_t *a = bands[vr0[f]] + r * w;
+        const float *tab = vals + f * 65536;
+        float *xf = X + f * w;
+        if (vr1[f] >= 0) {
+            const uint8_t *bb = bands[vr1[f]] + r * w;
+            for (Py_ssize_t m = 0; m < n; m++) xf[m] = tab[((int32_t)a[cols[m]] << 8) | bb[cols[m]]];
+        } else {
+            for (Py_ssize_t m = 0; m < n; m++) xf[m] = tab[a[cols[m]]];
+        }
+    }
+}
+
+/* the observed pixels of one row (offset `off` in every band): valid, not every band == nd (with
+ * nd_all), every band's value allowed by its table okv[band][value] (with check_okv) */
+WIDE static void observed_row(const uint8_t **bands, Py_ssize_t nr, Py_ssize_t off, Py_ssize_t w, int nd_all, int nd,
+                         int check_okv, const uint8_t *restrict okv, const uint8_t *restrict valid,
+                         uint8_t *restrict obs, uint8_t *restrict some) {
+    for (Py_ssize_t c = 0; c < w; c++) obs[c] = valid[c] != 0;
+    if (nd_all) {
+        const uint8_t ndv = (uint8_t)nd;
+        const uint8_t *restrict b0 = bands[0] + off;
+        for (Py_ssize_t c = 0; c < w; c++) some[c] = b0[c] != ndv;
+        for (Py_ssize_t k = 1; k < nr; k++) {
+            const uint8_t *restrict bk = bands[k] + off;
+            for (Py_ssize_t c = 0; c < w; c++) some[c] |= bk[c] != ndv;
+        }
+        for (Py_ssize_t c = 0; c < w; c++) obs[c] &= some[c];
+    }
+    if (check_okv) {
+        for (Py_ssize_t k = 0; k < nr; k++) {
+            const uint8_t *restrict bk = bands[k] + off;
+            const uint8_t *restrict t = okv + k * 256;
+            for (Py_ssize_t c = 0; c < w; c++) obs[c] &= t[bk[c]];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * classify_u8(bands, h, w, valid, okv, check_okv, nd_all, nd, vals, nf, vr0, vr1,
+ *             main_c, k_main, main_metric, want_clusters, rule, ia, ib,
+ *             fine_c, k_fine, fine_metric, fine_tab, id_tab, mode, water, clusters)
+ * The observed mask (per-band tables okv (nr, 256) and, with nd_all, not every band == nd),
+ * written back to `valid`; cluster ids of the date's k-means (when wanted, or mode 2); water:
+ * mode 0 the rule table, 1 the rule and the fine clusters of the pixels that pass it
+ * (fine_tab[id]), 2 the cluster ids (id_tab[id]). Outputs are left alone where not observed
+ * (the caller fills them with 255).
+ * ------------------------------------------------------------------------------------------- */
+static PyObject *classify_u8(PyObject *self, PyObject *args) {
+    PyObject *o_bands, *o_valid, *o_okv, *o_vals, *o_vr0, *o_vr1, *o_main, *o_rule, *o_fine, *o_ftab, *o_itab, *o_water,
+        *o_cl;
+    Py_ssize_t h, w, nf, k_main, k_fine, ia, ib;
+    int check_okv, nd_all, nd, main_metric, want_clusters, fine_metric, mode;
+    if (!PyArg_ParseTuple(args, "OnnOOppiOnOOOnipOnnOniOOiOO", &o_bands, &h, &w, &o_valid, &o_okv, &check_okv, &nd_all,
+                          &nd, &o_vals, &nf, &o_vr0, &o_vr1, &o_main, &k_main, &main_metric, &want_clusters, &o_rule,
+                          &ia, &ib, &o_fine, &k_fine, &fine_metric, &o_ftab, &o_itab, &mode, &o_water, &o_cl))
+        return NULL;
+    if (!PyTuple_Check(o_bands) || PyTuple_GET_SIZE(o_bands) < 1 || PyTuple_GET_SIZE(o_bands) > 8 || nf < 1 || w < 1) {
+        PyErr_SetString(PyExc_ValueError, "classify_u8: 1 to 8 bands, 1 or more features");
+        return NULL;
+    }
+    Py_ssize_t nr = PyTuple_GET_SIZE(o_bands);
+    Buffers b = {.n = 0};
+    const uint8_t *bands[8];
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < nr && ok; i++) ok = (bands[i] = get(&b, PyTuple_GET_ITEM(o_bands, i), h * w, 0, "band")) != NULL;
+    uint8_t *valid = ok ? get(&b, o_valid, h * w, 1, "valid") : NULL;
+    const uint8_t *okv = valid ? get(&b, o_okv, nr * 256, 0, "okv") : NULL;
+    const float *vals = okv ? get(&b, o_vals, nf * 65536 * 4, 0, "vals") : NULL;
+    const int64_t *vr0 = vals ? get(&b, o_vr0, nf * 8, 0, "vr0") : NULL;
+    const int64_t *vr1 = vr0 ? get(&b, o_vr1, nf * 8, 0, "vr1") : NULL;
+    const float *main_c = vr1 ? get(&b, o_main, k_main * nf * 4, 0, "main centres") : NULL;
+    const uint8_t *rule = main_c ? get(&b, o_rule, mode == 2 ? 0 : 65536, 0, "rule") : NULL;
+    const float *fine_c = rule ? get(&b, o_fine, mode == 1 ? k_fine * nf * 4 : 0, 0, "fine centres") : NULL;
+    const uint8_t *ftab = fine_c ? get(&b, o_ftab, 256, 0, "fine ids") : NULL;
+    const uint8_t *itab = ftab ? get(&b, o_itab, 256, 0, "water ids") : NULL;
+    uint8_t *water = itab ? get(&b, o_water, h * w, 1, "water") : NULL;
+    uint8_t *clusters = water ? get(&b, o_cl, want_clusters ? h * w : 0, 1, "clusters") : NULL;
+    if (!clusters) {
+        release_all(&b);
+        return NULL;
+    }
+    for (Py_ssize_t f = 0; f < nf; f++) {
+        if (vr0[f] < 0 || vr0[f] >= nr || vr1[f] >= nr) {
+            release_all(&b);
+            PyErr_SetString(PyExc_ValueError, "classify_u8: feature band out of range");
+            return NULL;
+        }
+    }
+    if (ia < 0 || ia >= nr || ib < 0 || ib >= nr || k_main < 1 || k_main > 254 || (mode == 1 && (k_fine < 1 || k_fine > 254))) {
+        release_all(&b);
+        PyErr_SetString(PyExc_ValueError, "classify_u8: bad rule bands or number of centres");
+        return NULL;
+    }
+    float *X = malloc(sizeof(float) * (size_t)(nf * w));
+    float *d = malloc(sizeof(float) * (size_t)w);
+    float *best = malloc(sizeof(float) * (size_t)w);
+    int32_t *lab = malloc(sizeof(int32_t) * (size_t)w);
+    int32_t *cols = malloc(sizeof(int32_t) * (size_t)w);
+    uint8_t *obs = malloc((size_t)w);
+    uint8_t *some = malloc((size_t)w);
+    if (!X || !d || !best || !lab || !cols || !obs || !some) {
+        free(X), free(d), free(best), free(lab), free(cols), free(obs), free(some);
+        release_all(&b);
+        return PyErr_NoMemory();
+    }
+    const int need_main = want_clusters || mode == 2;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < h; r++) {
+        uint8_t *vr = valid + r * w;
+        observed_row(bands, nr, r * w, w, nd_all, nd, check_okv, okv, vr, obs, some);
+        uint8_t *wr = water + r * w;
+        if (!need_main) { /* modes 0 and 1: the rule on every pixel, the observed ones kept */
+            const uint8_t *restrict ba = bands[ia] + r * w;
+            const uint8_t *restrict bb = bands[ib] + r * w;
+            Py_ssize_t p = 0;
+            for (Py_ssize_t c = 0; c < w; c++) {
+                uint8_t o = obs[c];
+                uint8_t pass = rule[((int32_t)ba[c] << 8) | bb[c]] & o;
+                vr[c] = o;
+                wr[c] = o ? pass : wr[c];
+                cols[p] = (int32_t)c;
+                p += pass;
+            }
+            if (mode == 1 && p > 0) {
+                features(bands, r, w, cols, p, vals, nf, vr0, vr1, X);
+                nearest(X, w, p, fine_c, k_fine, nf, fine_metric, d, best, lab);
+                for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = ftab[lab[m]];
+            }
+            continue;
+        }
+        Py_ssize_t n = 0;
+        for (Py_ssize_t c = 0; c < w; c++) {
+            vr[c] = obs[c];
+            cols[n] = (int32_t)c;
+            n += obs[c];
+        }
+        if (n == 0) continue;
+        features(bands, r, w, cols, n, vals, nf, vr0, vr1, X);
+        nearest(X, w, n, main_c, k_main, nf, main_metric, d, best, lab);
+        if (want_clusters) {
+            uint8_t *cr = clusters + r * w;
+            for (Py_ssize_t m = 0; m < n; m++) cr[cols[m]] = (uint8_t)lab[m];
+        }
+        if (mode == 2) {
+            for (Py_ssize_t m = 0; m < n; m++) wr[cols[m]] = itab[lab[m]];
+            continue;
+        }
+        const uint8_t *ba = bands[ia] + r * w;
+        const uint8_t *bb = bands[ib] + r * w;
+        Py_ssize_t p = 0;
+        for (Py_ssize_t m = 0; m < n; m++) { /* the rule; the pixels that pass it move to the front */
+            int32_t c = cols[m];
+            uint8_t pass = rule[((int32_t)ba[c] << 8) | bb[c]] != 0;
+            wr[c] = pass;
+            cols[p] = c;
+            p += pass;
+        }
+        if (mode == 1 && p > 0) {
+            features(bands, r, w, cols, p, vals, nf, vr0, vr1, X);
+            nearest(X, w, p, fine_c, k_fine, nf, fine_metric, d, best, lab);
+            for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = ftab[lab[m]];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(X), free(d), free(best), free(lab), free(cols), free(obs), free(some);
+    release_all(&b);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * histogram(code, h, w, itemsize, pa, pw, out, n_codes): adds np.bincount(code) to out[0] and
+ * np.bincount(code, weights=pa) to out[1] (float64 (2, n_codes)); codes uint8 or uint16, pa
+ * float64 (h, pw) with pw 1 (one area per row) or w. The sums are added in pixel order, as
+ * bincount adds them.
+ * ------------------------------------------------------------------------------------------- */
+static PyObject *histogram(PyObject *self, PyObject *args) {
+    PyObject *o_code, *o_pa, *o_out;
+    Py_ssize_t h, w, isz, pw, nc;
+    if (!PyArg_ParseTuple(args, "OnnnOnOn", &o_code, &h, &w, &isz, &o_pa, &pw, &o_out, &nc)) return NULL;
+    if ((isz != 1 && isz != 2) || (pw != 1 && pw != w) || nc < 1) {
+        PyErr_SetString(PyExc_ValueError, "histogram: uint8 or uint16 codes, areas per row or per pixel");
+        return NULL;
+    }
+    Buffers b = {.n = 0};
+    const void *code = get(&b, o_code, h * w * isz, 0, "code");
+    const double *pa = code ? get(&b, o_pa, h * pw * 8, 0, "pa") : NULL;
+    double *out = pa ? get(&b, o_out, 2 * nc * 8, 1, "out") : NULL;
+    if (!out) {
+        release_all(&b);
+        return NULL;
+    }
+    int64_t *cnt = calloc((size_t)nc, sizeof(int64_t));
+    double *acc = calloc((size_t)nc, sizeof(double));
+    if (!cnt || !acc) {
+        free(cnt), free(acc);
+        release_all(&b);
+        return PyErr_NoMemory();
+    }
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < h && !bad; r++) {
+        const double *pr = pa + r * pw;
+        for (Py_ssize_t c = 0; c < w; c++) {
+            Py_ssize_t k = isz == 1 ? ((const uint8_t *)code)[r * w + c] : ((const uint16_t *)code)[r * w + c];
+            if (k >= nc) {
+                bad = 1;
+                break;
+            }
+            cnt[k] += 1;
+            acc[k] += pw == 1 ? pr[0] : pr[c];
+        }
+    }
+    if (!bad) {
+        for (Py_ssize_t k = 0; k < nc; k++) {
+            out[k] += (double)cnt[k];
+            out[nc + k] += acc[k];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(cnt), free(acc);
+    release_all(&b);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "histogram: a code beyond the number of codes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"lerp_u8", lerp_u8, METH_VARARGS, "bilinear shift of uint8 bands (readers._lerp_strips)"},
+    {"any_all_nodata", any_all_nodata, METH_VARARGS, "some pixel with every band == nodata"},
+    {"classify_u8", classify_u8, METH_VARARGS, "observed mask, cluster ids and water of 8-bit bands"},
+    {"histogram", histogram, METH_VARARGS, "joint-state histogram (counts and area sums)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "Compiled pixel loops of pass 2.", -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

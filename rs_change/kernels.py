@@ -1,0 +1,227 @@
+"""Compiled pixel loops of pass 2 (the C extension ``rs_change._kernels``), bit-identical to the
+numpy code they stand in for.
+
+Pass 2 runs a handful of numpy operations over every pixel of every block: the bilinear shift of a
+translated date (:func:`rs_change.readers._lerp_strips`), the observed mask, the water rule, the
+cluster ids and fine clusters (:func:`rs_change.pipeline._water_from_table`,
+:func:`rs_change.lut.classify_tables`), the joint-state histogram
+(:meth:`rs_change.change.JointStates.histogram_rows`). Each of those numpy operations reads and
+writes a whole strip of memory; here each stage is one loop over a row that keeps a pixel in
+registers, with the GIL released so that the block threads use every core.
+
+The arithmetic is the numpy code's, operation for operation and in the same float type (float32
+features, distances and interpolation; float64 area sums in pixel order), compiled without
+fast-math or fused multiply-adds, so the outputs are the numpy path's bit for bit
+(``tests/test_kernels.py`` compares them, ties and nodata included). The numpy path stays: it
+runs where the extension was not built (an install without a C compiler), for data the loops do
+not cover (not 8-bit, a feature of more than two bands, nodata inside a shifted window, clamped
+columns at a raster's edge), and with ``RS_CHANGE_KERNELS=0`` in the environment.
+
+Each wrapper checks its arguments and returns None (or False) when it does not apply; the caller
+then runs its numpy code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+try:
+    if os.environ.get("RS_CHANGE_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
+        raise ImportError("turned off by RS_CHANGE_KERNELS")
+    from . import _kernels as _k
+except ImportError as exc:  # not built, or turned off: the numpy path everywhere
+    _k = None
+    log.debug("compiled loops off: %s", exc)
+
+#: Whether pass 2 uses the compiled loops (the extension is built and not turned off). Read at
+#: call time; tests switch it to compare both paths.
+ENABLED = _k is not None
+
+_METRICS = {"euclidean": 0, "manhattan": 1, "chebyshev": 2}
+
+
+def lerp_u8(src: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray,
+            fx: float, fy: float, nd: Optional[float]) -> Optional[np.ndarray]:
+    """:func:`rs_change.readers._lerp_strips` followed by ``_avoid`` for a uint8 source.
+
+    Parameters are ``_lerp_strips``'s (source (bands, rows, cols), row and column neighbours,
+    fractional offsets) and the nodata value. Returns the shifted (bands, len(r0), len(c0))
+    uint8 array, or None where the loop does not apply: off, not uint8, a pixel of the source
+    whose every band is ``nd`` (the renormalised nodata path), columns that are not consecutive
+    (clamped at the raster's edge).
+    """
+    if not ENABLED or src.dtype != np.uint8 or src.ndim != 3 or len(r0) == 0 or len(c0) == 0:
+        return None
+    if nd is not None and (np.isnan(nd) or nd != int(nd) or not 0 <= nd <= 255):
+        nd = None  # never equal to a uint8 value
+    ndi = -1 if nd is None else int(nd)
+    s = np.ascontiguousarray(src)
+    nb, sh, sw = s.shape
+    c0 = np.asarray(c0)
+    if not (int(c0[-1]) - int(c0[0]) == len(c0) - 1 and bool(np.all(np.diff(c0) == 1))):
+        return None
+    if fx != 0 and not np.array_equal(c1, c0 + 1):
+        return None
+    if int(c0[0]) < 0 or int(c0[-1]) + (fx != 0) >= sw or int(min(np.min(r0), np.min(r1))) < 0 \
+            or int(max(np.max(r0), np.max(r1))) >= sh:
+        return None
+    if ndi >= 0 and _k.any_all_nodata(s, nb, sh * sw, ndi):
+        return None
+    out = np.empty((nb, len(r0), len(c0)), np.uint8)
+    rr0 = np.ascontiguousarray(r0, dtype=np.int64)
+    rr1 = np.ascontiguousarray(r1 if fy != 0 else r0, dtype=np.int64)
+    # numpy's float32 array * Python float rounds the weight to float32 first (NEP 50)
+    _k.lerp_u8(s, nb, sh, sw, rr0, rr1, int(c0[0]), float(np.float32(1.0 - fx)), float(np.float32(fx)),
+               float(np.float32(1.0 - fy)), float(np.float32(fy)), fx != 0, fy != 0, ndi, out, len(r0), len(c0))
+    return out
+
+
+def _centres(model: Any) -> Optional[tuple[np.ndarray, int]]:
+    """(float32 centres, metric code) of a fitted :class:`~rs_change.clustering.KMeans` of 1 to 254
+    centres, or None."""
+    from .clustering import KMeans
+
+    if not isinstance(model, KMeans) or not hasattr(model, "cluster_centers_"):
+        return None
+    metric = _METRICS.get(str(getattr(model, "metric_", None)))
+    c = np.ascontiguousarray(np.asarray(model.cluster_centers_).astype(np.float32, copy=False))
+    if metric is None or c.ndim != 2 or not 0 < c.shape[0] < 255:
+        return None
+    return c, metric
+
+
+def observed_tables(roles: list[str], profile: Any, nodata: Optional[float]) -> tuple[np.ndarray, bool, int]:
+    """:func:`rs_change.readers.observed_mask` of uint8 bands as tables.
+
+    Returns
+    -------
+    okv : uint8 (n_roles, 256)
+        1 where a band's value passes that band's own tests (fill value, valid range, and the
+        per-band nodata test unless nodata is tested on every band at once).
+    every : bool
+        Whether a pixel whose every band holds the nodata value is unobserved
+        (``nodata_all_bands`` with a nodata value a uint8 band can hold).
+    nd : int
+        That nodata value (-1: none).
+    """
+    from .readers import observed_mask
+
+    v = np.arange(256, dtype=np.uint8)
+    nd = None if nodata is None or np.isnan(nodata) else float(nodata)
+    in_u8 = nd is not None and nd == int(nd) and 0 <= nd <= 255
+    every = bool(profile.nodata_all_bands) and nd is not None
+    okv = np.empty((len(roles), 256), np.uint8)
+    for b, r in enumerate(roles):
+        okv[b] = observed_mask({r: v}, profile, None if every else nodata)
+    return okv, every and in_u8, int(nd) if in_u8 else -1
+
+
+def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any,
+                rule_table: Optional[tuple[str, str, np.ndarray]], clusters: bool
+                ) -> Optional[tuple[Optional[np.ndarray], np.ndarray]]:
+    """(cluster ids or None, water) of an 8-bit block in one compiled loop per row, or None.
+
+    The results of :func:`rs_change.lut.classify_tables` (with ``clusters``) or of
+    :func:`rs_change.pipeline._water_from_table` (a summary-only run): the observed mask
+    (:func:`observed_tables`; ``valid`` is updated in place), the cluster ids from the scaled
+    features (``ct.values``, the values :func:`~rs_change.lut.feature_rows` gathers) and the
+    date's centres, water by the rule table and the fine clusters of the pixels that pass it, or by
+    the water cluster ids.
+
+    Parameters
+    ----------
+    dm : rs_change.pipeline.DateModel
+    raws : dict of role to uint8 ndarray (h, w)
+    valid : bool ndarray (h, w)
+        Updated in place (only when a result is returned).
+    ct : rs_change.lut.ClusterTables or None
+        :func:`rs_change.lut.model_tables` of the date.
+    rule_table : (role a, role b, bool table of 65,536) or None
+        :func:`rs_change.pipeline._rule_table`.
+    clusters : bool
+        Also the cluster ids (255 unobserved).
+
+    Returns
+    -------
+    (clusters or None, water) or None
+        uint8 (h, w): cluster ids, water (1 water, 0 land, 255 unobserved). None when the loop
+        does not apply (off, not 8-bit, no tables, more than 8 bands, ...).
+    """
+    if not ENABLED or ct is None or not raws or len(raws) > 8 or valid.ndim != 2 or valid.dtype != bool \
+            or not valid.flags.c_contiguous or any(v.dtype != np.uint8 or v.shape != valid.shape for v in raws.values()):
+        return None
+    lab = dm.labeller
+    per_pixel = lab is not None and lab.manual is None and lab.rule is not None
+    if per_pixel and rule_table is None:
+        return None
+    main = _centres(dm.model)
+    roles = list(raws)
+    pos = {r: i for i, r in enumerate(roles)}
+    nf = len(ct.values)
+    if main is None or main[0].shape[1] != nf or nf == 0 or any(r not in pos for deps in ct.roles for r in deps):
+        return None
+    from .lut import id_table
+
+    mode, fine_c, fine_metric = 0, np.zeros((1, nf), np.float32), 0
+    fine_tab = id_tab = np.zeros(256, np.uint8)
+    rule, ia, ib = np.zeros(65536, np.uint8), 0, 0
+    if per_pixel:
+        assert rule_table is not None
+        ra, rb, table = rule_table
+        if ra not in pos or rb not in pos or len(table) != 65536:
+            return None
+        rule, ia, ib = np.ascontiguousarray(table).view(np.uint8), pos[ra], pos[rb]
+        if lab.fine is not None:
+            fine = _centres(lab.fine)
+            if fine is None or fine[0].shape[1] != nf:
+                return None
+            (fine_c, fine_metric), fine_tab, mode = fine, id_table(lab.fine_water), 1
+    else:
+        id_tab, mode = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water), 2
+    vals = np.zeros((nf, 65536), np.float32)
+    for f, v in enumerate(ct.values):
+        vals[f, :len(v)] = v
+    vr0 = np.array([pos[d[0]] for d in ct.roles], np.int64)
+    vr1 = np.array([pos[d[1]] if len(d) == 2 else -1 for d in ct.roles], np.int64)
+    okv, nd_all, nd = observed_tables(roles, dm.source.profile, dm.source.nodata)
+    h, w = valid.shape
+    water = np.full((h, w), 255, np.uint8)
+    cl = np.full((h, w), 255, np.uint8) if clusters else np.zeros(1, np.uint8)
+    bands = tuple(np.ascontiguousarray(raws[r]) for r in roles)
+    _k.classify_u8(bands, h, w, valid.view(np.uint8), okv, not bool(okv.all()), nd_all, nd, vals, nf, vr0, vr1,
+                   main[0], main[0].shape[0], main[1], clusters, rule, ia, ib, fine_c, fine_c.shape[0], fine_metric,
+                   fine_tab, id_tab, mode, water, cl)
+    return (cl if clusters else None), water
+
+
+def histogram_add(code: np.ndarray, pa: np.ndarray, out: np.ndarray) -> bool:
+    """Add ``np.bincount(code)`` and ``np.bincount(code, weights=pa)`` to ``out[0]`` and
+    ``out[1]``: the same float64 sums in the same order.
+
+    Parameters
+    ----------
+    code : uint8 or uint16 (rows, w)
+    pa : float64 (rows, 1) or (rows, w)
+        Pixel areas.
+    out : float64 (2, n_codes), C-contiguous
+        Codes must be below n_codes.
+
+    Returns
+    -------
+    bool
+        False (nothing added) when the loop does not apply.
+    """
+    if not ENABLED or code.ndim != 2 or code.dtype not in (np.uint8, np.uint16) or pa.ndim != 2 \
+            or pa.shape[0] != code.shape[0] or pa.shape[1] not in (1, code.shape[1]) or code.size == 0 \
+            or out.dtype != np.float64 or out.ndim != 2 or out.shape[0] != 2 or not out.flags.c_contiguous:
+        return False
+    c = np.ascontiguousarray(code)
+    p = np.ascontiguousarray(pa, dtype=np.float64)
+    _k.histogram(c, c.shape[0], c.shape[1], c.itemsize, p, p.shape[1], out, out.shape[1])
+    return True
