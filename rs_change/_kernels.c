@@ -253,15 +253,23 @@ WIDE static void nearest(const float *restrict X, Py_ssize_t stride, Py_ssize_t 
 
 /* the scaled features of pixels (row r, columns cols[:n]) from the per-feature tables: feature f
  * reads band vr0[f] (a table of 256) or the pair (vr0[f], vr1[f]) (65,536: a << 8 | b) */
-static void features(const uint8_t **bands, Py_ssize_t r, Py_ssize_t w, const int32_t *restrict cols, Py_ssize_t n,
-                     const float *restrict vals, Py_ssize_t nf, const int64_t *vr0, const int64_t *vr1, float *restrict X) {
+WIDE static void features(const uint8_t **bands, Py_ssize_t r, Py_ssize_t w, const int32_t *restrict cols,
+                          Py_ssize_t n, const float *restrict vals, Py_ssize_t nf, const int64_t *vr0,
+                          const int64_t *vr1, float *restrict X) {
+    const int dense = n == w; /* every pixel of the row: cols[m] == m */
     for (Py_ssize_t f = 0; f < nf; f++) {
-        const uint8_t *a = bands[vr0[f]] + r * w;
-        const float *tab = vals + f * 65536;
-        float *xf = X + f * w;
+        const uint8_t *restrict a = bands[vr0[f]] + r * w;
+        const float *restrict tab = vals + f * 65536;
+        float *restrict xf = X + f * w;
         if (vr1[f] >= 0) {
-            const uint8_t *bb = bands[vr1[f]] + r * w;
-            for (Py_ssize_t m = 0; m < n; m++) xf[m] = tab[((int32_t)a[cols[m]] << 8) | bb[cols[m]]];
+            const uint8_t *restrict bb = bands[vr1[f]] + r * w;
+            if (dense) {
+                for (Py_ssize_t m = 0; m < n; m++) xf[m] = tab[((int32_t)a[m] << 8) | bb[m]];
+            } else {
+                for (Py_ssize_t m = 0; m < n; m++) xf[m] = tab[((int32_t)a[cols[m]] << 8) | bb[cols[m]]];
+            }
+        } else if (dense) {
+            for (Py_ssize_t m = 0; m < n; m++) xf[m] = tab[a[m]];
         } else {
             for (Py_ssize_t m = 0; m < n; m++) xf[m] = tab[a[cols[m]]];
         }
