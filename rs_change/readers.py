@@ -445,13 +445,22 @@ class WindowReader:
 
     def _read_decimated_shift(
         self, path: str, bands: list[int], window: Window, out_shape: tuple[int, int], off: tuple[float, float],
-        rows_per_read: int = 512,
+        rows_per_read: Optional[int] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of a window of ``h`` rows
         read at ``oh`` rows takes the source pixel under its centre, ``row_off + (o + 0.5) * h / oh``
         on the reference grid plus the offset (likewise for columns). Rows of the source are read
-        in strips of ``rows_per_read`` and only the needed rows and columns kept."""
+        in strips of ``rows_per_read`` and only the needed rows and columns kept.
+
+        By default a strip is at most 8 MB (a power of two of rows, 16 to 512: it divides the usual
+        tile heights, so GDAL's block cache decodes each tile once): 256 rows of a NAIP-size scene,
+        128 of a 4x larger one, whose 512-row strips were 30 MB per date in flight."""
         ds = self._dataset(path)
+        if rows_per_read is None:
+            row_bytes = max(1, int(window.width) * len(bands) * np.dtype(ds.dtypes[bands[0] - 1]).itemsize)
+            rows_per_read = 512
+            while rows_per_read > 16 and rows_per_read * row_bytes > (8 << 20):
+                rows_per_read //= 2
         oh, ow = int(out_shape[0]), int(out_shape[1])
         h, w = float(window.height), float(window.width)
 
