@@ -57,3 +57,42 @@ def lake_scene(h: int = 20, w: int = 20, lake: tuple[slice, slice] = (slice(5, 1
     img[:, lake[0], lake[1]] = water[:, None, None]
     noise = rng.integers(-4, 5, size=img.shape)
     return np.clip(img.astype(int) + noise, 1, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Path:
+    """A folder with ``a.tif``: a 150 x 170 NAIP-like lake scene with spread values (many distinct
+    pixels), a nodata corner (every band 0) at [120:, :15], a nodata hole in the lake at
+    [50:53, 60:70], and NIR = 0 alone (observed: NAIP's nodata is on every band) at [10:14, 10:20]."""
+    t = Affine(1.0, 0, 500000.0, 0, -1.0, 5200000.0)
+    img = lake_scene(150, 170, (slice(30, 90), slice(40, 120)), seed=5).astype(int)
+    img += np.random.default_rng(6).integers(-25, 26, size=img.shape)
+    img = np.clip(img, 1, 255).astype(np.uint8)
+    img[:, 120:, :15] = 0
+    img[:, 50:53, 60:70] = 0
+    img[3, 10:14, 10:20] = 0
+    write_geotiff(tmp_path / "a.tif", img, t, "EPSG:32614", nodata=0)
+    return tmp_path
+
+
+def fit_synthetic(folder: Path, clustering: str, labelling: str = "{method: auto}") -> tuple[Any, dict, np.ndarray]:
+    """Pass 1 on ``folder/a.tif`` (the ``synthetic`` fixture) with the given YAML flow mappings, and
+    its whole raster read raw: (DateModel, raws, valid)."""
+    from rs_change.config import RunConfig
+    from rs_change.errors import LabellingWarning
+    from rs_change.pipeline import build_source, fit_date, reference_grid
+
+    (folder / "run.yaml").write_text(
+        "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\n"
+        f"clustering: {clustering}\nlabelling: {labelling}\n")
+    cfg = RunConfig.from_yaml(folder / "run.yaml")
+    src = build_source(cfg.scenes[0], cfg)
+    ref = reference_grid(cfg, [src])
+    if "clusters" in labelling:
+        with pytest.warns(LabellingWarning):  # ids given by hand
+            dm = fit_date(src, ref, None, cfg)
+    else:
+        dm = fit_date(src, ref, None, cfg)
+    with src.open(ref, "bilinear") as rd:
+        raws, valid = rd.read_raw(0, 0, ref.height, ref.width)
+    return dm, raws, valid

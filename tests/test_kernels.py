@@ -17,11 +17,10 @@ from affine import Affine
 from rs_change import kernels, pipeline
 from rs_change.change import JointStates
 from rs_change.config import RunConfig
-from rs_change.errors import LabellingWarning
-from rs_change.pipeline import build_source, classify_raw, fit_date, reference_grid
+from rs_change.pipeline import build_source, classify_raw, reference_grid
 from rs_change.readers import _avoid, _axis, _lerp_strips
 
-from .conftest import lake_scene, write_geotiff
+from .conftest import fit_synthetic, lake_scene, write_geotiff
 
 needs_kernels = pytest.mark.skipif(not kernels.ENABLED, reason="rs_change._kernels is not built in this install")
 
@@ -98,19 +97,6 @@ def test_shifted_read_of_a_file_is_the_same_with_and_without_the_loop(tmp_path: 
         assert np.array_equal(fast[1], slow[1])
 
 
-@pytest.fixture
-def synthetic(tmp_path: Path) -> Path:
-    t = Affine(1.0, 0, 500000.0, 0, -1.0, 5200000.0)
-    img = lake_scene(150, 170, (slice(30, 90), slice(40, 120)), seed=5).astype(int)
-    img += np.random.default_rng(6).integers(-25, 26, size=img.shape)
-    img = np.clip(img, 1, 255).astype(np.uint8)
-    img[:, 120:, :15] = 0  # a nodata corner (every band 0)
-    img[:, 50:53, 60:70] = 0  # nodata inside the lake
-    img[3, 10:14, 10:20] = 0  # NIR 0 alone: observed (NAIP's nodata is on every band)
-    write_geotiff(tmp_path / "a.tif", img, t, "EPSG:32614", nodata=0)
-    return tmp_path
-
-
 @needs_kernels
 @pytest.mark.parametrize("clustering,labelling", [
     ("{k: 4, metric: euclidean, seed: 0, n_init: 1}", "{method: auto}"),
@@ -121,19 +107,7 @@ def synthetic(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("clusters", [True, False])
 def test_classification_is_the_numpy_paths(synthetic: Path, clustering: str, labelling: str, clusters: bool,
                                            numpy_path: Any) -> None:
-    (synthetic / "run.yaml").write_text(
-        "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\n"
-        f"clustering: {clustering}\nlabelling: {labelling}\n")
-    cfg = RunConfig.from_yaml(synthetic / "run.yaml")
-    src = build_source(cfg.scenes[0], cfg)
-    ref = reference_grid(cfg, [src])
-    if "clusters" in labelling:
-        with pytest.warns(LabellingWarning):
-            dm = fit_date(src, ref, None, cfg)
-    else:
-        dm = fit_date(src, ref, None, cfg)
-    with src.open(ref, "bilinear") as rd:
-        raws, valid = rd.read_raw(0, 0, ref.height, ref.width)
+    dm, raws, valid = fit_synthetic(synthetic, clustering, labelling)
     valid[:, 160:] = False  # outside the area of interest
     v_fast, v_slow = valid.copy(), valid.copy()
     cl_fast, w_fast = classify_raw(dm, raws, v_fast, clusters=clusters)
@@ -149,17 +123,10 @@ def test_classification_is_the_numpy_paths(synthetic: Path, clustering: str, lab
 
 @needs_kernels
 def test_ties_go_to_the_lowest_centre(synthetic: Path, numpy_path: Any) -> None:
-    (synthetic / "run.yaml").write_text(
-        "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\nclustering: {k: 3, seed: 0, n_init: 1}\n")
-    cfg = RunConfig.from_yaml(synthetic / "run.yaml")
-    src = build_source(cfg.scenes[0], cfg)
-    ref = reference_grid(cfg, [src])
-    dm = fit_date(src, ref, None, cfg)
+    dm, raws, valid = fit_synthetic(synthetic, "{k: 3, seed: 0, n_init: 1}")
     km = dm.model
     km.cluster_centers_ = np.vstack([km.cluster_centers_, km.cluster_centers_[[1, 0]]])  # 3 = 1, 4 = 0
     km.n_clusters = 5
-    with src.open(ref, "bilinear") as rd:
-        raws, valid = rd.read_raw(0, 0, ref.height, ref.width)
     cl_fast, _ = classify_raw(dm, raws, valid.copy(), clusters=True)
     cl_slow, _ = numpy_path(classify_raw, dm, raws, valid.copy(), clusters=True)
     assert np.array_equal(cl_fast, cl_slow)
@@ -225,14 +192,7 @@ def test_a_two_date_run_is_the_same_with_and_without_the_loops(tmp_path: Path) -
 
 def test_the_numpy_path_runs_when_the_loops_are_off(synthetic: Path, numpy_path: Any) -> None:
     # without the extension (no compiler) or with RS_CHANGE_KERNELS=0: the same classification
-    (synthetic / "run.yaml").write_text(
-        "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\nclustering: {k: 3, seed: 0, n_init: 1}\n")
-    cfg = RunConfig.from_yaml(synthetic / "run.yaml")
-    src = build_source(cfg.scenes[0], cfg)
-    ref = reference_grid(cfg, [src])
-    dm = fit_date(src, ref, None, cfg)
-    with src.open(ref, "bilinear") as rd:
-        raws, valid = rd.read_raw(0, 0, ref.height, ref.width)
+    dm, raws, valid = fit_synthetic(synthetic, "{k: 3, seed: 0, n_init: 1}")
     _, water = numpy_path(classify_raw, dm, raws, valid, clusters=False)
     assert (water == 1).sum() > 1000 and (water[50:53, 60:70] == 255).all()
     assert pipeline._water_from_table is not None

@@ -9,18 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from affine import Affine
 
 from rs_change import lut, pipeline
 from rs_change.clustering import KMeans, _nearest, apply_scaler
 from rs_change.config import RunConfig
-from rs_change.errors import LabellingWarning
 from rs_change.features import feature_matrix
 from rs_change.pipeline import build_source, classify_raw, fit_date, reference_grid
 from rs_change.readers import raw_to_bands
 from rs_change.sensors import get_profile
 
-from .conftest import SAMPLE, lake_scene, write_geotiff
+from .conftest import SAMPLE, fit_synthetic
 
 NAMES = ["blue", "green", "red", "nir", "ndwi"]
 
@@ -98,19 +96,6 @@ def test_ties_go_to_the_lowest_centre_as_in_predict() -> None:
     assert np.array_equal(lut.predict_flat(ct, raws), labels)
 
 
-@pytest.fixture
-def synthetic(tmp_path: Path) -> Path:
-    t = Affine(1.0, 0, 500000.0, 0, -1.0, 5200000.0)
-    img = lake_scene(150, 170, (slice(30, 90), slice(40, 120)), seed=5).astype(int)
-    img += np.random.default_rng(6).integers(-25, 26, size=img.shape)  # spread values: many distinct pixels
-    img = np.clip(img, 1, 255).astype(np.uint8)
-    img[:, 120:, :15] = 0  # a nodata corner (every band 0)
-    img[:, 50:53, 60:70] = 0  # nodata inside the lake
-    img[3, 10:14, 10:20] = 0  # NIR 0 alone: observed (NAIP's nodata is on every band)
-    write_geotiff(tmp_path / "a.tif", img, t, "EPSG:32614", nodata=0)
-    return tmp_path
-
-
 @pytest.mark.parametrize("clustering,labelling", [
     ("{k: 4, metric: euclidean, seed: 0, n_init: 1}", "{method: auto}"),
     ("{k: 3, metric: manhattan, seed: 0, n_init: 1}", "{method: auto}"),
@@ -118,19 +103,7 @@ def synthetic(tmp_path: Path) -> Path:
     ("{k: 3, metric: euclidean, seed: 0, n_init: 1}", "{method: clusters, water: [1]}"),
 ])
 def test_synthetic_block_with_nodata_same_as_plain_path(synthetic: Path, clustering: str, labelling: str) -> None:
-    (synthetic / "run.yaml").write_text(
-        "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\n"
-        f"clustering: {clustering}\nlabelling: {labelling}\n")
-    cfg = RunConfig.from_yaml(synthetic / "run.yaml")
-    src = build_source(cfg.scenes[0], cfg)
-    ref = reference_grid(cfg, [src])
-    if "clusters" in labelling:
-        with pytest.warns(LabellingWarning):  # ids given by hand
-            dm = fit_date(src, ref, None, cfg)
-    else:
-        dm = fit_date(src, ref, None, cfg)
-    with src.open(ref, "bilinear") as rd:
-        raws, valid = rd.read_raw(0, 0, ref.height, ref.width)
+    dm, raws, valid = fit_synthetic(synthetic, clustering, labelling)
     valid[:, 160:] = False  # outside the area of interest
     cl, water = _same_as_plain(dm, raws, valid)
     assert (cl[120:, :15] == 255).all() and (water[50:53, 60:70] == 255).all()  # unobserved
