@@ -25,7 +25,7 @@ class OptionalBuildExt(build_ext):
 
 
 # no fused multiply-add and no fast-math: the float32 results must be numpy's bit for bit
-FLAGS = ["/O2", "/fp:precise"] if sys.platform == "win32" else ["-O3", "-ffp-contract=off", "-fno-fast-math"]
+FLAGS = ["/O2", "/fp:precise", "/std:c11"] if sys.platform == "win32" else ["-O3", "-ffp-contract=off", "-fno-fast-math"]
 
 setup(
     ext_modules=[Extension("rs_change._kernels", ["rs_change/_kernels.c"], extra_compile_args=FLAGS, optional=True)],
