@@ -196,3 +196,24 @@ def test_the_numpy_path_runs_when_the_loops_are_off(synthetic: Path, numpy_path:
     _, water = numpy_path(classify_raw, dm, raws, valid, clusters=False)
     assert (water == 1).sum() > 1000 and (water[50:53, 60:70] == 255).all()
     assert pipeline._water_from_table is not None
+
+
+@needs_kernels
+@pytest.mark.parametrize("clusters", [True, False])
+def test_rule_without_fine_clusters_is_the_numpy_path(synthetic: Path, clusters: bool, numpy_path: Any) -> None:
+    # a labeller whose rule alone decides (no fine clusters): water = the rule table's verdict
+    from dataclasses import replace
+
+    dm, raws, valid = fit_synthetic(synthetic, "{k: 3, seed: 0, n_init: 1}")
+    assert dm.labeller.rule is not None
+    dm = replace(dm, labeller=replace(dm.labeller, fine=None))
+    cl_fast, w_fast = classify_raw(dm, raws, valid.copy(), clusters=clusters)
+    cl_slow, w_slow = numpy_path(classify_raw, dm, raws, valid.copy(), clusters=clusters)
+    assert np.array_equal(w_fast, w_slow)
+    if clusters:
+        assert np.array_equal(cl_fast, cl_slow)
+    # every observed pixel that passes the rule is water
+    key = (raws["green"].astype(np.intp) << 8) | raws["nir"]
+    rule = pipeline._rule_table(dm, raws)[2][key]
+    seen = w_fast != 255
+    assert np.array_equal(w_fast[seen] == 1, rule[seen]) and rule[seen].sum() > 1000
