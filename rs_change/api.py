@@ -50,6 +50,7 @@ from .grid import Grid, as_crs
 from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, fit_sample, write_cluster_png
 from .readers import raw_to_bands
 from .sensors import BandProfile, custom_profile, get_profile
+from .water import classify
 
 log = logging.getLogger(__name__)
 
@@ -508,24 +509,16 @@ def predict_clusters(model: WaterModel, data: SceneData, *, check: bool = True, 
     [0, 0, 0, 0, 0, 0, 0, 0]
     """
     inp = _as_input(data, **kw)
-    clusters, _ = _classify(model, inp, data, check, water=False)
+    clusters, _ = _classify(model, inp, data, check)
     return _out(clusters, inp, "clusters")
 
 
-def _classify(model: WaterModel, inp: _Input, data: Any, check: bool, water: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster ids and water mask (uint8, 255 unobserved) as ``rs_change.pipeline.classify_block`` makes them."""
+def _classify(model: WaterModel, inp: _Input, data: Any, check: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster ids and water mask (uint8, 255 unobserved): :func:`rs_change.water.classify`, as the pipeline."""
     model.check_features(default_features(list(inp.profile.bands)), "data")
-    clusters = np.full(inp.valid.shape, 255, np.uint8)
-    mask = np.full(inp.valid.shape, NODATA, np.uint8)
-    if inp.valid.any():
-        if check:
-            _check(model, inp, getattr(data, "path", "") or "data")
-        X = feature_matrix(inp.bands, inp.valid, model.names)
-        Xs = model.scale_features(X)
-        lab = model.kmeans.predict(Xs)
-        clusters[inp.valid] = lab.astype(np.uint8)
-        if water:
-            mask[inp.valid] = model.water_mask(X, Xs, lab).astype(np.uint8)
+    if inp.valid.any() and check:
+        _check(model, inp, getattr(data, "path", "") or "data")
+    clusters, mask = classify(model, inp.bands, inp.valid, clusters=True)
     return clusters, mask
 
 

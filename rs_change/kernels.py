@@ -3,7 +3,7 @@ numpy code they stand in for.
 
 Pass 2 runs a handful of numpy operations over every pixel of every block: the bilinear shift of a
 translated date (:func:`rs_change.readers._lerp_strips`), the observed mask, the water rule, the
-cluster ids and fine clusters (:func:`rs_change.pipeline._water_from_table`,
+cluster ids and fine clusters (:func:`rs_change.water._water_from_table`,
 :func:`rs_change.lut.classify_tables`), the joint-state histogram
 (:meth:`rs_change.change.JointStates.histogram_rows`). Each of those numpy operations reads and
 writes a whole strip of memory; here each stage is one loop over a row that keeps a pixel in
@@ -128,7 +128,7 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
     """(cluster ids or None, water) of an 8-bit block in one compiled loop per row, or None.
 
     The results of :func:`rs_change.lut.classify_tables` (with ``clusters``) or of
-    :func:`rs_change.pipeline._water_from_table` (a summary-only run): the observed mask
+    :func:`rs_change.water._water_from_table` (a summary-only run): the observed mask
     (:func:`observed_tables`; ``valid`` is updated in place), the cluster ids from the scaled
     features (``ct.values``, the values :func:`~rs_change.lut.feature_rows` gathers) and the
     date's centres, water by the rule table and the fine clusters of the pixels that pass it, or by
@@ -143,7 +143,7 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
     ct : rs_change.lut.ClusterTables or None
         :func:`rs_change.lut.model_tables` of the date.
     rule_table : (role a, role b, bool table of 65,536) or None
-        :func:`rs_change.pipeline._rule_table`.
+        :func:`rs_change.water.rule_table`.
     clusters : bool
         Also the cluster ids (255 unobserved).
 
@@ -160,7 +160,7 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
     per_pixel = lab is not None and lab.manual is None and lab.rule is not None
     if per_pixel and rule_table is None:
         return None
-    main = _centres(dm.model)
+    main = _centres(dm.kmeans)
     roles = list(raws)
     pos = {r: i for i, r in enumerate(roles)}
     nf = len(ct.values)
@@ -183,7 +183,7 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
                 return None
             (fine_c, fine_metric), fine_tab, mode = fine, id_table(lab.fine_water), 1
     else:
-        id_tab, mode = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water), 2
+        id_tab, mode = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water_ids), 2
     vals = np.zeros((nf, 65536), np.float32)
     for f, v in enumerate(ct.values):
         vals[f, :len(v)] = v

@@ -231,6 +231,7 @@ class Labeller:
     A pixel is water when (a) the *fine* cluster it belongs to is water (most of its sampled
     pixels pass ``rule``) and (b) the pixel itself passes ``rule``.  With
     ``method="clusters"`` a pixel is water when its reported cluster id is in ``manual``.
+    The decision itself is :func:`rs_change.water.decide_rows`.
     """
 
     names: list[str]
@@ -239,23 +240,6 @@ class Labeller:
     fine_water: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     manual: Optional[np.ndarray] = None
     fine_decisions: list[dict[str, Any]] = field(default_factory=list)
-
-    def mask(self, X: np.ndarray, Xs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Water (bool, shape (n,)) of pixels ``X`` (physical), ``Xs`` (scaled), reported ``labels``.
-
-        Vectorised; the fine clusters are predicted only for the pixels that pass the rule.
-        """
-        if self.manual is not None:
-            return np.isin(labels, self.manual)
-        assert self.rule is not None
-        ok = self.rule.passes(X, self.names)
-        if self.fine is None or not ok.any():
-            return ok
-        idx = np.flatnonzero(ok)
-        fl = self.fine.predict(Xs[idx])
-        out = np.zeros(len(X), bool)
-        out[idx] = np.isin(fl, self.fine_water)
-        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data that :meth:`from_dict` turns back into the same labeller.
@@ -377,7 +361,7 @@ def fit_labeller(
                      "contrast": round(con, 4) if np.isfinite(con) else None,
                      rule.index: round(cen[rule.index], 4), rule.dark: round(cen[rule.dark], 4)})
     lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec)
-    # fine.labels_ is fine.predict(Xs), so this is lab.mask(X, Xs, labels) without predicting again
+    # fine.labels_ is fine.predict(Xs), so this is water.decide_rows on the sample without predicting again
     water = np.isin(flab, fwater) & ok
     cents = describe_clusters(X, names, labels, k)
     counts = np.bincount(labels, minlength=k)

@@ -6,7 +6,7 @@ one (256 values), a normalised difference such as NDWI of two (65,536 pairs). So
 in float32 (``|x_f - c_jf|`` for manhattan and chebyshev) — can be computed once for every raw
 value (or pair) with the very functions pass 2 runs on a block (:func:`~rs_change.readers.raw_to_bands`,
 :func:`~rs_change.features.feature_matrix`, :func:`~rs_change.clustering.apply_scaler`, the same
-float32 subtract and multiply), as :func:`rs_change.pipeline._rule_table` tabulates the water rule.
+float32 subtract and multiply), as :func:`rs_change.water.rule_table` tabulates the water rule.
 
 Exact tables: a pixel's distance to centre ``j`` is the per-feature tables' entries at its raw
 values combined in the same feature order with the same float32 operation (add, or maximum for
@@ -386,7 +386,7 @@ def model_tables(dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTab
     Cached by content (centres, metric, features, scaler, band profile, roles and dtypes), not by
     object: the process scheduler unpickles a new copy of every model with each block. At most 16
     tables at a time (3.4 MB each for NAIP and k = 3, 16 MB for k = 20)."""
-    km = dm.model
+    km = dm.kmeans
     centers = getattr(km, "cluster_centers_", None)
     if centers is None:
         return None
@@ -415,10 +415,10 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
                     rule_table: Optional[tuple[str, str, np.ndarray]]) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """Cluster ids and water mask of an 8-bit block by table lookup, or None (nothing changed).
 
-    The same (clusters, water) as :func:`rs_change.pipeline._classify_strips` with cluster ids:
+    The same (clusters, water) as :func:`rs_change.water.classify` with cluster ids:
     the date's k-means by :func:`model_tables`, a per-pixel water rule by its rule table
-    (:func:`rs_change.pipeline._rule_table`) and the fine clusters of the pixels that pass it by
-    their own tables; water from cluster ids (``dm.water`` or the labeller's manual ids) by a
+    (:func:`rs_change.water.rule_table`) and the fine clusters of the pixels that pass it by
+    their own tables; water from cluster ids (``dm.water_ids`` or the labeller's manual ids) by a
     256-entry table of the ids.
 
     Parameters
@@ -430,7 +430,7 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
         Pixels inside the files and the area of interest; updated in place with
         :func:`~rs_change.readers.observed_mask` (only when a result is returned).
     rule_table : (role a, role b, bool table of 65,536) or None
-        :func:`rs_change.pipeline._rule_table` of the date.
+        :func:`rs_change.water.rule_table` of the date.
 
     Returns
     -------
@@ -451,12 +451,12 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
         # the fine clusters (about 10 centres) of the pixels that pass the rule: their own predict
         # on their scaled feature rows, gathered from ct.values (faster than 3 groups of tables)
         fine = lab.fine
-        if getattr(fine, "n_jobs", 1) != 1:  # blocks already run in parallel (pipeline._single_thread)
+        if getattr(fine, "n_jobs", 1) != 1:  # blocks already run in parallel (water._single_thread)
             fine = copy.copy(fine)
             fine.n_jobs = 1
         fine_water = id_table(lab.fine_water)
     else:
-        id_water = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water)
+        id_water = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water_ids)
     prof, nd = dm.source.profile, dm.source.nodata
     h, w = valid.shape
     clusters = np.full((h, w), 255, np.uint8)

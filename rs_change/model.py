@@ -243,7 +243,7 @@ class WaterModel:
     def water_mask(self, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None) -> np.ndarray:
         """Water (bool, shape (n,)) of pixels ``X`` (physical units, shape (n, n_features)).
 
-        Decided as ``rs-change run`` decides it (:meth:`~rs_change.labelling.Labeller.mask`);
+        Decided as ``rs-change run`` decides it (:func:`rs_change.water.decide_rows`);
         ``Xs`` (scaled) and ``labels`` (cluster ids) are computed when not given.
 
         Examples
@@ -254,14 +254,10 @@ class WaterModel:
         >>> m.water_mask(np.array([[-0.8], [0.7]])).tolist()
         [False, True]
         """
+        from .water import decide_rows
+
         X = np.asarray(X)
-        if Xs is None:
-            Xs = self.scale_features(X)
-        if labels is None:
-            labels = self.kmeans.predict(Xs)
-        if self.labeller is None:
-            return np.isin(labels, self.water_ids)
-        return np.asarray(self.labeller.mask(X, Xs, labels), bool)
+        return decide_rows(self, X, self.scale_features(X) if Xs is None else Xs, labels)
 
     # -- applying -----------------------------------------------------------------------------
     def scale_features(self, X: np.ndarray) -> np.ndarray:

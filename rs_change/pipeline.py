@@ -13,7 +13,6 @@ size, not the scene size:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import math
@@ -26,23 +25,22 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, kernels
+from . import __version__
 from .area import pixel_area_rows
 from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
                      change_map, change_stats, series_block)
-from .clustering import KMeans, apply_scaler
+from .clustering import KMeans
 from .config import RunConfig, SceneConfig
 from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token, shared_reader, shrink_gdal_cache
 from .errors import NoValidPixelsError
 from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, product_names, run_polygons,
                      style_outputs, write_csv, write_json)
-from .features import default_features, feature_matrix, spectral_index
+from .features import default_features, feature_matrix
 from .grid import Grid
 from .labelling import ClusterDecision, water_ids
-from .lut import _index as lut_index
-from .lut import classify_tables, feature_rows, id_table, model_tables
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
-from .readers import SceneSource, SharedReads, check_overlap, open_scene, observed_mask, raw_to_bands
+from .readers import SceneSource, SharedReads, check_overlap, open_scene
+from .water import classify_raw
 from .strips import mean_pixel_area, remember_mean_pixel_area
 from .sensors import custom_profile, get_profile
 
@@ -170,6 +168,16 @@ class DateModel:
     #: date when it has the same shape (the same pixels, read once); not sent to block workers
     preview: Any = field(default=None, repr=False, compare=False)
 
+    @property
+    def kmeans(self) -> KMeans:
+        """The reported clusters' k-means (as :attr:`rs_change.model.WaterModel.kmeans`)."""
+        return self.model
+
+    @property
+    def water_ids(self) -> np.ndarray:
+        """Reported cluster ids decided to be water on this date."""
+        return self.water
+
 
 def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
     """The grid of a read of ``ref`` decimated to ``shape`` (same bounds, larger pixels)."""
@@ -274,215 +282,6 @@ def shared_model(cfg: RunConfig, sources: Sequence[SceneSource], ref: Grid, geom
         src = next(s for s in sources if s.date == c.fit_on)
         return fit_date(src, ref, geoms, cfg).water_model
     return None
-
-
-def classify_block(
-    dm: DateModel, bands: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
-) -> tuple[Optional[np.ndarray], np.ndarray]:
-    """Cluster ids (255 unobserved) and water mask (1 water, 0 land, 255 unobserved) of a block.
-
-    Parameters
-    ----------
-    dm : DateModel
-    bands : dict of role to float32 (h, w)
-        Bands in physical units (:meth:`rs_change.readers.WindowReader.read`).
-    valid : bool (h, w)
-        Observed pixels.
-    clusters : bool, default True
-        False skips the cluster ids (None is returned in their place) where water does not depend
-        on them: a per-pixel labeller then tests its rule on every pixel and predicts fine clusters
-        for the pixels that pass it only. The water mask is the same either way.
-
-    Returns
-    -------
-    clusters : uint8 (h, w) or None
-    water : uint8 (h, w)
-    """
-    def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
-        return {k: v[s:e] for k, v in bands.items()}, None
-
-    return _classify_strips(dm, strip, valid.copy(), clusters)
-
-
-#: Rows per strip of a block in the classification: every temporary (a float32 band, a feature
-#: column, a distance) of a 1024-pixel-wide strip is 256 kB and stays in the CPU's cache.
-STRIP_ROWS = 64
-
-
-def classify_raw(
-    dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
-) -> tuple[Optional[np.ndarray], np.ndarray]:
-    """:func:`classify_block` of raw band values (:meth:`~rs_change.readers.WindowReader.read_raw`):
-    converted to physical units strip by strip; ``valid`` (updated in place) loses the pixels
-    that :func:`~rs_change.readers.raw_to_bands` finds unobserved (nodata, fill, range)."""
-    prof, nd = dm.source.profile, dm.source.nodata
-
-    def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
-        return raw_to_bands({k: v[s:e] for k, v in raws.items()}, prof, nd)
-
-    rule = _rule_table(dm, raws)
-    if kernels.ENABLED and all(v.dtype == np.uint8 for v in raws.values()):
-        # 8-bit bands: one compiled loop, the same results as the numpy paths below
-        done = kernels.classify_u8(dm, raws, valid, model_tables(dm, raws), rule, clusters)
-        if done is not None:
-            return done
-    if not clusters and rule is not None:
-        return None, _water_from_table(dm, raws, valid, rule)
-    if clusters:  # 8-bit bands: cluster ids and water by table lookup, bit-identical (rs_change.lut)
-        tabled = classify_tables(dm, raws, valid, rule)
-        if tabled is not None:
-            return tabled
-    return _classify_strips(dm, strip, valid, clusters)
-
-
-def _rule_table(dm: DateModel, raws: dict[str, np.ndarray]) -> Optional[tuple[str, str, np.ndarray]]:
-    """(role a, role b, table) when water is decided per pixel and its rule reads two 8-bit bands:
-    ``table[a << 8 | b]`` is the rule's verdict for every pair of raw values, computed with the
-    same functions as on a block (so the same verdicts); None otherwise."""
-    lab = dm.labeller
-    if lab is None or lab.manual is not None or lab.rule is None:
-        return None
-    rule = lab.rule
-    needs = {"ndwi": ("green", "nir"), "mndwi": ("green", "swir1")}.get(rule.index)
-    if needs is None or rule.dark not in needs or any(r not in raws or raws[r].dtype != np.uint8 for r in needs):
-        return None
-    # keyed by what the verdicts depend on, not by the model object: the process scheduler
-    # unpickles a new copy of every model with each block
-    key = (repr(rule), repr(dm.source.profile), needs)
-    table = _TABLES.get(key)
-    if table is None:
-        a, b = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
-        grid = {needs[0]: a.reshape(-1), needs[1]: b.reshape(-1)}
-        bands, _ = raw_to_bands(grid, dm.source.profile, None)
-        table = _rule_mask(rule, bands, np.ones(256 * 256, bool))
-        if len(_TABLES) >= 64:  # a long-lived process running many runs: keep the cache small
-            _TABLES.clear()
-        _TABLES[key] = table
-    return needs[0], needs[1], table
-
-
-_TABLES: dict[Any, np.ndarray] = {}
-
-
-def _water_from_table(dm: DateModel, raws: dict[str, np.ndarray], valid: np.ndarray,
-                      lut: tuple[str, str, np.ndarray]) -> np.ndarray:
-    """The water mask of a block whose per-pixel rule is a table of two 8-bit bands
-    (:func:`_rule_table`); the bands are converted to physical units for the pixels that pass the
-    rule only (their fine clusters). ``valid`` is updated in place with the observed mask."""
-    ra, rb, table = lut
-    lab = dm.labeller
-    h, w = valid.shape
-    water = np.zeros((h, w), np.uint8)  # land; unobserved pixels are set at the end
-    prof, nd = dm.source.profile, dm.source.nodata
-    idx_parts: list[np.ndarray] = []
-    for s in range(0, h, STRIP_ROWS):
-        e = min(s + STRIP_ROWS, h)
-        sub = {k: v[s:e] for k, v in raws.items()}
-        vs = valid[s:e]
-        vs &= observed_mask(sub, prof, nd)
-        key = sub[ra].astype(np.uint16)
-        key <<= 8
-        key |= sub[rb]
-        ok = table[key]
-        ok &= vs
-        if lab.fine is None:
-            water[s:e] = ok
-        elif ok.any():
-            idx_parts.append(np.flatnonzero(ok) + s * w)
-    if idx_parts:
-        idx = np.concatenate(idx_parts)
-        picked = {k: v.reshape(-1)[idx] for k, v in raws.items()}
-        ct = model_tables(dm, raws)  # 8-bit bands: the scaled features by table lookup, the same values
-        if ct is not None:
-            X = feature_rows(ct, {deps: lut_index(picked, deps) for deps in set(ct.roles)}, len(idx))
-        else:
-            bands, _ = raw_to_bands(picked, prof, nd)
-            X = apply_scaler(feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F"), dm.offset, dm.scale)
-        fl = _single_thread(lab.fine).predict(X)
-        water.reshape(-1)[idx] = (id_table(lab.fine_water)[fl] if int(lab.fine.n_clusters) < 255  # np.isin as a look-up
-                                  else np.isin(fl, lab.fine_water).astype(np.uint8))
-    np.copyto(water, NODATA, where=~valid)
-    return water
-
-
-def _classify_strips(
-    dm: DateModel, strip: Callable[[int, int], tuple[dict[str, np.ndarray], Optional[np.ndarray]]],
-    valid: np.ndarray, clusters: bool,
-) -> tuple[Optional[np.ndarray], np.ndarray]:
-    """The classification of one block, :data:`STRIP_ROWS` rows at a time (``strip(s, e)`` gives the
-    bands of rows s..e and their observed mask or None); the fine clusters of the pixels that pass
-    a per-pixel rule are predicted once for the whole block. Row-wise the same arithmetic as
-    :meth:`rs_change.labelling.Labeller.mask` on the whole block, so the same pixels."""
-    h, w = valid.shape
-    water = np.full((h, w), NODATA, dtype=np.uint8)
-    lab_out = np.full((h, w), 255, dtype=np.uint8) if clusters else None
-    lab = dm.labeller
-    per_pixel = lab is not None and lab.manual is None and lab.rule is not None
-    need_labels = clusters or not per_pixel
-    model = _single_thread(dm.model)
-    flat_water = water.reshape(-1)
-    ok_rows: list[np.ndarray] = []
-    ok_idx: list[np.ndarray] = []
-    for s in range(0, h, STRIP_ROWS):
-        e = min(s + STRIP_ROWS, h)
-        bands, observed = strip(s, e)
-        vs = valid[s:e]
-        if observed is not None:
-            vs &= observed
-        if not vs.any():
-            continue
-        wv = water[s:e]
-        wv[vs] = 0
-        labels = None
-        if need_labels:
-            Xp = feature_matrix(bands, vs, dm.names, order="F")  # column-major: no transposes in predict
-            X = apply_scaler(Xp, dm.offset, dm.scale)
-            labels = model.predict(X)
-            if lab_out is not None:
-                lab_out[s:e][vs] = labels.astype(np.uint8)
-            if per_pixel:  # the rule on the feature columns already computed, as Labeller.mask does
-                okv = lab.rule.passes(Xp, dm.names)
-                if lab.fine is None:
-                    wv[vs] = okv.astype(np.uint8)
-                elif okv.any():
-                    ok_rows.append(X[okv])
-                    ok_idx.append(np.flatnonzero(vs)[okv] + s * w)
-        elif per_pixel:
-            ok = _rule_mask(lab.rule, bands, vs)
-            if lab.fine is None:
-                wv[ok] = 1
-            elif ok.any():
-                ok_rows.append(apply_scaler(feature_matrix(bands, ok, dm.names, order="F"), dm.offset, dm.scale))
-                ok_idx.append(np.flatnonzero(ok) + s * w)
-        if not per_pixel:
-            ids = lab.manual if lab is not None and lab.manual is not None else dm.water
-            wv[vs] = np.isin(labels, ids).astype(np.uint8)
-    if ok_rows:
-        fl = _single_thread(lab.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))
-        flat_water[np.concatenate(ok_idx)] = np.isin(fl, lab.fine_water).astype(np.uint8)
-    return lab_out, water
-
-
-def _single_thread(km: Any) -> Any:
-    """``km`` predicting in the calling thread: blocks already run in parallel, and a thread pool
-    per block only adds waiting (the same labels)."""
-    if getattr(km, "n_jobs", 1) == 1:
-        return km
-    one = copy.copy(km)
-    one.n_jobs = 1
-    return one
-
-
-def _rule_mask(rule: Any, bands: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
-    """Pixels of a block that are observed and pass a :class:`~rs_change.labelling.WaterRule`: the
-    same values as ``rule.passes`` on the feature matrix (the same float32 index), computed on
-    the block's arrays without building the matrix."""
-    def feat(name: str) -> np.ndarray:
-        return bands[name] if name in bands else spectral_index(bands, name)
-
-    ok = rule.test(feat(rule.index), feat(rule.dark))
-    ok &= valid
-    return ok
 
 
 # ---------------------------------------------------------------------------------------------

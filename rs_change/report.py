@@ -164,7 +164,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
     """
     from .change import CHANGE_CLASSES, CHANGE_COLORS, change_map
     from .export import WATER_CLASSES, WATER_COLORS
-    from .pipeline import classify_block
+    from .water import classify
 
     plt = _plt()
     shape = decimated_shape(ref.shape, max_px)
@@ -177,7 +177,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
         bands, valid = _read_image(dm, ref, shape, resampling)
         wmask = _read_dec(water[date], shape)
         valid &= wmask != 255
-        clusters, _ = classify_block(dm, bands, valid)
+        clusters, _ = classify(dm, bands, valid)
         fig, axes = plt.subplots(1, 4, figsize=(18, 5.4))
         axes[0].imshow(_stretch(bands, valid), interpolation="nearest")
         axes[0].set_title(f"{date} image")

@@ -15,7 +15,8 @@ from rs_change import pipeline
 from rs_change.change import (CHANGE_CLASSES, JointStates, change_map, series_block, series_classes,
                               water_frequency)
 from rs_change.config import RunConfig
-from rs_change.pipeline import classify_block, fit_date, process_block, reference_grid, build_source
+from rs_change.pipeline import fit_date, process_block, reference_grid, build_source
+from rs_change.water import classify as classify_block
 from rs_change.readers import _float, _lerp_strips, _round_to, _take
 
 from .conftest import lake_scene, write_geotiff

@@ -16,10 +16,11 @@ import pytest
 import rasterio
 from affine import Affine
 
-from rs_change import kernels, pipeline
+from rs_change import kernels, water
 from rs_change.change import JointStates
 from rs_change.config import RunConfig
-from rs_change.pipeline import build_source, classify_raw, reference_grid
+from rs_change.pipeline import build_source, reference_grid
+from rs_change.water import classify_raw
 from rs_change.readers import _avoid, _axis, _lerp_strips
 
 from .conftest import fit_synthetic, lake_scene, write_geotiff
@@ -212,6 +213,6 @@ def test_rule_without_fine_clusters_is_the_numpy_path(synthetic: Path, clusters:
         assert np.array_equal(cl_fast, cl_slow)
     # every observed pixel that passes the rule is water
     key = (raws["green"].astype(np.intp) << 8) | raws["nir"]
-    rule = pipeline._rule_table(dm, raws)[2][key]
+    rule = water.rule_table(dm, raws)[2][key]
     seen = w_fast != 255
     assert np.array_equal(w_fast[seen] == 1, rule[seen]) and rule[seen].sum() > 1000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from rs_change.clustering import KMeans, apply_scaler, fit_scaler
 from rs_change.errors import LabellingWarning
 from rs_change.features import default_features, feature_matrix
 from rs_change.labelling import fit_labeller
+from rs_change.water import decide_rows
 
 NAMES_RGBN = ["red", "green", "blue", "nir"]
 
@@ -30,12 +33,17 @@ def scene(parts: dict[str, tuple[list[float], int]], seed: int = 0, noise: float
     return X, names, np.array(cls)
 
 
+def mask(lab, X, Xs, labels):
+    """The water decision (rs_change.water.decide_rows) of a labeller alone on sampled rows."""
+    return decide_rows(SimpleNamespace(names=lab.names, labeller=lab, water_ids=[], kmeans=None), X, Xs, labels)
+
+
 def label(X, names, k=3, seed=0, **kw):
     off, sc = fit_scaler(X)
     Xs = apply_scaler(X, off, sc)
     km = KMeans(k, random_state=seed, sample_size=None).fit(Xs)
     dec, lab = fit_labeller(X, Xs, names, km.labels_, k, calibrated=False, seed=seed, **kw)
-    return dec, lab.mask(X, Xs, km.labels_), km.labels_, Xs, lab
+    return dec, mask(lab, X, Xs, km.labels_), km.labels_, Xs, lab
 
 
 #            red  green blue  nir
@@ -68,7 +76,7 @@ def test_cluster_ids_permuted_give_the_same_mask():
     perm = np.array([2, 0, 1])
     d1, l1 = fit_labeller(X, Xs, names, km.labels_, 3, calibrated=False)
     d2, l2 = fit_labeller(X, Xs, names, perm[km.labels_], 3, calibrated=False)
-    assert np.array_equal(l1.mask(X, Xs, km.labels_), l2.mask(X, Xs, perm[km.labels_]))
+    assert np.array_equal(mask(l1, X, Xs, km.labels_), mask(l2, X, Xs, perm[km.labels_]))
     assert [d.is_water for d in d1] == [d2[perm[i]].is_water for i in range(3)]
 
 
@@ -115,7 +123,7 @@ def test_manual_override_warns_and_uses_the_ids():
     with pytest.warns(LabellingWarning, match="depend on the seed"):
         dec, lab = fit_labeller(X, Xs, names, km.labels_, 2, calibrated=False, method="clusters", water_ids=[1])
     assert [d.is_water for d in dec] == [False, True]
-    assert np.array_equal(lab.mask(X, Xs, km.labels_), km.labels_ == 1)
+    assert np.array_equal(mask(lab, X, Xs, km.labels_), km.labels_ == 1)
 
 
 def test_nc_landsat_iou_against_1996_map(shared_data, tmp_path):
@@ -123,7 +131,8 @@ def test_nc_landsat_iou_against_1996_map(shared_data, tmp_path):
 
     from benchmarks.accuracy import BANDS, scores, write_stack
     from rs_change.config import RunConfig
-    from rs_change.pipeline import build_source, classify_block, fit_date, reference_grid
+    from rs_change.pipeline import build_source, fit_date, reference_grid
+    from rs_change.water import classify as classify_block
 
     data = shared_data / "landsat_nc_labels"
     roles = list(BANDS)[:5]

@@ -1,6 +1,6 @@
 """Pass 2's table lookup of cluster ids (rs_change.lut) gives exactly what the plain path gives:
 the same float32 distances as KMeans' _nearest, the same labels and ties as predict, the same
-cluster ids and water as pipeline._classify_strips, and no tables for bands that are not 8-bit."""
+cluster ids and water as water.classify, and no tables for bands that are not 8-bit."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rs_change import lut, pipeline
+from rs_change import lut, water
 from rs_change.clustering import KMeans, _nearest, apply_scaler
 from rs_change.config import RunConfig
 from rs_change.features import feature_matrix
-from rs_change.pipeline import build_source, classify_raw, fit_date, reference_grid
+from rs_change.pipeline import build_source, fit_date, reference_grid
+from rs_change.water import classify_raw
 from rs_change.readers import raw_to_bands
 from rs_change.sensors import get_profile
 
@@ -30,13 +31,13 @@ def _plain(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.
     def strip(s: int, e: int) -> Any:
         return raw_to_bands({k: v[s:e] for k, v in raws.items()}, prof, nd)
 
-    return pipeline._classify_strips(dm, strip, valid, True)
+    return water._classify_strips(dm, strip, valid, True)
 
 
 def _same_as_plain(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v_plain, v_lut = valid.copy(), valid.copy()
     cl0, w0 = _plain(dm, raws, v_plain)
-    assert lut.classify_tables(dm, raws, v_lut.copy(), pipeline._rule_table(dm, raws)) is not None  # tables used
+    assert lut.classify_tables(dm, raws, v_lut.copy(), water.rule_table(dm, raws)) is not None  # tables used
     cl1, w1 = classify_raw(dm, raws, v_lut, clusters=True)
     assert np.array_equal(v_plain, v_lut)
     assert np.array_equal(cl0, cl1)
@@ -175,12 +176,12 @@ def test_tables_are_cached_by_content_for_pickled_models(synthetic: Path) -> Non
 
 
 def test_rule_table_is_cached_by_content_for_pickled_models(synthetic: Path) -> None:
-    """pipeline._rule_table: a process worker's unpickled copy of a model reuses the table; a
+    """water.rule_table: a process worker's unpickled copy of a model reuses the table; a
     different threshold builds another (whose verdicts differ)."""
     import dataclasses
     import pickle
 
-    from rs_change.pipeline import _rule_table
+    from rs_change.water import rule_table as _rule_table
 
     (synthetic / "run.yaml").write_text(
         "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\nclustering: {k: 3, seed: 0, n_init: 1}\n")

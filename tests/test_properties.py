@@ -21,7 +21,8 @@ from hypothesis.extra.numpy import arrays
 from rs_change.area import mask_area, pixel_area
 from rs_change.change import change_map
 from rs_change.config import RunConfig
-from rs_change.pipeline import build_source, classify_block, fit_date, reference_grid
+from rs_change.pipeline import build_source, fit_date, reference_grid
+from rs_change.water import classify as classify_block
 
 from .conftest import lake_scene, write_geotiff
 

@@ -1,0 +1,294 @@
+"""The water decision: which pixels of a block are water under a fitted model.  Pure.
+
+One definition, :func:`decide_rows`, on feature rows; :func:`classify` applies it to a block of
+bands in physical units (the reference path), and :func:`classify_raw` to raw band values, where
+8-bit bands take the compiled loop (:mod:`rs_change.kernels`) or the lookup tables
+(:mod:`rs_change.lut`) with the same results bit for bit (``tests/test_water.py``).  The pipeline,
+the Python API and the report call these functions and nothing else to decide water.
+
+A model here is anything with ``names``, ``offset``, ``scale`` (the scaler), ``kmeans`` (the
+reported clusters), ``water_ids`` and ``labeller`` (a :class:`~rs_change.labelling.Labeller` or
+None): a :class:`~rs_change.model.WaterModel` or pass 1's ``DateModel``.  :func:`classify_raw`
+also needs ``source`` (the scene's band profile and nodata, to convert raw values).
+
+The rule of a labeller:
+
+* ``labeller.manual`` (hand-named cluster ids): the pixels of those reported clusters;
+* ``labeller.rule`` with fine clusters: a pixel is water when it passes the rule (it has no
+  evidence of land of its own) and the fine cluster it falls in is water;
+* no labeller (a model built by hand): the pixels of ``water_ids``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from . import kernels
+from .clustering import apply_scaler
+from .features import feature_matrix, spectral_index
+from .lut import _index as lut_index
+from .lut import classify_tables, feature_rows, id_table, model_tables
+from .readers import observed_mask, raw_to_bands
+
+#: Water mask values: 1 water, 0 land, 255 unobserved.
+NODATA = 255
+
+#: Rows per strip of a block in the classification: every temporary (a float32 band, a feature
+#: column, a distance) of a 1024-pixel-wide strip is 256 kB and stays in the CPU's cache.
+STRIP_ROWS = 64
+
+
+def per_pixel(model: Any) -> bool:
+    """True when ``model`` decides water per pixel (a rule and fine clusters), not by whole clusters."""
+    lab = getattr(model, "labeller", None)
+    return lab is not None and lab.manual is None and lab.rule is not None
+
+
+def _ids(model: Any) -> Any:
+    lab = getattr(model, "labeller", None)
+    return lab.manual if lab is not None and lab.manual is not None else model.water_ids
+
+
+def decide_rows(model: Any, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None
+                ) -> np.ndarray:
+    """Water (bool, shape (n,)) of feature rows: the definition every other path reproduces.
+
+    Parameters
+    ----------
+    model : WaterModel or DateModel
+    X : numpy.ndarray of shape (n, n_features)
+        Features in physical units, in ``model.names`` order.
+    Xs : numpy.ndarray of shape (n, n_features), optional
+        The same rows scaled (``apply_scaler(X, model.offset, model.scale)``); computed when needed.
+    labels : numpy.ndarray of shape (n,), optional
+        Reported cluster ids; predicted when needed.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n,)
+    """
+    X = np.asarray(X)
+    if not per_pixel(model):
+        if labels is None:
+            labels = _single_thread(model.kmeans).predict(_scaled(model, X, Xs))
+        return np.isin(labels, _ids(model))
+    lab = model.labeller
+    ok = lab.rule.passes(X, model.names)
+    if lab.fine is None or not ok.any():
+        return ok
+    idx = np.flatnonzero(ok)
+    Xs = _scaled(model, X, Xs)
+    out = np.zeros(len(X), bool)
+    out[idx] = np.isin(_single_thread(lab.fine).predict(Xs[idx]), lab.fine_water)
+    return out
+
+
+def _scaled(model: Any, X: np.ndarray, Xs: Optional[np.ndarray]) -> np.ndarray:
+    return apply_scaler(X, model.offset, model.scale) if Xs is None else Xs
+
+
+def classify(model: Any, bands: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
+             ) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """Cluster ids (255 unobserved) and water mask (1 water, 0 land, 255 unobserved) of a block.
+
+    Parameters
+    ----------
+    model : WaterModel or DateModel
+    bands : dict of role to float32 (h, w)
+        Bands in physical units (:meth:`rs_change.readers.WindowReader.read`).
+    valid : bool (h, w)
+        Observed pixels (not changed).
+    clusters : bool, default True
+        False skips the cluster ids (None is returned in their place) where water does not depend
+        on them: a per-pixel labeller then tests its rule on every pixel and predicts fine clusters
+        for the pixels that pass it only.  The water mask is the same either way.
+
+    Returns
+    -------
+    clusters : uint8 (h, w) or None
+    water : uint8 (h, w)
+    """
+    def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
+        return {k: v[s:e] for k, v in bands.items()}, None
+
+    return _classify_strips(model, strip, valid.copy(), clusters)
+
+
+def classify_raw(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
+                 ) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """:func:`classify` of raw band values (:meth:`~rs_change.readers.WindowReader.read_raw`).
+
+    ``dm.source`` gives the band profile and nodata that convert raw values to physical units;
+    ``valid`` (updated in place) loses the pixels that :func:`~rs_change.readers.observed_mask`
+    finds unobserved (nodata, fill, range).  8-bit bands take the compiled loop or the lookup
+    tables, which give :func:`classify`'s results bit for bit; other bands are converted strip by
+    strip and classified by :func:`classify`'s own loop.
+    """
+    prof, nd = dm.source.profile, dm.source.nodata
+
+    def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
+        return raw_to_bands({k: v[s:e] for k, v in raws.items()}, prof, nd)
+
+    rule = rule_table(dm, raws)
+    if kernels.ENABLED and all(v.dtype == np.uint8 for v in raws.values()):
+        done = kernels.classify_u8(dm, raws, valid, model_tables(dm, raws), rule, clusters)
+        if done is not None:
+            return done
+    if not clusters and rule is not None:
+        return None, _water_from_table(dm, raws, valid, rule)
+    if clusters:
+        tabled = classify_tables(dm, raws, valid, rule)
+        if tabled is not None:
+            return tabled
+    return _classify_strips(dm, strip, valid, clusters)
+
+
+def rule_table(dm: Any, raws: dict[str, np.ndarray]) -> Optional[tuple[str, str, np.ndarray]]:
+    """(role a, role b, table) when water is decided per pixel and its rule reads two 8-bit bands:
+    ``table[a << 8 | b]`` is the rule's verdict for every pair of raw values, computed with the
+    same functions as on a block (so the same verdicts); None otherwise."""
+    if not per_pixel(dm):
+        return None
+    rule = dm.labeller.rule
+    needs = {"ndwi": ("green", "nir"), "mndwi": ("green", "swir1")}.get(rule.index)
+    if needs is None or rule.dark not in needs or any(r not in raws or raws[r].dtype != np.uint8 for r in needs):
+        return None
+    # keyed by what the verdicts depend on, not by the model object: the process scheduler
+    # unpickles a new copy of every model with each block
+    key = (repr(rule), repr(dm.source.profile), needs)
+    table = _TABLES.get(key)
+    if table is None:
+        a, b = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+        grid = {needs[0]: a.reshape(-1), needs[1]: b.reshape(-1)}
+        bands, _ = raw_to_bands(grid, dm.source.profile, None)
+        table = _rule_mask(rule, bands, np.ones(256 * 256, bool))
+        if len(_TABLES) >= 64:  # a long-lived process running many runs: keep the cache small
+            _TABLES.clear()
+        _TABLES[key] = table
+    return needs[0], needs[1], table
+
+
+_TABLES: dict[Any, np.ndarray] = {}
+
+
+def _water_from_table(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray,
+                      lut: tuple[str, str, np.ndarray]) -> np.ndarray:
+    """The water mask of a block whose per-pixel rule is a table of two 8-bit bands
+    (:func:`rule_table`); the bands are converted to physical units for the pixels that pass the
+    rule only (their fine clusters).  ``valid`` is updated in place with the observed mask."""
+    ra, rb, table = lut
+    lab = dm.labeller
+    h, w = valid.shape
+    water = np.zeros((h, w), np.uint8)  # land; unobserved pixels are set at the end
+    prof, nd = dm.source.profile, dm.source.nodata
+    idx_parts: list[np.ndarray] = []
+    for s in range(0, h, STRIP_ROWS):
+        e = min(s + STRIP_ROWS, h)
+        sub = {k: v[s:e] for k, v in raws.items()}
+        vs = valid[s:e]
+        vs &= observed_mask(sub, prof, nd)
+        key = sub[ra].astype(np.uint16)
+        key <<= 8
+        key |= sub[rb]
+        ok = table[key]
+        ok &= vs
+        if lab.fine is None:
+            water[s:e] = ok
+        elif ok.any():
+            idx_parts.append(np.flatnonzero(ok) + s * w)
+    if idx_parts:
+        idx = np.concatenate(idx_parts)
+        picked = {k: v.reshape(-1)[idx] for k, v in raws.items()}
+        ct = model_tables(dm, raws)  # 8-bit bands: the scaled features by table lookup, the same values
+        if ct is not None:
+            X = feature_rows(ct, {deps: lut_index(picked, deps) for deps in set(ct.roles)}, len(idx))
+        else:
+            bands, _ = raw_to_bands(picked, prof, nd)
+            X = apply_scaler(feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F"), dm.offset, dm.scale)
+        fl = _single_thread(lab.fine).predict(X)
+        water.reshape(-1)[idx] = (id_table(lab.fine_water)[fl] if int(lab.fine.n_clusters) < 255  # np.isin as a look-up
+                                  else np.isin(fl, lab.fine_water).astype(np.uint8))
+    np.copyto(water, NODATA, where=~valid)
+    return water
+
+
+def _classify_strips(
+    model: Any, strip: Callable[[int, int], tuple[dict[str, np.ndarray], Optional[np.ndarray]]],
+    valid: np.ndarray, clusters: bool,
+) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """The classification of one block, :data:`STRIP_ROWS` rows at a time (``strip(s, e)`` gives the
+    bands of rows s..e and their observed mask or None); the fine clusters of the pixels that pass
+    a per-pixel rule are predicted once for the whole block.  Row-wise the same arithmetic as
+    :func:`decide_rows` on the whole block, so the same pixels."""
+    h, w = valid.shape
+    water = np.full((h, w), NODATA, dtype=np.uint8)
+    lab_out = np.full((h, w), 255, dtype=np.uint8) if clusters else None
+    lab = model.labeller
+    pp = per_pixel(model)
+    need_labels = clusters or not pp
+    km = _single_thread(model.kmeans)
+    flat_water = water.reshape(-1)
+    ok_rows: list[np.ndarray] = []
+    ok_idx: list[np.ndarray] = []
+    for s in range(0, h, STRIP_ROWS):
+        e = min(s + STRIP_ROWS, h)
+        bands, observed = strip(s, e)
+        vs = valid[s:e]
+        if observed is not None:
+            vs &= observed
+        if not vs.any():
+            continue
+        wv = water[s:e]
+        wv[vs] = 0
+        labels = None
+        if need_labels:
+            Xp = feature_matrix(bands, vs, model.names, order="F")  # column-major: no transposes in predict
+            X = apply_scaler(Xp, model.offset, model.scale)
+            labels = km.predict(X)
+            if lab_out is not None:
+                lab_out[s:e][vs] = labels.astype(np.uint8)
+            if pp:  # the rule on the feature columns already computed, as decide_rows does
+                okv = lab.rule.passes(Xp, model.names)
+                if lab.fine is None:
+                    wv[vs] = okv.astype(np.uint8)
+                elif okv.any():
+                    ok_rows.append(X[okv])
+                    ok_idx.append(np.flatnonzero(vs)[okv] + s * w)
+        elif pp:
+            ok = _rule_mask(lab.rule, bands, vs)
+            if lab.fine is None:
+                wv[ok] = 1
+            elif ok.any():
+                ok_rows.append(apply_scaler(feature_matrix(bands, ok, model.names, order="F"), model.offset, model.scale))
+                ok_idx.append(np.flatnonzero(ok) + s * w)
+        if not pp:
+            wv[vs] = np.isin(labels, _ids(model)).astype(np.uint8)
+    if ok_rows:
+        fl = _single_thread(lab.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))
+        flat_water[np.concatenate(ok_idx)] = np.isin(fl, lab.fine_water).astype(np.uint8)
+    return lab_out, water
+
+
+def _single_thread(km: Any) -> Any:
+    """``km`` predicting in the calling thread: blocks already run in parallel, and a thread pool
+    per block only adds waiting (the same labels)."""
+    if getattr(km, "n_jobs", 1) == 1:
+        return km
+    one = copy.copy(km)
+    one.n_jobs = 1
+    return one
+
+
+def _rule_mask(rule: Any, bands: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
+    """Pixels of a block that are observed and pass a :class:`~rs_change.labelling.WaterRule`: the
+    same values as ``rule.passes`` on the feature matrix (the same float32 index), computed on
+    the block's arrays without building the matrix."""
+    def feat(name: str) -> np.ndarray:
+        return bands[name] if name in bands else spectral_index(bands, name)
+
+    ok = rule.test(feat(rule.index), feat(rule.dark))
+    ok &= valid
+    return ok
