@@ -48,7 +48,9 @@ class SceneConfig(_Model):
     bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles, e.g. {red: 1, green: 2, blue: 3, nir: 4}.")
     nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.")
     scale: Optional[float] = Field(None, description="Reflectance = DN * scale + offset (overrides the profile).")
-    offset: Optional[float] = Field(None, description="Reflectance offset (overrides the profile).")
+    offset: Optional[float] = Field(None, description=(
+        "Reflectance offset (overrides the profile and any offset the file declares; sentinel2: 0 unless the file "
+        "has a GDAL band offset or a BOA_ADD_OFFSET / RADIO_ADD_OFFSET tag, e.g. -1000 for baseline 04.00+ -> -0.1)."))
     qa: Optional[QaConfig] = Field(None, description="MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average).")
 
     @model_validator(mode="after")
@@ -313,6 +315,8 @@ scenes:                          # one entry per date (two or more for change)
     path: sample_tiles/naip/m_4709963_se_14_1_20200831.tif
     bands: {red: 1, green: 2, blue: 3, nir: 4}   # or name each band's role (1-based)
     # nodata: 0                  # when the file does not declare its nodata value
+    # scale: 0.0001              # calibrated sensors: reflectance = DN * scale + offset
+    # offset: -0.1               # default: the profile's (sentinel2: the file's own, else 0)
 # aoi: {bbox: [-98.95, 47.0, -98.90, 47.03], crs: EPSG:4326}   # or: aoi: lakes.gpkg
 grid:
   resampling: bilinear           # bands of later dates onto the first date's grid

@@ -42,7 +42,7 @@ from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outpu
 from .readers import SceneSource, SharedReads, check_overlap, open_scene
 from .water import classify_raw
 from .strips import mean_pixel_area, remember_mean_pixel_area
-from .sensors import custom_profile, get_profile
+from .sensors import check_reflectance, custom_profile, get_profile
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,7 @@ def sample_pixels(
         keep["preview"] = ((oh, ow), bands, valid.copy())
     if geoms is not None:
         valid &= aoi_mask(geoms, decimated_grid(ref, (oh, ow)))  # type: ignore[operator]
+    check_reflectance(bands, valid, source.profile, source.label)  # a wrong scale/offset: one line, not nonsense
     X = feature_matrix(bands, valid, names)
     if n is not None and len(X) > n:
         rng = np.random.default_rng(seed)

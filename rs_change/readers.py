@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -110,9 +110,79 @@ def open_geotiff(
         file_nodata = ds.nodata
         if profile.scale is None and ds.scales and ds.scales[0] not in (None, 1.0) and ds.dtypes[0] != "uint8":
             log.info("%s: file declares scale %s; pass `scale:` in the config to use it", path, ds.scales[0])
+        profile = _resolve_offset(ds, profile, path)
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
     return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+
+
+#: Metadata tags holding a Sentinel-2 offset in DN (processing baseline 04.00+: -1000): L2A, L1C.
+OFFSET_TAGS = ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET")
+
+
+def declared_offset(ds: rasterio.io.DatasetReader, bands: list[int], scale: float) -> Optional[tuple[float, str]]:
+    """The reflectance offset a file declares for ``bands`` (1-based), and where it was found;
+    None when it declares none.
+
+    * GDAL band offsets (``ds.offsets``, not 0): the file says value = DN * s + o; in the
+      profile's units (``scale``) the offset is ``o * scale / s`` (``o`` itself when the file's
+      scale is the profile's, ``o * scale`` when the file gives no scale: an offset in DN);
+    * else a ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` tag of the file or of the bands (Sentinel-2
+      processing baseline 04.00+, in DN): ``value * scale``.
+
+    Raises :class:`BandProfileError` when the bands declare different offsets (one offset is used
+    for every band).
+    """
+    found: dict[int, tuple[float, str]] = {}
+    for b in bands:
+        o = ds.offsets[b - 1] if ds.offsets and len(ds.offsets) >= b else None
+        s = ds.scales[b - 1] if ds.scales and len(ds.scales) >= b else None
+        if o not in (None, 0.0) and np.isfinite(o):
+            fs = s if s not in (None, 0.0) else 1.0
+            found[b] = (float(o) * scale / fs, f"GDAL band offset {o:g} (band scale {fs:g})")
+    if not found:
+        file_tags = {k.upper(): v for k, v in ds.tags().items()}
+        for b in bands:
+            tags = {**file_tags, **{k.upper(): v for k, v in ds.tags(b).items()}}
+            for key in OFFSET_TAGS:
+                if key in tags:
+                    try:
+                        dn = float(tags[key])
+                    except ValueError:
+                        log.warning("%s: tag %s=%r is not a number; ignored", ds.name, key, tags[key])
+                        continue
+                    found[b] = (dn * scale, f"tag {key}={dn:g} x scale {scale:g}")
+                    break
+    if not found:
+        return None
+    values = {round(v, 12) for v, _ in found.values()}
+    if len(values) > 1:
+        raise BandProfileError(
+            f"{ds.name}: the bands declare different offsets ({', '.join(f'band {b}: {v:g}' for b, (v, _) in found.items())}); "
+            "rs-change uses one offset for every band: set the scene's `offset:`"
+        )
+    return next(iter(found.values()))
+
+
+def _resolve_offset(ds: rasterio.io.DatasetReader, profile: BandProfile, path: str) -> BandProfile:
+    """``profile`` with the offset the file declares when the profile takes it from the file (and
+    none was given explicitly); logs which offset is used and why."""
+    if profile.scale is None:
+        return profile
+    if profile.offset_given:
+        log.info("%s: reflectance offset %g, set explicitly (the scene's `offset:`)", path, profile.offset)
+        return profile
+    if not profile.offset_from_file:
+        log.info("%s: reflectance offset %g, the '%s' profile's", path, profile.offset, profile.name)
+        return profile
+    got = declared_offset(ds, sorted(set(int(b) for b in profile.bands.values())), float(profile.scale))
+    if got is None:
+        log.info("%s: reflectance offset %g: the file declares none (no GDAL band offset, no %s tag); "
+                 "set the scene's `offset:` if the product needs one", path, profile.offset, " / ".join(OFFSET_TAGS))
+        return profile
+    value, why = got
+    log.info("%s: reflectance offset %g, declared by the file (%s)", path, value, why)
+    return replace(profile, offset=value)
 
 
 #: Resampling methods the translation-only fast path computes in numpy (others use a WarpedVRT).

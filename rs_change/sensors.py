@@ -8,10 +8,15 @@ thresholds to the scene instead of using fixed reflectance thresholds.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 
-from .errors import BandProfileError
+import numpy as np
+
+from .errors import BandProfileError, ConfigError
+
+log = logging.getLogger(__name__)
 
 ROLES = ("blue", "green", "red", "nir", "swir1", "swir2")
 
@@ -53,6 +58,12 @@ class BandProfile:
     #: nodata marks a collar, such as NAIP, where a real 0 in one band is dark water).  False
     #: (GDAL's per-band meaning): any band at nodata makes the pixel unobserved.
     nodata_all_bands: bool = False
+    #: True: the offset a file declares (a GDAL band offset, or a Sentinel-2 ``BOA_ADD_OFFSET`` /
+    #: ``RADIO_ADD_OFFSET`` tag) replaces ``offset`` when the file is opened
+    #: (:func:`rs_change.readers.open_geotiff`); an explicit offset turns this off.
+    offset_from_file: bool = False
+    #: True when ``offset`` was given explicitly (the config's or the API's ``offset``).
+    offset_given: bool = False
 
     @property
     def calibrated(self) -> bool:
@@ -60,8 +71,13 @@ class BandProfile:
         return self.scale is not None
 
     def with_overrides(self, **kw: object) -> "BandProfile":
-        """A copy with the given fields replaced (``None`` values are ignored)."""
-        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+        """A copy with the given fields replaced (``None`` values are ignored).  An ``offset``
+        given here is explicit: it wins over any offset the file declares."""
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if "offset" in kw:
+            kw.setdefault("offset_from_file", False)
+            kw.setdefault("offset_given", True)
+        return replace(self, **kw)
 
     def check_band_count(self, count: int, path: str) -> None:
         """Raise :class:`BandProfileError` when the file has fewer bands than the profile needs."""
@@ -106,14 +122,17 @@ PROFILES: dict[str, BandProfile] = {
         fill=0,
         valid_range=(7273, 43636),
     ),
-    # Sentinel-2 L2A stacked B02 B03 B04 B08 B11 B12 (processing baseline >= 04.00 has offset -0.1;
-    # override `offset: 0` for older products).
+    # Sentinel-2 L1C or L2A stacked B02 B03 B04 B08 B11 B12, reflectance x 10000.  Offset 0 unless
+    # the file declares one: products of processing baseline >= 04.00 add 1000 to every DN
+    # (BOA_ADD_OFFSET / RADIO_ADD_OFFSET = -1000, i.e. -0.1); exports that drop that tag need the
+    # scene's `offset: -0.1`.
     "sentinel2": BandProfile(
         "sentinel2",
         {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 6},
         scale=1e-4,
-        offset=-0.1,
+        offset=0.0,
         fill=0,
+        offset_from_file=True,
     ),
 }
 PROFILES["landsat"] = replace(PROFILES["landsat8"], name="landsat")
@@ -122,6 +141,81 @@ for _alias in ("mod09ga", "myd09ga", "mod09a1", "myd09a1"):
     PROFILES[_alias] = replace(PROFILES["modis"], name=_alias)
 for _alias in ("mod09q1", "myd09q1", "mod09gq", "myd09gq"):
     PROFILES[_alias] = replace(PROFILES["modis250"], name=_alias)
+
+
+#: Bands whose per-pixel median is tested by :func:`check_reflectance` (all bands when none is there).
+CHECK_ROLES = ("blue", "green", "red", "nir")
+#: :func:`check_reflectance` refuses a scene when more than this fraction of observed pixels is off.
+CHECK_FRACTION = 0.5
+#: Pixels :func:`check_reflectance` looks at (an even subset of the observed ones).
+CHECK_PIXELS = 100_000
+
+
+def check_reflectance(
+    bands: Mapping[str, np.ndarray], valid: np.ndarray, profile: BandProfile, label: str
+) -> None:
+    """Refuse a scene whose scale/offset give impossible reflectance.
+
+    A pixel is off when the median of its visible and NIR bands (:data:`CHECK_ROLES`; every band
+    when the scene has none of them) is below 0 or above 1.  Real scenes have dark water below a
+    few percent and cloud or snow near 1 in places, but not in most pixels: when more than
+    :data:`CHECK_FRACTION` of the observed pixels are below 0 (or above 1) the scale or offset is
+    wrong (an offset of -0.1 on a Sentinel-2 L1C product, a missing ``scale``), and a run would
+    report nonsense.  Uncalibrated profiles (``scale=None``) and scenes without observed pixels
+    pass.  Pure.
+
+    Parameters
+    ----------
+    bands : mapping of role to array
+        Bands after scale and offset (all one shape).
+    valid : bool array
+        Observed pixels.
+    profile : BandProfile
+        The scene's profile (its ``scale`` and ``offset`` are named in the message).
+    label : str
+        The scene, for the message (its file).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the scene, the fraction, the scale and offset used, and the keys to set.
+
+    Examples
+    --------
+    >>> p = BandProfile("s2", {"green": 1, "nir": 2}, scale=1e-4, offset=-0.1)
+    >>> b = {"green": np.full(4, 0.02, np.float32), "nir": np.full(4, -0.05, np.float32)}
+    >>> check_reflectance(b, np.ones(4, bool), p, "s2.tif")
+    Traceback (most recent call last):
+    ...
+    rs_change.errors.ConfigError: scene s2.tif: 100% of observed pixels have reflectance < 0 after scale 0.0001 and offset -0.1; set the scene's `offset:` (0 for Sentinel-2 L1C and L2A before baseline 04.00) or `scale:`
+    """
+    if profile.scale is None or not bands:
+        return
+    idx = np.flatnonzero(np.asarray(valid).ravel())
+    if len(idx) == 0:
+        return
+    if len(idx) > CHECK_PIXELS:
+        idx = idx[:: -(-len(idx) // CHECK_PIXELS)]
+    roles = [r for r in CHECK_ROLES if r in bands] or list(bands)
+    vals = np.stack([np.asarray(bands[r]).ravel()[idx] for r in roles]).astype(np.float32, copy=False)
+    med = np.median(vals, axis=0)
+    ok = np.isfinite(med)
+    n = int(ok.sum())
+    if n == 0:
+        return
+    low, high = float((med[ok] < 0).sum()) / n, float((med[ok] > 1).sum()) / n
+    how = f"after scale {profile.scale:g} and offset {profile.offset:g}"
+    if low > CHECK_FRACTION:
+        raise ConfigError(
+            f"scene {label}: {100 * low:.0f}% of observed pixels have reflectance < 0 {how}; set the scene's "
+            "`offset:` (0 for Sentinel-2 L1C and L2A before baseline 04.00) or `scale:`"
+        )
+    if high > CHECK_FRACTION:
+        raise ConfigError(
+            f"scene {label}: {100 * high:.0f}% of observed pixels have reflectance > 1 {how}; set the scene's "
+            "`scale:` (e.g. 0.0001 for reflectance x 10000) or `offset:`, or give `bands:` without `sensor:` "
+            "for uncalibrated digital numbers"
+        )
 
 
 def get_profile(name: str) -> BandProfile:
