@@ -307,8 +307,9 @@ WIDE static void observed_row(const uint8_t **bands, Py_ssize_t nr, Py_ssize_t o
  *             fine_c, k_fine, fine_metric, fine_tab, id_tab, mode, water, clusters)
  * The observed mask (per-band tables okv (nr, 256) and, with nd_all, not every band == nd),
  * written back to `valid`; cluster ids of the date's k-means (when wanted, or mode 2); water:
- * mode 0 the rule table, 1 the rule and the fine clusters of the pixels that pass it
- * (fine_tab[id]), 2 the cluster ids (id_tab[id]). Outputs are left alone where not observed
+ * mode 0 the rule table's level >= 2, 1 the rule table's level (0, 1, 2) of each pixel against
+ * the level its fine cluster needs (level >= fine_tab[id]; pixels of level 0 are land and their
+ * fine cluster is not computed), 2 the cluster ids (id_tab[id]). Outputs are left alone where not observed
  * (the caller fills them with 255).
  * ------------------------------------------------------------------------------------------- */
 static PyObject *classify_u8(PyObject *self, PyObject *args) {
@@ -364,8 +365,9 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
     int32_t *cols = malloc(sizeof(int32_t) * (size_t)w);
     uint8_t *obs = malloc((size_t)w);
     uint8_t *some = malloc((size_t)w);
-    if (!X || !d || !best || !lab || !cols || !obs || !some) {
-        free(X), free(d), free(best), free(lab), free(cols), free(obs), free(some);
+    uint8_t *lvl = malloc((size_t)w);
+    if (!X || !d || !best || !lab || !cols || !obs || !some || !lvl) {
+        free(X), free(d), free(best), free(lab), free(cols), free(obs), free(some), free(lvl);
         release_all(&b);
         return PyErr_NoMemory();
     }
@@ -381,16 +383,17 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
             Py_ssize_t p = 0;
             for (Py_ssize_t c = 0; c < w; c++) {
                 uint8_t o = obs[c];
-                uint8_t pass = rule[((int32_t)ba[c] << 8) | bb[c]] & o;
+                uint8_t lv = rule[((int32_t)ba[c] << 8) | bb[c]] * o;
                 vr[c] = o;
-                wr[c] = o ? pass : wr[c];
+                wr[c] = o ? (uint8_t)(lv >= 2) : wr[c];
                 cols[p] = (int32_t)c;
-                p += pass;
+                lvl[p] = lv;
+                p += lv != 0;
             }
             if (mode == 1 && p > 0) {
                 features(bands, r, w, cols, p, vals, nf, vr0, vr1, X);
                 nearest(X, w, p, fine_c, k_fine, nf, fine_metric, d, best, lab);
-                for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = ftab[lab[m]];
+                for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = lvl[m] >= ftab[lab[m]];
             }
             continue;
         }
@@ -414,21 +417,22 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
         const uint8_t *ba = bands[ia] + r * w;
         const uint8_t *bb = bands[ib] + r * w;
         Py_ssize_t p = 0;
-        for (Py_ssize_t m = 0; m < n; m++) { /* the rule; the pixels that pass it move to the front */
+        for (Py_ssize_t m = 0; m < n; m++) { /* the levels; the pixels of level 1 or 2 move to the front */
             int32_t c = cols[m];
-            uint8_t pass = rule[((int32_t)ba[c] << 8) | bb[c]] != 0;
-            wr[c] = pass;
+            uint8_t lv = rule[((int32_t)ba[c] << 8) | bb[c]];
+            wr[c] = lv >= 2;
             cols[p] = c;
-            p += pass;
+            lvl[p] = lv;
+            p += lv != 0;
         }
         if (mode == 1 && p > 0) {
             features(bands, r, w, cols, p, vals, nf, vr0, vr1, X);
             nearest(X, w, p, fine_c, k_fine, nf, fine_metric, d, best, lab);
-            for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = ftab[lab[m]];
+            for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = lvl[m] >= ftab[lab[m]];
         }
     }
     Py_END_ALLOW_THREADS
-    free(X), free(d), free(best), free(lab), free(cols), free(obs), free(some);
+    free(X), free(d), free(best), free(lab), free(cols), free(obs), free(some), free(lvl);
     release_all(&b);
     Py_RETURN_NONE;
 }

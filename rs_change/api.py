@@ -449,8 +449,8 @@ def fit_model(
     >>> m = fit_model(img, k=2, sensor="naip")
     >>> m.names, m.water_ids, [d.pixels for d in m.decisions]
     (['blue', 'green', 'red', 'nir', 'ndwi'], [0], [16, 48])
-    >>> m.rule.index, m.rule.t_index  # the per-pixel water rule: NDWI > 0.1 (and NIR, contrast limits)
-    ('ndwi', 0.1)
+    >>> m.rule.index, round(m.rule.land_dark)  # the land's median NIR: water groups are below half of it
+    ('ndwi', 180)
     """
     inp = _as_input(data, **kw)
     names = default_features(list(inp.profile.bands))

@@ -142,7 +142,7 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
         Updated in place (only when a result is returned).
     ct : rs_change.lut.ClusterTables or None
         :func:`rs_change.lut.model_tables` of the date.
-    rule_table : (role a, role b, bool table of 65,536) or None
+    rule_table : (role a, role b, uint8 table of 65,536 pixel levels) or None
         :func:`rs_change.water.rule_table`.
     clusters : bool
         Also the cluster ids (255 unobserved).
@@ -181,7 +181,7 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
             fine = _centres(lab.fine)
             if fine is None or fine[0].shape[1] != nf:
                 return None
-            (fine_c, fine_metric), fine_tab, mode = fine, id_table(lab.fine_water), 1
+            (fine_c, fine_metric), fine_tab, mode = fine, lab.need(), 1
     else:
         id_tab, mode = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water_ids), 2
     vals = np.zeros((nf, 65536), np.float32)

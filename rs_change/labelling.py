@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -56,20 +56,28 @@ K_FINE = 10
 #: is then assigned): 10 groups need far fewer rows than the 200,000-pixel sample, and this is
 #: the most expensive step of a run on small scenes.
 FINE_SAMPLE = 50_000
-#: Index threshold bounds for uncalibrated scenes (Otsu is clipped into this range).
-INDEX_RANGE = (0.1, 0.4)
-#: A water pixel is darker than this fraction of the land's median in the "dark" band.
+#: Restarts of the fine clusters, each on FINE_RESTART_SIZE rows, the best then iterated on all
+#: FINE_SAMPLE rows: with 3 restarts the NAIP 2009 water area moved 2% between seeds, with 20 0.3%
+FINE_N_INIT = 20
+FINE_RESTART_SIZE = 10_000
+#: Water absorbs near and short-wave infrared: a water pixel or group is darker than this fraction
+#: of the land's median in the dark band (and, with SWIR1, in NIR too).  In a linear mixture of
+#: water and land, 0.5 is the pixel that is half water.
 DARK_FRACTION = 0.5
-#: Absolute caps on the dark band for reflectance (calibrated) scenes.
+#: Absolute caps on the dark bands for reflectance (calibrated) scenes: clear, turbid and shallow
+#: water stay below them; snow, cloud and vegetation do not.
 DARK_CAP = {"swir1": 0.12, "nir": 0.15}
-#: Ashman's D below this: the index histogram is not bimodal, Otsu is not trusted.
-MIN_BIMODALITY = 2.0
 #: Minimum contrast of a water (fine) cluster: its median green - dark band must exceed this fraction
 #: of the land's median dark band.  A normalised index is noise when both bands are dark (a shadow at
 #: DN 25 with noise +-3 has NDWI +-0.15, and k-means can split off its high-NDWI tail); water keeps
 #: a green - NIR/SWIR gap in absolute units.  Measured on real water (median of the water pixels /
 #: land median): 0.09 (Aral 2023, dark deep water, MODIS stretched to 8 bits) to 0.6 (Pucallpa river).
 CONTRAST_FRACTION = 0.05
+#: A single pixel's own water evidence needs this many times a group's contrast: a pixel carries
+#: its noise (3 DN per band on a 33-DN shadow gives 2% of its pixels a group's gap), a median not.
+PIXEL_CONTRAST = 2.0
+#: Share of the scene that must be clearly land (index <= 0) for the land's medians to be measured.
+MIN_LAND = 0.05
 
 
 def otsu_threshold(v: np.ndarray, bins: int = 256) -> float:
@@ -99,8 +107,22 @@ def ashman_d(v: np.ndarray, t: float) -> float:
 
 @dataclass
 class WaterRule:
-    """The per-pixel water test (physical units): ``index > t_index`` and ``dark < t_dark``; and the
-    cluster contrast: a group of pixels is water only if its median ``green - dark > t_contrast``.
+    """The water tests of one scene, in physical units.
+
+    Per pixel (:meth:`passes`): the pixel is at least half water by linear unmixing between the
+    land's medians (``t_index`` on the index, ``land_dark`` on the dark band) and the water groups'
+    medians (``water_index``, ``water_dark``), the two fractions averaged::
+
+        0.5 * (index - t_index) / (water_index - t_index) + 0.5 * (land_dark - dark) / (land_dark - water_dark) >= 0.5
+
+    A dark pixel with a small green - dark gap (dark or turbid water) passes on its darkness; a
+    bright pixel with a water-like index does not pass on its index alone.  This test only refines
+    the pixels of water groups; it never makes a pixel water by itself.  Before the water groups
+    are known (``water_index`` nan) it is ``index > t_index and dark < t_dark``.
+
+    Per group of pixels (:meth:`group_is_water`): the group's medians have ``index > 0`` (brighter
+    in green than in the dark band), ``dark < t_dark``, ``nir < t_nir`` (water absorbs NIR as well as
+    SWIR1), and ``green - dark > t_contrast`` in absolute units.
 
     ``index`` is MNDWI when SWIR1 exists, else NDWI; ``dark`` is SWIR1 when it exists, else NIR.
     The contrast ``green - dark`` is computed from the index and the dark band alone
@@ -113,6 +135,22 @@ class WaterRule:
     t_dark: float
     why: str
     t_contrast: float = 0.0
+    t_nir: float = float("inf")
+    land_dark: float = float("nan")
+    water_index: float = float("nan")
+    water_dark: float = float("nan")
+
+    def with_water(self, X: np.ndarray, names: Sequence[str]) -> "WaterRule":
+        """This rule with the water medians of ``X`` (the water groups' pixels), so that :meth:`passes`
+        unmixes; unchanged when ``X`` is empty or its medians are not more water-like than the land's."""
+        names = list(names)
+        if len(X) == 0 or not np.isfinite(self.land_dark):
+            return self
+        wi = float(np.median(X[:, names.index(self.index)]))
+        wd = float(np.median(X[:, names.index(self.dark)]))
+        if not (wi > self.t_index and wd < self.land_dark):
+            return self
+        return replace(self, water_index=wi, water_dark=wd)
 
     def passes(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """Boolean (n,) of the rows of ``X`` (physical units, shape (n, n_features)) that pass."""
@@ -120,8 +158,32 @@ class WaterRule:
         return self.test(X[:, names.index(self.index)], X[:, names.index(self.dark)])
 
     def test(self, index: np.ndarray, dark: np.ndarray) -> np.ndarray:
-        """The test itself on the index and dark-band values (any shape, both the same): boolean."""
-        return (index > self.t_index) & (dark < self.t_dark)
+        """Pixels with no evidence of land of their own (``level >= 1``): boolean, the shape of the inputs."""
+        return self.level(index, dark) >= 1
+
+    def level(self, index: np.ndarray, dark: np.ndarray) -> np.ndarray:
+        """Each pixel's own evidence (uint8, the shape of the inputs, both the same shape).
+
+        0: evidence of land (less than half water by unmixing, see the class); 1: at least half
+        water by unmixing; 2: at least half water on the index and on the dark band each, and
+        brighter in green than in the dark band (index > 0) by more than ``PIXEL_CONTRAST x
+        t_contrast`` in absolute units: water's own signature, above a single pixel's noise.  Before the water groups are
+        known (``water_index`` nan), 2 where ``index > t_index and dark < t_dark``, else 0.
+        """
+        index = np.asarray(index)
+        dark = np.asarray(dark)
+        if not np.isfinite(self.water_index):
+            return ((index > self.t_index) & (dark < self.t_dark)).astype(np.uint8) * np.uint8(2)
+        fi = (index - self.t_index) * (1.0 / (self.water_index - self.t_index))
+        fd = (self.land_dark - dark) * (1.0 / (self.land_dark - self.water_dark))
+        lev = (fi + fd >= 1.0).astype(np.uint8)
+        lev += (fi >= 0.5) & (fd >= 0.5) & (index > 0) & (contrast(index, dark) > PIXEL_CONTRAST * self.t_contrast)
+        return lev
+
+    def levels(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """:meth:`level` of the rows of ``X`` (physical units, shape (n, n_features))."""
+        names = list(names)
+        return self.level(X[:, names.index(self.index)], X[:, names.index(self.dark)])
 
     def median_contrast(self, X: np.ndarray, names: Sequence[str]) -> float:
         """Median ``green - dark`` of the rows of ``X`` (physical units, shape (n, n_features)); nan if empty."""
@@ -130,18 +192,49 @@ class WaterRule:
             return float("nan")
         return float(np.median(contrast(X[:, names.index(self.index)], X[:, names.index(self.dark)])))
 
+    def group_kind(self, X: np.ndarray, names: Sequence[str]) -> tuple[str, dict[str, float]]:
+        """What a group of pixels (rows of ``X``, physical units) is by its medians, and the medians.
+
+        ``"water"``: dark in the dark band (and NIR), index > 0, and a green - dark gap above
+        ``t_contrast``; ``"dark"``: dark but without water's index or gap (shadow, wet or burnt
+        ground, mixed shore pixels: its pixels are water only on their own evidence);
+        ``"land"`` otherwise.
+        """
+        names = list(names)
+        if len(X) == 0:
+            return "land", {}
+        med = {self.index: float(np.median(X[:, names.index(self.index)])),
+               self.dark: float(np.median(X[:, names.index(self.dark)])),
+               "contrast": self.median_contrast(X, names)}
+        dark = med[self.dark] < self.t_dark
+        if np.isfinite(self.t_nir) and "nir" in names and self.dark != "nir":
+            med["nir"] = float(np.median(X[:, names.index("nir")]))
+            dark = dark and med["nir"] < self.t_nir
+        if not dark:
+            return "land", med
+        return ("water" if med[self.index] > 0 and med["contrast"] > self.t_contrast else "dark"), med
+
+    def group_is_water(self, X: np.ndarray, names: Sequence[str]) -> tuple[bool, dict[str, float]]:
+        """Whether a group of pixels (rows of ``X``, physical units) is water (:meth:`group_kind`), and its medians."""
+        kind, med = self.group_kind(X, names)
+        return kind == "water", med
+
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "dark_band": self.dark, "t_index": round(float(self.t_index), 6),
                 "t_dark": None if not np.isfinite(self.t_dark) else round(float(self.t_dark), 6), "why": self.why,
-                "t_contrast": float(self.t_contrast)}
+                "t_contrast": float(self.t_contrast),
+                "t_nir": None if not np.isfinite(self.t_nir) else round(float(self.t_nir), 6),
+                **{k: (None if not np.isfinite(getattr(self, k)) else float(getattr(self, k)))
+                   for k in ("land_dark", "water_index", "water_dark")}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WaterRule":
-        """The rule from :meth:`to_dict` or :meth:`Labeller.to_dict`'s ``rule`` (``t_dark`` None = no limit)."""
-        t_dark = d.get("t_dark")
+        """The rule from :meth:`to_dict` or :meth:`Labeller.to_dict`'s ``rule`` (``t_dark``/``t_nir`` None = no limit)."""
+        t_dark, t_nir = d.get("t_dark"), d.get("t_nir")
         return cls(str(d["index"]), str(d.get("dark_band", d.get("dark"))), float(d["t_index"]),
                    float("inf") if t_dark is None else float(t_dark), str(d.get("why", "")),
-                   float(d.get("t_contrast", 0.0)))
+                   float(d.get("t_contrast", 0.0)), float("inf") if t_nir is None else float(t_nir),
+                   *(float("nan") if d.get(k) is None else float(d[k]) for k in ("land_dark", "water_index", "water_dark")))
 
 
 def contrast(index: np.ndarray, dark: np.ndarray) -> np.ndarray:
@@ -162,7 +255,19 @@ def contrast(index: np.ndarray, dark: np.ndarray) -> np.ndarray:
 
 
 def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> WaterRule:
-    """Scene-adapted thresholds of the per-pixel water test, from a sample of pixels.
+    """The scene's water tests (:class:`WaterRule`), measured on a sample of its pixels.
+
+    Every threshold is relative to the scene's own land (the pixels whose index is <= 0, when they
+    are at least 5% of the sample), so the same words hold for reflectance and for uncalibrated
+    digital numbers (NAIP, stretched 8-bit products):
+
+    * a group of pixels is water when its medians are brighter in green than in the dark band
+      (index > 0), darker than half the land's median in the dark band (and in NIR when the dark
+      band is SWIR1), and its green - dark gap exceeds 5% of the land's median dark band;
+    * a pixel of a water group stays water unless it is as land-like as the land's median on the
+      index, or brighter than half the land's median in the dark band.
+
+    Reflectance also caps the dark bands (SWIR1 0.12, NIR 0.15).
 
     Parameters
     ----------
@@ -171,8 +276,7 @@ def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> Wate
     names : sequence of str
         Feature names; needs ``ndwi`` (green + NIR) or ``mndwi`` (green + SWIR1).
     calibrated : bool
-        Reflectance (fixed index threshold 0, dark band capped at 0.12 SWIR1 / 0.15 NIR) or
-        digital numbers (index threshold by Otsu when the histogram is bimodal, clipped to 0.1..0.4).
+        Reflectance (the caps apply) or digital numbers.
 
     Returns
     -------
@@ -185,43 +289,34 @@ def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> Wate
     dark = "swir1" if "swir1" in names else "nir"
     W = X[:, names.index(index)].astype(np.float64)
     D = X[:, names.index(dark)].astype(np.float64)
+    land = W <= 0.0  # brighter in the dark band than in green: not open water
     why = []
-    if calibrated:
-        t_index = 0.0
-        why.append(f"{index.upper()} > 0 (reflectance)")
-    else:
-        t = otsu_threshold(W)
-        d = ashman_d(W, t)
-        low = W[W <= t]
-        if np.isfinite(t) and d >= MIN_BIMODALITY and len(low) and float(np.median(low)) > INDEX_RANGE[0]:
-            # both modes are water (an almost all-water scene: e.g. deep and turbid water): the split
-            # is not water/land, so the floor is the threshold
-            t_index = INDEX_RANGE[0]
-            why.append(f"{index.upper()} > {t_index:.3f} (bimodal D={d:.1f} but both modes are water-like: the "
-                       f"lower one has median {index.upper()} {float(np.median(low)):+.3f} > {INDEX_RANGE[0]})")
-        elif np.isfinite(t) and d >= MIN_BIMODALITY:
-            t_index = float(np.clip(t, *INDEX_RANGE))
-            why.append(f"{index.upper()} > {t_index:.3f} (Otsu {t:+.3f} on the scene, bimodal D={d:.1f}, clipped to "
-                       f"{INDEX_RANGE[0]}..{INDEX_RANGE[1]})")
-        else:
-            t_index = INDEX_RANGE[0]
-            why.append(f"{index.upper()} > {t_index:.3f} (index not bimodal, D={d:.1f}: default)")
-    land = W <= (0.0 if calibrated else INDEX_RANGE[0])  # clearly not water by the index
-    t_contrast = 0.0
-    if land.mean() >= 0.05:
+    t_index, t_dark, t_contrast, t_nir, land_dark = 0.0, float("inf"), 0.0, float("inf"), float("nan")
+    if land.mean() >= MIN_LAND:
+        t_index = float(np.median(W[land]))
         land_dark = float(np.median(D[land]))
         t_dark = DARK_FRACTION * land_dark
-        why.append(f"{dark.upper()} < {t_dark:.4g} ({DARK_FRACTION} x the land's median {land_dark:.4g})")
         t_contrast = CONTRAST_FRACTION * land_dark
-        why.append(f"water groups: median GREEN - {dark.upper()} > {t_contrast:.4g} ({CONTRAST_FRACTION} x the land's "
-                   f"median {dark.upper()}: dark shadows have a noisy index but no contrast)")
+        why.append(f"groups: median {index.upper()} > 0, {dark.upper()} < {t_dark:.4g} ({DARK_FRACTION} x the land's "
+                   f"median {land_dark:.4g}), GREEN - {dark.upper()} > {t_contrast:.4g} ({CONTRAST_FRACTION} x that median)")
+        if dark != "nir" and "nir" in names:
+            land_nir = float(np.median(X[land, names.index("nir")]))
+            t_nir = DARK_FRACTION * land_nir
+            why.append(f"NIR < {t_nir:.4g} ({DARK_FRACTION} x the land's median {land_nir:.4g})")
+        why.append(f"pixels of water groups: at least half water by unmixing {index.upper()} and {dark.upper()} "
+                   f"between the land's medians ({t_index:+.3f}, {land_dark:.4g}) and the water groups' medians")
     else:
-        t_dark = float("inf")
-        why.append(f"no {dark.upper()} limit: less than 5% of the scene is clearly land by the index")
-    if calibrated and dark in DARK_CAP and t_dark > DARK_CAP[dark]:
-        t_dark = DARK_CAP[dark]
-        why.append(f"{dark.upper()} capped at {t_dark} reflectance")
-    return WaterRule(index, dark, t_index, t_dark, "; ".join(why), t_contrast)
+        why.append(f"groups and pixels: {index.upper()} > 0; no {dark.upper()} limit: less than "
+                   f"{100 * MIN_LAND:.0f}% of the scene is clearly land by the index")
+    if calibrated:
+        for band, cap in DARK_CAP.items():
+            if band == dark and t_dark > cap:
+                t_dark = cap
+                why.append(f"{dark.upper()} capped at {cap} reflectance")
+            elif band == "nir" and dark != "nir" and "nir" in names and t_nir > cap:
+                t_nir = cap
+                why.append(f"NIR capped at {cap} reflectance")
+    return WaterRule(index, dark, t_index, t_dark, "; ".join(why), t_contrast, t_nir, land_dark)
 
 
 @dataclass
@@ -240,6 +335,16 @@ class Labeller:
     fine_water: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     manual: Optional[np.ndarray] = None
     fine_decisions: list[dict[str, Any]] = field(default_factory=list)
+    fine_dark: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def need(self) -> np.ndarray:
+        """uint8 (256,): the pixel level (:meth:`WaterRule.level`) a pixel of each fine cluster needs
+        to be water: 1 in water groups, 2 in dark groups, 3 (never) elsewhere."""
+        t = np.full(256, 3, np.uint8)
+        for ids, v in ((self.fine_dark, 2), (self.fine_water, 1)):
+            ids = np.asarray(ids, np.int64).reshape(-1)
+            t[ids[(ids >= 0) & (ids < 255)]] = v
+        return t
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data that :meth:`from_dict` turns back into the same labeller.
@@ -260,6 +365,7 @@ class Labeller:
             "rule": rule,
             "fine": fine,
             "fine_water": [int(i) for i in self.fine_water],
+            "fine_dark": [int(i) for i in self.fine_dark],
             "manual": None if self.manual is None else [int(i) for i in self.manual],
             "fine_clusters": [dict(d) for d in self.fine_decisions],
         }
@@ -279,6 +385,7 @@ class Labeller:
             np.asarray(d.get("fine_water", []), np.int64),
             None if d.get("manual") is None else np.asarray(d["manual"], np.int64),
             [dict(x) for x in d.get("fine_clusters", [])],
+            np.asarray(d.get("fine_dark", []), np.int64),
         )
 
 
@@ -293,7 +400,7 @@ def fit_labeller(
     method: str = "auto",
     water_ids: Optional[Sequence[int]] = None,
     seed: int = 0,
-    k_fine: int = K_FINE,
+    k_fine: Optional[int] = None,
     kmeans_kw: Optional[dict[str, Any]] = None,
 ) -> tuple[list[ClusterDecision], Labeller]:
     """Decide water for one date: decisions for the reported clusters and the per-pixel labeller.
@@ -332,37 +439,44 @@ def fit_labeller(
         dec = label_clusters(X, names, labels, k, calibrated=calibrated, method=method, water_ids=water_ids)
         return dec, Labeller(names, None, manual=np.array([d.id for d in dec if d.is_water], np.int64))
     rule = water_rule(X, names, calibrated=calibrated)
-    ok = rule.passes(X, names)
-    kf = max(k, k_fine)
+    kf = max(k, K_FINE if k_fine is None else k_fine)
     fine, flab = None, labels
-    if len(X) > kf and ok.any():
-        # restarts on all FINE_SAMPLE rows (restart_size=None): with 10 clusters the local optima are many
-        # and close, and the water mask is decided by these clusters, so it stays exactly as before the
-        # faster two-stage restarts (reported clusters only) were introduced
-        kw = {"restart_size": None, **(kmeans_kw or {})}
+    if len(X) > kf:
+        # with 10 clusters the local optima are many and close, and the groups' borders move the
+        # water mask: at least FINE_N_INIT restarts, compared on FINE_RESTART_SIZE rows
+        kw = dict(kmeans_kw or {})
+        kw["n_init"] = max(int(kw.get("n_init", 1)), FINE_N_INIT)
+        kw["restart_size"] = FINE_RESTART_SIZE
         fine = KMeans(n_clusters=kf, random_state=seed, sample_size=FINE_SAMPLE, **kw).fit(Xs)
         flab = fine.labels_
         nf = kf
     else:
         nf = k
     fdec = []
-    fwater = []
-    fc = describe_clusters(X, names, flab, nf)
+    fwater, fdark = [], []
     for c in range(nf):
         sel = flab == c
-        n = int(sel.sum())
-        frac = float(ok[sel].mean()) if n else 0.0
-        con = rule.median_contrast(X[sel], names)
-        isw = n > 0 and frac >= 0.5 and con > rule.t_contrast
-        if isw:
-            fwater.append(c)
-        cen = fc[c]
-        fdec.append({"id": c, "pixels": n, "is_water": bool(isw), "pass_fraction": round(frac, 4),
+        kind, med = rule.group_kind(X[sel], names)
+        (fwater if kind == "water" else fdark if kind == "dark" else []).append(c)
+        con = med.get("contrast", float("nan"))
+        fdec.append({"id": c, "pixels": int(sel.sum()), "kind": kind, "is_water": kind == "water",
                      "contrast": round(con, 4) if np.isfinite(con) else None,
-                     rule.index: round(cen[rule.index], 4), rule.dark: round(cen[rule.dark], 4)})
-    lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec)
+                     **{b: round(v, 4) for b, v in med.items() if b != "contrast"}})
+    if fine is not None:
+        fwater, fdark = _drop_tails(X, names, rule, fine.cluster_centers_, flab, fwater, fdark, fdec)
+    rule = rule.with_water(X[np.isin(flab, fwater)], names)
+    if not fwater:  # no water group: no water, and no pixel is water on its own evidence either
+        fwater, fdark = [], []
+    elif fine is not None:
+        fwater, fdark = _weigh_groups(flab, labels, k, fwater, fdark, fdec, rule.index, rule.t_contrast)
+    lev = rule.levels(X, names)
+    lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec, np.array(fdark, np.int64))
     # fine.labels_ is fine.predict(Xs), so this is water.decide_rows on the sample without predicting again
-    water = np.isin(flab, fwater) & ok
+    water = lev >= lab.need()[flab] if fine is not None else lev >= 2
+    for d in fdec:
+        sel = flab == d["id"]
+        d["water_fraction"] = round(float(water[sel].mean()), 4) if sel.any() else 0.0
+        d["own_evidence_fraction"] = round(float((lev[sel] >= 2).mean()), 4) if sel.any() else 0.0
     cents = describe_clusters(X, names, labels, k)
     counts = np.bincount(labels, minlength=k)
     out = []
@@ -372,26 +486,72 @@ def fit_labeller(
             out.append(ClusterDecision(c, 0, cents[c], False, "empty cluster"))
             continue
         wf = float(water[sel].mean())
-        pf = float(ok[sel].mean())
-        inside = sorted({int(i) for i in np.unique(flab[sel & water])}) if fine is not None else []
         isw = wf >= 0.5
         cen = cents[c]
-        why = (f"{100 * wf:.1f}% of its sampled pixels are water ({'>=' if isw else '<'} 50%); "
-               f"median {rule.index.upper()} {cen[rule.index]:+.3f} vs threshold {rule.t_index:.3f}, "
-               f"median {rule.dark.upper()} {cen[rule.dark]:.4g} vs limit {rule.t_dark:.4g}")
-        if inside:
-            why += f"; water from fine clusters {inside} of {nf}"
-        if wf == 0:
-            why += "; no water"
-        stats = {"water_fraction": wf, "rule_pass_fraction": pf, f"{rule.index}_median": cen[rule.index],
-                 f"{rule.dark}_median": cen[rule.dark], "t_index": rule.t_index,
-                 "t_dark": rule.t_dark if np.isfinite(rule.t_dark) else -1.0}
+        if fine is not None:
+            parts = [(int(i), float(water[sel & (flab == i)].sum()) / counts[c]) for i in np.unique(flab[sel & water])]
+            carried = ", ".join(f"{i} ({fdec[i]['kind']}, {100 * f:.1f}%)" for i, f in sorted(parts, key=lambda t: -t[1]))
+        else:
+            carried = ""
+        why = (f"{100 * wf:.1f}% of its sampled pixels are water, so the cluster is "
+               f"{'water' if isw else 'land'} on the cluster map ({'>=' if isw else '<'} 50%)")
+        why += f"; its water is in fine groups {carried}" if carried else "; none of its pixels is water"
+        stats = {"water_fraction": wf, f"{rule.index}_median": cen[rule.index], f"{rule.dark}_median": cen[rule.dark]}
         out.append(ClusterDecision(c, int(counts[c]), cen, bool(isw), why, stats))
     if not water.any():
-        log.info("no water: no fine cluster has a majority of pixels passing %s", rule.why)
+        log.info("no water: no group of pixels is water (%s)", rule.why)
         for d in out:
-            d.why = "no water in the scene: no group of pixels passes the water test (" + rule.why + "); " + d.why
+            d.why = "no water in the scene: no group of pixels is water (" + rule.why + "); " + d.why
     return out, lab
+
+
+def _drop_tails(X: np.ndarray, names: Sequence[str], rule: WaterRule, centres: np.ndarray, flab: np.ndarray,
+                fwater: list[int], fdark: list[int], fdec: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
+    """Water groups that are only the high-index edge of a dark non-water population become dark.
+
+    k-means can split the noisy tail of dark roofs or shadows (index around 0) into a group of its
+    own whose medians pass the water test.  Such a group's nearest group is that dark population,
+    and the two together are not water; a real water group's nearest group is water, land, or a
+    dark group that does not outweigh it.
+    """
+    centres = np.asarray(centres, np.float64)
+    water, dark = list(fwater), list(fdark)
+    for g in fwater:
+        d = np.sqrt(((centres - centres[g]) ** 2).sum(axis=1))
+        d[g] = np.inf
+        h = int(np.argmin(d))
+        if h not in fdark:
+            continue
+        kind, _ = rule.group_kind(X[(flab == g) | (flab == h)], names)
+        if kind != "water":
+            water.remove(g)
+            dark.append(g)
+            fdec[g].update(kind="dark", is_water=False, tail_of=h)
+    return water, sorted(dark)
+
+
+def _weigh_groups(flab: np.ndarray, labels: np.ndarray, k: int, fwater: list[int], fdark: list[int],
+                  fdec: list[dict[str, Any]], index: str, t_contrast: float) -> tuple[list[int], list[int]]:
+    """Which fine groups' pixels are water unless they show land (need 1), and which only on
+    their own water evidence (need 2): the reported clusters weigh in.
+
+    Water groups need 1.  A reported (user's k) cluster is water when most of its sampled pixels
+    are in water groups; a dark group with water's sign (index > 0, half the groups' green - dark
+    gap) that lies mostly in such a cluster is carried by it: its pixels are water unless they are
+    land-like themselves (a dark lake with a small green - NIR gap in the lakes' cluster).  Other
+    dark groups need each pixel's own evidence.
+    """
+    in_water = np.isin(flab, fwater)
+    strong = np.array([in_water[labels == c].mean() >= 0.5 if (labels == c).any() else False for c in range(k)])
+    need1, need2 = list(fwater), []
+    for g in fdark:
+        sel = flab == g
+        home = int(np.argmax(np.bincount(labels[sel], minlength=k)))
+        d = fdec[g]
+        carried = bool(strong[home] and d[index] > 0 and (d["contrast"] or 0.0) > 0.5 * t_contrast)
+        (need1 if carried else need2).append(g)
+        d["carried_by_cluster"] = home if carried else None
+    return sorted(need1), need2
 
 
 def label_clusters(
@@ -456,19 +616,17 @@ def label_clusters(
         ]
 
     rule = water_rule(X, names, calibrated=calibrated)
-    ok = rule.passes(X, names)
     out = []
     for c in range(k):
         cen = cents[c]
         if counts[c] == 0:
             out.append(ClusterDecision(c, 0, cen, False, "empty cluster"))
             continue
-        frac = float(ok[labels == c].mean())
-        water = frac >= 0.5
-        why = (f"{100 * frac:.1f}% of its sampled pixels pass the water test ({'>=' if water else '<'} 50%): "
+        water, med = rule.group_is_water(X[labels == c], names)
+        why = (f"{'water' if water else 'not water'} by its medians ({', '.join(f'{b} {v:.4g}' for b, v in med.items())}): "
                f"{rule.why}")
-        stats = {"rule_pass_fraction": frac, f"{rule.index}_median": cen[rule.index], f"{rule.dark}_median": cen[rule.dark],
-                 "t_index": rule.t_index, "t_dark": rule.t_dark if np.isfinite(rule.t_dark) else -1.0}
+        stats = {f"{b}_median": v for b, v in med.items()}
+        stats.update({"t_index": rule.t_index, "t_dark": rule.t_dark if np.isfinite(rule.t_dark) else -1.0})
         out.append(ClusterDecision(c, int(counts[c]), cen, bool(water), why, stats))
     if not any(d.is_water for d in out):
         log.info("no cluster looks like water")

@@ -429,7 +429,7 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
     valid : bool ndarray (h, w)
         Pixels inside the files and the area of interest; updated in place with
         :func:`~rs_change.readers.observed_mask` (only when a result is returned).
-    rule_table : (role a, role b, bool table of 65,536) or None
+    rule_table : (role a, role b, uint8 table of 65,536 pixel levels) or None
         :func:`rs_change.water.rule_table` of the date.
 
     Returns
@@ -454,7 +454,7 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
         if getattr(fine, "n_jobs", 1) != 1:  # blocks already run in parallel (water._single_thread)
             fine = copy.copy(fine)
             fine.n_jobs = 1
-        fine_water = id_table(lab.fine_water)
+        need = lab.need()
     else:
         id_water = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water_ids)
     prof, nd = dm.source.profile, dm.source.nodata
@@ -485,15 +485,17 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
             key = kidx.get((ra, rb))
             if key is None:
                 key = _index(flat, (ra, rb))
-            ok = np.take(table, key, mode="clip")
-            ok &= vflat
-            wd = ok.view(np.uint8).copy()
-            if fine is not None:
-                sel = np.flatnonzero(ok)
+            lev = np.take(table, key, mode="clip")
+            lev *= vflat
+            if fine is None:
+                wd = (lev >= 2).view(np.uint8)
+            else:
+                wd = np.zeros(len(lev), np.uint8)
+                sel = np.flatnonzero(lev)
                 if len(sel):
                     picked = {r: v[sel] for r, v in flat.items()}
                     fl = fine.predict(feature_rows(ct, {deps: _index(picked, deps) for deps in roles}, len(sel)))
-                    wd[sel] = fine_water[fl]
+                    wd[sel] = lev[sel] >= need[fl]
         else:
             wd = id_water[labels]
         if every:

@@ -14,8 +14,12 @@ also needs ``source`` (the scene's band profile and nodata, to convert raw value
 The rule of a labeller:
 
 * ``labeller.manual`` (hand-named cluster ids): the pixels of those reported clusters;
-* ``labeller.rule`` with fine clusters: a pixel is water when it passes the rule (it has no
-  evidence of land of its own) and the fine cluster it falls in is water;
+* ``labeller.rule`` with fine clusters: each pixel has a level of its own evidence
+  (:meth:`~rs_change.labelling.WaterRule.level`: 0 land-like, 1 at least half water by unmixing,
+  2 that and water's own index and green - dark gap), and each fine cluster needs a level
+  (:meth:`~rs_change.labelling.Labeller.need`: 1 in water groups, 2 in dark groups, never
+  elsewhere); a pixel is water when its level reaches its fine cluster's need.  Without fine
+  clusters a pixel is water at level 2;
 * no labeller (a model built by hand): the pixels of ``water_ids``.
 """
 
@@ -30,7 +34,7 @@ from . import kernels
 from .clustering import apply_scaler
 from .features import feature_matrix, spectral_index
 from .lut import _index as lut_index
-from .lut import classify_tables, feature_rows, id_table, model_tables
+from .lut import classify_tables, feature_rows, model_tables
 from .readers import observed_mask, raw_to_bands
 
 #: Water mask values: 1 water, 0 land, 255 unobserved.
@@ -76,13 +80,14 @@ def decide_rows(model: Any, X: np.ndarray, Xs: Optional[np.ndarray] = None, labe
             labels = _single_thread(model.kmeans).predict(_scaled(model, X, Xs))
         return np.isin(labels, _ids(model))
     lab = model.labeller
-    ok = lab.rule.passes(X, model.names)
-    if lab.fine is None or not ok.any():
-        return ok
-    idx = np.flatnonzero(ok)
-    Xs = _scaled(model, X, Xs)
+    lev = lab.rule.levels(X, model.names)
+    if lab.fine is None:
+        return lev >= 2
+    idx = np.flatnonzero(lev)
     out = np.zeros(len(X), bool)
-    out[idx] = np.isin(_single_thread(lab.fine).predict(Xs[idx]), lab.fine_water)
+    if len(idx):
+        Xs = _scaled(model, X, Xs)
+        out[idx] = lev[idx] >= lab.need()[_single_thread(lab.fine).predict(Xs[idx])]
     return out
 
 
@@ -148,8 +153,8 @@ def classify_raw(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, cluste
 
 def rule_table(dm: Any, raws: dict[str, np.ndarray]) -> Optional[tuple[str, str, np.ndarray]]:
     """(role a, role b, table) when water is decided per pixel and its rule reads two 8-bit bands:
-    ``table[a << 8 | b]`` is the rule's verdict for every pair of raw values, computed with the
-    same functions as on a block (so the same verdicts); None otherwise."""
+    ``table[a << 8 | b]`` (uint8) is the pixel level of every pair of raw values, computed with the
+    same functions as on a block (so the same levels); None otherwise."""
     if not per_pixel(dm):
         return None
     rule = dm.labeller.rule
@@ -164,7 +169,7 @@ def rule_table(dm: Any, raws: dict[str, np.ndarray]) -> Optional[tuple[str, str,
         a, b = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
         grid = {needs[0]: a.reshape(-1), needs[1]: b.reshape(-1)}
         bands, _ = raw_to_bands(grid, dm.source.profile, None)
-        table = _rule_mask(rule, bands, np.ones(256 * 256, bool))
+        table = _rule_levels(rule, bands, np.ones(256 * 256, bool))
         if len(_TABLES) >= 64:  # a long-lived process running many runs: keep the cache small
             _TABLES.clear()
         _TABLES[key] = table
@@ -176,9 +181,9 @@ _TABLES: dict[Any, np.ndarray] = {}
 
 def _water_from_table(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray,
                       lut: tuple[str, str, np.ndarray]) -> np.ndarray:
-    """The water mask of a block whose per-pixel rule is a table of two 8-bit bands
-    (:func:`rule_table`); the bands are converted to physical units for the pixels that pass the
-    rule only (their fine clusters).  ``valid`` is updated in place with the observed mask."""
+    """The water mask of a block whose pixel levels are a table of two 8-bit bands
+    (:func:`rule_table`); the bands are converted to physical units for the pixels of level 1 or 2
+    only (their fine clusters).  ``valid`` is updated in place with the observed mask."""
     ra, rb, table = lut
     lab = dm.labeller
     h, w = valid.shape
@@ -193,12 +198,12 @@ def _water_from_table(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray,
         key = sub[ra].astype(np.uint16)
         key <<= 8
         key |= sub[rb]
-        ok = table[key]
-        ok &= vs
+        lev = table[key]
+        lev *= vs
         if lab.fine is None:
-            water[s:e] = ok
-        elif ok.any():
-            idx_parts.append(np.flatnonzero(ok) + s * w)
+            water[s:e] = lev >= 2
+        elif lev.any():
+            idx_parts.append(np.flatnonzero(lev) + s * w)
     if idx_parts:
         idx = np.concatenate(idx_parts)
         picked = {k: v.reshape(-1)[idx] for k, v in raws.items()}
@@ -209,8 +214,8 @@ def _water_from_table(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray,
             bands, _ = raw_to_bands(picked, prof, nd)
             X = apply_scaler(feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F"), dm.offset, dm.scale)
         fl = _single_thread(lab.fine).predict(X)
-        water.reshape(-1)[idx] = (id_table(lab.fine_water)[fl] if int(lab.fine.n_clusters) < 255  # np.isin as a look-up
-                                  else np.isin(fl, lab.fine_water).astype(np.uint8))
+        key = (raws[ra].reshape(-1)[idx].astype(np.uint16) << 8) | raws[rb].reshape(-1)[idx]
+        water.reshape(-1)[idx] = table[key] >= lab.need()[fl]
     np.copyto(water, NODATA, where=~valid)
     return water
 
@@ -232,6 +237,7 @@ def _classify_strips(
     km = _single_thread(model.kmeans)
     flat_water = water.reshape(-1)
     ok_rows: list[np.ndarray] = []
+    ok_lev: list[np.ndarray] = []
     ok_idx: list[np.ndarray] = []
     for s in range(0, h, STRIP_ROWS):
         e = min(s + STRIP_ROWS, h)
@@ -250,25 +256,29 @@ def _classify_strips(
             labels = km.predict(X)
             if lab_out is not None:
                 lab_out[s:e][vs] = labels.astype(np.uint8)
-            if pp:  # the rule on the feature columns already computed, as decide_rows does
-                okv = lab.rule.passes(Xp, model.names)
+            if pp:  # the levels on the feature columns already computed, as decide_rows does
+                lv = lab.rule.levels(Xp, model.names)
                 if lab.fine is None:
-                    wv[vs] = okv.astype(np.uint8)
-                elif okv.any():
+                    wv[vs] = lv >= 2
+                elif lv.any():
+                    okv = lv != 0
                     ok_rows.append(X[okv])
+                    ok_lev.append(lv[okv])
                     ok_idx.append(np.flatnonzero(vs)[okv] + s * w)
         elif pp:
-            ok = _rule_mask(lab.rule, bands, vs)
+            lv = _rule_levels(lab.rule, bands, vs)
             if lab.fine is None:
-                wv[ok] = 1
-            elif ok.any():
+                wv[lv >= 2] = 1
+            elif lv.any():
+                ok = lv != 0
                 ok_rows.append(apply_scaler(feature_matrix(bands, ok, model.names, order="F"), model.offset, model.scale))
+                ok_lev.append(lv[ok])
                 ok_idx.append(np.flatnonzero(ok) + s * w)
         if not pp:
             wv[vs] = np.isin(labels, _ids(model)).astype(np.uint8)
     if ok_rows:
         fl = _single_thread(lab.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))
-        flat_water[np.concatenate(ok_idx)] = np.isin(fl, lab.fine_water).astype(np.uint8)
+        flat_water[np.concatenate(ok_idx)] = np.concatenate(ok_lev) >= lab.need()[fl]
     return lab_out, water
 
 
@@ -282,13 +292,13 @@ def _single_thread(km: Any) -> Any:
     return one
 
 
-def _rule_mask(rule: Any, bands: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
-    """Pixels of a block that are observed and pass a :class:`~rs_change.labelling.WaterRule`: the
-    same values as ``rule.passes`` on the feature matrix (the same float32 index), computed on
-    the block's arrays without building the matrix."""
+def _rule_levels(rule: Any, bands: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
+    """Pixel levels (uint8) of a block under a :class:`~rs_change.labelling.WaterRule`, 0 where not
+    ``valid``: the same values as ``rule.levels`` on the feature matrix (the same float32 index),
+    computed on the block's arrays without building the matrix."""
     def feat(name: str) -> np.ndarray:
         return bands[name] if name in bands else spectral_index(bands, name)
 
-    ok = rule.test(feat(rule.index), feat(rule.dark))
-    ok &= valid
-    return ok
+    lev = rule.level(feat(rule.index), feat(rule.dark))
+    lev *= valid
+    return lev

@@ -193,6 +193,6 @@ def test_rule_table_is_cached_by_content_for_pickled_models(synthetic: Path) -> 
     assert got is not None and got[:2] == ("green", "nir")
     assert _rule_table(pickle.loads(pickle.dumps(dm)), raws)[2] is got[2]
     other = pickle.loads(pickle.dumps(dm))
-    other.labeller.rule = dataclasses.replace(other.labeller.rule, t_dark=other.labeller.rule.t_dark * 0.5)
+    other.labeller.rule = dataclasses.replace(other.labeller.rule, land_dark=other.labeller.rule.land_dark * 0.7)
     table = _rule_table(other, raws)[2]
     assert table is not got[2] and table.sum() < got[2].sum()

@@ -100,7 +100,7 @@ def test_labeller_round_trip_is_exact(tmp_path: Path) -> None:
     back = WaterModel.load(p)
     assert back.rule == m.rule  # every field of the rule (dataclass equality)
     # tripwire: a new Labeller field must also be saved by Labeller.to_dict / read by from_dict
-    assert [f.name for f in dataclasses.fields(back.labeller)] == ["names", "rule", "fine", "fine_water", "manual", "fine_decisions"]
+    assert [f.name for f in dataclasses.fields(back.labeller)] == ["names", "rule", "fine", "fine_water", "manual", "fine_decisions", "fine_dark"]
     assert back.labeller.to_dict() == m.labeller.to_dict()
     np.testing.assert_array_equal(back.labeller.fine.cluster_centers_, m.labeller.fine.cluster_centers_)
     np.testing.assert_array_equal(back.labeller.fine_water, m.labeller.fine_water)
@@ -190,7 +190,7 @@ def test_run_fit_on_and_saved_model(tmp_path: Path, make_tif) -> None:
     m2 = json.loads((out / "model_2020-08-31.json").read_text())
     assert m1["fitted_on"] == m2["fitted_on"] == "2009-08-18" and m1["kmeans"]["centers"] == m2["kmeans"]["centers"]
     # the whole model is shared: 2020 is labelled with 2009's rule thresholds and fine clusters
-    assert m1["labeller"] == m2["labeller"] and m1["labeller"]["rule"]["t_index"] > 0
+    assert m1["labeller"] == m2["labeller"] and m1["labeller"]["rule"]["water_index"] > 0
     wm09 = WaterModel.load(out / "model_2009-08-18.json")
     b = lake_scene(40, 40, (slice(5, 25), slice(5, 15)), seed=2)
     for d in s["dates"]:
