@@ -468,7 +468,7 @@ def fit_labeller(
     if not fwater:  # no water group: no water, and no pixel is water on its own evidence either
         fwater, fdark = [], []
     elif fine is not None:
-        fwater, fdark = _weigh_groups(flab, labels, k, fwater, fdark, fdec, rule.index, rule.t_contrast)
+        fwater, fdark = _weigh_groups(X, names, rule, flab, labels, k, fwater, fdark, fdec)
     lev = rule.levels(X, names)
     lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec, np.array(fdark, np.int64))
     # fine.labels_ is fine.predict(Xs), so this is water.decide_rows on the sample without predicting again
@@ -530,28 +530,34 @@ def _drop_tails(X: np.ndarray, names: Sequence[str], rule: WaterRule, centres: n
     return water, sorted(dark)
 
 
-def _weigh_groups(flab: np.ndarray, labels: np.ndarray, k: int, fwater: list[int], fdark: list[int],
-                  fdec: list[dict[str, Any]], index: str, t_contrast: float) -> tuple[list[int], list[int]]:
+def _weigh_groups(X: np.ndarray, names: Sequence[str], rule: WaterRule, flab: np.ndarray, labels: np.ndarray, k: int,
+                  fwater: list[int], fdark: list[int], fdec: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
     """Which fine groups' pixels are water unless they show land (need 1), and which only on
     their own water evidence (need 2): the reported clusters weigh in.
 
     Water groups need 1.  A reported (user's k) cluster is water when most of its sampled pixels
-    are in water groups; a dark group with water's sign (index > 0, half the groups' green - dark
-    gap) that lies mostly in such a cluster is carried by it: its pixels are water unless they are
-    land-like themselves (a dark lake with a small green - NIR gap in the lakes' cluster).  Other
-    dark groups need each pixel's own evidence.
+    are in water groups; the dark groups that lie mostly in such a cluster are carried by it when,
+    taken together, they have water's sign (median index > 0 and half the groups' green - dark
+    gap): their pixels are then water unless they are land-like themselves (dark lakes with a
+    small green - NIR gap in the lakes' cluster, however k-means splits them).  Other dark groups
+    need each pixel's own evidence.
     """
     in_water = np.isin(flab, fwater)
-    strong = np.array([in_water[labels == c].mean() >= 0.5 if (labels == c).any() else False for c in range(k)])
+    strong = [bool((labels == c).any() and in_water[labels == c].mean() >= 0.5) for c in range(k)]
+    homes = {g: int(np.argmax(np.bincount(labels[flab == g], minlength=k))) for g in fdark}
     need1, need2 = list(fwater), []
-    for g in fdark:
-        sel = flab == g
-        home = int(np.argmax(np.bincount(labels[sel], minlength=k)))
-        d = fdec[g]
-        carried = bool(strong[home] and d[index] > 0 and (d["contrast"] or 0.0) > 0.5 * t_contrast)
-        (need1 if carried else need2).append(g)
-        d["carried_by_cluster"] = home if carried else None
-    return sorted(need1), need2
+    for c in range(k):
+        groups = [g for g in fdark if homes[g] == c]
+        if not groups:
+            continue
+        carried = False
+        if strong[c]:
+            _, med = rule.group_kind(X[np.isin(flab, groups)], names)
+            carried = med[rule.index] > 0 and med["contrast"] > 0.5 * rule.t_contrast
+        (need1 if carried else need2).extend(groups)
+        for g in groups:
+            fdec[g]["carried_by_cluster"] = c if carried else None
+    return sorted(need1), sorted(need2)
 
 
 def label_clusters(

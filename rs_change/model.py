@@ -694,8 +694,17 @@ def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool) -> di
 
 
 def cluster_classes(decisions: Sequence[ClusterDecision]) -> dict[int, str]:
-    """Class names for the cluster map: ``cluster 0 (water)``, ``cluster 1``, ... and unobserved."""
-    out = {d.id: f"cluster {d.id}" + (" (water)" if d.is_water else "") for d in decisions}
+    """Class names for the cluster map: ``cluster 0 (water)``, ``cluster 1``, ... and unobserved;
+    with each cluster's share of water pixels when known (``cluster 1 (12% water)``), so the map
+    and the water mask tell one story."""
+    out = {}
+    for d in decisions:
+        wf = d.stats.get("water_fraction")
+        share = None if wf is None else f"{100 * float(wf):.0f}% water"
+        if d.is_water:
+            out[d.id] = f"cluster {d.id} (water" + (f", {share})" if share else ")")
+        else:
+            out[d.id] = f"cluster {d.id}" + (f" ({share})" if share and float(wf) > 0 else "")
     out[255] = "unobserved"
     return out
 
@@ -735,12 +744,16 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
         lab = model.labeller
         nf = 0 if lab.fine is None else len(lab.fine.cluster_centers_)
         rule = lab.rule
-        fine = (f"its fine cluster (of {nf}; water: {[int(i) for i in lab.fine_water]}) is water and " if nf else "")
+        if nf:
+            how = (f"its fine group (of {nf}) is water or carried by a water cluster ({[int(i) for i in lab.fine_water]}) and "
+                   f"the pixel is at least half water by unmixing {rule.index.upper()} and {rule.dark.upper()}, or its fine "
+                   f"group is dark ({[int(i) for i in lab.fine_dark]}) and the pixel shows water's own signature")
+        else:
+            how = "the pixel shows water's own signature"
         out: dict[str, Any] = {
             "WATER_DECISION": (
-                f"per pixel: a pixel is water when {fine}the pixel passes {rule.index.upper()} > {rule.t_index:.4g} and "
-                f"{rule.dark.upper()} < {rule.t_dark:.4g} (thresholds fitted on {fitted}: {rule.why}); WATER_CLUSTERS are the "
-                "clusters with at least 50% of their sampled pixels water, so the water mask is refined within clusters"
+                f"per pixel: a pixel is water when {how} (tests fitted on {fitted}: {rule.why}); WATER_CLUSTERS are the "
+                "clusters with at least 50% of their sampled pixels water, and each cluster's water_fraction says how much"
             ),
             "WATER_RULE": {**rule.to_dict(), "fitted_on": fitted},
         }

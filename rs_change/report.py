@@ -164,6 +164,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
     """
     from .change import CHANGE_CLASSES, CHANGE_COLORS, change_map
     from .export import WATER_CLASSES, WATER_COLORS
+    from .model import cluster_classes
     from .water import classify
 
     plt = _plt()
@@ -184,7 +185,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
         k = int(dm.model.n_clusters)
         ccol = {i: tuple(int(255 * v) for v in cmap(i % 10)) for i in range(k)}
         ccol[255] = (0, 0, 0, 0)
-        cnames = {i: f"cluster {i}{' (water)' if i in set(dm.water.tolist()) else ''}" for i in range(k)}
+        cnames = {i: n for i, n in cluster_classes(dm.decisions).items() if i != 255}  # with each one's share of water
         axes[1].imshow(_palette_image(clusters, ccol), interpolation="nearest")
         axes[1].set_title(f"clusters (k={k})")
         _legend(axes[1], cnames, ccol)

@@ -115,6 +115,93 @@ def test_dark_asphalt_roofs_and_terrain_shadow_in_a_bright_scene_are_land():
     assert mask[cls == "shallow"].mean() > 0.95  # shallow water: bright in the visible, NIR still low
 
 
+def test_dark_lakes_with_a_small_green_nir_gap_are_water_when_the_lakes_cluster_carries_them():
+    # the June NAIP case: some lakes are dark with green ~ NIR (NDWI ~0.09, below any Otsu split of
+    # the scene); the reported cluster that holds them is the lakes' cluster, so they stay water
+    dark_lake = [30, 38, 40, 32]
+    X, names, cls = scene({"veg": (VEG, 3000), "field": (FIELD, 2000), "lake": (WATER, 600), "dark_lake": (dark_lake, 400)})
+    dec, m, labels, _, lab = label(X, names)
+    assert m[cls == "lake"].mean() > 0.99
+    assert m[cls == "dark_lake"].mean() > 0.9
+    assert m[np.isin(cls, ["veg", "field"])].mean() < 0.001
+    # the cluster report tells the same story: the lakes' cluster is water, and says which groups carried it
+    water_cluster = int(np.bincount(labels[cls == "dark_lake"]).argmax())
+    assert dec[water_cluster].is_water and "carried" not in dec[water_cluster].why or "fine groups" in dec[water_cluster].why
+    assert any(d.get("carried_by_cluster") == water_cluster for d in lab.fine_decisions if d["kind"] == "dark")
+
+
+def test_the_same_dark_spectrum_alone_in_a_land_cluster_is_not_water():
+    # shadows with green ~ NIR and no lakes to carry them: dark, not water
+    X, names, cls = scene({"veg": (VEG, 3000), "field": (FIELD, 2000), "shadow": ([30, 36, 40, 33], 600)})
+    _, m, *_ = label(X, names)
+    assert m.mean() < 0.005
+
+
+def test_narrow_river_mixed_pixels_mostly_water_are_water():
+    # a river 2-3 pixels wide: pixels are mixtures of water and bank vegetation; those at least 90%
+    # water are water, those under half water are not.  Between the two, k-means makes a continuum
+    # of groups and the wetter ones can be taken for the high-index edge of the drier mix: 80-90%
+    # water pixels are found about 40% of the time (docs/labelling.md, limits)
+    rng = np.random.default_rng(3)
+    frac = rng.uniform(0.3, 1.0, 600)
+    river = [list(f * np.array(WATER, float) + (1 - f) * np.array(VEG, float)) for f in frac]
+    X, names, cls = scene({"veg": (VEG, 3000), "field": (FIELD, 2000), "lake": (WATER, 500)})
+    Xr, _, _ = scene({f"r{i}": (spec, 1) for i, spec in enumerate(river)}, seed=4)
+    X = np.vstack([X, Xr])
+    cls = np.concatenate([cls, np.array(["river"] * len(river))])
+    _, m, *_ = label(X, names)
+    r = m[cls == "river"]
+    assert r[frac >= 0.9].mean() > 0.9
+    assert r[frac < 0.5].mean() < 0.1
+    assert m[cls == "lake"].mean() > 0.99 and m[np.isin(cls, ["veg", "field"])].mean() < 0.001
+
+
+S2_NAMES = ["blue", "green", "red", "nir", "swir1", "swir2"]
+#                 blue   green  red    nir    swir1  swir2  (reflectance)
+S2_VEG = [0.03, 0.06, 0.03, 0.35, 0.18, 0.08]
+S2_SOIL = [0.10, 0.12, 0.14, 0.22, 0.28, 0.20]
+S2_WATER = [0.05, 0.06, 0.04, 0.02, 0.01, 0.005]
+
+
+def s2_scene(parts: dict[str, tuple[list[float], int]], seed: int = 0, noise: float = 0.005):
+    """Reflectance pixels of six Sentinel-2-like bands, each class repeated n times with noise."""
+    rng = np.random.default_rng(seed)
+    rows, cls = [], []
+    for name, (spec, n) in parts.items():
+        rows.append(np.clip(np.asarray(spec, float) + rng.normal(0, noise, (n, 6)), 0.0005, 1.5))
+        cls += [name] * n
+    px = np.concatenate(rows).astype(np.float32)
+    bands = {r: px[:, i][None, :] for i, r in enumerate(S2_NAMES)}
+    names = default_features(list(bands))
+    return feature_matrix(bands, np.ones((1, len(px)), bool), names), names, np.array(cls)
+
+
+def s2_label(X, names, k=3, seed=0):
+    off, sc = fit_scaler(X)
+    Xs = apply_scaler(X, off, sc)
+    km = KMeans(k, random_state=seed, sample_size=None).fit(Xs)
+    dec, lab = fit_labeller(X, Xs, names, km.labels_, k, calibrated=True, seed=seed)
+    return dec, mask(lab, X, Xs, km.labels_), lab
+
+
+def test_reflectance_flooded_fields_water_snow_cloud_and_shadow():
+    # shallow flooded vegetation: MNDWI ~0.2 but NDWI ~ -0.1 (the S2 flood scene's misses) is water;
+    # snow (MNDWI 0.8, SWIR1 low, NIR bright), cloud and cloud shadow on land are not
+    flooded = [0.06, 0.07, 0.05, 0.085, 0.047, 0.03]
+    snow = [0.90, 0.90, 0.88, 0.80, 0.10, 0.08]
+    cloud = [0.50, 0.50, 0.50, 0.55, 0.40, 0.30]
+    shadow = [0.02, 0.03, 0.025, 0.10, 0.06, 0.03]
+    X, names, cls = s2_scene({"veg": (S2_VEG, 3000), "soil": (S2_SOIL, 2000), "water": (S2_WATER, 500),
+                              "flooded": (flooded, 400), "snow": (snow, 300), "cloud": (cloud, 300), "shadow": (shadow, 300)})
+    assert "mndwi" in names
+    dec, m, lab = s2_label(X, names)
+    assert lab.rule.index == "mndwi" and lab.rule.dark == "swir1"
+    assert m[cls == "water"].mean() > 0.99
+    assert m[cls == "flooded"].mean() > 0.9
+    for c in ("snow", "cloud", "shadow", "veg", "soil"):
+        assert m[cls == c].mean() < 0.01, c
+
+
 def test_manual_override_warns_and_uses_the_ids():
     X, names, cls = scene({"veg": (VEG, 1000), "water": (WATER, 300)})
     off, sc = fit_scaler(X)
