@@ -2,7 +2,7 @@
 
     python benchmarks/samples.py            # print the tables
     python benchmarks/samples.py --write    # also write docs/_results.md and docs/_silhouette.md
-                                            # (then python docs/build_readme.py)
+                                            # (then python docs/build_docs.py)
 
 Every number comes from the run's summary (the same numbers as summary.json); nothing is written
 to the configs' output folders.
