@@ -5,7 +5,7 @@ The public API: every stage is usable alone on arrays, and :func:`run` chains th
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .area import mask_area, pixel_area
 from .change import CHANGE_CLASSES, change_map

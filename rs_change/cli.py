@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import RsChangeError
 
 log = logging.getLogger("rs_change")

@@ -124,7 +124,7 @@ def kmeans_from_centers(centers: np.ndarray, metric: str, **params: Any) -> KMea
 
 
 def _versions() -> dict[str, str]:
-    from . import __version__
+    from ._version import __version__
 
     from importlib import metadata
 

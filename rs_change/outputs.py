@@ -289,7 +289,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of rs-change, Python, GDAL/PROJ/GEOS and the key Python dependencies."""
-    from . import __version__
+    from ._version import __version__
 
     v: dict[str, str] = {"rs_change": __version__, "python": platform.python_version()}
     for dist in KEY_DEPENDENCIES:
