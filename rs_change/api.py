@@ -48,8 +48,7 @@ from .errors import BandProfileError, ClusteringError, GeoreferenceError, NoVali
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
 from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, fit_sample, write_cluster_png
-from .readers import raw_to_bands
-from .sensors import BandProfile, custom_profile, get_profile
+from .sensors import BandProfile, custom_profile, get_profile, raw_to_bands
 from .water import classify
 
 log = logging.getLogger(__name__)

@@ -97,7 +97,7 @@ def _centres(model: Any) -> Optional[tuple[np.ndarray, int]]:
 
 
 def observed_tables(roles: list[str], profile: Any, nodata: Optional[float]) -> tuple[np.ndarray, bool, int]:
-    """:func:`rs_change.readers.observed_mask` of uint8 bands as tables.
+    """:func:`rs_change.sensors.observed_mask` of uint8 bands as tables.
 
     Returns
     -------
@@ -110,7 +110,7 @@ def observed_tables(roles: list[str], profile: Any, nodata: Optional[float]) -> 
     nd : int
         That nodata value (-1: none).
     """
-    from .readers import observed_mask
+    from .sensors import observed_mask
 
     v = np.arange(256, dtype=np.uint8)
     nd = None if nodata is None or np.isnan(nodata) else float(nodata)

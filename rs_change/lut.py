@@ -4,7 +4,7 @@ With 8-bit bands every feature of a pixel is a function of at most two raw value
 one (256 values), a normalised difference such as NDWI of two (65,536 pairs). So the term that
 :func:`rs_change.clustering._nearest` adds for feature ``f`` and centre ``j`` — ``(x_f - c_jf)**2``
 in float32 (``|x_f - c_jf|`` for manhattan and chebyshev) — can be computed once for every raw
-value (or pair) with the very functions pass 2 runs on a block (:func:`~rs_change.readers.raw_to_bands`,
+value (or pair) with the very functions pass 2 runs on a block (:func:`~rs_change.sensors.raw_to_bands`,
 :func:`~rs_change.features.feature_matrix`, :func:`~rs_change.clustering.apply_scaler`, the same
 float32 subtract and multiply), as :func:`rs_change.water.rule_table` tabulates the water rule.
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from .clustering import apply_scaler
 from .features import feature_matrix
-from .readers import observed_mask, raw_to_bands
+from .sensors import observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def build_tables(model: Any, names: list[str], offset: np.ndarray, scale: np.nda
     offset, scale : ndarray (n_features,)
         The scaler.
     profile : rs_change.sensors.BandProfile
-        Converts raw values to physical units (:func:`~rs_change.readers.raw_to_bands`).
+        Converts raw values to physical units (:func:`~rs_change.sensors.raw_to_bands`).
     raws : dict of role to ndarray (h, w)
         A block's raw bands (only their roles and dtypes are read).
 
@@ -428,7 +428,7 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
         Raw bands (:meth:`~rs_change.readers.WindowReader.read_raw`).
     valid : bool ndarray (h, w)
         Pixels inside the files and the area of interest; updated in place with
-        :func:`~rs_change.readers.observed_mask` (only when a result is returned).
+        :func:`~rs_change.sensors.observed_mask` (only when a result is returned).
     rule_table : (role a, role b, uint8 table of 65,536 pixel levels) or None
         :func:`rs_change.water.rule_table` of the date.
 

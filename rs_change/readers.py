@@ -27,7 +27,7 @@ from rasterio.windows import Window
 from . import kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
-from .sensors import BandProfile
+from .sensors import BandProfile, raw_to_bands
 
 log = logging.getLogger(__name__)
 
@@ -596,7 +596,7 @@ class WindowReader:
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Bands (float32, reflectance or DN) and the observed mask of a window of the reference grid.
 
-        :meth:`read_raw` followed by :func:`raw_to_bands`; the parameters are :meth:`read_raw`'s.
+        :meth:`read_raw` followed by :func:`~rs_change.sensors.raw_to_bands`; the parameters are :meth:`read_raw`'s.
 
         Returns
         -------
@@ -614,7 +614,7 @@ class WindowReader:
         out_shape: Optional[tuple[int, int]] = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Raw band values (the files' type, on the reference grid) of a window, and the pixels that
-        are inside every file and not QA-flagged; :func:`raw_to_bands` gives the bands in physical
+        are inside every file and not QA-flagged; :func:`~rs_change.sensors.raw_to_bands` gives the bands in physical
         units and the rest of the observed mask (nodata, fill, valid range).
 
         Parameters
@@ -657,60 +657,6 @@ class WindowReader:
             valid &= ~self.source.qa_decoder(qa)
             self.last_qa = qa  # raw QA of the last window, for per-block QA reports (rs_change.modis)
         return raws, valid
-
-
-def raw_to_bands(
-    raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float] = None
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Raw band values (role -> array, all one shape) -> float32 bands in physical units and the
-    observed mask.  Pure; used for files (window by window) and for arrays given to the API.
-
-    A pixel is unobserved where a band holds ``nodata`` (GDAL's per-band meaning: a band file with
-    a smaller footprint has no value there), or where *every* band does when the profile marks
-    nodata as a collar (``nodata_all_bands``, NAIP: a real 0 in one band is deep water at
-    NIR = 0, not a hole); where a band holds the profile's fill value, is outside its valid range,
-    or is not finite.  Then ``value * scale + offset`` when the profile has a scale.
-    """
-    valid = observed_mask(raws, profile, nodata)
-    bands: dict[str, np.ndarray] = {}
-    for role, raw in raws.items():
-        data = raw.astype(np.float32, copy=False)
-        if raw.dtype.kind == "f":
-            valid &= np.isfinite(data)
-        if profile.scale is not None:
-            data = data * np.float32(profile.scale) + np.float32(profile.offset)
-        bands[role] = data
-    return bands, valid
-
-
-def observed_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float] = None) -> np.ndarray:
-    """The observed mask of :func:`raw_to_bands` without converting the bands: nodata (per band,
-    or on every band for ``nodata_all_bands``), fill value and valid range; the finiteness of
-    float bands is :func:`raw_to_bands`' own test."""
-    roles = list(raws)
-    valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
-    if nodata is not None:
-        if profile.nodata_all_bands and nodata == 0 and all(raws[r].dtype.kind in "iu" for r in roles):
-            # observed where any band is non-zero: a bitwise OR of the bands
-            some = raws[roles[0]].astype(np.result_type(*(raws[r].dtype for r in roles)), copy=True)
-            for r in roles[1:]:
-                np.bitwise_or(some, raws[r], out=some)
-            valid &= some != 0
-        elif profile.nodata_all_bands:
-            every = raws[roles[0]] == nodata
-            for r in roles[1:]:
-                every &= raws[r] == nodata
-            valid &= ~every
-        else:
-            for r in roles:
-                valid &= raws[r] != nodata
-    for raw in raws.values():
-        if profile.fill is not None:
-            valid &= raw != profile.fill
-        if profile.valid_range is not None:
-            lo, hi = profile.valid_range
-            valid &= (raw >= lo) & (raw <= hi)
-    return valid
 
 
 def check_overlap(source: SceneSource, ref: Grid) -> float:

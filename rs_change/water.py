@@ -35,7 +35,7 @@ from .clustering import apply_scaler
 from .features import feature_matrix, spectral_index
 from .lut import _index as lut_index
 from .lut import classify_tables, feature_rows, model_tables
-from .readers import observed_mask, raw_to_bands
+from .sensors import observed_mask, raw_to_bands
 
 #: Water mask values: 1 water, 0 land, 255 unobserved.
 NODATA = 255
@@ -127,7 +127,7 @@ def classify_raw(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, cluste
     """:func:`classify` of raw band values (:meth:`~rs_change.readers.WindowReader.read_raw`).
 
     ``dm.source`` gives the band profile and nodata that convert raw values to physical units;
-    ``valid`` (updated in place) loses the pixels that :func:`~rs_change.readers.observed_mask`
+    ``valid`` (updated in place) loses the pixels that :func:`~rs_change.sensors.observed_mask`
     finds unobserved (nodata, fill, range).  8-bit bands take the compiled loop or the lookup
     tables, which give :func:`classify`'s results bit for bit; other bands are converted strip by
     strip and classified by :func:`classify`'s own loop.

@@ -165,7 +165,7 @@ def test_strip_shift_is_bit_identical_to_whole_block(dtype: type, fx: float, fy:
 def test_observed_mask_is_the_per_band_definition(all_bands: bool, nodata: int | None) -> None:
     from dataclasses import replace
 
-    from rs_change.readers import observed_mask
+    from rs_change.sensors import observed_mask
     from rs_change.sensors import get_profile
 
     prof = replace(get_profile("naip"), nodata_all_bands=all_bands)

@@ -16,8 +16,7 @@ from rs_change.config import RunConfig
 from rs_change.features import feature_matrix
 from rs_change.pipeline import build_source, fit_date, reference_grid
 from rs_change.water import classify_raw
-from rs_change.readers import raw_to_bands
-from rs_change.sensors import get_profile
+from rs_change.sensors import get_profile, raw_to_bands
 
 from .conftest import SAMPLE, fit_synthetic
 

@@ -13,7 +13,7 @@ import pytest
 
 from rs_change import kernels, lut, water
 from rs_change.features import feature_matrix
-from rs_change.readers import raw_to_bands
+from rs_change.sensors import raw_to_bands
 
 from .conftest import SAMPLE, fit_synthetic
 
