@@ -373,7 +373,7 @@ class Labeller:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Labeller":
         """The labeller from :meth:`to_dict` (fine centres rebuilt as a predicting KMeans)."""
-        from .model import kmeans_from_centers
+        from .clustering import kmeans_from_centers
 
         fine = None
         if d.get("fine") is not None:

@@ -34,7 +34,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .clustering import KMeans
+from .clustering import KMeans, centre_distances, kmeans_from_centers
 from .errors import ClusteringError, InputError, RsChangeWarning
 from .labelling import ClusterDecision, Labeller, describe_clusters, fit_labeller
 
@@ -64,63 +64,6 @@ class ModelDriftWarning(RsChangeWarning):
     >>> issubclass(w[0].category, RsChangeWarning)
     True
     """
-
-
-def centre_distances(Xs: np.ndarray, centers: np.ndarray, metric: str) -> np.ndarray:
-    """Distance of every row of ``Xs`` to its nearest centre, in the metric's own distance.
-
-    Parameters
-    ----------
-    Xs : numpy.ndarray of shape (n, n_features)
-        Scaled features.
-    centers : numpy.ndarray of shape (k, n_features)
-    metric : {"euclidean", "manhattan", "chebyshev"}
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape (n,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> centre_distances(np.array([[3.0, 4.0], [0.0, 1.0]]), np.array([[0.0, 0.0]]), "euclidean").tolist()
-    [5.0, 1.0]
-    """
-    Xs = np.asarray(Xs, dtype=np.float64)
-    c = np.asarray(centers, dtype=np.float64)
-    best = np.full(len(Xs), np.inf)
-    for j in range(len(c)):
-        d = np.abs(Xs - c[j])
-        if metric == "euclidean":
-            dj = np.sqrt((d * d).sum(axis=1))
-        elif metric == "manhattan":
-            dj = d.sum(axis=1)
-        else:
-            dj = d.max(axis=1) if d.shape[1] else np.zeros(len(Xs))
-        np.minimum(best, dj, out=best)
-    return best
-
-
-def kmeans_from_centers(centers: np.ndarray, metric: str, **params: Any) -> KMeans:
-    """A :class:`~rs_change.clustering.KMeans` that predicts with given centres (no fit).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> km = kmeans_from_centers(np.array([[0.0], [10.0]]), "euclidean")
-    >>> km.predict(np.array([[1.0], [9.0]])).tolist()
-    [0, 1]
-    """
-    centers = np.asarray(centers, dtype=np.float64)
-    km = KMeans(n_clusters=len(centers), metric=metric, **params)
-    km.cluster_centers_ = centers
-    km.n_features_in_ = centers.shape[1]
-    km.metric_ = metric
-    km.n_iter_ = 0
-    km.shift_trace_ = []
-    km.objective_trace_ = []
-    km.inertia_ = float("nan")
-    return km
 
 
 def _versions() -> dict[str, str]:
@@ -352,7 +295,7 @@ class WaterModel:
         Examples
         --------
         >>> import numpy as np
-        >>> from rs_change.model import kmeans_from_centers
+        >>> from rs_change.clustering import kmeans_from_centers
         >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean"),
         ...                [ClusterDecision(0, 1, {}, False, ""), ClusterDecision(1, 1, {}, True, "")])
         >>> m.with_water([0]).water_ids
