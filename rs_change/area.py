@@ -26,13 +26,16 @@ The projected case is evaluated on a coarse lattice of sample pixels and interpo
 bilinearly; where the area does not change along rows by more than 1e-8 (Web Mercator,
 geographic, sinusoidal, most cylindrical projections) the result has shape ``(height, 1)`` and
 broadcasts.
+
+The geodesic perimeter of polygons (:func:`geodesic_perimeters`, the polygon layers'
+``perimeter_m``) is measured here too.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 from affine import Affine
@@ -286,3 +289,73 @@ def mask_area(mask: np.ndarray, transform: Affine, crs: Any, ground: Ground = "a
 def grid_pixel_area(grid: Grid, ground: Ground = "auto") -> np.ndarray:
     """:func:`pixel_area` of a :class:`~rs_change.grid.Grid`."""
     return pixel_area(grid.transform, grid.crs, grid.shape, ground)
+
+
+def geodesic_perimeters(geoms: Sequence[Any], crs: Any) -> np.ndarray:
+    """Geodesic perimeter (m, on the WGS84 ellipsoid) of each polygon, from its vertices in lon/lat.
+
+    Parameters
+    ----------
+    geoms : sequence of shapely polygons, in ``crs``
+    crs : pyproj CRS (or anything :func:`rs_change.grid.as_crs` accepts)
+
+    Returns
+    -------
+    float64 (n,)
+    """
+    import shapely
+    from pyproj import Geod
+
+    if len(geoms) == 0:
+        return np.zeros(0)
+    src = as_crs(crs)
+    geo = np.asarray(geoms, dtype=object)
+    if not src.equals("EPSG:4326"):
+        tr = Transformer.from_crs(src, "EPSG:4326", always_xy=True)
+        geo = shapely.transform(geo, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    # every exterior ring's edges in one call (a Python loop over polygons and vertices took 1.2 s
+    # for the 1,900 polygons of a NAIP quarter-quad pair); as Geod.geometry_area_perimeter: the
+    # exterior ring's length (holes left out), summed over the parts of a multi-polygon
+    parts, ring_of = shapely.get_parts(geo, return_index=True)
+    xy, pt_ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+    edge = np.flatnonzero(pt_ring[1:] == pt_ring[:-1])  # consecutive vertices of one ring
+    if edge.size == 0:
+        return np.zeros(len(geo))
+    lon1, lat1, lon2, lat2 = xy[edge, 0], xy[edge, 1], xy[edge + 1, 0], xy[edge + 1, 1]
+    dist = short_geodesics(lon1, lat1, lon2, lat2)
+    far = ~(dist < SHORT_GEODESIC_M)  # and NaN: the full inverse problem
+    if far.any():
+        _, _, dist[far] = Geod(ellps="WGS84").inv(lon1[far], lat1[far], lon2[far], lat2[far])
+    return np.bincount(ring_of[pt_ring[edge]], weights=np.abs(dist), minlength=len(geo)).astype(np.float64)
+
+
+#: Edges shorter than this (m) are measured by :func:`short_geodesics`; longer ones by pyproj's Geod.
+SHORT_GEODESIC_M = 100.0
+
+
+def short_geodesics(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Length (m) of short lines on the WGS84 ellipsoid, from the ellipsoid's radii of curvature at
+    their mid-latitude: ``hypot(M dlat, N cos(lat) dlon)``.
+
+    The error is of order ``(length / 6400 km)^2``: within 1.5e-9 of pyproj's ``Geod.inv`` up to
+    100 m (tested), 5x faster. Pixel-edge polygons have millions of such edges.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : float64 (n,)
+        Degrees.
+
+    Returns
+    -------
+    float64 (n,)
+    """
+    a, f = 6378137.0, 1 / 298.257223563
+    e2 = f * (2 - f)
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    pm, dp = 0.5 * (p1 + p2), p2 - p1
+    dl = np.radians((np.asarray(lon2) - lon1 + 180.0) % 360.0 - 180.0)
+    sp = np.sin(pm)
+    w2 = 1.0 - e2 * sp * sp
+    n = a / np.sqrt(w2)  # prime vertical radius of curvature
+    m = n * (1.0 - e2) / w2  # meridional radius of curvature
+    return np.hypot(m * dp, n * np.cos(pm) * dl)

@@ -20,7 +20,9 @@ import rasterio.errors
 import rasterio.shutil
 from rasterio.windows import Window
 
+from .area import geodesic_perimeters
 from .grid import Grid
+from .strips import POLYGON_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -221,80 +223,6 @@ VECTOR_FORMATS: dict[str, tuple[str, str]] = {
 #: Shapefile (dBASE) field names are at most 10 characters
 SHAPEFILE_FIELDS = {"perimeter_m": "perim_m"}
 
-_POLY_COLUMNS = ["date", "class", "area_m2", "perimeter_m", "pixels"]
-
-
-def geodesic_perimeters(geoms: Sequence[Any], crs: Any) -> np.ndarray:
-    """Geodesic perimeter (m, on the WGS84 ellipsoid) of each polygon, from its vertices in lon/lat.
-
-    Parameters
-    ----------
-    geoms : sequence of shapely polygons, in ``crs``
-    crs : pyproj CRS (or anything :func:`rs_change.grid.as_crs` accepts)
-
-    Returns
-    -------
-    float64 (n,)
-    """
-    import shapely
-    from pyproj import Geod, Transformer
-
-    from .grid import as_crs
-
-    if len(geoms) == 0:
-        return np.zeros(0)
-    src = as_crs(crs)
-    geo = np.asarray(geoms, dtype=object)
-    if not src.equals("EPSG:4326"):
-        tr = Transformer.from_crs(src, "EPSG:4326", always_xy=True)
-        geo = shapely.transform(geo, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-    # every exterior ring's edges in one call (a Python loop over polygons and vertices took 1.2 s
-    # for the 1,900 polygons of a NAIP quarter-quad pair); as Geod.geometry_area_perimeter: the
-    # exterior ring's length (holes left out), summed over the parts of a multi-polygon
-    parts, ring_of = shapely.get_parts(geo, return_index=True)
-    xy, pt_ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
-    edge = np.flatnonzero(pt_ring[1:] == pt_ring[:-1])  # consecutive vertices of one ring
-    if edge.size == 0:
-        return np.zeros(len(geo))
-    lon1, lat1, lon2, lat2 = xy[edge, 0], xy[edge, 1], xy[edge + 1, 0], xy[edge + 1, 1]
-    dist = short_geodesics(lon1, lat1, lon2, lat2)
-    far = ~(dist < SHORT_GEODESIC_M)  # and NaN: the full inverse problem
-    if far.any():
-        _, _, dist[far] = Geod(ellps="WGS84").inv(lon1[far], lat1[far], lon2[far], lat2[far])
-    return np.bincount(ring_of[pt_ring[edge]], weights=np.abs(dist), minlength=len(geo)).astype(np.float64)
-
-
-#: Edges shorter than this (m) are measured by :func:`short_geodesics`; longer ones by pyproj's Geod.
-SHORT_GEODESIC_M = 100.0
-
-
-def short_geodesics(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
-    """Length (m) of short lines on the WGS84 ellipsoid, from the ellipsoid's radii of curvature at
-    their mid-latitude: ``hypot(M dlat, N cos(lat) dlon)``.
-
-    The error is of order ``(length / 6400 km)^2``: within 1.5e-9 of pyproj's ``Geod.inv`` up to
-    100 m (tested), 5x faster. Pixel-edge polygons have millions of such edges.
-
-    Parameters
-    ----------
-    lon1, lat1, lon2, lat2 : float64 (n,)
-        Degrees.
-
-    Returns
-    -------
-    float64 (n,)
-    """
-    a, f = 6378137.0, 1 / 298.257223563
-    e2 = f * (2 - f)
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    pm, dp = 0.5 * (p1 + p2), p2 - p1
-    dl = np.radians((np.asarray(lon2) - lon1 + 180.0) % 360.0 - 180.0)
-    sp = np.sin(pm)
-    w2 = 1.0 - e2 * sp * sp
-    n = a / np.sqrt(w2)  # prime vertical radius of curvature
-    m = n * (1.0 - e2) / w2  # meridional radius of curvature
-    return np.hypot(m * dp, n * np.cos(pm) * dl)
-
 
 def polygon_layer(
     classes: np.ndarray,
@@ -376,7 +304,7 @@ def polygon_layer(
             name_l.append(np.full(keep.size, cname, dtype=object))
             next_id += keep.size
     crs = grid.crs.to_wkt()
-    cols = list(_POLY_COLUMNS) + list(extra or {})
+    cols = list(POLYGON_COLUMNS) + list(extra or {})
     if next_id == 1:
         return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs), removed
     area_a, pix_a, name_a = np.concatenate(area_l), np.concatenate(pix_l), np.concatenate(name_l)
@@ -667,13 +595,19 @@ def run_polygons(
     return files, summary
 
 
+def report_names(dates: Sequence[str], many: bool) -> list[str]:
+    """Output names written by :func:`rs_change.report.write_report` (the report's figures and page)."""
+    names = ["timeseries.csv", "timeseries.png", "report.html"] + [f"quicklook_{d}.png" for d in dates]
+    if many:
+        names += ["frequency.png", "series_classes.png"]
+    return names
+
+
 def product_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool) -> list[str]:
     """Names of the GIS products of issue 7 a run writes (styles, many-date rasters, vectors, report).
 
     ``water_<date>.tif``, ``change.tif`` and the tables are named by the pipeline itself.
     """
-    from .report import report_names
-
     names = [f"water_{d}.qml" for d in dates] + [f"water_{d}.tif.aux.xml" for d in dates]
     if len(dates) >= 2:
         names += ["change.qml", "change.tif.aux.xml"]

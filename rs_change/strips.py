@@ -30,6 +30,9 @@ from .grid import Grid
 
 log = logging.getLogger(__name__)
 
+#: Columns of a polygon layer (before any ``extra`` ones), whole-raster or strip by strip
+POLYGON_COLUMNS = ["date", "class", "area_m2", "perimeter_m", "pixels"]
+
 
 class _UnionFind:
     def __init__(self) -> None:
@@ -628,7 +631,7 @@ def layer_from_regions(
     import geopandas as gpd
     import shapely
 
-    from .export import _POLY_COLUMNS, geodesic_perimeters
+    from .area import geodesic_perimeters
 
     raster = float(sum(reg["raster_m2"].values()))
     small = reg["area_m2"] < min_area_m2
@@ -639,7 +642,7 @@ def layer_from_regions(
     keep = ~small
     crs = grid.crs.to_wkt()
     if not keep.any():
-        cols = list(_POLY_COLUMNS) + list(extra or {})
+        cols = list(POLYGON_COLUMNS) + list(extra or {})
         return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs), removed, raster
     geo = reg["geometry"][keep]
     if simplify_px > 0:

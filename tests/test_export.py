@@ -14,10 +14,10 @@ from affine import Affine
 from pyproj import Geod
 from scipy import ndimage
 
-from rs_change.area import pixel_area
+from rs_change.area import geodesic_perimeters, pixel_area
 from rs_change.change import CHANGE_CLASSES, SERIES_CLASSES, series_block
 from rs_change.export import (
-    SHAPEFILE_FIELDS, SeriesWriters, geodesic_perimeters, manifest_files, polygon_layer, write_vectors,
+    SHAPEFILE_FIELDS, SeriesWriters, manifest_files, polygon_layer, write_vectors,
 )
 from rs_change.grid import Grid
 from rs_change.styles import paletted_qml, pam_xml, ramp_qml
@@ -230,7 +230,7 @@ def test_perimeters_match_pyproj_for_holes_and_multipolygons():
 def test_short_geodesics_match_pyproj_to_a_few_parts_per_billion():
     """Pixel edges (< 100 m) are measured from the radii of curvature at mid-latitude: pyproj's
     inverse geodesic to 1.5e-9 at every latitude, across the antimeridian too."""
-    from rs_change.export import SHORT_GEODESIC_M, short_geodesics
+    from rs_change.area import SHORT_GEODESIC_M, short_geodesics
 
     rng = np.random.default_rng(2)
     n = 20000
