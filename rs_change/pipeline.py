@@ -39,7 +39,7 @@ from .features import default_features, feature_matrix
 from .grid import Grid
 from .labelling import ClusterDecision, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
-from .readers import SceneSource, SharedReads, check_overlap, open_scene
+from .readers import SceneSource, SharedReads, check_overlap, decimated_grid, decimated_read, open_scene
 from .water import classify_raw
 from .strips import mean_pixel_area, remember_mean_pixel_area
 from .sensors import check_reflectance, custom_profile, get_profile
@@ -179,37 +179,6 @@ class DateModel:
         return self.water
 
 
-def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
-    """The grid of a read of ``ref`` decimated to ``shape`` (same bounds, larger pixels)."""
-    from affine import Affine
-
-    oh, ow = shape
-    return Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
-
-
-def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = "bilinear"
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """A date's bands and observed mask on ``ref`` decimated to ``shape``: the pixel under each
-    decimated centre (pass 1's sample, the report's quicklooks).
-
-    A date on ``ref`` is read decimated by GDAL; a date shifted from it (same CRS and pixel size)
-    picks its source pixels directly (every tile decoded once); any other date is warped straight
-    onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
-    the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
-    """
-    if tuple(shape) == tuple(ref.shape):
-        with source.open(ref, resampling) as rd:
-            return rd.read()
-    if source.grid.same_as(ref):
-        with source.open(ref, resampling) as rd:
-            return rd.read(out_shape=tuple(shape))
-    with source.open(ref, "nearest") as rd:
-        if rd.can_decimate():
-            return rd.read(out_shape=tuple(shape))
-    with source.open(decimated_grid(ref, shape), "nearest") as rd:
-        return rd.read()
-
-
 #: Pass 1 keeps its decimated read of a date for the report when it has at most this many pixels.
 PREVIEW_MAX_PIXELS = 1_000_000
 
@@ -219,7 +188,7 @@ def sample_pixels(
     resampling: str = "bilinear", keep: Optional[dict[str, Any]] = None,
 ) -> np.ndarray:
     """Features (physical units) of up to ``n`` observed pixels, from a decimated read
-    (:func:`decimated_read`). With ``keep`` (a dict) the read is stored as ``keep["preview"] =
+    (:func:`~rs_change.readers.decimated_read`). With ``keep`` (a dict) the read is stored as ``keep["preview"] =
     ((h, w), bands, observed)`` when it has at most :data:`PREVIEW_MAX_PIXELS` pixels."""
     total = ref.height * ref.width
     step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))

@@ -659,6 +659,37 @@ class WindowReader:
         return raws, valid
 
 
+def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
+    """The grid of a read of ``ref`` decimated to ``shape`` (same bounds, larger pixels)."""
+    from affine import Affine
+
+    oh, ow = shape
+    return Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
+
+
+def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = "bilinear"
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A date's bands and observed mask on ``ref`` decimated to ``shape``: the pixel under each
+    decimated centre (pass 1's sample, the report's quicklooks).
+
+    A date on ``ref`` is read decimated by GDAL; a date shifted from it (same CRS and pixel size)
+    picks its source pixels directly (every tile decoded once); any other date is warped straight
+    onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
+    the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
+    """
+    if tuple(shape) == tuple(ref.shape):
+        with source.open(ref, resampling) as rd:
+            return rd.read()
+    if source.grid.same_as(ref):
+        with source.open(ref, resampling) as rd:
+            return rd.read(out_shape=tuple(shape))
+    with source.open(ref, "nearest") as rd:
+        if rd.can_decimate():
+            return rd.read(out_shape=tuple(shape))
+    with source.open(decimated_grid(ref, shape), "nearest") as rd:
+        return rd.read()
+
+
 def check_overlap(source: SceneSource, ref: Grid) -> float:
     """Fraction of ``ref``'s bounds covered by ``source``'s bounds (after reprojection).
 

@@ -125,8 +125,8 @@ def _read_dec(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 def _read_image(dm: Any, ref: Any, shape: tuple[int, int], resampling: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A date's bands decimated to ``shape`` on the reference grid, as pass 1 samples them
-    (:func:`rs_change.pipeline.decimated_read`): pass 1's own read when it has this shape."""
-    from .pipeline import decimated_read
+    (:func:`rs_change.readers.decimated_read`): pass 1's own read when it has this shape."""
+    from .readers import decimated_read
 
     pv = getattr(dm, "preview", None)
     if pv is not None and tuple(pv[0]) == tuple(shape):
@@ -368,11 +368,3 @@ def report_page(folder: Path, summary: Mapping[str, Any], config_yaml: str, figu
     """``report.html`` in ``folder`` with the PNGs among ``figures`` (from :func:`report_figures`)."""
     figs = {n: p for n, p in figures.items() if n.endswith(".png")}
     return report_html(summary, config_yaml, figs, Path(folder) / "report.html")
-
-
-def report_names(dates: Sequence[str], many: bool) -> list[str]:
-    """Output names written by :func:`write_report`."""
-    names = ["timeseries.csv", "timeseries.png", "report.html"] + [f"quicklook_{d}.png" for d in dates]
-    if many:
-        names += ["frequency.png", "series_classes.png"]
-    return names
