@@ -33,7 +33,6 @@ Unobserved pixels are NaN, ``nodata`` or outside the profile's valid range.  Mas
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
 from dataclasses import dataclass, field
@@ -44,296 +43,13 @@ import numpy as np
 
 from .area import pixel_area
 from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map, change_stats, class_areas
-from .errors import BandProfileError, ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
+from .errors import ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
 from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, fit_sample, write_cluster_png
-from .sensors import BandProfile, custom_profile, get_profile, raw_to_bands
-from .water import classify
+from .scenes import Scene, SceneData, SceneInput, is_dataarray, output_like, read_scene, rio_georef, scene_input, to_dataarray
 
 log = logging.getLogger(__name__)
-
-SceneData = Any  # Scene | xarray.DataArray | numpy.ndarray | Mapping[str, numpy.ndarray]
-
-
-# ---------------------------------------------------------------------------------------------
-# Scene
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Scene:
-    """Bands of one scene in physical units (DN or reflectance) with their georeferencing.
-
-    Attributes
-    ----------
-    bands : dict of str to numpy.ndarray of float32, shape (h, w)
-        Role (``red``, ``green``, ``blue``, ``nir``, ``swir1``...) -> band.
-    valid : numpy.ndarray of bool, shape (h, w)
-        True where the pixel is observed.
-    transform : affine.Affine
-    crs : pyproj.CRS
-    profile : BandProfile
-    date : datetime.date or None
-    path : str
-    source : SceneSource or None
-        The file it was read from (set by :func:`read_scene`): :func:`fit_model` samples the
-        file through it exactly as ``rs-change run`` does (decimated read or warp onto the
-        decimated grid), so the fitted model is the run's.
-    resampling : str, default "bilinear"
-        How the file was resampled onto ``transform``/``crs``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from affine import Affine
-    >>> s = Scene({"green": np.ones((2, 2), np.float32)}, np.ones((2, 2), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
-    >>> s.shape
-    (2, 2)
-    """
-
-    bands: dict[str, np.ndarray]
-    valid: np.ndarray
-    transform: Any
-    crs: Any
-    profile: BandProfile = field(default_factory=lambda: BandProfile("custom", {}))
-    date: Optional[_dt.date] = None
-    path: str = ""
-    source: Any = field(default=None, repr=False, compare=False)
-    resampling: str = "bilinear"
-
-    def __post_init__(self) -> None:
-        if self.crs is not None:
-            self.crs = as_crs(self.crs)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(height, width)."""
-        return tuple(self.valid.shape)  # type: ignore[return-value]
-
-    @property
-    def grid(self) -> Grid:
-        """The scene's :class:`~rs_change.grid.Grid`."""
-        return Grid(self.shape, self.transform, self.crs)
-
-    def to_xarray(self) -> Any:
-        """The bands as an ``xarray.DataArray`` (band, y, x), float32, NaN where unobserved, with
-        rioxarray georeferencing and the roles as band coordinates.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from affine import Affine
-        >>> s = Scene({"green": np.ones((2, 3), np.float32)}, np.ones((2, 3), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
-        >>> da = s.to_xarray()
-        >>> da.dims, da.band.values.tolist()
-        (('band', 'y', 'x'), ['green'])
-        """
-        roles = list(self.bands)
-        arr = np.stack([np.where(self.valid, self.bands[r], np.nan).astype(np.float32) for r in roles])
-        da = _dataarray(arr, self.transform, self.crs, dim0=("band", roles), nodata=np.nan)
-        da.attrs.update({"profile": self.profile.name, "date": self.date.isoformat() if self.date else ""})
-        return da
-
-
-def read_scene(
-    path: Union[str, Path],
-    sensor: Optional[str] = None,
-    bands: Optional[Mapping[str, int]] = None,
-    *,
-    date: Union[str, _dt.date, None] = None,
-    nodata: Optional[float] = None,
-    scale: Optional[float] = None,
-    offset: Optional[float] = None,
-    like: Union["Scene", Grid, None] = None,
-    resampling: str = "bilinear",
-) -> Scene:
-    """Read a whole scene (a GeoTIFF, or a MODIS folder / glob / HDF) into memory.
-
-    Parameters
-    ----------
-    path : str or Path
-        The raster (or MODIS folder / glob of per-layer files / ``.hdf``).
-    sensor : str, optional
-        Named band profile (``naip``, ``modis``, ``landsat8``, ``landsat_tm``, ``sentinel2``...).
-    bands : mapping of str to int, optional
-        1-based band roles, e.g. ``{"red": 1, "green": 2, "blue": 3, "nir": 4}`` (overrides the
-        sensor's).  Give ``sensor`` or ``bands``.
-    date : str or datetime.date, optional
-        Acquisition date (kept on the scene; names outputs).
-    nodata : float, optional
-        Raw nodata value when the file declares none.
-    scale, offset : float, optional
-        ``reflectance = DN * scale + offset`` (override the profile's).
-    like : Scene or Grid, optional
-        Read onto this grid (resampled with ``resampling`` as ``rs-change run`` aligns later
-        dates onto the first); default the file's own grid.
-    resampling : {"bilinear", "nearest", "cubic", "average"}, default "bilinear"
-
-    Returns
-    -------
-    Scene
-        Bands float32 (h, w), valid mask, transform, CRS.
-
-    Examples
-    --------
-    >>> s = read_scene("sample_tiles/naip/m_4709963_se_14_1_20090818.tif", "naip")  # doctest: +SKIP
-    >>> sorted(s.bands), s.shape  # doctest: +SKIP
-    (['blue', 'green', 'nir', 'red'], (724, 942))
-    """
-    from .readers import open_scene
-
-    profile = _profile(sensor, bands, scale, offset, where=str(path))
-    d = _as_date(date) if date is not None else None
-    src = open_scene(Path(path), profile, d or _dt.date(1970, 1, 1), nodata)
-    grid = like.grid if isinstance(like, Scene) else (like or src.grid)
-    with src.open(grid, resampling) as rd:
-        bd, valid = rd.read()
-    return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path), src, resampling)
-
-
-def _profile(sensor: Optional[str], bands: Optional[Mapping[str, int]], scale: Optional[float], offset: Optional[float],
-             where: str = "data") -> BandProfile:
-    if sensor is None and bands is None:
-        raise BandProfileError(f"{where}: give `sensor` (a named band profile) or `bands` ({{role: 1-based band}})")
-    if bands is not None:
-        prof = custom_profile(bands)
-        if sensor is not None:
-            prof = get_profile(sensor).with_overrides(bands=prof.bands)
-    else:
-        prof = get_profile(sensor or "")
-    return prof.with_overrides(scale=scale, offset=offset)
-
-
-def _as_date(d: Union[str, _dt.date]) -> _dt.date:
-    return d if isinstance(d, _dt.date) else _dt.date.fromisoformat(str(d))
-
-
-# ---------------------------------------------------------------------------------------------
-# Input normalisation
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class _Input:
-    bands: dict[str, np.ndarray]
-    valid: np.ndarray
-    transform: Any
-    crs: Any
-    profile: BandProfile
-    template: Any = None  # a DataArray when the input was one
-
-    @property
-    def grid(self) -> Grid:
-        if self.transform is None or self.crs is None:
-            raise GeoreferenceError("the data has no transform/CRS; pass transform= and crs= (or a georeferenced DataArray)")
-        return Grid(self.valid.shape, self.transform, self.crs)
-
-
-def _is_xarray(obj: Any) -> bool:
-    return type(obj).__module__.startswith("xarray") and hasattr(obj, "dims")
-
-
-def _rio(da: Any) -> tuple[Any, Any]:
-    """transform and CRS of a DataArray (None when it carries none)."""
-    try:
-        crs = da.rio.crs
-        t = da.rio.transform() if crs is not None or ("x" in da.dims and "y" in da.dims) else None
-    except Exception:  # rioxarray not importable or no spatial dims
-        return None, None
-    return t, crs
-
-
-def _as_input(
-    data: SceneData,
-    *,
-    sensor: Optional[str] = None,
-    bands: Optional[Mapping[str, int]] = None,
-    nodata: Optional[float] = None,
-    scale: Optional[float] = None,
-    offset: Optional[float] = None,
-    valid: Optional[np.ndarray] = None,
-    transform: Any = None,
-    crs: Any = None,
-) -> _Input:
-    if isinstance(data, Scene):
-        v = data.valid if valid is None else (data.valid & np.asarray(valid, bool))
-        return _Input(dict(data.bands), v, data.transform, data.crs, data.profile)
-    template = None
-    if _is_xarray(data):
-        import rioxarray  # noqa: F401  (registers .rio)
-
-        da = data
-        if da.ndim != 3:
-            raise BandProfileError(f"the DataArray has dims {da.dims}; give (band, y, x)")
-        t, c = _rio(da)
-        transform = transform if transform is not None else t
-        crs = crs if crs is not None else c
-        coords = [str(v) for v in da[da.dims[0]].values]
-        if sensor is None and bands is None:
-            if all(not v.lstrip("-").isdigit() for v in coords):
-                bands = {v.lower(): i + 1 for i, v in enumerate(coords)}
-            else:
-                raise BandProfileError("the DataArray's bands are numbered; name their roles with bands={role: 1-based position} or sensor=")
-        if nodata is None and da.rio.nodata is not None and not (isinstance(da.rio.nodata, float) and math.isnan(da.rio.nodata)):
-            nodata = float(da.rio.nodata)
-        if nodata is None and da.rio.encoded_nodata is not None and not np.issubdtype(da.dtype, np.floating):
-            nodata = float(da.rio.encoded_nodata)
-        raw = np.asarray(da.values)
-        template = da
-    elif isinstance(data, Mapping):
-        raw_map = {str(k).lower(): np.asarray(v) for k, v in data.items()}
-        if bands is None and sensor is None:
-            bands = {k: i + 1 for i, k in enumerate(raw_map)}
-        elif bands is None:
-            raise BandProfileError("a {role: array} mapping names its roles already; do not pass sensor=")
-        raw = np.stack(list(raw_map.values()))
-    else:
-        raw = np.asarray(data)
-        if raw.ndim != 3:
-            raise BandProfileError(f"the array has shape {raw.shape}; give (band, y, x) with sensor= or bands=")
-        if sensor is None and bands is None:
-            raise BandProfileError("name the array's band roles with sensor= or bands={role: 1-based band}")
-    prof = _profile(sensor, bands, scale, offset)
-    prof.check_band_count(raw.shape[0], "data")
-    out, v = raw_to_bands({role: raw[b - 1] for role, b in prof.bands.items()}, prof, nodata)
-    if valid is not None:
-        v &= np.asarray(valid, bool)
-    if crs is not None:
-        crs = as_crs(crs)
-    if transform is not None and not hasattr(transform, "a"):
-        from affine import Affine
-
-        transform = Affine.from_gdal(*transform) if len(transform) == 6 else Affine(*transform[:6])
-    return _Input(out, v, transform, crs, prof, template)
-
-
-def _dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple[str, list[Any]]] = None,
-               nodata: Any = None, name: Optional[str] = None, template: Any = None) -> Any:
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
-    h, w = arr.shape[-2:]
-    if template is not None and "x" in template.dims and "y" in template.dims:
-        coords: dict[str, Any] = {"y": template["y"].values, "x": template["x"].values}
-    elif transform is not None:
-        coords = {"y": transform.f + transform.e * (np.arange(h) + 0.5), "x": transform.c + transform.a * (np.arange(w) + 0.5)}
-    else:
-        coords = {"y": np.arange(h), "x": np.arange(w)}
-    dims: tuple[str, ...] = ("y", "x")
-    if dim0 is not None:
-        dims = (dim0[0],) + dims
-        coords[dim0[0]] = dim0[1]
-    da = xr.DataArray(arr, dims=dims, coords=coords, name=name)
-    if crs is not None:
-        da = da.rio.write_crs(as_crs(crs).to_wkt())
-    if transform is not None:
-        da = da.rio.write_transform(transform)
-    if nodata is not None:
-        da = da.rio.write_nodata(nodata)
-    return da
-
-
-def _out(arr: np.ndarray, inp: _Input, name: str, nodata: Any = 255, dim0: Optional[tuple[str, list[Any]]] = None) -> Any:
-    if inp.template is None:
-        return arr
-    return _dataarray(arr, inp.transform, inp.crs, dim0=dim0, nodata=nodata, name=name, template=inp.template)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,14 +81,14 @@ def compute_features(data: SceneData, names: Optional[Sequence[str]] = None, **k
     >>> round(float(f[0, 0, 0]), 3)
     0.5
     """
-    inp = _as_input(data, **kw)
+    inp = scene_input(data, **kw)
     nm = list(names) if names is not None else default_features(list(inp.profile.bands))
     st = feature_stack(inp.bands, nm)
     st = np.where(inp.valid[None], st, np.float32(np.nan)).astype(np.float32)
-    return _out(st, inp, "features", nodata=np.nan, dim0=("feature", nm))
+    return output_like(st, inp, "features", nodata=np.nan, dim0=("feature", nm))
 
 
-def _sample(inp: _Input, names: Sequence[str], n: Optional[int], seed: int) -> np.ndarray:
+def _sample(inp: SceneInput, names: Sequence[str], n: Optional[int], seed: int) -> np.ndarray:
     """Features of up to ``n`` observed pixels, drawn as the pipeline draws them (decimation, then seed)."""
     h, w = inp.valid.shape
     total = h * w
@@ -451,7 +167,7 @@ def fit_model(
     >>> m.rule.index, round(m.rule.land_dark)  # the land's median NIR: water groups are below half of it
     ('ndwi', 180)
     """
-    inp = _as_input(data, **kw)
+    inp = scene_input(data, **kw)
     names = default_features(list(inp.profile.bands))
     if isinstance(data, Scene) and data.source is not None and kw.get("valid") is None:
         # a scene read from a file: sample the file as rs-change run does (pipeline.sample_pixels)
@@ -467,15 +183,6 @@ def fit_model(
     wm, _ = fit_sample(X, names, inp.profile, k=k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol,
                        method=method, water=water, fitted_on=date)
     return wm
-
-
-def _check(model: WaterModel, inp: _Input, label: str, sample: int = 100_000) -> None:
-    idx = np.flatnonzero(inp.valid.ravel())
-    if len(idx) > sample:
-        idx = idx[:: len(idx) // sample + 1]
-    if len(idx):
-        flat = {k: v.ravel()[idx] for k, v in inp.bands.items()}
-        model.check_spectra(feature_matrix(flat, np.ones(len(idx), bool), model.names), label=label)
 
 
 def predict_clusters(model: WaterModel, data: SceneData, *, check: bool = True, **kw: Any) -> Any:
@@ -507,18 +214,7 @@ def predict_clusters(model: WaterModel, data: SceneData, *, check: bool = True, 
     >>> m.predict(img, sensor="naip")[7].tolist()
     [0, 0, 0, 0, 0, 0, 0, 0]
     """
-    inp = _as_input(data, **kw)
-    clusters, _ = _classify(model, inp, data, check)
-    return _out(clusters, inp, "clusters")
-
-
-def _classify(model: WaterModel, inp: _Input, data: Any, check: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster ids and water mask (uint8, 255 unobserved): :func:`rs_change.water.classify`, as the pipeline."""
-    model.check_features(default_features(list(inp.profile.bands)), "data")
-    if inp.valid.any() and check:
-        _check(model, inp, getattr(data, "path", "") or "data")
-    clusters, mask = classify(model, inp.bands, inp.valid, clusters=True)
-    return clusters, mask
+    return model.predict(data, check=check, **kw)
 
 
 def label_water(data: SceneData, model: WaterModel, *, check: bool = True, **kw: Any) -> Any:
@@ -569,23 +265,23 @@ def label_water(data: SceneData, model: WaterModel, *, check: bool = True, **kw:
                 "label_water: this model decides water per pixel (rule + fine clusters), which needs the pixels' bands, "
                 "not cluster ids; pass the scene itself (label_water(scene, model)) or name water clusters with model.with_water(ids)"
             )
-        ids = np.asarray(data.values if _is_xarray(data) else data)
+        ids = np.asarray(data.values if is_dataarray(data) else data)
         out = np.where(ids == 255, NODATA, np.isin(ids, model.water_ids)).astype(np.uint8)
-        if _is_xarray(data):
-            t, c = _rio(data)
-            return _dataarray(out, t, c, nodata=255, name="water", template=data)
+        if is_dataarray(data):
+            t, c = rio_georef(data)
+            return to_dataarray(out, t, c, nodata=255, name="water", template=data)
         return out
-    inp = _as_input(data, **kw)
-    _, mask = _classify(model, inp, data, check)
-    return _out(mask, inp, "water")
+    inp = scene_input(data, **kw)
+    _, mask = model.classify_scene(inp, getattr(data, "path", "") or "data", check)
+    return output_like(mask, inp, "water")
 
 
 # ---------------------------------------------------------------------------------------------
 # Area, change, polygons
 # ---------------------------------------------------------------------------------------------
 def _mask_geo(mask: Any, transform: Any, crs: Any) -> tuple[np.ndarray, Any, Any]:
-    if _is_xarray(mask):
-        t, c = _rio(mask)
+    if is_dataarray(mask):
+        t, c = rio_georef(mask)
         transform = transform if transform is not None else t
         crs = crs if crs is not None else c
         mask = mask.values
@@ -725,8 +421,8 @@ def compare(masks: Sequence[Any], transform: Any = None, crs: Any = None, labels
     if len(arrs) > 2:
         for i in range(len(arrs) - 1):
             steps.append({"from": labels[i], "to": labels[i + 1], **_change_stats(arrs[i], arrs[i + 1], pa)[1]})
-    tmpl = next((m for m in masks if _is_xarray(m)), None)
-    change = ch if tmpl is None else _dataarray(ch, transform, crs, nodata=255, name="change", template=tmpl)
+    tmpl = next((m for m in masks if is_dataarray(m)), None)
+    change = ch if tmpl is None else to_dataarray(ch, transform, crs, nodata=255, name="change", template=tmpl)
     return Comparison(change, stats, per, steps)
 
 

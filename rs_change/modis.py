@@ -44,7 +44,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from .errors import BandProfileError, DependencyError, GeoreferenceError, InputError
-from .readers import SceneSource, _grid_of, _open
+from .readers import SceneSource, grid_of, open_raster
 from .sensors import PROFILES, BandProfile
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ def open_appeears(folder: Path, profile: BandProfile, date: _dt.date, nodata: Op
 def open_multiband(path: Path, profile: BandProfile, date: _dt.date, nodata: Optional[float] = None) -> SceneSource:
     """One multi-band GeoTIFF (Earth Engine export) with bands found by description (see :func:`open_source`)."""
     sp = str(path)
-    with _open(sp) as ds:
+    with open_raster(sp) as ds:
         descs = [normalise_layer(d) if d else "" for d in ds.descriptions]
         count = ds.count
     named = any(_REFL.match(d) for d in descs)
@@ -356,14 +356,14 @@ def _source_from_index(
             "add them, or name only the roles you have with `bands: {role: MODIS band number}`"
         )
     first_path, first_band = next(iter(layers.values()))
-    with _open(first_path) as ds:
-        grid = _grid_of(ds, first_path)
+    with open_raster(first_path) as ds:
+        grid = grid_of(ds, first_path)
         file_nodata = ds.nodata
         file_scale = ds.scales[first_band - 1] if ds.scales else None
         file_offset = ds.offsets[first_band - 1] if ds.offsets else None
         dtype = ds.dtypes[first_band - 1]
     for role, (lp, lb) in layers.items():
-        with _open(lp) as ds:
+        with open_raster(lp) as ds:
             if lb > ds.count:
                 raise BandProfileError(f"{lp}: {role} needs band {lb} but the file has {ds.count}; check the scene's `bands`")
     profile = _effective_profile(profile, file_scale, file_offset, dtype)
@@ -383,7 +383,7 @@ def _source_from_index(
     )
     check_values(src)
     if qa_layer is not None:
-        with _open(qa_layer[0]) as ds:
+        with open_raster(qa_layer[0]) as ds:
             qa_fill = ds.nodata
         src.qa_layer = qa_layer
         src.qa_decoder = QaDecoder(settings, qa_fill)
@@ -423,7 +423,7 @@ def check_values(source: SceneSource, max_side: int = 128) -> None:
     if prof.scale is None:
         return
     role, (path, band) = next(iter(source.layers.items()))
-    with _open(path) as ds:
+    with open_raster(path) as ds:
         f = max(1, math.ceil(max(ds.height, ds.width) / max_side))
         raw = ds.read(band, out_shape=(max(1, ds.height // f), max(1, ds.width // f)), resampling=Resampling.nearest)
     v = raw.astype(np.float64).ravel()

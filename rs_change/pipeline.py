@@ -39,9 +39,10 @@ from .features import default_features, feature_matrix
 from .grid import Grid
 from .labelling import ClusterDecision, water_ids
 from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
-from .readers import SceneSource, SharedReads, check_overlap, decimated_grid, decimated_read, open_scene
+from .readers import SceneSource, SharedReads, check_overlap, decimated_grid, decimated_read
 from .water import classify_raw
 from .strips import mean_pixel_area, remember_mean_pixel_area
+from .scenes import open_scene
 from .sensors import check_reflectance, custom_profile, get_profile
 
 log = logging.getLogger(__name__)

@@ -72,7 +72,8 @@ class SceneSource:
         return WindowReader(self, ref, resampling)
 
 
-def _open(path: str) -> rasterio.io.DatasetReader:
+def open_raster(path: str) -> rasterio.io.DatasetReader:
+    """``rasterio.open(path)``, or an :class:`~rs_change.errors.InputError` saying what to fix."""
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
@@ -82,7 +83,9 @@ def _open(path: str) -> rasterio.io.DatasetReader:
         raise InputError(f"{path}: not a readable raster ({str(exc).splitlines()[0][:120]}); give a GeoTIFF") from None
 
 
-def _grid_of(ds: rasterio.io.DatasetReader, path: str) -> Grid:
+def grid_of(ds: rasterio.io.DatasetReader, path: str) -> Grid:
+    """The :class:`~rs_change.grid.Grid` of an open raster, or a
+    :class:`~rs_change.errors.GeoreferenceError` when it has no CRS or no geotransform."""
     if ds.crs is None:
         raise GeoreferenceError(f"{path}: the raster has no CRS; set one (gdal_edit.py -a_srs EPSG:XXXX) and rerun")
     if ds.transform.is_identity or ds.transform == rasterio.Affine.identity():
@@ -104,8 +107,8 @@ def open_geotiff(
         Missing or unreadable file, no CRS/geotransform, too few bands for the profile.
     """
     path = str(path)
-    with _open(path) as ds:
-        grid = _grid_of(ds, path)
+    with open_raster(path) as ds:
+        grid = grid_of(ds, path)
         profile.check_band_count(ds.count, path)
         file_nodata = ds.nodata
         if profile.scale is None and ds.scales and ds.scales[0] not in (None, 1.0) and ds.dtypes[0] != "uint8":
@@ -348,7 +351,7 @@ class SharedReads:
         with self._lock:
             ds = self._ds.get(path)
             if ds is None:
-                ds = self._ds[path] = _open(path)
+                ds = self._ds[path] = open_raster(path)
             return ds.read(bands, window=window)
 
     def close(self) -> None:
@@ -411,7 +414,7 @@ class WindowReader:
 
     def _dataset(self, path: str) -> rasterio.io.DatasetReader:
         if path not in self._ds:
-            self._ds[path] = _open(path)
+            self._ds[path] = open_raster(path)
         return self._ds[path]
 
     def _translation(self, path: str) -> Optional[tuple[float, float]]:
@@ -720,22 +723,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "open_geotiff", "check_overlap", "BandProfileError"]
-
-
-def open_scene(
-    path: str | Path,
-    profile: BandProfile,
-    date: _dt.date,
-    nodata: Optional[float] = None,
-) -> SceneSource:
-    """Open one date: a multi-band raster file, or (MODIS) a folder / glob of per-layer files or
-    an HDF4 granule.  Dispatches on the path; see :mod:`rs_change.modis` for the MODIS forms."""
-    p = Path(path)
-    s = str(path)
-    modis_profile = profile.name.lower().startswith(("modis", "mod09", "myd09"))  # bands by description
-    if modis_profile or p.is_dir() or any(ch in s for ch in "*?[") or p.suffix.lower() in (".hdf", ".h4", ".hdf4"):
-        from . import modis  # noqa: PLC0415  (optional reader, imported on demand)
-
-        return modis.open_source(p, profile, date, nodata)
-    return open_geotiff(p, profile, date, nodata)
+__all__ = ["SceneSource", "WindowReader", "open_geotiff", "open_raster", "grid_of", "decimated_read", "check_overlap",
+           "BandProfileError"]

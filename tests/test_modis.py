@@ -238,7 +238,7 @@ def test_multiband_too_few_bands(tmp_path: Path) -> None:
 
 
 def test_open_scene_dispatches_modis_profile(tmp_path: Path) -> None:
-    from rs_change.readers import open_scene
+    from rs_change.scenes import open_scene
 
     layers = _synthetic_layers()
     names = [f"sur_refl_b0{i}" for i in range(1, 8)]

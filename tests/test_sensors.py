@@ -17,7 +17,7 @@ from rs_change.cli import main
 from rs_change.config import RunConfig
 from rs_change.errors import BandProfileError, ConfigError
 from rs_change.pipeline import build_source
-from rs_change.readers import open_scene
+from rs_change.scenes import open_scene
 from rs_change.sensors import BandProfile, check_reflectance, get_profile
 
 UTM = "EPSG:32633"
