@@ -219,15 +219,36 @@ class WaterModel:
         """Cluster id (int32) of every row of a physical-unit feature matrix (n, n_features)."""
         return self.kmeans.predict(self.scale_features(X))
 
-    def predict(self, data: Any, **kw: Any) -> Any:
+    def predict(self, data: Any, *, check: bool = True, **kw: Any) -> Any:
         """Cluster ids of every pixel of a scene; see :func:`rs_change.api.predict_clusters`.
 
         Returns the same kind as ``data``: uint8 ``(h, w)`` array (255 = unobserved) or a
         DataArray.
         """
-        from .api import predict_clusters
+        from .scenes import output_like, scene_input
 
-        return predict_clusters(self, data, **kw)
+        inp = scene_input(data, **kw)
+        clusters, _ = self.classify_scene(inp, getattr(data, "path", "") or "data", check)
+        return output_like(clusters, inp, "clusters")
+
+    def classify_scene(self, inp: Any, label: str = "data", check: bool = True, sample: int = 100_000
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster ids and water mask (uint8 (y, x), 255 unobserved) of scene data read by
+        :func:`rs_change.scenes.scene_input`, by :func:`rs_change.water.classify` as the pipeline
+        classifies a block; with ``check``, :meth:`check_spectra` first on up to ``sample`` of its
+        observed pixels (``label`` names the scene in the warning)."""
+        from .features import default_features, feature_matrix
+        from .water import classify
+
+        self.check_features(default_features(list(inp.profile.bands)), "data")
+        if inp.valid.any() and check:
+            idx = np.flatnonzero(inp.valid.ravel())
+            if len(idx) > sample:
+                idx = idx[:: len(idx) // sample + 1]
+            if len(idx):
+                flat = {k: v.ravel()[idx] for k, v in inp.bands.items()}
+                self.check_spectra(feature_matrix(flat, np.ones(len(idx), bool), self.names), label=label)
+        return classify(self, inp.bands, inp.valid, clusters=True)
 
     def check_spectra(self, X: np.ndarray, label: str = "scene", threshold: float = DRIFT_THRESHOLD,
                       warn: bool = True) -> float:
