@@ -78,11 +78,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = RunConfig.from_yaml(args.config)
     progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
     if getattr(args, "summary_only", False):  # areas and change only: no rasters, polygons or report
-        from .pipeline import write_summary_only
+        from .outputs import SUMMARY_SET, check_output_dir, write_summary_set
 
         out = Path(args.output) if args.output else cfg.output_dir
+        check_output_dir(out, SUMMARY_SET, args.overwrite)  # before anything is read
         result = run(cfg, overwrite=args.overwrite, progress=progress, write=False)
-        write_summary_only(result.summary, out, args.overwrite)
+        write_summary_set(result.summary, out, args.overwrite, cfg.to_yaml())  # one set, with its manifest
         print(format_table(result.summary))
         print(f"outputs: {out} (summary only)")
         return 0

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .errors import OutputError
 
@@ -41,6 +41,8 @@ BACKUP_PREFIX = ".rs-change-backup-"
 PROBE_PREFIX = ".rs-change-probe-"
 MANIFEST = "manifest.json"
 JOURNAL = "journal.json"
+#: What ``--summary-only`` writes (:func:`write_summary_set`).
+SUMMARY_SET = ("summary.json", "summary.csv", "config.yaml", MANIFEST)
 
 #: Distributions whose versions go into the manifest (import names differ; metadata names used).
 KEY_DEPENDENCIES = (
@@ -273,6 +275,52 @@ def discard(tmp: Optional[Path]) -> None:
             os.rmdir(out)  # only succeeds when empty (a failed run): nothing is left behind
         except OSError:
             pass
+
+
+def write_set(out: Path, files: Mapping[str, Callable[[Path], Any]], config_sha256: Optional[str],
+              overwrite: bool = False) -> list[Path]:
+    """Write a small set of files the way a run writes its outputs (``--summary-only``).
+
+    Each ``files[name](path)`` writes one file into a fresh staging folder (created exclusively
+    by :func:`staging_dir`: no fixed temporary name, so a planted symlink cannot redirect a
+    write); ``manifest.json`` follows, and :func:`commit` swaps the set in, replacing every file
+    the previous manifest lists (a full run's rasters, its config.yaml ...): the folder holds one
+    consistent set that :func:`verify` accepts.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be written, or holds outputs and ``overwrite`` is False.
+    """
+    out = Path(out)
+    names = [*files, MANIFEST]
+    check_output_dir(out, names, overwrite)
+    tmp = staging_dir(out)
+    try:
+        for name, write in files.items():
+            write(tmp / name)
+        write_manifest(tmp, list(files), config_sha256)  # type: ignore[arg-type]
+        return commit(out, tmp, names, replace=previous_outputs(out))
+    finally:
+        discard(tmp)
+
+
+def write_summary_set(summary: Mapping[str, Any], out: Path, overwrite: bool = False,
+                      config_yaml: Optional[str] = None) -> list[Path]:
+    """``summary.json``, ``summary.csv`` (and ``config.yaml`` when given) and their manifest,
+    written into ``out`` as one set by :func:`write_set`."""
+    from .export import write_csv, write_json
+
+    rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
+    files: dict[str, Callable[[Path], Any]] = {
+        "summary.json": lambda p: write_json(p, summary),
+        "summary.csv": lambda p: write_csv(p, rows),
+    }
+    digest = None
+    if config_yaml is not None:
+        files["config.yaml"] = lambda p: p.write_text(config_yaml, encoding="utf-8")
+        digest = hashlib.sha256(config_yaml.encode()).hexdigest()
+    return write_set(out, files, digest, overwrite)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, ma
 from .features import default_features, feature_matrix
 from .grid import Grid
 from .labelling import ClusterDecision, water_ids
-from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
+from .outputs import (MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest,
+                      write_summary_set)
 from .readers import SceneSource, SharedReads, check_overlap, decimated_grid, decimated_read
 from .water import classify_raw
 from .strips import mean_pixel_area, remember_mean_pixel_area
@@ -607,23 +608,9 @@ SUMMARY_ONLY = ("summary.json", "summary.csv")
 def write_summary_only(summary: dict[str, Any], out: Path, overwrite: bool = False) -> list[Path]:
     """Write summary.json and summary.csv of a ``run(..., write=False)`` into ``out`` (``--summary-only``).
 
-    Each file is written under a temporary name and renamed into place.
-
-    Returns
-    -------
-    list of Path
-        The two files.
+    Staged and swapped in as a set with its manifest (:func:`rs_change.outputs.write_summary_set`).
     """
-    _check_output(out, list(SUMMARY_ONLY), overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
-    files = []
-    for name, writer, data in (("summary.json", write_json, summary), ("summary.csv", write_csv, rows)):
-        part = out / f".{name}.part"
-        writer(part, data)  # type: ignore[operator]
-        os.replace(part, out / name)
-        files.append(out / name)
-    return files
+    return write_summary_set(summary, out, overwrite)
 
 
 def _check_output(out: Path, names: Sequence[str], overwrite: bool) -> None:

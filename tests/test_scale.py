@@ -172,7 +172,7 @@ def test_summary_only_cli_writes_just_the_summary(two_dates: Path, tmp_path: Pat
 
     out = tmp_path / "out"
     assert main(["run", str(two_dates), "-o", str(out), "--summary-only"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["summary.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "manifest.json", "summary.csv", "summary.json"]
     summ = json.loads((out / "summary.json").read_text())
     assert [d["water_pixels"] for d in summ["dates"]] == [2400, 8000]
     assert main(["run", str(two_dates), "-o", str(out), "--summary-only"]) == 2  # refuses to overwrite
