@@ -50,7 +50,10 @@ def _cluster_water(d: dict[str, Any]) -> str:
     shares = [(c["id"], (c.get("stats") or {}).get("water_fraction")) for c in d.get("clusters", [])]
     if not shares or any(f is None for _, f in shares):
         return ", ".join(map(str, d["water_clusters"])) or "no water"
-    return ", ".join(f"{i}: {100 * f:.0f}%" + (" water" if i in d["water_clusters"] else "") for i, f in shares)
+    def pct(f: float) -> str:
+        return "<1%" if 0 < f < 0.01 else f"{100 * f:.0f}%"
+
+    return ", ".join(f"{i}: {pct(f)}" + (" water" if i in d["water_clusters"] else "") for i, f in shares)
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -664,7 +664,7 @@ def cluster_classes(decisions: Sequence[ClusterDecision]) -> dict[int, str]:
     out = {}
     for d in decisions:
         wf = d.stats.get("water_fraction")
-        share = None if wf is None else f"{100 * float(wf):.0f}% water"
+        share = None if wf is None else (f"{100 * float(wf):.0f}% water" if float(wf) >= 0.01 or float(wf) == 0 else "<1% water")
         if d.is_water:
             out[d.id] = f"cluster {d.id} (water" + (f", {share})" if share else ")")
         else:
