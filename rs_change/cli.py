@@ -76,21 +76,23 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import RunConfig
+    from .outputs import output_lock
     from .pipeline import run
 
     cfg = RunConfig.from_yaml(args.config)
     progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
-    if getattr(args, "summary_only", False):  # areas and change only: no rasters, polygons or report
-        from .outputs import SUMMARY_SET, check_output_dir, write_summary_set
+    out = Path(args.output) if args.output else cfg.output_dir
+    with output_lock(out):  # a second run into this folder stops here with one line
+        if getattr(args, "summary_only", False):  # areas and change only: no rasters, polygons or report
+            from .outputs import SUMMARY_SET, check_output_dir, write_summary_set
 
-        out = Path(args.output) if args.output else cfg.output_dir
-        check_output_dir(out, SUMMARY_SET, args.overwrite)  # before anything is read
-        result = run(cfg, overwrite=args.overwrite, progress=progress, write=False)
-        write_summary_set(result.summary, out, args.overwrite, cfg.to_yaml())  # one set, with its manifest
-        print(format_table(result.summary))
-        print(f"outputs: {out} (summary only)")
-        return 0
-    result = run(cfg, output_dir=args.output, overwrite=args.overwrite, progress=progress)
+            check_output_dir(out, SUMMARY_SET, args.overwrite)  # before anything is read
+            result = run(cfg, overwrite=args.overwrite, progress=progress, write=False)
+            write_summary_set(result.summary, out, args.overwrite, cfg.to_yaml())  # one set, with its manifest
+            print(format_table(result.summary))
+            print(f"outputs: {out} (summary only)")
+            return 0
+        result = run(cfg, output_dir=out, overwrite=args.overwrite, progress=progress)
     print(format_table(result.summary))
     if result.output_dir is not None:
         print(f"outputs: {result.output_dir}")

@@ -1,12 +1,12 @@
 """EDGE: how a run's files reach the output folder: staged, checked, then swapped in as a set.
 
 A run never writes under a final name.  Everything is written into a staging folder
-``.rs-change-tmp-<pid>-*`` inside the output folder (same filesystem, so moves are atomic
+``.rs-change-tmp-<token>-*`` inside the output folder (same filesystem, so moves are atomic
 renames), ``manifest.json`` is written last (sha256 of every file, config hash, versions), and
 :func:`commit` swaps the new set in:
 
 1. a journal naming the old and new files is written into a backup folder
-   ``.rs-change-backup-<pid>-*``;
+   ``.rs-change-backup-<token>-*``;
 2. the previous outputs (those to be replaced, and those listed by the previous manifest) are
    renamed into the backup folder, ``manifest.json`` first;
 3. the new files are renamed into place, ``manifest.json`` last;
@@ -17,20 +17,31 @@ and its journal behind; :func:`recover` (run at the start of every run) finishes
 the new ``manifest.json`` made it into place, and otherwise puts the old files back.  So the
 folder always ends up holding either the complete previous set or the complete new set, never a
 mix and never a partial file.
+
+Staging and backup folders are created exclusively (``mkdtemp``) under a random run token, and
+the run holds an ``flock`` on a lock file inside each while it uses it.  The kernel drops that
+lock when the process ends, however it ends, so :func:`recover` tells a live run's folder from a
+dead run's by trying the lock, never by a process id (which the system reuses).  The CLI also
+holds :func:`output_lock` on the output folder for the whole run: a second run into the same
+folder stops with one line instead of racing the first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import platform
+import secrets
 import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .errors import OutputError
 
@@ -41,6 +52,12 @@ BACKUP_PREFIX = ".rs-change-backup-"
 PROBE_PREFIX = ".rs-change-probe-"
 MANIFEST = "manifest.json"
 JOURNAL = "journal.json"
+#: Lock file inside a staging / backup folder, held (flock) by the run using the folder.
+FOLDER_LOCK = ".lock"
+#: Lock file of the output folder, held by the CLI for a whole run (:func:`output_lock`).
+OUTPUT_LOCK = ".rs-change.lock"
+#: This process's run token: names its staging and backup folders and goes into the journal.
+RUN_TOKEN = secrets.token_hex(8)
 #: What ``--summary-only`` writes (:func:`write_summary_set`).
 SUMMARY_SET = ("summary.json", "summary.csv", "config.yaml", MANIFEST)
 
@@ -53,6 +70,10 @@ KEY_DEPENDENCIES = (
 _ACTIVE: set[str] = set()
 # Output folders created by a run of this process (removed again if the run fails before writing).
 _CREATED: set[str] = set()
+# Lock files held by this process: folder -> open descriptor (closing it releases the flock).
+_HELD: dict[str, int] = {}
+# Output-folder lock files held by this process (:func:`output_lock`).
+_OUTPUT_LOCKS: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,11 +255,7 @@ def check_output_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:
             )
         target = out
     else:
-        target = out.parent
-        while not target.exists() and target != target.parent:
-            target = target.parent
-        if not target.is_dir():
-            raise OutputError(f"{out}: cannot create the output folder ({target} is not a folder); choose another `output.dir`")
+        target = _check_creatable(out)
     try:
         with tempfile.NamedTemporaryFile(dir=target, prefix=PROBE_PREFIX, delete=True):
             pass
@@ -248,17 +265,143 @@ def check_output_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:
         ) from None
 
 
+def _check_creatable(out: Path) -> Path:
+    """The nearest existing folder of ``out`` (``out`` itself when it exists); an
+    :class:`OutputError` when ``out`` or that ancestor is not a folder."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: output path exists and is not a folder; set `output.dir` (or -o) to a folder")
+    target = out
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        raise OutputError(f"{out}: cannot create the output folder ({target} is not a folder); choose another `output.dir`")
+    return target
+
+
 def staging_dir(out: Path) -> Path:
-    """Create ``out`` and a fresh staging folder inside it (``.rs-change-tmp-<pid>-*``)."""
+    """Create ``out`` and a fresh staging folder inside it (``.rs-change-tmp-<token>-*``, created
+    exclusively, its lock held until :func:`discard`)."""
     try:
         if not Path(out).exists():
             _CREATED.add(str(Path(out)))
         Path(out).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=out))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{RUN_TOKEN}-", dir=out))
     except OSError as exc:
         raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`") from None
     _ACTIVE.add(str(tmp))
+    _hold(tmp)
     return tmp
+
+
+def _hold(folder: Path) -> None:
+    """Create ``folder/.lock`` exclusively and hold an flock on it: the folder's owner is alive."""
+    fd = os.open(Path(folder) / FOLDER_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:  # a filesystem without locks: recovery cannot tell this folder is alive
+        log.debug("%s: cannot lock (%s)", folder, exc)
+    _HELD[str(folder)] = fd
+
+
+def _release(folder: Path) -> None:
+    fd = _HELD.pop(str(folder), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether another run holds ``folder``'s lock (a run of this process included)."""
+    return _locked(Path(folder) / FOLDER_LOCK)
+
+
+def _locked(path: Path) -> bool:
+    """Whether some process holds an flock on the file ``path``."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file (or not a folder): its run died before it could hold one
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # releases the lock taken just now
+    return False
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[Path]:
+    """Hold the output folder's lock file (``.rs-change.lock``, flock) for a whole run.
+
+    A second run into the same folder fails at once with one line (:class:`OutputError`) instead
+    of swapping its set over the first one's.  Creates ``out`` when needed; on exit removes the
+    lock file, and ``out`` (and the parents created with it) again when left empty.
+    """
+    out = Path(out)
+    _check_creatable(out)
+    created = []
+    for d in [*reversed(out.parents), out]:
+        if not d.exists():
+            try:
+                d.mkdir()
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                _remove_empty(created)
+                raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`") from None
+            else:
+                created.append(d)
+    lock = out / OUTPUT_LOCK
+    try:
+        while True:
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise OutputError(
+                    f"{lock}: cannot open the output folder's lock file ({exc.strerror or exc}); "
+                    + ("remove it (it is not a regular file)" if exc.errno == errno.ELOOP else "choose a writable `output.dir`")
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise OutputError(
+                        f"{out}: another rs-change run is writing into this folder (it holds {OUTPUT_LOCK}); "
+                        "wait for it to finish or choose another `output.dir` (-o)"
+                    ) from None
+                log.warning("%s: cannot lock the output folder (%s); concurrent runs into it are not detected", out, exc)
+                fd = -1
+                break
+            st = os.fstat(fd)
+            try:
+                same = os.stat(lock, follow_symlinks=False).st_ino == st.st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # else the previous holder removed the file while we opened it: lock the new one
+                break
+            os.close(fd)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    _OUTPUT_LOCKS.add(str(lock))
+    try:
+        yield out
+    finally:
+        _OUTPUT_LOCKS.discard(str(lock))
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            os.close(fd)
+        _remove_empty(created)
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    for d in reversed(folders):
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
 
 
 def discard(tmp: Optional[Path]) -> None:
@@ -266,6 +409,7 @@ def discard(tmp: Optional[Path]) -> None:
     folder itself when this run created it and it is empty again."""
     if tmp is None:
         return
+    _release(tmp)
     _ACTIVE.discard(str(tmp))
     shutil.rmtree(tmp, ignore_errors=True)
     out = str(Path(tmp).parent)
@@ -452,9 +596,11 @@ def commit(out: Path, tmp: Path, names: Sequence[str], replace: Iterable[str] = 
     new = [n for n in names if n != MANIFEST] + ([MANIFEST] if MANIFEST in names else [])
     old_candidates = ([MANIFEST] if (out / MANIFEST).exists() else []) + list(dict.fromkeys([*replace, *new]))
     old = [n for n in dict.fromkeys(old_candidates) if _plain(n) and (out / n).exists()]
-    backup = Path(tempfile.mkdtemp(prefix=f"{BACKUP_PREFIX}{os.getpid()}-", dir=out))
+    backup = Path(tempfile.mkdtemp(prefix=f"{BACKUP_PREFIX}{RUN_TOKEN}-", dir=out))
     _ACTIVE.add(str(backup))
+    _hold(backup)
     journal = {
+        "token": RUN_TOKEN,
         "old": old,
         "new": new,
         "manifest_sha256": sha256_file(tmp / MANIFEST) if MANIFEST in new else None,
@@ -467,10 +613,12 @@ def commit(out: Path, tmp: Path, names: Sequence[str], replace: Iterable[str] = 
             os.replace(tmp / n, out / n)
     except BaseException:
         _rollback(out, backup, journal)
+        _release(backup)
         _ACTIVE.discard(str(backup))
         raise
-    _ACTIVE.discard(str(backup))
     shutil.rmtree(backup, ignore_errors=True)
+    _release(backup)
+    _ACTIVE.discard(str(backup))
     log.info("%s: %d file(s) written, %d previous file(s) replaced", out, len(new), len(old))
     return [out / n for n in names]
 
@@ -507,7 +655,8 @@ def recover(out: Path) -> list[str]:
     """Clean up after runs that were killed while writing into ``out``.
 
     Staging folders are deleted; an interrupted swap is finished when its new ``manifest.json``
-    is in place, and undone otherwise.  Folders of runs still alive (same pid alive) are left.
+    is in place, and undone otherwise.  Folders of runs still alive are left: a run holds the
+    lock file inside its folders, and the kernel releases it when the run's process ends.
 
     Returns
     -------
@@ -520,10 +669,19 @@ def recover(out: Path) -> list[str]:
         return done
     for d in sorted(out.iterdir()):
         name = d.name
+        if name == OUTPUT_LOCK:  # left by a killed run unless a run holds it now
+            if str(d) not in _OUTPUT_LOCKS and not d.is_symlink() and d.is_file() and not _locked(d):
+                d.unlink(missing_ok=True)
+                done.append(f"removed the lock file {name} of an interrupted run")
+            continue
         if not name.startswith((TMP_PREFIX, BACKUP_PREFIX, PROBE_PREFIX)) or str(d) in _ACTIVE:
             continue
-        if _owner_alive(name):
-            log.warning("%s: another rs-change run (pid %s) seems to be writing here; left alone", d, _pid(name))
+        if d.is_symlink():  # not ours: a link named like our folders is removed, never followed
+            d.unlink(missing_ok=True)
+            done.append(f"removed the link {name}")
+            continue
+        if _in_use(d):
+            log.warning("%s: another rs-change run is writing here (it holds %s/%s); left alone", out, name, FOLDER_LOCK)
             continue
         if name.startswith(BACKUP_PREFIX) and d.is_dir():
             try:
@@ -549,26 +707,3 @@ def recover(out: Path) -> list[str]:
     for msg in done:
         log.warning("%s: %s", out, msg)
     return done
-
-
-def _pid(name: str) -> Optional[int]:
-    for prefix in (TMP_PREFIX, BACKUP_PREFIX):
-        if name.startswith(prefix):
-            head = name[len(prefix):].split("-", 1)[0]
-            return int(head) if head.isdigit() else None
-    return None
-
-
-def _owner_alive(name: str) -> bool:
-    pid = _pid(name)
-    if pid is None or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:  # pragma: no cover
-        return False
-    return True

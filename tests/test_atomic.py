@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -241,16 +242,24 @@ def test_killed_after_the_new_manifest_next_run_keeps_the_complete_new_set(scene
 
 
 def test_next_run_removes_stale_staging_folders_but_not_live_ones(scenes):
+    import fcntl
+
     out, snap = _first_run(scenes())
-    dead = out / ".rs-change-tmp-999999999-abc"  # no such pid
+    dead = out / f".rs-change-tmp-{os.getppid()}-abc"  # named after a live pid (reused): still dead, nobody holds it
     dead.mkdir()
     (dead / "water_2019-06-01.tif").write_bytes(b"partial")
-    live = out / f".rs-change-tmp-{os.getppid()}-xyz"  # our parent process is alive
+    (dead / outputs.FOLDER_LOCK).touch()
+    live = out / ".rs-change-tmp-0123456789abcdef-xyz"  # a run that holds its folder's lock is alive
     live.mkdir()
-    run(RunConfig.from_yaml(scenes(seed=2)), overwrite=True)
+    fd = os.open(live / outputs.FOLDER_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        run(RunConfig.from_yaml(scenes(seed=2)), overwrite=True)
+    finally:
+        os.close(fd)
     assert not dead.exists()
     assert live.exists()
-    live.rmdir()
+    shutil.rmtree(live)
     assert outputs.verify(out) == []
 
 

@@ -93,3 +93,72 @@ def test_summary_only_writes_a_manifest_and_replaces_a_full_set(scenes, capsys):
     # and a full run over a summary-only set replaces it in turn
     assert main(["run", str(cfg), "--overwrite"]) == 0
     assert outputs.verify(out) == [] and "water_2021-06-01.tif" in os.listdir(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4, 10: leftovers recognised by their lock, not by a pid; one run at a time per output folder
+# ---------------------------------------------------------------------------------------------
+def test_recovery_does_not_trust_a_reused_pid(scenes, capsys):
+    """A run killed mid-swap whose pid now belongs to another process (here: our parent)."""
+    cfg = scenes()
+    assert main(["run", str(cfg)]) == 0
+    out = cfg.parent / "out"
+    snap = _snapshot(out)
+    backup = out / f".rs-change-backup-{os.getppid()}-abcd1234"
+    backup.mkdir()
+    old = ["manifest.json", "water_2019-06-01.tif"]
+    for n in old:
+        os.replace(out / n, backup / n)
+    (out / "water_2019-06-01.tif").write_bytes(b"half of a new set")
+    (backup / "journal.json").write_text(json.dumps({"old": old, "new": ["water_2019-06-01.tif", "manifest.json"],
+                                                     "manifest_sha256": "0" * 64}))
+    done = outputs.recover(out)
+    assert any("restored the previous outputs" in d for d in done), done
+    assert _snapshot(out) == snap and outputs.verify(out) == []
+    assert [p.name for p in out.iterdir() if p.name.startswith(".rs-change")] == []
+
+
+def test_a_live_runs_folder_is_left_alone_whatever_its_name(scenes, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    live = out / ".rs-change-tmp-999999999-live"  # a pid that does not exist: the lock says it is alive
+    live.mkdir(parents=True)
+    fd = os.open(live / outputs.FOLDER_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert outputs.recover(out) == [] and live.exists()
+    finally:
+        os.close(fd)
+    assert outputs.recover(out) and not live.exists()  # its process is gone: cleaned up
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(scenes, monkeypatch, capsys):
+    import threading
+
+    import rs_change.pipeline as pl
+
+    cfg = scenes()
+    out = cfg.parent / "out"
+    inside, release = threading.Event(), threading.Event()
+    real = pl.build_summary
+
+    def slow_summary(*a: Any, **k: Any) -> Any:  # the first run pauses after pass 2
+        inside.set()
+        release.wait(10)
+        return real(*a, **k)
+
+    monkeypatch.setattr(pl, "build_summary", slow_summary)
+    first: dict[str, int] = {}
+    t = threading.Thread(target=lambda: first.setdefault("code", main(["run", str(cfg)])))
+    t.start()
+    try:
+        assert inside.wait(10)
+        _one_line_error(capsys, ["run", str(cfg)], str(out), "another rs-change run")
+        _one_line_error(capsys, ["run", str(cfg), "--summary-only", "--overwrite"], "another rs-change run")
+    finally:
+        release.set()
+        t.join(20)
+    assert first["code"] == 0
+    assert outputs.verify(out) == [] and not (out / outputs.OUTPUT_LOCK).exists()
+    assert json.loads((out / "summary.json").read_text())["dates"][1]["water_pixels"] == 81
