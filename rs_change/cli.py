@@ -79,6 +79,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .outputs import output_lock
     from .pipeline import run
 
+    if args.output is not None and not args.output.strip():
+        from .errors import ConfigError
+
+        raise ConfigError("-o/--output: empty folder name (it would write into the current folder); give a folder, e.g. -o outputs")
     cfg = RunConfig.from_yaml(args.config)
     progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
     out = Path(args.output) if args.output else cfg.output_dir
@@ -115,6 +119,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
+    from .pipeline import aoi_geometries
+
+    geoms = aoi_geometries(cfg, ref.crs)
+    if geoms is not None:  # the grid a run computes on: cropped to the area of interest
+        from shapely.ops import unary_union
+
+        ref = ref.crop_to_bounds(unary_union(geoms).bounds)
+    cfg.check_costs(ref.shape)  # the limits a run checks (compute.max_*)
     for src in sources:
         check_overlap(src, ref)
     print(f"{args.config}: valid ({len(cfg.scenes)} date(s), output to {cfg.output_dir})")
@@ -126,9 +138,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
     from .errors import OutputError
 
     path = Path(args.path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name, e.g. {path / 'rs-change.yaml'}")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: the folder {path.parent} does not exist; create it first or give another path")
     if path.exists() and not args.overwrite:
         raise OutputError(f"{path}: already exists; pass --overwrite or give another path")
-    path.write_text(TEMPLATE, encoding="utf-8")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OutputError(f"{path}: not a regular file (a link, FIFO or device); remove it or give another path")
+    try:
+        path.write_text(TEMPLATE, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write the template ({exc.strerror or exc}); give a writable path") from None
     print(f"wrote {path}")
     return 0
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -17,6 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 Metric = Literal["euclidean", "manhattan", "chebyshev"]
+
+#: Default cost limits (``compute.max_*``), checked by ``validate`` and before a run reads pixels
+#: (:meth:`RunConfig.check_costs`): a typo in ``grid.resolution`` or ``clustering.k`` stops with one
+#: line instead of filling the disk or the memory.
+MAX_PIXELS = 2_000_000_000
+MAX_WRITE_GB = 200.0
+MAX_K = 64
+MAX_K_PIXELS = 50_000_000
+#: Largest config file read (a config is a few kB; ``rs-change validate /dev/zero`` must not read forever).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class _Model(BaseModel):
@@ -59,6 +71,25 @@ class SceneConfig(_Model):
             raise ValueError("give `sensor` (a named band profile) or `bands` (1-based band roles)")
         return self
 
+    @field_validator("bands")
+    @classmethod
+    def _roles(cls, v: Optional[dict[str, int]]) -> Optional[dict[str, int]]:
+        from .sensors import ROLES  # an unknown role would be used as a plain band, and an index silently lost
+
+        for role in v or {}:
+            if str(role).lower() not in ROLES:
+                close = difflib.get_close_matches(str(role).lower(), ROLES, n=1)
+                hint = f"did you mean `{close[0]}`?" if close else "use"
+                raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+        return v
+
+    @field_validator("nodata")
+    @classmethod
+    def _nodata(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and math.isinf(v):
+            raise ValueError(f"nodata {v} is not a pixel value; give a finite number (or .nan for float files)")
+        return v
+
 
 class AoiConfig(_Model):
     """Area of interest: a bounding box with its CRS, or a vector file of polygons."""
@@ -92,7 +123,7 @@ class ClusteringConfig(_Model):
 
     k: Union[int, list[int]] = Field(3, description="Number of clusters, or a list of candidates scored by silhouette.")
     metric: Union[Metric, Literal["auto"]] = Field("euclidean", description="euclidean | manhattan | chebyshev | auto.")
-    seed: int = Field(0, description="Random seed: same config and seed, same numbers.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed (0 to 2**32 - 1): same config and seed, same numbers.")
     sample_size: Optional[int] = Field(200_000, ge=1000, description="Pixels sampled to fit each model (null = all).")
     n_init: int = Field(3, ge=1, description="k-means restarts; the best objective is kept.")
     max_iter: int = Field(100, ge=1)
@@ -134,6 +165,13 @@ class OutputConfig(_Model):
     """What to write, and where."""
 
     dir: str = Field("outputs", description="Output folder, relative to the config file.")
+
+    @field_validator("dir")
+    @classmethod
+    def _dir(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("empty folder name (it would write into the config's folder); give a folder, e.g. outputs")
+        return v
     polygons: bool = Field(True, description="Write water polygons (water.gpkg).")
     formats: list[Literal["gpkg", "shp", "geojson", "gdb"]] = Field(
         ["gpkg"], description="Vector formats: gpkg (water.gpkg), shp (water_shp/), geojson (water_geojson/, EPSG:4326), gdb (water.gdb)."
@@ -149,9 +187,13 @@ class ComputeConfig(_Model):
     """How the work is run."""
 
     scheduler: str = Field("threads", description="threads | processes | synchronous | tcp://host:port (dask.distributed).")
-    chunk_size: int = Field(1024, ge=64, description="Block size in pixels for windowed processing.")
-    workers: Optional[int] = Field(None, ge=1, description="Threads (default: all cores).")
+    chunk_size: int = Field(1024, ge=64, le=16384, description="Block size in pixels for windowed processing.")
+    workers: Optional[int] = Field(None, ge=1, le=1024, description="Threads (default: all cores).")
     gdal_cache_mb: int = Field(256, ge=16, description="GDAL block cache per process, MB (GDAL's own default is 5% of RAM).")
+    max_pixels: int = Field(MAX_PIXELS, ge=1, description="Limit: pixels of the reference grid (after the AOI crop).")
+    max_write_gb: float = Field(MAX_WRITE_GB, gt=0, description="Limit: GB of rasters a run may write (uncompressed estimate, staging included).")
+    max_k: int = Field(MAX_K, ge=2, description="Limit: clusters per date (`clustering.k`).")
+    max_k_pixels: int = Field(MAX_K_PIXELS, ge=1, description="Limit: k x pixels sampled per date (the k-means distance work and memory).")
 
     @field_validator("scheduler")
     @classmethod
@@ -199,11 +241,63 @@ class RunConfig(_Model):
             if s.date in seen:
                 raise ValueError(f"date {s.date} appears twice in `scenes`; give each date once")
             seen.add(s.date)
+        for a, b in zip(self.scenes, self.scenes[1:]):
+            if b.date < a.date:  # change is first -> last date: out of order it would run backwards in time
+                raise ValueError(f"scenes: {b.date} is listed after {a.date}; list the scenes in date order (oldest first)")
+        paths: dict[str, _dt.date] = {}
+        for s in self.scenes:
+            p = self.resolve(s.path)
+            key = str(p)
+            if p.exists():
+                key = str(p.resolve())
+            if key in paths:
+                raise ValueError(f"scenes: {paths[key]} and {s.date} both read {s.path}; give each date its own file")
+            paths[key] = s.date
+        for key, value in (("aoi.path", self.aoi.path if self.aoi else None), ("clustering.model", self.clustering.model)):
+            p = self.resolve(value) if value else None
+            if p is not None and p.exists() and not (p.is_file() or p.is_dir()):  # a FIFO or device: refused, not read
+                raise ValueError(f"{key}: {p} is not a regular file (a FIFO, device or socket); give a file")
+        ks = self.clustering.k if isinstance(self.clustering.k, list) else [self.clustering.k]
+        if max(ks) > self.compute.max_k:
+            raise ValueError(f"clustering.k: k={max(ks)} is above the limit of {self.compute.max_k} clusters per date; "
+                             "lower clustering.k, or raise compute.max_k if you mean it")
+        if self.clustering.sample_size is not None:
+            self._check_k_pixels(max(ks), self.clustering.sample_size)
         if self.grid.reference is not None and self.grid.reference not in seen:
             raise ValueError(f"grid.reference {self.grid.reference} is not one of the scenes' dates")
         if self.clustering.fit_on is not None and self.clustering.fit_on not in seen:
             raise ValueError(f"clustering.fit_on {self.clustering.fit_on} is not one of the scenes' dates")
         return self
+
+    def _check_k_pixels(self, k: int, pixels: int) -> None:
+        if k * pixels > self.compute.max_k_pixels:
+            raise ConfigError(
+                f"clustering: k={k} x {pixels:,} sampled pixels = {k * pixels:,}, above the limit of "
+                f"{self.compute.max_k_pixels:,} (compute.max_k_pixels); lower clustering.k or clustering.sample_size, "
+                "or raise compute.max_k_pixels if you mean it")
+
+    def check_costs(self, shape: tuple[int, int], write: bool = True) -> None:
+        """Refuse a run whose estimated cost is above the ``compute.max_*`` limits: pixels of the
+        reference grid ``shape`` (after the AOI crop), GB of rasters written (uncompressed, staging
+        included) and k x sampled pixels.  One :class:`ConfigError` line naming the key to raise."""
+        h, w = int(shape[0]), int(shape[1])
+        px, c = h * w, self.compute
+        if px > c.max_pixels:
+            raise ConfigError(
+                f"grid: the reference grid would be {h:,} x {w:,} = {px:,} pixels, above the limit of {c.max_pixels:,} "
+                "(compute.max_pixels); check grid.resolution and aoi, or raise compute.max_pixels if you mean it")
+        if write:
+            n = len(self.scenes)
+            per_px = 2 * (2 * n + (n >= 2) + (n >= 3) * (n + 1))  # water + cluster ids per date, change, series; staged + COG
+            gb = px * per_px / 1e9
+            if gb > c.max_write_gb:
+                raise ConfigError(
+                    f"output: the rasters of {n} date(s) on {px:,} pixels would take up to {gb:,.0f} GB, above the limit of "
+                    f"{c.max_write_gb:g} GB (compute.max_write_gb); crop with aoi, coarsen grid.resolution, use --summary-only, "
+                    "or raise compute.max_write_gb if you mean it")
+        ks = self.clustering.k if isinstance(self.clustering.k, list) else [self.clustering.k]
+        sample = px if self.clustering.sample_size is None else min(px, self.clustering.sample_size)
+        self._check_k_pixels(max(ks), sample)
 
     # -- paths --------------------------------------------------------------------------------
     def resolve(self, path: str | Path) -> Path:
@@ -221,7 +315,7 @@ class RunConfig(_Model):
         """Read and validate a YAML config; raise :class:`ConfigError` with one clear line."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_small_file(path, MAX_CONFIG_BYTES, "config").decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found; check the path (or write one with `rs-change init`)") from None
         except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
@@ -231,7 +325,11 @@ class RunConfig(_Model):
     @classmethod
     def from_text(cls, text: str, base_dir: str | Path = ".", source: str = "<config>") -> "RunConfig":
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader: plain YAML only)
+        except _YamlValueError as exc:
+            mark = exc.problem_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{source}{where}: {exc.problem}") from None
         except yaml.constructor.ConstructorError as exc:
             mark = exc.problem_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -257,6 +355,68 @@ class RunConfig(_Model):
         """The config as YAML (the form written next to the outputs)."""
         data = self.model_dump(mode="json", exclude_none=True)
         return yaml.safe_dump(data, sort_keys=False)
+
+
+def read_small_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or a :class:`ConfigError`.
+
+    Opened without blocking and checked after opening (no race with a swapped path): a FIFO, a
+    device such as /dev/zero or a socket is refused in one line instead of hanging or reading
+    without end.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: not a regular file (a FIFO, device or socket); give a {what} file")
+        if st.st_size > limit:
+            raise ConfigError(f"{path}: {st.st_size:,} bytes, too large for a {what} file (at most {limit:,}); give the {what} file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: too large for a {what} file (at most {limit:,} bytes); give the {what} file")
+    return data
+
+
+class _YamlValueError(yaml.MarkedYAMLError):
+    """A YAML value rs-change refuses (duplicate key, impossible date); ``problem`` says the fix."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's SafeLoader (no tags), refusing duplicate keys (PyYAML keeps the last one silently)
+    and impossible dates (PyYAML raises a bare ValueError for 2020-02-30)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = key in first
+                except TypeError:
+                    continue  # unhashable: reported by PyYAML itself
+                if seen:
+                    raise _YamlValueError(None, None, f"duplicate key `{key}` (first given at line {first[key]}); "
+                                          "give each key once", key_node.start_mark)
+                first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as exc:
+            raise _YamlValueError(None, None, f"`{node.value}` is not a date ({exc}); give a real date as YYYY-MM-DD",
+                                  node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -497,6 +497,7 @@ def run(
         from shapely.ops import unary_union
 
         ref = ref.crop_to_bounds(unary_union(geoms).bounds)
+    cfg.check_costs(ref.shape, write)  # compute.max_* limits (rs_change.config): before any pixel is read
     overlaps = {}
     for s in sources:
         overlaps[s.date.isoformat()] = round(check_overlap(s, ref), 6)

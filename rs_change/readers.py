@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
+import stat
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,6 +76,7 @@ class SceneSource:
 
 def open_raster(path: str) -> rasterio.io.DatasetReader:
     """``rasterio.open(path)``, or an :class:`~rs_change.errors.InputError` saying what to fix."""
+    check_regular_file(path)  # a FIFO would hang GDAL's open, /dev/zero would be read without end
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
@@ -81,6 +84,21 @@ def open_raster(path: str) -> rasterio.io.DatasetReader:
         if not p.exists() and "://" not in path:
             raise InputError(f"{path}: file not found; check the scene's `path` in the config") from None
         raise InputError(f"{path}: not a readable raster ({str(exc).splitlines()[0][:120]}); give a GeoTIFF") from None
+
+
+def check_regular_file(path: str | Path) -> None:
+    """An :class:`~rs_change.errors.InputError` when a local ``path`` exists but is not a regular
+    file (a FIFO, device, socket or folder); GDAL paths (``/vsi...``, URLs, subdatasets) pass."""
+    s = str(path)
+    if "://" in s or s.startswith("/vsi") or ":" in Path(s).name:
+        return
+    try:
+        mode = os.stat(s).st_mode
+    except OSError:
+        return  # missing: rasterio's error says so
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+        raise InputError(f"{s}: not a regular file ({kind}); give a GeoTIFF file")
 
 
 def grid_of(ds: rasterio.io.DatasetReader, path: str) -> Grid:

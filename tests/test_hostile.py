@@ -162,3 +162,115 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(scene
     assert first["code"] == 0
     assert outputs.verify(out) == [] and not (out / outputs.OUTPUT_LOCK).exists()
     assert json.loads((out / "summary.json").read_text())["dates"][1]["water_pixels"] == 81
+
+
+# ---------------------------------------------------------------------------------------------
+# 6, 9: config values refused with one line (validate refuses what run refuses)
+# ---------------------------------------------------------------------------------------------
+BASE_YAML = """scenes:
+  - {date: 2019-06-01, path: a.tif, sensor: naip}
+  - {date: 2021-06-01, path: b.tif, sensor: naip}
+clustering: {k: 2, seed: 0, n_init: 1}
+output: {dir: out, report: false}
+"""
+
+
+@pytest.mark.parametrize("change, needles", [
+    (("2019-06-01", "2020-13-45"), ["line 2", "2020-13-45", "YYYY-MM-DD"]),  # unquoted: PyYAML's own date parser
+    (("2019-06-01", "2020-02-30"), ["line 2", "2020-02-30", "YYYY-MM-DD"]),
+    (("seed: 0", "seed: -1"), ["clustering.seed"]),
+    (("seed: 0", "seed: 123456789012345678901234567890"), ["clustering.seed"]),
+    (("sensor: naip}\n  - {date: 2021", "sensor: naip, nodata: .inf}\n  - {date: 2021"), ["nodata", "finite"]),
+    (("path: b.tif, sensor: naip", "path: b.tif, bands: {red: 1, green: 2, blue: 3, nir: 4, swirl: 2}"),
+     ["scenes.1.bands", "swirl", "did you mean `swir"]),
+    (("output: {", "scenes: [{date: 2022-01-01, path: a.tif, sensor: naip}]\noutput: {"), ["duplicate key `scenes`", "line 5"]),
+    (("sensor: naip}", "sensor: naip, sensor: modis}"), ["duplicate key `sensor`", "line 2"]),
+    (("2019-06-01", "2022-06-01"), ["2021-06-01 is listed after 2022-06-01", "date order"]),
+    (("path: b.tif", "path: ./a.tif"), ["both read", "its own file"]),
+    (("k: 2", "k: 1000"), ["clustering.k", "k=1000", "compute.max_k"]),
+    (("dir: out", "dir: ''"), ["output.dir", "empty"]),
+], ids=["month-13", "feb-30", "seed-negative", "seed-huge", "nodata-inf", "band-role", "duplicate-scenes",
+        "duplicate-flow-key", "dates-out-of-order", "same-file-twice", "k-1000", "empty-output-dir"])
+def test_config_values_refused_in_one_line(scenes, capsys, change, needles):
+    old, new = change
+    assert old in BASE_YAML
+    cfg = scenes(text=BASE_YAML.replace(old, new, 1))
+    out = cfg.parent / "out"
+    _one_line_error(capsys, ["validate", str(cfg)], *needles)
+    _one_line_error(capsys, ["run", str(cfg)], *needles)
+    assert not out.exists()
+
+
+def test_k_limit_can_be_raised(scenes):
+    from rs_change.config import RunConfig
+
+    cfg = RunConfig.from_text(BASE_YAML.replace("k: 2", "k: 100") + "compute: {max_k: 100}")
+    assert cfg.clustering.k == 100
+
+
+def test_empty_output_option_is_refused(scenes, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = scenes()
+    before = sorted(os.listdir(tmp_path))
+    _one_line_error(capsys, ["run", str(cfg), "-o", ""], "-o/--output", "empty")
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_init_into_a_missing_folder_is_a_user_error(tmp_path, capsys):
+    _one_line_error(capsys, ["init", str(tmp_path / "nope" / "run.yaml")], "nope", "does not exist")
+    _one_line_error(capsys, ["init", str(tmp_path)], "is a folder")
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 2: cost limits checked by validate and before a run reads pixels; non-regular files refused
+# ---------------------------------------------------------------------------------------------
+def test_a_grid_too_fine_is_refused_before_anything_is_written(scenes, capsys):
+    cfg = scenes(grid={"resolution": 1e-7})  # 10 m pixels cut into 1e-7 m: 4e18 pixels
+    out = cfg.parent / "out"
+    for cmd in (["validate", str(cfg)], ["run", str(cfg)], ["run", str(cfg), "--summary-only"]):
+        _one_line_error(capsys, cmd, "compute.max_pixels", "grid.resolution")
+    assert not out.exists()
+
+
+def test_limits_on_bytes_written_and_k_times_pixels(scenes, capsys):
+    from rs_change.config import RunConfig
+
+    cfg = scenes(compute={"max_write_gb": 1e-6})  # 400 pixels x 2 dates: ~4 kB of rasters
+    _one_line_error(capsys, ["validate", str(cfg)], "compute.max_write_gb")
+    _one_line_error(capsys, ["run", str(cfg)], "compute.max_write_gb")
+    assert main(["run", str(cfg), "--summary-only"]) == 0  # writes no raster
+    cfg = scenes(clustering={"sample_size": None}, compute={"max_k_pixels": 500})  # k=2 x 400 pixels
+    _one_line_error(capsys, ["validate", str(cfg)], "compute.max_k_pixels")
+    with pytest.raises(Exception, match="compute.max_k_pixels"):
+        RunConfig.from_text(BASE_YAML.replace("n_init: 1", "n_init: 1, sample_size: 100000") + "compute: {max_k_pixels: 1000}")
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_config_that_is_not_a_regular_file(tmp_path, capsys, target):
+    path = Path(target)
+    if target == "fifo":
+        path = tmp_path / "config.yaml"
+        os.mkfifo(path)
+    _one_line_error(capsys, ["validate", str(path)], str(path), "not a regular file")
+    _one_line_error(capsys, ["run", str(path)], str(path), "not a regular file")
+
+
+def test_a_huge_config_file_is_refused(tmp_path, capsys):
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (2 << 20) + "\n")
+    _one_line_error(capsys, ["validate", str(big)], "too large")
+
+
+def test_a_fifo_as_a_tile_is_refused_not_waited_on(scenes, tmp_path):
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "fifo.tif")
+    cfg = scenes(text=BASE_YAML.replace("path: a.tif", "path: fifo.tif"))
+    for cmd in ("validate", "run"):  # it used to block in GDAL's open until killed
+        proc = subprocess.run([sys.executable, "-m", "rs_change", cmd, str(cfg)], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.splitlines() == [f"rs-change: error: {tmp_path / 'fifo.tif'}: not a regular file "
+                                            "(a FIFO, device or socket); give a GeoTIFF file"]
+    assert not (tmp_path / "out").exists()
