@@ -12,6 +12,7 @@ import pytest
 from affine import Affine
 
 from rs_change import pipeline
+from rs_change.aoi import aoi_geometries
 from rs_change.change import (CHANGE_CLASSES, JointStates, change_map, series_block, series_classes,
                               water_frequency)
 from rs_change.config import RunConfig
@@ -104,7 +105,7 @@ def test_block_figures_same_with_and_without_joint_states(three_dates: Path, mon
     cfg = RunConfig.from_yaml(three_dates)
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
-    geoms = pipeline.aoi_geometries(cfg, ref.crs)
+    geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
     models = [fit_date(s, ref, geoms, cfg) for s in sources]
     win = (0, 0, ref.height, ref.width)
     fast = process_block(win, ref, models, geoms, "bilinear")
