@@ -167,15 +167,18 @@ def write_layers(path: Path, layers: Mapping[str, Any], driver: str = "GPKG") ->
 @contextlib.contextmanager
 def fixed_timestamps() -> Iterator[None]:
     """Within the block, GDAL vector drivers stamp files with :func:`_fixed_date` (GeoPackage
-    ``gpkg_contents.last_change`` through ``OGR_CURRENT_DATE``) instead of the clock."""
+    ``gpkg_contents.last_change`` through ``OGR_CURRENT_DATE``) instead of the clock, and the
+    File Geodatabase writer derives its UUIDs from the content (``OPENFILEGDB_REPRODUCIBLE_UUID``)
+    instead of drawing them at random."""
     import pyogrio
 
-    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _fixed_date()})
+    fixed = {"OGR_CURRENT_DATE": _fixed_date(), "OPENFILEGDB_REPRODUCIBLE_UUID": "YES"}
+    before = {k: pyogrio.get_gdal_config_option(k) for k in fixed}
+    pyogrio.set_gdal_config_options(fixed)
     try:
         yield
     finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
+        pyogrio.set_gdal_config_options(before)
 
 
 def _fixed_date() -> str:
