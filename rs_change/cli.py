@@ -119,13 +119,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
-    from .pipeline import aoi_geometries
+    from .aoi import aoi_geometries, crop_to_aoi
 
-    geoms = aoi_geometries(cfg, ref.crs)
-    if geoms is not None:  # the grid a run computes on: cropped to the area of interest
-        from shapely.ops import unary_union
-
-        ref = ref.crop_to_bounds(unary_union(geoms).bounds)
+    # the grid a run computes on: cropped to the area of interest
+    ref = crop_to_aoi(ref, aoi_geometries(cfg.aoi, ref.crs, cfg.resolve))
     cfg.check_costs(ref.shape)  # the limits a run checks (compute.max_*)
     for src in sources:
         check_overlap(src, ref)

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ._version import __version__
+from .aoi import aoi_geometries, aoi_mask, crop_to_aoi
 from .area import pixel_area_rows
 from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
                      change_map, change_stats, series_block)
@@ -56,7 +56,7 @@ def _noop(stage: str, done: int, total: int) -> None:  # pragma: no cover - triv
 
 
 # ---------------------------------------------------------------------------------------------
-# Scenes, reference grid, area of interest
+# Scenes, reference grid
 # ---------------------------------------------------------------------------------------------
 def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     """The :class:`SceneSource` of one configured date."""
@@ -87,64 +87,6 @@ def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
     return ref
 
 
-def aoi_geometries(cfg: RunConfig, crs: Any) -> Optional[list[Any]]:
-    """The area of interest as shapely geometries in ``crs`` (None when there is none)."""
-    if cfg.aoi is None:
-        return None
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    from .errors import ConfigError, InputError
-
-    if cfg.aoi.bbox is not None:
-        try:
-            gdf = gpd.GeoDataFrame(geometry=[box(*cfg.aoi.bbox)], crs=cfg.aoi.crs)
-        except Exception as exc:
-            raise ConfigError(f"aoi.crs: cannot use CRS {cfg.aoi.crs!r} ({exc}); give e.g. EPSG:4326") from None
-        gdf = gdf.set_geometry(gdf.geometry.segmentize(_segment(gdf)))
-    else:
-        path = cfg.resolve(cfg.aoi.path or "")
-        if not path.exists():
-            raise InputError(f"{path}: area-of-interest file not found; check `aoi.path`")
-        try:
-            gdf = gpd.read_file(path)
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read the area of interest ({str(exc).splitlines()[0][:100]}); give a GeoPackage, Shapefile or GeoJSON") from None
-        if gdf.crs is None:
-            raise InputError(f"{path}: the area of interest has no CRS; save it with one")
-        gdf = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-        if gdf.empty:
-            raise InputError(f"{path}: the area of interest holds no polygons; give polygons")
-        # densify so that long straight edges stay where they were drawn after reprojection
-        gdf = gdf.set_geometry(gdf.geometry.segmentize(_segment(gdf)))
-    return list(gdf.to_crs(Grid((1, 1), _ident(), crs).crs.to_wkt()).geometry)
-
-
-def _segment(gdf: Any) -> float:
-    b = gdf.total_bounds
-    return max(b[2] - b[0], b[3] - b[1]) / 64.0 or 1.0
-
-
-def _ident() -> Any:
-    from affine import Affine
-
-    return Affine.identity()
-
-
-def aoi_mask(geoms: Optional[list[Any]], grid: Grid) -> Optional[np.ndarray]:
-    """True where the pixel centre is inside the area of interest."""
-    if geoms is None:
-        return None
-    from rasterio.features import geometry_mask
-
-    # one rasterize at a time: rasterio silences its NotGeoreferencedWarning for the in-memory
-    # raster with warnings.catch_warnings, which is not thread-safe (two dates fitted in parallel
-    # threads restored each other's filters, and the warning escaped now and then)
-    with _AOI_LOCK:
-        return geometry_mask(geoms, out_shape=grid.shape, transform=grid.transform, invert=True, all_touched=False)
-
-
-_AOI_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,11 +434,8 @@ def run(
         _check_output(out, output_names(cfg), overwrite)
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
-    geoms = aoi_geometries(cfg, ref.crs)
-    if geoms is not None:
-        from shapely.ops import unary_union
-
-        ref = ref.crop_to_bounds(unary_union(geoms).bounds)
+    geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
+    ref = crop_to_aoi(ref, geoms)
     cfg.check_costs(ref.shape, write)  # compute.max_* limits (rs_change.config): before any pixel is read
     overlaps = {}
     for s in sources:
