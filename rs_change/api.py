@@ -170,8 +170,8 @@ def fit_model(
     inp = scene_input(data, **kw)
     names = default_features(list(inp.profile.bands))
     if isinstance(data, Scene) and data.source is not None and kw.get("valid") is None:
-        # a scene read from a file: sample the file as rs-change run does (pipeline.sample_pixels)
-        from .pipeline import sample_pixels
+        # a scene read from a file: sample the file as rs-change run does (fit.sample_pixels)
+        from .fit import sample_pixels
 
         X = sample_pixels(data.source, data.grid, None, names, sample_size, seed, data.resampling)
     else:
@@ -179,7 +179,7 @@ def fit_model(
     if len(X) == 0:
         raise NoValidPixelsError("every pixel of the data is unobserved (NaN, nodata or outside the valid range); check nodata=")
     date = label or (data.date.isoformat() if isinstance(data, Scene) and data.date else None)
-    # the pipeline's own fit (rs_change.pipeline.fit_date calls the same function)
+    # the pipeline's own fit (rs_change.fit.fit_date calls the same function)
     wm, _ = fit_sample(X, names, inp.profile, k=k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol,
                        method=method, water=water, fitted_on=date)
     return wm

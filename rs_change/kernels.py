@@ -136,7 +136,7 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
 
     Parameters
     ----------
-    dm : rs_change.pipeline.DateModel
+    dm : rs_change.fit.DateModel
     raws : dict of role to uint8 ndarray (h, w)
     valid : bool ndarray (h, w)
         Updated in place (only when a result is returned).

@@ -380,7 +380,7 @@ _CACHE: dict[Any, Optional[ClusterTables]] = {}
 
 
 def model_tables(dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTables]:
-    """The tables of a pass-1 :class:`~rs_change.pipeline.DateModel`'s k-means for blocks like
+    """The tables of a pass-1 :class:`~rs_change.fit.DateModel`'s k-means for blocks like
     ``raws``, or None (:func:`build_tables`).
 
     Cached by content (centres, metric, features, scaler, band profile, roles and dtypes), not by
@@ -423,7 +423,7 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
 
     Parameters
     ----------
-    dm : rs_change.pipeline.DateModel
+    dm : rs_change.fit.DateModel
     raws : dict of role to ndarray (h, w)
         Raw bands (:meth:`~rs_change.readers.WindowReader.read_raw`).
     valid : bool ndarray (h, w)

@@ -534,7 +534,7 @@ def fit_sample(
     """Fit the whole model on a sample of pixels: scaler, k-means (or model selection), silhouette,
     water labeller and per-cluster decisions.
 
-    The one code path of ``rs-change run`` (:func:`rs_change.pipeline.fit_date`) and
+    The one code path of ``rs-change run`` (:func:`rs_change.fit.fit_date`) and
     :func:`rs_change.fit_model`: the same sample and seed give the same numbers.
 
     Parameters

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,22 +27,19 @@ from .aoi import aoi_geometries, aoi_mask, crop_to_aoi
 from .area import pixel_area_rows
 from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
                      change_map, change_stats, series_block)
-from .clustering import KMeans
 from .config import RunConfig, SceneConfig
 from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token, shared_reader, shrink_gdal_cache
-from .errors import NoValidPixelsError
 from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, product_names, run_polygons,
                      style_outputs, write_csv, write_json)
-from .features import default_features, feature_matrix
+from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
-from .labelling import ClusterDecision, water_ids
 from .outputs import (MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest,
                       write_summary_set)
-from .readers import SceneSource, SharedReads, check_overlap, decimated_grid, decimated_read
+from .readers import SceneSource, SharedReads, check_overlap
 from .water import classify_raw
 from .strips import mean_pixel_area, remember_mean_pixel_area
 from .scenes import open_scene
-from .sensors import check_reflectance, custom_profile, get_profile
+from .sensors import custom_profile, get_profile
 
 log = logging.getLogger(__name__)
 
@@ -87,115 +82,6 @@ def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
     return ref
 
 
-
-
-# ---------------------------------------------------------------------------------------------
-# Pass 1: sample, fit, label
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class DateModel:
-    """What pass 1 learns about one date."""
-
-    source: SceneSource
-    names: list[str]
-    offset: np.ndarray
-    scale: np.ndarray
-    model: KMeans
-    decisions: list[ClusterDecision]
-    water: np.ndarray
-    silhouette: Optional[float]
-    scores: list[dict[str, Any]] = field(default_factory=list)
-    sample_pixels: int = 0
-    water_model: Any = None  # rs_change.model.WaterModel: saved as model_<date>.json
-    labeller: Any = None  # rs_change.labelling.Labeller: fine clusters + per-pixel water test
-    #: pass 1's decimated read ((h, w), bands, observed) when small: the report's quicklook of the
-    #: date when it has the same shape (the same pixels, read once); not sent to block workers
-    preview: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def kmeans(self) -> KMeans:
-        """The reported clusters' k-means (as :attr:`rs_change.model.WaterModel.kmeans`)."""
-        return self.model
-
-    @property
-    def water_ids(self) -> np.ndarray:
-        """Reported cluster ids decided to be water on this date."""
-        return self.water
-
-
-#: Pass 1 keeps its decimated read of a date for the report when it has at most this many pixels.
-PREVIEW_MAX_PIXELS = 1_000_000
-
-
-def sample_pixels(
-    source: SceneSource, ref: Grid, geoms: Optional[list[Any]], names: Sequence[str], n: Optional[int], seed: int,
-    resampling: str = "bilinear", keep: Optional[dict[str, Any]] = None,
-) -> np.ndarray:
-    """Features (physical units) of up to ``n`` observed pixels, from a decimated read
-    (:func:`~rs_change.readers.decimated_read`). With ``keep`` (a dict) the read is stored as ``keep["preview"] =
-    ((h, w), bands, observed)`` when it has at most :data:`PREVIEW_MAX_PIXELS` pixels."""
-    total = ref.height * ref.width
-    step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
-    oh, ow = math.ceil(ref.height / step), math.ceil(ref.width / step)
-    bands, valid = decimated_read(source, ref, (oh, ow), resampling)
-    if keep is not None and oh * ow <= PREVIEW_MAX_PIXELS:
-        keep["preview"] = ((oh, ow), bands, valid.copy())
-    if geoms is not None:
-        valid &= aoi_mask(geoms, decimated_grid(ref, (oh, ow)))  # type: ignore[operator]
-    check_reflectance(bands, valid, source.profile, source.label)  # a wrong scale/offset: one line, not nonsense
-    X = feature_matrix(bands, valid, names)
-    if n is not None and len(X) > n:
-        rng = np.random.default_rng(seed)
-        X = X[np.sort(rng.choice(len(X), size=n, replace=False))]
-    return X
-
-
-def fit_date(source: SceneSource, ref: Grid, geoms: Optional[list[Any]], cfg: RunConfig, shared: Any = None) -> DateModel:
-    """Sample one date, fit its k-means model and label its clusters (or apply ``shared``, a
-    :class:`~rs_change.model.WaterModel` used for every date: same cluster ids everywhere)."""
-    c = cfg.clustering
-    names = default_features(source.roles)
-    keep: dict[str, Any] = {}
-    X = sample_pixels(source, ref, geoms, names, c.sample_size, c.seed, cfg.grid.resampling, keep)
-    if len(X) == 0:
-        raise NoValidPixelsError(
-            f"{source.label}: every pixel of {source.date} is nodata, cloud or outside the area of interest; "
-            "check the scene's nodata value, the QA settings and `aoi`"
-        )
-    if shared is not None:  # clustering.fit_on / clustering.model (rs_change.model): the whole model, labeller too
-        from .model import apply_to_sample
-
-        labels, dec, sil = apply_to_sample(shared, X, names, source.label, source.date.isoformat(), c.seed, source.profile.calibrated)
-        return DateModel(source, list(names), shared.offset, shared.scale, shared.kmeans, dec,
-                         np.array(water_ids(dec), dtype=np.int64), sil, [], len(X), shared, shared.labeller,
-                         preview=keep.get("preview"))
-    from .model import fit_sample  # one code path with rs_change.fit_model: same sample and seed, same numbers
-
-    wm, scores = fit_sample(
-        X, names, source.profile, k=c.k, metric=c.metric, seed=c.seed, n_init=c.n_init, max_iter=c.max_iter, tol=c.tol,
-        method=cfg.labelling.method, water=cfg.labelling.water, fitted_on=source.date.isoformat(),
-        label=f"{source.label} ({source.date})",
-    )
-    log.info("%s: k=%d %s, water clusters %s", source.date, wm.k, wm.metric, wm.water_ids)
-    return DateModel(
-        source, list(names), wm.offset, wm.scale, wm.kmeans, wm.decisions, np.array(wm.water_ids, dtype=np.int64),
-        wm.silhouette, scores, len(X), wm, wm.labeller, preview=keep.get("preview"),
-    )
-
-
-def shared_model(cfg: RunConfig, sources: Sequence[SceneSource], ref: Grid, geoms: Optional[list[Any]]) -> Any:
-    """The one model applied to every date: fitted on ``clustering.fit_on``, or loaded from
-    ``clustering.model``; None when each date gets its own model."""
-    c = cfg.clustering
-    if c.model is not None:
-        from .model import WaterModel
-
-        wm = WaterModel.load(cfg.resolve(c.model))
-        return wm.with_water(cfg.labelling.water or []) if cfg.labelling.method == "clusters" else wm
-    if c.fit_on is not None:
-        src = next(s for s in sources if s.date == c.fit_on)
-        return fit_date(src, ref, geoms, cfg).water_model
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,21 +235,6 @@ class BlockTask:
         return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters)
 
 
-@dataclass
-class FitTask:
-    """``fit_date`` with the run context bound (picklable; one date per call)."""
-
-    ref: Grid
-    geoms: Optional[list[Any]]
-    cfg: RunConfig
-    shared: Any = None
-
-    def __call__(self, source: SceneSource) -> DateModel:
-        # the silhouette's pairwise scratch is bounded by rs_change.clustering.SILHOUETTE_BLOCK_BYTES
-        limit_gdal_cache(self.cfg.compute.gdal_cache_mb)
-        return fit_date(source, self.ref, self.geoms, self.cfg, self.shared)
-
-
 # ---------------------------------------------------------------------------------------------
 # Run
 # ---------------------------------------------------------------------------------------------
@@ -452,8 +323,10 @@ def _run_passes(
     """Pass 1 (one model per date, dates in parallel) and pass 2 (blocks in parallel) on ``engine``."""
     models: list[DateModel] = []
     progress("fit", 0, len(sources))
-    shared = shared_model(cfg, sources, ref, geoms)
-    for i, dm in enumerate(engine.map(FitTask(ref, geoms, cfg, shared), sources)):
+    c, lab, resampling = cfg.clustering, cfg.labelling, cfg.grid.resampling
+    shared = shared_model(c, lab, sources, ref, geoms, resampling, cfg.resolve)
+    fit = FitTask(ref, geoms, c, lab, resampling, cfg.compute.gdal_cache_mb, shared)
+    for i, dm in enumerate(engine.map(fit, sources)):
         models.append(dm)
         progress("fit", i + 1, len(sources))
 
@@ -469,7 +342,7 @@ def _run_passes(
             tmp = staging_dir(out)  # .rs-change-tmp-<pid>-* inside `out`: same filesystem, atomic renames
             for dm in models:
                 writers.append(BlockWriter(tmp / f"w_{dm.source.date}.tif", ref, 255, WATER_COLORS, WATER_CLASSES,
-                                           tags={"DATE": dm.source.date.isoformat(), "WATER_CLUSTERS": dm.water.tolist()}))
+                                           tags={"DATE": dm.source.date.isoformat(), "WATER_CLUSTERS": dm.water_ids.tolist()}))
             if len(models) >= 2:
                 writers.append(BlockWriter(tmp / "change_blocks.tif", ref, 255, CHANGE_COLORS, CHANGE_CLASSES,
                                            tags={"FROM": models[0].source.date.isoformat(), "TO": models[-1].source.date.isoformat()}))
@@ -480,7 +353,7 @@ def _run_passes(
             for dm in models:
                 d = dm.source.date.isoformat()
                 cwriters.append(BlockWriter(tmp / f"c_{d}.tif", ref, **cluster_writer_kwargs(
-                    dm.decisions, dm.water.tolist(), dm.source.profile.calibrated, d, f"model_{d}.json")))
+                    dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, f"model_{d}.json")))
         windows = list(ref.windows(cfg.compute.chunk_size))
         stats = np.zeros((len(models), 8))
         cstats = np.zeros((len(_CHANGE_CODES), 2))
@@ -578,14 +451,14 @@ def build_summary(
             "outside_aoi_km2": _km2(xm2),
             "water_percent_of_observed": round(100.0 * wm2 / om2, 4) if om2 else None,
             "overlap_fraction": overlaps.get(dm.source.date.isoformat()),
-            "k": int(dm.model.n_clusters),
-            "metric": dm.model.metric,
+            "k": int(dm.kmeans.n_clusters),
+            "metric": dm.kmeans.metric,
             "silhouette": None if dm.silhouette is None else round(dm.silhouette, 6),
             "model_selection": dm.scores,
             "sample_pixels": dm.sample_pixels,
             "features": dm.names,
             "clusters": [d.to_dict() for d in dm.decisions],
-            "water_clusters": dm.water.tolist(),
+            "water_clusters": dm.water_ids.tolist(),
         })
     for d, dm, ex in zip(dates, models, extra or []):
         if ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2

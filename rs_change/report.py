@@ -147,7 +147,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
 
     Parameters
     ----------
-    models : sequence of :class:`rs_change.pipeline.DateModel`
+    models : sequence of :class:`rs_change.fit.DateModel`
     ref : Grid
         Reference grid.
     water : mapping ISO date -> water mask GeoTIFF (the run's, read decimated with overviews)
@@ -182,7 +182,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
         fig, axes = plt.subplots(1, 4, figsize=(18, 5.4))
         axes[0].imshow(_stretch(bands, valid), interpolation="nearest")
         axes[0].set_title(f"{date} image")
-        k = int(dm.model.n_clusters)
+        k = int(dm.kmeans.n_clusters)
         ccol = {i: tuple(int(255 * v) for v in cmap(i % 10)) for i in range(k)}
         ccol[255] = (0, 0, 0, 0)
         cnames = {i: n for i, n in cluster_classes(dm.decisions).items() if i != 255}  # with each one's share of water

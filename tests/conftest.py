@@ -80,7 +80,8 @@ def fit_synthetic(folder: Path, clustering: str, labelling: str = "{method: auto
     its whole raster read raw: (DateModel, raws, valid)."""
     from rs_change.config import RunConfig
     from rs_change.errors import LabellingWarning
-    from rs_change.pipeline import build_source, fit_date, reference_grid
+    from rs_change.fit import fit_date
+    from rs_change.pipeline import build_source, reference_grid
 
     (folder / "run.yaml").write_text(
         "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\n"
@@ -90,9 +91,9 @@ def fit_synthetic(folder: Path, clustering: str, labelling: str = "{method: auto
     ref = reference_grid(cfg, [src])
     if "clusters" in labelling:
         with pytest.warns(LabellingWarning):  # ids given by hand
-            dm = fit_date(src, ref, None, cfg)
+            dm = fit_date(src, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
     else:
-        dm = fit_date(src, ref, None, cfg)
+        dm = fit_date(src, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
     with src.open(ref, "bilinear") as rd:
         raws, valid = rd.read_raw(0, 0, ref.height, ref.width)
     return dm, raws, valid

@@ -16,7 +16,8 @@ from rs_change.aoi import aoi_geometries
 from rs_change.change import (CHANGE_CLASSES, JointStates, change_map, series_block, series_classes,
                               water_frequency)
 from rs_change.config import RunConfig
-from rs_change.pipeline import fit_date, process_block, reference_grid, build_source
+from rs_change.fit import fit_date
+from rs_change.pipeline import build_source, process_block, reference_grid
 from rs_change.water import classify as classify_block
 from rs_change.readers import _float, _lerp_strips, _round_to, _take
 
@@ -106,7 +107,7 @@ def test_block_figures_same_with_and_without_joint_states(three_dates: Path, mon
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
     geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
-    models = [fit_date(s, ref, geoms, cfg) for s in sources]
+    models = [fit_date(s, ref, geoms, cfg.clustering, cfg.labelling, cfg.grid.resampling) for s in sources]
     win = (0, 0, ref.height, ref.width)
     fast = process_block(win, ref, models, geoms, "bilinear")
     monkeypatch.setattr(pipeline, "MAX_JOINT_DATES", 0)  # the per-pixel functions
@@ -127,7 +128,7 @@ def test_summary_only_blocks_have_the_same_water(three_dates: Path) -> None:
     cfg = RunConfig.from_yaml(three_dates)
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
-    models = [fit_date(s, ref, None, cfg) for s in sources]
+    models = [fit_date(s, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling) for s in sources]
     win = (0, 0, ref.height, ref.width)
     full = process_block(win, ref, models, None, "bilinear", rasters=True)
     summ = process_block(win, ref, models, None, "bilinear", rasters=False)

@@ -15,7 +15,8 @@ from rs_change import mask_area
 from rs_change.config import RunConfig
 from rs_change.errors import ConfigError, NoOverlapError
 from rs_change.grid import Grid
-from rs_change.pipeline import build_source, fit_date, process_block, reference_grid, run
+from rs_change.fit import fit_date
+from rs_change.pipeline import build_source, process_block, reference_grid, run
 from rs_change.readers import SceneSource, check_overlap, open_geotiff
 from rs_change.sensors import custom_profile
 
@@ -224,7 +225,7 @@ def test_naip_change_map_has_no_edge_stripes(naip_cfg):
     cfg = naip_cfg.model_copy(update={"scenes": [naip_cfg.scenes[0], naip_cfg.scenes[2]]})
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
-    models = [fit_date(s, ref, None, cfg) for s in sources]
+    models = [fit_date(s, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling) for s in sources]
     br = process_block((0, 0, ref.height, ref.width), ref, models, None, "bilinear")
     ch = br.change
     # unobserved: exactly the one ref row whose centres are outside the 2020 footprint

@@ -127,7 +127,7 @@ def test_classification_is_the_numpy_paths(synthetic: Path, clustering: str, lab
 @needs_kernels
 def test_ties_go_to_the_lowest_centre(synthetic: Path, numpy_path: Any) -> None:
     dm, raws, valid = fit_synthetic(synthetic, "{k: 3, seed: 0, n_init: 1}")
-    km = dm.model
+    km = dm.kmeans
     km.cluster_centers_ = np.vstack([km.cluster_centers_, km.cluster_centers_[[1, 0]]])  # 3 = 1, 4 = 0
     km.n_clusters = 5
     cl_fast, _ = classify_raw(dm, raws, valid.copy(), clusters=True)
@@ -205,7 +205,7 @@ def test_rule_without_fine_clusters_is_the_numpy_path(synthetic: Path, clusters:
 
     dm, raws, valid = fit_synthetic(synthetic, "{k: 3, seed: 0, n_init: 1}")
     assert dm.labeller.rule is not None
-    dm = replace(dm, labeller=replace(dm.labeller, fine=None))
+    dm = replace(dm, water_model=replace(dm.water_model, labeller=replace(dm.labeller, fine=None)))
     cl_fast, w_fast = classify_raw(dm, raws, valid.copy(), clusters=clusters)
     cl_slow, w_slow = numpy_path(classify_raw, dm, raws, valid.copy(), clusters=clusters)
     assert np.array_equal(w_fast, w_slow)

@@ -218,7 +218,8 @@ def test_nc_landsat_iou_against_1996_map(shared_data, tmp_path):
 
     from benchmarks.accuracy import NC_BANDS as BANDS, scores, write_stack
     from rs_change.config import RunConfig
-    from rs_change.pipeline import build_source, fit_date, reference_grid
+    from rs_change.fit import fit_date
+    from rs_change.pipeline import build_source, reference_grid
     from rs_change.water import classify as classify_block
 
     data = shared_data / "landsat_nc_labels"
@@ -228,7 +229,7 @@ def test_nc_landsat_iou_against_1996_map(shared_data, tmp_path):
                                "clustering": {"k": 3, "seed": 0}})
     src = build_source(cfg.scenes[0], cfg)
     ref = reference_grid(cfg, [src])
-    dm = fit_date(src, ref, None, cfg)
+    dm = fit_date(src, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
     with src.open(ref, "bilinear") as rd:
         bands, valid = rd.read()
     _, water = classify_block(dm, bands, valid)

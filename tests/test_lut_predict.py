@@ -14,7 +14,8 @@ from rs_change import lut, water
 from rs_change.clustering import KMeans, _nearest, apply_scaler
 from rs_change.config import RunConfig
 from rs_change.features import feature_matrix
-from rs_change.pipeline import build_source, fit_date, reference_grid
+from rs_change.fit import fit_date
+from rs_change.pipeline import build_source, reference_grid
 from rs_change.water import classify_raw
 from rs_change.sensors import get_profile, raw_to_bands
 
@@ -121,7 +122,7 @@ def test_naip_sample_window_same_as_plain_path(tmp_path: Path) -> None:
     cfg = RunConfig.from_yaml(tmp_path / "run.yaml")
     src = build_source(cfg.scenes[0], cfg)
     ref = reference_grid(cfg, [src])
-    dm = fit_date(src, ref, None, cfg)
+    dm = fit_date(src, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
     with src.open(ref, "bilinear") as rd:
         raws, valid = rd.read_raw(ref.height // 2 - 300, ref.width // 2 - 400, 600, 800)
     cl, water = _same_as_plain(dm, raws, valid)
@@ -137,7 +138,7 @@ def test_naip_sample_window_same_as_plain_path(tmp_path: Path) -> None:
     xt = np.ascontiguousarray(apply_scaler(feature_matrix(bands, ok, dm.names, order="F"), dm.offset, dm.scale).T)
     d = lut.exact_distances(ct, {deps: lut._index(flat, deps) for deps in set(ct.roles)}, len(ok))
     for j in range(3):
-        assert np.array_equal(d[j], _nearest(xt, dm.model.cluster_centers_[j:j + 1], "euclidean")[1])
+        assert np.array_equal(d[j], _nearest(xt, dm.kmeans.cluster_centers_[j:j + 1], "euclidean")[1])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.int16])
@@ -164,13 +165,13 @@ def test_tables_are_cached_by_content_for_pickled_models(synthetic: Path) -> Non
     cfg = RunConfig.from_yaml(synthetic / "run.yaml")
     src = build_source(cfg.scenes[0], cfg)
     ref = reference_grid(cfg, [src])
-    dm = fit_date(src, ref, None, cfg)
+    dm = fit_date(src, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
     raws = {r: np.zeros((2, 2), np.uint8) for r in ("red", "green", "blue", "nir")}
     ct = lut.model_tables(dm, raws)
     assert ct is not None
     assert lut.model_tables(pickle.loads(pickle.dumps(dm)), raws) is ct  # a process worker's copy: no rebuild
     other = pickle.loads(pickle.dumps(dm))
-    other.model.cluster_centers_ = other.model.cluster_centers_ + 0.5
+    other.kmeans.cluster_centers_ = other.kmeans.cluster_centers_ + 0.5
     assert lut.model_tables(other, raws) is not ct
 
 
@@ -186,7 +187,7 @@ def test_rule_table_is_cached_by_content_for_pickled_models(synthetic: Path) -> 
         "scenes:\n  - {date: 2001-01-01, path: a.tif, sensor: naip}\nclustering: {k: 3, seed: 0, n_init: 1}\n")
     cfg = RunConfig.from_yaml(synthetic / "run.yaml")
     src = build_source(cfg.scenes[0], cfg)
-    dm = fit_date(src, reference_grid(cfg, [src]), None, cfg)
+    dm = fit_date(src, reference_grid(cfg, [src]), None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
     raws = {r: np.zeros((2, 2), np.uint8) for r in ("red", "green", "blue", "nir")}
     got = _rule_table(dm, raws)
     assert got is not None and got[:2] == ("green", "nir")

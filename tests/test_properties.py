@@ -21,7 +21,8 @@ from hypothesis.extra.numpy import arrays
 from rs_change.area import mask_area, pixel_area
 from rs_change.change import change_map
 from rs_change.config import RunConfig
-from rs_change.pipeline import build_source, fit_date, reference_grid
+from rs_change.fit import fit_date
+from rs_change.pipeline import build_source, reference_grid
 from rs_change.water import classify as classify_block
 
 from .conftest import lake_scene, write_geotiff
@@ -53,7 +54,7 @@ def _classify(cfg: RunConfig) -> list[np.ndarray]:
     ref = reference_grid(cfg, sources)
     out = []
     for s in sources:
-        dm = fit_date(s, ref, None, cfg)
+        dm = fit_date(s, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
         with s.open(ref, cfg.grid.resampling) as rd:
             bands, valid = rd.read()
         out.append(classify_block(dm, bands, valid)[1])

@@ -63,8 +63,9 @@ def test_tables_are_used_where_they_apply(synthetic: Path, monkeypatch: pytest.M
 
 def test_rule_alone_and_hand_built_models(synthetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dm, raws, valid = fit_synthetic(synthetic, "{k: 3, seed: 0, n_init: 1}")
-    for variant in (replace(dm, labeller=replace(dm.labeller, fine=None)),  # the rule decides alone
-                    replace(dm, labeller=None)):  # no labeller: the pixels of the water clusters
+    wm = dm.water_model
+    for variant in (replace(dm, water_model=replace(wm, labeller=replace(wm.labeller, fine=None))),  # the rule decides alone
+                    replace(dm, water_model=replace(wm, labeller=None))):  # no labeller: the pixels of the water clusters
         cl_ref, w_ref, _ = reference(variant, raws, valid)
         for name, (cl, w) in paths(variant, raws, valid, monkeypatch).items():
             assert np.array_equal(w, w_ref), name
@@ -74,14 +75,15 @@ def test_rule_alone_and_hand_built_models(synthetic: Path, monkeypatch: pytest.M
 
 def test_real_naip_block_every_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rs_change.config import RunConfig
-    from rs_change.pipeline import build_source, fit_date, reference_grid
+    from rs_change.fit import fit_date
+    from rs_change.pipeline import build_source, reference_grid
 
     tif = sorted((SAMPLE / "naip").glob("*.tif"))[0]
     cfg = RunConfig.from_dict({"scenes": [{"date": "2020-08-31", "path": str(tif), "sensor": "naip"}],
                                "clustering": {"k": 3, "seed": 0}})
     src = build_source(cfg.scenes[0], cfg)
     ref = reference_grid(cfg, [src])
-    dm = fit_date(src, ref, None, cfg)
+    dm = fit_date(src, ref, None, cfg.clustering, cfg.labelling, cfg.grid.resampling)
     h, w = min(ref.height, 300), min(ref.width, 400)
     with src.open(ref, "bilinear") as rd:
         raws, valid = rd.read_raw(0, 0, h, w)
