@@ -7,6 +7,7 @@ internal errors exit with status 1 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -14,8 +15,9 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from ._version import __version__
 from .errors import RsChangeError
@@ -86,6 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = RunConfig.from_yaml(args.config)
     progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
     out = Path(args.output) if args.output else cfg.output_dir
+    args.out_dir = out  # named by the one line of a disk-full or vanished-folder error
     with output_lock(out):  # a second run into this folder stops here with one line
         if getattr(args, "summary_only", False):  # areas and change only: no rasters, polygons or report
             from .outputs import SUMMARY_SET, check_output_dir, write_summary_set
@@ -196,7 +199,42 @@ def _quiet_gdal(verbose: int) -> None:
     """
     if verbose < 2:
         os.environ.setdefault("CPL_LOG", os.devnull)  # GDAL's default handler (read when first used)
-    logging.getLogger("rasterio").setLevel(logging.ERROR if verbose == 0 else logging.WARNING if verbose == 1 else logging.DEBUG)
+    # default: GDAL's errors too stay off stderr: rasterio raises them, and they reach the one line
+    logging.getLogger("rasterio").setLevel(logging.CRITICAL if verbose == 0 else logging.WARNING if verbose == 1 else logging.DEBUG)
+    if verbose == 0:  # rasterio's warning for a file without geotransform: the error that follows says it in one line
+        warnings.filterwarnings("ignore", message="Dataset has no geotransform")
+
+
+@contextlib.contextmanager
+def _c_stderr_to_null(enabled: bool) -> Iterator[None]:
+    """Send what C libraries print straight to file descriptor 2 (libtiff's ``_tiffSeekProc: No
+    space left on device.``, once per block on a full disk) to /dev/null, while Python's
+    ``sys.stderr`` keeps writing to the terminal; GDAL's messages reach the user through the
+    exceptions that rasterio raises, in the one line."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        python_on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # replaced (pytest's capsys, a StringIO): only fd 2 moves
+        python_on_fd2 = False
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    before = sys.stderr
+    if python_on_fd2:
+        sys.stderr = open(saved, "w", buffering=1, encoding=before.encoding, errors=before.errors, closefd=False)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        sys.stderr = before
+        os.dup2(saved, 2)
+        if not python_on_fd2:  # else log handlers may still hold the stream on `saved`: it stays open
+            os.close(saved)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -208,63 +246,173 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         0 on success, 2 for a user error (one line on stderr), 1 for an internal error,
         130 when interrupted.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .outputs import share_malloc_arenas
-
-    share_malloc_arenas()  # before any thread starts: threads' freed memory is reused (rs_change.outputs)
-    level = max(logging.DEBUG, logging.WARNING - 10 * args.verbose)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("rs_change").setLevel(level)
-    logging.captureWarnings(True)
-    _quiet_gdal(args.verbose)
-    previous = _trap_sigterm()
+    trap = _SignalTrap(exit_soon=argv is None)  # first: Ctrl-C or SIGTERM while starting up is one line too
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        return _dispatch(args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        debug = args.debug
+        with _c_stderr_to_null(args.verbose < 2 and not debug):
+            from .outputs import share_malloc_arenas
+
+            share_malloc_arenas()  # before any thread starts: threads' freed memory is reused (rs_change.outputs)
+            level = max(logging.DEBUG, logging.WARNING - 10 * args.verbose)
+            logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+            logging.getLogger("rs_change").setLevel(level)
+            logging.captureWarnings(True)
+            _quiet_gdal(args.verbose)
+            code = _dispatch(args, trap)
+            return trap.report() if trap.signum is not None and not trap.unwinding else code  # a signal swallowed by a C callback
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        return trap.report()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        trap.restore()
 
 
-def _trap_sigterm() -> Any:
-    """Make SIGTERM (batch schedulers, ``kill``) unwind like Ctrl-C, so staged files are removed
-    and a half-done swap is rolled back.  Returns the previous handler (None when not trapped)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+class _SignalTrap:
+    """SIGINT (Ctrl-C) and SIGTERM (batch schedulers, ``kill``) unwind the run as a
+    ``KeyboardInterrupt``, so staged files are removed and a half-done swap is rolled back; the
+    CLI then prints one line and exits with 128 + the signal (130, 143).
 
-    def _term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    A signal that lands while a C library calls back into Python (rasterio's GDAL log handler)
+    would be swallowed there ("Exception ignored in ...", a traceback); it is delivered again
+    at the next Python line instead.  Once unwinding, further signals are ignored so that the
+    clean-up finishes.
+    """
 
-    return signal.signal(signal.SIGTERM, _term)
+    def __init__(self, exit_soon: bool = False) -> None:
+        self.exit_soon = exit_soon  # the console script: the process ends within 10 s of the one line
+        self.signum: Optional[int] = None
+        self.unwinding = False
+        self.in_hook = False
+        self.previous: dict[int, Any] = {}
+        self.previous_hook = sys.unraisablehook
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handler)
+        sys.unraisablehook = self._unraisable
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self.in_hook:
+            self._redeliver_soon()
+        elif not self.unwinding:
+            raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and self.signum is not None:
+            self.in_hook = True
+            try:
+                self._redeliver_soon()  # in a moment, from another thread: back in plain Python code by then
+            finally:
+                self.in_hook = False
+            return
+        self.previous_hook(unraisable)
+
+    def _redeliver_soon(self) -> None:
+        def again() -> None:
+            if self.previous and not self.unwinding:
+                import _thread
+
+                _thread.interrupt_main(self.signum or signal.SIGINT)
+
+        timer = threading.Timer(0.05, again)
+        timer.daemon = True
+        timer.start()
+
+    @property
+    def code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+    def report(self) -> int:
+        """One line for an interruption; the exit status.  With ``exit_soon`` the process ends
+        within 10 s even if a thread blocked in a C call keeps it alive."""
+        self.unwinding = True
+        name = signal.Signals(self.signum).name if self.signum else "SIGINT"
+        sys.stderr.write(f"rs-change: interrupted ({name}); no partial outputs were left (the output folder holds "
+                         "one complete set, or none)\n")
+        sys.stderr.flush()
+        if self.exit_soon:
+            timer = threading.Timer(10.0, os._exit, (self.code,))
+            timer.daemon = True
+            timer.start()
+        return self.code
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if self.previous:
+            sys.unraisablehook = self.previous_hook
+        self.previous = {}
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+#: Messages of exceptions (GDAL's, SQLite's through pyogrio ...) that mean the disk is full.
+_DISK_FULL_TEXT = ("no space left on device", "disk is full", "disk full", "disk quota exceeded", "file too large")
+
+
+def _environment_error(exc: BaseException, out: Optional[Path]) -> Optional[str]:
+    """The one line for a failure caused by the machine, not by rs-change: the output folder
+    removed during the run, a full disk (however the library that hit it words it), no
+    permission.  None for an internal error."""
+    from .outputs import folder_vanished, out_of_space_at_failure
+
+    if out is not None and folder_vanished(out):
+        return (f"{out}: the output folder disappeared during the run (deleted, moved or unmounted); "
+                "recreate it or choose another `output.dir` and rerun")
+    text = " ".join(str(e).lower() for e in _chain(exc))
+    errnos = {getattr(e, "errno", None) for e in _chain(exc)}
+    full = bool(errnos & {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}) or any(t in text for t in _DISK_FULL_TEXT) \
+        or out_of_space_at_failure()
+    if full:
+        where = getattr(exc, "filename", None) or out or "output folder"
+        return (f"{where}: no room to write the outputs (disk full, quota or file-size limit reached); free space and rerun "
+                "(previous outputs are intact)")
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:  # permissions, read-only filesystem
+        where = exc.filename or out or "output folder"
+        return f"{where}: {exc.strerror or exc}; fix the permissions or choose another `output.dir` and rerun (previous outputs are intact)"
+    return None
+
+
+def _chain(exc: Optional[BaseException]) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _dispatch(args: argparse.Namespace, trap: Optional[_SignalTrap] = None) -> int:
     try:
         return int(args.func(args) or 0)
-    except RsChangeError as exc:
-        if args.debug:
-            raise
-        sys.stderr.write(f"rs-change: error: {_one_line(exc)}\n")
-        return 2
     except KeyboardInterrupt:
         if args.debug:
             raise
-        sys.stderr.write("rs-change: interrupted; no partial outputs were left (the output folder holds a complete set, or none)\n")
-        return 130
-    except Exception as exc:  # internal error
+        return trap.report() if trap is not None else _interrupted_without_trap()
+    except Exception as exc:
         if args.debug:
             raise
-        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:  # disk full, permissions: fixable by the user
-            where = exc.filename or "output folder"
-            sys.stderr.write(
-                f"rs-change: error: {where}: {exc.strerror or exc}; free space or fix permissions and rerun "
-                "(previous outputs are intact)\n"
-            )
+        if trap is not None and trap.signum is not None:  # the signal surfaced as another error (EINTR in GDAL)
+            return trap.report()
+        if isinstance(exc, RsChangeError):
+            sys.stderr.write(f"rs-change: error: {_one_line(exc)}\n")
+            return 2
+        line = _environment_error(exc, getattr(args, "out_dir", None))
+        if line is not None:  # disk full, permissions, folder removed: fixable by the user
+            sys.stderr.write(f"rs-change: error: {_one_line(line)}\n")
             return 2
         sys.stderr.write(
             f"rs-change: internal error: {exc.__class__.__name__}: {_one_line(exc)[:300]} (rerun with --debug and report it)\n"
         )
         return 1
+
+
+def _interrupted_without_trap() -> int:
+    sys.stderr.write("rs-change: interrupted; no partial outputs were left (the output folder holds one complete set, or none)\n")
+    return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

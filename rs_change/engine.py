@@ -186,13 +186,66 @@ def _connect(address: str) -> Any:
         from distributed import Client
     except ImportError:  # pragma: no cover - distributed is a dependency
         raise ConfigError("compute.scheduler: a cluster address needs dask.distributed; pip install distributed") from None
+    probe_scheduler(address)
     try:
         return Client(address, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:  # OSError, TimeoutError, and whatever a peer that is not a scheduler makes it raise
+        first = (str(exc).splitlines() or [exc.__class__.__name__])[0][:100]
         raise ConfigError(
-            f"compute.scheduler: cannot reach the dask scheduler at {address} ({str(exc).splitlines()[0][:100]}); "
+            f"compute.scheduler: cannot reach the dask scheduler at {address} ({first}); "
             "start it (dask scheduler) or fix the address"
         ) from None
+
+
+#: Seconds to wait for a scheduler to answer (connection, then its handshake).
+PROBE_TIMEOUT_S = 10.0
+
+
+def probe_scheduler(address: str, timeout: Optional[float] = None) -> None:
+    """Check that ``tcp://host:port`` answers like a dask scheduler before a Client connects to it.
+
+    A scheduler sends its handshake as soon as a connection is accepted: a frame whose 8-byte
+    length comes first.  A peer that is not a scheduler either says nothing (an HTTP server, a
+    silent port: the Client would wait forever) or sends bytes that read as an absurd length (the
+    Client would try to allocate exabytes).  Both are refused here in one line
+    (:class:`~rs_change.errors.ConfigError`).  Other schemes (``tls://``, ``inproc://``) are left
+    to the Client.
+    """
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    from .errors import ConfigError
+
+    if not address.startswith("tcp://"):
+        return
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ConfigError(f"compute.scheduler: {address!r} is not an address of the form tcp://host:port; fix it")
+    fix = "start it (dask scheduler) or fix the address"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            head = b""
+            while len(head) < 8:
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except socket.timeout:
+        raise ConfigError(f"compute.scheduler: {address} accepted the connection but sent no dask handshake within "
+                          f"{timeout:g} s, so it is not a dask scheduler; {fix}") from None
+    except OSError as exc:
+        raise ConfigError(f"compute.scheduler: cannot reach the dask scheduler at {address} "
+                          f"({exc.strerror or exc.__class__.__name__}); {fix}") from None
+    n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+    if not 0 < n < (64 << 20):  # a handshake is a few hundred bytes
+        raise ConfigError(f"compute.scheduler: {address} does not speak the dask protocol (it is not a dask scheduler); {fix}")
 
 
 _GDAL_CACHE_SET = False

@@ -38,6 +38,7 @@ import os
 import platform
 import secrets
 import shutil
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -389,11 +390,25 @@ def output_lock(out: Path) -> Iterator[Path]:
         yield out
     finally:
         _OUTPUT_LOCKS.discard(str(lock))
+        if not out.is_dir():  # deleted, moved or unmounted while the run held it
+            _VANISHED.add(str(out))
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.unlink(lock)
             os.close(fd)
         _remove_empty(created)
+
+
+_VANISHED: set[str] = set()
+
+
+def folder_vanished(out: Path) -> bool:
+    """Whether ``out`` disappeared while :func:`output_lock` held it (reading resets it)."""
+    try:
+        _VANISHED.remove(str(Path(out)))
+    except KeyError:
+        return False
+    return True
 
 
 def _remove_empty(folders: Sequence[Path]) -> None:
@@ -409,6 +424,8 @@ def discard(tmp: Optional[Path]) -> None:
     folder itself when this run created it and it is empty again."""
     if tmp is None:
         return
+    if sys.exc_info()[0] is not None:  # a failure: was the disk full? (measured before the staging is freed)
+        _note_free_space(tmp)
     _release(tmp)
     _ACTIVE.discard(str(tmp))
     shutil.rmtree(tmp, ignore_errors=True)
@@ -419,6 +436,42 @@ def discard(tmp: Optional[Path]) -> None:
             os.rmdir(out)  # only succeeds when empty (a failed run): nothing is left behind
         except OSError:
             pass
+
+
+#: errno of a test write into the output folder just after a run failed while writing (None: it worked).
+_WRITE_ERRNO_AT_FAILURE: list[Optional[int]] = [None]
+#: Bytes of that test write: a disk with less room than this was the cause, not rs-change.
+PROBE_BYTES = 1 << 20
+
+
+def _note_free_space(folder: Path) -> None:
+    """After a failure, try writing :data:`PROBE_BYTES` next to the staged files (before they are
+    freed): a full disk, a quota or a file-size limit fails it whatever words the library that
+    hit it first used (SQLite, through GDAL, says "no such table" when it could not create one)."""
+    _WRITE_ERRNO_AT_FAILURE[0] = None
+    try:
+        fd, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
+    except OSError as exc:
+        _WRITE_ERRNO_AT_FAILURE[0] = exc.errno
+        return
+    try:
+        block = b"\0" * (64 << 10)
+        for _ in range(PROBE_BYTES // len(block)):
+            os.write(fd, block)
+        os.fsync(fd)
+    except OSError as exc:
+        _WRITE_ERRNO_AT_FAILURE[0] = exc.errno
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def out_of_space_at_failure() -> bool:
+    """Whether the output folder had no room (disk full, quota, file-size limit) when the last
+    failed run of this process gave up writing.  Reading resets it."""
+    err, _WRITE_ERRNO_AT_FAILURE[0] = _WRITE_ERRNO_AT_FAILURE[0], None
+    return err in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def write_set(out: Path, files: Mapping[str, Callable[[Path], Any]], config_sha256: Optional[str],

@@ -286,3 +286,186 @@ def test_file_geodatabase_is_byte_identical_across_runs(scenes, capsys):
     sa, sb = _snapshot(a), _snapshot(b)
     assert any(n.startswith("water.gdb/") for n in sa)
     assert sa == sb  # every .gdbtable (random UUIDs before) and so the manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# 6, 8: failures caused by the machine are user errors, in one line, whatever library hit them
+# ---------------------------------------------------------------------------------------------
+def _python(code: str, *args: str, cwd: Path, timeout: float = 60) -> Any:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("limit", [3_000, 30_000])  # in the staged rasters / in the GeoPackage (SQLite)
+def test_full_disk_is_one_line_even_when_libraries_word_it_otherwise(scenes, tmp_path, limit):
+    """A file-size limit stands in for a full disk: libtiff prints ``_tiffWriteProc: File too
+    large.`` once per block straight to stderr, and SQLite, through GDAL, reports the tables it
+    could not create as "no such table"."""
+    from .conftest import write_geotiff
+
+    write_geotiff(tmp_path / "big.tif", lake_scene(200, 200, (slice(50, 100), slice(50, 100))), T, UTM, nodata=0)
+    cfg = scenes(text="scenes: [{date: 2019-06-01, path: big.tif, sensor: naip}]\n"
+                      "clustering: {k: 2, n_init: 1}\noutput: {report: false}\n")
+    proc = _python(
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))\n"
+        "from rs_change.cli import main\n"
+        "sys.exit(main(['run', sys.argv[2], '-o', 'full']))\n", str(limit), str(cfg), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "no room to write" in proc.stderr and "full" in proc.stderr, proc.stderr
+    assert not (tmp_path / "full").exists()
+
+
+def test_output_folder_deleted_during_the_run(scenes, monkeypatch, capsys):
+    import shutil
+
+    import rs_change.pipeline as pl
+
+    cfg = scenes()
+    out = cfg.parent / "out"
+    real = pl.build_summary
+    monkeypatch.setattr(pl, "build_summary", lambda *a, **k: (shutil.rmtree(out), real(*a, **k))[1])
+    _one_line_error(capsys, ["run", str(cfg)], str(out), "disappeared during the run")
+
+
+def _serve(reply: bytes) -> tuple[Any, int]:
+    """A TCP server on localhost that answers every connection with ``reply`` (b"": silence)."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    conns = []
+
+    def loop() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(c)
+            if reply:
+                c.sendall(reply)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
+@pytest.mark.parametrize("reply", [b"HTTP/1.0 400 Bad Request\r\n\r\n", b""], ids=["not-dask", "silent"])
+def test_a_scheduler_address_that_is_not_a_dask_scheduler(scenes, capsys, monkeypatch, reply):
+    import threading
+
+    from rs_change import engine
+
+    monkeypatch.setattr(engine, "PROBE_TIMEOUT_S", 0.5)
+    srv, port = _serve(reply)
+    cfg = scenes(compute={"scheduler": f"tcp://127.0.0.1:{port}"})
+    result: dict[str, int] = {}
+    t = threading.Thread(target=lambda: result.setdefault("code", main(["run", str(cfg), "--summary-only"])), daemon=True)
+    try:
+        t.start()
+        t.join(15)  # it used to wait forever for a handshake, or try to allocate exabytes
+    finally:
+        srv.close()
+    assert result.get("code") == 2, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "compute.scheduler" in err and "not a dask scheduler" in err, err
+
+
+def test_a_png_without_georeferencing_is_one_line(tmp_path):
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp_path / "scan.png", "w", driver="PNG", width=20, height=20, count=4, dtype="uint8") as ds:
+            ds.write(lake_scene())
+    (tmp_path / "scan.png.aux.xml").unlink(missing_ok=True)
+    (tmp_path / "c.yaml").write_text("scenes: [{date: 2020-01-01, path: scan.png, sensor: naip}]\n")
+    proc = _python("import sys; from rs_change.cli import main; sys.exit(main(['validate', 'c.yaml']))", cwd=tmp_path)
+    assert proc.returncode == 2
+    # rasterio's NotGeoreferencedWarning used to add 3 lines before this one
+    assert proc.stderr.splitlines() == [f"rs-change: error: {tmp_path / 'scan.png'}: the raster has no CRS; "
+                                        "set one (gdal_edit.py -a_srs EPSG:XXXX) and rerun"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 7, 8: Ctrl-C and SIGTERM: staging removed, one line, 130 / 143
+# ---------------------------------------------------------------------------------------------
+_PAUSED_RUN = (
+    "import sys, time\n"
+    "import rs_change.pipeline as pl\n"
+    "real = pl.build_summary\n"
+    "def slow(*a, **k):\n"
+    "    time.sleep(60)\n"
+    "    return real(*a, **k)\n"
+    "pl.build_summary = slow  # pauses after pass 2, with the staged rasters on disk\n"
+    "from rs_change.cli import main\n"
+    "sys.exit(main(['run', sys.argv[1]]))\n"
+)
+
+
+def test_sigint_and_sigterm_clean_up_and_exit_130_and_143(scenes, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    procs = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        cfg = scenes(name=f"{sig.name}.yaml", output={"dir": f"out_{sig.name}"})
+        procs[sig] = (subprocess.Popen([sys.executable, "-c", _PAUSED_RUN, str(cfg)], cwd=tmp_path, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, start_new_session=True), tmp_path / f"out_{sig.name}")
+    deadline = time.monotonic() + 30
+    for sig, (proc, out) in procs.items():
+        while not (out.is_dir() and any(p.name.startswith(".rs-change-tmp-") for p in out.iterdir())):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
+            time.sleep(0.02)
+        proc.send_signal(sig)
+    for sig, (proc, out) in procs.items():
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 128 + sig, err
+        assert err.splitlines() == [f"rs-change: interrupted ({sig.name}); no partial outputs were left "
+                                    "(the output folder holds one complete set, or none)"], err
+        assert not out.exists()  # staging removed, and the folder this run created
+
+
+def test_ctrl_c_while_starting_up_is_one_line(monkeypatch, capsys):
+    from rs_change import cli
+
+    def interrupted() -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["validate", "x.yaml"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("rs-change: interrupted") and len(err.splitlines()) == 1, err
+
+
+def test_a_signal_swallowed_by_a_c_callback_is_delivered_again():
+    """rasterio's GDAL log handler is a C callback: a KeyboardInterrupt raised in it is printed
+    as "Exception ignored in ..." and dropped (SIGTERM then printed tracebacks and was lost)."""
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    from rs_change import cli
+
+    trap = cli._SignalTrap()
+    try:
+        trap.signum = signal.SIGTERM
+        exc = KeyboardInterrupt()
+        sys_hook = __import__("sys").unraisablehook
+        sys_hook(SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=exc, exc_traceback=None, err_msg=None, object=None))
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(200):
+                time.sleep(0.01)
+    finally:
+        trap.restore()
+    assert trap.code == 143
