@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the public names for type checkers and IDEs; at run time th
         write_outputs,
     )
     from .area import mask_area, pixel_area
+    from .assessment import estimate_area
     from .change import CHANGE_CLASSES, change_map
     from .clustering import KMeans, silhouette
     from .config import RunConfig
@@ -44,6 +45,7 @@ _LAZY = {
     **dict.fromkeys(["Comparison", "compare", "compute_features", "fit_model", "label_water", "polygonize",
                      "predict_clusters", "water_area", "write_cluster_map", "write_outputs"], "api"),
     "mask_area": "area", "pixel_area": "area",
+    "estimate_area": "assessment",
     "CHANGE_CLASSES": "change", "change_map": "change",
     "KMeans": "clustering", "silhouette": "clustering",
     "RunConfig": "config",
@@ -123,6 +125,7 @@ __all__ = [
     "PROFILES",
     "pixel_area",
     "mask_area",
+    "estimate_area",
     "spectral_index",
     "feature_stack",
     "KMeans",

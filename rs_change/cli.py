@@ -174,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path", nargs="?", default="rs-change.yaml")
     i.add_argument("--overwrite", action="store_true")
     i.set_defaults(func=_cmd_init)
-    for sp in (r, v, i):  # also accepted after the command; SUPPRESS keeps `rs-change --debug run` working
+    from .assess_cli import add_parsers  # sample / assess (standard library only at import)
+
+    extra = add_parsers(sub)
+    for sp in (r, v, i, *extra):  # also accepted after the command; SUPPRESS keeps `rs-change --debug run` working
         sp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p

@@ -53,6 +53,10 @@ class OutputError(RsChangeError, OSError):
     """The output folder cannot be written, or would overwrite existing results."""
 
 
+class SampleError(RsChangeError, ValueError):
+    """A reference sample cannot be used (unknown class name, a point off the map it was drawn from)."""
+
+
 class DependencyError(RsChangeError, ImportError):
     """An optional extra is needed (for example ``pip install "rs-change[hdf4]"``)."""
 

@@ -278,6 +278,22 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-widt
 figure{margin:1em 0}figcaption{color:#555;font-size:90%}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
 
 
+def _accuracy_parts(summary: Mapping[str, Any]) -> list[str]:
+    """The error-adjusted areas ``rs-change assess`` put into the summary (change or a date), as tables."""
+    found = [(f"change {c.get('from', '')} → {c.get('to', '')}", c["accuracy"]) for c in [summary.get("change") or {}]
+             if isinstance(c.get("accuracy"), Mapping)]
+    found += [(f"water {d.get('date', '')}", d["accuracy"]) for d in summary.get("dates", []) if isinstance(d.get("accuracy"), Mapping)]
+    parts = []
+    for title, a in found:
+        conf = a.get("confidence")
+        parts += [f"<h2>Error-adjusted areas, {html.escape(title)}</h2>",
+                  f"<p>From {_fmt(a.get('points'))} labelled reference points (Olofsson et al. 2014; accuracy.json): overall "
+                  f"accuracy {_fmt(a.get('overall_accuracy'))} ± {_fmt(a.get('overall_accuracy_ci'))}; ± is the half-width of the "
+                  f"{_fmt(None if conf is None else round(100 * conf))}% confidence interval.</p>",
+                  _table(a.get("classes", []))]
+    return parts
+
+
 def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[str, Path], path: Path) -> Path:
     """Write the self-contained ``report.html`` (figures embedded as base64 PNG).
 
@@ -307,6 +323,7 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
         c = summary["change"]
         parts += [f"<h2>Change {html.escape(c['from'])} → {html.escape(c['to'])}</h2>",
                   _table([c], ["from", "to", "gained_km2", "lost_km2", "persistent_water_km2", "net_km2", "net_percent", "unobserved_km2"])]
+    parts += _accuracy_parts(summary)
     if summary.get("transitions"):
         parts += ["<h2>Transitions between consecutive dates</h2>",
                   _table(summary["transitions"], ["from", "to", "gained_km2", "lost_km2", "persistent_water_km2", "net_km2", "net_percent", "unobserved_km2"])]
