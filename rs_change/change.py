@@ -344,6 +344,38 @@ class SeriesAccumulator:
 #: the per-pixel functions above.
 MAX_JOINT_DATES = 10
 
+#: What each date's area is made of, in the order :func:`date_stats_of` and
+#: :meth:`JointStates.date_stats` report them: water, observed, unobserved inside the area of
+#: interest, outside it.
+STAT_KINDS = ("water", "observed", "unobserved", "outside")
+#: Per-date area statistics (one record per date): pixels and m2 of each of :data:`STAT_KINDS`
+#: (``water_px``, ``water_m2``, ``observed_px`` ... ``outside_m2``), summed over blocks by field.
+DATE_STATS = np.dtype([(f"{kind}_{unit}", np.float64) for kind in STAT_KINDS for unit in ("px", "m2")])
+
+
+def add_date_stats(total: np.ndarray, part: np.ndarray) -> None:
+    """``total += part`` field by field, for two :data:`DATE_STATS` arrays (in place)."""
+    for name in DATE_STATS.names:
+        total[name] += part[name]
+
+
+def date_stats_of(masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None) -> np.ndarray:
+    """:data:`DATE_STATS` of water masks (1 water, 0 land, 255 unobserved) one pass per figure:
+    the definition :meth:`JointStates.date_stats` computes from a histogram.
+
+    ``pixel_area`` broadcasts to the masks; ``inside`` is the area of interest (default: all).
+    """
+    shape = np.shape(masks[0])
+    pa = np.broadcast_to(pixel_area, shape)
+    ins = np.ones(shape, bool) if inside is None else inside
+    out = np.zeros(len(masks), DATE_STATS)
+    for i, water in enumerate(masks):
+        valid = water != NODATA
+        for kind, sel in zip(STAT_KINDS, (water == 1, valid, ins & ~valid, ~ins)):
+            out[f"{kind}_px"][i] = sel.sum()
+            out[f"{kind}_m2"][i] = pa[sel].sum() if sel.any() else 0.0
+    return out
+
 
 class JointStates:
     """Every per-block figure of a run from one histogram of *joint states*.
@@ -441,13 +473,14 @@ class JointStates:
         return out
 
     def date_stats(self, hist: np.ndarray) -> np.ndarray:
-        """(n, 8) per date: water px, water m2, observed px, observed m2, unobserved px, unobserved m2,
-        outside px, outside m2 (pixels inside the area of interest count as unobserved when not
-        observed; pixels outside it only as outside)."""
-        out = np.zeros((self.n, 8))
+        """:data:`DATE_STATS` of every date: pixels and m2 of water, observed, unobserved and
+        outside (pixels inside the area of interest count as unobserved when not observed; pixels
+        outside it only as outside)."""
+        out = np.zeros(self.n, DATE_STATS)
         for i, s in enumerate(self.states):
-            for j, sel in enumerate((self.inside & (s == 1), self.inside & (s != 2), self.inside & (s == 2), ~self.inside)):
-                out[i, 2 * j: 2 * j + 2] = hist[:, sel].sum(axis=1)
+            sels = (self.inside & (s == 1), self.inside & (s != 2), self.inside & (s == 2), ~self.inside)
+            for kind, sel in zip(STAT_KINDS, sels):
+                out[f"{kind}_px"][i], out[f"{kind}_m2"][i] = hist[:, sel].sum(axis=1)
         return out
 
     @staticmethod

@@ -16,27 +16,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from ._version import __version__
-from .aoi import aoi_geometries, aoi_mask, crop_to_aoi
-from .area import pixel_area_rows
-from .change import (CHANGE_CLASSES, CHANGE_COLORS, MAX_JOINT_DATES, NODATA, JointStates, SeriesAccumulator, SeriesBlock,
-                     change_map, change_stats, series_block)
+from .aoi import aoi_geometries, crop_to_aoi
+from .blocks import CHANGE_CODES, BlockTask, BlockTotals
+from .change import CHANGE_CLASSES, CHANGE_COLORS, change_stats
 from .config import RunConfig, SceneConfig
-from .engine import Engine, cached_reader, close_readers, limit_gdal_cache, new_token, shared_reader, shrink_gdal_cache
+from .engine import Engine, close_readers, shrink_gdal_cache
 from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, product_names, run_polygons,
                      style_outputs, write_csv, write_json)
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
 from .outputs import (MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest,
                       write_summary_set)
-from .readers import SceneSource, SharedReads, check_overlap
-from .water import classify_raw
+from .readers import SceneSource, check_overlap
 from .strips import mean_pixel_area, remember_mean_pixel_area
 from .scenes import open_scene
 from .sensors import custom_profile, get_profile
@@ -82,157 +80,6 @@ def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
     return ref
 
 
-
-
-# ---------------------------------------------------------------------------------------------
-# Pass 2: blocks
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class BlockResult:
-    window: tuple[int, int, int, int]
-    water: list[np.ndarray]
-    change: Optional[np.ndarray]
-    # per date: water px, water m2, observed px, observed m2, unobserved px, unobserved m2, outside px, outside m2
-    stats: np.ndarray
-    # change classes: (code -> px, m2) for codes 0..3 and 255 (inside AOI)
-    change_stats: np.ndarray
-    clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
-    extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
-    series: Optional[SeriesBlock] = None  # 2+ dates: frequency, series classes, consecutive change (rs_change.change)
-
-
-_CHANGE_CODES = (0, 1, 2, 3, 255)
-
-
-def process_block(
-    window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
-    resampling: str, token: Optional[str] = None, rasters: bool = True,
-) -> BlockResult:
-    """Read, classify, measure and compare every date in one window of the reference grid.
-
-    Parameters
-    ----------
-    window : (row_off, col_off, height, width)
-        A window of ``ref``.
-    ref : Grid
-        The reference grid.
-    models : sequence of DateModel
-        Pass-1 models, one per date, in date order.
-    geoms : list of shapely geometries or None
-        The area of interest in ``ref``'s CRS.
-    resampling : str
-        Resampling of the bands onto ``ref``.
-    token : str, optional
-        Run key under which the calling thread keeps its readers open between blocks
-        (:func:`rs_change.engine.cached_reader`); None opens and closes them for this block.
-    rasters : bool, default True
-        Also make the rasters that are written (cluster ids, change map, series rasters); False
-        (a summary-only run) computes the water masks and the area sums only.
-
-    Returns
-    -------
-    BlockResult
-        Water masks (uint8 (h, w) per date), change map, per-date and change area sums.
-    """
-    r0, c0, h, w = window
-    g = ref.window_grid(r0, c0, h, w)
-    area_rows = pixel_area_rows(g.transform, g.crs, g.shape)  # m2 per pixel, a strip of rows at a time
-    inside = aoi_mask(geoms, g)
-    masks = []
-    clusters: list[np.ndarray] = []
-    extras: list[dict[str, float]] = []
-    for i, dm in enumerate(models):
-        if token is not None:
-            rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
-            if rd.shared_reads is None:
-                rd.shared_reads = shared_reader(token, i, SharedReads)
-        else:
-            rd = dm.source.open(ref, resampling)
-        try:
-            raws, valid = rd.read_raw(r0, c0, h, w)
-        finally:
-            if token is None:
-                rd.close()
-        if inside is not None:
-            valid &= inside
-        cl, water = classify_raw(dm, raws, valid, clusters=rasters)  # valid: observed after this
-        del raws
-        masks.append(water)
-        if cl is not None:
-            clusters.append(cl)
-        report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
-        if report is not None:
-            ins = np.ones((h, w), bool) if inside is None else inside
-            extras.append(report(rd, valid, ins, np.broadcast_to(area_rows(0, h), (h, w))))
-        else:
-            extras.append({})
-    if len(models) <= MAX_JOINT_DATES:
-        # one joint code per pixel, two bincounts: every figure of the block (rs_change.change.JointStates)
-        js = _joint_states(len(models))
-        code = js.encode(masks, inside)
-        hist = js.histogram_rows(code, area_rows)
-        stats = js.date_stats(hist)
-        ch, cst, sb = None, np.zeros((len(_CHANGE_CODES), 2)), None
-        if len(models) >= 2:
-            cst = js.change_stats(hist, _CHANGE_CODES)
-            tst, sst, fst = js.series_stats(hist)
-            if rasters:
-                ch = js.change[code]
-            if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
-                sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst)
-            else:
-                sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
-        return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
-    # many dates: one pass over the block per figure
-    pa = area_rows(0, h)
-    pa_full = np.broadcast_to(pa, (h, w))
-    ins = np.ones((h, w), bool) if inside is None else inside
-    stats = np.zeros((len(models), 8), dtype=np.float64)
-    for i, water in enumerate(masks):
-        valid = water != NODATA
-        for j, sel in enumerate((water == 1, valid, ins & ~valid, ~ins)):
-            stats[i, 2 * j] = sel.sum()
-            stats[i, 2 * j + 1] = pa_full[sel].sum() if sel.any() else 0.0
-    ch = change_map(masks[0], masks[-1])
-    cst = np.zeros((len(_CHANGE_CODES), 2))
-    for j, code in enumerate(_CHANGE_CODES):
-        sel = (ch == code) & ins
-        cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
-    sb = series_block(masks, pa, inside)
-    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, extra=extras, series=sb)
-
-
-_JOINT: dict[int, JointStates] = {}
-
-
-def _joint_states(n: int) -> JointStates:
-    """One :class:`~rs_change.change.JointStates` per number of dates and process (built once)."""
-    js = _JOINT.get(n)
-    if js is None:
-        js = _JOINT[n] = JointStates(n)
-    return js
-
-
-@dataclass
-class BlockTask:
-    """``process_block`` with its run context bound: a picklable callable of one window.
-
-    Sent once to every process / cluster worker; readers are opened where it runs and cached per
-    thread under ``token``.
-    """
-
-    ref: Grid
-    models: Sequence[DateModel]
-    geoms: Optional[list[Any]]
-    resampling: str
-    token: str = field(default_factory=new_token)
-
-    gdal_cache_mb: int = 256
-    rasters: bool = True  # False: summary only (no cluster, change or series rasters)
-
-    def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
-        limit_gdal_cache(self.gdal_cache_mb)
-        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,7 +181,6 @@ def _run_passes(
     writers: list[BlockWriter] = []
     cwriters: list[BlockWriter] = []  # clusters_<date>.tif (rs_change.model)
     dates = [dm.source.date.isoformat() for dm in models]
-    sacc = SeriesAccumulator(dates) if len(models) >= 2 else None  # transitions + series classes
     swriters: Optional[SeriesWriters] = None  # frequency / series_classes / change_<a>_<b>.tif (3+ dates)
     files: list[Path] = []
     try:
@@ -355,21 +201,13 @@ def _run_passes(
                 cwriters.append(BlockWriter(tmp / f"c_{d}.tif", ref, **cluster_writer_kwargs(
                     dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, f"model_{d}.json")))
         windows = list(ref.windows(cfg.compute.chunk_size))
-        stats = np.zeros((len(models), 8))
-        cstats = np.zeros((len(_CHANGE_CODES), 2))
-        extra: list[dict[str, float]] = [{} for _ in models]
+        totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
         task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, cfg.grid.resampling,
                          gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):
-                stats += br.stats
-                cstats += br.change_stats
-                if sacc is not None:
-                    sacc.add(br.series)
-                for acc, ex in zip(extra, br.extra):
-                    for key, v in ex.items():
-                        acc[key] = acc.get(key, 0.0) + v
+                totals.add(br)
                 if writers:
                     r0, c0, _, _ = br.window
                     for wr, m in zip(writers, br.water):
@@ -383,11 +221,11 @@ def _run_passes(
                 progress("blocks", n + 1, len(windows))
         finally:
             close_readers(task.token)
-        summary = build_summary(cfg, ref, models, stats, cstats, overlaps, extra)
+        summary = build_summary(cfg, ref, models, totals.stats, totals.change_stats, overlaps, totals.extra)
         summary["runtime_s"] = None  # kept out of the numbers so that reruns are byte-identical
-        if sacc is not None:
-            summary["transitions"] = sacc.transitions()  # consecutive pairs; `change` stays first -> last
-            summary["series"] = sacc.series()
+        if totals.series is not None:
+            summary["transitions"] = totals.series.transitions()  # consecutive pairs; `change` stays first -> last
+            summary["series"] = totals.series.series()
         if write and tmp is not None:
             progress("write", 0, 1)
             shrink_gdal_cache(WRITE_GDAL_CACHE_MB)  # the writing reads each staging tile once
@@ -437,18 +275,18 @@ def build_summary(
 ) -> dict[str, Any]:
     """summary.json as a dict (numbers in km2, rounded to m2)."""
     dates = []
-    for i, dm in enumerate(models):
-        wpx, wm2, opx, om2, upx, um2, xpx, xm2 = stats[i]
+    for dm, st in zip(models, stats):  # st: a DATE_STATS record (rs_change.change)
+        wm2, om2 = st["water_m2"], st["observed_m2"]
         dates.append({
             "date": dm.source.date.isoformat(),
             "path": dm.source.label,
             "water_km2": _km2(wm2),
-            "water_pixels": int(wpx),
+            "water_pixels": int(st["water_px"]),
             "observed_km2": _km2(om2),
-            "observed_pixels": int(opx),
-            "unobserved_km2": _km2(um2),
-            "unobserved_pixels": int(upx),
-            "outside_aoi_km2": _km2(xm2),
+            "observed_pixels": int(st["observed_px"]),
+            "unobserved_km2": _km2(st["unobserved_m2"]),
+            "unobserved_pixels": int(st["unobserved_px"]),
+            "outside_aoi_km2": _km2(st["outside_m2"]),
             "water_percent_of_observed": round(100.0 * wm2 / om2, 4) if om2 else None,
             "overlap_fraction": overlaps.get(dm.source.date.isoformat()),
             "k": int(dm.kmeans.n_clusters),
@@ -474,7 +312,7 @@ def build_summary(
         "dates": dates,
     }
     if len(models) >= 2:
-        c = {code: (cstats[j, 0], cstats[j, 1]) for j, code in enumerate(_CHANGE_CODES)}
+        c = {code: (cstats[j, 0], cstats[j, 1]) for j, code in enumerate(CHANGE_CODES)}
         summary["change"] = {
             "from": models[0].source.date.isoformat(),
             "to": models[-1].source.date.isoformat(),
@@ -487,9 +325,14 @@ def build_summary(
 def _mean_area(ref: Grid, stats: np.ndarray) -> float:
     """Mean pixel area of the grid: every pixel is counted once per date in pass 2, as observed,
     unobserved or outside the area of interest, so the first date's sums cover the whole grid."""
-    if len(stats) and stats[0, [2, 4, 6]].sum() == ref.height * ref.width:
-        return remember_mean_pixel_area(ref, float(stats[0, [3, 5, 7]].sum()))
+    if len(stats) and _whole_grid(stats[0], "px") == ref.height * ref.width:
+        return remember_mean_pixel_area(ref, float(_whole_grid(stats[0], "m2")))
     return mean_pixel_area(ref)  # strip by strip (rs_change.strips)
+
+
+def _whole_grid(st: Any, unit: str) -> Any:
+    """Observed + unobserved + outside of one DATE_STATS record (``unit`` "px" or "m2"): every pixel of the grid."""
+    return np.sum([st[f"{kind}_{unit}"] for kind in ("observed", "unobserved", "outside")])
 
 
 def _units(ref: Grid) -> str:

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from rs_change import pipeline
+from rs_change import blocks
 from rs_change.aoi import aoi_geometries
-from rs_change.change import (CHANGE_CLASSES, JointStates, change_map, series_block, series_classes,
+from rs_change.blocks import process_block
+from rs_change.change import (CHANGE_CLASSES, DATE_STATS, STAT_KINDS, JointStates, change_map, series_block, series_classes,
                               water_frequency)
 from rs_change.config import RunConfig
 from rs_change.fit import fit_date
-from rs_change.pipeline import build_source, process_block, reference_grid
+from rs_change.pipeline import build_source, reference_grid
 from rs_change.water import classify as classify_block
 from rs_change.readers import _float, _lerp_strips, _round_to, _take
 
@@ -43,9 +44,9 @@ def test_joint_states_equal_the_per_pixel_definitions(n: int) -> None:
     for i, m in enumerate(masks):
         m = np.where(inside, m, 255)
         sels = (m == 1, m != 255, inside & (m == 255), ~inside)
-        for j, sel in enumerate(sels):
-            assert st[i, 2 * j] == sel.sum()
-            assert st[i, 2 * j + 1] == pytest.approx(pa[sel].sum(), rel=1e-12)
+        for kind, sel in zip(STAT_KINDS, sels):
+            assert st[f"{kind}_px"][i] == sel.sum()
+            assert st[f"{kind}_m2"][i] == pytest.approx(pa[sel].sum(), rel=1e-12)
     # the rasters are the definitions' rasters
     am = [np.where(inside, m, 255).astype(np.uint8) for m in masks]
     assert np.array_equal(js.frequency[code], water_frequency(am)[0])
@@ -110,10 +111,12 @@ def test_block_figures_same_with_and_without_joint_states(three_dates: Path, mon
     models = [fit_date(s, ref, geoms, cfg.clustering, cfg.labelling, cfg.grid.resampling) for s in sources]
     win = (0, 0, ref.height, ref.width)
     fast = process_block(win, ref, models, geoms, "bilinear")
-    monkeypatch.setattr(pipeline, "MAX_JOINT_DATES", 0)  # the per-pixel functions
+    monkeypatch.setattr(blocks, "MAX_JOINT_DATES", 0)  # the per-pixel functions
     slow = process_block(win, ref, models, geoms, "bilinear")
-    assert fast.stats[:, 0].sum() > 0 and fast.stats[:, 6].sum() > 0  # water and outside pixels exist
-    np.testing.assert_allclose(fast.stats, slow.stats, rtol=1e-12)
+    assert fast.stats["water_px"].sum() > 0 and fast.stats["outside_px"].sum() > 0  # water and outside pixels exist
+    assert fast.stats.dtype == slow.stats.dtype == DATE_STATS
+    for name in DATE_STATS.names:
+        np.testing.assert_allclose(fast.stats[name], slow.stats[name], rtol=1e-12)
     np.testing.assert_allclose(fast.change_stats, slow.change_stats, rtol=1e-12)
     assert np.array_equal(fast.change, slow.change)
     for a, b in zip(fast.water, slow.water):

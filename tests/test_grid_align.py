@@ -12,11 +12,12 @@ import rasterio
 from affine import Affine
 
 from rs_change import mask_area
+from rs_change.blocks import process_block
 from rs_change.config import RunConfig
 from rs_change.errors import ConfigError, NoOverlapError
-from rs_change.grid import Grid
 from rs_change.fit import fit_date
-from rs_change.pipeline import build_source, process_block, reference_grid, run
+from rs_change.grid import Grid
+from rs_change.pipeline import build_source, reference_grid, run
 from rs_change.readers import SceneSource, check_overlap, open_geotiff
 from rs_change.sensors import custom_profile
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from affine import Affine
 
+from rs_change.blocks import BlockTask, process_block
 from rs_change.config import RunConfig
 from rs_change.engine import Engine, cached_reader, close_readers, new_token
 from rs_change.errors import ConfigError
-from rs_change.pipeline import BlockTask, process_block, run
+from rs_change.pipeline import run
 
 from .conftest import lake_scene, write_geotiff
 

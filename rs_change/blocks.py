@@ -1,0 +1,192 @@
+"""Pass 2: every date read, classified, measured and compared one window of the reference grid
+at a time.
+
+:func:`process_block` reads each date's window on the reference grid, decides water
+(:func:`rs_change.water.classify_raw`) and measures the block: per-date areas as named
+:data:`~rs_change.change.DATE_STATS` records, first -> last change classes, the many-date series
+(one histogram of joint date states, :class:`~rs_change.change.JointStates`).  :class:`BlockTask`
+binds the run context for the engine; :class:`BlockTotals` adds the results in block order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .aoi import aoi_mask
+from .area import pixel_area_rows
+from .change import (DATE_STATS, MAX_JOINT_DATES, JointStates, SeriesAccumulator, SeriesBlock, add_date_stats, change_map,
+                     date_stats_of, series_block)
+from .engine import cached_reader, limit_gdal_cache, new_token, shared_reader
+from .fit import DateModel
+from .grid import Grid
+from .readers import SharedReads
+from .water import classify_raw
+
+#: The first -> last change classes summed per block (0 land, 1 water, 2 gained, 3 lost, 255
+#: unobserved on either date; inside the area of interest), in :attr:`BlockResult.change_stats` order.
+CHANGE_CODES = (0, 1, 2, 3, 255)
+
+
+@dataclass
+class BlockResult:
+    """What :func:`process_block` measured in one window."""
+
+    window: tuple[int, int, int, int]
+    water: list[np.ndarray]  # per date: uint8 water mask (1 water, 0 land, 255 unobserved)
+    change: Optional[np.ndarray]
+    stats: np.ndarray  # per date: a DATE_STATS record (water_px, water_m2, observed_px ... outside_m2)
+    change_stats: np.ndarray  # (len(CHANGE_CODES), 2): pixels and m2 of each change class (inside AOI)
+    clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
+    extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
+    series: Optional[SeriesBlock] = None  # 2+ dates: frequency, series classes, consecutive change (rs_change.change)
+
+
+def process_block(
+    window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
+    resampling: str, token: Optional[str] = None, rasters: bool = True,
+) -> BlockResult:
+    """Read, classify, measure and compare every date in one window of the reference grid.
+
+    Parameters
+    ----------
+    window : (row_off, col_off, height, width)
+        A window of ``ref``.
+    ref : Grid
+        The reference grid.
+    models : sequence of DateModel
+        Pass-1 models, one per date, in date order.
+    geoms : list of shapely geometries or None
+        The area of interest in ``ref``'s CRS.
+    resampling : str
+        Resampling of the bands onto ``ref``.
+    token : str, optional
+        Run key under which the calling thread keeps its readers open between blocks
+        (:func:`rs_change.engine.cached_reader`); None opens and closes them for this block.
+    rasters : bool, default True
+        Also make the rasters that are written (cluster ids, change map, series rasters); False
+        (a summary-only run) computes the water masks and the area sums only.
+
+    Returns
+    -------
+    BlockResult
+        Water masks (uint8 (h, w) per date), change map, per-date and change area sums.
+    """
+    r0, c0, h, w = window
+    g = ref.window_grid(r0, c0, h, w)
+    area_rows = pixel_area_rows(g.transform, g.crs, g.shape)  # m2 per pixel, a strip of rows at a time
+    inside = aoi_mask(geoms, g)
+    masks = []
+    clusters: list[np.ndarray] = []
+    extras: list[dict[str, float]] = []
+    for i, dm in enumerate(models):
+        if token is not None:
+            rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
+            if rd.shared_reads is None:
+                rd.shared_reads = shared_reader(token, i, SharedReads)
+        else:
+            rd = dm.source.open(ref, resampling)
+        try:
+            raws, valid = rd.read_raw(r0, c0, h, w)
+        finally:
+            if token is None:
+                rd.close()
+        if inside is not None:
+            valid &= inside
+        cl, water = classify_raw(dm, raws, valid, clusters=rasters)  # valid: observed after this
+        del raws
+        masks.append(water)
+        if cl is not None:
+            clusters.append(cl)
+        report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
+        if report is not None:
+            ins = np.ones((h, w), bool) if inside is None else inside
+            extras.append(report(rd, valid, ins, np.broadcast_to(area_rows(0, h), (h, w))))
+        else:
+            extras.append({})
+    if len(models) <= MAX_JOINT_DATES:
+        # one joint code per pixel, two bincounts: every figure of the block (rs_change.change.JointStates)
+        js = _joint_states(len(models))
+        code = js.encode(masks, inside)
+        hist = js.histogram_rows(code, area_rows)
+        stats = js.date_stats(hist)
+        ch, cst, sb = None, np.zeros((len(CHANGE_CODES), 2)), None
+        if len(models) >= 2:
+            cst = js.change_stats(hist, CHANGE_CODES)
+            tst, sst, fst = js.series_stats(hist)
+            if rasters:
+                ch = js.change[code]
+            if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
+                sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst)
+            else:
+                sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
+        return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
+    # many dates: one pass over the block per figure
+    pa = area_rows(0, h)
+    pa_full = np.broadcast_to(pa, (h, w))
+    ins = np.ones((h, w), bool) if inside is None else inside
+    stats = date_stats_of(masks, pa, inside)
+    ch = change_map(masks[0], masks[-1])
+    cst = np.zeros((len(CHANGE_CODES), 2))
+    for j, code in enumerate(CHANGE_CODES):
+        sel = (ch == code) & ins
+        cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
+    sb = series_block(masks, pa, inside)
+    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, extra=extras, series=sb)
+
+
+_JOINT: dict[int, JointStates] = {}
+
+
+def _joint_states(n: int) -> JointStates:
+    """One :class:`~rs_change.change.JointStates` per number of dates and process (built once)."""
+    js = _JOINT.get(n)
+    if js is None:
+        js = _JOINT[n] = JointStates(n)
+    return js
+
+
+@dataclass
+class BlockTask:
+    """``process_block`` with its run context bound: a picklable callable of one window.
+
+    Sent once to every process / cluster worker; readers are opened where it runs and cached per
+    thread under ``token``.
+    """
+
+    ref: Grid
+    models: Sequence[DateModel]
+    geoms: Optional[list[Any]]
+    resampling: str
+    token: str = field(default_factory=new_token)
+
+    gdal_cache_mb: int = 256
+    rasters: bool = True  # False: summary only (no cluster, change or series rasters)
+
+    def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
+        limit_gdal_cache(self.gdal_cache_mb)
+        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters)
+
+
+class BlockTotals:
+    """The sums of a run's :class:`BlockResult` s, added in block order (so bit-identical
+    whatever the scheduler): per-date :data:`~rs_change.change.DATE_STATS`, change classes,
+    the sources' extra areas and, for 2+ dates, the transitions and series classes."""
+
+    def __init__(self, dates: Sequence[str]) -> None:
+        n = len(dates)
+        self.stats = np.zeros(n, DATE_STATS)
+        self.change_stats = np.zeros((len(CHANGE_CODES), 2))
+        self.extra: list[dict[str, float]] = [{} for _ in range(n)]
+        self.series = SeriesAccumulator(list(dates)) if n >= 2 else None
+
+    def add(self, br: BlockResult) -> None:
+        add_date_stats(self.stats, br.stats)
+        self.change_stats += br.change_stats
+        if self.series is not None:
+            self.series.add(br.series)
+        for acc, ex in zip(self.extra, br.extra):
+            for key, v in ex.items():
+                acc[key] = acc.get(key, 0.0) + v
