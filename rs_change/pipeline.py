@@ -20,24 +20,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
-
-from ._version import __version__
 from .aoi import aoi_geometries, crop_to_aoi
-from .blocks import CHANGE_CODES, BlockTask, BlockTotals
-from .change import CHANGE_CLASSES, CHANGE_COLORS, change_stats
+from .blocks import BlockTask, BlockTotals
+from .change import CHANGE_CLASSES, CHANGE_COLORS
 from .config import RunConfig, SceneConfig
 from .engine import Engine, close_readers, shrink_gdal_cache
 from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, product_names, run_polygons,
                      style_outputs, write_csv, write_json)
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
-from .outputs import (MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest,
-                      write_summary_set)
+from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap
-from .strips import mean_pixel_area, remember_mean_pixel_area
 from .scenes import open_scene
 from .sensors import custom_profile, get_profile
+from .summary import build_summary
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +108,6 @@ def output_names(cfg: RunConfig) -> list[str]:
     return names
 
 
-def _km2(m2: float) -> float:
-    return round(m2 / 1e6, 6)
-
-
 def run(
     cfg: RunConfig,
     output_dir: Optional[str | Path] = None,
@@ -149,7 +141,7 @@ def run(
     progress = progress or _noop
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
     if write:
-        _check_output(out, output_names(cfg), overwrite)
+        check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first
     sources = [build_source(s, cfg) for s in cfg.scenes]
     ref = reference_grid(cfg, sources)
     geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
@@ -221,11 +213,7 @@ def _run_passes(
                 progress("blocks", n + 1, len(windows))
         finally:
             close_readers(task.token)
-        summary = build_summary(cfg, ref, models, totals.stats, totals.change_stats, overlaps, totals.extra)
-        summary["runtime_s"] = None  # kept out of the numbers so that reruns are byte-identical
-        if totals.series is not None:
-            summary["transitions"] = totals.series.transitions()  # consecutive pairs; `change` stays first -> last
-            summary["series"] = totals.series.series()
+        summary = build_summary(ref, models, totals, overlaps, cfg.clustering, cfg.labelling)
         if write and tmp is not None:
             progress("write", 0, 1)
             shrink_gdal_cache(WRITE_GDAL_CACHE_MB)  # the writing reads each staging tile once
@@ -252,95 +240,6 @@ def _run_passes(
 
 #: MB of GDAL block cache while the outputs are written (the passes use ``compute.gdal_cache_mb``).
 WRITE_GDAL_CACHE_MB = 64
-
-SUMMARY_ONLY = ("summary.json", "summary.csv")
-
-
-def write_summary_only(summary: dict[str, Any], out: Path, overwrite: bool = False) -> list[Path]:
-    """Write summary.json and summary.csv of a ``run(..., write=False)`` into ``out`` (``--summary-only``).
-
-    Staged and swapped in as a set with its manifest (:func:`rs_change.outputs.write_summary_set`).
-    """
-    return write_summary_set(summary, out, overwrite)
-
-
-def _check_output(out: Path, names: Sequence[str], overwrite: bool) -> None:
-    # Creates nothing; recovers leftovers of killed runs first (rs_change.outputs).
-    check_output_dir(out, names, overwrite)
-
-
-def build_summary(
-    cfg: RunConfig, ref: Grid, models: Sequence[DateModel], stats: np.ndarray, cstats: np.ndarray, overlaps: dict[str, float],
-    extra: Optional[Sequence[dict[str, float]]] = None,
-) -> dict[str, Any]:
-    """summary.json as a dict (numbers in km2, rounded to m2)."""
-    dates = []
-    for dm, st in zip(models, stats):  # st: a DATE_STATS record (rs_change.change)
-        wm2, om2 = st["water_m2"], st["observed_m2"]
-        dates.append({
-            "date": dm.source.date.isoformat(),
-            "path": dm.source.label,
-            "water_km2": _km2(wm2),
-            "water_pixels": int(st["water_px"]),
-            "observed_km2": _km2(om2),
-            "observed_pixels": int(st["observed_px"]),
-            "unobserved_km2": _km2(st["unobserved_m2"]),
-            "unobserved_pixels": int(st["unobserved_px"]),
-            "outside_aoi_km2": _km2(st["outside_m2"]),
-            "water_percent_of_observed": round(100.0 * wm2 / om2, 4) if om2 else None,
-            "overlap_fraction": overlaps.get(dm.source.date.isoformat()),
-            "k": int(dm.kmeans.n_clusters),
-            "metric": dm.kmeans.metric,
-            "silhouette": None if dm.silhouette is None else round(dm.silhouette, 6),
-            "model_selection": dm.scores,
-            "sample_pixels": dm.sample_pixels,
-            "features": dm.names,
-            "clusters": [d.to_dict() for d in dm.decisions],
-            "water_clusters": dm.water_ids.tolist(),
-        })
-    for d, dm, ex in zip(dates, models, extra or []):
-        if ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
-            d[dm.source.extra.get("stats_name", "extra_stats")] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
-    res = ref.res
-    summary: dict[str, Any] = {
-        "rs_change_version": __version__,
-        "grid": {**ref.to_dict(), "pixel_size": [res[0], res[1]], "crs_units": _units(ref),
-                 "mean_pixel_area_m2": round(_mean_area(ref, stats), 6)},
-        "area_method": "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area",
-        "clustering": cfg.clustering.model_dump(mode="json"),
-        "labelling": cfg.labelling.model_dump(mode="json", exclude_none=True),
-        "dates": dates,
-    }
-    if len(models) >= 2:
-        c = {code: (cstats[j, 0], cstats[j, 1]) for j, code in enumerate(CHANGE_CODES)}
-        summary["change"] = {
-            "from": models[0].source.date.isoformat(),
-            "to": models[-1].source.date.isoformat(),
-            **change_stats(c),
-            "note": "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels",
-        }
-    return summary
-
-
-def _mean_area(ref: Grid, stats: np.ndarray) -> float:
-    """Mean pixel area of the grid: every pixel is counted once per date in pass 2, as observed,
-    unobserved or outside the area of interest, so the first date's sums cover the whole grid."""
-    if len(stats) and _whole_grid(stats[0], "px") == ref.height * ref.width:
-        return remember_mean_pixel_area(ref, float(_whole_grid(stats[0], "m2")))
-    return mean_pixel_area(ref)  # strip by strip (rs_change.strips)
-
-
-def _whole_grid(st: Any, unit: str) -> Any:
-    """Observed + unobserved + outside of one DATE_STATS record (``unit`` "px" or "m2"): every pixel of the grid."""
-    return np.sum([st[f"{kind}_{unit}"] for kind in ("observed", "unobserved", "outside")])
-
-
-def _units(ref: Grid) -> str:
-    try:
-        return ref.crs.axis_info[0].unit_name
-    except Exception:  # pragma: no cover
-        return "unknown"
-
 
 def _finish_outputs(
     cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], writers: Sequence[BlockWriter],

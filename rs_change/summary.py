@@ -1,0 +1,123 @@
+"""``summary.json`` of a run, from pass 1's models and pass 2's sums.
+
+:func:`build_summary` turns the per-date :data:`~rs_change.change.DATE_STATS` records, the change
+classes and the series sums of :class:`~rs_change.blocks.BlockTotals` into the summary dict (areas
+in km2 rounded to the m2), with the grid, each date's model and the ``clustering`` and
+``labelling`` sections of the config it was made with.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from ._version import __version__
+from .blocks import CHANGE_CODES, BlockTotals
+from .change import change_stats
+from .fit import DateModel
+from .grid import Grid
+from .strips import mean_pixel_area, remember_mean_pixel_area
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import ClusteringConfig, LabellingConfig
+
+CHANGE_NOTE = "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels"
+AREA_METHOD = "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area"
+
+
+def build_summary(
+    ref: Grid, models: Sequence[DateModel], totals: BlockTotals, overlaps: Mapping[str, float],
+    clustering: "ClusteringConfig", labelling: "LabellingConfig",
+) -> dict[str, Any]:
+    """summary.json as a dict (numbers in km2, rounded to m2).
+
+    Parameters
+    ----------
+    ref : Grid
+        The reference grid.
+    models : sequence of DateModel
+        Pass 1's models, in date order.
+    totals : BlockTotals
+        Pass 2's sums.
+    overlaps : mapping ISO date -> float
+        Fraction of the reference grid each date covers.
+    clustering, labelling : ClusteringConfig, LabellingConfig
+        The config's sections, reported as they were run.
+    """
+    dates = []
+    for dm, st, ex in zip(models, totals.stats, totals.extra):  # st: a DATE_STATS record (rs_change.change)
+        wm2, om2 = st["water_m2"], st["observed_m2"]
+        d = {
+            "date": dm.source.date.isoformat(),
+            "path": dm.source.label,
+            "water_km2": _km2(wm2),
+            "water_pixels": int(st["water_px"]),
+            "observed_km2": _km2(om2),
+            "observed_pixels": int(st["observed_px"]),
+            "unobserved_km2": _km2(st["unobserved_m2"]),
+            "unobserved_pixels": int(st["unobserved_px"]),
+            "outside_aoi_km2": _km2(st["outside_m2"]),
+            "water_percent_of_observed": round(100.0 * wm2 / om2, 4) if om2 else None,
+            "overlap_fraction": overlaps.get(dm.source.date.isoformat()),
+            "k": int(dm.kmeans.n_clusters),
+            "metric": dm.kmeans.metric,
+            "silhouette": None if dm.silhouette is None else round(dm.silhouette, 6),
+            "model_selection": dm.scores,
+            "sample_pixels": dm.sample_pixels,
+            "features": dm.names,
+            "clusters": [c.to_dict() for c in dm.decisions],
+            "water_clusters": dm.water_ids.tolist(),
+        }
+        if ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
+            d[dm.source.extra.get("stats_name", "extra_stats")] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
+        dates.append(d)
+    res = ref.res
+    summary: dict[str, Any] = {
+        "rs_change_version": __version__,
+        "grid": {**ref.to_dict(), "pixel_size": [res[0], res[1]], "crs_units": _units(ref),
+                 "mean_pixel_area_m2": round(_mean_area(ref, totals.stats), 6)},
+        "area_method": AREA_METHOD,
+        "clustering": clustering.model_dump(mode="json"),
+        "labelling": labelling.model_dump(mode="json", exclude_none=True),
+        "dates": dates,
+    }
+    if len(models) >= 2:
+        cst = totals.change_stats
+        c = {code: (cst[j, 0], cst[j, 1]) for j, code in enumerate(CHANGE_CODES)}
+        summary["change"] = {
+            "from": models[0].source.date.isoformat(),
+            "to": models[-1].source.date.isoformat(),
+            **change_stats(c),
+            "note": CHANGE_NOTE,
+        }
+    summary["runtime_s"] = None  # kept out of the numbers so that reruns are byte-identical
+    if totals.series is not None:
+        summary["transitions"] = totals.series.transitions()  # consecutive pairs; `change` stays first -> last
+        summary["series"] = totals.series.series()
+    return summary
+
+
+def _km2(m2: float) -> float:
+    return round(m2 / 1e6, 6)
+
+
+def _mean_area(ref: Grid, stats: np.ndarray) -> float:
+    """Mean pixel area of the grid: every pixel is counted once per date in pass 2, as observed,
+    unobserved or outside the area of interest, so the first date's sums cover the whole grid."""
+    if len(stats) and _whole_grid(stats[0], "px") == ref.height * ref.width:
+        return remember_mean_pixel_area(ref, float(_whole_grid(stats[0], "m2")))
+    return mean_pixel_area(ref)  # strip by strip (rs_change.strips)
+
+
+def _whole_grid(st: Any, unit: str) -> Any:
+    """Observed + unobserved + outside of one DATE_STATS record (``unit`` "px" or "m2"): every
+    pixel of the grid (summed as one numpy reduction, as the figures have always been)."""
+    return np.sum([st[f"{kind}_{unit}"] for kind in ("observed", "unobserved", "outside")])
+
+
+def _units(ref: Grid) -> str:
+    try:
+        return ref.crs.axis_info[0].unit_name
+    except Exception:  # pragma: no cover
+        return "unknown"
