@@ -546,16 +546,17 @@ def write_outputs(
     ['water_2009-08-18.tif', 'water_2020-08-31.tif', 'change.tif', 'water.gpkg']
     """
     from .export import WATER_CLASSES, WATER_COLORS, write_cog, write_layers
+    from .names import CHANGE_TIF, VECTOR_NAMES, clusters_png, clusters_tif, model_json, water_layer, water_tif
 
     out = Path(folder)
     labels = list(masks)
-    names = [f"water_{d}.tif" for d in labels] + (["change.tif"] if len(labels) >= 2 else [])
+    names = [water_tif(d) for d in labels] + ([CHANGE_TIF] if len(labels) >= 2 else [])
     if clusters and models:
-        names += [f"clusters_{d}.{e}" for d in clusters for e in ("tif", "png")]
+        names += [n for d in clusters for n in (clusters_tif(d), clusters_png(d))]
     if models:
-        names += [f"model_{d}.json" for d in models]
+        names += [model_json(d) for d in models]
     if polygons:
-        names.append("water.gpkg")
+        names.append(VECTOR_NAMES["gpkg"])
     existing = [n for n in names if (out / n).exists()]
     if existing and not overwrite:
         raise OutputError(f"{out}: {len(existing)} output(s) already exist (e.g. {existing[0]}); pass overwrite=True or choose another folder")
@@ -565,26 +566,26 @@ def write_outputs(
     for d, m in masks.items():
         a, transform, crs = _mask_geo(m, transform, crs)
         arrs[d] = a.astype(np.uint8)
-        files.append(write_cog(out / f"water_{d}.tif", arrs[d], Grid(a.shape, transform, crs), nodata=255,
+        files.append(write_cog(out / water_tif(d), arrs[d], Grid(a.shape, transform, crs), nodata=255,
                                colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d}))
     if len(labels) >= 2:
         ch = change_map(arrs[labels[0]], arrs[labels[-1]])
-        files.append(write_cog(out / "change.tif", ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
+        files.append(write_cog(out / CHANGE_TIF, ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
                                classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]}))
     if clusters and models:
         for d, cl in clusters.items():
-            p = write_cluster_map(out / f"clusters_{d}.tif", cl, models[d], transform, crs, label=d)
-            files += [p, p.with_suffix(".png")]
+            p = write_cluster_map(out / clusters_tif(d), cl, models[d], transform, crs, label=d)
+            files += [p, out / clusters_png(d)]
     if models:
         for d, mdl in models.items():
-            files.append(mdl.save(out / f"model_{d}.json"))
+            files.append(mdl.save(out / model_json(d)))
     if polygons:
         layers = {}
         for d, a in arrs.items():
             gdf = polygonize(a, transform, crs)
             gdf.insert(0, "date", d)
-            layers[f"water_{d}"] = gdf
-        gpkg = out / "water.gpkg"
+            layers[water_layer(d)] = gdf
+        gpkg = out / VECTOR_NAMES["gpkg"]
         if gpkg.exists():
             gpkg.unlink()
         files.append(write_layers(gpkg, layers))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .errors import InputError, OutputError, SampleError
+from .names import CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_JSON, report_names
 
 SAMPLES_GPKG = "samples.gpkg"
 SAMPLES_CSV = "samples.csv"
@@ -92,11 +93,11 @@ def _map_path(out: Path, name: Optional[str]) -> Path:
             stem = f"water_{stem}"  # a date
         path = out / f"{stem}.tif"
         if not path.is_file():
-            maps = sorted(p.stem for p in out.glob("water_*.tif")) + (["change"] if (out / "change.tif").is_file() else [])
+            maps = sorted(p.stem for p in out.glob("water_*.tif")) + (["change"] if (out / CHANGE_TIF).is_file() else [])
             raise InputError(f"{path}: no such map; --map takes one of: {', '.join(maps) or '(none: run rs-change run first)'}")
         return path
-    if (out / "change.tif").is_file():
-        return out / "change.tif"
+    if (out / CHANGE_TIF).is_file():
+        return out / CHANGE_TIF
     water = sorted(out.glob("water_*.tif"))
     if len(water) == 1:
         return water[0]
@@ -122,7 +123,7 @@ def map_classes(path: Path) -> dict[int, str]:
     except (ValueError, TypeError, AttributeError):
         classes = {}
     if not classes:
-        classes = dict(CHANGE_CLASSES if path.name == "change.tif" else WATER_CLASSES)
+        classes = dict(CHANGE_CLASSES if path.name == CHANGE_TIF else WATER_CLASSES)
     return {c: n for c, n in sorted(classes.items()) if c != _NODATA}
 
 
@@ -191,7 +192,7 @@ def write_into(out: Path, files: Mapping[str, Callable[[Path], Any]], listed: Se
     with :func:`rs_change.outputs.commit`; when ``out`` has a manifest, a new one (written last)
     lists ``listed`` with their new sha256 beside the previous entries, and ``record`` updates its
     top-level keys."""
-    from .outputs import MANIFEST, commit, discard, sha256_file, staging_dir
+    from .outputs import commit, discard, sha256_file, staging_dir
 
     tmp = staging_dir(out)
     try:
@@ -451,7 +452,7 @@ def _recorded_map(out: Path, samples: Path) -> Optional[str]:
         except Exception:  # another layer name, not a GeoPackage: read_points says what is wrong
             pass
     try:
-        return str(json.loads((out / "manifest.json").read_text(encoding="utf-8"))["samples"]["map"])
+        return str(json.loads((out / MANIFEST).read_text(encoding="utf-8"))["samples"]["map"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -551,12 +552,12 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
         "note": "<area>_adjusted is the area estimated from the reference sample, <area>_ci the half-width of its "
                 "confidence interval; <area> itself stays the map's area",
     }
-    summary_path = out / "summary.json"
+    summary_path = out / SUMMARY_JSON
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{summary_path}: cannot read the run's summary ({exc}); rerun `rs-change run`") from None
-    if path.name == "change.tif" and isinstance(summary.get("change"), dict):
+    if path.name == CHANGE_TIF and isinstance(summary.get("change"), dict):
         ch = summary["change"]
         for j, nm in enumerate(names):
             if nm in CHANGE_KEYS:
@@ -582,11 +583,11 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
         ACCURACY_JSON: lambda p: write_json(p, acc),
         ACCURACY_CSV: lambda p: write_csv(p, _clean(rows) + [{"class": "overall", "overall_accuracy": acc["overall_accuracy"],
                                                               "overall_accuracy_ci": acc["overall_accuracy_ci"]}]),
-        "summary.json": lambda p: write_json(p, summary),
+        SUMMARY_JSON: lambda p: write_json(p, summary),
     }
     report = _report_writer(out, summary)
     if report is not None:
-        files["report.html"] = report
+        files[REPORT_HTML] = report
     write_into(out, files, listed=list(files))
     return {**acc, "report_updated": report is not None}
 
@@ -594,14 +595,13 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
 def _report_writer(out: Path, summary: Mapping[str, Any]) -> Optional[Callable[[Path], Any]]:
     """A writer of the run's report.html again with the accuracy table (None when the run has no
     report or its config.yaml is gone)."""
-    if not (out / "report.html").is_file() or not (out / "config.yaml").is_file():
+    if not (out / REPORT_HTML).is_file() or not (out / CONFIG_YAML).is_file():
         return None
-    from .export import report_names
     from .report import report_html
 
     dates = [d["date"] for d in summary.get("dates", [])]
     figs = {n: out / n for n in report_names(dates, len(dates) >= 3) if n.endswith(".png") and (out / n).is_file()}
-    config_yaml = (out / "config.yaml").read_text(encoding="utf-8")
+    config_yaml = (out / CONFIG_YAML).read_text(encoding="utf-8")
     return lambda p: report_html(summary, config_yaml, figs, p)
 
 

@@ -91,7 +91,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     args.out_dir = out  # named by the one line of a disk-full or vanished-folder error
     with output_lock(out):  # a second run into this folder stops here with one line
         if getattr(args, "summary_only", False):  # areas and change only: no rasters, polygons or report
-            from .outputs import SUMMARY_SET, check_output_dir, write_summary_set
+            from .names import SUMMARY_SET
+            from .outputs import check_output_dir, write_summary_set
 
             check_output_dir(out, SUMMARY_SET, args.overwrite)  # before anything is read
             result = run(cfg, overwrite=args.overwrite, progress=progress, write=False)

@@ -22,6 +22,8 @@ from rasterio.windows import Window
 
 from .area import geodesic_perimeters
 from .grid import Grid
+from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, is_water_tif, pair_change_tif,
+                    water_layer)
 from .strips import POLYGON_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -215,12 +217,10 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 # ---------------------------------------------------------------------------------------------
 # Polygons for GIS: sieve, topology-preserving simplification, geodesic perimeter, formats
 # ---------------------------------------------------------------------------------------------
-#: ``output.formats`` value -> (GDAL driver, output name in the run folder)
+#: ``output.formats`` value -> (GDAL driver, output name in the run folder: rs_change.names.VECTOR_NAMES)
 VECTOR_FORMATS: dict[str, tuple[str, str]] = {
-    "gpkg": ("GPKG", "water.gpkg"),
-    "shp": ("ESRI Shapefile", "water_shp"),
-    "geojson": ("GeoJSON", "water_geojson"),
-    "gdb": ("OpenFileGDB", "water.gdb"),
+    fmt: (driver, VECTOR_NAMES[fmt])
+    for fmt, driver in (("gpkg", "GPKG"), ("shp", "ESRI Shapefile"), ("geojson", "GeoJSON"), ("gdb", "OpenFileGDB"))
 }
 
 #: Shapefile (dBASE) field names are at most 10 characters
@@ -452,14 +452,6 @@ class SeriesWriters:
             for a, b in zip(self.dates[:-1], self.dates[1:])
         ]
 
-    @staticmethod
-    def names(dates: Sequence[str]) -> list[str]:
-        """Output names (rasters and their styles) for ``dates``."""
-        out = ["frequency.tif", "frequency.qml", "series_classes.tif", "series_classes.qml", "series_classes.tif.aux.xml"]
-        for a, b in zip(dates[:-1], dates[1:]):
-            out += [f"change_{a}_{b}.tif", f"change_{a}_{b}.qml", f"change_{a}_{b}.tif.aux.xml"]
-        return out
-
     def write(self, block: Any, row_off: int, col_off: int) -> None:
         """Write one :class:`rs_change.change.SeriesBlock`."""
         self.frequency.write(block.frequency, row_off, col_off)
@@ -476,9 +468,9 @@ class SeriesWriters:
         from .change import CHANGE_CLASSES, CHANGE_COLORS, SERIES_CLASSES, SERIES_COLORS
 
         todo: list[tuple[BlockWriter, Path, Any, Any]] = [
-            (self.frequency, self.folder / "frequency.tif", None, None),
-            (self.classes, self.folder / "series_classes.tif", SERIES_CLASSES, SERIES_COLORS),
-            *[(wr, self.folder / f"change_{a}_{b}.tif", CHANGE_CLASSES, CHANGE_COLORS)
+            (self.frequency, self.folder / FREQUENCY_TIF, None, None),
+            (self.classes, self.folder / SERIES_CLASSES_TIF, SERIES_CLASSES, SERIES_COLORS),
+            *[(wr, self.folder / pair_change_tif(a, b), CHANGE_CLASSES, CHANGE_COLORS)
               for a, b, wr in zip(self.dates[:-1], self.dates[1:], self.pairs)],
         ]
         paths: list[Path] = []
@@ -495,9 +487,9 @@ class SeriesWriters:
 
     def staging(self) -> dict[str, Path]:
         """Output name -> staging file (block-written, complete once closed), e.g. for figures."""
-        out = {"frequency.tif": self.frequency.path, "series_classes.tif": self.classes.path}
+        out = {FREQUENCY_TIF: self.frequency.path, SERIES_CLASSES_TIF: self.classes.path}
         for a, b, wr in zip(self.dates[:-1], self.dates[1:], self.pairs):
-            out[f"change_{a}_{b}.tif"] = wr.path
+            out[pair_change_tif(a, b)] = wr.path
         return out
 
     def close(self) -> None:
@@ -555,11 +547,11 @@ def run_polygons(
     stats: dict[str, Any] = {}
     # name -> (raster, codes, date, extra columns)
     jobs: dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]] = {
-        f"water_{date}": (Path(path), {1: "water"}, date, None) for date, path in water.items()}
+        water_layer(date): (Path(path), {1: "water"}, date, None) for date, path in water.items()}
     if change is not None:
         with rasterio.open(change) as ds:
             frm, to = ds.tags().get("FROM", ""), ds.tags().get("TO", "")
-        jobs["change"] = (Path(change), {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]},
+        jobs[CHANGE_LAYER] = (Path(change), {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]},
                           to, {"from_date": frm})
     # every raster in one pass of strips, merged across strip edges: memory set by a strip, not the
     # raster, and the strip's pixel areas computed once for all (rs_change.strips)
@@ -598,31 +590,6 @@ def run_polygons(
     return files, summary
 
 
-def report_names(dates: Sequence[str], many: bool) -> list[str]:
-    """Output names written by :func:`rs_change.report.write_report` (the report's figures and page)."""
-    names = ["timeseries.csv", "timeseries.png", "report.html"] + [f"quicklook_{d}.png" for d in dates]
-    if many:
-        names += ["frequency.png", "series_classes.png"]
-    return names
-
-
-def product_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool) -> list[str]:
-    """Names of the GIS products of issue 7 a run writes (styles, many-date rasters, vectors, report).
-
-    ``water_<date>.tif``, ``change.tif`` and the tables are named by the pipeline itself.
-    """
-    names = [f"water_{d}.qml" for d in dates] + [f"water_{d}.tif.aux.xml" for d in dates]
-    if len(dates) >= 2:
-        names += ["change.qml", "change.tif.aux.xml"]
-    if len(dates) >= 3:
-        names += SeriesWriters.names(dates)
-    if polygons:
-        names += [VECTOR_FORMATS[f][1] for f in dict.fromkeys(formats)]
-    if report:
-        names += report_names(dates, len(dates) >= 3)
-    return names
-
-
 def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
     """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``."""
     from .change import CHANGE_CLASSES, CHANGE_COLORS
@@ -630,9 +597,9 @@ def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
 
     out: dict[str, Path] = {}
     for name, path in list(staged.items()):
-        if name.startswith("water_") and name.endswith(".tif"):
+        if is_water_tif(name):
             paths = write_styles(path, WATER_CLASSES, WATER_COLORS)
-        elif name == "change.tif":
+        elif name == CHANGE_TIF:
             paths = write_styles(path, CHANGE_CLASSES, CHANGE_COLORS)
         else:
             continue

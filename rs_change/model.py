@@ -37,6 +37,7 @@ import numpy as np
 from .clustering import KMeans, centre_distances, kmeans_from_centers
 from .errors import ClusteringError, InputError, RsChangeWarning
 from .labelling import ClusterDecision, Labeller, describe_clusters, fit_labeller
+from .names import clusters_png, clusters_tif, model_json
 
 log = logging.getLogger(__name__)
 
@@ -813,7 +814,7 @@ def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[An
         if wm is not None and not wr.ds.closed:  # how the water mask was decided (per pixel, not per cluster)
             wr.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in water_decision_tags(wm).items()})
         wr.close()
-        tif, png = Path(tmp) / f"clusters_{d}.tif", Path(tmp) / f"clusters_{d}.png"
+        tif, png = Path(tmp) / clusters_tif(d), Path(tmp) / clusters_png(d)
         if jobs is None:
             wr.to_cog(tif)
             write_cluster_png(tif, png)
@@ -826,11 +827,6 @@ def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[An
         wm = getattr(dm, "water_model", None)
         if wm is not None:
             d = dm.source.date.isoformat()
-            p = wm.save(Path(tmp) / f"model_{d}.json")
+            p = wm.save(Path(tmp) / model_json(d))
             staged[p.name] = p
     return staged
-
-
-def output_names(dates: Sequence[str]) -> list[str]:
-    """The cluster-map and model files a run writes per date."""
-    return [f"{stem}_{d}.{ext}" for d in dates for stem, ext in (("clusters", "tif"), ("clusters", "png"), ("model", "json"))]

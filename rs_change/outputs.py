@@ -45,13 +45,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .errors import OutputError
+from .names import CONFIG_YAML, MANIFEST, SUMMARY_CSV, SUMMARY_JSON
 
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".rs-change-tmp-"
 BACKUP_PREFIX = ".rs-change-backup-"
 PROBE_PREFIX = ".rs-change-probe-"
-MANIFEST = "manifest.json"
 JOURNAL = "journal.json"
 #: Lock file inside a staging / backup folder, held (flock) by the run using the folder.
 FOLDER_LOCK = ".lock"
@@ -59,8 +59,6 @@ FOLDER_LOCK = ".lock"
 OUTPUT_LOCK = ".rs-change.lock"
 #: This process's run token: names its staging and backup folders and goes into the journal.
 RUN_TOKEN = secrets.token_hex(8)
-#: What ``--summary-only`` writes (:func:`write_summary_set`).
-SUMMARY_SET = ("summary.json", "summary.csv", "config.yaml", MANIFEST)
 
 #: Distributions whose versions go into the manifest (import names differ; metadata names used).
 KEY_DEPENDENCIES = (
@@ -502,6 +500,11 @@ def write_set(out: Path, files: Mapping[str, Callable[[Path], Any]], config_sha2
         discard(tmp)
 
 
+def config_hash(config_yaml: str) -> str:
+    """The manifest's ``config_sha256``: sha256 of the config as written next to the outputs."""
+    return hashlib.sha256(config_yaml.encode()).hexdigest()
+
+
 def write_summary_set(summary: Mapping[str, Any], out: Path, overwrite: bool = False,
                       config_yaml: Optional[str] = None) -> list[Path]:
     """``summary.json``, ``summary.csv`` (and ``config.yaml`` when given) and their manifest,
@@ -510,13 +513,13 @@ def write_summary_set(summary: Mapping[str, Any], out: Path, overwrite: bool = F
 
     rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
     files: dict[str, Callable[[Path], Any]] = {
-        "summary.json": lambda p: write_json(p, summary),
-        "summary.csv": lambda p: write_csv(p, rows),
+        SUMMARY_JSON: lambda p: write_json(p, summary),
+        SUMMARY_CSV: lambda p: write_csv(p, rows),
     }
     digest = None
     if config_yaml is not None:
-        files["config.yaml"] = lambda p: p.write_text(config_yaml, encoding="utf-8")
-        digest = hashlib.sha256(config_yaml.encode()).hexdigest()
+        files[CONFIG_YAML] = lambda p: p.write_text(config_yaml, encoding="utf-8")
+        digest = config_hash(config_yaml)
     return write_set(out, files, digest, overwrite)
 
 

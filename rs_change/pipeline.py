@@ -13,7 +13,6 @@ size, not the scene size:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -25,11 +24,12 @@ from .blocks import BlockTask, BlockTotals
 from .change import CHANGE_CLASSES, CHANGE_COLORS
 from .config import RunConfig, SceneConfig
 from .engine import Engine, close_readers, shrink_gdal_cache
-from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, product_names, run_polygons,
-                     style_outputs, write_csv, write_json)
+from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, run_polygons, style_outputs,
+                     write_csv, write_json)
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
-from .outputs import MANIFEST, check_output_dir, commit, discard, previous_outputs, staging_dir, write_manifest
+from .names import CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, model_json, run_names, water_tif
+from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap
 from .scenes import open_scene
 from .sensors import custom_profile, get_profile
@@ -93,19 +93,9 @@ class RunResult:
 
 
 def output_names(cfg: RunConfig) -> list[str]:
-    """File names a run writes into the output folder."""
-    names = [f"water_{s.date.isoformat()}.tif" for s in cfg.scenes]
-    if len(cfg.scenes) >= 2:
-        names.append("change.tif")
-    if cfg.output.polygons and "gpkg" in cfg.output.formats:
-        names.append("water.gpkg")
-    o = cfg.output  # styles, frequency / series / consecutive change rasters, vectors, report (rs_change.export)
-    names += [n for n in product_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report) if n != "water.gpkg"]
-    from .model import output_names as _model_names
-
-    names += _model_names([s.date.isoformat() for s in cfg.scenes])  # clusters_<date>.tif/.png, model_<date>.json
-    names += ["summary.json", "summary.csv", "config.yaml", MANIFEST]
-    return names
+    """File names a run of ``cfg`` writes into the output folder (:func:`rs_change.names.run_names`)."""
+    o = cfg.output
+    return run_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report)
 
 
 def run(
@@ -191,7 +181,7 @@ def _run_passes(
             for dm in models:
                 d = dm.source.date.isoformat()
                 cwriters.append(BlockWriter(tmp / f"c_{d}.tif", ref, **cluster_writer_kwargs(
-                    dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, f"model_{d}.json")))
+                    dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))))
         windows = list(ref.windows(cfg.compute.chunk_size))
         totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
         task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, cfg.grid.resampling,
@@ -257,9 +247,9 @@ def _finish_outputs(
     jobs = jobs if jobs is not None else WriteJobs(0)
     staged: dict[str, Path] = {}
     blocks = dict(blocks or {})
-    rasters = [(f"water_{dm.source.date.isoformat()}.tif", wr) for dm, wr in zip(models, writers)]
+    rasters = [(water_tif(dm.source.date.isoformat()), wr) for dm, wr in zip(models, writers)]
     if len(models) >= 2:
-        rasters.append(("change.tif", writers[-1]))
+        rasters.append((CHANGE_TIF, writers[-1]))
     for name, wr in rasters:
         wr.close()
         jobs.submit(wr.to_cog, tmp / name)
@@ -275,26 +265,22 @@ def _finish_outputs(
     jobs.start()
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
-            tmp, ref, {dm.source.date.isoformat(): blocks[f"water_{dm.source.date.isoformat()}.tif"] for dm in models},
-            blocks.get("change.tif"), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
+            tmp, ref, {dm.source.date.isoformat(): blocks[water_tif(dm.source.date.isoformat())] for dm in models},
+            blocks.get(CHANGE_TIF), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
             workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
             layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers))
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
         figs = figures.result()
         staged.update(figs)
-        staged["report.html"] = report_page(tmp, summary, cfg.to_yaml(), figs)
-    staged["summary.json"] = write_json(tmp / "summary.json", summary)
+        staged[REPORT_HTML] = report_page(tmp, summary, cfg.to_yaml(), figs)
+    staged[SUMMARY_JSON] = write_json(tmp / SUMMARY_JSON, summary)
     rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
-    staged["summary.csv"] = write_csv(tmp / "summary.csv", rows)
-    (tmp / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    staged["config.yaml"] = tmp / "config.yaml"
+    staged[SUMMARY_CSV] = write_csv(tmp / SUMMARY_CSV, rows)
+    (tmp / CONFIG_YAML).write_text(cfg.to_yaml(), encoding="utf-8")
+    staged[CONFIG_YAML] = tmp / CONFIG_YAML
     staged.update(extra or {})  # clusters_<date>.tif/.png, model_<date>.json
     jobs.wait()  # every COG and PNG written
     # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
-    write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg))  # folders (water.gdb ...) file by file
+    write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))  # folders (water.gdb ...) file by file
     return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
-
-
-def config_hash(cfg: RunConfig) -> str:
-    return hashlib.sha256(cfg.to_yaml().encode()).hexdigest()

@@ -22,6 +22,9 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .names import (FREQUENCY_PNG, FREQUENCY_TIF, REPORT_HTML, SERIES_CLASSES_PNG, SERIES_CLASSES_TIF, TIMESERIES_CSV,
+                    TIMESERIES_PNG, quicklook_png, water_tif)
+
 log = logging.getLogger(__name__)
 
 MAX_PX = 800
@@ -204,7 +207,7 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
             ax.set_xticks([])
             ax.set_yticks([])
         fig.tight_layout()
-        name = f"quicklook_{date}.png"
+        name = quicklook_png(date)
         out[name] = _save(fig, Path(folder) / name)
         prev, prev_date = wmask, date
     return out
@@ -218,8 +221,8 @@ def series_pngs(ref: Any, rasters: Mapping[str, Path], folder: Path, max_px: int
     plt = _plt()
     shape = decimated_shape(ref.shape, max_px)
     out: dict[str, Path] = {}
-    if "frequency.tif" in rasters:
-        f = _read_dec(rasters["frequency.tif"], shape)
+    if FREQUENCY_TIF in rasters:
+        f = _read_dec(rasters[FREQUENCY_TIF], shape)
         fig, ax = plt.subplots(figsize=(8, 6.4))
         img = _palette_image(f, ramp_colormap())
         ax.imshow(img, interpolation="nearest")
@@ -231,9 +234,9 @@ def series_pngs(ref: Any, rasters: Mapping[str, Path], folder: Path, max_px: int
         ax.set_xticks([])
         ax.set_yticks([])
         fig.tight_layout()
-        out["frequency.png"] = _save(fig, Path(folder) / "frequency.png")
-    if "series_classes.tif" in rasters:
-        s = _read_dec(rasters["series_classes.tif"], shape)
+        out[FREQUENCY_PNG] = _save(fig, Path(folder) / FREQUENCY_PNG)
+    if SERIES_CLASSES_TIF in rasters:
+        s = _read_dec(rasters[SERIES_CLASSES_TIF], shape)
         fig, ax = plt.subplots(figsize=(8, 7))
         ax.imshow(_palette_image(s, SERIES_COLORS), interpolation="nearest")
         ax.set_title("Series classes")
@@ -241,7 +244,7 @@ def series_pngs(ref: Any, rasters: Mapping[str, Path], folder: Path, max_px: int
         ax.set_xticks([])
         ax.set_yticks([])
         fig.tight_layout()
-        out["series_classes.png"] = _save(fig, Path(folder) / "series_classes.png")
+        out[SERIES_CLASSES_PNG] = _save(fig, Path(folder) / SERIES_CLASSES_PNG)
     return out
 
 
@@ -338,8 +341,8 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
                   f"formats {html.escape(', '.join(p.get('formats', [])))}.</p>",
                   _table([{"layer": k, **v} for k, v in p.get("layers", {}).items()])]
     parts.append("<h2>Figures</h2>")
-    order = sorted(figures, key=lambda n: (0 if n.startswith("timeseries") else 1 if n.startswith("frequency")
-                                           else 2 if n.startswith("series") else 3, n))
+    first = {TIMESERIES_PNG: 0, FREQUENCY_PNG: 1, SERIES_CLASSES_PNG: 2}  # then the quicklooks
+    order = sorted(figures, key=lambda n: (first.get(n, 3), n))
     for name in order:
         parts.append(_img(figures[name], name))
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_yaml)}</pre>",
@@ -358,7 +361,7 @@ def write_report(folder: Path, summary: Mapping[str, Any], config_yaml: str, mod
     staged files.
     """
     files = report_figures(folder, summary, models, ref, rasters, resampling, max_px)
-    files["report.html"] = report_page(folder, summary, config_yaml, files)
+    files[REPORT_HTML] = report_page(folder, summary, config_yaml, files)
     return files
 
 
@@ -373,9 +376,9 @@ def report_figures(folder: Path, summary: Mapping[str, Any], models: Sequence[An
     from .export import write_csv
 
     files: dict[str, Path] = {}
-    files["timeseries.csv"] = write_csv(Path(folder) / "timeseries.csv", timeseries_rows(summary))
-    files["timeseries.png"] = timeseries_png(summary, Path(folder) / "timeseries.png")
-    water = {dm.source.date.isoformat(): rasters[f"water_{dm.source.date.isoformat()}.tif"] for dm in models}
+    files[TIMESERIES_CSV] = write_csv(Path(folder) / TIMESERIES_CSV, timeseries_rows(summary))
+    files[TIMESERIES_PNG] = timeseries_png(summary, Path(folder) / TIMESERIES_PNG)
+    water = {dm.source.date.isoformat(): rasters[water_tif(dm.source.date.isoformat())] for dm in models}
     files.update(series_pngs(ref, rasters, Path(folder), max_px))
     files.update(quicklooks(models, ref, water, Path(folder), resampling, max_px))
     return files
@@ -384,4 +387,4 @@ def report_figures(folder: Path, summary: Mapping[str, Any], models: Sequence[An
 def report_page(folder: Path, summary: Mapping[str, Any], config_yaml: str, figures: Mapping[str, Path]) -> Path:
     """``report.html`` in ``folder`` with the PNGs among ``figures`` (from :func:`report_figures`)."""
     figs = {n: p for n, p in figures.items() if n.endswith(".png")}
-    return report_html(summary, config_yaml, figs, Path(folder) / "report.html")
+    return report_html(summary, config_yaml, figs, Path(folder) / REPORT_HTML)

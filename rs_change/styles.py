@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 from xml.sax.saxutils import quoteattr
 
+from .names import style_names
+
 RGBA = tuple[int, int, int, int]
 
 _HEADER = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
@@ -135,11 +137,10 @@ def write_styles(tif: Path, classes: Mapping[int, str] | None, colors: Mapping[i
     ``classes=None`` writes the frequency ramp style.  Returns the paths written.
     """
     tif = Path(tif)
-    qml = tif.with_suffix(".qml")
+    qml, *aux = (tif.with_name(n) for n in style_names(tif.name, classified=classes is not None))
     if classes is None:
         qml.write_text(ramp_qml(), encoding="utf-8")
         return [qml]
     qml.write_text(paletted_qml(classes, colors or {}), encoding="utf-8")
-    aux = tif.with_name(tif.name + ".aux.xml")
-    aux.write_text(pam_xml(classes, colors or {}), encoding="utf-8")
-    return [qml, aux]
+    aux[0].write_text(pam_xml(classes, colors or {}), encoding="utf-8")
+    return [qml, aux[0]]

@@ -20,6 +20,7 @@ from rs_change.export import (
     SHAPEFILE_FIELDS, SeriesWriters, manifest_files, polygon_layer, write_vectors,
 )
 from rs_change.grid import Grid
+from rs_change.names import series_names
 from rs_change.styles import paletted_qml, pam_xml, ramp_qml
 
 UTM = Grid((60, 80), Affine(10, 0, 500000, 0, -10, 5_200_000), "EPSG:32614")
@@ -189,7 +190,7 @@ def test_series_rasters_are_styled_valid_cogs(tmp_path):
         files = sw.finish()
     finally:
         sw.close()
-    assert sorted(files) == sorted(SeriesWriters.names(dates))
+    assert sorted(files) == sorted(series_names(dates))
     for name, p in files.items():
         if name.endswith(".tif"):
             valid, errors, _ = cog_validate(str(p), quiet=True)

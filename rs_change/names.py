@@ -1,0 +1,134 @@
+"""The names of the files a run writes, declared once.
+
+Output names are an API: scripts and GIS projects open them by name (docs/config.md lists them,
+docs/products.md describes them).  Every module that writes, lists or reads an output takes its
+name from here: the pipeline, the exporters, the cluster maps and models, the report, the
+manifest and swap, the array API's ``write_outputs`` and ``rs-change sample`` / ``assess``.
+Standard library only, imports nothing of the package.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_CSV = "summary.csv"
+CONFIG_YAML = "config.yaml"
+#: Written last; lists the sha256 of every other file of the set (rs_change.outputs).
+MANIFEST = "manifest.json"
+#: What ``--summary-only`` writes, as a set.
+SUMMARY_SET = (SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST)
+
+CHANGE_TIF = "change.tif"
+FREQUENCY_TIF = "frequency.tif"
+SERIES_CLASSES_TIF = "series_classes.tif"
+
+TIMESERIES_CSV = "timeseries.csv"
+TIMESERIES_PNG = "timeseries.png"
+REPORT_HTML = "report.html"
+FREQUENCY_PNG = "frequency.png"
+SERIES_CLASSES_PNG = "series_classes.png"
+
+#: The water polygons' layer name of one date (the change layer is ``change``).
+WATER_LAYER = "water_{date}"
+CHANGE_LAYER = "change"
+
+#: ``output.formats`` value -> the vector output's name (a file, or a folder of files).
+VECTOR_NAMES: dict[str, str] = {
+    "gpkg": "water.gpkg",
+    "shp": "water_shp",
+    "geojson": "water_geojson",
+    "gdb": "water.gdb",
+}
+
+
+def water_tif(date: str) -> str:
+    """``water_<date>.tif``: the date's water mask."""
+    return f"water_{date}.tif"
+
+
+def is_water_tif(name: str) -> bool:
+    """True for a ``water_<date>.tif`` name."""
+    return name.startswith("water_") and name.endswith(".tif")
+
+
+def water_layer(date: str) -> str:
+    """``water_<date>``: the date's polygon layer."""
+    return WATER_LAYER.format(date=date)
+
+
+def pair_change_tif(a: str, b: str) -> str:
+    """``change_<a>_<b>.tif``: change between consecutive dates (3+ dates)."""
+    return f"change_{a}_{b}.tif"
+
+
+def clusters_tif(date: str) -> str:
+    """``clusters_<date>.tif``: the date's cluster ids."""
+    return f"clusters_{date}.tif"
+
+
+def clusters_png(date: str) -> str:
+    """``clusters_<date>.png``: the cluster map as a picture."""
+    return f"clusters_{date}.png"
+
+
+def model_json(date: str) -> str:
+    """``model_<date>.json``: the date's fitted model."""
+    return f"model_{date}.json"
+
+
+def quicklook_png(date: str) -> str:
+    """``quicklook_<date>.png``: the report's figure of one date."""
+    return f"quicklook_{date}.png"
+
+
+def style_names(tif: str, classified: bool = True) -> list[str]:
+    """The styles :func:`rs_change.styles.write_styles` writes beside ``tif``: ``<stem>.qml`` and,
+    for a classified raster, ``<tif>.aux.xml``."""
+    stem = tif[: -len(".tif")] if tif.endswith(".tif") else tif
+    return [f"{stem}.qml"] + ([f"{tif}.aux.xml"] if classified else [])
+
+
+def series_names(dates: Sequence[str]) -> list[str]:
+    """The many-date rasters and their styles (3+ dates): frequency, series classes and the
+    change between consecutive dates."""
+    out = [FREQUENCY_TIF, *style_names(FREQUENCY_TIF, classified=False), SERIES_CLASSES_TIF, *style_names(SERIES_CLASSES_TIF)]
+    for a, b in zip(dates[:-1], dates[1:]):
+        out += [pair_change_tif(a, b), *style_names(pair_change_tif(a, b))]
+    return out
+
+
+def report_names(dates: Sequence[str], many: bool) -> list[str]:
+    """The report's table, figures and page (``many``: 3+ dates)."""
+    names = [TIMESERIES_CSV, TIMESERIES_PNG, REPORT_HTML] + [quicklook_png(d) for d in dates]
+    if many:
+        names += [FREQUENCY_PNG, SERIES_CLASSES_PNG]
+    return names
+
+
+def cluster_names(dates: Sequence[str]) -> list[str]:
+    """The cluster maps and models a run writes per date."""
+    return [n for d in dates for n in (clusters_tif(d), clusters_png(d), model_json(d))]
+
+
+def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool) -> list[str]:
+    """Every name a run writes into its output folder, for ``dates`` (ISO) and the ``output``
+    section's ``polygons``, ``formats`` and ``report``."""
+    formats = list(dict.fromkeys(formats))
+    names = [water_tif(d) for d in dates]
+    if len(dates) >= 2:
+        names.append(CHANGE_TIF)
+    if polygons and "gpkg" in formats:
+        names.append(VECTOR_NAMES["gpkg"])
+    names += [style_names(water_tif(d))[0] for d in dates] + [style_names(water_tif(d))[1] for d in dates]  # .qml, .aux.xml
+    if len(dates) >= 2:
+        names += style_names(CHANGE_TIF)
+    if len(dates) >= 3:
+        names += series_names(dates)
+    if polygons:
+        names += [VECTOR_NAMES[f] for f in formats if f != "gpkg"]
+    if report:
+        names += report_names(dates, len(dates) >= 3)
+    names += cluster_names(dates)
+    names += [SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST]
+    return names
