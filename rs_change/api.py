@@ -41,6 +41,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import defaults
 from .area import pixel_area
 from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map, change_stats, class_areas
 from .errors import ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
@@ -110,15 +111,15 @@ def _sample(inp: SceneInput, names: Sequence[str], n: Optional[int], seed: int) 
 
 def fit_model(
     data: SceneData,
-    k: Union[int, Sequence[int]] = 3,
-    metric: str = "euclidean",
+    k: Union[int, Sequence[int]] = defaults.K,
+    metric: str = defaults.METRIC,
     *,
-    seed: int = 0,
-    sample_size: Optional[int] = 200_000,
-    n_init: int = 3,
-    max_iter: int = 100,
-    tol: float = 1e-4,
-    method: str = "auto",
+    seed: int = defaults.SEED,
+    sample_size: Optional[int] = defaults.SAMPLE_SIZE,
+    n_init: int = defaults.N_INIT,
+    max_iter: int = defaults.MAX_ITER,
+    tol: float = defaults.TOL,
+    method: str = defaults.LABELLING_METHOD,
     water: Optional[Sequence[int]] = None,
     label: Optional[str] = None,
     **kw: Any,

@@ -37,6 +37,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import defaults
+
 try:  # the project's error hierarchy, when present
     from rs_change.errors import ClusteringError as _ProjectClusteringError
 except ImportError:  # pragma: no cover - stand-alone use
@@ -65,7 +67,7 @@ __all__ = [
 #: The metrics :class:`KMeans` accepts.
 METRICS: tuple[str, ...] = ("euclidean", "manhattan", "chebyshev")
 #: Rows used to fit the centres by default (assignment then covers every row).
-DEFAULT_SAMPLE_SIZE = 200_000
+DEFAULT_SAMPLE_SIZE = defaults.SAMPLE_SIZE
 #: Rows assigned per chunk in :meth:`KMeans.predict` (about 4 MB of float32 per band-row set).
 DEFAULT_CHUNK_SIZE = 65_536  # rows: a chunk's (n_features + 4) float32 columns fit in a 1 MB L2 cache
 #: Rows the ``n_init`` seedings run on before the best one is refined on the whole fitted sample.
@@ -456,12 +458,12 @@ class KMeans:
 
     def __init__(
         self,
-        n_clusters: int = 3,
-        metric: str = "euclidean",
+        n_clusters: int = defaults.K,
+        metric: str = defaults.METRIC,
         init: str | np.ndarray = "k-means++",
-        n_init: int = 3,
-        max_iter: int = 100,
-        tol: float = 1e-4,
+        n_init: int = defaults.N_INIT,
+        max_iter: int = defaults.MAX_ITER,
+        tol: float = defaults.TOL,
         random_state: Any = None,
         sample_size: int | None = DEFAULT_SAMPLE_SIZE,
         chebyshev_trim: float = 0.01,

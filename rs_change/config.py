@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import defaults
 from .errors import ConfigError
 
 Metric = Literal["euclidean", "manhattan", "chebyshev"]
@@ -114,20 +115,20 @@ class GridConfig(_Model):
     crs: Optional[str] = Field(None, description="Resample onto this CRS instead of the reference date's.")
     resolution: Optional[float] = Field(None, gt=0, description="Pixel size in units of `crs` (or of the reference date's CRS when `crs` is not given).")
     resampling: Literal["nearest", "bilinear", "cubic", "average"] = Field(
-        "bilinear", description="Resampling of bands onto the reference grid (masks always use nearest)."
+        defaults.RESAMPLING, description="Resampling of bands onto the reference grid (masks always use nearest)."
     )
 
 
 class ClusteringConfig(_Model):
     """Per-date k-means."""
 
-    k: Union[int, list[int]] = Field(3, description="Number of clusters, or a list of candidates scored by silhouette.")
-    metric: Union[Metric, Literal["auto"]] = Field("euclidean", description="euclidean | manhattan | chebyshev | auto.")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed (0 to 2**32 - 1): same config and seed, same numbers.")
-    sample_size: Optional[int] = Field(200_000, ge=1000, description="Pixels sampled to fit each model (null = all).")
-    n_init: int = Field(3, ge=1, description="k-means restarts; the best objective is kept.")
-    max_iter: int = Field(100, ge=1)
-    tol: float = Field(1e-4, gt=0, description="Convergence: largest centre shift (in scaled feature units).")
+    k: Union[int, list[int]] = Field(defaults.K, description="Number of clusters, or a list of candidates scored by silhouette.")
+    metric: Union[Metric, Literal["auto"]] = Field(defaults.METRIC, description="euclidean | manhattan | chebyshev | auto.")
+    seed: int = Field(defaults.SEED, ge=0, le=2**32 - 1, description="Random seed (0 to 2**32 - 1): same config and seed, same numbers.")
+    sample_size: Optional[int] = Field(defaults.SAMPLE_SIZE, ge=1000, description="Pixels sampled to fit each model (null = all).")
+    n_init: int = Field(defaults.N_INIT, ge=1, description="k-means restarts; the best objective is kept.")
+    max_iter: int = Field(defaults.MAX_ITER, ge=1, description="k-means iteration cap.")
+    tol: float = Field(defaults.TOL, gt=0, description="Convergence: largest centre shift (in scaled feature units).")
     fit_on: Optional[_dt.date] = Field(None, description="Fit one model on this date and apply it to every date (same cluster ids).")
     model: Optional[str] = Field(None, description="Apply this saved model (model_<date>.json) to every date; relative to the config file.")
 
@@ -149,7 +150,7 @@ class ClusteringConfig(_Model):
 class LabellingConfig(_Model):
     """Which clusters are water."""
 
-    method: Literal["auto", "clusters"] = Field("auto", description="auto: from the clusters' spectra; clusters: the ids in `water`.")
+    method: Literal["auto", "clusters"] = Field(defaults.LABELLING_METHOD, description="auto: from the clusters' spectra; clusters: the ids in `water`.")
     water: Optional[list[int]] = Field(None, description="With method: clusters, the cluster ids that are water.")
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from . import defaults
 from .aoi import aoi_mask
 from .engine import limit_gdal_cache
 from .errors import NoValidPixelsError
@@ -94,7 +95,7 @@ class DateModel:
 
 def sample_pixels(
     source: SceneSource, ref: Grid, geoms: Optional[list[Any]], names: Sequence[str], n: Optional[int], seed: int,
-    resampling: str = "bilinear", keep: Optional[dict[str, Any]] = None,
+    resampling: str = defaults.RESAMPLING, keep: Optional[dict[str, Any]] = None,
 ) -> np.ndarray:
     """Features (physical units) of up to ``n`` observed pixels, from a decimated read
     (:func:`~rs_change.readers.decimated_read`). With ``keep`` (a dict) the read is stored as ``keep["preview"] =
@@ -117,7 +118,7 @@ def sample_pixels(
 
 def fit_date(
     source: SceneSource, ref: Grid, geoms: Optional[list[Any]], clustering: "ClusteringConfig",
-    labelling: "LabellingConfig", resampling: str = "bilinear", shared: Optional[WaterModel] = None,
+    labelling: "LabellingConfig", resampling: str = defaults.RESAMPLING, shared: Optional[WaterModel] = None,
 ) -> DateModel:
     """Sample one date, fit its k-means model and label its clusters (or apply ``shared``, a
     :class:`~rs_change.model.WaterModel` used for every date: same cluster ids everywhere).
@@ -161,7 +162,7 @@ def fit_date(
 
 def shared_model(
     clustering: "ClusteringConfig", labelling: "LabellingConfig", sources: Sequence[SceneSource], ref: Grid,
-    geoms: Optional[list[Any]], resampling: str = "bilinear", resolve: Callable[[str], Path] = Path,
+    geoms: Optional[list[Any]], resampling: str = defaults.RESAMPLING, resolve: Callable[[str], Path] = Path,
 ) -> Optional[WaterModel]:
     """The one model applied to every date: fitted on ``clustering.fit_on``, or loaded from
     ``clustering.model`` (a path made absolute by ``resolve``); None when each date gets its own model."""
@@ -183,7 +184,7 @@ class FitTask:
     geoms: Optional[list[Any]]
     clustering: "ClusteringConfig"
     labelling: "LabellingConfig"
-    resampling: str = "bilinear"
+    resampling: str = defaults.RESAMPLING
     gdal_cache_mb: int = 256
     shared: Optional[WaterModel] = None
 

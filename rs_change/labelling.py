@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from . import defaults
 from .errors import ConfigError, LabellingWarning
 
 log = logging.getLogger(__name__)
@@ -397,9 +398,9 @@ def fit_labeller(
     k: int,
     *,
     calibrated: bool,
-    method: str = "auto",
+    method: str = defaults.LABELLING_METHOD,
     water_ids: Optional[Sequence[int]] = None,
-    seed: int = 0,
+    seed: int = defaults.SEED,
     k_fine: Optional[int] = None,
     kmeans_kw: Optional[dict[str, Any]] = None,
 ) -> tuple[list[ClusterDecision], Labeller]:

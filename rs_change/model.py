@@ -34,6 +34,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from . import defaults
 from .clustering import KMeans, centre_distances, kmeans_from_centers
 from .errors import ClusteringError, InputError, RsChangeWarning
 from .labelling import ClusterDecision, Labeller, describe_clusters, fit_labeller
@@ -521,13 +522,13 @@ def fit_sample(
     names: Sequence[str],
     profile: Any,
     *,
-    k: int | Sequence[int] = 3,
-    metric: str = "euclidean",
-    seed: int = 0,
-    n_init: int = 3,
-    max_iter: int = 100,
-    tol: float = 1e-4,
-    method: str = "auto",
+    k: int | Sequence[int] = defaults.K,
+    metric: str = defaults.METRIC,
+    seed: int = defaults.SEED,
+    n_init: int = defaults.N_INIT,
+    max_iter: int = defaults.MAX_ITER,
+    tol: float = defaults.TOL,
+    method: str = defaults.LABELLING_METHOD,
     water: Optional[Sequence[int]] = None,
     fitted_on: Optional[str] = None,
     label: str = "",

@@ -26,7 +26,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from . import kernels
+from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
 from .sensors import BandProfile, raw_to_bands
@@ -69,7 +69,7 @@ class SceneSource:
     def roles(self) -> list[str]:
         return list(self.layers)
 
-    def open(self, ref: Grid, resampling: str = "bilinear") -> "WindowReader":
+    def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
         """A reader of windows of ``ref`` (use as a context manager; one per thread)."""
         return WindowReader(self, ref, resampling)
 
@@ -402,7 +402,7 @@ class WindowReader:
       with ``out_shape``): a GDAL warped VRT onto the reference grid.
     """
 
-    def __init__(self, source: SceneSource, ref: Grid, resampling: str = "bilinear", fast: bool = True) -> None:
+    def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING, fast: bool = True) -> None:
         self.source = source
         self.ref = ref
         self.resampling = Resampling[resampling]
@@ -688,7 +688,7 @@ def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
     return Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
 
 
-def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = "bilinear"
+def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A date's bands and observed mask on ``ref`` decimated to ``shape``: the pixel under each
     decimated centre (pass 1's sample, the report's quicklooks).

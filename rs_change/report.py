@@ -22,6 +22,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from . import defaults
 from .names import (FREQUENCY_PNG, FREQUENCY_TIF, REPORT_HTML, SERIES_CLASSES_PNG, SERIES_CLASSES_TIF, TIMESERIES_CSV,
                     TIMESERIES_PNG, quicklook_png, water_tif)
 
@@ -144,7 +145,7 @@ def _legend(ax: Any, classes: Mapping[int, str], colors: Mapping[int, tuple[int,
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
 
 
-def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folder: Path, resampling: str = "bilinear",
+def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folder: Path, resampling: str = defaults.RESAMPLING,
                max_px: int = MAX_PX) -> dict[str, Path]:
     """``quicklook_<date>.png`` per date: image | clusters | water | change since the previous date.
 
@@ -354,7 +355,7 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
 
 
 def write_report(folder: Path, summary: Mapping[str, Any], config_yaml: str, models: Sequence[Any], ref: Any,
-                 rasters: Mapping[str, Path], resampling: str = "bilinear", max_px: int = MAX_PX) -> dict[str, Path]:
+                 rasters: Mapping[str, Path], resampling: str = defaults.RESAMPLING, max_px: int = MAX_PX) -> dict[str, Path]:
     """All report outputs of a run into ``folder``; returns name -> path.
 
     ``rasters`` maps the run's output names (``water_<date>.tif``, ``frequency.tif``, ...) to the
@@ -366,7 +367,7 @@ def write_report(folder: Path, summary: Mapping[str, Any], config_yaml: str, mod
 
 
 def report_figures(folder: Path, summary: Mapping[str, Any], models: Sequence[Any], ref: Any,
-                   rasters: Mapping[str, Path], resampling: str = "bilinear", max_px: int = MAX_PX) -> dict[str, Path]:
+                   rasters: Mapping[str, Path], resampling: str = defaults.RESAMPLING, max_px: int = MAX_PX) -> dict[str, Path]:
     """``timeseries.csv`` and every figure of the report into ``folder``; returns name -> path.
 
     Needs only ``summary["dates"]`` (so it can run while the polygons are traced) and the

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
+from . import defaults
 from .errors import BandProfileError, GeoreferenceError
 from .grid import Grid, as_crs
 from .readers import SceneSource, open_geotiff
@@ -95,7 +96,7 @@ class Scene:
     date: Optional[_dt.date] = None
     path: str = ""
     source: Any = field(default=None, repr=False, compare=False)
-    resampling: str = "bilinear"
+    resampling: str = defaults.RESAMPLING
 
     def __post_init__(self) -> None:
         if self.crs is not None:
@@ -141,7 +142,7 @@ def read_scene(
     scale: Optional[float] = None,
     offset: Optional[float] = None,
     like: Union["Scene", Grid, None] = None,
-    resampling: str = "bilinear",
+    resampling: str = defaults.RESAMPLING,
 ) -> Scene:
     """Read a whole scene (a GeoTIFF, or a MODIS folder / glob / HDF) into memory.
 
