@@ -135,7 +135,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from .config import TEMPLATE
+    from .config import template
     from .errors import OutputError
 
     path = Path(args.path)
@@ -148,7 +148,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise OutputError(f"{path}: not a regular file (a link, FIFO or device); remove it or give another path")
     try:
-        path.write_text(TEMPLATE, encoding="utf-8")
+        path.write_text(template(), encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the template ({exc.strerror or exc}); give a writable path") from None
     print(f"wrote {path}")

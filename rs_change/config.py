@@ -49,21 +49,29 @@ class QaConfig(_Model):
     adjacent_to_cloud: bool = Field(False, description="Bit 13, pixel adjacent to cloud.")
     internal_cloud: bool = Field(False, description="Bit 10, internal cloud algorithm flag.")
     snow: bool = Field(False, description="Bit 12, MOD35 snow/ice flag.")
-    layer: Optional[str] = Field(None, description="QA layer name (default: state_500m, state_250m or state_1km, whichever exists).")
+    layer: Optional[str] = Field(None, description="QA layer name (default: state_500m, state_250m or state_1km, whichever exists).",
+                                 examples=["state_500m"])
 
 
 class SceneConfig(_Model):
     """One date: a file (or folder / glob of per-band files) and its band profile."""
 
+    #: the scenes of ``rs-change init``'s template (the sample NAIP tiles)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"date": _dt.date(2009, 8, 18), "path": "sample_tiles/naip/m_4709963_se_14_1_20090818.tif", "sensor": "naip"},
+        {"date": _dt.date(2020, 8, 31), "path": "sample_tiles/naip/m_4709963_se_14_1_20200831.tif", "sensor": "naip"},
+    ]})
+
     date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
     path: str = Field(description="GeoTIFF, folder or glob of per-layer GeoTIFFs; relative to the config file.")
     sensor: Optional[str] = Field(None, description="Named band profile: naip, modis, landsat8, landsat_tm, sentinel2 ...")
-    bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles, e.g. {red: 1, green: 2, blue: 3, nir: 4}.")
-    nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.")
-    scale: Optional[float] = Field(None, description="Reflectance = DN * scale + offset (overrides the profile).")
+    bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles (instead of, or overriding, `sensor`).",
+                                            examples=[{"red": 1, "green": 2, "blue": 3, "nir": 4}])
+    nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.", examples=[0])
+    scale: Optional[float] = Field(None, description="Reflectance = DN * scale + offset (overrides the profile).", examples=[0.0001])
     offset: Optional[float] = Field(None, description=(
         "Reflectance offset (overrides the profile and any offset the file declares; sentinel2: 0 unless the file "
-        "has a GDAL band offset or a BOA_ADD_OFFSET / RADIO_ADD_OFFSET tag, e.g. -1000 for baseline 04.00+ -> -0.1)."))
+        "has a GDAL band offset or a BOA_ADD_OFFSET / RADIO_ADD_OFFSET tag, e.g. -1000 for baseline 04.00+ -> -0.1)."), examples=[-0.1])
     qa: Optional[QaConfig] = Field(None, description="MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average).")
 
     @model_validator(mode="after")
@@ -95,9 +103,11 @@ class SceneConfig(_Model):
 class AoiConfig(_Model):
     """Area of interest: a bounding box with its CRS, or a vector file of polygons."""
 
-    bbox: Optional[tuple[float, float, float, float]] = Field(None, description="[minx, miny, maxx, maxy] in `crs`.")
+    bbox: Optional[tuple[float, float, float, float]] = Field(None, description="[minx, miny, maxx, maxy] in `crs`.",
+                                                              examples=[[-98.95, 47.0, -98.90, 47.03]])
     crs: str = Field("EPSG:4326", description="CRS of the bbox.")
-    path: Optional[str] = Field(None, description="GeoPackage / Shapefile / GeoJSON of polygons (any CRS).")
+    path: Optional[str] = Field(None, description="GeoPackage / Shapefile / GeoJSON of polygons (any CRS); instead of `bbox`.",
+                                examples=["lakes.gpkg"])
 
     @model_validator(mode="after")
     def _one_of(self) -> "AoiConfig":
@@ -111,9 +121,11 @@ class AoiConfig(_Model):
 class GridConfig(_Model):
     """The grid every date is resampled onto."""
 
-    reference: Optional[_dt.date] = Field(None, description="Date whose grid is the reference (default: the first).")
-    crs: Optional[str] = Field(None, description="Resample onto this CRS instead of the reference date's.")
-    resolution: Optional[float] = Field(None, gt=0, description="Pixel size in units of `crs` (or of the reference date's CRS when `crs` is not given).")
+    reference: Optional[_dt.date] = Field(None, description="Date whose grid is the reference (default: the first).",
+                                          examples=[_dt.date(2009, 8, 18)])
+    crs: Optional[str] = Field(None, description="Resample onto this CRS instead of the reference date's.", examples=["EPSG:32614"])
+    resolution: Optional[float] = Field(None, gt=0, description="Pixel size in units of `crs` (or of the reference date's CRS when `crs` is not given).",
+                                        examples=[10.0])
     resampling: Literal["nearest", "bilinear", "cubic", "average"] = Field(
         defaults.RESAMPLING, description="Resampling of bands onto the reference grid (masks always use nearest)."
     )
@@ -129,8 +141,10 @@ class ClusteringConfig(_Model):
     n_init: int = Field(defaults.N_INIT, ge=1, description="k-means restarts; the best objective is kept.")
     max_iter: int = Field(defaults.MAX_ITER, ge=1, description="k-means iteration cap.")
     tol: float = Field(defaults.TOL, gt=0, description="Convergence: largest centre shift (in scaled feature units).")
-    fit_on: Optional[_dt.date] = Field(None, description="Fit one model on this date and apply it to every date (same cluster ids).")
-    model: Optional[str] = Field(None, description="Apply this saved model (model_<date>.json) to every date; relative to the config file.")
+    fit_on: Optional[_dt.date] = Field(None, description="Fit one model on this date and apply it to every date (same cluster ids).",
+                                       examples=[_dt.date(2009, 8, 18)])
+    model: Optional[str] = Field(None, description="Apply this saved model (model_<date>.json) to every date; relative to the config file.",
+                                 examples=["outputs/model_2009-08-18.json"])
 
     @model_validator(mode="after")
     def _one_model(self) -> "ClusteringConfig":
@@ -151,7 +165,7 @@ class LabellingConfig(_Model):
     """Which clusters are water."""
 
     method: Literal["auto", "clusters"] = Field(defaults.LABELLING_METHOD, description="auto: from the clusters' spectra; clusters: the ids in `water`.")
-    water: Optional[list[int]] = Field(None, description="With method: clusters, the cluster ids that are water.")
+    water: Optional[list[int]] = Field(None, description="With method: clusters, the cluster ids that are water.", examples=[[0]])
 
     @model_validator(mode="after")
     def _water_ids(self) -> "LabellingConfig":
@@ -189,7 +203,7 @@ class ComputeConfig(_Model):
 
     scheduler: str = Field("threads", description="threads | processes | synchronous | tcp://host:port (dask.distributed).")
     chunk_size: int = Field(1024, ge=64, le=16384, description="Block size in pixels for windowed processing.")
-    workers: Optional[int] = Field(None, ge=1, le=1024, description="Threads (default: all cores).")
+    workers: Optional[int] = Field(None, ge=1, le=1024, description="Threads (default: all cores).", examples=[4])
     gdal_cache_mb: int = Field(256, ge=16, description="GDAL block cache per process, MB (GDAL's own default is 5% of RAM).")
     max_pixels: int = Field(MAX_PIXELS, ge=1, description="Limit: pixels of the reference grid (after the AOI crop).")
     max_write_gb: float = Field(MAX_WRITE_GB, gt=0, description="Limit: GB of rasters a run may write (uncompressed estimate, staging included).")
@@ -221,8 +235,9 @@ class RunConfig(_Model):
     (3, 'naip')
     """
 
-    scenes: list[SceneConfig] = Field(min_length=1)
-    aoi: Optional[AoiConfig] = None
+    scenes: list[SceneConfig] = Field(min_length=1, description="One entry per date, oldest first (two or more for change).")
+    aoi: Optional[AoiConfig] = Field(None, description=(
+        "Area of interest (default: the whole reference grid): a bbox with its CRS, or a vector file (`aoi: lakes.gpkg`)."))
     grid: GridConfig = GridConfig()
     clustering: ClusteringConfig = ClusteringConfig()
     labelling: LabellingConfig = LabellingConfig()
@@ -466,33 +481,84 @@ def format_validation_error(exc: ValidationError) -> str:
     return f"`{key}`: {msg} (got {err.get('input')!r})"
 
 
-TEMPLATE = """\
-# rs-change run configuration. Paths are relative to this file.
-scenes:                          # one entry per date (two or more for change)
-  - date: 2009-08-18
-    path: sample_tiles/naip/m_4709963_se_14_1_20090818.tif
-    sensor: naip                 # naip | modis | modis250 | landsat8 | landsat_tm | sentinel2
-  - date: 2020-08-31
-    path: sample_tiles/naip/m_4709963_se_14_1_20200831.tif
-    bands: {red: 1, green: 2, blue: 3, nir: 4}   # or name each band's role (1-based)
-    # nodata: 0                  # when the file does not declare its nodata value
-    # scale: 0.0001              # calibrated sensors: reflectance = DN * scale + offset
-    # offset: -0.1               # default: the profile's (sentinel2: the file's own, else 0)
-# aoi: {bbox: [-98.95, 47.0, -98.90, 47.03], crs: EPSG:4326}   # or: aoi: lakes.gpkg
-grid:
-  resampling: bilinear           # bands of later dates onto the first date's grid
-clustering:
-  k: 3                           # or a list, e.g. [2, 3, 4, 5], scored by silhouette
-  metric: euclidean              # euclidean | manhattan | chebyshev | auto
-  seed: 0
-  sample_size: 200000            # pixels used to fit each date's model
-labelling:
-  method: auto                   # auto | clusters (then water: [ids], checked by eye)
-output:
-  dir: outputs
-  polygons: true
-  formats: [gpkg]                # gpkg | shp | geojson | gdb
-compute:
-  scheduler: threads             # threads | processes | synchronous | tcp://host:port
-  chunk_size: 1024
-"""
+def template() -> str:
+    """The commented YAML that ``rs-change init`` writes, generated from the models above: every
+    section and key with its description as a comment and its default as the value; keys without
+    a default are commented out (with the field's example), and the scenes are
+    :class:`SceneConfig`'s examples (the sample NAIP tiles: valid as written; replace their
+    ``date`` and ``path`` with yours)."""
+    out = [
+        "# rs-change run configuration: every key with its default, generated from rs_change.config.",
+        "# Commented keys (#) are optional; paths are relative to this file. Replace the scenes with yours,",
+        "# then `rs-change validate THIS.yaml` checks it and `rs-change run THIS.yaml` runs it.",
+    ]
+    for name, f in RunConfig.model_fields.items():
+        if f.exclude:
+            continue
+        model = _sub_model(f.annotation)
+        out += ["", *_comment(f.description or (model.__doc__ or "").strip().splitlines()[0], "")]
+        if name == "scenes":  # the first example with every key described, the others as given
+            out.append("scenes:")
+            for i, example in enumerate(SceneConfig.model_config["json_schema_extra"]["examples"]):  # type: ignore[index]
+                out += _fields(SceneConfig, "    ", example, item=True, brief=i > 0)
+        elif f.default is None:  # an optional section (aoi): commented out
+            out += [f"# {name}:", *_fields(model, "#   ")]
+        else:
+            out += [f"{name}:", *_fields(model, "  ")]
+    return "\n".join(out) + "\n"
+
+
+def _sub_model(annotation: Any) -> Any:
+    """The pydantic model in an annotation such as ``Optional[AoiConfig]`` or ``list[SceneConfig]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _sub_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    import textwrap
+
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, 100 - len(indent))]
+
+
+def _yaml_value(v: Any) -> str:
+    if isinstance(v, _dt.date):
+        return v.isoformat()  # unquoted: YAML reads it back as a date
+    if isinstance(v, tuple):
+        v = list(v)
+    return yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=1_000_000).removesuffix("...\n").strip()
+
+
+def _fields(model: Any, indent: str, values: Optional[dict[str, Any]] = None, *, item: bool = False,
+            brief: bool = False) -> list[str]:
+    """``model``'s keys at ``indent``, each after its description: ``key: value`` from ``values``,
+    else ``key: default``; a key without default is commented out (with the field's first
+    example), an optional sub-model (``qa``) is its keys commented out.  ``item``: the first key
+    starts a list item (``- ``); ``brief``: only the keys in ``values``, without descriptions."""
+    values = values or {}
+    lines: list[str] = []
+    first = item
+    for name, f in model.model_fields.items():
+        if brief and name not in values:
+            continue
+        if not brief:
+            lines += _comment(f.description or "", indent)
+        examples = f.examples or []
+        if name in values:
+            line = f"{indent}{name}: {_yaml_value(values[name])}"
+        elif f.default is None:
+            sub = _sub_model(f.annotation)
+            if sub is not None:
+                lines += [f"{indent}# {name}:", *_fields(sub, indent + "#   ")]
+                continue
+            line = f"{indent}# {name}:" + (f" {_yaml_value(examples[0])}" if examples else "")
+        else:
+            line = f"{indent}{name}: {_yaml_value(f.get_default(call_default_factory=True))}"
+        if first and not line[len(indent):].startswith("#"):
+            line, first = indent[:-2] + "- " + line[len(indent):], False
+        lines.append(line)
+    return lines
