@@ -41,7 +41,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from .grid import Grid, as_crs
+from .grid import as_crs
 
 Ground = Literal["auto", "crs", "wgs84"]
 
@@ -76,13 +76,6 @@ def _band_area(lat: np.ndarray, a: float, e2: float) -> np.ndarray:
     e = math.sqrt(e2)
     b2 = a * a * (1.0 - e2)
     return 0.5 * b2 * (s / (1.0 - e2 * s * s) + np.arctanh(e * s) / e)
-
-
-def _area_element(lat: np.ndarray, a: float, e2: float) -> np.ndarray:
-    """``M(phi) N(phi) cos(phi)``: m2 per radian^2 of (lat, lon) on the ellipsoid."""
-    s2 = np.sin(lat) ** 2
-    w = 1.0 - e2 * s2
-    return a * a * (1.0 - e2) / (w * w) * np.cos(lat)
 
 
 @lru_cache(maxsize=32)
@@ -192,10 +185,6 @@ def _lattice(transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground
     return _Bilinear(lattice, rs, cs, h, w)
 
 
-def _bilinear(grid: np.ndarray, rs: np.ndarray, cs: np.ndarray, h: int, w: int) -> np.ndarray:
-    return _Bilinear(grid, rs, cs, h, w).rows(0, h)
-
-
 class _Bilinear:
     """The lattice ``grid`` (sampled at rows ``rs``, columns ``cs``) interpolated to every pixel of
     an (h, w) grid, row range by row range: along columns for every lattice row, then along rows."""
@@ -284,11 +273,6 @@ def mask_area(mask: np.ndarray, transform: Affine, crs: Any, ground: Ground = "a
     if area.shape[1] == 1:
         return float(m.sum(axis=1, dtype="float64") @ area[:, 0])
     return float(area[m].sum())
-
-
-def grid_pixel_area(grid: Grid, ground: Ground = "auto") -> np.ndarray:
-    """:func:`pixel_area` of a :class:`~rs_change.grid.Grid`."""
-    return pixel_area(grid.transform, grid.crs, grid.shape, ground)
 
 
 def geodesic_perimeters(geoms: Sequence[Any], crs: Any) -> np.ndarray:

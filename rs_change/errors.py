@@ -68,6 +68,3 @@ class RsChangeWarning(UserWarning):
 class LabellingWarning(RsChangeWarning):
     """The water decision is uncertain or was made by hand (cluster ids depend on the seed)."""
 
-
-class AlignmentWarning(RsChangeWarning):
-    """Dates were resampled onto the reference grid or overlap only partly."""

@@ -217,10 +217,6 @@ class WaterModel:
             )
         return apply_scaler(X, self.offset, self.scale)
 
-    def predict_features(self, X: np.ndarray) -> np.ndarray:
-        """Cluster id (int32) of every row of a physical-unit feature matrix (n, n_features)."""
-        return self.kmeans.predict(self.scale_features(X))
-
     def predict(self, data: Any, *, check: bool = True, **kw: Any) -> Any:
         """Cluster ids of every pixel of a scene; see :func:`rs_change.api.predict_clusters`.
 

@@ -12,8 +12,9 @@ region's pieces are unioned (shared edges are exact, since coordinates are integ
 grid's CRS with its affine transform, and the small regions are sieved by their *whole* area.
 
 Memory is a few strips (``rows x width``) plus the output polygons, whatever the raster's
-height; the result equals :func:`rs_change.export.polygon_layer` on the whole array (same
-regions in the same order, same pixels, areas equal to rounding, same outlines).
+height; the result equals the whole-array reference (``tests/polygon_reference.py``: labels and
+``rasterio.features.shapes`` on the full raster): same regions in the same order, same pixels,
+areas equal to rounding, same outlines.
 """
 
 from __future__ import annotations
@@ -59,35 +60,6 @@ class _UnionFind:
                 self.parent[rb] = ra
             else:
                 self.parent[ra] = rb
-
-
-def strip_regions(
-    path: str | Path, grid: Grid, values: Mapping[int, str], rows: Optional[int] = None, band: int = 1,
-) -> dict[str, Any]:
-    """Connected regions of each code in ``values``, found strip by strip.
-
-    Parameters
-    ----------
-    path : path
-        A single-band integer raster on ``grid`` (e.g. a water mask or change map).
-    grid : Grid
-        Its grid (pixel areas come from it, per strip).
-    values : mapping code -> class name
-    rows : int, optional
-        Strip height; memory is about ``rows * width * 20`` bytes (the pixel areas and their
-        column sums in float64, the strip and its mask) plus the polygons.  Default:
-        about 8 million pixels per strip (1024 rows at most, 16 at least).
-    band : int, default 1
-
-    Returns
-    -------
-    dict
-        ``roots`` int64 (n,) region ids in output order (code order, then raster order of the
-        first pixel), ``code`` (n,), ``area_m2`` float64 (n,), ``pixels`` int64 (n,),
-        ``geometry`` object (n,) shapely polygons in the grid's CRS, and ``raster_m2``
-        {code: ground area of every pixel of that code}.
-    """
-    return strip_regions_many([(path, values)], grid, rows, band)[0]
 
 
 # --- GDAL's polygonize through ctypes: the same C function as rasterio.features.shapes, called
@@ -400,7 +372,7 @@ class _Regions:
                 self.uf.union(int(x), int(y))
 
     def finish(self, grid: Grid) -> dict[str, Any]:
-        """Join the pieces of each region; the dict described in :func:`strip_regions`."""
+        """Join the pieces of each region; the dict described in :func:`strip_regions_many`."""
         import shapely
 
         uf, values = self.uf, self.values
@@ -445,7 +417,8 @@ def strip_regions_many(
     rasters: Sequence[tuple[str | Path, Mapping[int, str]]], grid: Grid, rows: Optional[int] = None, band: int = 1,
     workers: int = 1, finish_workers: int = 1,
 ) -> list[dict[str, Any]]:
-    """:func:`strip_regions` of several rasters on one grid in one pass over the strips.
+    """Connected regions of each code of several rasters on one grid, found strip by strip in one
+    pass over the strips.
 
     The pixel areas of a strip are computed once for all the rasters; each raster's codes are
     traced together, on the rows and columns of the strip that hold any of them.  With
@@ -455,11 +428,15 @@ def strip_regions_many(
     Parameters
     ----------
     rasters : sequence of (path, values)
-        Single-band integer rasters on ``grid`` and the codes to find in each.
+        Single-band integer rasters on ``grid`` (e.g. water masks, change maps) and the codes
+        (code -> class name) to find in each.
     grid : Grid
+        Their grid (pixel areas come from it, per strip).
     rows : int, optional
-        Strip height (default: about 8 million pixels per strip divided by ``workers``, so that
-        memory does not grow with the threads; 1024 rows at most, 16 at least).
+        Strip height; memory is about ``rows * width * 20`` bytes per strip in flight (the pixel
+        areas and their column sums in float64, the strip and its mask) plus the polygons.
+        Default: about 8 million pixels per strip divided by ``workers``, so that memory does not
+        grow with the threads; 1024 rows at most, 16 at least.
     band : int, default 1
     workers : int, default 1
         Threads tracing strips.
@@ -470,7 +447,10 @@ def strip_regions_many(
     Returns
     -------
     list of dict
-        One :func:`strip_regions` result per raster, in order.
+        One per raster, in order: ``roots`` int64 (n,) region ids in output order (code order,
+        then raster order of the first pixel), ``code`` (n,), ``area_m2`` float64 (n,),
+        ``pixels`` int64 (n,), ``geometry`` object (n,) shapely polygons in the grid's CRS, and
+        ``raster_m2`` {code: ground area of every pixel of that code}.
     """
     import rasterio
     from rasterio.windows import Window
@@ -582,42 +562,6 @@ def _canonical(geom: Any) -> Any:
     return Polygon(ext, holes)
 
 
-def polygon_layer_strips(
-    path: str | Path,
-    grid: Grid,
-    pixel_area: Any,
-    values: Mapping[int, str],
-    min_area_m2: float = 0.0,
-    simplify_px: float = 0.0,
-    date: str = "",
-    extra: Optional[Mapping[str, Any]] = None,
-    rows: Optional[int] = None,
-) -> tuple[Any, dict[str, dict[str, float]], float]:
-    """:func:`rs_change.export.polygon_layer` of a raster *file*, in bounded memory.
-
-    Parameters
-    ----------
-    path : path
-        Single-band class raster on ``grid``.
-    grid : Grid
-    pixel_area : ignored
-        Accepted for symmetry with ``polygon_layer``; areas are computed per strip from ``grid``.
-    values, min_area_m2, simplify_px, date, extra
-        As in :func:`rs_change.export.polygon_layer`.
-    rows : int, optional
-        Strip height in pixels (default: see :func:`strip_regions`).
-
-    Returns
-    -------
-    gdf : geopandas.GeoDataFrame
-        Columns ``date, class, area_m2, perimeter_m, pixels`` (+ ``extra``).
-    removed : dict class name -> {"features", "pixels", "area_m2"}
-    raster_m2 : float
-        Ground area of every pixel of the codes (polygons + removed).
-    """
-    return layer_from_regions(strip_regions(path, grid, values, rows), grid, values, min_area_m2, simplify_px, date, extra)
-
-
 def layer_from_regions(
     reg: Mapping[str, Any],
     grid: Grid,
@@ -627,7 +571,10 @@ def layer_from_regions(
     date: str = "",
     extra: Optional[Mapping[str, Any]] = None,
 ) -> tuple[Any, dict[str, dict[str, float]], float]:
-    """The polygon layer of :func:`polygon_layer_strips` from a :func:`strip_regions` result ``reg``."""
+    """The polygon layer (columns :data:`POLYGON_COLUMNS` + ``extra``, regions smaller than
+    ``min_area_m2`` removed and reported, shapes simplified by ``simplify_px`` pixels with shared
+    edges kept) of one :func:`strip_regions_many` result ``reg``; also returns what was removed
+    and the ground area of every pixel of the codes."""
     import geopandas as gpd
     import shapely
 

@@ -16,12 +16,12 @@ from scipy import ndimage
 
 from rs_change.area import geodesic_perimeters, pixel_area
 from rs_change.change import CHANGE_CLASSES, SERIES_CLASSES, series_block
-from rs_change.export import (
-    SHAPEFILE_FIELDS, SeriesWriters, manifest_files, polygon_layer, write_vectors,
-)
+from rs_change.export import SHAPEFILE_FIELDS, SeriesWriters, manifest_files, write_vectors
 from rs_change.grid import Grid
 from rs_change.names import series_names
 from rs_change.styles import paletted_qml, pam_xml, ramp_qml
+
+from .polygon_reference import polygon_layer
 
 UTM = Grid((60, 80), Affine(10, 0, 500000, 0, -10, 5_200_000), "EPSG:32614")
 GEO = Grid((60, 80), Affine(0.001, 0, -99.0, 0, -0.001, 47.1), "EPSG:4326")
@@ -248,7 +248,9 @@ def test_short_geodesics_match_pyproj_to_a_few_parts_per_billion():
 def test_one_strip_pass_equals_each_raster_alone(tmp_path):
     """strip_regions_many over a water mask and a two-code change map = strip_regions of each."""
     from rs_change.export import write_cog
-    from rs_change.strips import strip_regions, strip_regions_many
+    from rs_change.strips import strip_regions_many
+
+    from .polygon_reference import strip_regions
 
     water = _blobs(seed=4)
     change = np.where(_blobs(seed=5) == 1, 2, 0).astype(np.uint8)
