@@ -388,6 +388,69 @@ class SeriesWriters:
             wr.close()
 
 
+class RunRasters:
+    """The staging rasters a run writes block by block: ``water_<date>`` per date, ``change``
+    (first -> last, 2+ dates), ``clusters_<date>`` per date and the many-date series (3+ dates,
+    :class:`SeriesWriters`).
+
+    Parameters
+    ----------
+    folder : Path
+        Staging folder.
+    grid : Grid
+        Reference grid.
+    dates : sequence of str
+        ISO dates in order.
+    water_tags : sequence of dict
+        Metadata of each date's water mask.
+    cluster_kwargs : sequence of dict
+        :class:`BlockWriter` keyword arguments of each date's cluster map
+        (:func:`rs_change.model.cluster_writer_kwargs`).
+    """
+
+    def __init__(self, folder: Path, grid: Grid, dates: Sequence[str], water_tags: Sequence[Mapping[str, Any]],
+                 cluster_kwargs: Sequence[Mapping[str, Any]]) -> None:
+        from .change import CHANGE_CLASSES, CHANGE_COLORS
+
+        folder = Path(folder)
+        self.water: list[BlockWriter] = []
+        self.change: Optional[BlockWriter] = None
+        self.series: Optional[SeriesWriters] = None
+        self.clusters: list[BlockWriter] = []
+        try:
+            for d, tags in zip(dates, water_tags):
+                self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES, tags=tags))
+            if len(dates) >= 2:
+                self.change = BlockWriter(folder / "change_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
+                                          tags={"FROM": dates[0], "TO": dates[-1]})
+            if len(dates) >= 3:
+                self.series = SeriesWriters(folder, grid, dates)
+            for d, kw in zip(dates, cluster_kwargs):
+                self.clusters.append(BlockWriter(folder / f"c_{d}.tif", grid, **kw))
+        except BaseException:
+            self.close()
+            raise
+
+    def write(self, br: Any) -> None:
+        """Write one :class:`rs_change.blocks.BlockResult` (its water masks, change map, cluster
+        ids and series rasters) at its window."""
+        r0, c0, _, _ = br.window
+        for wr, m in zip(self.water, br.water):
+            wr.write(m, r0, c0)
+        if self.change is not None and br.change is not None:
+            self.change.write(br.change, r0, c0)
+        for cw, cl in zip(self.clusters, br.clusters):
+            cw.write(cl, r0, c0)
+        if self.series is not None and br.series is not None:
+            self.series.write(br.series, r0, c0)
+
+    def close(self) -> None:
+        for wr in [*self.water, *([self.change] if self.change is not None else []), *self.clusters]:
+            wr.close()
+        if self.series is not None:
+            self.series.close()
+
+
 def run_polygons(
     folder: Path,
     grid: Grid,

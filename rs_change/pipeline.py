@@ -1,14 +1,18 @@
-"""The only module that chains the stages: read -> align -> features -> cluster -> label ->
-area -> change -> export.
+"""A run, as a chain of calls: the only module that knows the order of the stages.
 
-``run(cfg)`` works in two passes over the reference grid so that memory is set by the block
-size, not the scene size:
+``run(cfg)`` builds each date's source and the reference grid, crops it to the area of interest
+(:mod:`rs_change.aoi`), then works in two passes over the grid so that memory is set by the
+block size, not the scene size:
 
-1. per date, a decimated read gives a sample of observed pixels; the date's k-means model is
-   fitted on it and its clusters are labelled water / not water;
-2. block by block, every date is read (aligned onto the reference grid), predicted with its own
-   model, turned into a water mask, and areas and change are accumulated; masks are written into
-   tiled GeoTIFFs that become COGs at the end.
+1. pass 1 (:mod:`rs_change.fit`): per date, a decimated read gives a sample of observed pixels;
+   the date's :class:`~rs_change.model.WaterModel` is fitted on it (or the shared one applied);
+2. pass 2 (:mod:`rs_change.blocks`): block by block, every date is read on the reference grid and
+   classified, and its areas, change and series are measured and summed in block order; the
+   rasters are written block by block (:class:`rs_change.export.RunRasters`);
+
+then ``summary.json`` (:mod:`rs_change.summary`) and the outputs, staged and swapped in as a set
+(:mod:`rs_change.export`, :mod:`rs_change.outputs`).  Each stage takes its own section of the
+config.
 """
 
 from __future__ import annotations
@@ -21,13 +25,12 @@ from typing import Any, Callable, Optional, Sequence
 
 from .aoi import aoi_geometries, crop_to_aoi
 from .blocks import BlockTask, BlockTotals
-from .change import CHANGE_CLASSES, CHANGE_COLORS
 from .config import RunConfig, SceneConfig
 from .engine import Engine, close_readers, shrink_gdal_cache
-from .export import (WATER_CLASSES, WATER_COLORS, BlockWriter, SeriesWriters, manifest_files, run_polygons, style_outputs,
-                     write_csv, write_json)
+from .export import RunRasters, manifest_files, run_polygons, style_outputs, write_csv, write_json
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
+from .model import cluster_writer_kwargs, stage_cluster_outputs
 from .names import CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, model_json, run_names, water_tif
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap
@@ -159,70 +162,39 @@ def _run_passes(
         models.append(dm)
         progress("fit", i + 1, len(sources))
 
-    tmp = None
-    writers: list[BlockWriter] = []
-    cwriters: list[BlockWriter] = []  # clusters_<date>.tif (rs_change.model)
+    tmp: Optional[Path] = None
+    rasters: Optional[RunRasters] = None  # water, change, cluster and series rasters, block by block
     dates = [dm.source.date.isoformat() for dm in models]
-    swriters: Optional[SeriesWriters] = None  # frequency / series_classes / change_<a>_<b>.tif (3+ dates)
     files: list[Path] = []
     try:
         if write:
             tmp = staging_dir(out)  # .rs-change-tmp-<pid>-* inside `out`: same filesystem, atomic renames
-            for dm in models:
-                writers.append(BlockWriter(tmp / f"w_{dm.source.date}.tif", ref, 255, WATER_COLORS, WATER_CLASSES,
-                                           tags={"DATE": dm.source.date.isoformat(), "WATER_CLUSTERS": dm.water_ids.tolist()}))
-            if len(models) >= 2:
-                writers.append(BlockWriter(tmp / "change_blocks.tif", ref, 255, CHANGE_COLORS, CHANGE_CLASSES,
-                                           tags={"FROM": models[0].source.date.isoformat(), "TO": models[-1].source.date.isoformat()}))
-            if len(models) >= 3:
-                swriters = SeriesWriters(tmp, ref, dates)
-            from .model import cluster_writer_kwargs
-
-            for dm in models:
-                d = dm.source.date.isoformat()
-                cwriters.append(BlockWriter(tmp / f"c_{d}.tif", ref, **cluster_writer_kwargs(
-                    dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))))
+            rasters = RunRasters(
+                tmp, ref, dates, [{"DATE": d, "WATER_CLUSTERS": dm.water_ids.tolist()} for d, dm in zip(dates, models)],
+                [cluster_writer_kwargs(dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))
+                 for d, dm in zip(dates, models)])
         windows = list(ref.windows(cfg.compute.chunk_size))
         totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
-        task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, cfg.grid.resampling,
+        task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, resampling,
                          gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):
                 totals.add(br)
-                if writers:
-                    r0, c0, _, _ = br.window
-                    for wr, m in zip(writers, br.water):
-                        wr.write(m, r0, c0)
-                    if br.change is not None:
-                        writers[-1].write(br.change, r0, c0)
-                    for cw, cl in zip(cwriters, br.clusters):
-                        cw.write(cl, r0, c0)
-                    if swriters is not None and br.series is not None:
-                        swriters.write(br.series, r0, c0)
+                if rasters is not None:
+                    rasters.write(br)
                 progress("blocks", n + 1, len(windows))
         finally:
             close_readers(task.token)
         summary = build_summary(ref, models, totals, overlaps, cfg.clustering, cfg.labelling)
-        if write and tmp is not None:
+        if rasters is not None and tmp is not None:
             progress("write", 0, 1)
             shrink_gdal_cache(WRITE_GDAL_CACHE_MB)  # the writing reads each staging tile once
-            from .model import stage_cluster_outputs
-            from .outputs import WriteJobs, write_threads
-
-            # COGs, PNGs and figures in worker threads while the polygons are traced (rs_change.outputs)
-            with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
-                staged_extra = stage_cluster_outputs(tmp, models, cwriters, jobs)
-                if swriters is not None:
-                    staged_extra.update(swriters.finish(jobs))
-                files = _finish_outputs(cfg, out, tmp, ref, models, writers, summary, staged_extra, jobs,
-                                        swriters.staging() if swriters is not None else None)
+            files = _finish_outputs(cfg, out, tmp, ref, models, rasters, summary)
             progress("write", 1, 1)
     finally:
-        for wr in [*writers, *cwriters]:
-            wr.close()
-        if swriters is not None:
-            swriters.close()
+        if rasters is not None:
+            rasters.close()
         discard(tmp)
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     return RunResult(summary, out if write else None, files, ref, models)
@@ -231,26 +203,43 @@ def _run_passes(
 #: MB of GDAL block cache while the outputs are written (the passes use ``compute.gdal_cache_mb``).
 WRITE_GDAL_CACHE_MB = 64
 
+
 def _finish_outputs(
-    cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], writers: Sequence[BlockWriter],
-    summary: dict[str, Any], extra: Optional[dict[str, Path]] = None, jobs: Any = None,
-    blocks: Optional[dict[str, Path]] = None,
+    cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
+    summary: dict[str, Any],
 ) -> list[Path]:
     """Stage every output in ``tmp`` and swap the set into ``out``.
 
-    COG conversions and figures run as ``jobs`` (:class:`rs_change.outputs.WriteJobs`; None: one
-    after the other here) while this thread traces the polygons; polygons and figures read the
-    block-written staging files (``blocks``: output name -> staging file, same pixels as the COG).
+    COG conversions, PNGs and figures run as jobs in writer threads
+    (:class:`rs_change.outputs.WriteJobs`) while this thread traces the polygons; polygons and
+    figures read the block-written staging files (``blocks``: output name -> staging file, same
+    pixels as the COG).
     """
-    from .outputs import WriteJobs, layer_threads, polygon_threads
+    from .outputs import WriteJobs, write_threads
 
-    jobs = jobs if jobs is not None else WriteJobs(0)
+    with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
+        # clusters_<date>.tif/.png, model_<date>.json (rs_change.model); frequency / series / change_<a>_<b> (3+ dates)
+        extra = stage_cluster_outputs(tmp, models, rasters.clusters, jobs)
+        blocks: dict[str, Path] = {}
+        if rasters.series is not None:
+            extra.update(rasters.series.finish(jobs))
+            blocks.update(rasters.series.staging())
+        return _stage_and_commit(cfg, out, tmp, ref, models, rasters, summary, extra, jobs, blocks)
+
+
+def _stage_and_commit(
+    cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
+    summary: dict[str, Any], extra: dict[str, Path], jobs: Any, blocks: dict[str, Path],
+) -> list[Path]:
+    """Water and change COGs with their styles, report figures, polygons, summary, config and
+    manifest staged in ``tmp`` (``extra``: outputs staged already), then swapped into ``out``."""
+    from .outputs import layer_threads, polygon_threads
+
     staged: dict[str, Path] = {}
-    blocks = dict(blocks or {})
-    rasters = [(water_tif(dm.source.date.isoformat()), wr) for dm, wr in zip(models, writers)]
-    if len(models) >= 2:
-        rasters.append((CHANGE_TIF, writers[-1]))
-    for name, wr in rasters:
+    cogs = [(water_tif(d), wr) for d, wr in zip([dm.source.date.isoformat() for dm in models], rasters.water)]
+    if rasters.change is not None:
+        cogs.append((CHANGE_TIF, rasters.change))
+    for name, wr in cogs:
         wr.close()
         jobs.submit(wr.to_cog, tmp / name)
         staged[name], blocks[name] = tmp / name, wr.path
@@ -279,7 +268,7 @@ def _finish_outputs(
     staged[SUMMARY_CSV] = write_csv(tmp / SUMMARY_CSV, rows)
     (tmp / CONFIG_YAML).write_text(cfg.to_yaml(), encoding="utf-8")
     staged[CONFIG_YAML] = tmp / CONFIG_YAML
-    staged.update(extra or {})  # clusters_<date>.tif/.png, model_<date>.json
+    staged.update(extra)  # clusters_<date>.tif/.png, model_<date>.json, series rasters
     jobs.wait()  # every COG and PNG written
     # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
     write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))  # folders (water.gdb ...) file by file
