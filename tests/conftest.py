@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from affine import Affine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +99,42 @@ def fit_synthetic(folder: Path, clustering: str, labelling: str = "{method: auto
     with src.open(ref, "bilinear") as rd:
         raws, valid = rd.read_raw(0, 0, ref.height, ref.width)
     return dm, raws, valid
+
+
+#: the two-date test scenes' CRS and 10 m grid (:func:`lake_pair`)
+UTM = "EPSG:32614"
+T10 = Affine(10, 0, 500000, 0, -10, 5200000)
+
+
+def snapshot(folder: Path, symlinks: bool = True) -> dict[str, str]:
+    """name -> sha256 of every file under ``folder`` (hidden leftovers included; symlinks unless told)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and (symlinks or not p.is_symlink())}
+
+
+@pytest.fixture
+def lake_pair(tmp_path: Path, make_tif: Callable[..., Path]) -> Callable[..., Path]:
+    """Two NAIP-like dates in tmp_path (``a.tif``: a 25-pixel lake; ``b.tif``: an 81-pixel one).
+
+    Returns ``config(name="config.yaml", text="", dates=2, **sections)``, which writes a run config
+    into tmp_path: k=2, seed 0, one restart, output to ``out`` without the report (the report
+    alone takes seconds). ``sections`` update the config's sections key by key, e.g.
+    ``config(clustering={"seed": 5}, output={"dir": "x"})``; ``text`` replaces the YAML whole.
+    """
+    make_tif("a.tif", lake_scene(), T10, UTM, nodata=0)
+    make_tif("b.tif", lake_scene(lake=(slice(3, 12), slice(3, 12)), seed=1), T10, UTM, nodata=0)
+
+    def config(name: str = "config.yaml", text: str = "", dates: int = 2, **sections: Any) -> Path:
+        data: dict[str, Any] = {
+            "scenes": [{"date": "2019-06-01", "path": "a.tif", "sensor": "naip"},
+                       {"date": "2021-06-01", "path": "b.tif", "sensor": "naip"}][:dates],
+            "clustering": {"k": 2, "seed": 0, "n_init": 1},
+            "output": {"dir": "out", "report": False},
+        }
+        for key, value in sections.items():
+            data[key] = {**data[key], **value} if isinstance(data.get(key), dict) and isinstance(value, dict) else value
+        p = tmp_path / name
+        p.write_text(text or yaml.safe_dump(data, sort_keys=False))
+        return p
+
+    return config

@@ -15,42 +15,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
-from affine import Affine
 
 from rs_change import outputs
 from rs_change.cli import main
 from rs_change.config import RunConfig
 from rs_change.pipeline import run
 
-from .conftest import lake_scene
+from .conftest import snapshot
 
-UTM = "EPSG:32614"
-T = Affine(10, 0, 500000, 0, -10, 5200000)
-
-
-@pytest.fixture
-def scenes(tmp_path, make_tif):
-    """Two dates (small lake, then a bigger one) and a config writing into tmp_path/out."""
-    make_tif("a.tif", lake_scene(), T, UTM, nodata=0)
-    make_tif("b.tif", lake_scene(lake=(slice(3, 12), slice(3, 12)), seed=1), T, UTM, nodata=0)
-
-    def config(name: str = "config.yaml", seed: int = 0, dates: int = 2, out: str = "out") -> Path:
-        sc = [{"date": "2019-06-01", "path": "a.tif", "sensor": "naip"},
-              {"date": "2021-06-01", "path": "b.tif", "sensor": "naip"}][:dates]
-        # report: false keeps these tests fast (the matplotlib report alone takes seconds)
-        data = {"scenes": sc, "clustering": {"k": 2, "seed": seed, "n_init": 1}, "output": {"dir": out, "report": False}}
-        p = tmp_path / name
-        p.write_text(yaml.safe_dump(data, sort_keys=False))
-        return p
-
-    return config
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    """name -> sha256 of every file under ``folder`` (hidden leftovers included)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -61,14 +33,14 @@ def _first_run(config: Path) -> tuple[Path, dict[str, str]]:
     res = run(RunConfig.from_yaml(config))
     out = res.output_dir
     assert out is not None and outputs.verify(out) == []
-    return out, _snapshot(out)
+    return out, snapshot(out)
 
 
 # ---------------------------------------------------------------------------------------------
 # Manifest and determinism
 # ---------------------------------------------------------------------------------------------
-def test_manifest_lists_every_file_with_its_checksum(scenes):
-    out, snap = _first_run(scenes())
+def test_manifest_lists_every_file_with_its_checksum(lake_pair):
+    out, snap = _first_run(lake_pair())
     man = json.loads((out / "manifest.json").read_text())
     names = [f["name"] for f in man["files"]]
     assert set(names) | {"manifest.json"} == set(snap), "manifest lists exactly the files written"
@@ -81,27 +53,27 @@ def test_manifest_lists_every_file_with_its_checksum(scenes):
     assert _leftovers(out) == []
 
 
-def test_same_config_and_seed_give_byte_identical_outputs(scenes):
-    cfg = scenes()
+def test_same_config_and_seed_give_byte_identical_outputs(lake_pair):
+    cfg = lake_pair()
     a = run(RunConfig.from_yaml(cfg), output_dir=cfg.parent / "run1").output_dir
     b = run(RunConfig.from_yaml(cfg), output_dir=cfg.parent / "run2").output_dir
-    sa, sb = _snapshot(a), _snapshot(b)
+    sa, sb = snapshot(a), snapshot(b)
     assert {"summary.json", "water_2019-06-01.tif", "water_2021-06-01.tif", "change.tif", "water.gpkg", "manifest.json"} <= set(sa)
     assert sa == sb  # every file, GeoPackage and manifest included
 
 
-def test_seed_is_what_makes_runs_identical(scenes):
+def test_seed_is_what_makes_runs_identical(lake_pair):
     """The same seed gives the same bytes, another seed other cluster centres: the seed reaches the
     fit (were it ignored, both runs would fit the same centres and this test would fail)."""
     import numpy as np
 
     from rs_change.model import WaterModel
 
-    same, other = scenes(), scenes(name="seed7.yaml", seed=7)
+    same, other = lake_pair(), lake_pair(name="seed7.yaml", clustering={"seed": 7})
     a = run(RunConfig.from_yaml(same), output_dir=same.parent / "a").output_dir
     b = run(RunConfig.from_yaml(same), output_dir=same.parent / "b").output_dir
     c = run(RunConfig.from_yaml(other), output_dir=other.parent / "c").output_dir
-    assert _snapshot(a) == _snapshot(b)
+    assert snapshot(a) == snapshot(b)
 
     def centres(out: Path) -> np.ndarray:  # the water labeller's fine k-means centres, seeded like every fit
         return WaterModel.load(out / "model_2019-06-01.json").labeller.fine.cluster_centers_
@@ -113,35 +85,35 @@ def test_seed_is_what_makes_runs_identical(scenes):
 # ---------------------------------------------------------------------------------------------
 # Overwrite
 # ---------------------------------------------------------------------------------------------
-def test_rerun_without_overwrite_changes_nothing(scenes, capsys):
-    out, snap = _first_run(scenes())
-    assert main(["run", str(scenes())]) == 2
+def test_rerun_without_overwrite_changes_nothing(lake_pair, capsys):
+    out, snap = _first_run(lake_pair())
+    assert main(["run", str(lake_pair())]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert _snapshot(out) == snap
+    assert snapshot(out) == snap
 
 
-def test_overwrite_replaces_the_whole_previous_set(scenes):
-    out, snap = _first_run(scenes())
+def test_overwrite_replaces_the_whole_previous_set(lake_pair):
+    out, snap = _first_run(lake_pair())
     assert "change.tif" in snap
-    run(RunConfig.from_yaml(scenes(dates=1)), overwrite=True)
-    now = _snapshot(out)
+    run(RunConfig.from_yaml(lake_pair(dates=1)), overwrite=True)
+    now = snapshot(out)
     # change.tif belonged to the previous run (its manifest lists it): it goes with the old set
     assert "change.tif" not in now and "water_2021-06-01.tif" not in now
     assert outputs.verify(out) == [] and _leftovers(out) == []
 
 
-def test_overwrite_keeps_files_that_are_not_outputs(scenes):
-    out, _ = _first_run(scenes())
+def test_overwrite_keeps_files_that_are_not_outputs(lake_pair):
+    out, _ = _first_run(lake_pair())
     (out / "notes.txt").write_text("mine\n")
-    run(RunConfig.from_yaml(scenes(seed=3)), overwrite=True)
+    run(RunConfig.from_yaml(lake_pair(clustering={"seed": 3})), overwrite=True)
     assert (out / "notes.txt").read_text() == "mine\n"
 
 
 # ---------------------------------------------------------------------------------------------
 # Failures while writing
 # ---------------------------------------------------------------------------------------------
-def test_failure_while_staging_leaves_previous_outputs_intact(scenes, monkeypatch):
-    out, snap = _first_run(scenes())
+def test_failure_while_staging_leaves_previous_outputs_intact(lake_pair, monkeypatch):
+    out, snap = _first_run(lake_pair())
     import rs_change.pipeline as pl
 
     def disk_full(*a, **k):
@@ -149,16 +121,16 @@ def test_failure_while_staging_leaves_previous_outputs_intact(scenes, monkeypatc
 
     monkeypatch.setattr(pl, "write_csv", disk_full)  # after the COGs and the GeoPackage are staged
     with pytest.raises(OSError):
-        run(RunConfig.from_yaml(scenes(seed=5)), overwrite=True)
-    assert _snapshot(out) == snap
+        run(RunConfig.from_yaml(lake_pair(clustering={"seed": 5})), overwrite=True)
+    assert snapshot(out) == snap
     assert _leftovers(out) == []
 
 
 @pytest.mark.parametrize("when", ["first old aside", "middle old aside", "first new in", "middle new in", "last (manifest) in"])
-def test_failure_in_the_middle_of_the_swap_restores_the_previous_set(scenes, monkeypatch, when):
+def test_failure_in_the_middle_of_the_swap_restores_the_previous_set(lake_pair, monkeypatch, when):
     """os.replace fails at the n-th move: while moving the old files aside, or while moving the
     new ones in (the last move is the new manifest.json)."""
-    out, snap = _first_run(scenes())
+    out, snap = _first_run(lake_pair())
     top = {k.split("/")[0] for k in snap}  # the swap moves top-level names (folders as one)
     n = len(top)
     fail_at = {"first old aside": 1, "middle old aside": n // 2, "first new in": n + 1,
@@ -174,23 +146,23 @@ def test_failure_in_the_middle_of_the_swap_restores_the_previous_set(scenes, mon
 
     monkeypatch.setattr(outputs.os, "replace", flaky)
     with pytest.raises(OSError, match="injected"):
-        run(RunConfig.from_yaml(scenes(seed=5)), overwrite=True)
+        run(RunConfig.from_yaml(lake_pair(clustering={"seed": 5})), overwrite=True)
     monkeypatch.setattr(outputs.os, "replace", real)
     assert calls["n"] >= fail_at
-    assert _snapshot(out) == snap
+    assert snapshot(out) == snap
     assert _leftovers(out) == []
 
 
-def test_cli_reports_a_write_failure_in_one_line(scenes, monkeypatch, capsys):
-    out, snap = _first_run(scenes())
+def test_cli_reports_a_write_failure_in_one_line(lake_pair, monkeypatch, capsys):
+    out, snap = _first_run(lake_pair())
     import rs_change.pipeline as pl
 
     monkeypatch.setattr(pl, "write_json", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
-    code = main(["run", str(scenes(seed=5)), "--overwrite"])
+    code = main(["run", str(lake_pair(clustering={"seed": 5})), "--overwrite"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "Permission denied" in err and "previous outputs are intact" in err
-    assert _snapshot(out) == snap and _leftovers(out) == []
+    assert snapshot(out) == snap and _leftovers(out) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,21 +202,21 @@ def _killed_run(config: Path, where: str, n: int = 0) -> None:
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
 
-def test_killed_mid_swap_next_run_restores_the_previous_outputs(scenes):
-    out, snap = _first_run(scenes())
+def test_killed_mid_swap_next_run_restores_the_previous_outputs(lake_pair):
+    out, snap = _first_run(lake_pair())
     n_old = len({k.split("/")[0] for k in snap})
     # SIGKILL at the 3rd move of new files: every old file is aside, two new ones are in place
-    _killed_run(scenes(seed=5), "replace", n_old + 3)
+    _killed_run(lake_pair(clustering={"seed": 5}), "replace", n_old + 3)
     left = _leftovers(out)
     assert any(x.startswith(".rs-change-backup-") for x in left), left  # the kill left the swap half done
     done = outputs.recover(out)  # what the next run does first
     assert any("restored the previous outputs" in d for d in done), done
-    assert _snapshot(out) == snap and _leftovers(out) == []
+    assert snapshot(out) == snap and _leftovers(out) == []
 
 
-def test_killed_after_the_new_manifest_next_run_keeps_the_complete_new_set(scenes):
-    out, snap = _first_run(scenes())
-    _killed_run(scenes(seed=5), "rmtree")
+def test_killed_after_the_new_manifest_next_run_keeps_the_complete_new_set(lake_pair):
+    out, snap = _first_run(lake_pair())
+    _killed_run(lake_pair(clustering={"seed": 5}), "rmtree")
     assert _leftovers(out)
     done = outputs.recover(out)
     assert any("finished the interrupted swap" in d for d in done), done
@@ -254,10 +226,10 @@ def test_killed_after_the_new_manifest_next_run_keeps_the_complete_new_set(scene
     assert "seed: 5" in (out / "config.yaml").read_text()
 
 
-def test_next_run_removes_stale_staging_folders_but_not_live_ones(scenes):
+def test_next_run_removes_stale_staging_folders_but_not_live_ones(lake_pair):
     import fcntl
 
-    out, snap = _first_run(scenes())
+    out, snap = _first_run(lake_pair())
     dead = out / f".rs-change-tmp-{os.getppid()}-abc"  # named after a live pid (reused): still dead, nobody holds it
     dead.mkdir()
     (dead / "water_2019-06-01.tif").write_bytes(b"partial")
@@ -267,7 +239,7 @@ def test_next_run_removes_stale_staging_folders_but_not_live_ones(scenes):
     fd = os.open(live / outputs.FOLDER_LOCK, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        run(RunConfig.from_yaml(scenes(seed=2)), overwrite=True)
+        run(RunConfig.from_yaml(lake_pair(clustering={"seed": 2})), overwrite=True)
     finally:
         os.close(fd)
     assert not dead.exists()
@@ -276,8 +248,8 @@ def test_next_run_removes_stale_staging_folders_but_not_live_ones(scenes):
     assert outputs.verify(out) == []
 
 
-def test_ctrl_c_or_sigterm_while_writing_leaves_previous_outputs(scenes, monkeypatch, capsys):
-    out, snap = _first_run(scenes())
+def test_ctrl_c_or_sigterm_while_writing_leaves_previous_outputs(lake_pair, monkeypatch, capsys):
+    out, snap = _first_run(lake_pair())
     import rs_change.pipeline as pl
 
     def interrupted(*a, **k):
@@ -285,7 +257,7 @@ def test_ctrl_c_or_sigterm_while_writing_leaves_previous_outputs(scenes, monkeyp
 
     monkeypatch.setattr(pl, "write_json", interrupted)
     before = signal.getsignal(signal.SIGTERM)
-    assert main(["run", str(scenes(seed=5)), "--overwrite"]) == 130
+    assert main(["run", str(lake_pair(clustering={"seed": 5})), "--overwrite"]) == 130
     assert signal.getsignal(signal.SIGTERM) == before  # the CLI's SIGTERM trap is removed again
     assert "interrupted" in capsys.readouterr().err
-    assert _snapshot(out) == snap and _leftovers(out) == []
+    assert snapshot(out) == snap and _leftovers(out) == []

@@ -13,30 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from affine import Affine
 
 from rs_change import cli
 from rs_change.cli import main
 
-from .conftest import SAMPLE, lake_scene
+from .conftest import SAMPLE, T10 as T, UTM, lake_scene
 
-UTM = "EPSG:32614"
-T = Affine(10, 0, 500000, 0, -10, 5200000)
 
 
 @pytest.fixture
-def config(tmp_path, make_tif):
-    make_tif("a.tif", lake_scene(), T, UTM, nodata=0)
-    make_tif("b.tif", lake_scene(lake=(slice(3, 12), slice(3, 12)), seed=1), T, UTM, nodata=0)
-    data = {
-        "scenes": [{"date": "2019-06-01", "path": "a.tif", "sensor": "naip"},
-                   {"date": "2021-06-01", "path": "b.tif", "sensor": "naip"}],
-        "clustering": {"k": 2, "seed": 0, "n_init": 1},
-        "output": {"dir": "out", "report": False},
-    }
-    p = tmp_path / "config.yaml"
-    p.write_text(yaml.safe_dump(data, sort_keys=False))
-    return p
+def config(lake_pair):
+    return lake_pair()
 
 
 def test_run_prints_the_table_from_summary_json(config, capsys):

@@ -14,43 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from affine import Affine
 
 from rs_change import outputs
 from rs_change.cli import main
 
-from .conftest import lake_scene
+from .conftest import T10 as T, UTM, lake_scene, snapshot
 
-UTM = "EPSG:32614"
-T = Affine(10, 0, 500000, 0, -10, 5200000)
-
-
-@pytest.fixture
-def scenes(tmp_path, make_tif):
-    """Two dates (a small lake, then a bigger one); ``config(**changes)`` writes a config into tmp_path."""
-    make_tif("a.tif", lake_scene(), T, UTM, nodata=0)
-    make_tif("b.tif", lake_scene(lake=(slice(3, 12), slice(3, 12)), seed=1), T, UTM, nodata=0)
-
-    def config(name: str = "config.yaml", text: str = "", **sections: Any) -> Path:
-        data: dict[str, Any] = {
-            "scenes": [{"date": "2019-06-01", "path": "a.tif", "sensor": "naip"},
-                       {"date": "2021-06-01", "path": "b.tif", "sensor": "naip"}],
-            "clustering": {"k": 2, "seed": 0, "n_init": 1},
-            "output": {"dir": "out", "report": False},
-        }
-        for key, value in sections.items():
-            data[key] = {**data[key], **value} if isinstance(data.get(key), dict) and isinstance(value, dict) else value
-        p = tmp_path / name
-        p.write_text(text or yaml.safe_dump(data, sort_keys=False))
-        return p
-
-    return config
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 def _one_line_error(capsys: Any, argv: list[str], *needles: str) -> str:
@@ -67,20 +36,20 @@ def _one_line_error(capsys: Any, argv: list[str], *needles: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # 1, 3: --summary-only stages like a run and writes one consistent set
 # ---------------------------------------------------------------------------------------------
-def test_summary_only_does_not_write_through_a_planted_symlink(scenes, tmp_path, capsys):
+def test_summary_only_does_not_write_through_a_planted_symlink(lake_pair, tmp_path, capsys):
     victim = tmp_path / "elsewhere.txt"
     victim.write_text("not yours\n")
     out = tmp_path / "out"
     out.mkdir()
     for name in (".summary.json.part", ".summary.csv.part"):  # the fixed names it used to write through
         (out / name).symlink_to(victim)
-    assert main(["run", str(scenes()), "-o", str(out), "--summary-only"]) == 0, capsys.readouterr().err
+    assert main(["run", str(lake_pair()), "-o", str(out), "--summary-only"]) == 0, capsys.readouterr().err
     assert victim.read_text() == "not yours\n"
     assert json.loads((out / "summary.json").read_text())["dates"][0]["water_pixels"] == 25
 
 
-def test_summary_only_writes_a_manifest_and_replaces_a_full_set(scenes, capsys):
-    cfg = scenes()
+def test_summary_only_writes_a_manifest_and_replaces_a_full_set(lake_pair, capsys):
+    cfg = lake_pair()
     out = cfg.parent / "out"
     assert main(["run", str(cfg)]) == 0
     assert "water_2019-06-01.tif" in os.listdir(out)
@@ -98,12 +67,12 @@ def test_summary_only_writes_a_manifest_and_replaces_a_full_set(scenes, capsys):
 # ---------------------------------------------------------------------------------------------
 # 4, 10: leftovers recognised by their lock, not by a pid; one run at a time per output folder
 # ---------------------------------------------------------------------------------------------
-def test_recovery_does_not_trust_a_reused_pid(scenes, capsys):
+def test_recovery_does_not_trust_a_reused_pid(lake_pair, capsys):
     """A run killed mid-swap whose pid now belongs to another process (here: our parent)."""
-    cfg = scenes()
+    cfg = lake_pair()
     assert main(["run", str(cfg)]) == 0
     out = cfg.parent / "out"
-    snap = _snapshot(out)
+    snap = snapshot(out, symlinks=False)
     backup = out / f".rs-change-backup-{os.getppid()}-abcd1234"
     backup.mkdir()
     old = ["manifest.json", "water_2019-06-01.tif"]
@@ -114,11 +83,11 @@ def test_recovery_does_not_trust_a_reused_pid(scenes, capsys):
                                                      "manifest_sha256": "0" * 64}))
     done = outputs.recover(out)
     assert any("restored the previous outputs" in d for d in done), done
-    assert _snapshot(out) == snap and outputs.verify(out) == []
+    assert snapshot(out, symlinks=False) == snap and outputs.verify(out) == []
     assert [p.name for p in out.iterdir() if p.name.startswith(".rs-change")] == []
 
 
-def test_a_live_runs_folder_is_left_alone_whatever_its_name(scenes, tmp_path):
+def test_a_live_runs_folder_is_left_alone_whatever_its_name(lake_pair, tmp_path):
     import fcntl
 
     out = tmp_path / "out"
@@ -133,12 +102,12 @@ def test_a_live_runs_folder_is_left_alone_whatever_its_name(scenes, tmp_path):
     assert outputs.recover(out) and not live.exists()  # its process is gone: cleaned up
 
 
-def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(scenes, monkeypatch, capsys):
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(lake_pair, monkeypatch, capsys):
     import threading
 
     import rs_change.pipeline as pl
 
-    cfg = scenes()
+    cfg = lake_pair()
     out = cfg.parent / "out"
     inside, release = threading.Event(), threading.Event()
     real = pl.build_summary
@@ -191,26 +160,26 @@ output: {dir: out, report: false}
     (("dir: out", "dir: ''"), ["output.dir", "empty"]),
 ], ids=["month-13", "feb-30", "seed-negative", "seed-huge", "nodata-inf", "band-role", "duplicate-scenes",
         "duplicate-flow-key", "dates-out-of-order", "same-file-twice", "k-1000", "empty-output-dir"])
-def test_config_values_refused_in_one_line(scenes, capsys, change, needles):
+def test_config_values_refused_in_one_line(lake_pair, capsys, change, needles):
     old, new = change
     assert old in BASE_YAML
-    cfg = scenes(text=BASE_YAML.replace(old, new, 1))
+    cfg = lake_pair(text=BASE_YAML.replace(old, new, 1))
     out = cfg.parent / "out"
     _one_line_error(capsys, ["validate", str(cfg)], *needles)
     _one_line_error(capsys, ["run", str(cfg)], *needles)
     assert not out.exists()
 
 
-def test_k_limit_can_be_raised(scenes):
+def test_k_limit_can_be_raised(lake_pair):
     from rs_change.config import RunConfig
 
     cfg = RunConfig.from_text(BASE_YAML.replace("k: 2", "k: 100") + "compute: {max_k: 100}")
     assert cfg.clustering.k == 100
 
 
-def test_empty_output_option_is_refused(scenes, capsys, tmp_path, monkeypatch):
+def test_empty_output_option_is_refused(lake_pair, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = scenes()
+    cfg = lake_pair()
     before = sorted(os.listdir(tmp_path))
     _one_line_error(capsys, ["run", str(cfg), "-o", ""], "-o/--output", "empty")
     assert sorted(os.listdir(tmp_path)) == before
@@ -225,22 +194,22 @@ def test_init_into_a_missing_folder_is_a_user_error(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # 2: cost limits checked by validate and before a run reads pixels; non-regular files refused
 # ---------------------------------------------------------------------------------------------
-def test_a_grid_too_fine_is_refused_before_anything_is_written(scenes, capsys):
-    cfg = scenes(grid={"resolution": 1e-7})  # 10 m pixels cut into 1e-7 m: 4e18 pixels
+def test_a_grid_too_fine_is_refused_before_anything_is_written(lake_pair, capsys):
+    cfg = lake_pair(grid={"resolution": 1e-7})  # 10 m pixels cut into 1e-7 m: 4e18 pixels
     out = cfg.parent / "out"
     for cmd in (["validate", str(cfg)], ["run", str(cfg)], ["run", str(cfg), "--summary-only"]):
         _one_line_error(capsys, cmd, "compute.max_pixels", "grid.resolution")
     assert not out.exists()
 
 
-def test_limits_on_bytes_written_and_k_times_pixels(scenes, capsys):
+def test_limits_on_bytes_written_and_k_times_pixels(lake_pair, capsys):
     from rs_change.config import RunConfig
 
-    cfg = scenes(compute={"max_write_gb": 1e-6})  # 400 pixels x 2 dates: ~4 kB of rasters
+    cfg = lake_pair(compute={"max_write_gb": 1e-6})  # 400 pixels x 2 dates: ~4 kB of rasters
     _one_line_error(capsys, ["validate", str(cfg)], "compute.max_write_gb")
     _one_line_error(capsys, ["run", str(cfg)], "compute.max_write_gb")
     assert main(["run", str(cfg), "--summary-only"]) == 0  # writes no raster
-    cfg = scenes(clustering={"sample_size": None}, compute={"max_k_pixels": 500})  # k=2 x 400 pixels
+    cfg = lake_pair(clustering={"sample_size": None}, compute={"max_k_pixels": 500})  # k=2 x 400 pixels
     _one_line_error(capsys, ["validate", str(cfg)], "compute.max_k_pixels")
     with pytest.raises(Exception, match="compute.max_k_pixels"):
         RunConfig.from_text(BASE_YAML.replace("n_init: 1", "n_init: 1, sample_size: 100000") + "compute: {max_k_pixels: 1000}")
@@ -262,12 +231,12 @@ def test_a_huge_config_file_is_refused(tmp_path, capsys):
     _one_line_error(capsys, ["validate", str(big)], "too large")
 
 
-def test_a_fifo_as_a_tile_is_refused_not_waited_on(scenes, tmp_path):
+def test_a_fifo_as_a_tile_is_refused_not_waited_on(lake_pair, tmp_path):
     import subprocess
     import sys
 
     os.mkfifo(tmp_path / "fifo.tif")
-    cfg = scenes(text=BASE_YAML.replace("path: a.tif", "path: fifo.tif"))
+    cfg = lake_pair(text=BASE_YAML.replace("path: a.tif", "path: fifo.tif"))
     for cmd in ("validate", "run"):  # it used to block in GDAL's open until killed
         proc = subprocess.run([sys.executable, "-m", "rs_change", cmd, str(cfg)], capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2, proc.stderr
@@ -279,11 +248,11 @@ def test_a_fifo_as_a_tile_is_refused_not_waited_on(scenes, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # 5: the File Geodatabase is byte-identical across runs
 # ---------------------------------------------------------------------------------------------
-def test_file_geodatabase_is_byte_identical_across_runs(scenes, capsys):
-    cfg = scenes(output={"formats": ["gdb"]})
+def test_file_geodatabase_is_byte_identical_across_runs(lake_pair, capsys):
+    cfg = lake_pair(output={"formats": ["gdb"]})
     a, b = cfg.parent / "g1", cfg.parent / "g2"
     assert main(["run", str(cfg), "-o", str(a)]) == 0 and main(["run", str(cfg), "-o", str(b)]) == 0
-    sa, sb = _snapshot(a), _snapshot(b)
+    sa, sb = snapshot(a, symlinks=False), snapshot(b, symlinks=False)
     assert any(n.startswith("water.gdb/") for n in sa)
     assert sa == sb  # every .gdbtable (random UUIDs before) and so the manifest
 
@@ -301,14 +270,14 @@ def _python(code: str, *args: str, cwd: Path, timeout: float = 60) -> Any:
 
 
 @pytest.mark.parametrize("limit", [3_000, 30_000])  # in the staged rasters / in the GeoPackage (SQLite)
-def test_full_disk_is_one_line_even_when_libraries_word_it_otherwise(scenes, tmp_path, limit):
+def test_full_disk_is_one_line_even_when_libraries_word_it_otherwise(lake_pair, tmp_path, limit):
     """A file-size limit stands in for a full disk: libtiff prints ``_tiffWriteProc: File too
     large.`` once per block straight to stderr, and SQLite, through GDAL, reports the tables it
     could not create as "no such table"."""
     from .conftest import write_geotiff
 
     write_geotiff(tmp_path / "big.tif", lake_scene(200, 200, (slice(50, 100), slice(50, 100))), T, UTM, nodata=0)
-    cfg = scenes(text="scenes: [{date: 2019-06-01, path: big.tif, sensor: naip}]\n"
+    cfg = lake_pair(text="scenes: [{date: 2019-06-01, path: big.tif, sensor: naip}]\n"
                       "clustering: {k: 2, n_init: 1}\noutput: {report: false}\n")
     proc = _python(
         "import resource, signal, sys\n"
@@ -321,12 +290,12 @@ def test_full_disk_is_one_line_even_when_libraries_word_it_otherwise(scenes, tmp
     assert not (tmp_path / "full").exists()
 
 
-def test_output_folder_deleted_during_the_run(scenes, monkeypatch, capsys):
+def test_output_folder_deleted_during_the_run(lake_pair, monkeypatch, capsys):
     import shutil
 
     import rs_change.pipeline as pl
 
-    cfg = scenes()
+    cfg = lake_pair()
     out = cfg.parent / "out"
     real = pl.build_summary
     monkeypatch.setattr(pl, "build_summary", lambda *a, **k: (shutil.rmtree(out), real(*a, **k))[1])
@@ -356,14 +325,14 @@ def _serve(reply: bytes) -> tuple[Any, int]:
 
 
 @pytest.mark.parametrize("reply", [b"HTTP/1.0 400 Bad Request\r\n\r\n", b""], ids=["not-dask", "silent"])
-def test_a_scheduler_address_that_is_not_a_dask_scheduler(scenes, capsys, monkeypatch, reply):
+def test_a_scheduler_address_that_is_not_a_dask_scheduler(lake_pair, capsys, monkeypatch, reply):
     import threading
 
     from rs_change import engine
 
     monkeypatch.setattr(engine, "PROBE_TIMEOUT_S", 0.5)
     srv, port = _serve(reply)
-    cfg = scenes(compute={"scheduler": f"tcp://127.0.0.1:{port}"})
+    cfg = lake_pair(compute={"scheduler": f"tcp://127.0.0.1:{port}"})
     result: dict[str, int] = {}
     t = threading.Thread(target=lambda: result.setdefault("code", main(["run", str(cfg), "--summary-only"])), daemon=True)
     try:
@@ -411,7 +380,7 @@ _PAUSED_RUN = (
 )
 
 
-def test_sigint_and_sigterm_clean_up_and_exit_130_and_143(scenes, tmp_path):
+def test_sigint_and_sigterm_clean_up_and_exit_130_and_143(lake_pair, tmp_path):
     import signal
     import subprocess
     import sys
@@ -419,7 +388,7 @@ def test_sigint_and_sigterm_clean_up_and_exit_130_and_143(scenes, tmp_path):
 
     procs = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        cfg = scenes(name=f"{sig.name}.yaml", output={"dir": f"out_{sig.name}"})
+        cfg = lake_pair(name=f"{sig.name}.yaml", output={"dir": f"out_{sig.name}"})
         procs[sig] = (subprocess.Popen([sys.executable, "-c", _PAUSED_RUN, str(cfg)], cwd=tmp_path, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True, start_new_session=True), tmp_path / f"out_{sig.name}")
     deadline = time.monotonic() + 30
