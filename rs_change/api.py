@@ -221,9 +221,9 @@ def predict_clusters(model: WaterModel, data: SceneData, *, check: bool = True, 
 def label_water(data: SceneData, model: WaterModel, *, check: bool = True, **kw: Any) -> Any:
     """Water mask of a scene under ``model``, decided exactly as ``rs-change run`` decides it.
 
-    A pixel is water when the fine cluster it falls in is water and the pixel itself passes the
-    model's water rule (index > ``t_index`` and dark band < ``t_dark``, thresholds fitted on the
-    model's scene: ``model.rule``); with ``model.with_water(ids)`` (or ``method="clusters"``) the
+    A pixel is water when the fine cluster it falls in is water and the pixel itself is water
+    enough for that cluster (unmixing between the land and water medians of the model's scene:
+    ``model.rule``, :func:`rs_change.water.decide_rows`); with ``model.with_water(ids)`` (or ``method="clusters"``) the
     water is the pixels of the named clusters.  A 2-D cluster-id map is accepted only for such
     hand-named (or hand-built) models, because per-pixel water needs the pixels' spectra.
 

@@ -11,7 +11,9 @@ per-cluster decisions, the convergence trace of the fit and the versions that wr
 
 How water is decided (the same in ``rs-change run``, :func:`rs_change.label_water` and a saved
 model): a pixel is water when the *fine* cluster it falls in (``max(k, 10)`` clusters) is water
-and the pixel itself passes the rule (index > ``t_index`` and dark band < ``t_dark``).  The
+and the pixel itself is water enough for that cluster (its level from unmixing between the
+scene's land and water medians, :meth:`~rs_change.labelling.WaterRule.level`, meets the cluster's
+need: :func:`rs_change.water.decide_rows`).  The
 reported k clusters only summarise: a cluster ``is_water`` when at least half of its sampled
 pixels are water.  A model applied to another date keeps the thresholds fitted on its own date.
 
