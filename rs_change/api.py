@@ -495,11 +495,12 @@ def write_cluster_map(path: Union[str, Path], clusters: Any, model: WaterModel, 
 
     arr, t, c = _mask_geo(clusters, transform, crs)
     p = Path(path)
-    write_cog(p, arr.astype(np.uint8), Grid(arr.shape, t, c), nodata=255,
-              colormap=cluster_colors(model.decisions, model.calibrated), classes=cluster_classes(model.decisions),
-              tags=cluster_tags(model.decisions, model.water_ids, label, model=model))
+    colors = cluster_colors(model.decisions)
+    write_cog(p, arr.astype(np.uint8), Grid(arr.shape, t, c), nodata=255, colormap=colors,
+              classes=cluster_classes(model.decisions), tags=cluster_tags(model.decisions, model.water_ids, label, model=model),
+              description="cluster id (k-means), 255 = unobserved")
     if png:
-        write_cluster_png(p, p.with_suffix(".png"))
+        write_cluster_png(p, p.with_suffix(".png"), colors)
     return p
 
 

@@ -562,6 +562,41 @@ def _canonical(geom: Any) -> Any:
     return Polygon(ext, holes)
 
 
+#: Regions and holes of fewer pixels than this keep their traced pixel outline: simplifying a
+#: few-pixel shape by a pixel turns it into a triangle of a fraction of its area.
+KEEP_SHAPE_PX = 16
+
+
+def _simplify(geo: np.ndarray, pixels: np.ndarray, res: float, tolerance: float) -> np.ndarray:
+    """Topology-preserving simplification of a layer's polygons, except small shapes: regions of
+    fewer than :data:`KEEP_SHAPE_PX` pixels are kept as traced, and so are the holes of fewer
+    pixels in the larger ones (cut back out of the simplified polygon), so no polygon or hole
+    shrinks to a sliver and every small polygon's drawn area is its pixels' area."""
+    import shapely
+    from shapely.geometry import Polygon
+
+    small_area = KEEP_SHAPE_PX * res * res
+    big = np.asarray(pixels) >= KEEP_SHAPE_PX
+    out = np.array(geo, dtype=object)
+    if not big.any():
+        return out
+    # the large regions without their small holes are simplified together (shared edges kept) ...
+    filled, holes = [], []
+    for g in out[big]:
+        keep = [r for r in g.interiors if Polygon(r).area >= small_area - 1e-9 * small_area]
+        small = [Polygon(r) for r in g.interiors if Polygon(r).area < small_area - 1e-9 * small_area]
+        filled.append(Polygon(g.exterior, keep) if small else g)
+        holes.append(small)
+    simple = shapely.coverage_simplify(np.array(filled, dtype=object), tolerance=tolerance)
+    # ... and the small holes cut out again as traced
+    for i, (g, h) in enumerate(zip(simple, holes)):
+        if h:
+            cut = shapely.difference(g, shapely.union_all(h))
+            simple[i] = cut if cut.geom_type == "Polygon" else g
+    out[big] = simple
+    return out
+
+
 def layer_from_regions(
     reg: Mapping[str, Any],
     grid: Grid,
@@ -573,7 +608,7 @@ def layer_from_regions(
 ) -> tuple[Any, dict[str, dict[str, float]], float]:
     """The polygon layer (columns :data:`POLYGON_COLUMNS` + ``extra``, regions smaller than
     ``min_area_m2`` removed and reported, shapes simplified by ``simplify_px`` pixels with shared
-    edges kept) of one :func:`strip_regions_many` result ``reg``; also returns what was removed
+    edges kept, except shapes of fewer than :data:`KEEP_SHAPE_PX` pixels) of one :func:`strip_regions_many` result ``reg``; also returns what was removed
     and the ground area of every pixel of the codes."""
     import geopandas as gpd
     import shapely
@@ -594,7 +629,7 @@ def layer_from_regions(
     geo = reg["geometry"][keep]
     if simplify_px > 0:
         res = min(abs(grid.transform.a), abs(grid.transform.e))
-        geo = shapely.coverage_simplify(geo, tolerance=simplify_px * res)
+        geo = _simplify(geo, reg["pixels"][keep], abs(grid.transform.a * grid.transform.e) ** 0.5, simplify_px * res)
     names = np.array([values[int(c)] for c in reg["code"][keep]], dtype=object)
     data: dict[str, Any] = {
         "date": [date] * int(keep.sum()),

@@ -99,7 +99,7 @@ def test_two_dates_known_gained_and_lost(tmp_path, make_tif, capsys):
         assert "water gained" in ds.tags(1).values()
     assert c[7, 6] == 3 and c[7, 12] == 2 and c[7, 9] == 1 and c[0, 0] == 0
     layers = {name for name, _ in pyogrio.list_layers(out / "water.gpkg")}
-    assert {"water_2010-06-01", "water_2020-06-01"} <= layers
+    assert {"water_2010_06_01", "water_2020_06_01", "layer_styles"} <= layers  # SQL-safe names, QGIS styles
 
 
 def test_nodata_is_unobserved_not_land(tmp_path, make_tif):
@@ -139,7 +139,7 @@ def test_sample_configs_run(sample_run):
         assert d["observed_km2"] > d["water_km2"]
         assert {m["metric"] for m in d["model_selection"]} <= {"euclidean", "manhattan", "chebyshev"}
     for d in summary["dates"]:
-        layer = f"water_{d['date']}"
+        layer = f"water_{d['date'].replace('-', '_')}"
         gdf = pyogrio.read_dataframe(out / "water.gpkg", layer=layer)
         assert gdf.crs is not None and len(gdf) > 0
         removed = summary["polygons"]["layers"][layer]["removed_km2"]

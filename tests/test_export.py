@@ -165,14 +165,16 @@ def test_styles_parse_and_list_classes():
     colors = {k: (k, 2, 3, 255) for k in CHANGE_CLASSES}
     root = ET.fromstring(paletted_qml(CHANGE_CLASSES, colors).split("\n", 1)[1])
     labels = {e.get("value"): e.get("label") for e in root.iter("paletteEntry")}
-    assert labels == {str(k): v for k, v in CHANGE_CLASSES.items() if k != 255}
+    assert labels == {str(k): v for k, v in CHANGE_CLASSES.items()}  # unobserved is in the legend too
+    assert root.find(".//rasterrenderer").get("nodataColor") == "255,2,3,255"  # and drawn in its colour
     ramp = ET.fromstring(ramp_qml().split("\n", 1)[1])
     assert [i.get("value") for i in ramp.iter("item")][[0, -1][0]] == "0"
     pam = ET.fromstring(pam_xml(SERIES_CLASSES, {k: (0, 0, 0, 255) for k in SERIES_CLASSES}))
     cats = [c.text or "" for c in pam.iter("Category")]
-    assert len(cats) == 256 and cats[1] == "permanent water" and cats[255] == "not observed"
+    assert cats == ["land persistent", "water persistent", "water gained", "water lost", "water seasonal"]
+    assert len(list(pam.iter("Entry"))) == 5  # colour table trimmed to the classes below no-data
     rows = [[f.text for f in r.iter("F")] for r in pam.iter("Row")]
-    assert [r[1] for r in rows] == list(SERIES_CLASSES.values())
+    assert [r[1] for r in rows] == list(SERIES_CLASSES.values()) and rows[-1][:2] == ["255", "unobserved"]
 
 
 def test_series_rasters_are_styled_valid_cogs(tmp_path):
@@ -197,7 +199,12 @@ def test_series_rasters_are_styled_valid_cogs(tmp_path):
             assert valid, (name, errors)
             with rasterio.open(p) as ds:
                 assert ds.overviews(1), name
-                assert ds.colormap(1)[0][3] == 255 and ds.colormap(1)[255][3] == 0
+                if name in ("frequency.tif", "observations.tif"):  # ramps: styled by their .qml, no colour table
+                    with pytest.raises(ValueError):
+                        ds.colormap(1)
+                else:  # the .aux.xml's colour table: one entry per class below no-data (255)
+                    assert sorted(ds.colormap(1)) == list(range(4 if name.startswith("change") else 5))
+                    assert ds.colormap(1)[0] == (230, 230, 220, 255)
         if name.endswith(".qml"):
             root = ET.parse(p).getroot()
             assert root.tag == "qgis"
@@ -205,9 +212,14 @@ def test_series_rasters_are_styled_valid_cogs(tmp_path):
         from rs_change.change import series_classes
 
         np.testing.assert_array_equal(ds.read(1), series_classes(masks))
-        assert ds.tags(1)["CLASS_4"] == "seasonal / intermittent"
+        assert ds.tags(1)["CLASS_4"] == "water seasonal" and ds.descriptions[0].startswith("series class")
     labels = [e.get("label") for e in ET.parse(files["series_classes.qml"]).getroot().iter("paletteEntry")]
-    assert labels == [v for k, v in SERIES_CLASSES.items() if k != 255]
+    assert labels == list(SERIES_CLASSES.values())
+    with rasterio.open(files["observations.tif"]) as ds:  # dates observed per pixel: frequency's denominator
+        from rs_change.change import water_frequency
+
+        np.testing.assert_array_equal(ds.read(1), water_frequency(masks)[2])
+        assert ds.read(1)[:10].max() == 2 and ds.read(1)[10:].min() == 3
     with rasterio.open(files["change_2009-08-18_2014-07-20.tif"]) as ds:
         assert ds.tags()["FROM"] == "2009-08-18" and ds.tags()["TO"] == "2014-07-20"
 
@@ -276,8 +288,8 @@ def test_cluster_png_is_the_nearest_decimated_map(tmp_path):
     colors = {i: (10 * i, 20 * i, 30, 255) for i in range(7)}
     colors[255] = (0, 0, 0, 0)
     tif = write_cog(tmp_path / "c.tif", arr, UTM, colormap=colors)
-    full = write_cluster_png(tif, tmp_path / "full.png")
-    small = write_cluster_png(tif, tmp_path / "small.png", max_size=40)
+    full = write_cluster_png(tif, tmp_path / "full.png", colors)
+    small = write_cluster_png(tif, tmp_path / "small.png", colors, max_size=40)
     with warnings.catch_warnings():  # a PNG has no georeferencing
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         a, b = rasterio.open(full), rasterio.open(small)
