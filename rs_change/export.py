@@ -294,11 +294,15 @@ AREA_NOTE = ("area_m2 = the polygon's ground area in m2 (the sum of its pixels' 
              "the layer's CRS; a planar measure in a non-equal-area CRS (e.g. EPSG:3857) differs")
 
 
-def layer_classes() -> dict[str, tuple[int, int, int, int]]:
-    """The polygon layers' ``class`` values and their colours: the rasters' palette."""
+def layer_classes(layer: str = "") -> dict[str, tuple[int, int, int, int]]:
+    """The ``class`` values of a polygon layer and their colours, in the rasters' palette: the
+    change layer's ``water gained`` / ``water lost``, a water layer's ``water`` (all three without
+    ``layer``)."""
     from .change import PALETTE
 
-    return {name: PALETTE[name] for name in ("water", "water gained", "water lost")}
+    names = {CHANGE_LAYER: ("water gained", "water lost")}.get(layer, ("water",)) if layer else (
+        "water", "water gained", "water lost")
+    return {name: PALETTE[name] for name in names}
 
 
 def write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str],
@@ -364,8 +368,7 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
 
     out: dict[str, Path] = {}
     folder = Path(folder)
-    meta = {**dict(metadata or {}), "AREA_M2": AREA_NOTE}
-    qml = vector_qml("class", layer_classes())
+    meta = {**{k: v for k, v in (metadata or {}).items() if not k.startswith("TIFFTAG_")}, "AREA_M2": AREA_NOTE}
     for fmt in dict.fromkeys(formats):
         if fmt not in VECTOR_FORMATS:
             from .errors import ConfigError
@@ -374,9 +377,9 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
         driver, name = VECTOR_FORMATS[fmt]
         dst = folder / name
         for i, (lname, gdf) in enumerate(layers.items()):
-            if fmt == "gpkg":
+            if fmt == "gpkg":  # GeoPackage 1.2: what GDAL < 3.7 (QGIS 3.22 on Debian 12) reads without a warning
                 _write_frame(gdf, dst, lname, driver, append=i > 0, layer_metadata=meta,
-                             dataset_metadata=meta if i == 0 else None)
+                             **({} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}))
             elif fmt == "gdb":
                 g = gdf.copy()
                 if len(g) and int(g["pixels"].max()) < 2**31:  # Integer64 needs ArcGIS Pro 3.2+
@@ -395,20 +398,20 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
                                  DBF_DATE_LAST_UPDATE=_fixed_date()[:10])
                 else:
                     _write_frame(gdf.to_crs("EPSG:4326"), dst / f"{lname}.geojson", lname, driver, RFC7946="YES")
-                (dst / f"{lname}.qml").write_text(qml, encoding="utf-8")
-                (dst / f"{lname}.sld").write_text(vector_sld(lname, "class", layer_classes()), encoding="utf-8")
+                (dst / f"{lname}.qml").write_text(vector_qml("class", layer_classes(lname)), encoding="utf-8")
+                (dst / f"{lname}.sld").write_text(vector_sld(lname, "class", layer_classes(lname)), encoding="utf-8")
         if fmt == "gpkg":
-            _write_layer_styles(dst, list(layers), qml)
+            _write_layer_styles(dst, list(layers))
         out[name] = dst
     return out
 
 
-def _write_layer_styles(gpkg: Path, layer_names: Sequence[str], qml: str) -> None:
+def _write_layer_styles(gpkg: Path, layer_names: Sequence[str]) -> None:
     """The ``layer_styles`` table QGIS reads from a GeoPackage (the one QGIS writes with "Save
     style in database"): one default style per layer, its QML and SLD, at the fixed time stamp."""
     import pyogrio.raw
 
-    from .styles import vector_sld
+    from .styles import vector_qml, vector_sld
 
     n = len(layer_names)
     cols: dict[str, Any] = {
@@ -417,8 +420,8 @@ def _write_layer_styles(gpkg: Path, layer_names: Sequence[str], qml: str) -> Non
         "f_table_name": list(layer_names),
         "f_geometry_column": ["geom"] * n,
         "styleName": list(layer_names),
-        "styleQML": [qml] * n,
-        "styleSLD": [vector_sld(nm, "class", layer_classes()) for nm in layer_names],
+        "styleQML": [vector_qml("class", layer_classes(nm)) for nm in layer_names],
+        "styleSLD": [vector_sld(nm, "class", layer_classes(nm)) for nm in layer_names],
         "useAsDefault": [True] * n,
         "description": ["rs-change: classes in the palette of the rasters"] * n,
         "owner": [""] * n,
@@ -427,7 +430,7 @@ def _write_layer_styles(gpkg: Path, layer_names: Sequence[str], qml: str) -> Non
     data = [np.array(v, dtype=bool if k == "useAsDefault" else object) for k, v in cols.items()]
     data.append(np.array([_fixed_date()[:19]] * n, dtype="datetime64[ms]"))
     pyogrio.raw.write(str(gpkg), None, data, [*cols, "update_time"], layer="layer_styles", driver="GPKG", append=True,
-                      geometry_type=None)
+                      geometry_type=None, gdal_tz_offsets={"update_time": np.full(n, 100)})  # 100: GDAL's flag for UTC
 
 
 # ---------------------------------------------------------------------------------------------
