@@ -568,33 +568,51 @@ KEEP_SHAPE_PX = 16
 
 
 def _simplify(geo: np.ndarray, pixels: np.ndarray, res: float, tolerance: float) -> np.ndarray:
-    """Topology-preserving simplification of a layer's polygons, except small shapes: regions of
-    fewer than :data:`KEEP_SHAPE_PX` pixels are kept as traced, and so are the holes of fewer
-    pixels in the larger ones (cut back out of the simplified polygon), so no polygon or hole
-    shrinks to a sliver and every small polygon's drawn area is its pixels' area."""
+    """Topology-preserving simplification of a layer's polygons, except small shapes.
+
+    All polygons are simplified together (:func:`shapely.coverage_simplify`: shared edges stay
+    shared), then the regions of fewer than :data:`KEEP_SHAPE_PX` pixels get their traced outline
+    back and are cut out of any larger neighbour the simplification moved over them (so no two
+    polygons overlap; a sliver under the tolerance can separate them). The empty holes of fewer
+    pixels in the larger regions (small islands) are filled before and cut out again as traced
+    after. So no polygon or hole shrinks to a sliver, and every small shape's drawn area is its
+    pixels' area.
+    """
     import shapely
     from shapely.geometry import Polygon
 
-    small_area = KEEP_SHAPE_PX * res * res
-    big = np.asarray(pixels) >= KEEP_SHAPE_PX
+    small_area = KEEP_SHAPE_PX * res * res * (1 - 1e-9)
+    small = np.asarray(pixels) < KEEP_SHAPE_PX
     out = np.array(geo, dtype=object)
-    if not big.any():
+    if small.all():
         return out
-    # the large regions without their small holes are simplified together (shared edges kept) ...
-    filled, holes = [], []
-    for g in out[big]:
-        keep = [r for r in g.interiors if Polygon(r).area >= small_area - 1e-9 * small_area]
-        small = [Polygon(r) for r in g.interiors if Polygon(r).area < small_area - 1e-9 * small_area]
-        filled.append(Polygon(g.exterior, keep) if small else g)
-        holes.append(small)
-    simple = shapely.coverage_simplify(np.array(filled, dtype=object), tolerance=tolerance)
-    # ... and the small holes cut out again as traced
-    for i, (g, h) in enumerate(zip(simple, holes)):
-        if h:
-            cut = shapely.difference(g, shapely.union_all(h))
-            simple[i] = cut if cut.geom_type == "Polygon" else g
-    out[big] = simple
-    return out
+    tree = shapely.STRtree(out)
+    holes: dict[int, list[Any]] = {}
+    for i in np.flatnonzero(~small):
+        g = out[i]
+        keep, cut = [], []
+        for r in g.interiors:
+            h = Polygon(r)
+            # a hole another polygon of the layer lies in is left to the coverage (shared edges)
+            if h.area < small_area and not len(tree.query(h, predicate="covers")):
+                cut.append(h)
+            else:
+                keep.append(r)
+        if cut:
+            out[i] = Polygon(g.exterior, keep)
+            holes[i] = cut
+    simple = shapely.coverage_simplify(out, tolerance=tolerance)
+    simple[small] = out[small]
+    if small.any():
+        small_tree = shapely.STRtree(out[small])
+        for i in np.flatnonzero(~small):
+            near = small_tree.query(simple[i], predicate="overlaps")
+            if len(near):
+                holes.setdefault(i, []).extend(small_tree.geometries[near])
+    for i, h in holes.items():
+        done = shapely.difference(simple[i], shapely.union_all(h))
+        simple[i] = done if done.geom_type == "Polygon" else geo[i]  # cut in two: the traced outline
+    return simple
 
 
 def layer_from_regions(

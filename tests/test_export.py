@@ -13,6 +13,7 @@ import rasterio
 from affine import Affine
 from pyproj import Geod
 from scipy import ndimage
+from shapely.geometry import Polygon
 
 from rs_change.area import geodesic_perimeters, pixel_area
 from rs_change.change import CHANGE_CLASSES, SERIES_CLASSES, series_block
@@ -320,3 +321,34 @@ def test_write_jobs_run_by_priority_and_reraise(tmp_path):
     assert f.done()
     assert write_threads("synchronous", 4) == 0 and write_threads("threads", 1) == 0
     assert write_threads("threads", 2) == 1 and write_threads("threads", 16) == 3
+
+
+def test_small_polygons_and_holes_keep_their_pixel_shape(tmp_path):
+    """Simplified by a pixel, a 6-pixel lake became a triangle of a third of its area and small
+    holes half-pixel slivers; now regions and holes under KEEP_SHAPE_PX pixels keep their traced
+    outline, so their drawn area is exactly their pixels' (and matches area_m2 on the ground)."""
+    from rs_change.strips import KEEP_SHAPE_PX, layer_from_regions, strip_regions_many
+
+    a = np.zeros((60, 80), np.uint8)
+    a[5:7, 5:8] = 1  # a 6-pixel lake (2 x 3)
+    a[20:50, 20:60] = 1  # a big lake ...
+    a[30, 30] = 0  # ... with a 1-pixel island
+    a[35:37, 40:42] = 0  # ... a 4-pixel island
+    a[40:46, 25:31] = 0  # ... and a 36-pixel island (simplified like the shore)
+    a[20:23, 59] = 0  # a notch in the shore
+    path = tmp_path / "w.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=60, count=1, dtype="uint8", crs=UTM.crs.to_wkt(),
+                       transform=UTM.transform, nodata=255) as ds:
+        ds.write(a, 1)
+    (reg,) = strip_regions_many([(path, {1: "water"})], UTM)
+    gdf, _, _ = layer_from_regions(reg, UTM, {1: "water"}, simplify_px=1.0, date="2020-08-31")
+    px = 10.0 * 10.0
+    small = gdf[gdf["pixels"] == 6].geometry.iloc[0]
+    assert small.area == 6 * px and len(small.exterior.coords) == 5  # the 2 x 3 rectangle
+    big = gdf[gdf["pixels"] > 1000].geometry.iloc[0]
+    holes = sorted(round(Polygon(r).area / px, 6) for r in big.interiors)
+    assert holes[:2] == [1.0, 4.0] and len(holes) == 3  # the small islands exactly, none lost
+    assert KEEP_SHAPE_PX <= 36 and big.is_valid
+    assert abs(big.area / px - int(gdf[gdf["pixels"] > 1000]["pixels"].iloc[0])) < 6  # simplified shore: within a few px
+    # drawn ground area = area_m2 (UTM: geodesic area of the small shape equals its pixels' ground area)
+    np.testing.assert_allclose(_geod_area(gdf[gdf["pixels"] == 6]), gdf[gdf["pixels"] == 6]["area_m2"], rtol=1e-6)
