@@ -107,7 +107,8 @@ def change_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """change.csv: one row per consecutive pair of dates (``period`` = ``consecutive``, 3+ dates)
     and one for the first -> last date (``period`` = ``first_to_last``), with summary.json's
     change figures (km2 of ground, pixels)."""
-    pairs = [("consecutive", t) for t in summary.get("transitions", [])]
+    trans = summary.get("transitions", [])
+    pairs = [("consecutive", t) for t in trans] if len(trans) >= 2 else []  # two dates: the one pair is first -> last
     rows = []
     for period, rec in [*pairs, ("first_to_last", summary["change"])]:
         rows.append({k: (period if k == "period" else rec.get(k)) for k in CHANGE_CSV_FIELDS})
