@@ -579,36 +579,33 @@ def _simplify(geo: np.ndarray, pixels: np.ndarray, res: float, tolerance: float)
     pixels' area.
     """
     import shapely
-    from shapely.geometry import Polygon
 
     small_area = KEEP_SHAPE_PX * res * res * (1 - 1e-9)
     small = np.asarray(pixels) < KEEP_SHAPE_PX
     out = np.array(geo, dtype=object)
     if small.all():
         return out
-    tree = shapely.STRtree(out)
+    # every hole of the larger regions at once: which are small and empty (no polygon of the layer in them)
+    big_idx = np.flatnonzero(~small)
+    n_holes = shapely.get_num_interior_rings(out[big_idx])
+    owner = np.repeat(big_idx, n_holes)
+    ring_no = np.arange(len(owner)) - np.repeat(np.cumsum(n_holes) - n_holes, n_holes)
+    hole = shapely.polygons(shapely.get_interior_ring(out[owner], ring_no))
+    cut = shapely.area(hole) < small_area
+    if cut.any():
+        inside = shapely.STRtree(out).query(hole[cut], predicate="covers")[0]  # holes another polygon lies in
+        cut[np.flatnonzero(cut)[np.unique(inside)]] = False
     holes: dict[int, list[Any]] = {}
-    for i in np.flatnonzero(~small):
-        g = out[i]
-        keep, cut = [], []
-        for r in g.interiors:
-            h = Polygon(r)
-            # a hole another polygon of the layer lies in is left to the coverage (shared edges)
-            if h.area < small_area and not len(tree.query(h, predicate="covers")):
-                cut.append(h)
-            else:
-                keep.append(r)
-        if cut:
-            out[i] = Polygon(g.exterior, keep)
-            holes[i] = cut
+    for i in np.unique(owner[cut]):  # filled for the simplification, cut out again after it
+        mine = owner == i
+        out[i] = shapely.polygons(shapely.get_exterior_ring(out[i]), shapely.get_interior_ring(out[i], ring_no[mine & ~cut]))
+        holes[int(i)] = list(hole[mine & cut])
     simple = shapely.coverage_simplify(out, tolerance=tolerance)
     simple[small] = out[small]
-    if small.any():
-        small_tree = shapely.STRtree(out[small])
-        for i in np.flatnonzero(~small):
-            near = small_tree.query(simple[i], predicate="overlaps")
-            if len(near):
-                holes.setdefault(i, []).extend(small_tree.geometries[near])
+    if small.any():  # small regions cut out of the larger neighbours the simplification moved over them
+        pair = shapely.STRtree(out[small]).query(simple[big_idx], predicate="overlaps")
+        for j, k in zip(big_idx[pair[0]], np.flatnonzero(small)[pair[1]]):
+            holes.setdefault(int(j), []).append(out[k])
     for i, h in holes.items():
         done = shapely.difference(simple[i], shapely.union_all(h))
         simple[i] = done if done.geom_type == "Polygon" else geo[i]  # cut in two: the traced outline
