@@ -1,5 +1,5 @@
 """Every output of the NAIP series (configs/naip_series.yaml, every vector format) loaded in a real
-QGIS, headless, with its style: tests/qgis_check.py runs in the system Python that has PyQGIS
+QGIS, headless, with its style: tests/qgis/check_outputs.py runs in the system Python that has PyQGIS
 (Debian ``python3-qgis qgis-providers``) with QT_QPA_PLATFORM=offscreen; skipped where it is absent."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def qgis_view(tmp_path_factory):
     png = out.parent / "qgis_render.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     env.pop("PYTHONPATH", None)
-    res = subprocess.run([QGIS_PYTHON, str(HERE / "qgis_check.py"), str(out), str(png)], env=env, capture_output=True,
+    res = subprocess.run([QGIS_PYTHON, str(HERE / "qgis" / "check_outputs.py"), str(out), str(png)], env=env, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     keep = os.environ.get("RS_CHANGE_QGIS_KEEP")  # a folder to keep the render in, to look at

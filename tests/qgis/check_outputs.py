@@ -1,7 +1,8 @@
 """Load every output of a run in QGIS (headless) with its style and report what QGIS sees.
 
-Run by the system Python that has PyQGIS (Debian ``python3-qgis``), not by the test venv:
-``QT_QPA_PLATFORM=offscreen /usr/bin/python3 tests/qgis_check.py OUTDIR [PNG]`` prints one JSON
+Run by the system Python that has PyQGIS (Debian ``python3-qgis``), not by the test venv (so it
+lives in a folder of its own: tests/test_packaging.py checks what the venv's tests import):
+``QT_QPA_PLATFORM=offscreen /usr/bin/python3 tests/qgis/check_outputs.py OUTDIR [PNG]`` prints one JSON
 object: per raster and per vector layer its validity, CRS, renderer, class labels (and for
 vectors the feature count, field types and where the style came from). With ``PNG``, it also
 renders the change polygons over the first water mask to that file. tests/test_qgis.py runs it
