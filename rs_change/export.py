@@ -324,8 +324,11 @@ def _write_frame(gdf: Any, path: Path, layer: str, driver: str, append: bool = F
     import shapely
 
     names = [c for c in gdf.columns if c != gdf.geometry.name]
-    data = [np.asarray(gdf[c].to_numpy(), dtype="datetime64[D]").astype(date_type) if c in DATE_FIELDS else gdf[c].to_numpy()
-            for c in names]
+    # an empty layer's columns are float: give them their types (String, Integer64, Date)
+    kinds = {"class": object, "pixels": np.int64, "date": date_type, "from_date": date_type}
+    data = [np.asarray(gdf[c].to_numpy(), dtype="datetime64[D]").astype(date_type) if c in DATE_FIELDS
+            else gdf[c].to_numpy().astype(kinds[c]) if (c in kinds and not len(gdf) and gdf[c].dtype.kind == "f")
+            else gdf[c].to_numpy() for c in names]
     pyogrio.raw.write(str(path), shapely.to_wkb(np.asarray(gdf.geometry.values)), data, names, layer=layer, driver=driver,
                       geometry_type="Polygon", crs=gdf.crs.to_wkt() if gdf.crs is not None else None, append=append, **kw)
 
@@ -382,7 +385,7 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
                              **({} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}))
             elif fmt == "gdb":
                 g = gdf.copy()
-                if len(g) and int(g["pixels"].max()) < 2**31:  # Integer64 needs ArcGIS Pro 3.2+
+                if not len(g) or int(g["pixels"].max()) < 2**31:  # Integer64 needs ArcGIS Pro 3.2+
                     g["pixels"] = g["pixels"].astype("int32")
                 # a lake with > 100 islands makes GDAL's ring organiser warn and slow down; our rings
                 # are already organised (shapely polygons), so skip it

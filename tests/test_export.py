@@ -352,3 +352,20 @@ def test_small_polygons_and_holes_keep_their_pixel_shape(tmp_path):
     assert abs(big.area / px - int(gdf[gdf["pixels"] > 1000]["pixels"].iloc[0])) < 6  # simplified shore: within a few px
     # drawn ground area = area_m2 (UTM: geodesic area of the small shape equals its pixels' ground area)
     np.testing.assert_allclose(_geod_area(gdf[gdf["pixels"] == 6]), gdf[gdf["pixels"] == 6]["area_m2"], rtol=1e-6)
+
+
+def test_empty_layers_keep_their_field_types(tmp_path):
+    """A date with no water writes an empty layer: its fields keep their types (Date, String,
+    Integer64) in every format, so the layer reads like the others."""
+    import geopandas as gpd
+
+    g = gpd.GeoDataFrame({"date": [], "class": [], "area_m2": [], "perimeter_m": [], "pixels": []}, geometry=[],
+                         crs=UTM.crs.to_wkt())
+    files = write_vectors(tmp_path, {"water_2020_01_01": g, "change": g.assign(from_date=[])}, ["gpkg", "shp", "gdb"])
+    for path, kw, pixels in ((files["water.gpkg"], {"layer": "change"}, "int64"),
+                             (files["water_shp"] / "change.shp", {}, "int64"),
+                             (files["water.gdb"], {"layer": "change"}, "int32")):
+        info = pyogrio.read_info(path, **kw)
+        types = dict(zip(info["fields"], info["dtypes"]))
+        assert info["features"] == 0 and types["class"] == "object" and types["pixels"] == pixels, path
+        assert types["date"].startswith("datetime64") and types["from_date"].startswith("datetime64"), path
