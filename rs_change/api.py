@@ -569,11 +569,13 @@ def write_outputs(
         a, transform, crs = _mask_geo(m, transform, crs)
         arrs[d] = a.astype(np.uint8)
         files.append(write_cog(out / water_tif(d), arrs[d], Grid(a.shape, transform, crs), nodata=255,
-                               colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d}))
+                               colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d},
+                               description=f"water {d}: 1 water, 0 land, 255 unobserved"))
     if len(labels) >= 2:
         ch = change_map(arrs[labels[0]], arrs[labels[-1]])
         files.append(write_cog(out / CHANGE_TIF, ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
-                               classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]}))
+                               classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]},
+                               description=f"change class {labels[0]} -> {labels[-1]}, 255 = unobserved"))
     if clusters and models:
         for d, cl in clusters.items():
             p = write_cluster_map(out / clusters_tif(d), cl, models[d], transform, crs, label=d)
