@@ -495,11 +495,12 @@ def write_cluster_map(path: Union[str, Path], clusters: Any, model: WaterModel, 
 
     arr, t, c = _mask_geo(clusters, transform, crs)
     p = Path(path)
-    write_cog(p, arr.astype(np.uint8), Grid(arr.shape, t, c), nodata=255,
-              colormap=cluster_colors(model.decisions, model.calibrated), classes=cluster_classes(model.decisions),
-              tags=cluster_tags(model.decisions, model.water_ids, label, model=model))
+    colors = cluster_colors(model.decisions)
+    write_cog(p, arr.astype(np.uint8), Grid(arr.shape, t, c), nodata=255, colormap=colors,
+              classes=cluster_classes(model.decisions), tags=cluster_tags(model.decisions, model.water_ids, label, model=model),
+              description="cluster id (k-means), 255 = unobserved")
     if png:
-        write_cluster_png(p, p.with_suffix(".png"))
+        write_cluster_png(p, p.with_suffix(".png"), colors)
     return p
 
 
@@ -568,11 +569,13 @@ def write_outputs(
         a, transform, crs = _mask_geo(m, transform, crs)
         arrs[d] = a.astype(np.uint8)
         files.append(write_cog(out / water_tif(d), arrs[d], Grid(a.shape, transform, crs), nodata=255,
-                               colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d}))
+                               colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d},
+                               description=f"water {d}: 1 water, 0 land, 255 unobserved"))
     if len(labels) >= 2:
         ch = change_map(arrs[labels[0]], arrs[labels[-1]])
         files.append(write_cog(out / CHANGE_TIF, ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
-                               classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]}))
+                               classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]},
+                               description=f"change class {labels[0]} -> {labels[-1]}, 255 = unobserved"))
     if clusters and models:
         for d, cl in clusters.items():
             p = write_cluster_map(out / clusters_tif(d), cl, models[d], transform, crs, label=d)

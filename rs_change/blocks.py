@@ -119,7 +119,8 @@ def process_block(
             if rasters:
                 ch = js.change[code]
             if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
-                sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst)
+                sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst,
+                                 js.observations[code])
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
         return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)

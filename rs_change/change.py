@@ -21,6 +21,19 @@ WATER_GAINED = 2
 WATER_LOST = 3
 UNOBSERVED = 255
 
+#: The one palette and vocabulary of every classified product (water masks, change maps, series
+#: classes, polygon layers, their styles and the report): one state, one name, one colour.
+#: Water gained is green and lost red (as in the JRC Global Surface Water maps), seasonal water a
+#: light blue, unobserved a neutral grey (drawn as the rasters' no-data colour in the styles).
+PALETTE: dict[str, tuple[int, int, int, int]] = {
+    "land": (230, 230, 220, 255),
+    "water": (30, 90, 200, 255),
+    "water gained": (30, 170, 80, 255),
+    "water lost": (215, 50, 40, 255),
+    "water seasonal": (140, 200, 245, 255),
+    "unobserved": (175, 175, 175, 255),
+}
+
 CHANGE_CLASSES: dict[int, str] = {
     LAND_PERSISTENT: "land persistent",
     WATER_PERSISTENT: "water persistent",
@@ -29,12 +42,13 @@ CHANGE_CLASSES: dict[int, str] = {
     UNOBSERVED: "unobserved",
 }
 
+#: persistent land and water share the colours of land and water in the masks
 CHANGE_COLORS: dict[int, tuple[int, int, int, int]] = {
-    LAND_PERSISTENT: (230, 230, 220, 255),
-    WATER_PERSISTENT: (30, 90, 200, 255),
-    WATER_GAINED: (40, 200, 230, 255),
-    WATER_LOST: (220, 60, 40, 255),
-    UNOBSERVED: (0, 0, 0, 0),
+    LAND_PERSISTENT: PALETTE["land"],
+    WATER_PERSISTENT: PALETTE["water"],
+    WATER_GAINED: PALETTE["water gained"],
+    WATER_LOST: PALETTE["water lost"],
+    UNOBSERVED: PALETTE["unobserved"],
 }
 
 
@@ -93,22 +107,21 @@ LOST_WATER = 3
 SEASONAL_WATER = 4
 NOT_OBSERVED = 255
 
+#: The same words and colours as the change map (a pixel land on every observed date is "land
+#: persistent" in both), plus "water seasonal" (water came and went).
 SERIES_CLASSES: dict[int, str] = {
-    NEVER_WATER: "never water",
-    PERMANENT_WATER: "permanent water",
-    NEW_WATER: "new water",
-    LOST_WATER: "lost water",
-    SEASONAL_WATER: "seasonal / intermittent",
-    NOT_OBSERVED: "not observed",
+    NEVER_WATER: CHANGE_CLASSES[LAND_PERSISTENT],
+    PERMANENT_WATER: CHANGE_CLASSES[WATER_PERSISTENT],
+    NEW_WATER: CHANGE_CLASSES[WATER_GAINED],
+    LOST_WATER: CHANGE_CLASSES[WATER_LOST],
+    SEASONAL_WATER: "water seasonal",
+    NOT_OBSERVED: CHANGE_CLASSES[UNOBSERVED],
 }
 
 SERIES_COLORS: dict[int, tuple[int, int, int, int]] = {
-    NEVER_WATER: (230, 230, 220, 255),
-    PERMANENT_WATER: (0, 0, 255, 255),
-    NEW_WATER: (34, 177, 76, 255),
-    LOST_WATER: (237, 28, 36, 255),
-    SEASONAL_WATER: (153, 217, 234, 255),
-    NOT_OBSERVED: (0, 0, 0, 0),
+    **{code: CHANGE_COLORS[code] for code in (NEVER_WATER, PERMANENT_WATER, NEW_WATER, LOST_WATER)},
+    SEASONAL_WATER: PALETTE["water seasonal"],
+    NOT_OBSERVED: PALETTE["unobserved"],
 }
 
 #: frequency.tif: 0..100 = percent of observed dates that were water; 255 = never observed
@@ -222,6 +235,8 @@ class SeriesBlock:
     class_stats: np.ndarray
     #: (2,) sum over observed pixels of frequency * m2 and of m2 (for the area-weighted mean frequency)
     frequency_stats: np.ndarray
+    #: uint8 (h, w): on how many dates each pixel was observed (frequency's denominator)
+    observations: Optional[np.ndarray] = None
 
 
 def series_block(masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None) -> SeriesBlock:
@@ -242,7 +257,7 @@ def series_block(masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Op
     -------
     SeriesBlock
     """
-    freq, _, _ = water_frequency(masks)
+    freq, _, n_obs = water_frequency(masks)
     classes = series_classes(masks)
     shape = classes.shape
     pa = np.broadcast_to(np.asarray(pixel_area, np.float64), shape)
@@ -257,7 +272,7 @@ def series_block(masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Op
         cst[j] = (n, m2)
     seen = ins & (freq != FREQUENCY_NODATA)
     fst = np.array([float((freq[seen] * pa[seen]).sum()), float(pa[seen].sum())])
-    return SeriesBlock(freq, classes, trans, tst, cst, fst)
+    return SeriesBlock(freq, classes, trans, tst, cst, fst, n_obs.astype(np.uint8))
 
 
 def _km2(m2: float) -> float:
@@ -418,7 +433,8 @@ class JointStates:
         self.inside = codes != self.outside
         self.change = change_map(self.masks[0], self.masks[-1]) if n >= 2 else None
         self.transitions = [change_map(a, b) for a, b in zip(self.masks[:-1], self.masks[1:])]
-        self.frequency = water_frequency(self.masks)[0]
+        self.frequency, _, n_obs = water_frequency(self.masks)
+        self.observations = n_obs.astype(np.uint8)
         self.classes = series_classes(self.masks)
         self.dtype = np.uint8 if self.outside < 256 else np.uint16
 

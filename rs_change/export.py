@@ -20,14 +20,16 @@ import rasterio.errors
 import rasterio.shutil
 from rasterio.windows import Window
 
+from .change import PALETTE
 from .grid import Grid
-from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, is_water_tif, pair_change_tif,
-                    water_layer)
+from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, is_water_tif,
+                    pair_change_tif, water_layer)
 
 log = logging.getLogger(__name__)
 
+#: water_<date>.tif's classes, in the one palette of rs_change.change.PALETTE
 WATER_CLASSES = {0: "land", 1: "water", 255: "unobserved"}
-WATER_COLORS = {0: (230, 230, 220, 255), 1: (30, 90, 200, 255), 255: (0, 0, 0, 0)}
+WATER_COLORS = {code: PALETTE[name] for code, name in WATER_CLASSES.items()}
 
 
 #: compression of the block-written staging files (never an output; outputs are DEFLATE COGs)
@@ -35,7 +37,30 @@ _STAGING_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
 
 
 class BlockWriter:
-    """A tiled uint8 GeoTIFF on ``grid`` written one window at a time (a staging file: see :meth:`to_cog`)."""
+    """A tiled uint8 GeoTIFF on ``grid`` written one window at a time (a staging file: see :meth:`to_cog`).
+
+    The class names go into the file as metadata (``CLASS_<code>`` band tags, ``CLASSES`` and
+    ``CLASS_COLORS`` as JSON); the colour table does not: an 8-bit GeoTIFF's colour map always
+    has 256 entries, so a GIS would list 256 classes. The trimmed colour table (one entry per
+    class), the category names and the attribute table are written beside the COG in its
+    ``.aux.xml`` (:func:`rs_change.styles.write_styles`), which GDAL, QGIS and ArcGIS read with
+    the file, also over ``/vsicurl/``.
+
+    Parameters
+    ----------
+    path : Path
+        The staging file.
+    grid : Grid
+    nodata : int or None, default 255
+    colormap : mapping code -> RGBA, optional
+        Kept for the styles (:attr:`colormap`) and named in the ``CLASS_COLORS`` tag.
+    classes : mapping code -> name, optional
+    tags : mapping, optional
+        Dataset metadata; values that are not strings are written as JSON.
+    dtype : str, default "uint8"
+    description : str, optional
+        The band's description (what a pixel value means), shown by GDAL and QGIS instead of "Band 1".
+    """
 
     def __init__(
         self,
@@ -46,6 +71,7 @@ class BlockWriter:
         classes: Optional[Mapping[int, str]] = None,
         tags: Optional[Mapping[str, Any]] = None,
         dtype: str = "uint8",
+        description: Optional[str] = None,
     ) -> None:
         self.path = Path(path)
         self.grid = grid
@@ -59,11 +85,13 @@ class BlockWriter:
             self.ds = rasterio.open(self.path, "w", **profile, **_STAGING_COMPRESSION)
         except rasterio.errors.RasterioError:  # a GDAL built without zstd
             self.ds = rasterio.open(self.path, "w", **profile, compress="deflate", zlevel=1)
-        if colormap:
-            self.ds.write_colormap(1, {int(k): tuple(v) for k, v in colormap.items()})
+        if description:
+            self.ds.set_band_description(1, description)
         if classes:
             self.ds.update_tags(1, **{f"CLASS_{k}": v for k, v in classes.items()})
             self.ds.update_tags(CLASSES=json.dumps({str(k): v for k, v in classes.items()}))
+        if classes and colormap:
+            self.ds.update_tags(CLASS_COLORS=json.dumps({str(k): _hex(colormap[k]) for k in classes if k in colormap}))
         if tags:
             self.ds.update_tags(**{k: (v if isinstance(v, str) else json.dumps(v)) for k, v in tags.items()})
 
@@ -103,7 +131,10 @@ def to_cog(src: Path, dst: Path, resampling: str = "NEAREST") -> None:
 
 
 def write_cog(path: Path, array: np.ndarray, grid: Grid, **kw: Any) -> Path:
-    """Write a whole 2-D uint8 array as a COG (small rasters, tests)."""
+    """Write a whole 2-D uint8 array as a COG (small rasters, tests); with ``classes``, its
+    styles beside it (:func:`rs_change.styles.write_styles`: ``.qml`` and ``.aux.xml``)."""
+    from .styles import write_styles
+
     tmp = Path(str(path) + ".tmp.tif")
     w = BlockWriter(tmp, grid, **kw)
     try:
@@ -112,7 +143,13 @@ def write_cog(path: Path, array: np.ndarray, grid: Grid, **kw: Any) -> Path:
     finally:
         w.close()
         tmp.unlink(missing_ok=True)
+    if w.classes:
+        write_styles(Path(path), w.classes, w.colormap)
     return Path(path)
+
+
+def _hex(c: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*c[:3])
 
 
 def polygonize(mask: np.ndarray, grid: Grid, pixel_area: np.ndarray, value: int = 1) -> "Any":
@@ -193,6 +230,22 @@ def _fixed_date() -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def provenance(version: str, inputs: Sequence[Mapping[str, Any]], units: str = "metre") -> dict[str, str]:
+    """Metadata every raster and the GeoPackage carry: the software and version, the inputs (date,
+    sensor and file name of each scene) and the units of the grid and the areas.
+
+    No wall-clock time: the same config and seed give the same bytes (the dates in the files are
+    the scenes' dates).
+    """
+    return {
+        "TIFFTAG_SOFTWARE": f"rs-change {version}",
+        "SOFTWARE": f"rs-change {version}",
+        "INPUTS": json.dumps(list(inputs), ensure_ascii=False),
+        "GRID_UNITS": units,
+        "AREA_UNITS": "m2 of ground (ellipsoidal) area per pixel, summed; not planar map units",
+    }
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(path)
@@ -233,21 +286,71 @@ def gdb_name(name: str) -> str:
     return out if out[:1].isalpha() else "l_" + out
 
 
-def write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str]) -> dict[str, Path]:
+#: Columns written as Date fields (QGIS's temporal controller, date filters in SQL)
+DATE_FIELDS = ("date", "from_date")
+
+#: What ``area_m2`` is, in every layer's metadata and docs/products.md
+AREA_NOTE = ("area_m2 = the polygon's ground area in m2 (the sum of its pixels' areas on the ellipsoid), whatever "
+             "the layer's CRS; a planar measure in a non-equal-area CRS (e.g. EPSG:3857) differs")
+
+
+def layer_classes(layer: str = "") -> dict[str, tuple[int, int, int, int]]:
+    """The ``class`` values of a polygon layer and their colours, in the rasters' palette: the
+    change layer's ``water gained`` / ``water lost``, a water layer's ``water`` (all three without
+    ``layer``)."""
+    from .change import PALETTE
+
+    names = {CHANGE_LAYER: ("water gained", "water lost")}.get(layer, ("water",)) if layer else (
+        "water", "water gained", "water lost")
+    return {name: PALETTE[name] for name in names}
+
+
+def write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str],
+                  metadata: Optional[Mapping[str, str]] = None) -> dict[str, Path]:
     """:func:`_write_vectors` with fixed time stamps in the files (same results, same bytes)."""
     with fixed_timestamps():
-        return _write_vectors(folder, layers, formats)
+        return _write_vectors(folder, layers, formats, metadata)
 
 
-def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str]) -> dict[str, Path]:
+def _write_frame(gdf: Any, path: Path, layer: str, driver: str, append: bool = False, date_type: str = "datetime64[D]",
+                 **kw: Any) -> None:
+    """Write a polygon GeoDataFrame through pyogrio's array writer, with the :data:`DATE_FIELDS`
+    as Date fields (pyogrio's data frame writer makes them strings, or date-times).
+
+    ``date_type="datetime64[s]"`` writes them as date-times at midnight instead: the File
+    Geodatabase's classic Date type (its date-only type needs ArcGIS Pro 3.2 and GDAL 3.8 to read).
+    """
+    import pyogrio.raw
+    import shapely
+
+    names = [c for c in gdf.columns if c != gdf.geometry.name]
+    # an empty layer's columns are float: give them their types (String, Integer64, Date)
+    kinds = {"class": object, "pixels": np.int64, "date": date_type, "from_date": date_type}
+    data = [np.asarray(gdf[c].to_numpy(), dtype="datetime64[D]").astype(date_type) if c in DATE_FIELDS
+            else gdf[c].to_numpy().astype(kinds[c]) if (c in kinds and not len(gdf) and gdf[c].dtype.kind == "f")
+            else gdf[c].to_numpy() for c in names]
+    pyogrio.raw.write(str(path), shapely.to_wkb(np.asarray(gdf.geometry.values)), data, names, layer=layer, driver=driver,
+                      geometry_type="Polygon", crs=gdf.crs.to_wkt() if gdf.crs is not None else None, append=append, **kw)
+
+
+def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str],
+                   metadata: Optional[Mapping[str, str]] = None) -> dict[str, Path]:
     """Write polygon layers in each of ``formats`` (``gpkg``, ``shp``, ``geojson``, ``gdb``).
 
-    * ``gpkg``: one ``water.gpkg`` with a layer per name;
-    * ``shp``: a folder ``water_shp/`` with ``<layer>.shp`` (+ .shx .dbf .prj .cpg, UTF-8);
+    Layer names are the same in every format (letters, digits, underscores: ``water_2009_08_18``);
+    ``date`` / ``from_date`` are Date fields; every layer is styled in the rasters' palette
+    (:func:`rs_change.styles.vector_qml` / :func:`~rs_change.styles.vector_sld`).
+
+    * ``gpkg``: one ``water.gpkg`` with a layer per name, a ``layer_styles`` table (QGIS applies
+      the default style of a layer when it loads it) and ``metadata`` (software, inputs, units,
+      what ``area_m2`` is) on the file and every layer;
+    * ``shp``: a folder ``water_shp/`` with ``<layer>.shp`` (+ .shx .dbf .prj .cpg, UTF-8) and
+      ``<layer>.qml`` / ``<layer>.sld`` (QGIS loads the ``.qml`` with the file);
       ``perimeter_m`` is named ``perim_m`` there (10-character dBASE field names);
-    * ``geojson``: a folder ``water_geojson/`` with ``<layer>.geojson`` in EPSG:4326 (RFC 7946);
-    * ``gdb``: one File Geodatabase ``water.gdb`` (GDAL's OpenFileGDB writer), layer names with
-      ``-`` replaced by ``_``.
+    * ``geojson``: a folder ``water_geojson/`` with ``<layer>.geojson`` in EPSG:4326 (RFC 7946)
+      and its ``.qml`` / ``.sld``;
+    * ``gdb``: one File Geodatabase ``water.gdb`` (GDAL's OpenFileGDB writer; no style: ArcGIS
+      keeps symbology in .lyrx files, which GDAL does not write).
 
     Parameters
     ----------
@@ -255,6 +358,8 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
         Where the outputs are created (normally the run's temporary folder).
     layers : mapping name -> GeoDataFrame
     formats : sequence of str
+    metadata : mapping str -> str, optional
+        Provenance written into the GeoPackage (dataset and layers).
 
     Returns
     -------
@@ -262,8 +367,11 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
     """
     import pyogrio
 
+    from .styles import vector_qml, vector_sld
+
     out: dict[str, Path] = {}
     folder = Path(folder)
+    meta = {**{k: v for k, v in (metadata or {}).items() if not k.startswith("TIFFTAG_")}, "AREA_M2": AREA_NOTE}
     for fmt in dict.fromkeys(formats):
         if fmt not in VECTOR_FORMATS:
             from .errors import ConfigError
@@ -272,30 +380,60 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
         driver, name = VECTOR_FORMATS[fmt]
         dst = folder / name
         for i, (lname, gdf) in enumerate(layers.items()):
-            kw: dict[str, Any] = {"driver": driver, "geometry_type": "Polygon"}
-            if fmt == "gpkg":
-                pyogrio.write_dataframe(gdf, str(dst), layer=lname, append=i > 0, **kw)
+            if fmt == "gpkg":  # GeoPackage 1.2: what GDAL < 3.7 (QGIS 3.22 on Debian 12) reads without a warning
+                _write_frame(gdf, dst, lname, driver, append=i > 0, layer_metadata=meta,
+                             **({} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}))
             elif fmt == "gdb":
                 g = gdf.copy()
-                if len(g) and int(g["pixels"].max()) < 2**31:  # Integer64 needs ArcGIS Pro 3.2+
+                if not len(g) or int(g["pixels"].max()) < 2**31:  # Integer64 needs ArcGIS Pro 3.2+
                     g["pixels"] = g["pixels"].astype("int32")
                 # a lake with > 100 islands makes GDAL's ring organiser warn and slow down; our rings
                 # are already organised (shapely polygons), so skip it
                 pyogrio.set_gdal_config_options({"OGR_ORGANIZE_POLYGONS": "SKIP"})
                 try:
-                    pyogrio.write_dataframe(g, str(dst), layer=gdb_name(lname), append=i > 0, **kw)
+                    _write_frame(g, dst, gdb_name(lname), driver, append=i > 0, date_type="datetime64[s]")
                 finally:
                     pyogrio.set_gdal_config_options({"OGR_ORGANIZE_POLYGONS": None})
-            elif fmt == "shp":
-                dst.mkdir(parents=True, exist_ok=True)
-                pyogrio.write_dataframe(gdf.rename(columns=SHAPEFILE_FIELDS), str(dst / f"{lname}.shp"),
-                                        layer=lname, encoding="UTF-8", DBF_DATE_LAST_UPDATE=_fixed_date()[:10], **kw)
             else:
                 dst.mkdir(parents=True, exist_ok=True)
-                pyogrio.write_dataframe(gdf.to_crs("EPSG:4326"), str(dst / f"{lname}.geojson"), layer=lname,
-                                        RFC7946="YES", **kw)
+                if fmt == "shp":
+                    _write_frame(gdf.rename(columns=SHAPEFILE_FIELDS), dst / f"{lname}.shp", lname, driver, encoding="UTF-8",
+                                 DBF_DATE_LAST_UPDATE=_fixed_date()[:10])
+                else:
+                    _write_frame(gdf.to_crs("EPSG:4326"), dst / f"{lname}.geojson", lname, driver, RFC7946="YES")
+                (dst / f"{lname}.qml").write_text(vector_qml("class", layer_classes(lname)), encoding="utf-8")
+                (dst / f"{lname}.sld").write_text(vector_sld(lname, "class", layer_classes(lname)), encoding="utf-8")
+        if fmt == "gpkg":
+            _write_layer_styles(dst, list(layers))
         out[name] = dst
     return out
+
+
+def _write_layer_styles(gpkg: Path, layer_names: Sequence[str]) -> None:
+    """The ``layer_styles`` table QGIS reads from a GeoPackage (the one QGIS writes with "Save
+    style in database"): one default style per layer, its QML and SLD, at the fixed time stamp."""
+    import pyogrio.raw
+
+    from .styles import vector_qml, vector_sld
+
+    n = len(layer_names)
+    cols: dict[str, Any] = {
+        "f_table_catalog": [""] * n,
+        "f_table_schema": [""] * n,
+        "f_table_name": list(layer_names),
+        "f_geometry_column": ["geom"] * n,
+        "styleName": list(layer_names),
+        "styleQML": [vector_qml("class", layer_classes(nm)) for nm in layer_names],
+        "styleSLD": [vector_sld(nm, "class", layer_classes(nm)) for nm in layer_names],
+        "useAsDefault": [True] * n,
+        "description": ["rs-change: classes in the palette of the rasters"] * n,
+        "owner": [""] * n,
+        "ui": [""] * n,
+    }
+    data = [np.array(v, dtype=bool if k == "useAsDefault" else object) for k, v in cols.items()]
+    data.append(np.array([_fixed_date()[:19]] * n, dtype="datetime64[ms]"))
+    pyogrio.raw.write(str(gpkg), None, data, [*cols, "update_time"], layer="layer_styles", driver="GPKG", append=True,
+                      geometry_type=None, gdal_tz_offsets={"update_time": np.full(n, 100)})  # 100: GDAL's flag for UTC
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +448,7 @@ def styled_cog(writer: "BlockWriter", dst: Path, classes: Optional[Mapping[int, 
     from .styles import write_styles
 
     writer.to_cog(Path(dst))
-    return [Path(dst), *write_styles(Path(dst), classes, colors)]
+    return [Path(dst), *write_styles(Path(dst), classes, colors)]  # no classes: the frequency ramp
 
 
 class SeriesWriters:
@@ -327,25 +465,31 @@ class SeriesWriters:
         ISO dates in order.
     """
 
-    def __init__(self, folder: Path, grid: Grid, dates: Sequence[str]) -> None:
+    def __init__(self, folder: Path, grid: Grid, dates: Sequence[str], provenance: Optional[Mapping[str, Any]] = None) -> None:
         from .change import CHANGE_CLASSES, CHANGE_COLORS, FREQUENCY_NODATA, SERIES_CLASSES, SERIES_COLORS
-        from .styles import ramp_colormap
 
         self.folder = Path(folder)
         self.dates = list(dates)
-        span = {"FROM": self.dates[0], "TO": self.dates[-1], "DATES": self.dates}
-        self.frequency = BlockWriter(self.folder / "frequency_blocks.tif", grid, FREQUENCY_NODATA, ramp_colormap(),
-                                     tags={**span, "UNITS": "percent of observed dates that were water"})
-        self.classes = BlockWriter(self.folder / "series_blocks.tif", grid, 255, SERIES_COLORS, SERIES_CLASSES, tags=span)
+        prov = dict(provenance or {})
+        span = {**prov, "FROM": self.dates[0], "TO": self.dates[-1], "DATES": self.dates}
+        self.frequency = BlockWriter(self.folder / "frequency_blocks.tif", grid, FREQUENCY_NODATA,
+                                     tags={**span, "UNITS": "percent of observed dates that were water"},
+                                     description="water frequency (% of observed dates), 255 = never observed")
+        self.observations = BlockWriter(self.folder / "observations_blocks.tif", grid, None,
+                                        tags={**span, "UNITS": "dates"},
+                                        description=f"dates observed (0 to {len(self.dates)})")
+        self.classes = BlockWriter(self.folder / "series_blocks.tif", grid, 255, SERIES_COLORS, SERIES_CLASSES, tags=span,
+                                   description="series class over the observed dates, 255 = unobserved")
         self.pairs = [
             BlockWriter(self.folder / f"pair_{a}_{b}_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
-                        tags={"FROM": a, "TO": b})
+                        tags={**prov, "FROM": a, "TO": b}, description=f"change class {a} -> {b}, 255 = unobserved")
             for a, b in zip(self.dates[:-1], self.dates[1:])
         ]
 
     def write(self, block: Any, row_off: int, col_off: int) -> None:
         """Write one :class:`rs_change.change.SeriesBlock`."""
         self.frequency.write(block.frequency, row_off, col_off)
+        self.observations.write(block.observations, row_off, col_off)
         self.classes.write(block.classes, row_off, col_off)
         for wr, t in zip(self.pairs, block.transitions):
             wr.write(t, row_off, col_off)
@@ -357,34 +501,35 @@ class SeriesWriters:
         the files exist once ``jobs.wait()`` returns.
         """
         from .change import CHANGE_CLASSES, CHANGE_COLORS, SERIES_CLASSES, SERIES_COLORS
+        from .styles import observations_ramp, write_styles
 
-        todo: list[tuple[BlockWriter, Path, Any, Any]] = [
-            (self.frequency, self.folder / FREQUENCY_TIF, None, None),
-            (self.classes, self.folder / SERIES_CLASSES_TIF, SERIES_CLASSES, SERIES_COLORS),
-            *[(wr, self.folder / pair_change_tif(a, b), CHANGE_CLASSES, CHANGE_COLORS)
+        todo: list[tuple[BlockWriter, Path, Any, Any, Any]] = [
+            (self.frequency, self.folder / FREQUENCY_TIF, None, None, None),
+            (self.observations, self.folder / OBSERVATIONS_TIF, None, None, observations_ramp(len(self.dates))),
+            (self.classes, self.folder / SERIES_CLASSES_TIF, SERIES_CLASSES, SERIES_COLORS, None),
+            *[(wr, self.folder / pair_change_tif(a, b), CHANGE_CLASSES, CHANGE_COLORS, None)
               for a, b, wr in zip(self.dates[:-1], self.dates[1:], self.pairs)],
         ]
         paths: list[Path] = []
-        for wr, dst, classes, colors in todo:
+        for wr, dst, classes, colors, ramp in todo:
             wr.close()
             if jobs is None:
-                paths += styled_cog(wr, dst, classes, colors)
+                wr.to_cog(dst)
             else:
-                from .styles import write_styles
-
                 jobs.submit(wr.to_cog, dst)
-                paths += [dst, *write_styles(dst, classes, colors)]  # styles need only the name
+            paths += [dst, *write_styles(dst, classes, colors, ramp)]  # styles need only the name
         return {p.name: p for p in paths}
 
     def staging(self) -> dict[str, Path]:
         """Output name -> staging file (block-written, complete once closed), e.g. for figures."""
-        out = {FREQUENCY_TIF: self.frequency.path, SERIES_CLASSES_TIF: self.classes.path}
+        out = {FREQUENCY_TIF: self.frequency.path, OBSERVATIONS_TIF: self.observations.path,
+               SERIES_CLASSES_TIF: self.classes.path}
         for a, b, wr in zip(self.dates[:-1], self.dates[1:], self.pairs):
             out[pair_change_tif(a, b)] = wr.path
         return out
 
     def close(self) -> None:
-        for wr in (self.frequency, self.classes, *self.pairs):
+        for wr in (self.frequency, self.observations, self.classes, *self.pairs):
             wr.close()
 
 
@@ -409,9 +554,10 @@ class RunRasters:
     """
 
     def __init__(self, folder: Path, grid: Grid, dates: Sequence[str], water_tags: Sequence[Mapping[str, Any]],
-                 cluster_kwargs: Sequence[Mapping[str, Any]]) -> None:
+                 cluster_kwargs: Sequence[Mapping[str, Any]], provenance: Optional[Mapping[str, Any]] = None) -> None:
         from .change import CHANGE_CLASSES, CHANGE_COLORS
 
+        prov = dict(provenance or {})
         folder = Path(folder)
         self.water: list[BlockWriter] = []
         self.change: Optional[BlockWriter] = None
@@ -419,14 +565,16 @@ class RunRasters:
         self.clusters: list[BlockWriter] = []
         try:
             for d, tags in zip(dates, water_tags):
-                self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES, tags=tags))
+                self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES,
+                                              tags={**prov, **tags}, description=f"water {d}: 1 water, 0 land, 255 unobserved"))
             if len(dates) >= 2:
                 self.change = BlockWriter(folder / "change_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
-                                          tags={"FROM": dates[0], "TO": dates[-1]})
+                                          tags={**prov, "FROM": dates[0], "TO": dates[-1]},
+                                          description=f"change class {dates[0]} -> {dates[-1]}, 255 = unobserved")
             if len(dates) >= 3:
-                self.series = SeriesWriters(folder, grid, dates)
+                self.series = SeriesWriters(folder, grid, dates, prov)
             for d, kw in zip(dates, cluster_kwargs):
-                self.clusters.append(BlockWriter(folder / f"c_{d}.tif", grid, **kw))
+                self.clusters.append(BlockWriter(folder / f"c_{d}.tif", grid, **{**kw, "tags": {**prov, **kw.get("tags", {})}}))
         except BaseException:
             self.close()
             raise
@@ -461,6 +609,7 @@ def run_polygons(
     simplify_px: float,
     workers: int = 1,
     layer_workers: int = 1,
+    metadata: Optional[Mapping[str, str]] = None,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Polygon layers of a run, written in every format of ``output.formats``.
 
@@ -485,6 +634,8 @@ def run_polygons(
         Threads tracing the strips of the rasters (:func:`rs_change.strips.strip_regions_many`).
     layer_workers : int, default 1
         Threads joining each raster's regions and building its layer (one raster each).
+    metadata : mapping str -> str, optional
+        Provenance for the GeoPackage (:func:`provenance`).
 
     Returns
     -------
@@ -494,7 +645,7 @@ def run_polygons(
         removed_km2, raster_km2}}}`` for summary.json.
     """
     from .change import CHANGE_CLASSES, WATER_GAINED, WATER_LOST
-    from .strips import layer_from_regions, mean_pixel_area, strip_regions_many
+    from .strips import KEEP_SHAPE_PX, layer_from_regions, mean_pixel_area, strip_regions_many
 
     min_a = float(4.0 * mean_pixel_area(grid)) if min_area_m2 is None else float(min_area_m2)
     layers: dict[str, Any] = {}
@@ -532,13 +683,14 @@ def run_polygons(
             "removed_km2": round(sum(r["area_m2"] for r in removed.values()) / 1e6, 6),
             "raster_km2": round(raster / 1e6, 6),
         }
-    files = write_vectors(folder, layers, formats)
+    files = write_vectors(folder, layers, formats, metadata)
     summary = {
         "min_area_m2": round(min_a, 6),
         "simplify_px": simplify_px,
         "formats": list(dict.fromkeys(formats)),
         "note": "area_m2 = sum of the polygon's pixel ground areas; polygons smaller than min_area_m2 are removed "
-                "(removed_km2); area_km2 + removed_km2 = raster_km2",
+                "(removed_km2); area_km2 + removed_km2 = raster_km2; shapes of fewer than "
+                f"{KEEP_SHAPE_PX} pixels are not simplified",
         "layers": stats,
     }
     return files, summary

@@ -37,10 +37,12 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from . import defaults
+from .change import PALETTE
 from .clustering import KMeans, centre_distances, kmeans_from_centers
 from .errors import ClusteringError, InputError, RsChangeWarning
 from .labelling import ClusterDecision, Labeller, describe_clusters, fit_labeller
 from .names import clusters_png, clusters_tif, model_json
+from .styles import write_styles
 
 log = logging.getLogger(__name__)
 
@@ -613,47 +615,43 @@ def fit_sample(
 # ---------------------------------------------------------------------------------------------
 # Cluster maps: colours, tags, PNG
 # ---------------------------------------------------------------------------------------------
-_RGB_CHOICES = (("red", "green", "blue"), ("nir", "green", "blue"), ("swir1", "nir", "red"), ("nir", "red", "green"))
+#: Cluster map colours: water clusters take the blues, the others distinct non-blue hues; every
+#: two colours of the two lists are at least 70 RGB units apart (euclidean), and at least 60 from
+#: the unobserved grey, so neighbouring clusters never look alike (tests/test_model.py).
+WATER_CLUSTER_COLORS: tuple[tuple[int, int, int], ...] = ((31, 120, 180), (8, 48, 140), (120, 190, 235), (70, 70, 230))
+OTHER_CLUSTER_COLORS: tuple[tuple[int, int, int], ...] = (
+    (230, 160, 0), (60, 150, 40), (200, 60, 140), (140, 90, 40), (100, 100, 100), (160, 90, 200),
+    (225, 110, 60), (180, 200, 60), (0, 170, 120), (240, 210, 150), (80, 40, 40), (250, 130, 190),
+)
 
 
-def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool) -> dict[int, tuple[int, int, int, int]]:
-    """Each cluster's centre colour (RGBA 0..255) for a colour table; 255 (unobserved) transparent.
+def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = False) -> dict[int, tuple[int, int, int, int]]:
+    """Each cluster's colour (RGBA 0..255) in the cluster maps, their styles and the report; 255
+    (unobserved) in the palette's unobserved grey.
 
-    The colour comes from the cluster's median red/green/blue (true colour), or else
-    nir/green/blue, swir1/nir/red or nir/red/green (false colour).  Uncalibrated digital numbers
-    in 0..255 are used as they are (as an 8-bit image shows them); anything else (reflectance,
-    16-bit DNs) is stretched linearly between the smallest and largest of the chosen medians over
-    all clusters, which keeps the clusters' hues.
+    Categorical colours, not the clusters' mean colours (two clusters of a scene often have
+    nearly the same mean colour): water clusters (``is_water``) take :data:`WATER_CLUSTER_COLORS`
+    and the others :data:`OTHER_CLUSTER_COLORS`, each in cluster id order (cycling when a
+    model has more clusters than colours). ``calibrated`` is accepted for the callers that
+    pass it and does not change the colours.
 
     Examples
     --------
-    >>> d = [ClusterDecision(0, 1, {"red": 30.0, "green": 60.0, "blue": 70.0}, True, ""),
-    ...      ClusterDecision(1, 1, {"red": 90.0, "green": 110.0, "blue": 80.0}, False, "")]
-    >>> cluster_colors(d, calibrated=False)[0]
-    (30, 60, 70, 255)
+    >>> d = [ClusterDecision(0, 1, {"red": 30.0}, False, ""), ClusterDecision(1, 1, {"red": 9.0}, True, "")]
+    >>> cluster_colors(d)[1], cluster_colors(d)[0]
+    ((31, 120, 180, 255), (230, 160, 0, 255))
     """
-    roles = set(decisions[0].centroid) if decisions else set()
-    trio = next((t for t in _RGB_CHOICES if set(t) <= roles), None)
-    if trio is None:
-        first = sorted(roles)[:1] * 3
-        trio = tuple(first) if first else None  # type: ignore[assignment]
     out: dict[int, tuple[int, int, int, int]] = {}
-    if trio is None:
-        for d in decisions:
-            out[d.id] = (128, 128, 128, 255)
-    else:
-        vals = np.array([[d.centroid.get(r, np.nan) for r in trio] for d in decisions], dtype=np.float64)
-        finite = vals[np.isfinite(vals)]
-        if not calibrated and finite.size and finite.min() >= 0 and finite.max() <= 255:
-            rgb = vals
+    n_water = n_other = 0
+    for d in sorted(decisions, key=lambda d: d.id):
+        if d.is_water:
+            rgb = WATER_CLUSTER_COLORS[n_water % len(WATER_CLUSTER_COLORS)]
+            n_water += 1
         else:
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            rgb = (vals - lo) / ((hi - lo) or 1.0) * 255.0
-        rgb = np.nan_to_num(rgb, nan=128.0)
-        for d, row in zip(decisions, rgb):
-            r, g, b = (int(round(float(np.clip(v, 0, 255)))) for v in row)
-            out[d.id] = (r, g, b, 255)
-    out[255] = (0, 0, 0, 0)
+            rgb = OTHER_CLUSTER_COLORS[n_other % len(OTHER_CLUSTER_COLORS)]
+            n_other += 1
+        out[int(d.id)] = (*rgb, 255)
+    out[255] = PALETTE["unobserved"]
     return out
 
 
@@ -727,9 +725,11 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
     return {"WATER_DECISION": "by cluster: the water mask is the pixels of WATER_CLUSTERS"}
 
 
-def write_cluster_png(tif: str | Path, png: str | Path, max_size: int = 4096) -> Path:
-    """The centre-coloured image: ``clusters_<date>.tif`` as a palette PNG (decimated to ``max_size``
-    pixels on the long side: a picture to look at; 8192 took 2.4x as long on a NAIP quarter-quad).
+def write_cluster_png(tif: str | Path, png: str | Path, colors: Mapping[int, tuple[int, int, int, int]],
+                      max_size: int = 4096) -> Path:
+    """The cluster map as a picture: ``clusters_<date>.tif`` as a palette PNG in ``colors``
+    (:func:`cluster_colors`), decimated to ``max_size`` pixels on the long side (a picture to
+    look at; 8192 took 2.4x as long on a NAIP quarter-quad).
 
     Unobserved pixels are transparent.  The PNG is a picture (as in the article's figures); the
     georeferenced map is the ``.tif``.  GDAL streams the raster into the PNG through a VRT that
@@ -743,8 +743,8 @@ def write_cluster_png(tif: str | Path, png: str | Path, max_size: int = 4096) ->
     with rasterio.open(tif) as src:
         f = max(1.0, max(src.height, src.width) / max_size)
         oh, ow = max(1, int(round(src.height / f))), max(1, int(round(src.width / f)))
-        cmap = src.colormap(1)
         h, w = src.height, src.width
+    cmap = {**{i: (0, 0, 0, 255) for i in range(255)}, **{int(k): tuple(v) for k, v in colors.items()}, 255: (0, 0, 0, 0)}
     table = "".join(f'<Entry c1="{c[0]}" c2="{c[1]}" c3="{c[2]}" c4="{c[3]}"/>' for _, c in sorted(cmap.items()))
     vrt = (f'<VRTDataset rasterXSize="{ow}" rasterYSize="{oh}"><VRTRasterBand dataType="Byte" band="1">'
            f"<NoDataValue>255</NoDataValue><ColorInterp>Palette</ColorInterp><ColorTable>{table}</ColorTable>"
@@ -795,6 +795,7 @@ def cluster_writer_kwargs(decisions: Sequence[ClusterDecision], water: Sequence[
         "colormap": cluster_colors(decisions, calibrated),
         "classes": cluster_classes(decisions),
         "tags": cluster_tags(decisions, water, date, model_file),
+        "description": "cluster id (k-means), 255 = unobserved",
     }
 
 
@@ -816,12 +817,14 @@ def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[An
         tif, png = Path(tmp) / clusters_tif(d), Path(tmp) / clusters_png(d)
         if jobs is None:
             wr.to_cog(tif)
-            write_cluster_png(tif, png)
+            write_cluster_png(tif, png, wr.colormap or {})
         else:
             jobs.submit(wr.to_cog, tif)
-            jobs.submit(write_cluster_png, wr.path, png)
+            jobs.submit(write_cluster_png, wr.path, png, wr.colormap or {})
         staged[tif.name] = tif
         staged[png.name] = png
+        for p in write_styles(tif, wr.classes, wr.colormap):  # .qml and .aux.xml: colours and class names
+            staged[p.name] = p
     for dm in models:
         wm = getattr(dm, "water_model", None)
         if wm is not None:

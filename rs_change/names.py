@@ -21,6 +21,10 @@ SUMMARY_SET = (SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST)
 
 CHANGE_TIF = "change.tif"
 FREQUENCY_TIF = "frequency.tif"
+#: How many dates observed each pixel (the denominator of frequency.tif), 3+ dates.
+OBSERVATIONS_TIF = "observations.tif"
+#: Gained / lost / net / unobserved areas per consecutive pair of dates and first -> last (2+ dates).
+CHANGE_CSV = "change.csv"
 SERIES_CLASSES_TIF = "series_classes.tif"
 
 TIMESERIES_CSV = "timeseries.csv"
@@ -29,7 +33,9 @@ REPORT_HTML = "report.html"
 FREQUENCY_PNG = "frequency.png"
 SERIES_CLASSES_PNG = "series_classes.png"
 
-#: The water polygons' layer name of one date (the change layer is ``change``).
+#: The water polygons' layer name of one date, ``water_2009_08_18`` (the change layer is
+#: ``change``): letters, digits and underscores only, so that SQL names it without quoting and
+#: every format (GeoPackage, Shapefile, GeoJSON, File Geodatabase) uses the same name.
 WATER_LAYER = "water_{date}"
 CHANGE_LAYER = "change"
 
@@ -53,8 +59,8 @@ def is_water_tif(name: str) -> bool:
 
 
 def water_layer(date: str) -> str:
-    """``water_<date>``: the date's polygon layer."""
-    return WATER_LAYER.format(date=date)
+    """``water_<date>`` with the date's hyphens as underscores: the date's polygon layer."""
+    return WATER_LAYER.format(date=date.replace("-", "_"))
 
 
 def pair_change_tif(a: str, b: str) -> str:
@@ -92,7 +98,8 @@ def style_names(tif: str, classified: bool = True) -> list[str]:
 def series_names(dates: Sequence[str]) -> list[str]:
     """The many-date rasters and their styles (3+ dates): frequency, series classes and the
     change between consecutive dates."""
-    out = [FREQUENCY_TIF, *style_names(FREQUENCY_TIF, classified=False), SERIES_CLASSES_TIF, *style_names(SERIES_CLASSES_TIF)]
+    out = [FREQUENCY_TIF, *style_names(FREQUENCY_TIF, classified=False), OBSERVATIONS_TIF,
+           *style_names(OBSERVATIONS_TIF, classified=False), SERIES_CLASSES_TIF, *style_names(SERIES_CLASSES_TIF)]
     for a, b in zip(dates[:-1], dates[1:]):
         out += [pair_change_tif(a, b), *style_names(pair_change_tif(a, b))]
     return out
@@ -107,8 +114,8 @@ def report_names(dates: Sequence[str], many: bool) -> list[str]:
 
 
 def cluster_names(dates: Sequence[str]) -> list[str]:
-    """The cluster maps and models a run writes per date."""
-    return [n for d in dates for n in (clusters_tif(d), clusters_png(d), model_json(d))]
+    """The cluster maps (with their styles) and models a run writes per date."""
+    return [n for d in dates for n in (clusters_tif(d), *style_names(clusters_tif(d)), clusters_png(d), model_json(d))]
 
 
 def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool) -> list[str]:
@@ -130,5 +137,7 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
     if report:
         names += report_names(dates, len(dates) >= 3)
     names += cluster_names(dates)
+    if len(dates) >= 2:
+        names.append(CHANGE_CSV)
     names += [SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST]
     return names

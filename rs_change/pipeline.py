@@ -27,16 +27,16 @@ from .aoi import aoi_geometries, crop_to_aoi
 from .blocks import BlockTask, BlockTotals
 from .config import RunConfig, SceneConfig
 from .engine import Engine, close_readers, shrink_gdal_cache
-from .export import RunRasters, manifest_files, run_polygons, style_outputs, write_csv, write_json
+from .export import RunRasters, manifest_files, provenance, run_polygons, style_outputs, write_csv, write_json
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
 from .model import cluster_writer_kwargs, stage_cluster_outputs
-from .names import CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, model_json, run_names, water_tif
+from .names import CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, model_json, run_names, water_tif
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap
 from .scenes import open_scene
 from .sensors import custom_profile, get_profile
-from .summary import build_summary
+from .summary import build_summary, change_rows
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _run_passes(
             rasters = RunRasters(
                 tmp, ref, dates, [{"DATE": d, "WATER_CLUSTERS": dm.water_ids.tolist()} for d, dm in zip(dates, models)],
                 [cluster_writer_kwargs(dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))
-                 for d, dm in zip(dates, models)])
+                 for d, dm in zip(dates, models)], run_provenance(cfg, ref))
         windows = list(ref.windows(cfg.compute.chunk_size))
         totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
         task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, resampling,
@@ -198,6 +198,19 @@ def _run_passes(
         discard(tmp)
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     return RunResult(summary, out if write else None, files, ref, models)
+
+
+def run_provenance(cfg: RunConfig, ref: Grid) -> dict[str, str]:
+    """The provenance metadata of a run's rasters and GeoPackage (:func:`rs_change.export.provenance`):
+    each scene's date, sensor and path as the config gives it."""
+    from ._version import __version__
+
+    try:
+        units = ref.crs.axis_info[0].unit_name
+    except Exception:  # pragma: no cover
+        units = "unknown"
+    inputs = [{"date": s.date.isoformat(), "sensor": s.sensor, "path": s.path} for s in cfg.scenes]
+    return provenance(__version__, inputs, units)
 
 
 #: MB of GDAL block cache while the outputs are written (the passes use ``compute.gdal_cache_mb``).
@@ -257,7 +270,7 @@ def _stage_and_commit(
             tmp, ref, {dm.source.date.isoformat(): blocks[water_tif(dm.source.date.isoformat())] for dm in models},
             blocks.get(CHANGE_TIF), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
             workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
-            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers))
+            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers), metadata=run_provenance(cfg, ref))
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
         figs = figures.result()
@@ -266,6 +279,8 @@ def _stage_and_commit(
     staged[SUMMARY_JSON] = write_json(tmp / SUMMARY_JSON, summary)
     rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
     staged[SUMMARY_CSV] = write_csv(tmp / SUMMARY_CSV, rows)
+    if "change" in summary:  # gained / lost / net / unobserved per consecutive pair and first -> last
+        staged[CHANGE_CSV] = write_csv(tmp / CHANGE_CSV, change_rows(summary))
     (tmp / CONFIG_YAML).write_text(cfg.to_yaml(), encoding="utf-8")
     staged[CONFIG_YAML] = tmp / CONFIG_YAML
     staged.update(extra)  # clusters_<date>.tif/.png, model_<date>.json, series rasters

@@ -562,6 +562,56 @@ def _canonical(geom: Any) -> Any:
     return Polygon(ext, holes)
 
 
+#: Regions and holes of fewer pixels than this keep their traced pixel outline: simplifying a
+#: few-pixel shape by a pixel turns it into a triangle of a fraction of its area.
+KEEP_SHAPE_PX = 16
+
+
+def _simplify(geo: np.ndarray, pixels: np.ndarray, res: float, tolerance: float) -> np.ndarray:
+    """Topology-preserving simplification of a layer's polygons, except small shapes.
+
+    All polygons are simplified together (:func:`shapely.coverage_simplify`: shared edges stay
+    shared), then the regions of fewer than :data:`KEEP_SHAPE_PX` pixels get their traced outline
+    back and are cut out of any larger neighbour the simplification moved over them (so no two
+    polygons overlap; a sliver under the tolerance can separate them). The empty holes of fewer
+    pixels in the larger regions (small islands) are filled before and cut out again as traced
+    after. So no polygon or hole shrinks to a sliver, and every small shape's drawn area is its
+    pixels' area.
+    """
+    import shapely
+
+    small_area = KEEP_SHAPE_PX * res * res * (1 - 1e-9)
+    small = np.asarray(pixels) < KEEP_SHAPE_PX
+    out = np.array(geo, dtype=object)
+    if small.all():
+        return out
+    # every hole of the larger regions at once: which are small and empty (no polygon of the layer in them)
+    big_idx = np.flatnonzero(~small)
+    n_holes = shapely.get_num_interior_rings(out[big_idx])
+    owner = np.repeat(big_idx, n_holes)
+    ring_no = np.arange(len(owner)) - np.repeat(np.cumsum(n_holes) - n_holes, n_holes)
+    hole = shapely.polygons(shapely.get_interior_ring(out[owner], ring_no))
+    cut = shapely.area(hole) < small_area
+    if cut.any():
+        inside = shapely.STRtree(out).query(hole[cut], predicate="covers")[0]  # holes another polygon lies in
+        cut[np.flatnonzero(cut)[np.unique(inside)]] = False
+    holes: dict[int, list[Any]] = {}
+    for i in np.unique(owner[cut]):  # filled for the simplification, cut out again after it
+        mine = owner == i
+        out[i] = shapely.polygons(shapely.get_exterior_ring(out[i]), shapely.get_interior_ring(out[i], ring_no[mine & ~cut]))
+        holes[int(i)] = list(hole[mine & cut])
+    simple = shapely.coverage_simplify(out, tolerance=tolerance)
+    simple[small] = out[small]
+    if small.any():  # small regions cut out of the larger neighbours the simplification moved over them
+        pair = shapely.STRtree(out[small]).query(simple[big_idx], predicate="overlaps")
+        for j, k in zip(big_idx[pair[0]], np.flatnonzero(small)[pair[1]]):
+            holes.setdefault(int(j), []).append(out[k])
+    for i, h in holes.items():
+        done = shapely.difference(simple[i], shapely.union_all(h))
+        simple[i] = done if done.geom_type == "Polygon" else geo[i]  # cut in two: the traced outline
+    return simple
+
+
 def layer_from_regions(
     reg: Mapping[str, Any],
     grid: Grid,
@@ -573,7 +623,7 @@ def layer_from_regions(
 ) -> tuple[Any, dict[str, dict[str, float]], float]:
     """The polygon layer (columns :data:`POLYGON_COLUMNS` + ``extra``, regions smaller than
     ``min_area_m2`` removed and reported, shapes simplified by ``simplify_px`` pixels with shared
-    edges kept) of one :func:`strip_regions_many` result ``reg``; also returns what was removed
+    edges kept, except shapes of fewer than :data:`KEEP_SHAPE_PX` pixels) of one :func:`strip_regions_many` result ``reg``; also returns what was removed
     and the ground area of every pixel of the codes."""
     import geopandas as gpd
     import shapely
@@ -594,7 +644,7 @@ def layer_from_regions(
     geo = reg["geometry"][keep]
     if simplify_px > 0:
         res = min(abs(grid.transform.a), abs(grid.transform.e))
-        geo = shapely.coverage_simplify(geo, tolerance=simplify_px * res)
+        geo = _simplify(geo, reg["pixels"][keep], abs(grid.transform.a * grid.transform.e) ** 0.5, simplify_px * res)
     names = np.array([values[int(c)] for c in reg["code"][keep]], dtype=object)
     data: dict[str, Any] = {
         "date": [date] * int(keep.sum()),

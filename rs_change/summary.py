@@ -98,6 +98,23 @@ def build_summary(
     return summary
 
 
+#: change.csv's columns, in order (docs/products.md)
+CHANGE_CSV_FIELDS = ("period", "from", "to", "gained_km2", "lost_km2", "net_km2", "net_percent", "persistent_water_km2",
+                     "persistent_land_km2", "unobserved_km2", "gained_pixels", "lost_pixels", "unobserved_pixels")
+
+
+def change_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """change.csv: one row per consecutive pair of dates (``period`` = ``consecutive``, 3+ dates)
+    and one for the first -> last date (``period`` = ``first_to_last``), with summary.json's
+    change figures (km2 of ground, pixels)."""
+    trans = summary.get("transitions", [])
+    pairs = [("consecutive", t) for t in trans] if len(trans) >= 2 else []  # two dates: the one pair is first -> last
+    rows = []
+    for period, rec in [*pairs, ("first_to_last", summary["change"])]:
+        rows.append({k: (period if k == "period" else rec.get(k)) for k in CHANGE_CSV_FIELDS})
+    return rows
+
+
 def _km2(m2: float) -> float:
     return round(m2 / 1e6, 6)
 

@@ -36,9 +36,10 @@ def polygon_layer(
       the raster's area), ``pixels`` their count;
     * regions smaller than ``min_area_m2`` are dropped (a sieve) and reported in the second
       return value, so polygons + removed = raster area;
-    * ``simplify_px > 0`` simplifies all polygons together with
-      :func:`shapely.coverage_simplify` (tolerance ``simplify_px`` pixel sizes), which keeps
-      shared edges shared, creates no gaps or overlaps and never collapses a polygon;
+    * ``simplify_px > 0`` simplifies the polygons together as the strip path does
+      (:func:`rs_change.strips._simplify`: :func:`shapely.coverage_simplify`, tolerance
+      ``simplify_px`` pixel sizes, which keeps shared edges shared and never collapses a polygon;
+      regions and holes of fewer than ``KEEP_SHAPE_PX`` pixels kept as traced);
     * ``perimeter_m`` is the geodesic perimeter of the polygon as written (after simplification).
 
     Parameters
@@ -111,8 +112,10 @@ def polygon_layer(
     ids_a = ids_a[order]
     geo = np.asarray(geoms, dtype=object)[order]
     if simplify_px > 0:
+        from rs_change.strips import _simplify
+
         res = min(abs(grid.transform.a), abs(grid.transform.e))
-        geo = shapely.coverage_simplify(geo, tolerance=simplify_px * res)
+        geo = _simplify(geo, pix_a[ids_a], abs(grid.transform.a * grid.transform.e) ** 0.5, simplify_px * res)
     data: dict[str, Any] = {
         "date": [date] * len(ids_a),
         "class": name_a[ids_a].astype(str),

@@ -106,7 +106,7 @@ def test_accumulator_summary_numbers():
     assert (t[0]["gained_km2"], t[0]["lost_km2"], t[0]["persistent_water_km2"], t[0]["net_km2"]) == (1.0, 1.0, 1.0, 0.0)
     assert (t[1]["gained_km2"], t[1]["lost_km2"], t[1]["net_km2"], t[1]["net_percent"]) == (1.0, 1.0, 0.0, 0.0)
     s = acc.series()
-    assert s["classes_km2"] == {"never water": 0.0, "permanent water": 0.0, "new water": 2.0, "lost water": 2.0,
-                                "seasonal / intermittent": 0.0, "not observed": 0.0}
+    assert s["classes_km2"] == {"land persistent": 0.0, "water persistent": 0.0, "water gained": 2.0, "water lost": 2.0,
+                                "water seasonal": 0.0, "unobserved": 0.0}
     # frequencies 67, 67, 33, 33 -> mean 50
     assert s["mean_frequency_percent"] == 50.0

@@ -99,7 +99,23 @@ def test_two_dates_known_gained_and_lost(tmp_path, make_tif, capsys):
         assert "water gained" in ds.tags(1).values()
     assert c[7, 6] == 3 and c[7, 12] == 2 and c[7, 9] == 1 and c[0, 0] == 0
     layers = {name for name, _ in pyogrio.list_layers(out / "water.gpkg")}
-    assert {"water_2010-06-01", "water_2020-06-01"} <= layers
+    assert {"water_2010_06_01", "water_2020_06_01", "layer_styles"} <= layers  # SQL-safe names, QGIS styles
+    info = pyogrio.read_info(out / "water.gpkg", layer="change")
+    assert dict(zip(info["fields"], info["dtypes"]))["from_date"] == "datetime64[D]"  # Date fields
+    assert "ground" in info["layer_metadata"]["AREA_M2"] and info["layer_metadata"]["SOFTWARE"].startswith("rs-change ")
+    styles = pyogrio.read_dataframe(out / "water.gpkg", layer="layer_styles")
+    assert set(styles["f_table_name"]) == {"water_2010_06_01", "water_2020_06_01", "change"} and styles["useAsDefault"].all()
+    assert "water gained" in styles.set_index("f_table_name").loc["change", "styleQML"]
+    # change.csv: the first -> last row carries the same figures as summary.json
+    import csv
+
+    rows = list(csv.DictReader((out / "change.csv").read_text().splitlines()))
+    assert [r["period"] for r in rows] == ["first_to_last"]
+    assert (rows[0]["from"], rows[0]["gained_pixels"], rows[0]["lost_pixels"]) == ("2010-06-01", "25", "15")
+    assert float(rows[0]["net_km2"]) == ch["net_km2"] and float(rows[0]["unobserved_km2"]) == ch["unobserved_km2"]
+    with rasterio.open(out / "water_2010-06-01.tif") as ds:  # provenance in the file
+        assert ds.descriptions[0].startswith("water 2010-06-01") and ds.tags()["TIFFTAG_SOFTWARE"].startswith("rs-change ")
+        assert [i["date"] for i in json.loads(ds.tags()["INPUTS"])] == ["2010-06-01", "2020-06-01"]
 
 
 def test_nodata_is_unobserved_not_land(tmp_path, make_tif):
@@ -139,7 +155,7 @@ def test_sample_configs_run(sample_run):
         assert d["observed_km2"] > d["water_km2"]
         assert {m["metric"] for m in d["model_selection"]} <= {"euclidean", "manhattan", "chebyshev"}
     for d in summary["dates"]:
-        layer = f"water_{d['date']}"
+        layer = f"water_{d['date'].replace('-', '_')}"
         gdf = pyogrio.read_dataframe(out / "water.gpkg", layer=layer)
         assert gdf.crs is not None and len(gdf) > 0
         removed = summary["polygons"]["layers"][layer]["removed_km2"]

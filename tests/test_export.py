@@ -13,6 +13,7 @@ import rasterio
 from affine import Affine
 from pyproj import Geod
 from scipy import ndimage
+from shapely.geometry import Polygon
 
 from rs_change.area import geodesic_perimeters, pixel_area
 from rs_change.change import CHANGE_CLASSES, SERIES_CLASSES, series_block
@@ -165,14 +166,16 @@ def test_styles_parse_and_list_classes():
     colors = {k: (k, 2, 3, 255) for k in CHANGE_CLASSES}
     root = ET.fromstring(paletted_qml(CHANGE_CLASSES, colors).split("\n", 1)[1])
     labels = {e.get("value"): e.get("label") for e in root.iter("paletteEntry")}
-    assert labels == {str(k): v for k, v in CHANGE_CLASSES.items() if k != 255}
+    assert labels == {str(k): v for k, v in CHANGE_CLASSES.items()}  # unobserved is in the legend too
+    assert root.find(".//rasterrenderer").get("nodataColor") == "255,2,3,255"  # and drawn in its colour
     ramp = ET.fromstring(ramp_qml().split("\n", 1)[1])
     assert [i.get("value") for i in ramp.iter("item")][[0, -1][0]] == "0"
     pam = ET.fromstring(pam_xml(SERIES_CLASSES, {k: (0, 0, 0, 255) for k in SERIES_CLASSES}))
     cats = [c.text or "" for c in pam.iter("Category")]
-    assert len(cats) == 256 and cats[1] == "permanent water" and cats[255] == "not observed"
+    assert cats == ["land persistent", "water persistent", "water gained", "water lost", "water seasonal"]
+    assert len(list(pam.iter("Entry"))) == 5  # colour table trimmed to the classes below no-data
     rows = [[f.text for f in r.iter("F")] for r in pam.iter("Row")]
-    assert [r[1] for r in rows] == list(SERIES_CLASSES.values())
+    assert [r[1] for r in rows] == list(SERIES_CLASSES.values()) and rows[-1][:2] == ["255", "unobserved"]
 
 
 def test_series_rasters_are_styled_valid_cogs(tmp_path):
@@ -197,7 +200,12 @@ def test_series_rasters_are_styled_valid_cogs(tmp_path):
             assert valid, (name, errors)
             with rasterio.open(p) as ds:
                 assert ds.overviews(1), name
-                assert ds.colormap(1)[0][3] == 255 and ds.colormap(1)[255][3] == 0
+                if name in ("frequency.tif", "observations.tif"):  # ramps: styled by their .qml, no colour table
+                    with pytest.raises(ValueError):
+                        ds.colormap(1)
+                else:  # the .aux.xml's colour table: one entry per class below no-data (255)
+                    assert sorted(ds.colormap(1)) == list(range(4 if name.startswith("change") else 5))
+                    assert ds.colormap(1)[0] == (230, 230, 220, 255)
         if name.endswith(".qml"):
             root = ET.parse(p).getroot()
             assert root.tag == "qgis"
@@ -205,9 +213,14 @@ def test_series_rasters_are_styled_valid_cogs(tmp_path):
         from rs_change.change import series_classes
 
         np.testing.assert_array_equal(ds.read(1), series_classes(masks))
-        assert ds.tags(1)["CLASS_4"] == "seasonal / intermittent"
+        assert ds.tags(1)["CLASS_4"] == "water seasonal" and ds.descriptions[0].startswith("series class")
     labels = [e.get("label") for e in ET.parse(files["series_classes.qml"]).getroot().iter("paletteEntry")]
-    assert labels == [v for k, v in SERIES_CLASSES.items() if k != 255]
+    assert labels == list(SERIES_CLASSES.values())
+    with rasterio.open(files["observations.tif"]) as ds:  # dates observed per pixel: frequency's denominator
+        from rs_change.change import water_frequency
+
+        np.testing.assert_array_equal(ds.read(1), water_frequency(masks)[2])
+        assert ds.read(1)[:10].max() == 2 and ds.read(1)[10:].min() == 3
     with rasterio.open(files["change_2009-08-18_2014-07-20.tif"]) as ds:
         assert ds.tags()["FROM"] == "2009-08-18" and ds.tags()["TO"] == "2014-07-20"
 
@@ -276,8 +289,8 @@ def test_cluster_png_is_the_nearest_decimated_map(tmp_path):
     colors = {i: (10 * i, 20 * i, 30, 255) for i in range(7)}
     colors[255] = (0, 0, 0, 0)
     tif = write_cog(tmp_path / "c.tif", arr, UTM, colormap=colors)
-    full = write_cluster_png(tif, tmp_path / "full.png")
-    small = write_cluster_png(tif, tmp_path / "small.png", max_size=40)
+    full = write_cluster_png(tif, tmp_path / "full.png", colors)
+    small = write_cluster_png(tif, tmp_path / "small.png", colors, max_size=40)
     with warnings.catch_warnings():  # a PNG has no georeferencing
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         a, b = rasterio.open(full), rasterio.open(small)
@@ -308,3 +321,51 @@ def test_write_jobs_run_by_priority_and_reraise(tmp_path):
     assert f.done()
     assert write_threads("synchronous", 4) == 0 and write_threads("threads", 1) == 0
     assert write_threads("threads", 2) == 1 and write_threads("threads", 16) == 3
+
+
+def test_small_polygons_and_holes_keep_their_pixel_shape(tmp_path):
+    """Simplified by a pixel, a 6-pixel lake became a triangle of a third of its area and small
+    holes half-pixel slivers; now regions and holes under KEEP_SHAPE_PX pixels keep their traced
+    outline, so their drawn area is exactly their pixels' (and matches area_m2 on the ground)."""
+    from rs_change.strips import KEEP_SHAPE_PX, layer_from_regions, strip_regions_many
+
+    a = np.zeros((60, 80), np.uint8)
+    a[5:7, 5:8] = 1  # a 6-pixel lake (2 x 3)
+    a[20:50, 20:60] = 1  # a big lake ...
+    a[30, 30] = 0  # ... with a 1-pixel island
+    a[35:37, 40:42] = 0  # ... a 4-pixel island
+    a[40:46, 25:31] = 0  # ... and a 36-pixel island (simplified like the shore)
+    a[20:23, 59] = 0  # a notch in the shore
+    path = tmp_path / "w.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=60, count=1, dtype="uint8", crs=UTM.crs.to_wkt(),
+                       transform=UTM.transform, nodata=255) as ds:
+        ds.write(a, 1)
+    (reg,) = strip_regions_many([(path, {1: "water"})], UTM)
+    gdf, _, _ = layer_from_regions(reg, UTM, {1: "water"}, simplify_px=1.0, date="2020-08-31")
+    px = 10.0 * 10.0
+    small = gdf[gdf["pixels"] == 6].geometry.iloc[0]
+    assert small.area == 6 * px and len(small.exterior.coords) == 5  # the 2 x 3 rectangle
+    big = gdf[gdf["pixels"] > 1000].geometry.iloc[0]
+    holes = sorted(round(Polygon(r).area / px, 6) for r in big.interiors)
+    assert holes[:2] == [1.0, 4.0] and len(holes) == 3  # the small islands exactly, none lost
+    assert KEEP_SHAPE_PX <= 36 and big.is_valid
+    assert abs(big.area / px - int(gdf[gdf["pixels"] > 1000]["pixels"].iloc[0])) < 6  # simplified shore: within a few px
+    # drawn ground area = area_m2 (UTM: geodesic area of the small shape equals its pixels' ground area)
+    np.testing.assert_allclose(_geod_area(gdf[gdf["pixels"] == 6]), gdf[gdf["pixels"] == 6]["area_m2"], rtol=1e-6)
+
+
+def test_empty_layers_keep_their_field_types(tmp_path):
+    """A date with no water writes an empty layer: its fields keep their types (Date, String,
+    Integer64) in every format, so the layer reads like the others."""
+    import geopandas as gpd
+
+    g = gpd.GeoDataFrame({"date": [], "class": [], "area_m2": [], "perimeter_m": [], "pixels": []}, geometry=[],
+                         crs=UTM.crs.to_wkt())
+    files = write_vectors(tmp_path, {"water_2020_01_01": g, "change": g.assign(from_date=[])}, ["gpkg", "shp", "gdb"])
+    for path, kw, pixels in ((files["water.gpkg"], {"layer": "change"}, "int64"),
+                             (files["water_shp"] / "change.shp", {}, "int64"),
+                             (files["water.gdb"], {"layer": "change"}, "int32")):
+        info = pyogrio.read_info(path, **kw)
+        types = dict(zip(info["fields"], info["dtypes"]))
+        assert info["features"] == 0 and types["class"] == "object" and types["pixels"] == pixels, path
+        assert types["date"].startswith("datetime64") and types["from_date"].startswith("datetime64"), path

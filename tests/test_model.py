@@ -136,11 +136,37 @@ def test_drift_warning_on_foreign_spectra(scene: np.ndarray) -> None:
 
 
 def test_with_water_and_colours() -> None:
-    d = [rc.model.ClusterDecision(0, 1, {"red": 30.0, "green": 60.0, "blue": 70.0}, True, ""),
-         rc.model.ClusterDecision(1, 1, {"red": 0.02, "green": 0.04, "blue": 0.03}, False, "")]
-    # reflectance: stretched jointly between the smallest (0.02) and largest (70) medians
-    cols = cluster_colors(d, calibrated=True)
-    assert cols[0] == (109, 219, 255, 255) and cols[1] == (0, 0, 0, 255) and cols[255] == (0, 0, 0, 0)
+    # two clusters of nearly one mean colour (NAIP 2020: #416148 and #425d44) get distinct colours
+    d = [rc.model.ClusterDecision(0, 1, {"red": 66.0, "green": 93.0, "blue": 68.0}, False, ""),
+         rc.model.ClusterDecision(1, 1, {"red": 65.0, "green": 97.0, "blue": 72.0}, True, ""),
+         rc.model.ClusterDecision(2, 1, {"red": 90.0, "green": 110.0, "blue": 80.0}, False, "")]
+    cols = cluster_colors(d)
+    assert cols[1] == (31, 120, 180, 255)  # the water cluster: the first blue
+    assert cols[0] == (230, 160, 0, 255) and cols[2] == (60, 150, 40, 255)  # the others: ochre, green
+    assert cols[255] == (175, 175, 175, 255)  # the palette's unobserved grey
+    assert cluster_colors(d, calibrated=True) == cols
+    names = rc.model.cluster_classes(d)
+    assert names[1] == "cluster 1 (water)" and names[0] == "cluster 0" and names[255] == "unobserved"
+
+
+def test_cluster_palette_is_distinct() -> None:
+    """Every two cluster colours, and each against the unobserved grey, at least 60 RGB units apart;
+    water clusters in blues (blue the largest channel), the others not."""
+    import itertools
+    import math
+
+    from rs_change.change import PALETTE
+    from rs_change.model import OTHER_CLUSTER_COLORS, WATER_CLUSTER_COLORS
+
+    every = [*WATER_CLUSTER_COLORS, *OTHER_CLUSTER_COLORS]
+    assert min(math.dist(a, b) for a, b in itertools.combinations(every, 2)) >= 70
+    assert min(math.dist(a, PALETTE["unobserved"][:3]) for a in every) >= 60
+    assert all(c[2] == max(c) and c[2] > c[0] + 40 for c in WATER_CLUSTER_COLORS)
+    assert not any(c[2] > max(c[0], c[1]) + 40 for c in OTHER_CLUSTER_COLORS)
+    # 12 clusters, 3 of them water: all distinct
+    d = [rc.model.ClusterDecision(i, 1, {}, i in (2, 5, 7), "") for i in range(12)]
+    cols = [c[:3] for k, c in cluster_colors(d).items() if k != 255]
+    assert min(math.dist(a, b) for a, b in itertools.combinations(cols, 2)) >= 60
 
 
 def test_cluster_map_file(scene: np.ndarray, tmp_path: Path) -> None:
@@ -151,8 +177,8 @@ def test_cluster_map_file(scene: np.ndarray, tmp_path: Path) -> None:
         assert ds.read(1).tolist() == ids.tolist()
         cmap = ds.colormap(1)
         tags = ds.tags()
-    water_rgb = tuple(int(round(m.decisions[0].centroid[r])) for r in ("red", "green", "blue"))
-    assert cmap[0][:3] == water_rgb  # the lake's own colour, as in the article's figures
+    assert cmap[0] == (31, 120, 180, 255) and sorted(cmap) == [0, 1]  # the water cluster in blue; 2 entries
+    assert tags["CLASSES"] and json.loads(tags["CLASSES"])["0"].startswith("cluster 0 (water")
     assert json.loads(tags["WATER_CLUSTERS"]) == [0] and json.loads(tags["CLUSTER_IDS"]) == [0, 1]
     assert (tmp_path / "clusters_2009-08-18.png").exists()
 

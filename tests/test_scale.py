@@ -336,7 +336,7 @@ def test_polygon_layers_built_in_threads_equal_one_thread(tmp_path: Path) -> Non
         folder = tmp_path / f"out{n}"
         folder.mkdir()
         files, summ = run_polygons(folder, g, water, None, ["gpkg"], None, 1.0, layer_workers=n)
-        out[n] = (summ, {lay: gpd.read_file(files["water.gpkg"], layer=lay) for lay in ("water_2001-01-01", "water_2002-01-01")})
+        out[n] = (summ, {lay: gpd.read_file(files["water.gpkg"], layer=lay) for lay in ("water_2001_01_01", "water_2002_01_01")})
     assert out[1][0] == out[2][0] and all(v["features"] > 3 for v in out[1][0]["layers"].values())
     for lay, a in out[1][1].items():
         b = out[2][1][lay]
