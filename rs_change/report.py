@@ -31,13 +31,15 @@ log = logging.getLogger(__name__)
 
 MAX_PX = 800
 
-#: report.html sets ``data-images-loaded="<loaded>/<total>"`` on <body> once the page has loaded
-#: (used by tests/test_report.py to check the page in headless Chromium)
+#: report.html sets ``data-images-loaded="<loaded>/<total>"`` and ``data-page-width="<page
+#: width>/<window width>"`` on <body> once the page has loaded (used by tests/test_report.py to
+#: check the page in headless Chromium: every figure shown, nothing wider than the window)
 _LOAD_SCRIPT = """<script>
 window.addEventListener('load', function () {
   var imgs = document.images, ok = 0;
   for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
   document.body.setAttribute('data-images-loaded', ok + '/' + imgs.length);
+  document.body.setAttribute('data-page-width', document.documentElement.scrollWidth + '/' + window.innerWidth);
 });
 </script>"""
 
@@ -193,7 +195,7 @@ def legend_entries(classes: Mapping[int, str], colors: Mapping[int, Sequence[int
 def panel_layout(n: int, aspect: float, target: float = TARGET_ASPECT) -> tuple[int, int]:
     """(rows, columns) for ``n`` maps of an area ``aspect`` = ground height / width: the grid whose
     figure (columns / (rows x aspect)) is closest to ``target`` in ratio, an empty cell costing
-    as much as a factor 1.65 (so 3 maps of a squarish area go in a 2 x 2 grid, not a 3-long row).
+    as much as a factor 1.65 in that ratio.
 
     >>> panel_layout(4, 1.18), panel_layout(4, 3.0), panel_layout(4, 0.2)
     ((2, 2), (1, 4), (4, 1))
@@ -225,7 +227,8 @@ def _distance_label(m: float) -> str:
 
 
 def _degree_label(v: float, step: float, pos: str, neg: str) -> str:
-    nd = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
+    """``v`` degrees with the decimals ``step`` needs and a hemisphere letter (``10.25°E``)."""
+    nd = next((d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-6 * 10**d), 6)
     return f"{abs(v):.{nd}f}°{pos if v >= 0 else neg}"
 
 
@@ -272,11 +275,16 @@ def _handles(entries: Mapping[str, Any]) -> list[Any]:
 
 
 def map_figure(panels: Sequence[Panel], ref: Any, path: Path, slots: int = 0) -> Path:
-    """Draw ``panels`` (maps of the grid ``ref``) in the grid of :func:`panel_layout` for
-    ``max(slots, len(panels))`` maps, each map with the area's ground proportions, its title above
-    and its whole legend below (laid out in as many columns as fit under the map), and write the
-    PNG.  ``slots`` keeps the figures of a run alike (the first date's quicklook has no change map:
-    it is laid out as the others, without an empty box).
+    """:func:`draw_maps` written as a PNG at ``path``."""
+    return _save(draw_maps(panels, ref, slots), path)
+
+
+def draw_maps(panels: Sequence[Panel], ref: Any, slots: int = 0) -> Any:
+    """A matplotlib figure of ``panels`` (maps of the grid ``ref``) in the grid of
+    :func:`panel_layout` for ``max(slots, len(panels))`` maps, each map with the area's ground
+    proportions, its title above and its whole legend below (laid out in as many columns as fit
+    under the map).  ``slots`` keeps the figures of a run alike (the first date's quicklook has no
+    change map: it is laid out as the others, without an empty box).
 
     Sizes are computed, not left to ``tight_layout``, so no title or legend row is ever cut off.
     """
@@ -327,7 +335,7 @@ def map_figure(panels: Sequence[Panel], ref: Any, path: Path, slots: int = 0) ->
                       bbox_to_anchor=(0.5, -ticks_h / mh), borderaxespad=0.0)
         elif p.ramp:
             _ramp_legend(fig, p.ramp, (x0 / fw, (y0 - ticks_h - 0.32) / fh, mw / fw, 0.14 / fh))
-    return _save(fig, path)
+    return fig
 
 
 def _coordinates(ax: Any, xt: tuple[list[float], list[str]], yt: tuple[list[float], list[str]]) -> None:
@@ -337,17 +345,20 @@ def _coordinates(ax: Any, xt: tuple[list[float], list[str]], yt: tuple[list[floa
 
 
 def _scale_bar(ax: Any, width_px: int, m_per_px: float) -> Any:
-    """A scale bar about a quarter of the map wide, in ground metres at the grid's centre."""
-    from matplotlib.font_manager import FontProperties
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+    """A scale bar about a quarter of the map wide, in ground metres at the grid's centre (a bar
+    in the map's pixel units over its label, on a white box in the lower left corner)."""
+    from matplotlib.offsetbox import AnchoredOffsetbox, AuxTransformBox, TextArea, VPacker
+    from matplotlib.patches import Rectangle
 
     length = _nice_length(0.3 * width_px * m_per_px)
-    bar = AnchoredSizeBar(ax.transData, length / m_per_px, _distance_label(length), "lower left", pad=0.35,
-                          borderpad=0.5, sep=3, color="black", frameon=True, size_vertical=0,
-                          fontproperties=FontProperties(size=_FONT))
-    bar.patch.set_facecolor((1, 1, 1, 0.8))
-    bar.patch.set_edgecolor("0.5")
-    return bar
+    bar = AuxTransformBox(ax.transData)
+    bar.add_artist(Rectangle((0, 0), length / m_per_px, 0, facecolor="none", edgecolor="black", linewidth=1.5))
+    label = TextArea(_distance_label(length), textprops={"size": _FONT})
+    box = AnchoredOffsetbox("lower left", child=VPacker(children=[bar, label], align="center", pad=0, sep=3),
+                            pad=0.35, borderpad=0.5, frameon=True)
+    box.patch.set_facecolor((1, 1, 1, 0.8))
+    box.patch.set_edgecolor("0.5")
+    return box
 
 
 def _ramp_legend(fig: Any, ramp: tuple[list[tuple[float, float, float, float]], str], box: tuple[float, float, float, float]) -> None:
