@@ -1,14 +1,19 @@
 """EDGE: figures and a self-contained HTML report of a run.
 
 * ``timeseries.csv`` / ``timeseries.png``: water area per date;
-* ``quicklook_<date>.png``: image, clusters, water and change since the previous date, side by
-  side (decimated to about ``max_px`` pixels on the long side, so cheap for any scene);
-* ``frequency.png`` / ``series_classes.png`` (3+ dates): the many-date rasters;
-* ``report.html``: the summary numbers, every figure (embedded as data URIs, so the file is
-  self-contained) and the config.
+* ``quicklook_<date>.png``: image, clusters (as ``clusters_<date>.tif`` shows them), water and
+  change since the previous date (decimated to about ``max_px`` pixels on the long side, so cheap
+  for any scene), laid out from the area's ground shape (:func:`panel_layout`, :func:`draw_maps`);
+* ``frequency.png`` / ``series_classes.png`` / ``change.png`` (3+ dates): the many-date rasters
+  and the change first -> last date;
+* ``report.html``: where the area is (corners in lon/lat, and a warning when the CRS's planar
+  areas are not ground areas), the summary numbers under plain headers with units and one
+  rounding, every figure (embedded as data URIs, so the file is self-contained) and the config.
 
-Everything is drawn with matplotlib's Agg backend; nothing here changes a number.
-"""
+Every map keeps the area's ground proportions and has its whole legend (every class of the
+product, unobserved included); the image panel and the one-map figures have lon/lat ticks and a
+scale bar in ground metres.  Everything is drawn with matplotlib's Agg backend, with no
+timestamp in the PNGs (same run, same bytes); nothing here changes a number."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -139,16 +144,14 @@ def _read_dec(path: Path, shape: tuple[int, int]) -> np.ndarray:
         return ds.read(1, out_shape=shape, resampling=Resampling.nearest)
 
 
-def _read_classes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, dict[int, str], dict[int, tuple[int, ...]]]:
-    """A class raster the run wrote (``clusters_<date>.tif``), decimated, with its class names
-    (the ``CLASSES`` tag) and its colour table, so a picture of it shows what a GIS shows."""
+def _read_classes(path: Path) -> tuple[dict[int, str], dict[int, tuple[int, ...]]]:
+    """The class names (``CLASSES`` tag; empty when absent) and colour table of a class raster
+    the run wrote (``clusters_<date>.tif``), so a picture of it shows what a GIS shows."""
     import rasterio
 
     with rasterio.open(path) as ds:
-        arr = ds.read(1, out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
         names = {int(k): str(v) for k, v in json.loads(ds.tags().get("CLASSES", "{}")).items()}
-        cmap = ds.colormap(1)
-    return arr, names, {k: tuple(cmap.get(k, (128, 128, 128, 255))) for k in names}
+        return names, {int(k): tuple(v) for k, v in ds.colormap(1).items()}
 
 
 def _read_image(dm: Any, ref: Any, shape: tuple[int, int], resampling: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -411,8 +414,10 @@ def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], fol
         valid &= wmask != 255
         rgb, roles = _stretch(bands, valid)
         # the cluster map the run wrote: its ids, names and colour table (a GIS shows the same)
-        clusters, cnames, ccolors = _read_classes(rasters[clusters_tif(date)], shape)
+        clusters = _read_dec(rasters[clusters_tif(date)], shape)
+        cnames, table = _read_classes(rasters[clusters_tif(date)])
         cnames = cnames or cluster_classes(dm.decisions)
+        ccolors = {k: table.get(k, (128, 128, 128, 255)) for k in cnames}
         panels = [
             Panel(f"{date} image ({', '.join(roles)})", rgb, coords=True),
             Panel(f"clusters (k={int(dm.kmeans.n_clusters)})", _palette_image(clusters, ccolors), legend_entries(cnames, ccolors)),
@@ -462,9 +467,9 @@ def series_pngs(ref: Any, rasters: Mapping[str, Path], folder: Path, max_px: int
 # ---------------------------------------------------------------------------------------------
 # HTML
 # ---------------------------------------------------------------------------------------------
-#: How each kind of column is written; ``km2`` with the report's one number of decimals
-#: (:func:`area_decimals`).
-Kind = str
+#: How a table column is written (:func:`_fmt`): ``km2`` with the report's one number of
+#: decimals (:func:`area_decimals`), ``pct`` 1 decimal, ``ratio`` 3, ``int`` / ``m2`` whole.
+Kind = Literal["text", "km2", "pct", "ratio", "int", "m2"]
 _CHANGE_COLUMNS: list[tuple[str, str, Kind]] = [
     ("gained_km2", "Water gained (km²)", "km2"),
     ("lost_km2", "Water lost (km²)", "km2"),
@@ -557,7 +562,7 @@ def _img(path: Path, caption: str) -> str:
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f0f0f0;vertical-align:bottom;max-width:11em}td:first-child,th:first-child{text-align:left}
-td{font-variant-numeric:tabular-nums}img{max-width:100%}p.note{color:#555;font-size:90%}
+td{font-variant-numeric:tabular-nums;white-space:nowrap}img{max-width:100%}p.note{color:#555;font-size:90%}
 .warning{border-left:5px solid #d98c00;background:#fff6e0;padding:0.6em 1em;margin:1em 0}
 figure{margin:1em 0}figcaption{color:#555;font-size:90%}.file{color:#999}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
 
