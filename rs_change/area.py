@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import numpy as np
 from affine import Affine
@@ -343,3 +343,68 @@ def short_geodesics(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: 
     n = a / np.sqrt(w2)  # prime vertical radius of curvature
     m = n * (1.0 - e2) / w2  # meridional radius of curvature
     return np.hypot(m * dp, n * np.cos(pm) * dl)
+
+
+def ground_pixel_size(transform: Affine, crs: Any, shape: tuple[int, int]) -> tuple[float, float]:
+    """Ground length (m) of a pixel's width and height at the grid's centre, any CRS.
+
+    The centre pixel's mid-edge points go through the CRS's inverse projection to latitude and
+    longitude; their distances are measured on WGS 84 (:func:`short_geodesics`), as areas are for
+    a CRS on a sphere (MODIS sinusoidal).  What a scale bar of a picture of the grid needs.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> [round(v) for v in ground_pixel_size(Affine(0.01, 0, 10.0, 0, -0.01, 60.01), "EPSG:4326", (2, 2))]
+    [558, 1114]
+    """
+    crs = as_crs(crs)
+    r, c = shape[0] / 2.0, shape[1] / 2.0
+    cols = np.array([c - 0.5, c + 0.5, c, c])
+    rows = np.array([r, r, r - 0.5, r + 0.5])
+    x = transform.a * cols + transform.b * rows + transform.c
+    y = transform.d * cols + transform.e * rows + transform.f
+    if crs.is_geographic:
+        k = math.degrees(_angle_to_rad(crs))
+        lon, lat = x * k, y * k
+    else:
+        lon, lat = (np.asarray(v) for v in _to_geodetic(crs.to_wkt()).transform(x, y))
+    d = short_geodesics(lon[[0, 2]], lat[[0, 2]], lon[[1, 3]], lat[[1, 3]])
+    return float(d[0]), float(d[1])
+
+
+#: How far a pixel's area in the CRS's planar units may be from its ground area (as a fraction)
+#: before a run warns that planar measurements of its outputs are not the ground area.  UTM's
+#: scale factor (at most about +-0.2% in area inside a zone) stays under it; Web Mercator's
+#: ``sec^2(lat)`` (x2 at 45 deg) does not.
+PLANAR_AREA_TOLERANCE = 0.01
+
+
+def planar_area_ratio(transform: Affine, crs: Any, mean_ground_m2: float) -> Optional[float]:
+    """How many times its ground area a pixel measures in the CRS's own planar units, on average.
+
+    ``|det(transform)|`` in square metres (feet converted) over the grid's mean ground pixel area
+    ``mean_ground_m2``; None for a geographic CRS (no planar area) or a zero area.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> round(planar_area_ratio(Affine(826.0, 0, 0, 0, -826.0, 0), "EPSG:3857", 339753.0), 2)
+    2.01
+    """
+    crs = as_crs(crs)
+    if not crs.is_projected or not mean_ground_m2:
+        return None
+    f = float(crs.axis_info[0].unit_conversion_factor or 1.0)
+    return abs(transform.a * transform.e - transform.b * transform.d) * f * f / float(mean_ground_m2)
+
+
+def planar_area_note(crs_name: str, ratio: Optional[float]) -> Optional[str]:
+    """The warning a run gives when its CRS's planar areas are not the ground area (``ratio`` from
+    :func:`planar_area_ratio` beyond :data:`PLANAR_AREA_TOLERANCE`), else None."""
+    if ratio is None or abs(ratio - 1.0) <= PLANAR_AREA_TOLERANCE:
+        return None
+    return (f"The grid's CRS ({crs_name}) does not preserve area: a pixel measures {ratio:.2f} times its ground area in "
+            f"the CRS's planar units. Every area rs-change reports (area_m2 of the polygons, the *_km2 figures) is the "
+            f"ground area; a GIS measuring the outputs in this CRS's planar units (QGIS with no ellipsoid, "
+            f"$area in a Web Mercator project) shows about {ratio:.2f} times these areas.")

@@ -32,6 +32,8 @@ TIMESERIES_PNG = "timeseries.png"
 REPORT_HTML = "report.html"
 FREQUENCY_PNG = "frequency.png"
 SERIES_CLASSES_PNG = "series_classes.png"
+#: the report's map of change.tif (first -> last date) in a series of 3+ dates
+CHANGE_PNG = "change.png"
 
 #: The water polygons' layer name of one date, ``water_2009_08_18`` (the change layer is
 #: ``change``): letters, digits and underscores only, so that SQL names it without quoting and
@@ -109,7 +111,7 @@ def report_names(dates: Sequence[str], many: bool) -> list[str]:
     """The report's table, figures and page (``many``: 3+ dates)."""
     names = [TIMESERIES_CSV, TIMESERIES_PNG, REPORT_HTML] + [quicklook_png(d) for d in dates]
     if many:
-        names += [FREQUENCY_PNG, SERIES_CLASSES_PNG]
+        names += [FREQUENCY_PNG, SERIES_CLASSES_PNG, CHANGE_PNG]
     return names
 
 

@@ -31,7 +31,8 @@ from .export import RunRasters, manifest_files, provenance, run_polygons, style_
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
 from .model import cluster_writer_kwargs, stage_cluster_outputs
-from .names import CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, model_json, run_names, water_tif
+from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, clusters_tif, model_json,
+                    run_names, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap
 from .scenes import open_scene
@@ -233,7 +234,8 @@ def _finish_outputs(
     with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
         # clusters_<date>.tif/.png, model_<date>.json (rs_change.model); frequency / series / change_<a>_<b> (3+ dates)
         extra = stage_cluster_outputs(tmp, models, rasters.clusters, jobs)
-        blocks: dict[str, Path] = {}
+        # the report's cluster panels read the cluster maps the run wrote (same ids and colours)
+        blocks: dict[str, Path] = {clusters_tif(dm.source.date.isoformat()): wr.path for dm, wr in zip(models, rasters.clusters)}
         if rasters.series is not None:
             extra.update(rasters.series.finish(jobs))
             blocks.update(rasters.series.staging())

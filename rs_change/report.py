@@ -1,14 +1,19 @@
 """EDGE: figures and a self-contained HTML report of a run.
 
 * ``timeseries.csv`` / ``timeseries.png``: water area per date;
-* ``quicklook_<date>.png``: image, clusters, water and change since the previous date, side by
-  side (decimated to about ``max_px`` pixels on the long side, so cheap for any scene);
-* ``frequency.png`` / ``series_classes.png`` (3+ dates): the many-date rasters;
-* ``report.html``: the summary numbers, every figure (embedded as data URIs, so the file is
-  self-contained) and the config.
+* ``quicklook_<date>.png``: image, clusters (as ``clusters_<date>.tif`` shows them), water and
+  change since the previous date (decimated to about ``max_px`` pixels on the long side, so cheap
+  for any scene), laid out from the area's ground shape (:func:`panel_layout`, :func:`draw_maps`);
+* ``frequency.png`` / ``series_classes.png`` / ``change.png`` (3+ dates): the many-date rasters
+  and the change first -> last date;
+* ``report.html``: where the area is (corners in lon/lat, and a warning when the CRS's planar
+  areas are not ground areas), the summary numbers under plain headers with units and one
+  rounding, every figure (embedded as data URIs, so the file is self-contained) and the config.
 
-Everything is drawn with matplotlib's Agg backend; nothing here changes a number.
-"""
+Every map keeps the area's ground proportions and has its whole legend (every class of the
+product, unobserved included); the image panel and the one-map figures have lon/lat ticks and a
+scale bar in ground metres.  Everything is drawn with matplotlib's Agg backend, with no
+timestamp in the PNGs (same run, same bytes); nothing here changes a number."""
 
 from __future__ import annotations
 
@@ -17,26 +22,29 @@ import html
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
 from . import defaults
-from .names import (FREQUENCY_PNG, FREQUENCY_TIF, REPORT_HTML, SERIES_CLASSES_PNG, SERIES_CLASSES_TIF, TIMESERIES_CSV,
-                    TIMESERIES_PNG, quicklook_png, water_tif)
+from .names import (CHANGE_PNG, CHANGE_TIF, FREQUENCY_PNG, FREQUENCY_TIF, REPORT_HTML, SERIES_CLASSES_PNG, SERIES_CLASSES_TIF,
+                    TIMESERIES_CSV, TIMESERIES_PNG, clusters_tif, quicklook_png, water_tif)
 
 log = logging.getLogger(__name__)
 
 MAX_PX = 800
 
-#: report.html sets ``data-images-loaded="<loaded>/<total>"`` on <body> once the page has loaded
-#: (used by tests/test_report.py to check the page in headless Chromium)
+#: report.html sets ``data-images-loaded="<loaded>/<total>"`` and ``data-page-width="<page
+#: width>/<window width>"`` on <body> once the page has loaded (used by tests/test_report.py to
+#: check the page in headless Chromium: every figure shown, nothing wider than the window)
 _LOAD_SCRIPT = """<script>
 window.addEventListener('load', function () {
   var imgs = document.images, ok = 0;
   for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
   document.body.setAttribute('data-images-loaded', ok + '/' + imgs.length);
+  document.body.setAttribute('data-page-width', document.documentElement.scrollWidth + '/' + window.innerWidth);
 });
 </script>"""
 
@@ -82,8 +90,9 @@ def timeseries_png(summary: Mapping[str, Any], path: Path) -> Path:
     y = [r["water_km2"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(x, y, "o-", color="#1f5fbf", label="water")
+    nd = area_decimals(summary)
     for xi, yi in zip(x, y):
-        ax.annotate(f"{yi:.3f}", (xi, yi), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=9)
+        ax.annotate(f"{yi:,.{nd}f}", (xi, yi), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=9)
     ax.set_ylabel("water area (km²)")
     ax.set_ylim(0, max(y + [0.0]) * 1.2 or 1.0)
     ax.set_title("Water area per date (pixels observed on that date)")
@@ -93,11 +102,14 @@ def timeseries_png(summary: Mapping[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _stretch(bands: Mapping[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
-    """An RGB float image (h, w, 3) in 0..1: natural colour if red/green/blue exist, else false colour."""
+def _stretch(bands: Mapping[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """An RGB float image (h, w, 3) in 0..1 and the band roles shown: natural colour if
+    red/green/blue exist, else false colour."""
     roles = [r for r in ("red", "green", "blue") if r in bands]
     if len(roles) < 3:
         roles = [r for r in ("nir", "red", "green") if r in bands] or list(bands)[:3]
+        if len(roles) < 3:
+            roles = [r for r in ("nir", "green", "blue") if r in bands] or roles
     while len(roles) < 3:
         roles.append(roles[-1])
     rgb = np.zeros(valid.shape + (3,), np.float32)
@@ -108,14 +120,19 @@ def _stretch(bands: Mapping[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
             lo, hi = np.percentile(v, (2, 98))
             rgb[..., i] = np.clip((b - lo) / ((hi - lo) or 1.0), 0, 1)
     rgb[~valid] = 1.0
-    return rgb
+    return rgb, roles[:3]
 
 
-def _palette_image(arr: np.ndarray, colors: Mapping[int, tuple[int, int, int, int]]) -> np.ndarray:
+def _rgba(c: Sequence[int]) -> tuple[float, float, float, float]:
+    """A colour table entry (0..255) as matplotlib RGBA; transparent (no data) is drawn white."""
+    r, g, b, a = (list(c) + [255])[:4]
+    return (1.0, 1.0, 1.0, 1.0) if a == 0 else (r / 255.0, g / 255.0, b / 255.0, a / 255.0)
+
+
+def _palette_image(arr: np.ndarray, colors: Mapping[int, Sequence[int]]) -> np.ndarray:
     out = np.ones(arr.shape + (4,), np.float32)
     for code, c in colors.items():
-        out[arr == code] = np.array(c, np.float32) / 255.0
-    out[..., 3] = np.where(out[..., 3] == 0, 1.0, out[..., 3])  # transparent -> white
+        out[arr == code] = _rgba(c)
     return out
 
 
@@ -125,6 +142,21 @@ def _read_dec(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
     with rasterio.open(path) as ds:
         return ds.read(1, out_shape=shape, resampling=Resampling.nearest)
+
+
+def _read_classes(path: Path) -> tuple[dict[int, str], dict[int, tuple[int, ...]]]:
+    """The class names (``CLASSES`` tag; empty when absent) and colour table (its ``.aux.xml``
+    sidecar's; empty when there is none yet) of a class raster the run wrote
+    (``clusters_<date>.tif``), so a picture of it shows what a GIS shows."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        names = {int(k): str(v) for k, v in json.loads(ds.tags().get("CLASSES", "{}")).items()}
+        try:
+            table = {int(k): tuple(v) for k, v in ds.colormap(1).items()}
+        except ValueError:  # no colour table
+            table = {}
+        return names, table
 
 
 def _read_image(dm: Any, ref: Any, shape: tuple[int, int], resampling: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -138,29 +170,235 @@ def _read_image(dm: Any, ref: Any, shape: tuple[int, int], resampling: str) -> t
     return decimated_read(dm.source, ref, shape, resampling)
 
 
-def _legend(ax: Any, classes: Mapping[int, str], colors: Mapping[int, tuple[int, int, int, int]], skip: Sequence[int] = (255,)) -> None:
+# ---------------------------------------------------------------------------------------------
+# Map figures: panels laid out from the area's shape, legends, scale bar, lon/lat ticks
+# ---------------------------------------------------------------------------------------------
+#: Width / height the figures aim at (a report page or a screen); :func:`panel_layout` picks the
+#: grid of panels whose figure comes closest to it.
+TARGET_ASPECT = 1.6
+_FIG_WIDTH = 10.0  # inches at most for the maps side by side (1000 px at 100 dpi)
+_MAP_HEIGHT = 5.5  # inches at most for one map
+_FONT = 8
+
+
+@dataclass
+class Panel:
+    """One map of a figure: ``image`` (h, w, 3|4) floats drawn over the whole grid, a title, and
+    either a legend (``legend``: label -> RGBA) or a colour ramp (``ramp``: RGBA list, label),
+    ``coords`` for lon/lat ticks and a scale bar."""
+
+    title: str
+    image: np.ndarray
+    legend: Optional[dict[str, tuple[float, float, float, float]]] = None
+    ramp: Optional[tuple[list[tuple[float, float, float, float]], str]] = None
+    coords: bool = False
+
+
+def legend_entries(classes: Mapping[int, str], colors: Mapping[int, Sequence[int]]) -> dict[str, tuple[float, float, float, float]]:
+    """Every class of a product's vocabulary, in its order, unobserved included (label -> RGBA): a
+    reader can read the map whatever classes a given area happens to contain."""
+    return {str(name): _rgba(colors.get(code, (128, 128, 128, 255))) for code, name in classes.items()}
+
+
+def panel_layout(n: int, aspect: float, target: float = TARGET_ASPECT) -> tuple[int, int]:
+    """(rows, columns) for ``n`` maps of an area ``aspect`` = ground height / width: the grid whose
+    figure (columns / (rows x aspect)) is closest to ``target`` in ratio, an empty cell costing
+    as much as a factor 1.65 in that ratio.
+
+    >>> panel_layout(4, 1.18), panel_layout(4, 3.0), panel_layout(4, 0.2)
+    ((2, 2), (1, 4), (4, 1))
+    """
+    best = None
+    for cols in range(1, n + 1):
+        rows = math.ceil(n / cols)
+        if (rows - 1) * cols >= n:
+            continue
+        cost = abs(math.log(cols / (rows * aspect) / target)) + 0.5 * (rows * cols - n)
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, rows, cols)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _nice_length(metres: float) -> float:
+    """The largest 1, 2 or 5 x 10^n metres not over ``metres``.
+
+    >>> _nice_length(3700), _nice_length(0.9e5)
+    (2000.0, 50000.0)
+    """
+    e = 10.0 ** math.floor(math.log10(metres))
+    return max(m * e for m in (1.0, 2.0, 5.0) if m * e <= metres)
+
+
+def _distance_label(m: float) -> str:
+    return f"{m / 1000:g} km" if m >= 1000 else f"{m:g} m"
+
+
+def _degree_label(v: float, step: float, pos: str, neg: str) -> str:
+    """``v`` degrees with the decimals ``step`` needs and a hemisphere letter (``10.25°E``)."""
+    nd = next((d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-6 * 10**d), 6)
+    return f"{abs(v):.{nd}f}°{pos if v >= 0 else neg}"
+
+
+def lonlat_ticks(ref: Any, nbins: int = 4) -> tuple[tuple[list[float], list[str]], tuple[list[float], list[str]]]:
+    """Longitude ticks along the bottom edge and latitude ticks along the left edge of the grid,
+    as (positions in pixels of ``ref``, labels) each: where round WGS 84 degrees cross the edges
+    (through pyproj, so any CRS); empty when an edge's degrees do not vary monotonically."""
+    from matplotlib.ticker import MaxNLocator
+    from pyproj import Transformer
+
+    h, w = ref.shape
+    t, tr = ref.transform, Transformer.from_crs(ref.crs, "EPSG:4326", always_xy=True)
+    out = []
+    for along, n, axis in (("col", w, 0), ("row", h, 1)):
+        p = np.linspace(0.0, n, 129)
+        cols, rows = (p, np.full_like(p, h)) if along == "col" else (np.zeros_like(p), p)
+        vals = np.asarray(tr.transform(t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f)[axis])
+        d = np.diff(vals)
+        if not np.all(np.isfinite(vals)) or not (np.all(d > 0) or np.all(d < 0)):
+            out.append(([], []))
+            continue
+        if d[0] < 0:
+            vals, p = vals[::-1], p[::-1]
+        ticks = [v for v in MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(vals[0], vals[-1])
+                 if vals[0] <= v <= vals[-1]]
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+        labels = [_degree_label(v, step, "E", "W") if axis == 0 else _degree_label(v, step, "N", "S") for v in ticks]
+        out.append(([float(x) for x in np.interp(ticks, vals, p)], labels))
+    return out[0], out[1]
+
+
+def _legend_size(fig: Any, entries: Mapping[str, Any], ncol: int) -> tuple[float, float]:
+    """(width, height) in inches of a legend of ``entries`` in ``ncol`` columns."""
+    leg = fig.legend(handles=_handles(entries), ncol=ncol, fontsize=_FONT, frameon=False)
+    bb = leg.get_window_extent(fig.canvas.get_renderer())
+    leg.remove()
+    return bb.width / fig.dpi, bb.height / fig.dpi
+
+
+def _handles(entries: Mapping[str, Any]) -> list[Any]:
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=np.array(colors[c]) / 255.0, edgecolor="0.5", label=n) for c, n in classes.items() if c not in skip]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
+    return [Patch(facecolor=c, edgecolor="0.45", linewidth=0.6, label=n) for n, c in entries.items()]
 
 
-def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folder: Path, resampling: str = defaults.RESAMPLING,
+def map_figure(panels: Sequence[Panel], ref: Any, path: Path, slots: int = 0) -> Path:
+    """:func:`draw_maps` written as a PNG at ``path``."""
+    return _save(draw_maps(panels, ref, slots), path)
+
+
+def draw_maps(panels: Sequence[Panel], ref: Any, slots: int = 0) -> Any:
+    """A matplotlib figure of ``panels`` (maps of the grid ``ref``) in the grid of
+    :func:`panel_layout` for ``max(slots, len(panels))`` maps, each map with the area's ground
+    proportions, its title above and its whole legend below (laid out in as many columns as fit
+    under the map).  ``slots`` keeps the figures of a run alike (the first date's quicklook has no
+    change map: it is laid out as the others, without an empty box).
+
+    Sizes are computed, not left to ``tight_layout``, so no title or legend row is ever cut off.
+    """
+    from .area import ground_pixel_size
+
+    plt = _plt()
+    h, w = ref.shape
+    mx, my = ground_pixel_size(ref.transform, ref.crs, ref.shape)
+    aspect = (h * my) / (w * mx)
+    rows, cols = panel_layout(max(slots, len(panels)), aspect)
+    rows = math.ceil(len(panels) / cols)
+    mw = min(_FIG_WIDTH / cols, _MAP_HEIGHT / aspect)
+    mh = mw * aspect
+    left, right, gap, title_h, ticks_h = 0.62, 0.15, 0.3, 0.32, 0.28
+    fig = plt.figure(dpi=100)
+    # legend of each panel: the most columns whose width fits under the map
+    legends: list[tuple[int, float]] = []
+    for p in panels:
+        if p.legend:
+            n = len(p.legend)
+            fits = [(nc, *_legend_size(fig, p.legend, nc)) for nc in range(n, 0, -1)]
+            nc, _, lh = next(((nc, lw, lh) for nc, lw, lh in fits if lw <= mw + 2 * right), fits[-1])
+            legends.append((nc, lh))
+        elif p.ramp:
+            legends.append((0, 0.62))
+        else:
+            legends.append((0, 0.0))
+    row_h = [title_h + mh + ticks_h + max([lh for _, lh in legends[r * cols:(r + 1) * cols]] + [0.0]) + 0.1
+             for r in range(rows)]
+    fw = cols * (left + mw + right) + (cols - 1) * gap
+    fh = sum(row_h) + 0.05
+    fig.set_size_inches(fw, fh)
+    xt, yt = lonlat_ticks(ref) if any(p.coords for p in panels) else (([], []), ([], []))
+    for i, (p, (nc, lh)) in enumerate(zip(panels, legends)):
+        r, c = divmod(i, cols)
+        x0 = c * (left + mw + right + gap) + left
+        y0 = fh - sum(row_h[:r]) - title_h - mh  # bottom of the map, inches from the figure's bottom
+        ax = fig.add_axes((x0 / fw, y0 / fh, mw / fw, mh / fh))
+        ax.imshow(p.image, interpolation="nearest", extent=(0, w, h, 0), aspect="auto")
+        ax.set_title(p.title, fontsize=9.5, pad=4)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if p.coords:
+            _coordinates(ax, xt, yt)
+            ax.add_artist(_scale_bar(ax, w, mx))
+        if p.legend:
+            ax.legend(handles=_handles(p.legend), ncol=nc, fontsize=_FONT, frameon=False, loc="upper center",
+                      bbox_to_anchor=(0.5, -ticks_h / mh), borderaxespad=0.0)
+        elif p.ramp:
+            _ramp_legend(fig, p.ramp, (x0 / fw, (y0 - ticks_h - 0.32) / fh, mw / fw, 0.14 / fh))
+    return fig
+
+
+def _coordinates(ax: Any, xt: tuple[list[float], list[str]], yt: tuple[list[float], list[str]]) -> None:
+    ax.set_xticks(xt[0], xt[1], fontsize=7)
+    ax.set_yticks(yt[0], yt[1], fontsize=7, rotation=90, va="center")
+    ax.tick_params(length=3, pad=1.5)
+
+
+def _scale_bar(ax: Any, width_px: int, m_per_px: float) -> Any:
+    """A scale bar about a quarter of the map wide, in ground metres at the grid's centre (a bar
+    in the map's pixel units over its label, on a white box in the lower left corner)."""
+    from matplotlib.offsetbox import AnchoredOffsetbox, AuxTransformBox, TextArea, VPacker
+    from matplotlib.patches import Rectangle
+
+    length = _nice_length(0.3 * width_px * m_per_px)
+    bar = AuxTransformBox(ax.transData)
+    bar.add_artist(Rectangle((0, 0), length / m_per_px, 0, facecolor="none", edgecolor="black", linewidth=1.5))
+    label = TextArea(_distance_label(length), textprops={"size": _FONT})
+    box = AnchoredOffsetbox("lower left", child=VPacker(children=[bar, label], align="center", pad=0, sep=3),
+                            pad=0.35, borderpad=0.5, frameon=True)
+    box.patch.set_facecolor((1, 1, 1, 0.8))
+    box.patch.set_edgecolor("0.5")
+    return box
+
+
+def _ramp_legend(fig: Any, ramp: tuple[list[tuple[float, float, float, float]], str], box: tuple[float, float, float, float]) -> None:
+    from matplotlib.colors import ListedColormap, Normalize
+
+    colors, label = ramp
+    cax = fig.add_axes(box)
+    cb = fig.colorbar(_plt().cm.ScalarMappable(norm=Normalize(0, 100), cmap=ListedColormap(colors)), cax=cax,
+                      orientation="horizontal")
+    cb.set_label(label, fontsize=_FONT)
+    cb.ax.tick_params(labelsize=7)
+
+
+def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], folder: Path, resampling: str = defaults.RESAMPLING,
                max_px: int = MAX_PX) -> dict[str, Path]:
-    """``quicklook_<date>.png`` per date: image | clusters | water | change since the previous date.
+    """``quicklook_<date>.png`` per date: image, clusters, water and (after the first date) the
+    change since the previous date, laid out from the area's shape (:func:`map_figure`).
 
     Parameters
     ----------
     models : sequence of :class:`rs_change.fit.DateModel`
     ref : Grid
         Reference grid.
-    water : mapping ISO date -> water mask GeoTIFF (the run's, read decimated with overviews)
+    rasters : mapping output name -> GeoTIFF
+        The run's ``water_<date>.tif`` and ``clusters_<date>.tif`` (read decimated; a
+        block-written staging file holds the same pixels and will do).
     folder : Path
         Where the PNGs are written.
     resampling : str
         Resampling of the bands for the decimated read.
     max_px : int, default 800
-        Long side of each panel in pixels.
+        Long side of each map in pixels.
 
     Returns
     -------
@@ -168,121 +406,175 @@ def quicklooks(models: Sequence[Any], ref: Any, water: Mapping[str, Path], folde
     """
     from .change import CHANGE_CLASSES, CHANGE_COLORS, change_map
     from .export import WATER_CLASSES, WATER_COLORS
-    from .model import cluster_classes
-    from .water import classify
+    from .model import cluster_classes, cluster_colors
 
-    plt = _plt()
     shape = decimated_shape(ref.shape, max_px)
     out: dict[str, Path] = {}
     prev: Optional[np.ndarray] = None
     prev_date = ""
-    cmap = plt.get_cmap("tab10")
     for dm in models:
         date = dm.source.date.isoformat()
         bands, valid = _read_image(dm, ref, shape, resampling)
-        wmask = _read_dec(water[date], shape)
+        wmask = _read_dec(rasters[water_tif(date)], shape)
         valid &= wmask != 255
-        clusters, _ = classify(dm, bands, valid)
-        fig, axes = plt.subplots(1, 4, figsize=(18, 5.4))
-        axes[0].imshow(_stretch(bands, valid), interpolation="nearest")
-        axes[0].set_title(f"{date} image")
-        k = int(dm.kmeans.n_clusters)
-        ccol = {i: tuple(int(255 * v) for v in cmap(i % 10)) for i in range(k)}
-        ccol[255] = (0, 0, 0, 0)
-        cnames = {i: n for i, n in cluster_classes(dm.decisions).items() if i != 255}  # with each one's share of water
-        axes[1].imshow(_palette_image(clusters, ccol), interpolation="nearest")
-        axes[1].set_title(f"clusters (k={k})")
-        _legend(axes[1], cnames, ccol)
-        axes[2].imshow(_palette_image(wmask, WATER_COLORS), interpolation="nearest")
-        axes[2].set_title("water")
-        _legend(axes[2], WATER_CLASSES, WATER_COLORS)
-        if prev is None:
-            axes[3].text(0.5, 0.5, "first date:\nno change", ha="center", va="center", fontsize=12)
-            axes[3].set_title("change")
-        else:
-            ch = change_map(prev, wmask)
-            axes[3].imshow(_palette_image(ch, CHANGE_COLORS), interpolation="nearest")
-            axes[3].set_title(f"change {prev_date} → {date}")
-            _legend(axes[3], CHANGE_CLASSES, CHANGE_COLORS)
-        for ax in axes:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.tight_layout()
+        rgb, roles = _stretch(bands, valid)
+        # the cluster map the run wrote: its ids, names and colour table (a GIS shows the same)
+        clusters = _read_dec(rasters[clusters_tif(date)], shape)
+        cnames, table = _read_classes(rasters[clusters_tif(date)])
+        cnames = cnames or cluster_classes(dm.decisions)
+        # the styles written beside the map hold cluster_colors (rs_change.model.stage_cluster_outputs)
+        table = table or cluster_colors(dm.decisions)
+        ccolors = {k: table.get(k, (128, 128, 128, 255)) for k in cnames}
+        panels = [
+            Panel(f"{date} image ({', '.join(roles)})", rgb, coords=True),
+            Panel(f"clusters (k={int(dm.kmeans.n_clusters)})", _palette_image(clusters, ccolors), legend_entries(cnames, ccolors)),
+            Panel("water", _palette_image(wmask, WATER_COLORS), legend_entries(WATER_CLASSES, WATER_COLORS)),
+        ]
+        if prev is not None:
+            panels.append(Panel(f"change {prev_date} → {date}", _palette_image(change_map(prev, wmask), CHANGE_COLORS),
+                                legend_entries(CHANGE_CLASSES, CHANGE_COLORS)))
         name = quicklook_png(date)
-        out[name] = _save(fig, Path(folder) / name)
+        out[name] = map_figure(panels, ref, Path(folder) / name, slots=4 if len(models) > 1 else 3)
         prev, prev_date = wmask, date
     return out
 
 
 def series_pngs(ref: Any, rasters: Mapping[str, Path], folder: Path, max_px: int = MAX_PX) -> dict[str, Path]:
-    """``frequency.png`` and ``series_classes.png`` from the run's rasters (3+ dates)."""
-    from .change import SERIES_CLASSES, SERIES_COLORS
+    """``frequency.png``, ``series_classes.png`` and ``change.png`` (first -> last date) from the
+    run's rasters (3+ dates), each one map with its legend, lon/lat ticks and scale bar."""
+    from .change import CHANGE_CLASSES, CHANGE_COLORS, FREQUENCY_NODATA, SERIES_CLASSES, SERIES_COLORS
     from .styles import ramp_colormap
 
-    plt = _plt()
     shape = decimated_shape(ref.shape, max_px)
     out: dict[str, Path] = {}
     if FREQUENCY_TIF in rasters:
         f = _read_dec(rasters[FREQUENCY_TIF], shape)
-        fig, ax = plt.subplots(figsize=(8, 6.4))
-        img = _palette_image(f, ramp_colormap())
-        ax.imshow(img, interpolation="nearest")
-        from matplotlib.colors import ListedColormap, Normalize
-
-        cm = ListedColormap([np.array(c) / 255.0 for v, c in sorted(ramp_colormap().items()) if v <= 100])
-        fig.colorbar(plt.cm.ScalarMappable(norm=Normalize(0, 100), cmap=cm), ax=ax, label="water frequency (% of observed dates)")
-        ax.set_title("Water frequency")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.tight_layout()
-        out[FREQUENCY_PNG] = _save(fig, Path(folder) / FREQUENCY_PNG)
+        ramp = ramp_colormap()
+        panel = Panel("Water frequency (% of the dates a pixel was observed on)", _palette_image(f, ramp),
+                      ramp=([_rgba(c) for v, c in sorted(ramp.items()) if v != FREQUENCY_NODATA],
+                            "water frequency (% of observed dates); white: never observed"), coords=True)
+        out[FREQUENCY_PNG] = map_figure([panel], ref, Path(folder) / FREQUENCY_PNG)
     if SERIES_CLASSES_TIF in rasters:
         s = _read_dec(rasters[SERIES_CLASSES_TIF], shape)
-        fig, ax = plt.subplots(figsize=(8, 7))
-        ax.imshow(_palette_image(s, SERIES_COLORS), interpolation="nearest")
-        ax.set_title("Series classes")
-        _legend(ax, SERIES_CLASSES, SERIES_COLORS)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.tight_layout()
-        out[SERIES_CLASSES_PNG] = _save(fig, Path(folder) / SERIES_CLASSES_PNG)
+        panel = Panel("Series classes (all dates)", _palette_image(s, SERIES_COLORS), legend_entries(SERIES_CLASSES, SERIES_COLORS),
+                      coords=True)
+        out[SERIES_CLASSES_PNG] = map_figure([panel], ref, Path(folder) / SERIES_CLASSES_PNG)
+    if CHANGE_TIF in rasters and FREQUENCY_TIF in rasters:  # a series: the first -> last change of change.tif
+        import rasterio
+
+        with rasterio.open(rasters[CHANGE_TIF]) as ds:
+            tags = ds.tags()
+        ch = _read_dec(rasters[CHANGE_TIF], shape)
+        panel = Panel(f"Change, first to last date ({tags.get('FROM', 'first')} → {tags.get('TO', 'last')})",
+                      _palette_image(ch, CHANGE_COLORS), legend_entries(CHANGE_CLASSES, CHANGE_COLORS), coords=True)
+        out[CHANGE_PNG] = map_figure([panel], ref, Path(folder) / CHANGE_PNG)
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # HTML
 # ---------------------------------------------------------------------------------------------
-def _table(rows: Sequence[Mapping[str, Any]], keys: Optional[Sequence[str]] = None) -> str:
+#: How a table column is written (:func:`_fmt`): ``km2`` with the report's one number of
+#: decimals (:func:`area_decimals`), ``pct`` 1 decimal, ``ratio`` 3, ``int`` / ``m2`` whole.
+Kind = Literal["text", "km2", "pct", "ratio", "int", "m2"]
+_CHANGE_COLUMNS: list[tuple[str, str, Kind]] = [
+    ("gained_km2", "Water gained (km²)", "km2"),
+    ("lost_km2", "Water lost (km²)", "km2"),
+    ("persistent_water_km2", "Water on both dates (km²)", "km2"),
+    ("net_km2", "Net change (km²)", "km2"),
+    ("net_percent", "Net change (% of the first date's water)", "pct"),
+    ("unobserved_km2", "Not observed on both dates (km²)", "km2"),
+]
+_DATE_COLUMNS: list[tuple[str, str, Kind]] = [
+    ("date", "Date", "text"),
+    ("water_km2", "Water (km²)", "km2"),
+    ("observed_km2", "Observed (km²)", "km2"),
+    ("unobserved_km2", "Not observed (km²)", "km2"),
+    ("water_percent_of_observed", "Water (% of observed)", "pct"),
+    ("k", "Clusters", "int"),
+    ("metric", "Distance", "text"),
+    ("silhouette", "Silhouette (−1 to 1)", "ratio"),
+    ("water_clusters", "Water clusters", "text"),
+]
+_POLYGON_COLUMNS: list[tuple[str, str, Kind]] = [
+    ("layer", "Layer", "text"),
+    ("features", "Polygons", "int"),
+    ("area_km2", "Polygon area (km²)", "km2"),
+    ("removed_features", "Polygons under the minimum area", "int"),
+    ("removed_km2", "Their area (km²)", "km2"),
+    ("raster_km2", "Raster's water area (km²)", "km2"),
+]
+_ACCURACY_COLUMNS: list[tuple[str, str, Kind]] = [
+    ("class", "Class", "text"),
+    ("map_km2", "Mapped area (km²)", "km2"),
+    ("samples", "Reference points", "int"),
+    ("area_km2", "Error-adjusted area (km²)", "km2"),
+    ("area_km2_ci", "± (km²)", "km2"),
+    ("users_accuracy", "User's accuracy (0 to 1)", "ratio"),
+    ("users_accuracy_ci", "±", "ratio"),
+    ("producers_accuracy", "Producer's accuracy (0 to 1)", "ratio"),
+    ("producers_accuracy_ci", "±", "ratio"),
+]
+
+
+def area_decimals(summary: Mapping[str, Any]) -> int:
+    """Decimals of every km² figure of the report: three significant digits for the smallest
+    water area of a date, between 1 and 4 (22,570.9 and 2,097.6 km² for the Aral Sea; 2.07 km²
+    for NAIP), so one table never mixes 20,091 with 13.1625."""
+    water = [abs(float(d["water_km2"])) for d in summary.get("dates", []) if d.get("water_km2")]
+    if not water:
+        return 2
+    return int(min(4, max(1, 2 - math.floor(math.log10(min(water))))))
+
+
+def _fmt(v: Any, kind: Kind = "text", decimals: int = 2) -> str:
+    """A value as the report writes it: ``km2`` with ``decimals`` (a non-zero area that would round
+    to zero is written ``< 0.01``), ``pct`` with 1 decimal, ``ratio`` with 3, ``int`` and ``m2``
+    whole, with thousands separators."""
+    if v is None:
+        return "–"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(str(x) for x in v)
+    if kind == "text" or isinstance(v, str) or isinstance(v, bool):
+        return str(v)
+    v = float(v)
+    if kind == "km2":
+        if v != 0 and abs(v) < 0.5 * 10.0 ** -decimals:
+            return f"< {10.0 ** -decimals:.{decimals}f}"
+        return f"{v:,.{decimals}f}"
+    if kind == "pct":
+        return f"{v:,.1f}"
+    if kind == "ratio":
+        return f"{v:.3f}"
+    return f"{v:,.0f}"  # int, m2
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str, Kind]], decimals: int) -> str:
+    """An HTML table of ``rows`` with ``columns`` (key, plain header with its unit, kind)."""
     if not rows:
         return "<p>(none)</p>"
-    keys = list(keys or rows[0].keys())
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k)))}</td>" for k in keys) + "</tr>" for r in rows
-    )
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k), kind, decimals))}</td>" for k, _, kind in columns) + "</tr>"
+                   for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.6g}" if abs(v) < 1e6 else f"{v:,.0f}"
-    return str(v)
-
-
-def _img(path: Path, alt: str) -> str:
+def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+    name = Path(path).name
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)} <span class=\"file\">({html.escape(name)})</span></figcaption></figure>")
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-figure{margin:1em 0}figcaption{color:#555;font-size:90%}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
+th{background:#f0f0f0;vertical-align:bottom;max-width:11em}td:first-child,th:first-child{text-align:left}
+td{font-variant-numeric:tabular-nums;white-space:nowrap}img{max-width:100%}p.note{color:#555;font-size:90%}
+.warning{border-left:5px solid #d98c00;background:#fff6e0;padding:0.6em 1em;margin:1em 0}
+figure{margin:1em 0}figcaption{color:#555;font-size:90%}.file{color:#999}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
 
 
-def _accuracy_parts(summary: Mapping[str, Any]) -> list[str]:
+def _accuracy_parts(summary: Mapping[str, Any], decimals: int) -> list[str]:
     """The error-adjusted areas ``rs-change assess`` put into the summary (change or a date), as tables."""
     found = [(f"change {c.get('from', '')} → {c.get('to', '')}", c["accuracy"]) for c in [summary.get("change") or {}]
              if isinstance(c.get("accuracy"), Mapping)]
@@ -291,11 +583,63 @@ def _accuracy_parts(summary: Mapping[str, Any]) -> list[str]:
     for title, a in found:
         conf = a.get("confidence")
         parts += [f"<h2>Error-adjusted areas, {html.escape(title)}</h2>",
-                  f"<p>From {_fmt(a.get('points'))} labelled reference points (Olofsson et al. 2014; accuracy.json): overall "
-                  f"accuracy {_fmt(a.get('overall_accuracy'))} ± {_fmt(a.get('overall_accuracy_ci'))}; ± is the half-width of the "
-                  f"{_fmt(None if conf is None else round(100 * conf))}% confidence interval.</p>",
-                  _table(a.get("classes", []))]
+                  f"<p>From {_fmt(a.get('points'), 'int')} labelled reference points (Olofsson et al. 2014; accuracy.json): "
+                  f"overall accuracy {_fmt(a.get('overall_accuracy'), 'ratio')} ± {_fmt(a.get('overall_accuracy_ci'), 'ratio')}; "
+                  f"± is the half-width of the {_fmt(None if conf is None else 100 * conf, 'int')}% confidence interval.</p>",
+                  _table(a.get("classes", []), _ACCURACY_COLUMNS, decimals)]
     return parts
+
+
+def _where(grid: Mapping[str, Any]) -> list[str]:
+    """Where the area is: the grid in plain words, its corners in longitude / latitude (WGS 84)
+    and, when the CRS's planar areas are not ground areas, the warning (:func:`planar_area_note`)."""
+    from affine import Affine
+    from pyproj import Transformer
+
+    from .area import ground_pixel_size, planar_area_note, planar_area_ratio
+
+    if not grid.get("transform") or not grid.get("crs"):
+        return []
+    t, (h, w), crs = Affine(*grid["transform"][:6]), grid["shape"], grid["crs"]
+    mx, my = ground_pixel_size(t, crs, (h, w))
+    px = grid.get("pixel_size") or [abs(t.a), abs(t.e)]
+    units = grid.get("crs_units", "")
+    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    corners = [("north-west", 0, 0), ("north-east", w, 0), ("south-west", 0, h), ("south-east", w, h), ("centre", w / 2, h / 2)]
+    rows = []
+    for name, c, r in corners:
+        lon, lat = tr.transform(*(t * (c, r)))
+        rows.append({"corner": name, "lon": _degree_label(lon, 1e-4, "E", "W"), "lat": _degree_label(lat, 1e-4, "N", "S")})
+    parts = [
+        "<h2>Area covered</h2>",
+        f"<p>Grid: {html.escape(str(crs)[:80])}, {h:,} rows × {w:,} columns of {px[0]:.6g} × {px[1]:.6g} "
+        f"{html.escape(str(units))}; on the ground a pixel is {mx:,.1f} m × {my:,.1f} m "
+        f"at the centre and {_fmt(grid.get('mean_pixel_area_m2'), 'm2')} m² on average. The maps below are drawn north up, with "
+        f"longitude / latitude ticks (WGS 84) and a scale bar of ground distance at the map's centre.</p>",
+        _table(rows, [("corner", "Corner", "text"), ("lon", "Longitude", "text"), ("lat", "Latitude", "text")], 0),
+    ]
+    ratio = grid.get("planar_area_ratio")
+    if ratio is None and grid.get("mean_pixel_area_m2"):
+        ratio = planar_area_ratio(t, crs, grid["mean_pixel_area_m2"])
+    note = planar_area_note(str(crs), ratio)
+    if note:
+        parts.insert(0, f'<p class="warning"><strong>Areas:</strong> {html.escape(note)}</p>')
+    return parts
+
+
+def _caption(name: str, dates: Sequence[str]) -> str:
+    if name == TIMESERIES_PNG:
+        return "Water area per date (km²)"
+    if name == CHANGE_PNG:
+        return f"Change from the first to the last date ({dates[0]} → {dates[-1]})" if dates else "Change, first to last date"
+    if name == FREQUENCY_PNG:
+        return "Water frequency: the share of the dates a pixel was observed on that it was water"
+    if name == SERIES_CLASSES_PNG:
+        return "Series classes over all dates"
+    for i, d in enumerate(dates):
+        if name == quicklook_png(d):
+            return f"{d}: image, clusters, water" + (f" and change since {dates[i - 1]}" if i else " (the first date: no change map)")
+    return name
 
 
 def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[str, Path], path: Path) -> Path:
@@ -308,44 +652,53 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
     config_yaml : str
         The run's config.
     figures : mapping name -> PNG path
-        Shown in order: timeseries, frequency, series classes, then the quicklooks.
+        Shown in order: timeseries, the first -> last change, frequency, series classes, then the
+        quicklooks by date.
     path : Path
         Output file.
     """
     dates = summary.get("dates", [])
+    iso = [d["date"] for d in dates]
+    nd = area_decimals(summary)
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rs-change report</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>rs-change report</h1><p>{len(dates)} date(s), {html.escape(dates[0]['date'] if dates else '')}"
-        f" – {html.escape(dates[-1]['date'] if dates else '')}; rs-change {html.escape(str(summary.get('rs_change_version', '')))};"
-        f" grid {html.escape(str(summary.get('grid', {}).get('crs', '')))[:80]}.</p>",
+        f"<h1>rs-change report</h1><p>{len(dates)} date(s), {html.escape(iso[0] if iso else '')}"
+        f" – {html.escape(iso[-1] if iso else '')}; rs-change {html.escape(str(summary.get('rs_change_version', '')))}. "
+        "Every area is ground area (on the ellipsoid), in km².</p>",
+        *_where(summary.get("grid", {})),
         "<h2>Water per date</h2>",
-        _table(dates, ["date", "water_km2", "observed_km2", "unobserved_km2", "water_percent_of_observed", "k", "metric",
-                       "silhouette", "water_clusters"]),
+        _table(dates, _DATE_COLUMNS, nd),
+        "<p class=\"note\">Observed: the pixels with data on that date; water is a share of them.</p>",
     ]
     if "change" in summary:
         c = summary["change"]
-        parts += [f"<h2>Change {html.escape(c['from'])} → {html.escape(c['to'])}</h2>",
-                  _table([c], ["from", "to", "gained_km2", "lost_km2", "persistent_water_km2", "net_km2", "net_percent", "unobserved_km2"])]
-    parts += _accuracy_parts(summary)
-    if summary.get("transitions"):
-        parts += ["<h2>Transitions between consecutive dates</h2>",
-                  _table(summary["transitions"], ["from", "to", "gained_km2", "lost_km2", "persistent_water_km2", "net_km2", "net_percent", "unobserved_km2"])]
+        parts += [f"<h2>Change, first to last date ({html.escape(c['from'])} → {html.escape(c['to'])})</h2>",
+                  _table([c], _CHANGE_COLUMNS, nd),
+                  "<p class=\"note\">Only pixels observed on both dates count; the net change in % is relative to the first "
+                  "date's water on those pixels.</p>"]
+    parts += _accuracy_parts(summary, nd)
+    if len(dates) >= 3 and summary.get("transitions"):  # with 2 dates, the one transition is the change above
+        parts += ["<h2>Change between consecutive dates</h2>",
+                  _table(summary["transitions"], [("from", "From", "text"), ("to", "To", "text"), *_CHANGE_COLUMNS], nd)]
     if summary.get("series"):
         s = summary["series"]
+        px = s.get("classes_pixels", {})
         parts += ["<h2>Series classes (all dates)</h2>",
-                  _table([{"class": k, "km2": v} for k, v in s.get("classes_km2", {}).items()]),
-                  f"<p>Area-weighted mean water frequency: {_fmt(s.get('mean_frequency_percent'))} %.</p>"]
+                  _table([{"class": k, "km2": v, "pixels": px.get(k)} for k, v in s.get("classes_km2", {}).items()],
+                         [("class", "Class", "text"), ("km2", "Area (km²)", "km2"), ("pixels", "Pixels", "int")], nd),
+                  f"<p>Area-weighted mean water frequency: {_fmt(s.get('mean_frequency_percent'), 'pct')} % of the observed dates.</p>"]
     if summary.get("polygons"):
         p = summary["polygons"]
-        parts += [f"<h2>Polygons</h2><p>minimum area {_fmt(p.get('min_area_m2'))} m², simplification {_fmt(p.get('simplify_px'))} px, "
-                  f"formats {html.escape(', '.join(p.get('formats', [])))}.</p>",
-                  _table([{"layer": k, **v} for k, v in p.get("layers", {}).items()])]
+        parts += [f"<h2>Polygons</h2><p>Minimum area {_fmt(p.get('min_area_m2'), 'm2')} m², simplification "
+                  f"{_fmt(p.get('simplify_px'), 'pct')} pixel, formats {html.escape(', '.join(p.get('formats', [])))}. "
+                  "A polygon's area_m2 is the ground area of its pixels.</p>",
+                  _table([{"layer": k, **v} for k, v in p.get("layers", {}).items()], _POLYGON_COLUMNS, nd)]
     parts.append("<h2>Figures</h2>")
-    first = {TIMESERIES_PNG: 0, FREQUENCY_PNG: 1, SERIES_CLASSES_PNG: 2}  # then the quicklooks
-    order = sorted(figures, key=lambda n: (first.get(n, 3), n))
-    for name in order:
-        parts.append(_img(figures[name], name))
+    first = {TIMESERIES_PNG: (0, ""), CHANGE_PNG: (1, ""), FREQUENCY_PNG: (2, ""), SERIES_CLASSES_PNG: (3, "")}
+    rank = {quicklook_png(d): (4, d) for d in iso}  # then the quicklooks by date
+    for name in sorted(figures, key=lambda n: (*first.get(n, rank.get(n, (5, ""))), n)):
+        parts.append(_img(figures[name], _caption(name, iso)))
     parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_yaml)}</pre>",
               "<details><summary>summary.json</summary><pre>"
               + html.escape(json.dumps(summary, indent=1, ensure_ascii=False)) + "</pre></details>",
@@ -379,9 +732,8 @@ def report_figures(folder: Path, summary: Mapping[str, Any], models: Sequence[An
     files: dict[str, Path] = {}
     files[TIMESERIES_CSV] = write_csv(Path(folder) / TIMESERIES_CSV, timeseries_rows(summary))
     files[TIMESERIES_PNG] = timeseries_png(summary, Path(folder) / TIMESERIES_PNG)
-    water = {dm.source.date.isoformat(): rasters[water_tif(dm.source.date.isoformat())] for dm in models}
     files.update(series_pngs(ref, rasters, Path(folder), max_px))
-    files.update(quicklooks(models, ref, water, Path(folder), resampling, max_px))
+    files.update(quicklooks(models, ref, rasters, Path(folder), resampling, max_px))
     return files
 
 

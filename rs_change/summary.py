@@ -8,11 +8,13 @@ in km2 rounded to the m2), with the grid, each date's model and the ``clustering
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from ._version import __version__
+from .area import planar_area_note, planar_area_ratio
 from .blocks import CHANGE_CODES, BlockTotals
 from .change import change_stats
 from .fit import DateModel
@@ -21,6 +23,8 @@ from .strips import mean_pixel_area, remember_mean_pixel_area
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import ClusteringConfig, LabellingConfig
+
+log = logging.getLogger(__name__)
 
 CHANGE_NOTE = "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels"
 AREA_METHOD = "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area"
@@ -73,10 +77,18 @@ def build_summary(
             d[dm.source.extra.get("stats_name", "extra_stats")] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
         dates.append(d)
     res = ref.res
+    mean_m2 = _mean_area(ref, totals.stats)
+    # planar_area_ratio: the pixel's area in the CRS's units over its ground area (2.0 for Web
+    # Mercator at 45 N; None for degrees); a run whose GIS measurements would differ says so
+    ratio = planar_area_ratio(ref.transform, ref.crs, mean_m2)
+    note = planar_area_note(ref.crs.to_string(), ratio)
+    if note:
+        log.warning("%s", note)
     summary: dict[str, Any] = {
         "rs_change_version": __version__,
         "grid": {**ref.to_dict(), "pixel_size": [res[0], res[1]], "crs_units": _units(ref),
-                 "mean_pixel_area_m2": round(_mean_area(ref, totals.stats), 6)},
+                 "mean_pixel_area_m2": round(mean_m2, 6),
+                 "planar_area_ratio": None if ratio is None else round(ratio, 4)},
         "area_method": AREA_METHOD,
         "clustering": clustering.model_dump(mode="json"),
         "labelling": labelling.model_dump(mode="json", exclude_none=True),

@@ -188,6 +188,27 @@ def test_aral_pixels_are_web_mercator_sized(sample_run):
     assert -95 < summary["change"]["net_percent"] < -80
 
 
+def test_sample_reports_warn_about_planar_areas_only_for_web_mercator(sample_run):
+    """Aral's EPSG:3857 grid measures 2x its ground area in planar units; UTM and degrees do not."""
+    import struct
+
+    name, out, _ = sample_run
+    summary = json.loads((out / "summary.json").read_text())
+    ratio = summary["grid"]["planar_area_ratio"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    if name == "modis_aral":
+        # 826 x 826 m map pixels over their mean ground area (339,753 m2)
+        assert ratio == pytest.approx(825.8121661721074 * 826.2305989583341 / 339753.13361, rel=1e-4)
+        assert "does not preserve area" in html and f"{ratio:.2f} times its ground area" in html
+    else:
+        assert ratio is None if name == "landsat_pucallpa" else 0.99 < ratio < 1.01
+        assert "does not preserve area" not in html
+    with open(out / f"quicklook_{summary['dates'][-1]['date']}.png", "rb") as f:
+        w, h = struct.unpack(">II", f.read(24)[16:24])
+    # the Aral crop is taller than wide (2 x 2 tall maps), Pucallpa's river twice as wide as tall
+    assert (h > w) if name == "modis_aral" else (w > h)
+
+
 def test_zero_in_one_band_is_data_not_nodata(tmp_path, make_tif):
     """With the NAIP profile, nodata 0 marks a pixel unobserved only where every band is 0 (the
     collar): deep water at NIR = 0 in an 8-bit tile is water, not a hole."""
