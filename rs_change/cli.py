@@ -109,10 +109,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .config import RunConfig
+    from .remote import is_remote
 
     cfg = RunConfig.from_yaml(args.config)
-    missing = [str(cfg.resolve(s.path)) for s in cfg.scenes
-               if not any(ch in s.path for ch in "*?[") and not cfg.resolve(s.path).exists()]
+    missing = [cfg.resolve_input(s.path) for s in cfg.scenes  # URLs are checked by opening them below
+               if not any(ch in s.path for ch in "*?[") and not is_remote(s.path) and not cfg.resolve(s.path).exists()]
     if missing:
         from .errors import InputError
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import defaults
 from .errors import ConfigError
+from .remote import is_remote
 
 Metric = Literal["euclidean", "manhattan", "chebyshev"]
 
@@ -63,7 +64,9 @@ class SceneConfig(_Model):
     ]})
 
     date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
-    path: str = Field(description="GeoTIFF, folder or glob of per-layer GeoTIFFs; relative to the config file.")
+    path: str = Field(description=(
+        "GeoTIFF, folder or glob of per-layer GeoTIFFs, relative to the config file; or a URL read by range requests "
+        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path)."))
     sensor: Optional[str] = Field(None, description="Named band profile: naip, modis, landsat8, landsat_tm, sentinel2 ...")
     bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles (instead of, or overriding, `sensor`).",
                                             examples=[{"red": 1, "green": 2, "blue": 3, "nir": 4}])
@@ -262,9 +265,9 @@ class RunConfig(_Model):
                 raise ValueError(f"scenes: {b.date} is listed after {a.date}; list the scenes in date order (oldest first)")
         paths: dict[str, _dt.date] = {}
         for s in self.scenes:
-            p = self.resolve(s.path)
-            key = str(p)
-            if p.exists():
+            key = self.resolve_input(s.path)
+            p = Path(key)
+            if not is_remote(key) and p.exists():
                 key = str(p.resolve())
             if key in paths:
                 raise ValueError(f"scenes: {paths[key]} and {s.date} both read {s.path}; give each date its own file")
@@ -320,6 +323,11 @@ class RunConfig(_Model):
         """A path from the config, relative to the config file's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(os.path.normpath(self.base_dir / p))
+
+    def resolve_input(self, path: str) -> str:
+        """A scene's path as GDAL is given it: a URL or ``/vsi...`` path unchanged
+        (:func:`rs_change.remote.is_remote`), a local path relative to the config file's folder."""
+        return str(path) if is_remote(path) else str(self.resolve(path))
 
     @property
     def output_dir(self) -> Path:

@@ -62,7 +62,7 @@ def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
     if scene.qa is not None:  # MODIS state QA flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
-    return open_scene(cfg.resolve(scene.path), profile, scene.date, scene.nodata)
+    return open_scene(cfg.resolve_input(scene.path), profile, scene.date, scene.nodata)
 
 
 def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:

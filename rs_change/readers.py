@@ -29,6 +29,7 @@ from rasterio.windows import Window
 from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
+from .remote import gdal_env, gdal_path, is_remote, retrying
 from .sensors import BandProfile, raw_to_bands
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,20 @@ class SceneSource:
         return WindowReader(self, ref, resampling)
 
 
-def open_raster(path: str) -> rasterio.io.DatasetReader:
-    """``rasterio.open(path)``, or an :class:`~rs_change.errors.InputError` saying what to fix."""
+def open_raster(path: str, overview_level: Optional[int] = None) -> rasterio.io.DatasetReader:
+    """``rasterio.open(path)``, or an :class:`~rs_change.errors.InputError` saying what to fix.
+
+    A remote ``path`` (a URL or ``/vsi...`` path, :mod:`rs_change.remote`) is opened through
+    GDAL's virtual file systems with :data:`rs_change.remote.GDAL_OPTIONS`, tried again after a
+    dropped connection; a failure names the URL and the HTTP status. ``overview_level`` (0 = the
+    first overview) opens one of the file's overviews as a dataset of its own."""
+    kw = {} if overview_level is None else {"overview_level": int(overview_level)}
+    if is_remote(path):
+        with gdal_env([path]):
+            return retrying(lambda: rasterio.open(gdal_path(path), **kw), path, "cannot open")
     check_regular_file(path)  # a FIFO would hang GDAL's open, /dev/zero would be read without end
     try:
-        return rasterio.open(path)
+        return rasterio.open(path, **kw)
     except RasterioIOError as exc:
         p = Path(path)
         if not p.exists() and "://" not in path:
@@ -125,7 +135,7 @@ def open_geotiff(
         Missing or unreadable file, no CRS/geotransform, too few bands for the profile.
     """
     path = str(path)
-    with open_raster(path) as ds:
+    with gdal_env([path]), open_raster(path) as ds:
         grid = grid_of(ds, path)
         profile.check_band_count(ds.count, path)
         file_nodata = ds.nodata
@@ -372,6 +382,13 @@ class SharedReads:
                 ds = self._ds[path] = open_raster(path)
             return ds.read(bands, window=window)
 
+    def forget(self, path: str) -> None:
+        """Close the dataset of ``path`` (opened again by the next read)."""
+        with self._lock:
+            ds = self._ds.pop(path, None)
+            if ds is not None:
+                ds.close()
+
     def close(self) -> None:
         with self._lock:
             for d in self._ds.values():
@@ -429,6 +446,18 @@ class WindowReader:
             d.close()
         self._views.clear()
         self._ds.clear()
+
+    def forget(self, path: str) -> None:
+        """Close every dataset and view of ``path`` (they are opened again on the next read): after
+        a failed remote read, whose dataset would keep failing."""
+        for key in [k for k in self._views if k.startswith(path + "|")]:
+            v = self._views.pop(key)
+            if isinstance(v, WarpedVRT):
+                v.close()
+        for key in [k for k in self._ds if k == path or k.startswith(path + "|")]:
+            self._ds.pop(key).close()
+        if self.shared_reads is not None:
+            self.shared_reads.forget(path)
 
     def _dataset(self, path: str) -> rasterio.io.DatasetReader:
         if path not in self._ds:
@@ -534,19 +563,42 @@ class WindowReader:
             paths.append(self.source.qa_layer[0])
         return list(dict.fromkeys(paths))
 
+    def _overview_for(self, path: str, window: Window, out_shape: tuple[int, int]) -> Optional[tuple[int, int]]:
+        """(index, factor) of the coarsest overview of ``path`` that is at most as coarse as a read of
+        ``window`` at ``out_shape`` (GDAL's own choice for a decimated read); None without one."""
+        factors = self._dataset(path).overviews(1)
+        step = min(float(window.height) / out_shape[0], float(window.width) / out_shape[1])
+        fits = [(f, i) for i, f in enumerate(factors) if f <= step + 1e-9]
+        if not fits:
+            return None
+        f, i = max(fits)
+        return i, int(f)
+
+    def _overview(self, path: str, index: int) -> rasterio.io.DatasetReader:
+        key = f"{path}|overview{index}"
+        if key not in self._ds:
+            self._ds[key] = open_raster(path, overview_level=index)
+        return self._ds[key]
+
     def _read_decimated_shift(
         self, path: str, bands: list[int], window: Window, out_shape: tuple[int, int], off: tuple[float, float],
-        rows_per_read: Optional[int] = None,
+        rows_per_read: Optional[int] = None, level: Optional[tuple[int, int]] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of a window of ``h`` rows
         read at ``oh`` rows takes the source pixel under its centre, ``row_off + (o + 0.5) * h / oh``
         on the reference grid plus the offset (likewise for columns). Rows of the source are read
         in strips of ``rows_per_read`` and only the needed rows and columns kept.
 
+        With ``level`` (an overview's (index, factor), :meth:`_overview_for`) the pixel under the
+        centre is taken from that overview instead: a fraction of the bytes (1/64 for a factor of
+        8), which is what makes pass 1 on a remote COG cheap. Whether an output pixel is inside
+        the scene is still decided on the full-resolution grid.
+
         By default a strip is at most 8 MB (a power of two of rows, 16 to 512: it divides the usual
         tile heights, so GDAL's block cache decodes each tile once): 256 rows of a NAIP-size scene,
         128 of a 4x larger one, whose 512-row strips were 30 MB per date in flight."""
-        ds = self._dataset(path)
+        full = self._dataset(path)
+        ds = full if level is None else self._overview(path, level[0])
         if rows_per_read is None:
             row_bytes = max(1, int(window.width) * len(bands) * np.dtype(ds.dtypes[bands[0] - 1]).itemsize)
             rows_per_read = 512
@@ -555,13 +607,16 @@ class WindowReader:
         oh, ow = int(out_shape[0]), int(out_shape[1])
         h, w = float(window.height), float(window.width)
 
-        def picks(n_out: int, start: float, size: float, shift: float, n_src: int) -> tuple[np.ndarray, np.ndarray]:
-            centre = start + (np.arange(n_out) + 0.5) * (size / n_out) + shift
-            idx = np.floor(centre + 1e-10).astype(np.int64)
-            return np.clip(idx, 0, n_src - 1), (idx >= 0) & (idx < n_src)
+        def picks(n_out: int, start: float, size: float, shift: float, n_full: int, n_src: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+            centre = start + (np.arange(n_out) + 0.5) * (size / n_out) + shift  # full-resolution pixels
+            pixel = np.floor(centre + 1e-10)
+            inside = (pixel >= 0) & (pixel < n_full)
+            idx = pixel.astype(np.int64) if n_src == n_full else np.floor(centre * (n_src / n_full) + 1e-10).astype(np.int64)
+            return np.clip(idx, 0, n_src - 1), inside
 
-        ri, rin = picks(oh, float(window.row_off), h, off[0], ds.height)
-        ci, cin = picks(ow, float(window.col_off), w, off[1], ds.width)
+        ri, rin = picks(oh, float(window.row_off), h, off[0], full.height, ds.height)
+        ci, cin = picks(ow, float(window.col_off), w, off[1], full.width, ds.width)
         out = np.zeros((len(bands), oh, ow), dtype=ds.dtypes[bands[0] - 1])
         c0, c1 = int(ci.min()), int(ci.max()) + 1
         first = int(ri.min()) - int(ri.min()) % rows_per_read
@@ -576,39 +631,53 @@ class WindowReader:
     def _read_group(
         self, path: str, bands: list[int], window: Window, out_shape: Optional[tuple[int, int]], nearest: bool = False
     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """Every band of ``bands`` of one file in one read: ((n, h, w) array, observed mask or None)."""
-        res = Resampling.nearest if nearest else self.resampling
+        """Every band of ``bands`` of one file in one read: ((n, h, w) array, observed mask or None).
+
+        A remote file is read with :data:`rs_change.remote.GDAL_OPTIONS` (here, so a Dask worker
+        that reads it applies them too) and read again after a dropped connection
+        (:func:`rs_change.remote.retrying`); a local file that fails to read is named as corrupt."""
+        if is_remote(path):
+            with gdal_env([path]):
+                return retrying(lambda: self._read_group_once(path, bands, window, out_shape, nearest), path,
+                                reset=lambda: self.forget(path))
         try:
-            if self.fast and out_shape is None and res.name in FAST_RESAMPLING:
-                off = self._translation(path)
-                if off is not None:
-                    return self._read_shifted(path, bands, window, res, off)
-            if self.fast and out_shape is not None:
-                off = self._translation(path)
-                if off is None and self._same_grid(path) and not self._dataset(path).overviews(1):
-                    # a file on the grid itself without overviews: the same picks strip by strip
-                    # (GDAL's decimated read decodes every tile once per band when its block
-                    # cache cannot hold the whole scene: 3.6 instead of 1.2 CPU s on the 4x pair)
-                    off = (0.0, 0.0)
-                if off is not None:  # (with overviews, GDAL's decimated read below reads them)
-                    return self._read_decimated_shift(path, bands, window, out_shape, off)
-            view = self._view(path, res)
-            key = f"{path}|{res.name}"
-            kw: dict = {"window": window}
-            if out_shape is not None:
-                kw["out_shape"] = (len(bands) + (key in self._alpha),) + tuple(out_shape)
-                kw["resampling"] = Resampling.nearest
-            idx = list(bands) + ([self._alpha[key]] if key in self._alpha else [])
-            arr = view.read(idx, **kw)  # type: ignore[attr-defined]
-            inside = None
-            if key in self._alpha:
-                inside = arr[-1] > 0
-                arr = arr[:-1]
+            return self._read_group_once(path, bands, window, out_shape, nearest)
         except RasterioIOError as exc:
             detail = str(exc.__cause__ or exc).splitlines()[0] if str(exc.__cause__ or exc) else "read error"
             raise InputError(
                 f"{path}: read failed, the file looks truncated or corrupt ({detail[:120]}); download or copy it again"
             ) from None
+
+    def _read_group_once(
+        self, path: str, bands: list[int], window: Window, out_shape: Optional[tuple[int, int]], nearest: bool = False
+    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        res = Resampling.nearest if nearest else self.resampling
+        if self.fast and out_shape is None and res.name in FAST_RESAMPLING:
+            off = self._translation(path)
+            if off is not None:
+                return self._read_shifted(path, bands, window, res, off)
+        if self.fast and out_shape is not None:
+            off = self._translation(path)
+            if off is None and self._same_grid(path) and not self._dataset(path).overviews(1):
+                # a file on the grid itself without overviews: the same picks strip by strip
+                # (GDAL's decimated read decodes every tile once per band when its block
+                # cache cannot hold the whole scene: 3.6 instead of 1.2 CPU s on the 4x pair)
+                off = (0.0, 0.0)
+            if off is not None:  # (with overviews, GDAL's decimated read below reads them)
+                return self._read_decimated_shift(path, bands, window, out_shape, off,
+                                                  level=self._overview_for(path, window, out_shape))
+        view = self._view(path, res)
+        key = f"{path}|{res.name}"
+        kw: dict = {"window": window}
+        if out_shape is not None:
+            kw["out_shape"] = (len(bands) + (key in self._alpha),) + tuple(out_shape)
+            kw["resampling"] = Resampling.nearest
+        idx = list(bands) + ([self._alpha[key]] if key in self._alpha else [])
+        arr = view.read(idx, **kw)  # type: ignore[attr-defined]
+        inside = None
+        if key in self._alpha:
+            inside = arr[-1] > 0
+            arr = arr[:-1]
         return arr, inside
 
     def read(
