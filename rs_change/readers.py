@@ -30,7 +30,7 @@ from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
 from .remote import gdal_env, gdal_path, is_remote, retrying
-from .sensors import BandProfile, raw_to_bands
+from .sensors import BandProfile, observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ class SceneSource:
     qa_decoder: Optional[QaDecoder] = None
     label: str = ""
     extra: dict = field(default_factory=dict)
+    #: A mosaic (several files or items of one date, :func:`mosaic`): its parts, read in order,
+    #: each pixel from the first part that observes it; ``layers`` are then the first part's.
+    parts: tuple["SceneSource", ...] = ()
 
     @property
     def roles(self) -> list[str]:
@@ -72,6 +75,8 @@ class SceneSource:
 
     def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
         """A reader of windows of ``ref`` (use as a context manager; one per thread)."""
+        if self.parts:
+            return MosaicReader(self, ref, resampling)  # type: ignore[return-value]
         return WindowReader(self, ref, resampling)
 
 
@@ -145,6 +150,73 @@ def open_geotiff(
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
     return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+
+
+def open_layers(
+    files: Mapping[str, str],
+    profile: BandProfile,
+    date: _dt.date,
+    nodata: Optional[float] = None,
+) -> SceneSource:
+    """A :class:`SceneSource` for one file per band role (``{role: path}``, band 1 of each): the
+    one-band-per-file products such as Sentinel-2 L2A and Landsat Collection 2 as STAC serves them.
+
+    The scene's grid is the finest of the files' grids (Sentinel-2's 10 m bands, not the 20 m
+    SWIR); the offset the files declare is read from the first file.
+
+    Raises
+    ------
+    InputError, GeoreferenceError
+        Missing or unreadable file, no CRS/geotransform.
+    """
+    files = {str(role): str(p) for role, p in files.items()}
+    profile = replace(profile, bands={role: 1 for role in files})
+    grids: list[Grid] = []
+    file_nodata = None
+    for i, (role, path) in enumerate(files.items()):
+        with gdal_env([path]), open_raster(path) as ds:
+            grids.append(grid_of(ds, path))
+            if i == 0:
+                file_nodata = ds.nodata
+                profile = _resolve_offset(ds, profile, path)
+    grid = min(grids, key=lambda g: abs(g.transform.a * g.transform.e))
+    nd = nodata if nodata is not None else file_nodata
+    label = next(iter(files.values()))
+    return SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
+                       label=label)
+
+
+def mosaic(parts: list[SceneSource]) -> SceneSource:
+    """One date from several sources (STAC items of one day, adjacent tiles): read in order onto
+    the reference grid, each pixel taken from the first part that observes it.
+
+    The mosaic's grid covers every part: the first part's CRS and pixel size, extended to the union
+    of the parts' bounds (transformed into that CRS), so it can be a run's reference grid.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    first = parts[0].grid
+    bounds = [first.bounds]
+    for p in parts[1:]:
+        b = p.grid.bounds
+        if p.grid.crs != first.crs:
+            b = transform_bounds(p.grid.crs.to_wkt(), first.crs.to_wkt(), *b, densify_pts=21)
+        bounds.append(b)
+    t = first.transform
+    x0, x1 = min(b[0] for b in bounds), max(b[2] for b in bounds)
+    y0, y1 = min(b[1] for b in bounds), max(b[3] for b in bounds)
+    # snapped to the first part's pixel edges
+    c0 = np.floor((x0 - t.c) / t.a + 1e-9)
+    c1 = np.ceil((x1 - t.c) / t.a - 1e-9)
+    r0 = np.floor((y1 - t.f) / t.e + 1e-9)
+    r1 = np.ceil((y0 - t.f) / t.e - 1e-9)
+    transform = Affine(t.a, 0.0, t.c + c0 * t.a, 0.0, t.e, t.f + r0 * t.e)
+    grid = Grid((int(r1 - r0), int(c1 - c0)), transform, first.crs)
+    label = f"{parts[0].label} (+{len(parts) - 1} more)"
+    return replace(parts[0], grid=grid, label=label, parts=tuple(parts))
 
 
 #: Metadata tags holding a Sentinel-2 offset in DN (processing baseline 04.00+: -1000): L2A, L1C.
@@ -394,6 +466,70 @@ class SharedReads:
             for d in self._ds.values():
                 d.close()
             self._ds.clear()
+
+
+class MosaicReader:
+    """Reads windows of a reference grid from a mosaic (:func:`mosaic`): a
+    :class:`WindowReader` per part, each pixel from the first part that observes it (inside its
+    footprint, not nodata / fill / out of range, not QA-flagged). Not thread-safe."""
+
+    def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING) -> None:
+        self.source = source
+        self.ref = ref
+        self.readers = [WindowReader(p, ref, resampling) for p in source.parts]
+        self.last_qa: Optional[np.ndarray] = None
+
+    @property
+    def shared_reads(self) -> Optional["SharedReads"]:
+        return self.readers[0].shared_reads
+
+    @shared_reads.setter
+    def shared_reads(self, value: Optional["SharedReads"]) -> None:
+        for rd in self.readers:  # keyed by path: one object serves every part
+            rd.shared_reads = value
+
+    def __enter__(self) -> "MosaicReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for rd in self.readers:
+            rd.close()
+
+    def can_decimate(self) -> bool:
+        return all(rd.can_decimate() for rd in self.readers)
+
+    def read(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
+             out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """:meth:`WindowReader.read` of the mosaic."""
+        raws, valid = self.read_raw(row_off, col_off, height, width, out_shape)
+        bands, observed = raw_to_bands(raws, self.source.profile, self.source.nodata)
+        valid &= observed
+        return bands, valid
+
+    def read_raw(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
+                 out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """:meth:`WindowReader.read_raw` of the mosaic: the first part's values where it observes
+        the pixel, else the next part's, and so on; ``valid`` where any part's footprint is."""
+        raws: Optional[dict[str, np.ndarray]] = None
+        valid = seen = None
+        for part, rd in zip(self.source.parts, self.readers):
+            r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
+            obs = v & observed_mask(r, part.profile, part.nodata)
+            if raws is None:
+                raws, valid, seen = {k: a.copy() for k, a in r.items()}, v, obs
+            else:
+                take = obs & ~seen
+                for role, a in r.items():
+                    raws[role][take] = a[take]
+                valid |= take
+                seen |= obs
+            if seen.all():
+                break
+        assert raws is not None and valid is not None
+        return raws, valid
 
 
 class WindowReader:
@@ -767,6 +903,19 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
     onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
     the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
     """
+    if source.parts:  # a mosaic: each part's decimated read, the first part that observes a pixel wins
+        out: Optional[tuple[dict[str, np.ndarray], np.ndarray]] = None
+        for part in source.parts:
+            b, v = decimated_read(part, ref, shape, resampling)
+            if out is None:
+                out = ({k: a.copy() for k, a in b.items()}, v.copy())
+                continue
+            take = v & ~out[1]
+            for role, a in b.items():
+                out[0][role][take] = a[take]
+            out[1][take] = True
+        assert out is not None
+        return out
     if tuple(shape) == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
             return rd.read()
@@ -810,5 +959,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "open_geotiff", "open_raster", "grid_of", "decimated_read", "check_overlap",
+__all__ = ["SceneSource", "WindowReader", "MosaicReader", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
            "BandProfileError"]

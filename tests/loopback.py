@@ -58,14 +58,16 @@ class LoopbackServer:
         self.status: dict[str, int] = {}  # path -> status to answer (404, 403, 500 ...)
         self.drops: dict[str, int] = {}  # path -> how many more bodies to cut short (-1: every one)
         self.drop_min_bytes = 0  # only bodies of at least this size are cut (0: any; e.g. tiles, not headers)
+        self.errors: list[str] = []  # exceptions of request handlers (a client hanging up mid-body ...)
         self._lock = threading.Lock()
-        self._httpd: Optional[http.server.ThreadingHTTPServer] = None
+        self._httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> "LoopbackServer":
         handler = _handler(self)
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _Server(("127.0.0.1", 0), handler)
+        self._httpd.errors = self.errors
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="loopback-http", daemon=True)
         self._thread.start()
@@ -113,6 +115,19 @@ class LoopbackServer:
             if n > 0:
                 self.drops[path] = n - 1
             return True
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """Keeps the exceptions of its handlers (a client that hangs up mid-body) in ``errors``
+    instead of printing them to stderr, where they would read as the program's own output."""
+
+    errors: list[str]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        self.errors.append(f"{client_address}: {exc!r}")
 
 
 def _handler(server: LoopbackServer) -> type:
