@@ -58,6 +58,7 @@ class LoopbackServer:
         self.status: dict[str, int] = {}  # path -> status to answer (404, 403, 500 ...)
         self.drops: dict[str, int] = {}  # path -> how many more bodies to cut short (-1: every one)
         self.drop_min_bytes = 0  # only bodies of at least this size are cut (0: any; e.g. tiles, not headers)
+        self.stall: dict[str, float] = {}  # path -> seconds to wait before answering (a time-out)
         self.errors: list[str] = []  # exceptions of request handlers (a client hanging up mid-body ...)
         self._lock = threading.Lock()
         self._httpd: Optional[_Server] = None
@@ -177,6 +178,10 @@ def _handler(server: LoopbackServer) -> type:
 
         def _answer(self, head: bool, post: Optional[bytes] = None) -> None:
             path, _, query = self.path.partition("?")
+            if path in server.stall:
+                import time
+
+                time.sleep(server.stall[path])
             if path in server.status:
                 code = server.status[path]
                 self._send(code, f"status {code}\n".encode(), "text/plain", head)

@@ -119,6 +119,28 @@ def test_a_server_that_is_not_there_is_one_line(tmp_path, capsys):
     _one_line_error(capsys, ["validate", str(cfg)], url, "connection refused")
 
 
+def test_a_server_error_is_retried_by_gdal_then_one_line(served, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(remote.GDAL_OPTIONS, "GDAL_HTTP_RETRY_DELAY", "0.05")
+    name = PAIR["2020-08-31"]
+    served.status["/" + name] = 503
+    cfg = _config(tmp_path, {d: served.url(n) for d, n in PAIR.items()})
+    _one_line_error(capsys, ["validate", str(cfg)], served.url(name), "HTTP 503", "try again later")
+    # GDAL asks again GDAL_HTTP_MAX_RETRY times (its first request of a file is a HEAD)
+    asked = [r for r in served.requests(name) if r.status == 503]
+    assert len(asked) >= 1 + int(remote.GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"]), [(r.method, r.status) for r in asked]
+
+
+def test_a_server_that_does_not_answer_is_a_time_out_in_one_line(served, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(remote.GDAL_OPTIONS, "GDAL_HTTP_TIMEOUT", "1")
+    monkeypatch.setitem(remote.GDAL_OPTIONS, "GDAL_HTTP_MAX_RETRY", "0")
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.05)
+    monkeypatch.setattr(remote, "PROBE_TIMEOUT_S", 1.0)
+    name = PAIR["2020-08-31"]
+    served.stall["/" + name] = 3.0
+    cfg = _config(tmp_path, {d: served.url(n) for d, n in PAIR.items()})
+    _one_line_error(capsys, ["validate", str(cfg)], served.url(name), "timed out after 1 s")
+
+
 def test_a_dropped_connection_is_retried_then_one_line(served, tmp_path, capsys, monkeypatch):
     """The server cuts the body of a tile read short: the read is tried again and the run gives
     the same numbers; a server that always cuts it is one line after the attempts, exit 2."""
