@@ -112,7 +112,8 @@ def test_a_missing_url_is_one_line_and_exit_2(served, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_server_that_is_not_there_is_one_line(tmp_path, capsys):
+def test_a_server_that_is_not_there_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.05)
     with LoopbackServer(tmp_path) as srv:
         url = srv.url("gone.tif")  # the port is free again once the server has stopped
     cfg = _config(tmp_path, {"2009-08-18": url, "2020-08-31": str(NAIP / PAIR["2020-08-31"])})

@@ -269,3 +269,18 @@ def test_stac_errors_are_one_line(tmp_path, capsys):
         code = main(["validate", str(_config(tmp_path, "u.yaml", stac={"url": url, "sensor": "naip"}))])
         err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1 and url in err and "HTTP 404" in err, err
+
+
+def test_the_search_bbox_defaults_to_the_aoi_in_degrees(tmp_path):
+    """An aoi in UTM 14N centred on its central meridian (99 W): a box in degrees around -99,
+    1 km wide (~0.0132 degrees of longitude at 47 N); a stac.bbox wins over the aoi."""
+    cfg = RunConfig.from_dict({"stac": {"url": "x.json", "sensor": "naip"},
+                               "aoi": {"bbox": [499500, 5206000, 500500, 5207000], "crs": "EPSG:32614"}})
+    w, s, e, n = stac.search_bbox(cfg)
+    assert (w + e) / 2 == pytest.approx(-99.0, abs=1e-9)
+    assert e - w == pytest.approx(1000 / (111_320 * np.cos(np.radians(47.0))), rel=0.01)
+    assert 47.0 < s < n < 47.02 and n - s == pytest.approx(1000 / 111_200, rel=0.01)
+    cfg = RunConfig.from_dict({"stac": {"url": "x.json", "sensor": "naip", "bbox": [1, 2, 3, 4]},
+                               "aoi": {"bbox": [499500, 5206000, 500500, 5207000], "crs": "EPSG:32614"}})
+    assert stac.search_bbox(cfg) == (1.0, 2.0, 3.0, 4.0)
+    assert stac.search_bbox(RunConfig.from_dict({"stac": {"url": "x.json", "sensor": "naip"}})) is None
