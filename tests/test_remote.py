@@ -21,6 +21,7 @@ from rs_change.pipeline import run
 
 from .conftest import SAMPLE
 from .loopback import LoopbackServer
+from .test_hostile import _one_line_error
 
 NAIP = SAMPLE / "naip"
 PAIR = {"2009-08-18": "m_4709963_se_14_1_20090818.tif", "2020-08-31": "m_4709963_se_14_1_20200831.tif"}
@@ -43,24 +44,18 @@ def _numbers(summary: dict[str, Any]) -> str:
     return json.dumps(s, sort_keys=True)
 
 
-def _one_line_error(capsys: Any, argv: list[str], *needles: str) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith("rs-change: error: ") and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, (n, err)
-    return err
+def copies(folder: Path, names: Any) -> Path:
+    """``folder`` (created) holding copies of the NAIP sample tiles ``names``: what a server serves."""
+    folder.mkdir()
+    for name in names:
+        shutil.copy(NAIP / name, folder / name)
+    return folder
 
 
 @pytest.fixture
 def served(tmp_path):
     """A loopback server of a copy of the NAIP sample pair."""
-    root = tmp_path / "www"
-    root.mkdir()
-    for name in PAIR.values():
-        shutil.copy(NAIP / name, root / name)
-    with LoopbackServer(root) as srv:
+    with LoopbackServer(copies(tmp_path / "www", PAIR.values())) as srv:
         yield srv
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,7 +27,7 @@ from rs_change.pipeline import run
 
 from .conftest import SAMPLE
 from .loopback import LoopbackServer
-from .test_remote import PAIR, _numbers
+from .test_remote import PAIR, _numbers, copies
 
 NAIP = SAMPLE / "naip"
 ALL = {**PAIR, "2014-07-20": "m_4709963_se_14_1_20140720.tif"}
@@ -57,11 +56,7 @@ def _config(folder: Path, name: str = "stac.yaml", **sections: Any) -> Path:
 
 @pytest.fixture
 def www(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    for name in ALL.values():
-        shutil.copy(NAIP / name, root / name)
-    return root
+    return copies(tmp_path / "www", ALL.values())
 
 
 def test_an_item_collection_gives_the_local_files_numbers(www, tmp_path, capsys):
