@@ -10,7 +10,9 @@ connection, a time-out) with a growing delay; GDAL itself retries HTTP 429 and 5
 (``GDAL_HTTP_MAX_RETRY``). A read that still fails is one :class:`~rs_change.errors.InputError`
 line naming the URL and what the server said (:func:`remote_error`).
 
-Standard library and rasterio only; imports :mod:`rs_change.errors`.
+Standard library and rasterio only (imported when first needed, so the CLI stays light); imports
+:mod:`rs_change.errors` and :mod:`rs_change.engine` (the GDAL library rasterio loaded, for
+:func:`clear_cache`).
 """
 
 from __future__ import annotations
@@ -96,13 +98,18 @@ def gdal_env(paths: Iterable[Any] = ()) -> Any:
     return rasterio.Env(**GDAL_OPTIONS)
 
 
-def http_status(url: str, timeout: float = 10.0) -> str:
+#: Seconds the HEAD request of :func:`http_status` waits for an answer.
+PROBE_TIMEOUT_S = 10.0
+
+
+def http_status(url: str, timeout: Optional[float] = None) -> str:
     """What an ``http(s)`` server answers to a HEAD of ``url``, in words: ``HTTP 404 Not
     Found``, ``connection refused``, ``timed out after 10 s`` (for an error line)."""
     import socket
     import urllib.error
     import urllib.request
 
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     req = urllib.request.Request(url, method="HEAD")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the user's own URL
