@@ -153,7 +153,8 @@ def read_scene(
     Parameters
     ----------
     path : str or Path
-        The raster (or MODIS folder / glob of per-layer files / ``.hdf``).
+        The raster (or MODIS folder / glob of per-layer files / ``.hdf``), or a URL read by range
+        requests (``https://``, ``s3://``, ``gs://``, ``az://``, ``/vsi...``; :mod:`rs_change.remote`).
     sensor : str, optional
         Named band profile (``naip``, ``modis``, ``landsat8``, ``landsat_tm``, ``sentinel2``...).
     bands : mapping of str to int, optional

@@ -193,7 +193,8 @@ def test_a_stac_api_search_mosaics_and_reads_per_band_assets(www, tmp_path, caps
         ]
         aoi = {"bbox": [-99.17, 47.01, -99.13, 47.03], "crs": "EPSG:4326"}
         block = {"url": srv.url("api"), "sensor": "naip", "collections": ["naip"], "datetime": "2009-01-01/2020-12-31",
-                 "query": {"eo:cloud_cover": {"lt": 20}}, "asset": {"red": "red", "green": "green", "blue": "blue",
+                 "query": {"eo:cloud_cover": {"lt": 20}},
+                 "filter": {"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}, "asset": {"red": "red", "green": "green", "blue": "blue",
                                                                     "nir": "nir"}, "max_items": 50}
         cfg = RunConfig.from_yaml(_config(tmp_path, aoi=aoi, grid={"resampling": "nearest"}, stac=block))
         # per-band assets on 2009, the whole image on 2020: the defaults cannot name both, so
@@ -202,6 +203,7 @@ def test_a_stac_api_search_mosaics_and_reads_per_band_assets(www, tmp_path, caps
             stac.find_scenes(cfg)
         sent = api.searches[-1]
         assert sent["collections"] == ["naip"] and sent["query"] == {"eo:cloud_cover": {"lt": 20}}
+        assert sent["filter"] == block["filter"] and sent["filter-lang"] == "cql2-json"
         assert sent["datetime"].startswith("2009-01-01") and sent["datetime"].split("/")[1].startswith("2020-12-31")
         assert sent["bbox"] == pytest.approx(aoi["bbox"], abs=1e-6)
         api.items = [api.items[0]]
@@ -281,3 +283,43 @@ def test_the_search_bbox_defaults_to_the_aoi_in_degrees(tmp_path):
                                "aoi": {"bbox": [499500, 5206000, 500500, 5207000], "crs": "EPSG:32614"}})
     assert stac.search_bbox(cfg) == (1.0, 2.0, 3.0, 4.0)
     assert stac.search_bbox(RunConfig.from_dict({"stac": {"url": "x.json", "sensor": "naip"}})) is None
+
+
+def test_a_mosaic_of_items_in_two_crss(tmp_path):
+    """Two items of one day, the second in EPSG:4326 east of the first (UTM 14N): the mosaic's
+    grid (the first item's CRS and pixel size) covers both, and each pixel comes from the item
+    that observes it (50 from the first, 100 from the second, nodata 0 outside both)."""
+    from affine import Affine
+    from rasterio.warp import calculate_default_transform, reproject
+
+    from rs_change.readers import mosaic, open_geotiff
+    from rs_change.sensors import get_profile
+
+    from .conftest import write_geotiff
+
+    t = Affine(10, 0, 500000, 0, -10, 5200000)
+    west = write_geotiff(tmp_path / "west.tif", np.full((4, 20, 20), 50, np.uint8), t, "EPSG:32614", nodata=0)
+    # the east item: 20 x 20 pixels of 10 m east of the west one, warped to degrees
+    east_utm = np.full((4, 20, 20), 100, np.uint8)
+    te = Affine(10, 0, 500200, 0, -10, 5200000)
+    dst_t, w, h = calculate_default_transform("EPSG:32614", "EPSG:4326", 20, 20, 500200, 5199800, 500400, 5200000)
+    east = np.zeros((4, h, w), np.uint8)
+    reproject(east_utm, east, src_transform=te, src_crs="EPSG:32614", dst_transform=dst_t, dst_crs="EPSG:4326",
+              src_nodata=0, dst_nodata=0)
+    east_path = write_geotiff(tmp_path / "east.tif", east, dst_t, "EPSG:4326", nodata=0)
+    day = dt.date(2020, 8, 31)
+    src = mosaic([open_geotiff(west, get_profile("naip"), day), open_geotiff(east_path, get_profile("naip"), day)])
+    g = src.grid
+    assert g.crs == src.parts[0].grid.crs and g.transform.a == 10 and g.transform.c == 500000
+    assert 40 <= g.width <= 41 and 20 <= g.height <= 22
+    with src.open(g, "nearest") as rd:
+        raws, valid = rd.read_raw()
+    red = raws["red"]
+    rows = slice(1, 19)
+    assert (red[rows, :20] == 50).all() and valid[rows, :20].all()
+    assert (red[rows, 21:39] == 100).all() and valid[rows, 21:39].all()
+    # the pass-1 read of the mosaic takes the same values
+    from rs_change.readers import decimated_read
+
+    bands, ok = decimated_read(src, g, (g.height // 2, g.width // 2))
+    assert set(np.unique(bands["red"][ok])) <= {50.0, 100.0} and {50.0, 100.0} <= set(np.unique(bands["red"][ok]))
