@@ -151,7 +151,12 @@ def _handler(server: LoopbackServer) -> type:
 
         def _send(self, status: int, body: bytes, ctype: str, head: bool, extra: Optional[dict] = None,
                   rng: Optional[str] = None, length: Optional[int] = None) -> None:
+            # the request is logged before its answer is sent: a client that has its answer finds
+            # it in the log (logged after, a test could look before the server thread had logged it)
             path = self.path.split("?", 1)[0]
+            drop = not head and bool(body) and len(body) >= server.drop_min_bytes and server._take_drop(path)
+            sent = 0 if head else len(body) // 2 if drop else len(body)
+            server._record(Request(self.command, path, rng, status, sent, dropped=drop))
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -160,13 +165,10 @@ def _handler(server: LoopbackServer) -> type:
                 self.send_header(k, v)
             self.end_headers()
             if head:
-                server._record(Request(self.command, path, rng, status, 0))
                 return
-            if body and len(body) >= server.drop_min_bytes and server._take_drop(path):
-                half = body[: len(body) // 2]
-                self.wfile.write(half)
+            if drop:  # half the body, then the connection is closed under the client
+                self.wfile.write(body[:sent])
                 self.wfile.flush()
-                server._record(Request(self.command, path, rng, status, len(half), dropped=True))
                 self.close_connection = True
                 try:
                     self.connection.shutdown(2)
@@ -174,7 +176,6 @@ def _handler(server: LoopbackServer) -> type:
                     pass
                 return
             self.wfile.write(body)
-            server._record(Request(self.command, path, rng, status, len(body)))
 
         def _answer(self, head: bool, post: Optional[bytes] = None) -> None:
             path, _, query = self.path.partition("?")
