@@ -195,6 +195,9 @@ def mosaic(parts: list[SceneSource]) -> SceneSource:
     """
     if len(parts) == 1:
         return parts[0]
+    if any(p.qa_layer is not None or p.extra for p in parts):
+        raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
+                               "cannot be mosaicked; give one file, folder or granule per date")
     from affine import Affine
     from rasterio.warp import transform_bounds
 

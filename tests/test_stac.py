@@ -323,3 +323,19 @@ def test_a_mosaic_of_items_in_two_crss(tmp_path):
 
     bands, ok = decimated_read(src, g, (g.height // 2, g.width // 2))
     assert set(np.unique(bands["red"][ok])) <= {50.0, 100.0} and {50.0, 100.0} <= set(np.unique(bands["red"][ok]))
+
+
+def test_modis_files_are_not_mosaicked(tmp_path):
+    """A MODIS date brings its state-QA layer, which a mosaic does not carry: a list of MODIS
+    files for one date is refused in one line instead of losing the QA masking."""
+    from affine import Affine
+
+    from rs_change.errors import BandProfileError
+    from rs_change.grid import Grid
+    from rs_change.readers import SceneSource, mosaic
+    from rs_change.sensors import get_profile
+
+    g = Grid((2, 2), Affine(500, 0, 0, 0, -500, 0), "EPSG:4326")
+    part = SceneSource(dt.date(2017, 7, 12), get_profile("modis"), {"red": ("a.tif", 1)}, g, qa_layer=("qa.tif", 1))
+    with pytest.raises(BandProfileError, match="cannot be mosaicked"):
+        mosaic([part, part])
