@@ -86,6 +86,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         raise ConfigError("-o/--output: empty folder name (it would write into the current folder); give a folder, e.g. -o outputs")
     cfg = RunConfig.from_yaml(args.config)
+    if cfg.stac is not None:  # the scenes a catalog finds, recorded as such in config.yaml
+        from .stac import expand
+
+        cfg = expand(cfg)
     progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
     out = Path(args.output) if args.output else cfg.output_dir
     args.out_dir = out  # named by the one line of a disk-full or vanished-folder error
@@ -109,10 +113,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .config import RunConfig
+    from .remote import is_remote
 
     cfg = RunConfig.from_yaml(args.config)
-    missing = [str(cfg.resolve(s.path)) for s in cfg.scenes
-               if not any(ch in s.path for ch in "*?[") and not cfg.resolve(s.path).exists()]
+    if cfg.stac is not None:  # the scenes a catalog resolves to, listed before their headers are opened
+        from .stac import describe, find_scenes
+
+        cfg, found = find_scenes(cfg)
+        print(describe(found))
+    missing = [cfg.resolve_input(p) for s in cfg.scenes for p in s.paths()  # URLs are checked by opening them below
+               if not any(ch in p for ch in "*?[") and not is_remote(p) and not cfg.resolve(p).exists()]
     if missing:
         from .errors import InputError
 

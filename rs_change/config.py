@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import defaults
 from .errors import ConfigError
+from .remote import is_remote
 
 Metric = Literal["euclidean", "manhattan", "chebyshev"]
 
@@ -63,7 +64,14 @@ class SceneConfig(_Model):
     ]})
 
     date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
-    path: str = Field(description="GeoTIFF, folder or glob of per-layer GeoTIFFs; relative to the config file.")
+    path: Optional[Union[str, list[str]]] = Field(None, description=(
+        "GeoTIFF, folder or glob of per-layer GeoTIFFs, relative to the config file; or a URL read by range requests "
+        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path); a list of files of one date is mosaicked "
+        "(the first that observes a pixel gives it)."))
+    assets: Optional[Union[dict[str, str], list[dict[str, str]]]] = Field(None, description=(
+        "Instead of `path`: one single-band file (or URL) per band role, e.g. Sentinel-2 L2A or Landsat C2 L2 bands; "
+        "a list of such mappings is mosaicked. A `stac:` block writes these."),
+        examples=[{"green": "B03.tif", "nir": "B08.tif", "swir1": "B11.tif"}])
     sensor: Optional[str] = Field(None, description="Named band profile: naip, modis, landsat8, landsat_tm, sentinel2 ...")
     bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles (instead of, or overriding, `sensor`).",
                                             examples=[{"red": 1, "green": 2, "blue": 3, "nir": 4}])
@@ -76,9 +84,33 @@ class SceneConfig(_Model):
 
     @model_validator(mode="after")
     def _sensor_or_bands(self) -> "SceneConfig":
-        if self.sensor is None and self.bands is None:
+        if (self.path is None) == (self.assets is None):
+            raise ValueError("give `path` (a file, URL or list of them) or `assets` ({role: file} per band), one of them")
+        if self.path == [] or self.assets == []:
+            raise ValueError("empty list of files; give at least one")
+        if self.sensor is None and self.bands is None and self.assets is None:
             raise ValueError("give `sensor` (a named band profile) or `bands` (1-based band roles)")
+        from .sensors import ROLES
+
+        for part in self.asset_parts():
+            for role in part:
+                if role not in ROLES:
+                    close = difflib.get_close_matches(role.lower(), ROLES, n=1)
+                    hint = f"did you mean `{close[0]}`?" if close else "use"
+                    raise ValueError(f"assets: unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
         return self
+
+    def paths(self) -> list[str]:
+        """Every file of the date as written in the config (``path``, or ``assets``' files)."""
+        if self.path is not None:
+            return [self.path] if isinstance(self.path, str) else list(self.path)
+        return [f for part in self.asset_parts() for f in part.values()]
+
+    def asset_parts(self) -> list[dict[str, str]]:
+        """``assets`` as a list of {role: file} (one per mosaicked part); [] without ``assets``."""
+        if self.assets is None:
+            return []
+        return [self.assets] if isinstance(self.assets, dict) else list(self.assets)
 
     @field_validator("bands")
     @classmethod
@@ -98,6 +130,35 @@ class SceneConfig(_Model):
         if v is not None and math.isinf(v):
             raise ValueError(f"nodata {v} is not a pixel value; give a finite number (or .nan for float files)")
         return v
+
+
+class StacConfig(_Model):
+    """Scenes from a STAC catalog: the items found, one date per day, same-day items mosaicked."""
+
+    url: str = Field(description=(
+        "A STAC API root (searched), or a static catalog, collection, item or item collection JSON (a file relative "
+        "to the config, or a URL)."), examples=["https://planetarycomputer.microsoft.com/api/stac/v1"])
+    sensor: str = Field(description="Named band profile of the items: naip, sentinel2, landsat8 ...", examples=["naip"])
+    asset: Optional[Union[str, dict[str, str]]] = Field(None, description=(
+        "The asset holding the bands (naip: image), or {role: asset} for one band per asset "
+        "(default per sensor: sentinel2 B02..B12 / blue..swir22, landsat8 and landsat_tm blue..swir22)."),
+        examples=["image"])
+    bands: Optional[dict[str, int]] = Field(None, description="1-based band roles in a multi-band asset (default: the sensor's).",
+                                            examples=[{"red": 1, "green": 2, "blue": 3, "nir": 4}])
+    collections: Optional[list[str]] = Field(None, description="Collections to search (APIs), or to keep (static catalogs).",
+                                             examples=[["naip"]])
+    datetime: Optional[str] = Field(None, description="Time range, e.g. 2009-01-01/2020-12-31 or 2009/2020 (open: 2009/..).",
+                                    examples=["2009/2020"])
+    bbox: Optional[tuple[float, float, float, float]] = Field(None, description=(
+        "[west, south, east, north] in degrees (default: the run's `aoi`, when it is a bbox or a vector file)."),
+        examples=[[-98.95, 47.0, -98.9, 47.03]])
+    query: Optional[dict[str, Any]] = Field(None, description="STAC API query extension, e.g. {eo:cloud_cover: {lt: 20}}.",
+                                            examples=[{"eo:cloud_cover": {"lt": 20}}])
+    filter: Optional[dict[str, Any]] = Field(None, description="STAC API filter extension (CQL2 JSON).")
+    max_items: int = Field(100, ge=1, le=10_000, description="At most this many items (then the dates they fall on).")
+    nodata: Optional[float] = Field(None, description="Nodata value when the files and the items declare none.", examples=[0])
+    sign: Optional[Literal["planetary_computer"]] = Field(None, description=(
+        "Sign the asset URLs (Planetary Computer; needs `pip install rs-change[planetary-computer]`)."))
 
 
 class AoiConfig(_Model):
@@ -235,7 +296,10 @@ class RunConfig(_Model):
     (3, 'naip')
     """
 
-    scenes: list[SceneConfig] = Field(min_length=1, description="One entry per date, oldest first (two or more for change).")
+    scenes: list[SceneConfig] = Field(default_factory=list, description=(
+        "One entry per date, oldest first (two or more for change); or none, with a `stac:` block."))
+    stac: Optional[StacConfig] = Field(None, description=(
+        "Find the scenes in a STAC catalog instead of listing them (`rs-change validate` lists what it finds)."))
     aoi: Optional[AoiConfig] = Field(None, description=(
         "Area of interest (default: the whole reference grid): a bbox with its CRS, or a vector file (`aoi: lakes.gpkg`)."))
     grid: GridConfig = GridConfig()
@@ -252,6 +316,10 @@ class RunConfig(_Model):
 
     @model_validator(mode="after")
     def _dates(self) -> "RunConfig":
+        if not self.scenes and self.stac is None:
+            raise ValueError("give `scenes` (one entry per date) or a `stac:` block that finds them")
+        if self.scenes and self.stac is not None:
+            raise ValueError("give `scenes` or a `stac:` block, not both")
         seen: set[_dt.date] = set()
         for s in self.scenes:
             if s.date in seen:
@@ -262,13 +330,14 @@ class RunConfig(_Model):
                 raise ValueError(f"scenes: {b.date} is listed after {a.date}; list the scenes in date order (oldest first)")
         paths: dict[str, _dt.date] = {}
         for s in self.scenes:
-            p = self.resolve(s.path)
-            key = str(p)
-            if p.exists():
-                key = str(p.resolve())
-            if key in paths:
-                raise ValueError(f"scenes: {paths[key]} and {s.date} both read {s.path}; give each date its own file")
-            paths[key] = s.date
+            for f in s.paths():
+                key = self.resolve_input(f)
+                p = Path(key)
+                if not is_remote(key) and p.exists():
+                    key = str(p.resolve())
+                if key in paths and paths[key] != s.date:
+                    raise ValueError(f"scenes: {paths[key]} and {s.date} both read {f}; give each date its own file")
+                paths[key] = s.date
         for key, value in (("aoi.path", self.aoi.path if self.aoi else None), ("clustering.model", self.clustering.model)):
             p = self.resolve(value) if value else None
             if p is not None and p.exists() and not (p.is_file() or p.is_dir()):  # a FIFO or device: refused, not read
@@ -279,6 +348,8 @@ class RunConfig(_Model):
                              "lower clustering.k, or raise compute.max_k if you mean it")
         if self.clustering.sample_size is not None:
             self._check_k_pixels(max(ks), self.clustering.sample_size)
+        if self.stac is not None:
+            return self  # the dates are known once the catalog is read (rs_change.stac.expand checks them then)
         if self.grid.reference is not None and self.grid.reference not in seen:
             raise ValueError(f"grid.reference {self.grid.reference} is not one of the scenes' dates")
         if self.clustering.fit_on is not None and self.clustering.fit_on not in seen:
@@ -320,6 +391,11 @@ class RunConfig(_Model):
         """A path from the config, relative to the config file's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(os.path.normpath(self.base_dir / p))
+
+    def resolve_input(self, path: str) -> str:
+        """A scene's path as GDAL is given it: a URL or ``/vsi...`` path unchanged
+        (:func:`rs_change.remote.is_remote`), a local path relative to the config file's folder."""
+        return str(path) if is_remote(path) else str(self.resolve(path))
 
     @property
     def output_dir(self) -> Path:
@@ -550,7 +626,7 @@ def _fields(model: Any, indent: str, values: Optional[dict[str, Any]] = None, *,
         examples = f.examples or []
         if name in values:
             line = f"{indent}{name}: {_yaml_value(values[name])}"
-        elif f.default is None:
+        elif f.default is None or f.is_required():  # optional, or required inside an optional section (stac.url)
             sub = _sub_model(f.annotation)
             if sub is not None:
                 lines += [f"{indent}# {name}:", *_fields(sub, indent + "#   ")]

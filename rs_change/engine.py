@@ -31,7 +31,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,10 @@ class Engine:
         finally:
             for f in pending:
                 f.cancel()
+            # items already running finish before the caller goes on: after an interrupt the
+            # caller closes the readers they use (a GDAL dataset closed under a running read
+            # crashed the process instead of exiting 130)
+            wait(list(pending))
 
     def _map_distributed(self, fn: Callable[[Any], Any], items: Iterable[Any], limit: int) -> Iterator[Any]:
         client = self._client

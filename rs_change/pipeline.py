@@ -34,9 +34,10 @@ from .model import cluster_writer_kwargs, stage_cluster_outputs
 from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, clusters_tif, model_json,
                     run_names, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
-from .readers import SceneSource, check_overlap
+from .readers import SceneSource, check_overlap, mosaic, open_layers
 from .scenes import open_scene
 from .sensors import custom_profile, get_profile
+from .stac import expand
 from .summary import build_summary, change_rows
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,22 @@ def _noop(stage: str, done: int, total: int) -> None:  # pragma: no cover - triv
 # ---------------------------------------------------------------------------------------------
 def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     """The :class:`SceneSource` of one configured date."""
-    if scene.bands is not None:
+    if scene.bands is not None and scene.assets is None:
         profile = custom_profile(scene.bands)
         if scene.sensor is not None:
             base = get_profile(scene.sensor)
             profile = base.with_overrides(bands=profile.bands)
+    elif scene.sensor is None and scene.assets is not None:  # one file per role, no named profile: DNs
+        profile = custom_profile({role: 1 for role in scene.asset_parts()[0]})
     else:
         profile = get_profile(scene.sensor or "")
     profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
     if scene.qa is not None:  # MODIS state QA flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
-    return open_scene(cfg.resolve(scene.path), profile, scene.date, scene.nodata)
+    if scene.assets is not None:  # one file per band role (a mosaic when several items)
+        return mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)
+                       for part in scene.asset_parts()])
+    return mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
 
 
 def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
@@ -133,6 +139,7 @@ def run(
     """
     t0 = time.perf_counter()
     progress = progress or _noop
+    cfg = expand(cfg)  # a `stac:` block -> the scenes it finds (rs_change.stac); other configs as they are
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
     if write:
         check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first

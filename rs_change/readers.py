@@ -29,7 +29,8 @@ from rasterio.windows import Window
 from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
-from .sensors import BandProfile, raw_to_bands
+from .remote import gdal_env, gdal_path, is_remote, retrying
+from .sensors import BandProfile, observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class SceneSource:
     qa_decoder: Optional[QaDecoder] = None
     label: str = ""
     extra: dict = field(default_factory=dict)
+    #: A mosaic (several files or items of one date, :func:`mosaic`): its parts, read in order,
+    #: each pixel from the first part that observes it; ``layers`` are then the first part's.
+    parts: tuple["SceneSource", ...] = ()
 
     @property
     def roles(self) -> list[str]:
@@ -71,14 +75,25 @@ class SceneSource:
 
     def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
         """A reader of windows of ``ref`` (use as a context manager; one per thread)."""
+        if self.parts:
+            return MosaicReader(self, ref, resampling)  # type: ignore[return-value]
         return WindowReader(self, ref, resampling)
 
 
-def open_raster(path: str) -> rasterio.io.DatasetReader:
-    """``rasterio.open(path)``, or an :class:`~rs_change.errors.InputError` saying what to fix."""
+def open_raster(path: str, overview_level: Optional[int] = None) -> rasterio.io.DatasetReader:
+    """``rasterio.open(path)``, or an :class:`~rs_change.errors.InputError` saying what to fix.
+
+    A remote ``path`` (a URL or ``/vsi...`` path, :mod:`rs_change.remote`) is opened through
+    GDAL's virtual file systems with :data:`rs_change.remote.GDAL_OPTIONS`, tried again after a
+    dropped connection; a failure names the URL and the HTTP status. ``overview_level`` (0 = the
+    first overview) opens one of the file's overviews as a dataset of its own."""
+    kw = {} if overview_level is None else {"overview_level": int(overview_level)}
+    if is_remote(path):
+        with gdal_env([path]):
+            return retrying(lambda: rasterio.open(gdal_path(path), **kw), path, "cannot open")
     check_regular_file(path)  # a FIFO would hang GDAL's open, /dev/zero would be read without end
     try:
-        return rasterio.open(path)
+        return rasterio.open(path, **kw)
     except RasterioIOError as exc:
         p = Path(path)
         if not p.exists() and "://" not in path:
@@ -125,7 +140,7 @@ def open_geotiff(
         Missing or unreadable file, no CRS/geotransform, too few bands for the profile.
     """
     path = str(path)
-    with open_raster(path) as ds:
+    with gdal_env([path]), open_raster(path) as ds:
         grid = grid_of(ds, path)
         profile.check_band_count(ds.count, path)
         file_nodata = ds.nodata
@@ -135,6 +150,76 @@ def open_geotiff(
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
     return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+
+
+def open_layers(
+    files: Mapping[str, str],
+    profile: BandProfile,
+    date: _dt.date,
+    nodata: Optional[float] = None,
+) -> SceneSource:
+    """A :class:`SceneSource` for one file per band role (``{role: path}``, band 1 of each): the
+    one-band-per-file products such as Sentinel-2 L2A and Landsat Collection 2 as STAC serves them.
+
+    The scene's grid is the finest of the files' grids (Sentinel-2's 10 m bands, not the 20 m
+    SWIR); the offset the files declare is read from the first file.
+
+    Raises
+    ------
+    InputError, GeoreferenceError
+        Missing or unreadable file, no CRS/geotransform.
+    """
+    files = {str(role): str(p) for role, p in files.items()}
+    profile = replace(profile, bands={role: 1 for role in files})
+    grids: list[Grid] = []
+    file_nodata = None
+    for i, (role, path) in enumerate(files.items()):
+        with gdal_env([path]), open_raster(path) as ds:
+            grids.append(grid_of(ds, path))
+            if i == 0:
+                file_nodata = ds.nodata
+                profile = _resolve_offset(ds, profile, path)
+    grid = min(grids, key=lambda g: abs(g.transform.a * g.transform.e))
+    nd = nodata if nodata is not None else file_nodata
+    label = next(iter(files.values()))
+    return SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
+                       label=label)
+
+
+def mosaic(parts: list[SceneSource]) -> SceneSource:
+    """One date from several sources (STAC items of one day, adjacent tiles): read in order onto
+    the reference grid, each pixel taken from the first part that observes it.
+
+    The mosaic's grid covers every part: the first part's CRS and pixel size, extended to the union
+    of the parts' bounds (transformed into that CRS), so it can be a run's reference grid.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    if any(p.qa_layer is not None or p.extra for p in parts):
+        raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
+                               "cannot be mosaicked; give one file, folder or granule per date")
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    first = parts[0].grid
+    bounds = [first.bounds]
+    for p in parts[1:]:
+        b = p.grid.bounds
+        if p.grid.crs != first.crs:
+            b = transform_bounds(p.grid.crs.to_wkt(), first.crs.to_wkt(), *b, densify_pts=21)
+        bounds.append(b)
+    t = first.transform
+    x0, x1 = min(b[0] for b in bounds), max(b[2] for b in bounds)
+    y0, y1 = min(b[1] for b in bounds), max(b[3] for b in bounds)
+    # snapped to the first part's pixel edges
+    c0 = np.floor((x0 - t.c) / t.a + 1e-9)
+    c1 = np.ceil((x1 - t.c) / t.a - 1e-9)
+    r0 = np.floor((y1 - t.f) / t.e + 1e-9)
+    r1 = np.ceil((y0 - t.f) / t.e - 1e-9)
+    transform = Affine(t.a, 0.0, t.c + c0 * t.a, 0.0, t.e, t.f + r0 * t.e)
+    grid = Grid((int(r1 - r0), int(c1 - c0)), transform, first.crs)
+    label = f"{parts[0].label} (+{len(parts) - 1} more)"
+    return replace(parts[0], grid=grid, label=label, parts=tuple(parts))
 
 
 #: Metadata tags holding a Sentinel-2 offset in DN (processing baseline 04.00+: -1000): L2A, L1C.
@@ -372,11 +457,82 @@ class SharedReads:
                 ds = self._ds[path] = open_raster(path)
             return ds.read(bands, window=window)
 
+    def forget(self, path: str) -> None:
+        """Close the dataset of ``path`` (opened again by the next read)."""
+        with self._lock:
+            ds = self._ds.pop(path, None)
+            if ds is not None:
+                ds.close()
+
     def close(self) -> None:
         with self._lock:
             for d in self._ds.values():
                 d.close()
             self._ds.clear()
+
+
+class MosaicReader:
+    """Reads windows of a reference grid from a mosaic (:func:`mosaic`): a
+    :class:`WindowReader` per part, each pixel from the first part that observes it (inside its
+    footprint, not nodata / fill / out of range, not QA-flagged). Not thread-safe."""
+
+    def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING) -> None:
+        self.source = source
+        self.ref = ref
+        self.readers = [WindowReader(p, ref, resampling) for p in source.parts]
+        self.last_qa: Optional[np.ndarray] = None
+
+    @property
+    def shared_reads(self) -> Optional["SharedReads"]:
+        return self.readers[0].shared_reads
+
+    @shared_reads.setter
+    def shared_reads(self, value: Optional["SharedReads"]) -> None:
+        for rd in self.readers:  # keyed by path: one object serves every part
+            rd.shared_reads = value
+
+    def __enter__(self) -> "MosaicReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for rd in self.readers:
+            rd.close()
+
+    def can_decimate(self) -> bool:
+        return all(rd.can_decimate() for rd in self.readers)
+
+    def read(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
+             out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """:meth:`WindowReader.read` of the mosaic."""
+        raws, valid = self.read_raw(row_off, col_off, height, width, out_shape)
+        bands, observed = raw_to_bands(raws, self.source.profile, self.source.nodata)
+        valid &= observed
+        return bands, valid
+
+    def read_raw(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
+                 out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """:meth:`WindowReader.read_raw` of the mosaic: the first part's values where it observes
+        the pixel, else the next part's, and so on; ``valid`` where any part's footprint is."""
+        raws: Optional[dict[str, np.ndarray]] = None
+        valid = seen = None
+        for part, rd in zip(self.source.parts, self.readers):
+            r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
+            obs = v & observed_mask(r, part.profile, part.nodata)
+            if raws is None:
+                raws, valid, seen = {k: a.copy() for k, a in r.items()}, v, obs
+            else:
+                take = obs & ~seen
+                for role, a in r.items():
+                    raws[role][take] = a[take]
+                valid |= take
+                seen |= obs
+            if seen.all():
+                break
+        assert raws is not None and valid is not None
+        return raws, valid
 
 
 class WindowReader:
@@ -429,6 +585,18 @@ class WindowReader:
             d.close()
         self._views.clear()
         self._ds.clear()
+
+    def forget(self, path: str) -> None:
+        """Close every dataset and view of ``path`` (they are opened again on the next read): after
+        a failed remote read, whose dataset would keep failing."""
+        for key in [k for k in self._views if k.startswith(path + "|")]:
+            v = self._views.pop(key)
+            if isinstance(v, WarpedVRT):
+                v.close()
+        for key in [k for k in self._ds if k == path or k.startswith(path + "|")]:
+            self._ds.pop(key).close()
+        if self.shared_reads is not None:
+            self.shared_reads.forget(path)
 
     def _dataset(self, path: str) -> rasterio.io.DatasetReader:
         if path not in self._ds:
@@ -534,19 +702,42 @@ class WindowReader:
             paths.append(self.source.qa_layer[0])
         return list(dict.fromkeys(paths))
 
+    def _overview_for(self, path: str, window: Window, out_shape: tuple[int, int]) -> Optional[tuple[int, int]]:
+        """(index, factor) of the coarsest overview of ``path`` that is at most as coarse as a read of
+        ``window`` at ``out_shape`` (GDAL's own choice for a decimated read); None without one."""
+        factors = self._dataset(path).overviews(1)
+        step = min(float(window.height) / out_shape[0], float(window.width) / out_shape[1])
+        fits = [(f, i) for i, f in enumerate(factors) if f <= step + 1e-9]
+        if not fits:
+            return None
+        f, i = max(fits)
+        return i, int(f)
+
+    def _overview(self, path: str, index: int) -> rasterio.io.DatasetReader:
+        key = f"{path}|overview{index}"
+        if key not in self._ds:
+            self._ds[key] = open_raster(path, overview_level=index)
+        return self._ds[key]
+
     def _read_decimated_shift(
         self, path: str, bands: list[int], window: Window, out_shape: tuple[int, int], off: tuple[float, float],
-        rows_per_read: Optional[int] = None,
+        rows_per_read: Optional[int] = None, level: Optional[tuple[int, int]] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of a window of ``h`` rows
         read at ``oh`` rows takes the source pixel under its centre, ``row_off + (o + 0.5) * h / oh``
         on the reference grid plus the offset (likewise for columns). Rows of the source are read
         in strips of ``rows_per_read`` and only the needed rows and columns kept.
 
+        With ``level`` (an overview's (index, factor), :meth:`_overview_for`) the pixel under the
+        centre is taken from that overview instead: a fraction of the bytes (1/64 for a factor of
+        8), which is what makes pass 1 on a remote COG cheap. Whether an output pixel is inside
+        the scene is still decided on the full-resolution grid.
+
         By default a strip is at most 8 MB (a power of two of rows, 16 to 512: it divides the usual
         tile heights, so GDAL's block cache decodes each tile once): 256 rows of a NAIP-size scene,
         128 of a 4x larger one, whose 512-row strips were 30 MB per date in flight."""
-        ds = self._dataset(path)
+        full = self._dataset(path)
+        ds = full if level is None else self._overview(path, level[0])
         if rows_per_read is None:
             row_bytes = max(1, int(window.width) * len(bands) * np.dtype(ds.dtypes[bands[0] - 1]).itemsize)
             rows_per_read = 512
@@ -555,13 +746,16 @@ class WindowReader:
         oh, ow = int(out_shape[0]), int(out_shape[1])
         h, w = float(window.height), float(window.width)
 
-        def picks(n_out: int, start: float, size: float, shift: float, n_src: int) -> tuple[np.ndarray, np.ndarray]:
-            centre = start + (np.arange(n_out) + 0.5) * (size / n_out) + shift
-            idx = np.floor(centre + 1e-10).astype(np.int64)
-            return np.clip(idx, 0, n_src - 1), (idx >= 0) & (idx < n_src)
+        def picks(n_out: int, start: float, size: float, shift: float, n_full: int, n_src: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+            centre = start + (np.arange(n_out) + 0.5) * (size / n_out) + shift  # full-resolution pixels
+            pixel = np.floor(centre + 1e-10)
+            inside = (pixel >= 0) & (pixel < n_full)
+            idx = pixel.astype(np.int64) if n_src == n_full else np.floor(centre * (n_src / n_full) + 1e-10).astype(np.int64)
+            return np.clip(idx, 0, n_src - 1), inside
 
-        ri, rin = picks(oh, float(window.row_off), h, off[0], ds.height)
-        ci, cin = picks(ow, float(window.col_off), w, off[1], ds.width)
+        ri, rin = picks(oh, float(window.row_off), h, off[0], full.height, ds.height)
+        ci, cin = picks(ow, float(window.col_off), w, off[1], full.width, ds.width)
         out = np.zeros((len(bands), oh, ow), dtype=ds.dtypes[bands[0] - 1])
         c0, c1 = int(ci.min()), int(ci.max()) + 1
         first = int(ri.min()) - int(ri.min()) % rows_per_read
@@ -576,39 +770,53 @@ class WindowReader:
     def _read_group(
         self, path: str, bands: list[int], window: Window, out_shape: Optional[tuple[int, int]], nearest: bool = False
     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """Every band of ``bands`` of one file in one read: ((n, h, w) array, observed mask or None)."""
-        res = Resampling.nearest if nearest else self.resampling
+        """Every band of ``bands`` of one file in one read: ((n, h, w) array, observed mask or None).
+
+        A remote file is read with :data:`rs_change.remote.GDAL_OPTIONS` (here, so a Dask worker
+        that reads it applies them too) and read again after a dropped connection
+        (:func:`rs_change.remote.retrying`); a local file that fails to read is named as corrupt."""
+        if is_remote(path):
+            with gdal_env([path]):
+                return retrying(lambda: self._read_group_once(path, bands, window, out_shape, nearest), path,
+                                reset=lambda: self.forget(path))
         try:
-            if self.fast and out_shape is None and res.name in FAST_RESAMPLING:
-                off = self._translation(path)
-                if off is not None:
-                    return self._read_shifted(path, bands, window, res, off)
-            if self.fast and out_shape is not None:
-                off = self._translation(path)
-                if off is None and self._same_grid(path) and not self._dataset(path).overviews(1):
-                    # a file on the grid itself without overviews: the same picks strip by strip
-                    # (GDAL's decimated read decodes every tile once per band when its block
-                    # cache cannot hold the whole scene: 3.6 instead of 1.2 CPU s on the 4x pair)
-                    off = (0.0, 0.0)
-                if off is not None:  # (with overviews, GDAL's decimated read below reads them)
-                    return self._read_decimated_shift(path, bands, window, out_shape, off)
-            view = self._view(path, res)
-            key = f"{path}|{res.name}"
-            kw: dict = {"window": window}
-            if out_shape is not None:
-                kw["out_shape"] = (len(bands) + (key in self._alpha),) + tuple(out_shape)
-                kw["resampling"] = Resampling.nearest
-            idx = list(bands) + ([self._alpha[key]] if key in self._alpha else [])
-            arr = view.read(idx, **kw)  # type: ignore[attr-defined]
-            inside = None
-            if key in self._alpha:
-                inside = arr[-1] > 0
-                arr = arr[:-1]
+            return self._read_group_once(path, bands, window, out_shape, nearest)
         except RasterioIOError as exc:
             detail = str(exc.__cause__ or exc).splitlines()[0] if str(exc.__cause__ or exc) else "read error"
             raise InputError(
                 f"{path}: read failed, the file looks truncated or corrupt ({detail[:120]}); download or copy it again"
             ) from None
+
+    def _read_group_once(
+        self, path: str, bands: list[int], window: Window, out_shape: Optional[tuple[int, int]], nearest: bool = False
+    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        res = Resampling.nearest if nearest else self.resampling
+        if self.fast and out_shape is None and res.name in FAST_RESAMPLING:
+            off = self._translation(path)
+            if off is not None:
+                return self._read_shifted(path, bands, window, res, off)
+        if self.fast and out_shape is not None:
+            off = self._translation(path)
+            if off is None and self._same_grid(path) and not self._dataset(path).overviews(1):
+                # a file on the grid itself without overviews: the same picks strip by strip
+                # (GDAL's decimated read decodes every tile once per band when its block
+                # cache cannot hold the whole scene: 3.6 instead of 1.2 CPU s on the 4x pair)
+                off = (0.0, 0.0)
+            if off is not None:  # (with overviews, GDAL's decimated read below reads them)
+                return self._read_decimated_shift(path, bands, window, out_shape, off,
+                                                  level=self._overview_for(path, window, out_shape))
+        view = self._view(path, res)
+        key = f"{path}|{res.name}"
+        kw: dict = {"window": window}
+        if out_shape is not None:
+            kw["out_shape"] = (len(bands) + (key in self._alpha),) + tuple(out_shape)
+            kw["resampling"] = Resampling.nearest
+        idx = list(bands) + ([self._alpha[key]] if key in self._alpha else [])
+        arr = view.read(idx, **kw)  # type: ignore[attr-defined]
+        inside = None
+        if key in self._alpha:
+            inside = arr[-1] > 0
+            arr = arr[:-1]
         return arr, inside
 
     def read(
@@ -698,6 +906,19 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
     onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
     the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
     """
+    if source.parts:  # a mosaic: each part's decimated read, the first part that observes a pixel wins
+        out: Optional[tuple[dict[str, np.ndarray], np.ndarray]] = None
+        for part in source.parts:
+            b, v = decimated_read(part, ref, shape, resampling)
+            if out is None:
+                out = ({k: a.copy() for k, a in b.items()}, v.copy())
+                continue
+            take = v & ~out[1]
+            for role, a in b.items():
+                out[0][role][take] = a[take]
+            out[1][take] = True
+        assert out is not None
+        return out
     if tuple(shape) == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
             return rd.read()
@@ -741,5 +962,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "open_geotiff", "open_raster", "grid_of", "decimated_read", "check_overlap",
+__all__ = ["SceneSource", "WindowReader", "MosaicReader", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
            "BandProfileError"]

@@ -28,6 +28,7 @@ from . import defaults
 from .errors import BandProfileError, GeoreferenceError
 from .grid import Grid, as_crs
 from .readers import SceneSource, open_geotiff
+from .remote import is_remote
 from .sensors import BandProfile, custom_profile, get_profile, raw_to_bands
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,12 @@ def open_scene(
     nodata: Optional[float] = None,
 ) -> SceneSource:
     """Open one date: a multi-band raster file, or (MODIS) a folder / glob of per-layer files or
-    an HDF4 granule.  Dispatches on the path; see :mod:`rs_change.modis` for the MODIS forms."""
-    p = Path(path)
+    an HDF4 granule.  Dispatches on the path; see :mod:`rs_change.modis` for the MODIS forms.  A URL
+    (:func:`rs_change.remote.is_remote`) is one raster file read by range requests."""
     s = str(path)
+    if is_remote(s):
+        return open_geotiff(s, profile, date, nodata)
+    p = Path(path)
     modis_profile = profile.name.lower().startswith(("modis", "mod09", "myd09"))  # bands by description
     if modis_profile or p.is_dir() or any(ch in s for ch in "*?[") or p.suffix.lower() in (".hdf", ".h4", ".hdf4"):
         from . import modis  # noqa: PLC0415  (optional reader, imported on demand)
@@ -149,7 +153,8 @@ def read_scene(
     Parameters
     ----------
     path : str or Path
-        The raster (or MODIS folder / glob of per-layer files / ``.hdf``).
+        The raster (or MODIS folder / glob of per-layer files / ``.hdf``), or a URL read by range
+        requests (``https://``, ``s3://``, ``gs://``, ``az://``, ``/vsi...``; :mod:`rs_change.remote`).
     sensor : str, optional
         Named band profile (``naip``, ``modis``, ``landsat8``, ``landsat_tm``, ``sentinel2``...).
     bands : mapping of str to int, optional
@@ -179,7 +184,7 @@ def read_scene(
     """
     profile = band_profile(sensor, bands, scale, offset, where=str(path))
     d = as_date(date) if date is not None else None
-    src = open_scene(Path(path), profile, d or _dt.date(1970, 1, 1), nodata)
+    src = open_scene(str(path) if is_remote(path) else Path(path), profile, d or _dt.date(1970, 1, 1), nodata)
     grid = like.grid if isinstance(like, Scene) else (like or src.grid)
     with src.open(grid, resampling) as rd:
         bd, valid = rd.read()

@@ -48,7 +48,8 @@ def test_optional_keys_are_commented_out_with_an_example() -> None:
     text = template()
     assert "\n# aoi:\n" in text and "#   # bbox: [-98.95, 47.0, -98.9, 47.03]" in text
     # uncommenting the aoi section with its bbox gives a valid config with that area of interest
-    on = text.replace("\n# aoi:\n", "\naoi:\n").replace("#   # bbox:", "  bbox:").replace("#   crs: EPSG:4326", "  crs: EPSG:4326")
+    head, tail = text.split("\n# aoi:\n")  # (the stac section above has a bbox of its own)
+    on = head + "\naoi:\n" + tail.replace("#   # bbox:", "  bbox:", 1).replace("#   crs: EPSG:4326", "  crs: EPSG:4326", 1)
     assert RunConfig.from_text(on).aoi.bbox == (-98.95, 47.0, -98.9, 47.03)
     assert yaml.safe_load(text)["grid"] == {"resampling": defaults.RESAMPLING}
 

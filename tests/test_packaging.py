@@ -26,9 +26,11 @@ DISTRIBUTION = {
     "yaml": "PyYAML",
     "sklearn": "scikit-learn",
     "rio_cogeo": "rio-cogeo",
+    "pystac_client": "pystac-client",
+    "planetary_computer": "planetary-computer",
 }
 #: imported only on request, inside a function, with a one-line error when missing: an extra each
-OPTIONAL = {"distributed", "xarray", "rioxarray", "pyhdf"}
+OPTIONAL = {"distributed", "xarray", "rioxarray", "pyhdf", "planetary_computer"}
 #: extras for working on rs-change itself, not features of the package
 DEV_EXTRAS = {"test"}
 #: first-party top-level names (the package, and the benchmarks some tests call)
