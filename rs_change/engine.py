@@ -144,12 +144,18 @@ class Engine:
             return
         pending: deque[Future] = deque()
         try:
+            # a future leaves ``pending`` only once its result is in hand, so an interrupt while
+            # waiting for it still finds it in the wait below
             for it in items:
                 pending.append(self._pool.submit(fn, it))
                 if len(pending) >= limit:
-                    yield pending.popleft().result()
+                    result = pending[0].result()
+                    pending.popleft()
+                    yield result
             while pending:
-                yield pending.popleft().result()
+                result = pending[0].result()
+                pending.popleft()
+                yield result
         finally:
             for f in pending:
                 f.cancel()

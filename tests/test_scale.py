@@ -96,6 +96,35 @@ def test_engine_reraises_worker_errors() -> None:
         list(eng.map(boom, range(20)))
 
 
+def test_map_lets_go_only_after_the_item_it_was_waiting_for_finishes() -> None:
+    """An interrupt (Ctrl-C, SIGTERM) while the consumer waits for a result: the item being
+    waited for still runs, and the caller closes the readers it uses as soon as map lets go;
+    map must not let go before it has finished (a GDAL read of a closed dataset crashes)."""
+    import signal
+
+    done: list[int] = []
+
+    def slow(x: int) -> int:
+        time.sleep(0.4)
+        done.append(x)
+        return x
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with Engine("threads", workers=2) as eng:
+            with pytest.raises(KeyboardInterrupt):
+                signal.setitimer(signal.ITIMER_REAL, 0.1)  # fires while map waits for item 1
+                for _ in eng.map(slow, [1]):
+                    pass
+            assert done == [1]  # before the pool is shut down (which waits too)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_engine_rejects_unknown_scheduler() -> None:
     with pytest.raises(ConfigError, match="compute.scheduler"):
         Engine("gpu")
