@@ -494,7 +494,7 @@ _DATE_COLUMNS: list[tuple[str, str, Kind]] = [
     ("k", "Clusters", "int"),
     ("metric", "Distance", "text"),
     ("silhouette", "Silhouette (−1 to 1)", "ratio"),
-    ("water_clusters", "Water clusters", "text"),
+    ("water_clusters", "Water cluster ids", "text"),
 ]
 _POLYGON_COLUMNS: list[tuple[str, str, Kind]] = [
     ("layer", "Layer", "text"),
