@@ -544,17 +544,20 @@ def write_outputs(
     >>> from affine import Affine
     >>> m = {"2009-08-18": np.array([[1, 0]], np.uint8), "2020-08-31": np.array([[1, 1]], np.uint8)}
     >>> files = write_outputs(tempfile.mkdtemp(), m, Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
-    >>> [f.name for f in files]
+    >>> [f.name for f in files if not f.name.endswith((".qml", ".aux.xml"))]  # each .tif has its .qml and .tif.aux.xml
     ['water_2009-08-18.tif', 'water_2020-08-31.tif', 'change.tif', 'water.gpkg']
+    >>> len(files)
+    10
     """
-    from .export import WATER_CLASSES, WATER_COLORS, write_cog, write_layers
-    from .names import CHANGE_TIF, VECTOR_NAMES, clusters_png, clusters_tif, model_json, water_layer, water_tif
+    from .export import WATER_CLASSES, WATER_COLORS, write_cog, write_vectors
+    from .names import CHANGE_TIF, VECTOR_NAMES, clusters_png, clusters_tif, model_json, style_names, water_layer, water_tif
 
     out = Path(folder)
     labels = list(masks)
     names = [water_tif(d) for d in labels] + ([CHANGE_TIF] if len(labels) >= 2 else [])
     if clusters and models:
         names += [n for d in clusters for n in (clusters_tif(d), clusters_png(d))]
+    names += [n for tif in names if tif.endswith(".tif") for n in style_names(tif)]  # .qml, .aux.xml
     if models:
         names += [model_json(d) for d in models]
     if polygons:
@@ -571,15 +574,17 @@ def write_outputs(
         files.append(write_cog(out / water_tif(d), arrs[d], Grid(a.shape, transform, crs), nodata=255,
                                colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d},
                                description=f"water {d}: 1 water, 0 land, 255 unobserved"))
+        files += [out / n for n in style_names(water_tif(d))]
     if len(labels) >= 2:
         ch = change_map(arrs[labels[0]], arrs[labels[-1]])
         files.append(write_cog(out / CHANGE_TIF, ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
                                classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]},
                                description=f"change class {labels[0]} -> {labels[-1]}, 255 = unobserved"))
+        files += [out / n for n in style_names(CHANGE_TIF)]
     if clusters and models:
         for d, cl in clusters.items():
             p = write_cluster_map(out / clusters_tif(d), cl, models[d], transform, crs, label=d)
-            files += [p, out / clusters_png(d)]
+            files += [p, *(out / n for n in style_names(clusters_tif(d))), out / clusters_png(d)]
     if models:
         for d, mdl in models.items():
             files.append(mdl.save(out / model_json(d)))
@@ -587,12 +592,13 @@ def write_outputs(
         layers = {}
         for d, a in arrs.items():
             gdf = polygonize(a, transform, crs)
-            gdf.insert(0, "date", d)
+            gdf.insert(0, "date", d)  # a Date field, as in rs-change run's layers
+            gdf.insert(1, "class", "water")
             layers[water_layer(d)] = gdf
         gpkg = out / VECTOR_NAMES["gpkg"]
         if gpkg.exists():
             gpkg.unlink()
-        files.append(write_layers(gpkg, layers))
+        files.append(write_vectors(out, layers, ["gpkg"])[VECTOR_NAMES["gpkg"]])  # with its layer_styles
     return files
 
 

@@ -214,3 +214,29 @@ output: {dir: out_fit_on, polygons: false}
         for c in date["clusters"]:
             if c["pixels"]:
                 assert (c["centroid"]["ndwi"] > 0) == c["is_water"], (date["date"], c)
+
+
+def test_write_outputs_styles_its_files_and_refuses_to_replace_them(tmp_path) -> None:
+    """write_outputs writes what rs-change run writes for the same masks: each raster's .qml and
+    .aux.xml (listed in what it returns), layers with a Date field and a layer_styles table;
+    a style file already in the folder is not replaced without overwrite=True."""
+    import pyogrio
+    from affine import Affine
+
+    m = {"2009-08-18": np.array([[1, 0], [1, 1]], np.uint8), "2020-08-31": np.array([[1, 1], [1, 1]], np.uint8)}
+    t = Affine(10, 0, 500000, 0, -10, 5200000)
+    files = api.write_outputs(tmp_path / "a", m, t, "EPSG:32614")
+    names = [f.name for f in files]
+    assert {"water_2009-08-18.qml", "water_2009-08-18.tif.aux.xml", "change.qml", "change.tif.aux.xml"} <= set(names)
+    assert all(f.exists() for f in files)
+    gpkg = tmp_path / "a" / "water.gpkg"
+    assert [name for name, _ in pyogrio.list_layers(gpkg)] == ["water_2009_08_18", "water_2020_08_31", "layer_styles"]
+    info = pyogrio.read_info(gpkg, layer="water_2009_08_18")
+    assert dict(zip(info["fields"], info["dtypes"]))["date"] == "datetime64[D]" and info["features"] == 1
+    assert pyogrio.read_dataframe(gpkg, layer="water_2009_08_18")["pixels"].tolist() == [3]
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "change.qml").write_text("mine")
+    with pytest.raises(rc.errors.OutputError, match="change.qml"):
+        api.write_outputs(tmp_path / "b", m, t, "EPSG:32614")
+    assert (tmp_path / "b" / "change.qml").read_text() == "mine"
