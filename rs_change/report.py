@@ -707,18 +707,6 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
     return Path(path)
 
 
-def write_report(folder: Path, summary: Mapping[str, Any], config_yaml: str, models: Sequence[Any], ref: Any,
-                 rasters: Mapping[str, Path], resampling: str = defaults.RESAMPLING, max_px: int = MAX_PX) -> dict[str, Path]:
-    """All report outputs of a run into ``folder``; returns name -> path.
-
-    ``rasters`` maps the run's output names (``water_<date>.tif``, ``frequency.tif``, ...) to the
-    staged files.
-    """
-    files = report_figures(folder, summary, models, ref, rasters, resampling, max_px)
-    files[REPORT_HTML] = report_page(folder, summary, config_yaml, files)
-    return files
-
-
 def report_figures(folder: Path, summary: Mapping[str, Any], models: Sequence[Any], ref: Any,
                    rasters: Mapping[str, Path], resampling: str = defaults.RESAMPLING, max_px: int = MAX_PX) -> dict[str, Path]:
     """``timeseries.csv`` and every figure of the report into ``folder``; returns name -> path.
