@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import typing
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,12 @@ def config_table() -> str:
 
     from rs_change import config as C
 
+    def type_name(ann: Any) -> str:
+        """``Optional[X]`` as ``X`` (the default column says None), ``Union[X, Y]`` as ``X or Y``."""
+        if typing.get_origin(ann) is typing.Union:
+            return " or ".join(type_name(a) for a in typing.get_args(ann) if a is not type(None))
+        return str(ann).replace("typing.", "").replace("datetime.", "").replace("<class '", "").replace("'>", "")
+
     def rows(model: type, prefix: str) -> list[tuple[str, str, str, str]]:
         out = []
         for name, f in model.model_fields.items():  # type: ignore[attr-defined]
@@ -45,15 +53,14 @@ def config_table() -> str:
             sub = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
             key = f"{prefix}{name}"
             if name == "scenes":
-                out.append((key, "list", "required", "One entry per date; keys below."))
+                out.append((key, "list", "required without `stac`", f"{f.description} Keys below."))
                 out += rows(C.SceneConfig, "scenes[].")
                 continue
             if sub:
                 out += rows(sub[0], key + ".")
                 continue
             default = "required" if f.is_required() else repr(f.default)
-            t = str(ann).replace("typing.", "").replace("datetime.", "").replace("<class '", "").replace("'>", "")
-            out.append((key, t, default, f.description or ""))
+            out.append((key, type_name(ann), default, f.description or ""))
         return out
 
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
