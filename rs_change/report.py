@@ -681,7 +681,7 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
     if len(dates) >= 3 and summary.get("transitions"):  # with 2 dates, the one transition is the change above
         parts += ["<h2>Change between consecutive dates</h2>",
                   _table(summary["transitions"], [("from", "From", "text"), ("to", "To", "text"), *_CHANGE_COLUMNS], nd)]
-    if summary.get("series"):
+    if len(dates) >= 3 and summary.get("series"):  # with 2 dates, the classes are the change above
         s = summary["series"]
         px = s.get("classes_pixels", {})
         parts += ["<h2>Series classes (all dates)</h2>",

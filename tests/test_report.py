@@ -95,6 +95,7 @@ def test_report_files_and_html(series_run):
     assert len(imgs) == 3 + 4  # quicklooks, timeseries, change first -> last, frequency, series classes
     assert "src=\"http" not in html and "src=\"file" not in html  # self-contained
     assert "water persistent" in html and DATES[1] in html and "clustering" in html
+    assert "<h2>Series classes (all dates)</h2>" in html  # three dates: the series table
     for name in ["series_classes.qml", "change.qml"]:
         assert ET.parse(out / name).getroot().tag == "qgis"
     manifest = json.loads((out / "manifest.json").read_text())
@@ -381,8 +382,9 @@ def test_web_mercator_warns_in_the_log_and_the_report(mercator_run):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert '<p class="warning"><strong>Areas:</strong> The grid&#x27;s CRS (EPSG:3857) does not preserve area' in html
     assert f"{ratio:.2f} times" in html
-    # two dates: the change table, no separate table of consecutive dates repeating it
+    # two dates: the change table, no table of consecutive dates or series classes repeating it
     assert "Change, first to last date" in html and "Change between consecutive dates" not in html
+    assert "Series classes" not in html
 
 
 def test_planar_area_ratio_by_crs():
