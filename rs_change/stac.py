@@ -102,14 +102,9 @@ def search_bbox(cfg: "RunConfig") -> Optional[tuple[float, float, float, float]]
         return tuple(float(v) for v in st.bbox)  # type: ignore[return-value]
     if cfg.aoi is None:
         return None
-    if cfg.aoi.bbox is not None:
-        from pyproj import CRS, Transformer
-
-        t = Transformer.from_crs(CRS.from_user_input(cfg.aoi.crs), CRS.from_epsg(4326), always_xy=True)
-        b = t.transform_bounds(*cfg.aoi.bbox, densify_pts=21)
-        return tuple(round(float(v), 9) for v in b)  # type: ignore[return-value]
     from .aoi import aoi_geometries
 
+    # the aoi's polygons (a bbox densified, as the run clips with it) in degrees
     geoms = aoi_geometries(cfg.aoi, "EPSG:4326", cfg.resolve) or []
     xs = [g.bounds for g in geoms]
     return (min(b[0] for b in xs), min(b[1] for b in xs), max(b[2] for b in xs), max(b[3] for b in xs)) if xs else None
