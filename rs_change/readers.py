@@ -30,7 +30,8 @@ from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
 from .remote import gdal_env, gdal_path, is_remote, retrying
-from .sensors import BandProfile, observed_mask, raw_to_bands
+from .composite import medoid_pick
+from .sensors import BandProfile, raw_to_bands
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ class SceneSource:
     qa_decoder: Optional[QaDecoder] = None
     label: str = ""
     extra: dict = field(default_factory=dict)
-    #: A mosaic (several files or items of one date, :func:`mosaic`): its parts, read in order,
-    #: each pixel from the first part that observes it; ``layers`` are then the first part's.
+    #: A date of several files or items (:func:`mosaic`): its parts, composited per pixel from the
+    #: parts that observe it (:mod:`rs_change.composite`); ``layers`` are then the first part's.
     parts: tuple["SceneSource", ...] = ()
 
     @property
@@ -76,7 +77,7 @@ class SceneSource:
     def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
         """A reader of windows of ``ref`` (use as a context manager; one per thread)."""
         if self.parts:
-            return MosaicReader(self, ref, resampling)  # type: ignore[return-value]
+            return CompositeReader(self, ref, resampling)  # type: ignore[return-value]
         return WindowReader(self, ref, resampling)
 
 
@@ -187,8 +188,10 @@ def open_layers(
 
 
 def mosaic(parts: list[SceneSource]) -> SceneSource:
-    """One date from several sources (STAC items of one day, adjacent tiles): read in order onto
-    the reference grid, each pixel taken from the first part that observes it.
+    """One date from several sources (adjacent tiles, several acquisitions, the STAC items of a
+    day or a ``window``): composited per pixel onto the reference grid from the parts that observe
+    the pixel (:mod:`rs_change.composite`: the only one, the first of two, the medoid of three or
+    more), in the order given.
 
     The mosaic's grid covers every part: the first part's CRS and pixel size, extended to the union
     of the parts' bounds (transformed into that CRS), so it can be a run's reference grid.
@@ -471,16 +474,21 @@ class SharedReads:
             self._ds.clear()
 
 
-class MosaicReader:
-    """Reads windows of a reference grid from a mosaic (:func:`mosaic`): a
-    :class:`WindowReader` per part, each pixel from the first part that observes it (inside its
-    footprint, not nodata / fill / out of range, not QA-flagged). Not thread-safe."""
+class CompositeReader:
+    """Reads windows of a reference grid from a date of several scenes (:func:`mosaic`): a
+    :class:`WindowReader` per part, each pixel from the part that :func:`rs_change.composite.medoid_pick`
+    chooses among the parts that observe it (inside the footprint, not nodata / fill / out of
+    range, not QA-flagged): the only one, the first of two, the medoid of three or more.  A
+    mosaic of adjacent tiles is the special case where one part observes each pixel.  After each
+    read, :attr:`last_clear_count` holds how many parts observed each pixel.  Not thread-safe."""
 
     def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING) -> None:
         self.source = source
         self.ref = ref
         self.readers = [WindowReader(p, ref, resampling) for p in source.parts]
         self.last_qa: Optional[np.ndarray] = None
+        #: uint8 (h, w): parts that observed each pixel of the last window read
+        self.last_clear_count: Optional[np.ndarray] = None
 
     @property
     def shared_reads(self) -> Optional["SharedReads"]:
@@ -491,7 +499,7 @@ class MosaicReader:
         for rd in self.readers:  # keyed by path: one object serves every part
             rd.shared_reads = value
 
-    def __enter__(self) -> "MosaicReader":
+    def __enter__(self) -> "CompositeReader":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -506,7 +514,7 @@ class MosaicReader:
 
     def read(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
              out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """:meth:`WindowReader.read` of the mosaic."""
+        """:meth:`WindowReader.read` of the composite."""
         raws, valid = self.read_raw(row_off, col_off, height, width, out_shape)
         bands, observed = raw_to_bands(raws, self.source.profile, self.source.nodata)
         valid &= observed
@@ -514,25 +522,53 @@ class MosaicReader:
 
     def read_raw(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
                  out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """:meth:`WindowReader.read_raw` of the mosaic: the first part's values where it observes
-        the pixel, else the next part's, and so on; ``valid`` where any part's footprint is."""
-        raws: Optional[dict[str, np.ndarray]] = None
-        valid = seen = None
+        """:meth:`WindowReader.read_raw` of the composite: each pixel's raw values from the part
+        :func:`~rs_change.composite.medoid_pick` chooses (in the first part's units when a part
+        has another scale or offset), ``valid`` where some part observed it."""
+        reads = []
         for part, rd in zip(self.source.parts, self.readers):
             r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
-            obs = v & observed_mask(r, part.profile, part.nodata)
-            if raws is None:
-                raws, valid, seen = {k: a.copy() for k, a in r.items()}, v, obs
-            else:
-                take = obs & ~seen
-                for role, a in r.items():
-                    raws[role][take] = a[take]
-                valid |= take
-                seen |= obs
-            if seen.all():
-                break
-        assert raws is not None and valid is not None
+            b, obs = raw_to_bands(r, part.profile, part.nodata)
+            reads.append((r, b, v & obs))
+        raws, valid, count = composite_raws(self.source, reads)
+        self.last_clear_count = count
         return raws, valid
+
+
+#: The reader of a date of several files (kept under its first name: one file per part is a mosaic).
+MosaicReader = CompositeReader
+
+
+def composite_raws(
+    source: SceneSource, reads: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The composite of one window from each part's (raws, bands, clear mask): raw values in the
+    first part's type and units, the mask of pixels some part observed, and the clear count."""
+    pick, count = medoid_pick([b for _, b, _ in reads], [o for _, _, o in reads])
+    first = source.parts[0].profile
+    raws = {role: a.copy() for role, a in reads[0][0].items()}
+    for j, (part, (r, b, _)) in enumerate(zip(source.parts, reads)):
+        if j == 0:
+            continue
+        take = pick == j
+        if not take.any():
+            continue
+        same = (part.profile.scale, part.profile.offset) == (first.scale, first.offset)
+        for role, a in raws.items():
+            if same or first.scale is None:
+                a[take] = r[role][take]
+            else:  # another baseline's offset (Sentinel-2 04.00+): the value in the first part's DNs
+                a[take] = _to_raw((b[role][take] - np.float32(first.offset)) / np.float32(first.scale), a.dtype)
+    return raws, pick >= 0, count
+
+
+def _to_raw(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Physical values brought back to raw numbers of ``dtype`` (rounded and clamped for integers)."""
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        return np.clip(np.floor(values + 0.5), info.min, info.max).astype(dt)
+    return values.astype(dt)
 
 
 class WindowReader:
@@ -906,19 +942,15 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
     onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
     the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
     """
-    if source.parts:  # a mosaic: each part's decimated read, the first part that observes a pixel wins
-        out: Optional[tuple[dict[str, np.ndarray], np.ndarray]] = None
-        for part in source.parts:
-            b, v = decimated_read(part, ref, shape, resampling)
-            if out is None:
-                out = ({k: a.copy() for k, a in b.items()}, v.copy())
-                continue
-            take = v & ~out[1]
-            for role, a in b.items():
-                out[0][role][take] = a[take]
-            out[1][take] = True
-        assert out is not None
-        return out
+    if source.parts:  # a composite: each part's decimated read, then the pixels' picks as in pass 2
+        reads = [decimated_read(part, ref, shape, resampling) for part in source.parts]
+        pick, _ = medoid_pick([b for b, _ in reads], [v for _, v in reads])
+        out = {role: a.copy() for role, a in reads[0][0].items()}
+        for j in range(1, len(reads)):
+            take = pick == j
+            for role, a in out.items():
+                a[take] = reads[j][0][role][take]
+        return out, pick >= 0
     if tuple(shape) == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
             return rd.read()
@@ -962,5 +994,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "MosaicReader", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
+__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
            "BandProfileError"]
