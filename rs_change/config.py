@@ -133,7 +133,7 @@ class SceneConfig(_Model):
 
 
 class StacConfig(_Model):
-    """Scenes from a STAC catalog: the items found, one date per day, same-day items mosaicked."""
+    """Scenes from a STAC catalog: the items found, one date per day (or per `window` of days), the items of a date composited."""
 
     url: str = Field(description=(
         "A STAC API root (searched), or a static catalog, collection, item or item collection JSON (a file relative "
@@ -156,6 +156,9 @@ class StacConfig(_Model):
                                             examples=[{"eo:cloud_cover": {"lt": 20}}])
     filter: Optional[dict[str, Any]] = Field(None, description="STAC API filter extension (CQL2 JSON).")
     max_items: int = Field(100, ge=1, le=10_000, description="At most this many items (then the dates they fall on).")
+    window: int = Field(0, ge=0, le=366, description=(
+        "Days: the items from a date to N days after it are one date, composited per pixel from their clear "
+        "observations and named by its first day (0: one date per UTC day)."), examples=[16])
     nodata: Optional[float] = Field(None, description="Nodata value when the files and the items declare none.", examples=[0])
     sign: Optional[Literal["planetary_computer"]] = Field(None, description=(
         "Sign the asset URLs (Planetary Computer; needs `pip install rs-change[planetary-computer]`)."))

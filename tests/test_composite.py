@@ -152,3 +152,40 @@ def test_adjacent_tiles_stay_a_mosaic(tmp_path):
         cc = rd.last_clear_count
     assert valid.all() and (raws["red"][:, :11] == 50).all() and (raws["red"][:, 11:] == 100).all()
     assert (cc[:, 10] == 2).all() and (cc[:, :10] == 1).all() and (cc[:, 11:] == 1).all()
+
+
+def test_a_stac_window_composites_the_items_of_sixteen_days(clouded):
+    """`stac: {window: 16}`: the three clouded items of 1, 5 and 9 August are one date named
+    2020-08-01 (listed least cloudy first), the item of 30 August another; the composited date
+    has the cloud-free water area and its clear_count raster; window 0 keeps one date per day."""
+    import json
+    import shutil
+
+    import pystac
+
+    from rs_change import stac
+
+    from .test_stac import _bbox, _item
+
+    shutil.copy(clouded / "clear.tif", clouded / "late.tif")
+    items = [_item(f"c{i}", f"2020-08-0{1 + 4 * i}", {"image": str(clouded / f"c{i}.tif")}, _bbox(clouded / f"c{i}.tif"),
+                   **{"eo:cloud_cover": cc}) for i, cc in enumerate((30, 10, 20))]
+    items.append(_item("late", "2020-08-30", {"image": str(clouded / "late.tif")}, _bbox(clouded / "late.tif")))
+    (clouded / "items.json").write_text(json.dumps(pystac.ItemCollection(items).to_dict()))
+    data = {"stac": {"url": "items.json", "sensor": "naip", "window": 16},
+            "clustering": {"k": 2, "seed": 0, "n_init": 1}, "output": {"dir": "out", "report": False, "polygons": False}}
+    (clouded / "w.yaml").write_text(yaml.safe_dump(data))
+    cfg, rows = stac.find_scenes(RunConfig.from_yaml(clouded / "w.yaml"))
+    assert [r["date"] for r in rows] == ["2020-08-01", "2020-08-30"]
+    assert rows[0]["items"] == ["c1", "c2", "c0"]  # least cloudy first
+    assert "composited per pixel (3 items)" in stac.describe(rows)
+    res = run(cfg)
+    d = {x["date"]: x for x in res.summary["dates"]}
+    assert d["2020-08-01"]["water_km2"] == pytest.approx(d["2020-08-30"]["water_km2"], rel=0.005)
+    assert d["2020-08-01"]["unobserved_km2"] == 0
+    assert (clouded / "out" / "clear_count_2020-08-01.tif").exists()
+    assert not (clouded / "out" / "clear_count_2020-08-30.tif").exists()
+    data["stac"]["window"] = 0
+    (clouded / "d.yaml").write_text(yaml.safe_dump(data))
+    _, rows = stac.find_scenes(RunConfig.from_yaml(clouded / "d.yaml"))
+    assert [r["date"] for r in rows] == ["2020-08-01", "2020-08-05", "2020-08-09", "2020-08-30"]
