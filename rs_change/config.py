@@ -72,7 +72,10 @@ class SceneConfig(_Model):
         "Instead of `path`: one single-band file (or URL) per band role, e.g. Sentinel-2 L2A or Landsat C2 L2 bands; "
         "a list of such mappings is mosaicked. A `stac:` block writes these."),
         examples=[{"green": "B03.tif", "nir": "B08.tif", "swir1": "B11.tif"}])
-    sensor: Optional[str] = Field(None, description="Named band profile: naip, modis, landsat8, landsat_tm, sentinel2 ...")
+    sensor: Optional[str] = Field(None, description=(
+        "Named band profile of the product (docs/radiometry.md): naip, modis, landsat8 / landsat_tm (Collection 2 "
+        "Level-2 surface reflectance), landsat8_dn / landsat_tm_dn (Level-1 digital numbers), landsat8_toa / "
+        "landsat_tm_toa, sentinel2 (L1C or L2A), hls ..."))
     bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles (instead of, or overriding, `sensor`).",
                                             examples=[{"red": 1, "green": 2, "blue": 3, "nir": 4}])
     nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.", examples=[0])
@@ -80,6 +83,9 @@ class SceneConfig(_Model):
     offset: Optional[float] = Field(None, description=(
         "Reflectance offset (overrides the profile and any offset the file declares; sentinel2: 0 unless the file "
         "has a GDAL band offset or a BOA_ADD_OFFSET / RADIO_ADD_OFFSET tag, e.g. -1000 for baseline 04.00+ -> -0.1)."), examples=[-0.1])
+    valid_range: Optional[tuple[float, float]] = Field(None, description=(
+        "Raw values outside [low, high] are unobserved (overrides the profile's, e.g. landsat8's 7273-43636)."),
+        examples=[[1, 255]])
     qa: Optional[QaConfig] = Field(None, description="MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average).")
 
     @model_validator(mode="after")
@@ -122,6 +128,13 @@ class SceneConfig(_Model):
                 close = difflib.get_close_matches(str(role).lower(), ROLES, n=1)
                 hint = f"did you mean `{close[0]}`?" if close else "use"
                 raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+        return v
+
+    @field_validator("valid_range")
+    @classmethod
+    def _valid_range(cls, v: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        if v is not None and not (v[0] <= v[1]):
+            raise ValueError(f"valid_range [{v[0]:g}, {v[1]:g}]: give [low, high] with low <= high")
         return v
 
     @field_validator("nodata")

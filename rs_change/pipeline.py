@@ -39,6 +39,7 @@ from .scenes import open_scene
 from .sensors import custom_profile, get_profile
 from .stac import expand
 from .summary import build_summary, change_rows
+from .survey import header_warnings
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
         profile = custom_profile({role: 1 for role in scene.asset_parts()[0]})
     else:
         profile = get_profile(scene.sensor or "")
-    profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
+    profile = profile.with_overrides(scale=scene.scale, offset=scene.offset,
+                                     valid_range=tuple(scene.valid_range) if scene.valid_range is not None else None)
     if scene.qa is not None:  # MODIS state QA flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
     if scene.assets is not None:  # one file per band role (a mosaic when several items)
@@ -156,6 +158,9 @@ def run(
     if write:
         check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first
     sources = [build_source(s, cfg) for s in cfg.scenes]
+    for s in sources:  # a profile that does not fit the file's header (band count, data type)
+        for warning in header_warnings(s):
+            log.warning("%s", warning)
     ref = reference_grid(cfg, sources)
     geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
     ref = crop_to_aoi(ref, geoms)

@@ -69,6 +69,9 @@ class SceneSource:
     #: A date of several files or items (:func:`mosaic`): its parts, composited per pixel from the
     #: parts that observe it (:mod:`rs_change.composite`); ``layers`` are then the first part's.
     parts: tuple["SceneSource", ...] = ()
+    #: What the header of the (first) file says: ``dtype``, ``count`` (bands; None for one file per
+    #: band), ``size`` (width, height), ``crs``: for :func:`rs_change.sensors.profile_warnings`.
+    info: dict = field(default_factory=dict)
 
     @property
     def roles(self) -> list[str]:
@@ -148,9 +151,10 @@ def open_geotiff(
         if profile.scale is None and ds.scales and ds.scales[0] not in (None, 1.0) and ds.dtypes[0] != "uint8":
             log.info("%s: file declares scale %s; pass `scale:` in the config to use it", path, ds.scales[0])
         profile = _resolve_offset(ds, profile, path)
+        info = {"dtype": ds.dtypes[0], "count": ds.count, "size": (ds.width, ds.height), "crs": ds.crs.to_string()}
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
-    return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+    return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path, info=info)
 
 
 def open_layers(
@@ -180,11 +184,12 @@ def open_layers(
             if i == 0:
                 file_nodata = ds.nodata
                 profile = _resolve_offset(ds, profile, path)
+                info = {"dtype": ds.dtypes[0], "count": None, "size": (ds.width, ds.height), "crs": ds.crs.to_string()}
     grid = min(grids, key=lambda g: abs(g.transform.a * g.transform.e))
     nd = nodata if nodata is not None else file_nodata
     label = next(iter(files.values()))
     return SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
-                       label=label)
+                       label=label, info=info)
 
 
 def mosaic(parts: list[SceneSource]) -> SceneSource:
@@ -932,8 +937,12 @@ def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
     return Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
 
 
-def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+#: ``check(source, raws, inside)``: called by :func:`decimated_read` with each scene's raw values.
+RawCheck = Callable[["SceneSource", dict, np.ndarray], None]
+
+
+def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING,
+                   check: Optional[RawCheck] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A date's bands and observed mask on ``ref`` decimated to ``shape``: the pixel under each
     decimated centre (pass 1's sample, the report's quicklooks).
 
@@ -941,9 +950,12 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
     picks its source pixels directly (every tile decoded once); any other date is warped straight
     onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
     the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
+    A date of several scenes is their composite (:mod:`rs_change.composite`), as pass 2 reads it.
+    ``check`` is given each scene's raw values and footprint before they are converted (pass 1
+    checks them against the scene's profile, :func:`rs_change.sensors.check_raw_values`).
     """
     if source.parts:  # a composite: each part's decimated read, then the pixels' picks as in pass 2
-        reads = [decimated_read(part, ref, shape, resampling) for part in source.parts]
+        reads = [decimated_read(part, ref, shape, resampling, check) for part in source.parts]
         pick, _ = medoid_pick([b for b, _ in reads], [v for _, v in reads])
         out = {role: a.copy() for role, a in reads[0][0].items()}
         for j in range(1, len(reads)):
@@ -951,17 +963,28 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
             for role, a in out.items():
                 a[take] = reads[j][0][role][take]
         return out, pick >= 0
+    raws, inside = decimated_read_raw(source, ref, shape, resampling)
+    if check is not None:
+        check(source, raws, inside)
+    bands, observed = raw_to_bands(raws, source.profile, source.nodata)
+    return bands, inside & observed
+
+
+def decimated_read_raw(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
+                       ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The raw values of one scene (not a composite) decimated as :func:`decimated_read` reads them,
+    and the pixels inside it and not QA-flagged (:meth:`WindowReader.read_raw`)."""
     if tuple(shape) == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
-            return rd.read()
+            return rd.read_raw()
     if source.grid.same_as(ref):
         with source.open(ref, resampling) as rd:
-            return rd.read(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=tuple(shape))
     with source.open(ref, "nearest") as rd:
         if rd.can_decimate():
-            return rd.read(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=tuple(shape))
     with source.open(decimated_grid(ref, shape), "nearest") as rd:
-        return rd.read()
+        return rd.read_raw()
 
 
 def check_overlap(source: SceneSource, ref: Grid) -> float:
@@ -994,5 +1017,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
+__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "decimated_read_raw", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
            "BandProfileError"]
