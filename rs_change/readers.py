@@ -31,7 +31,7 @@ from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
 from .remote import gdal_env, gdal_path, is_remote, retrying
 from .composite import medoid_pick
-from .sensors import BandProfile, raw_to_bands
+from .sensors import BandProfile, observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
 
@@ -533,8 +533,7 @@ class CompositeReader:
         reads = []
         for part, rd in zip(self.source.parts, self.readers):
             r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
-            b, obs = raw_to_bands(r, part.profile, part.nodata)
-            reads.append((r, b, v & obs))
+            reads.append((r, v & clear_mask(r, part.profile, part.nodata)))
         raws, valid, count = composite_raws(self.source, reads)
         self.last_clear_count = count
         return raws, valid
@@ -544,15 +543,43 @@ class CompositeReader:
 MosaicReader = CompositeReader
 
 
+def clear_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float]) -> np.ndarray:
+    """The pixels :func:`~rs_change.sensors.raw_to_bands` keeps (nodata, fill, valid range, finite
+    floats), without converting the bands."""
+    ok = observed_mask(raws, profile, nodata)
+    for raw in raws.values():
+        if raw.dtype.kind == "f":
+            ok &= np.isfinite(raw)
+    return ok
+
+
 def composite_raws(
-    source: SceneSource, reads: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]]
+    source: SceneSource, reads: list[tuple[dict[str, np.ndarray], np.ndarray]]
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """The composite of one window from each part's (raws, bands, clear mask): raw values in the
-    first part's type and units, the mask of pixels some part observed, and the clear count."""
-    pick, count = medoid_pick([b for _, b, _ in reads], [o for _, _, o in reads])
+    """The composite of one window from each part's (raws, clear mask): raw values in the first
+    part's type and units, the mask of pixels some part observed, and the clear count.
+
+    The parts' bands in physical units are computed only where they are needed: for the medoid
+    of pixels that three or more parts observe, and to bring a part of another scale or offset
+    into the first part's units."""
+    count = np.zeros(reads[0][1].shape, np.uint8)
+    for _, obs in reads:
+        count += obs
+    phys: dict[int, dict[str, np.ndarray]] = {}
+
+    def bands(j: int) -> dict[str, np.ndarray]:
+        if j not in phys:
+            part = source.parts[j]
+            phys[j] = raw_to_bands(reads[j][0], part.profile, part.nodata)[0]
+        return phys[j]
+
+    if (count >= 3).any():
+        pick, _ = medoid_pick([bands(j) for j in range(len(reads))], [o for _, o in reads])
+    else:  # at most two observations anywhere: the first that observes (no band is needed)
+        pick, _ = medoid_pick([{} for _ in reads], [o for _, o in reads])
     first = source.parts[0].profile
     raws = {role: a.copy() for role, a in reads[0][0].items()}
-    for j, (part, (r, b, _)) in enumerate(zip(source.parts, reads)):
+    for j, (part, (r, _)) in enumerate(zip(source.parts, reads)):
         if j == 0:
             continue
         take = pick == j
@@ -563,7 +590,7 @@ def composite_raws(
             if same or first.scale is None:
                 a[take] = r[role][take]
             else:  # another baseline's offset (Sentinel-2 04.00+): the value in the first part's DNs
-                a[take] = _to_raw((b[role][take] - np.float32(first.offset)) / np.float32(first.scale), a.dtype)
+                a[take] = _to_raw((bands(j)[role][take] - np.float32(first.offset)) / np.float32(first.scale), a.dtype)
     return raws, pick >= 0, count
 
 
@@ -1017,5 +1044,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "decimated_read_raw", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
+__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "clear_mask", "decimated_read_raw", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
            "BandProfileError"]

@@ -189,3 +189,29 @@ def test_a_stac_window_composites_the_items_of_sixteen_days(clouded):
     (clouded / "d.yaml").write_text(yaml.safe_dump(data))
     _, rows = stac.find_scenes(RunConfig.from_yaml(clouded / "d.yaml"))
     assert [r["date"] for r in rows] == ["2020-08-01", "2020-08-05", "2020-08-09", "2020-08-30"]
+
+
+def test_parts_of_two_offsets_are_composited_in_reflectance(tmp_path):
+    """Two Sentinel-2 files of one date, the second of processing baseline 04.00 (DN + 1000,
+    BOA_ADD_OFFSET -1000): where only the second observes, the composite's reflectance is its
+    reflectance (its DNs brought into the first file's units), not 0.1 too high."""
+    from rs_change.readers import mosaic, open_geotiff
+    from rs_change.sensors import get_profile
+
+    a = np.full((6, 10, 10), 500, np.uint16)
+    a[:, :, :5] = 0  # the first file does not observe the west half
+    write_geotiff(tmp_path / "old.tif", a, T10, UTM, nodata=0)
+    b = np.full((6, 10, 10), 1800, np.uint16)  # 800 + 1000: reflectance 0.08
+    write_geotiff(tmp_path / "new.tif", b, T10, UTM, nodata=0)
+    with rasterio.open(tmp_path / "new.tif", "r+") as ds:
+        ds.update_tags(BOA_ADD_OFFSET="-1000")
+    day = dt.date(2023, 6, 1)
+    src = mosaic([open_geotiff(tmp_path / "old.tif", get_profile("sentinel2"), day),
+                  open_geotiff(tmp_path / "new.tif", get_profile("sentinel2"), day)])
+    assert src.parts[1].profile.offset == pytest.approx(-0.1)
+    with src.open(src.grid, "nearest") as rd:
+        bands, valid = rd.read()
+    assert valid.all()
+    assert np.allclose(bands["nir"][:, :5], 0.08, atol=1e-6) and np.allclose(bands["nir"][:, 5:], 0.05, atol=1e-6)
+    dec, ok = decimated_read(src, src.grid, (5, 5), "nearest")
+    assert ok.all() and np.allclose(dec["nir"][:, :2], 0.08, atol=1e-6)
