@@ -47,6 +47,12 @@ DEFAULT_ASSETS: dict[str, Union[str, dict[str, tuple[str, ...]]]] = {
                  "swir1": ("swir16",), "swir2": ("swir22",)},
 }
 DEFAULT_ASSETS["landsat"] = DEFAULT_ASSETS["landsat_tm"] = DEFAULT_ASSETS["landsat8"]
+DEFAULT_ASSETS["landsat8_sr"] = DEFAULT_ASSETS["landsat_tm_sr"] = DEFAULT_ASSETS["landsat8"]
+DEFAULT_ASSETS["sentinel2_l1c"] = DEFAULT_ASSETS["sentinel2_l2a"] = DEFAULT_ASSETS["sentinel2"]
+#: HLS v2 (LP DAAC's HLSL30 / HLSS30): the NIR and SWIR band names differ between L30 and S30, and
+#: an S30 item's B05/B06/B07 are red-edge bands, so its B8A/B11/B12 are looked for first.
+DEFAULT_ASSETS["hls"] = {"blue": ("B02",), "green": ("B03",), "red": ("B04",), "nir": ("B8A", "B05"),
+                         "swir1": ("B11", "B06"), "swir2": ("B12", "B07")}
 
 
 def expand(cfg: "RunConfig") -> "RunConfig":

@@ -163,3 +163,19 @@ def test_check_raw_values_and_profile_warnings():
     assert {"landsat8_dn", "landsat_tm_dn", "landsat8_toa", "hls", "sentinel2_l1c", "sentinel2_l2a", "landsat8_sr"} <= set(PROFILES)
     assert (PROFILES["landsat8"].scale, PROFILES["landsat8"].offset, PROFILES["landsat8"].valid_range) == (2.75e-5, -0.2, (7273, 43636))
     assert PROFILES["hls"].scale == 1e-4 and PROFILES["landsat_tm_dn"].scale is None
+
+
+def test_hls_items_name_their_bands_per_sensor():
+    """HLS L30 and S30 items: the NIR and SWIR assets differ (S30's B05-B07 are red edge)."""
+    from rs_change import stac
+    from rs_change.config import RunConfig
+
+    from .test_stac import _item
+
+    st = RunConfig.from_dict({"stac": {"url": "x.json", "sensor": "hls"}}).stac
+    l30 = _item("HLS.L30", "2023-06-11", {k: f"https://e.test/L30.{k}.tif" for k in ("B02", "B03", "B04", "B05", "B06", "B07")},
+                [0, 0, 1, 1])
+    s30 = _item("HLS.S30", "2023-06-12", {k: f"https://e.test/S30.{k}.tif"
+                                          for k in ("B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12")}, [0, 0, 1, 1])
+    assert stac.asset_keys(st, l30) == {"blue": "B02", "green": "B03", "red": "B04", "nir": "B05", "swir1": "B06", "swir2": "B07"}
+    assert stac.asset_keys(st, s30) == {"blue": "B02", "green": "B03", "red": "B04", "nir": "B8A", "swir1": "B11", "swir2": "B12"}
