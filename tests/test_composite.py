@@ -85,6 +85,7 @@ def test_three_clouded_scenes_give_the_cloud_free_water_area(clouded):
     assert b["water_km2"] == pytest.approx(0.24, rel=0.01)  # the lake, 2,400 px of 100 m2
     assert a["water_km2"] == pytest.approx(b["water_km2"], rel=0.005)
     assert a["unobserved_km2"] == 0 and b["unobserved_km2"] == 0
+    assert a["composite"]["scenes"] == 3 and len(a["composite"]["files"]) == 3 and "composite" not in b
     out = clouded / "out"
     with rasterio.open(out / "clear_count_2020-08-01.tif") as ds:
         cc = ds.read(1)
