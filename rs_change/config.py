@@ -66,11 +66,11 @@ class SceneConfig(_Model):
     date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
     path: Optional[Union[str, list[str]]] = Field(None, description=(
         "GeoTIFF, folder or glob of per-layer GeoTIFFs, relative to the config file; or a URL read by range requests "
-        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path); a list of files of one date is mosaicked "
-        "(the first that observes a pixel gives it)."))
+        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path); a list of files of one date is composited per pixel "
+        "from the files that observe it (one: its value; two: the first listed; three or more: their medoid; docs/composites.md)."))
     assets: Optional[Union[dict[str, str], list[dict[str, str]]]] = Field(None, description=(
         "Instead of `path`: one single-band file (or URL) per band role, e.g. Sentinel-2 L2A or Landsat C2 L2 bands; "
-        "a list of such mappings is mosaicked. A `stac:` block writes these."),
+        "a list of such mappings is composited per pixel as a `path` list is. A `stac:` block writes these."),
         examples=[{"green": "B03.tif", "nir": "B08.tif", "swir1": "B11.tif"}])
     sensor: Optional[str] = Field(None, description=(
         "Named band profile of the product (docs/radiometry.md): naip, modis, landsat8 / landsat_tm (Collection 2 "

@@ -74,6 +74,7 @@ def test_an_item_collection_gives_the_local_files_numbers(www, tmp_path, capsys)
         # headers only: the item collection and the first 32 kB of each file (2.5 MB each)
         assert srv.bytes_sent() <= (www / "items.json").stat().st_size + 2 * 32768, srv.log
         assert "stac: 2 item(s) on 2 date(s)" in listed
+        assert listed.count("pixels not read (a remote file without a coarse overview") == 2  # no overview 8x coarser
         for d, n in PAIR.items():
             assert f"  {d}  naip_{d}" in listed and f"    {srv.url(n)}" in listed
         assert main(["run", str(cfg), "-o", str(tmp_path / "b"), "--summary-only"]) == 0
