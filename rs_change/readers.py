@@ -30,7 +30,7 @@ from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
 from .remote import gdal_env, gdal_path, is_remote, retrying
-from .composite import medoid_pick
+from .composite import MAX_SCENES, medoid_pick
 from .sensors import BandProfile, observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,9 @@ def mosaic(parts: list[SceneSource]) -> SceneSource:
     """
     if len(parts) == 1:
         return parts[0]
+    if len(parts) > MAX_SCENES:
+        raise BandProfileError(f"{parts[0].label}: {len(parts)} files for the date {parts[0].date}; a date composites at "
+                               f"most {MAX_SCENES}: narrow the list (or the stac: block's window / datetime)")
     if any(p.qa_layer is not None or p.extra for p in parts):
         raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
                                "cannot be mosaicked; give one file, folder or granule per date")

@@ -216,3 +216,18 @@ def test_parts_of_two_offsets_are_composited_in_reflectance(tmp_path):
     assert np.allclose(bands["nir"][:, :5], 0.08, atol=1e-6) and np.allclose(bands["nir"][:, 5:], 0.05, atol=1e-6)
     dec, ok = decimated_read(src, src.grid, (5, 5), "nearest")
     assert ok.all() and np.allclose(dec["nir"][:, :2], 0.08, atol=1e-6)
+
+
+def test_too_many_scenes_for_one_date_is_one_line():
+    """More files than a composite takes (127: clear_count is uint8) stop with one line."""
+    from affine import Affine
+
+    from rs_change.errors import BandProfileError
+    from rs_change.grid import Grid
+    from rs_change.readers import SceneSource, mosaic
+    from rs_change.sensors import get_profile
+
+    g = Grid((2, 2), Affine(10, 0, 0, 0, -10, 0), UTM)
+    part = SceneSource(dt.date(2020, 8, 1), get_profile("naip"), {"red": ("a.tif", 1)}, g, label="a.tif")
+    with pytest.raises(BandProfileError, match="128 files for the date 2020-08-01; a date composites at most 127"):
+        mosaic([part] * 128)
