@@ -75,20 +75,33 @@ def medoid_pick(
     many = count >= 3
     if not many.any():
         return pick, count
-    idx = np.flatnonzero(many)
-    roles = list(bands[0])
-    # (scenes, bands, pixels) of the pixels with 3+ clear observations; NaN where a scene is not clear
-    vals = np.full((n, len(roles), len(idx)), np.nan, np.float32)
+    idx = None if many.all() else np.flatnonzero(many)
+
+    def take(a: np.ndarray) -> np.ndarray:  # the pixels with 3+ clear observations, flat
+        flat = np.asarray(a).ravel()
+        return flat if idx is None else flat[idx]
+
+    oks = [take(observed[j]).astype(bool, copy=False) for j in range(n)]
+    m = len(oks[0])
+    d = np.zeros((n, m), np.float32)  # squared distance of each scene to the median, band by band
+    for r in bands[0]:
+        vs = [take(bands[j][r]).astype(np.float32, copy=False) for j in range(n)]
+        if n == 3:  # three scenes, all clear where 3+ are: the middle value, without a sort
+            a, b, c = vs
+            med = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+        else:
+            med = nan_median(np.stack([np.where(ok, v, np.float32(np.nan)) for ok, v in zip(oks, vs)]))
+        for j in range(n):
+            diff = vs[j] - med
+            diff *= diff
+            d[j] += diff
     for j in range(n):
-        ok = np.asarray(observed[j], bool).ravel()[idx]
-        for k, r in enumerate(roles):
-            v = np.asarray(bands[j][r], np.float32).ravel()[idx]
-            vals[j, k] = np.where(ok, v, np.nan)
-    med = nan_median(vals)  # (bands, pixels)
-    d = np.square(vals - med[None]).sum(axis=1)  # (scenes, pixels); NaN for scenes not clear
-    d[np.isnan(d)] = np.inf
+        d[j][~oks[j]] = np.inf  # a scene that did not observe the pixel is never picked
     best = np.argmin(d, axis=0)  # the first of equal distances: the scene listed first
-    pick.ravel()[idx] = best.astype(np.int8)
+    if idx is None:
+        pick[...] = best.reshape(shape).astype(np.int8)
+    else:
+        pick.ravel()[idx] = best.astype(np.int8)
     return pick, count
 
 

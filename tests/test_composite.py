@@ -71,6 +71,14 @@ def test_medoid_pick_rule():
     # ties in distance go to the scene listed first
     same = [{"nir": np.ones((1, 1), np.float32)}] * 3
     assert medoid_pick(same, [np.ones((1, 1), bool)] * 3)[0].tolist() == [[0]]
+    # four scenes: pixel 0 seen by all (median 0.25 between 0.2 and 0.3: scene 1 at 0.2 is listed
+    # before scene 3 at 0.3, both 0.05 away), pixel 1 by three (median 0.4 -> scene 2), pixel 2 by two
+    four = [np.array([[0.1, 0.9, 0.5]], np.float32), np.array([[0.2, 0.1, 0.6]], np.float32),
+            np.array([[0.9, 0.4, 0.7]], np.float32), np.array([[0.3, 0.4001, 0.8]], np.float32)]
+    seen = [np.array([[True, False, False]]), np.array([[True, True, True]]), np.array([[True, True, False]]),
+            np.array([[True, True, True]])]
+    pick, count = medoid_pick([{"nir": a} for a in four], seen)
+    assert count.tolist() == [[4, 3, 2]] and pick.tolist() == [[1, 2, 1]]
     v = np.array([[1, np.nan], [3, 2], [np.nan, np.nan], [2, 5], [10, np.nan]], np.float32)
     assert nan_median(v).tolist() == [2.5, 3.5]
 
