@@ -206,7 +206,9 @@ def mosaic(parts: list[SceneSource]) -> SceneSource:
     if len(parts) > MAX_SCENES:
         raise BandProfileError(f"{parts[0].label}: {len(parts)} files for the date {parts[0].date}; a date composites at "
                                f"most {MAX_SCENES}: narrow the list (or the stac: block's window / datetime)")
-    if any(p.qa_layer is not None or p.extra for p in parts):
+    # each part's reader applies its own QA layer, so a composite is clear-sky; what it cannot carry
+    # is a source's per-block report of its QA flags (MODIS's modis_qa areas, ``extra["block_stats"]``)
+    if any("block_stats" in p.extra for p in parts):
         raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
                                "cannot be mosaicked; give one file, folder or granule per date")
     from affine import Affine

@@ -239,3 +239,29 @@ def test_too_many_scenes_for_one_date_is_one_line():
     part = SceneSource(dt.date(2020, 8, 1), get_profile("naip"), {"red": ("a.tif", 1)}, g, label="a.tif")
     with pytest.raises(BandProfileError, match="128 files for the date 2020-08-01; a date composites at most 127"):
         mosaic([part] * 128)
+
+
+def test_each_scene_s_own_qa_mask_decides_what_is_clear(tmp_path):
+    """Two scenes with a QA layer each (bit 3 = cloud, as Landsat's QA_PIXEL): a pixel flagged in
+    the first is taken from the second, and one flagged in both is unobserved (clear count 0)."""
+    from dataclasses import replace
+
+    from rs_change.readers import mosaic, open_geotiff
+    from rs_change.sensors import get_profile
+
+    day = dt.date(2020, 8, 1)
+    parts = []
+    for i, (value, flagged) in enumerate(((50, (slice(0, 6), slice(0, 10))), (100, (slice(4, 10), slice(0, 10))))):
+        write_geotiff(tmp_path / f"s{i}.tif", np.full((4, 10, 10), value, np.uint8), T10, UTM, nodata=0)
+        qa = np.zeros((10, 10), np.uint16)
+        qa[flagged] = 1 << 3
+        write_geotiff(tmp_path / f"q{i}.tif", qa, T10, UTM)
+        src = open_geotiff(tmp_path / f"s{i}.tif", get_profile("naip"), day)
+        parts.append(replace(src, qa_layer=(str(tmp_path / f"q{i}.tif"), 1), qa_decoder=lambda q: (q & (1 << 3)) != 0))
+    src = mosaic(parts)
+    with src.open(src.grid, "nearest") as rd:
+        raws, valid = rd.read_raw()
+        cc = rd.last_clear_count
+    assert (raws["red"][:4][valid[:4]] == 100).all() and valid[:4].all()  # cloud in the first: the second's
+    assert not valid[4:6].any() and (cc[4:6] == 0).all()  # cloud in both: unobserved
+    assert (raws["red"][6:] == 50).all() and valid[6:].all() and (cc[6:] == 1).all()

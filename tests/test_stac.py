@@ -337,6 +337,10 @@ def test_modis_files_are_not_mosaicked(tmp_path):
     from rs_change.sensors import get_profile
 
     g = Grid((2, 2), Affine(500, 0, 0, 0, -500, 0), "EPSG:4326")
-    part = SceneSource(dt.date(2017, 7, 12), get_profile("modis"), {"red": ("a.tif", 1)}, g, qa_layer=("qa.tif", 1))
+    part = SceneSource(dt.date(2017, 7, 12), get_profile("modis"), {"red": ("a.tif", 1)}, g, qa_layer=("qa.tif", 1),
+                       extra={"block_stats": object(), "stats_name": "modis_qa"})  # as rs_change.modis opens it
     with pytest.raises(BandProfileError, match="cannot be mosaicked"):
         mosaic([part, part])
+    # a QA layer alone (an optical product's cloud mask) composites: each part's reader applies its own
+    plain = SceneSource(dt.date(2017, 7, 12), get_profile("modis"), {"red": ("a.tif", 1)}, g, qa_layer=("qa.tif", 1))
+    assert len(mosaic([plain, plain]).parts) == 2
