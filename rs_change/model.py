@@ -187,7 +187,9 @@ class WaterModel:
     @property
     def per_pixel(self) -> bool:
         """True when water is decided per pixel (rule + fine clusters), not by whole clusters."""
-        return self.labeller is not None and self.labeller.manual is None and self.labeller.rule is not None
+        from .decision import decision_of
+
+        return decision_of(self).per_pixel
 
     def water_mask(self, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None) -> np.ndarray:
         """Water (bool, shape (n,)) of pixels ``X`` (physical units, shape (n, n_features)).
