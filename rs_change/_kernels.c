@@ -11,6 +11,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,6 +466,90 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * nearest_rows(xt, nf, m, centers, k, metric, two, is64, labels, best, second)
+ * clustering._nearest (two = 0) and clustering._nearest_two (two = 1, euclidean) on m points
+ * given as the columns of xt (nf rows of m, float32 or float64 as is64 says; centres (k, nf) in
+ * the same type): the same terms, added in feature order in the same type, the nearest centre
+ * strictly closer (ties to the lowest index), the second smallest distance as
+ * min(second, max(best, d)) in centre order. Labels int32; best and second in the data's type.
+ * The inputs are finite (KMeans checks them), where these comparisons are numpy's.
+ * ------------------------------------------------------------------------------------------- */
+#define NEAREST_ROWS(NAME, T)                                                                                       \
+    WIDE static void NAME(const T *restrict xt, Py_ssize_t nf, Py_ssize_t m, const T *restrict cen, Py_ssize_t k,     \
+                          int metric, int two, int32_t *restrict lab, T *restrict best, T *restrict second) {         \
+        for (Py_ssize_t p = 0; p < m; p++) {                                                                         \
+            T b = 0, s2 = 0;                                                                                         \
+            int32_t l = 0;                                                                                           \
+            for (Py_ssize_t j = 0; j < k; j++) {                                                                     \
+                const T *c = cen + j * nf;                                                                           \
+                T t = xt[p] - c[0];                                                                                  \
+                T d = metric == 0 ? t * t : (t <= 0 ? (T)0 - t : t); /* |t|, +0 for -0 as np.abs */                                                        \
+                for (Py_ssize_t f = 1; f < nf; f++) {                                                                \
+                    T u = xt[f * m + p] - c[f];                                                                      \
+                    if (metric == 0) {                                                                               \
+                        T u2 = u * u;                                                                                \
+                        d = d + u2;                                                                                  \
+                    } else {                                                                                         \
+                        T a = u <= 0 ? (T)0 - u : u;                                                                        \
+                        d = metric == 1 ? d + a : (d >= a ? d : a);                                                  \
+                    }                                                                                                \
+                }                                                                                                    \
+                if (j == 0) {                                                                                        \
+                    b = d;                                                                                           \
+                    s2 = (T)INFINITY;                                                                                \
+                } else {                                                                                             \
+                    if (two) {                                                                                       \
+                        T mx = b >= d ? b : d;                                                                       \
+                        s2 = s2 <= mx ? s2 : mx;                                                                     \
+                    }                                                                                                \
+                    if (d < b) {                                                                                     \
+                        b = d;                                                                                       \
+                        l = (int32_t)j;                                                                              \
+                    }                                                                                                \
+                }                                                                                                    \
+            }                                                                                                        \
+            lab[p] = l;                                                                                              \
+            best[p] = b;                                                                                             \
+            if (two) second[p] = s2;                                                                                 \
+        }                                                                                                            \
+    }
+
+NEAREST_ROWS(nearest_rows_f32, float)
+NEAREST_ROWS(nearest_rows_f64, double)
+
+static PyObject *nearest_rows(PyObject *self, PyObject *args) {
+    PyObject *o_xt, *o_c, *o_lab, *o_best, *o_second;
+    Py_ssize_t nf, m, k;
+    int metric, two, is64;
+    if (!PyArg_ParseTuple(args, "OnnOnippOOO", &o_xt, &nf, &m, &o_c, &k, &metric, &two, &is64, &o_lab, &o_best,
+                          &o_second))
+        return NULL;
+    if (nf < 1 || m < 0 || k < 1 || metric < 0 || metric > 2 || (two && metric != 0)) {
+        PyErr_SetString(PyExc_ValueError, "nearest_rows: 1 or more features and centres, metric 0 to 2");
+        return NULL;
+    }
+    Py_ssize_t sz = is64 ? 8 : 4;
+    Buffers b = {.n = 0};
+    const void *xt = get(&b, o_xt, nf * m * sz, 0, "points");
+    const void *cen = xt ? get(&b, o_c, k * nf * sz, 0, "centres") : NULL;
+    int32_t *lab = cen ? get(&b, o_lab, m * 4, 1, "labels") : NULL;
+    void *best = lab ? get(&b, o_best, m * sz, 1, "best") : NULL;
+    void *second = best ? get(&b, o_second, two ? m * sz : 0, 1, "second") : NULL;
+    if (!second) {
+        release_all(&b);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (is64)
+        nearest_rows_f64(xt, nf, m, cen, k, metric, two, lab, best, second);
+    else
+        nearest_rows_f32(xt, nf, m, cen, k, metric, two, lab, best, second);
+    Py_END_ALLOW_THREADS
+    release_all(&b);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * histogram(code, h, w, itemsize, pa, pw, out, n_codes): adds np.bincount(code) to out[0] and
  * np.bincount(code, weights=pa) to out[1] (float64 (2, n_codes)); codes uint8 or uint16, pa
  * float64 (h, pw) with pw 1 (one area per row) or w. The sums are added in pixel order, as
@@ -528,6 +613,7 @@ static PyMethodDef methods[] = {
     {"any_all_nodata", any_all_nodata, METH_VARARGS, "some pixel with every band == nodata"},
     {"classify_u8", classify_u8, METH_VARARGS, "observed mask, cluster ids and water of 8-bit bands"},
     {"histogram", histogram, METH_VARARGS, "joint-state histogram (counts and area sums)"},
+    {"nearest_rows", nearest_rows, METH_VARARGS, "nearest (and second nearest) centre of points given as columns"},
     {NULL, NULL, 0, NULL},
 };
 
