@@ -474,44 +474,44 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
  * min(second, max(best, d)) in centre order. Labels int32; best and second in the data's type.
  * The inputs are finite (KMeans checks them), where these comparisons are numpy's.
  * ------------------------------------------------------------------------------------------- */
-#define NEAREST_ROWS(NAME, T)                                                                                       \
-    WIDE static void NAME(const T *restrict xt, Py_ssize_t nf, Py_ssize_t m, const T *restrict cen, Py_ssize_t k,     \
-                          int metric, int two, int32_t *restrict lab, T *restrict best, T *restrict second) {         \
-        for (Py_ssize_t p = 0; p < m; p++) {                                                                         \
-            T b = 0, s2 = 0;                                                                                         \
-            int32_t l = 0;                                                                                           \
-            for (Py_ssize_t j = 0; j < k; j++) {                                                                     \
-                const T *c = cen + j * nf;                                                                           \
-                T t = xt[p] - c[0];                                                                                  \
-                T d = metric == 0 ? t * t : (t <= 0 ? (T)0 - t : t); /* |t|, +0 for -0 as np.abs */                                                        \
-                for (Py_ssize_t f = 1; f < nf; f++) {                                                                \
-                    T u = xt[f * m + p] - c[f];                                                                      \
-                    if (metric == 0) {                                                                               \
-                        T u2 = u * u;                                                                                \
-                        d = d + u2;                                                                                  \
-                    } else {                                                                                         \
-                        T a = u <= 0 ? (T)0 - u : u;                                                                        \
-                        d = metric == 1 ? d + a : (d >= a ? d : a);                                                  \
-                    }                                                                                                \
-                }                                                                                                    \
-                if (j == 0) {                                                                                        \
-                    b = d;                                                                                           \
-                    s2 = (T)INFINITY;                                                                                \
-                } else {                                                                                             \
-                    if (two) {                                                                                       \
-                        T mx = b >= d ? b : d;                                                                       \
-                        s2 = s2 <= mx ? s2 : mx;                                                                     \
-                    }                                                                                                \
-                    if (d < b) {                                                                                     \
-                        b = d;                                                                                       \
-                        l = (int32_t)j;                                                                              \
-                    }                                                                                                \
-                }                                                                                                    \
-            }                                                                                                        \
-            lab[p] = l;                                                                                              \
-            best[p] = b;                                                                                             \
-            if (two) second[p] = s2;                                                                                 \
-        }                                                                                                            \
+#define NEAREST_ROWS(NAME, T) \
+    WIDE static void NAME(const T *restrict xt, Py_ssize_t nf, Py_ssize_t m, const T *restrict cen, Py_ssize_t k, \
+                          int metric, int two, int32_t *restrict lab, T *restrict best, T *restrict second) { \
+        for (Py_ssize_t p = 0; p < m; p++) { \
+            T b = 0, s2 = 0; \
+            int32_t l = 0; \
+            for (Py_ssize_t j = 0; j < k; j++) { \
+                const T *c = cen + j * nf; \
+                T t = xt[p] - c[0]; \
+                T d = metric == 0 ? t * t : (t <= 0 ? (T)0 - t : t); /* |t| (+0 for -0, as np.abs) */ \
+                for (Py_ssize_t f = 1; f < nf; f++) { \
+                    T u = xt[f * m + p] - c[f]; \
+                    if (metric == 0) { \
+                        T u2 = u * u; \
+                        d = d + u2; \
+                    } else { \
+                        T a = u <= 0 ? (T)0 - u : u; \
+                        d = metric == 1 ? d + a : (d >= a ? d : a); \
+                    } \
+                } \
+                if (j == 0) { \
+                    b = d; \
+                    s2 = (T)INFINITY; \
+                } else { \
+                    if (two) { \
+                        T mx = b >= d ? b : d; \
+                        s2 = s2 <= mx ? s2 : mx; \
+                    } \
+                    if (d < b) { \
+                        b = d; \
+                        l = (int32_t)j; \
+                    } \
+                } \
+            } \
+            lab[p] = l; \
+            best[p] = b; \
+            if (two) second[p] = s2; \
+        } \
     }
 
 NEAREST_ROWS(nearest_rows_f32, float)

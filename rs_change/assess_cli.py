@@ -95,7 +95,8 @@ def _map_path(out: Path, name: Optional[str]) -> Path:
             stem = f"water_{stem}"  # a date
         path = out / f"{stem}.tif"
         if not path.is_file():
-            maps = sorted(p.stem for p in out.glob("water_*.tif")) + (["change"] if (out / CHANGE_TIF).is_file() else [])  # fractions too
+            maps = sorted(p.stem for p in out.glob("water_*.tif"))  # water_fraction_<date> maps too
+            maps += ["change"] if (out / CHANGE_TIF).is_file() else []
             raise InputError(f"{path}: no such map; --map takes one of: {', '.join(maps) or '(none: run rs-change run first)'}")
         return path
     if (out / CHANGE_TIF).is_file():

@@ -534,7 +534,8 @@ class SeriesWriters:
 
 
 class RunRasters:
-    """The staging rasters a run writes block by block: ``water_<date>`` and ``water_fraction_<date>`` per date, ``change``
+    """The staging rasters a run writes block by block: ``water_<date>`` and
+    ``water_fraction_<date>`` per date, ``change``
     (first -> last, 2+ dates), ``clusters_<date>`` per date and the many-date series (3+ dates,
     :class:`SeriesWriters`).
 

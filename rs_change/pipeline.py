@@ -267,7 +267,7 @@ def _stage_and_commit(
         wr.close()
         jobs.submit(wr.to_cog, tmp / name)
         staged[name], blocks[name] = tmp / name, wr.path
-    staged.update(style_outputs(staged))  # .qml + .aux.xml beside water_<date>.tif and change.tif, .qml beside fractions
+    staged.update(style_outputs(staged))  # .qml + .aux.xml beside water and change maps, a ramp .qml beside fractions
     figures = None
     if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs (rs_change.report)
         from .report import report_figures, report_page

@@ -32,10 +32,12 @@ def test_levels_against_needs_every_pair() -> None:
     assert dec.of_levels(levels, groups).tolist() == [False, True, True, False, False, True, False, False, False]
     # no fine groups: the pixel's own evidence (level 2) alone
     alone = decision_of(SimpleNamespace(labeller=replace(lab, fine=None), water_ids=[]))
-    assert alone.kind == decision.LEVELS and alone.of_levels(np.array([0, 1, 2], np.uint8)).tolist() == [False, False, True]
+    assert alone.kind == decision.LEVELS
+    assert alone.of_levels(np.array([0, 1, 2], np.uint8)).tolist() == [False, False, True]
     # hand-named clusters win over the rule; without a labeller, the model's water_ids
     manual = decision_of(SimpleNamespace(labeller=replace(lab, manual=np.array([2])), water_ids=[0]))
-    assert manual.kind == decision.CLUSTERS and manual.of_clusters(np.array([0, 1, 2], np.uint8)).tolist() == [False, False, True]
+    assert manual.kind == decision.CLUSTERS
+    assert manual.of_clusters(np.array([0, 1, 2], np.uint8)).tolist() == [False, False, True]
     bare = decision_of(SimpleNamespace(labeller=None, water_ids=[0, 300]))  # 300 matches no cluster
     assert bare.of_clusters(np.array([0, 1, 2])).tolist() == [True, False, False]
     assert bare.of_clusters(np.array([0, 1, 2], np.uint8)).tolist() == [True, False, False]

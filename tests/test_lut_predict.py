@@ -38,7 +38,8 @@ def _plain(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.
 def _same_as_plain(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v_plain, v_lut = valid.copy(), valid.copy()
     cl0, w0 = _plain(dm, raws, v_plain)
-    assert lut.classify_tables(dm, decision_of(dm), raws, v_lut.copy(), water.rule_table(dm, raws)) is not None  # tables used
+    tabled = lut.classify_tables(dm, decision_of(dm), raws, v_lut.copy(), water.rule_table(dm, raws))
+    assert tabled is not None  # tables used
     cl1, w1 = classify_raw(dm, raws, v_lut, clusters=True)
     assert np.array_equal(v_plain, v_lut)
     assert np.array_equal(cl0, cl1)

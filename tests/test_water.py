@@ -60,7 +60,8 @@ def test_tables_are_used_where_they_apply(synthetic: Path, monkeypatch: pytest.M
     dec = decision_of(dm)
     assert lut.classify_tables(dm, dec, raws, valid.copy(), water.rule_table(dm, raws)) is not None
     if kernels.ENABLED:
-        assert kernels.classify_u8(dm, dec, raws, valid.copy(), lut.model_tables(dm, raws), water.rule_table(dm, raws), True)
+        ct, rt = lut.model_tables(dm, raws), water.rule_table(dm, raws)
+        assert kernels.classify_u8(dm, dec, raws, valid.copy(), ct, rt, True)
 
 
 def test_rule_alone_and_hand_built_models(synthetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:

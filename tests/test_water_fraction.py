@@ -38,7 +38,8 @@ def test_fraction_layer_is_the_masks_evidence(synthetic: Path, monkeypatch: pyte
         assert "percent" in ds.descriptions[0]
     with rasterio.open(out / "water_2001-01-01.tif") as ds:
         water = ds.read(1)
-    assert np.array_equal(frac == 255, water == 255) and (water == 255).sum() == 30 * 15 + 3 * 10  # the nodata corner and hole
+    assert np.array_equal(frac == 255, water == 255)
+    assert (water == 255).sum() == 30 * 15 + 3 * 10  # the nodata corner and hole
     assert (frac[water == 1] >= 50).all() and (frac[water == 0] < 50).all() and frac[frac != 255].max() <= 100
     # evidence, not a copy of the mask: the lake's inside is nearly all water, its shore is mixed
     assert np.median(frac[40:80, 50:110]) >= 90 and np.median(frac[100:, 130:]) <= 10
@@ -52,7 +53,8 @@ def test_fraction_layer_is_the_masks_evidence(synthetic: Path, monkeypatch: pyte
     assert (slow / tif.name).read_bytes() == tif.read_bytes()
 
 
-def test_fraction_strata_for_sample(synthetic: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_fraction_strata_for_sample(synthetic: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture) -> None:
     import pyogrio
 
     out = _run(synthetic, "out", monkeypatch)
