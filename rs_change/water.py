@@ -42,11 +42,6 @@ NODATA = 255
 STRIP_ROWS = 64
 
 
-def per_pixel(model: Any) -> bool:
-    """True when ``model`` decides water per pixel (a rule), not by whole clusters."""
-    return decision_of(model).per_pixel
-
-
 def decide_rows(model: Any, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None
                 ) -> np.ndarray:
     """Water (bool, shape (n,)) of feature rows: the definition every other path reproduces.
