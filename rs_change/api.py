@@ -277,6 +277,46 @@ def label_water(data: SceneData, model: WaterModel, *, check: bool = True, **kw:
     return output_like(mask, inp, "water")
 
 
+def water_fraction(data: SceneData, model: WaterModel, *, check: bool = True, **kw: Any) -> Any:
+    """Water fraction of each pixel of a scene under ``model``: the evidence behind
+    :func:`label_water`'s mask, as ``rs-change run`` writes it (``water_fraction_<date>.tif``).
+
+    The pixel's fraction of water by unmixing between the land's and the water groups' medians
+    (``model.rule``), in percent, bounded by the mask: at least 50 where :func:`label_water`
+    says water, at most 49 where it says land (:meth:`rs_change.decision.Decision.percent`).  A
+    model whose water is named by cluster (no unmixing) gives 100 for water and 0 for land.
+
+    Parameters
+    ----------
+    data : scene data
+    model : WaterModel
+    check : bool, default True
+        As for :func:`label_water`.
+    **kw
+        As for :func:`predict_clusters`.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (y, x), or DataArray
+        0-100, 255 unobserved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
+    >>> img = (np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))).T.reshape(4, 8, 8)
+    >>> m = fit_model(img, k=2, sensor="naip")
+    >>> f = water_fraction(img, m, sensor="naip")
+    >>> bool((f[label_water(img, m, sensor="naip") == 1] >= 50).all()), int(f[:6].max()) < 50
+    (True, True)
+    """
+    inp = scene_input(data, **kw)
+    frac = np.empty(inp.valid.shape, np.uint8)
+    model.classify_scene(inp, getattr(data, "path", "") or "data", check, fraction=frac)
+    return output_like(frac, inp, "water_fraction")
+
+
 # ---------------------------------------------------------------------------------------------
 # Area, change, polygons
 # ---------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class BlockResult:
     stats: np.ndarray  # per date: a DATE_STATS record (water_px, water_m2, observed_px ... outside_m2)
     change_stats: np.ndarray  # (len(CHANGE_CODES), 2): pixels and m2 of each change class (inside AOI)
     clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
+    fraction: list[np.ndarray] = field(default_factory=list)  # water fraction per date (0-100, 255 unobserved)
     extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
     series: Optional[SeriesBlock] = None  # 2+ dates: frequency, series classes, consecutive change (rs_change.change)
     #: per date: uint8 clear_count (scenes that observed the pixel, 0 outside the area of interest)
@@ -69,7 +70,7 @@ def process_block(
         Run key under which the calling thread keeps its readers open between blocks
         (:func:`rs_change.engine.cached_reader`); None opens and closes them for this block.
     rasters : bool, default True
-        Also make the rasters that are written (cluster ids, change map, series rasters); False
+        Also make the rasters that are written (cluster ids, water fractions, change map, series rasters); False
         (a summary-only run) computes the water masks and the area sums only.
 
     Returns
@@ -83,6 +84,7 @@ def process_block(
     inside = aoi_mask(geoms, g)
     masks = []
     clusters: list[np.ndarray] = []
+    fractions: list[np.ndarray] = []
     extras: list[dict[str, float]] = []
     counts: list[Optional[np.ndarray]] = []
     for i, dm in enumerate(models):
@@ -103,9 +105,12 @@ def process_block(
         if cc is not None and inside is not None:
             cc = np.where(inside, cc, np.uint8(0))
         counts.append(cc)
-        cl, water = classify_raw(dm, raws, valid, clusters=rasters)  # valid: observed after this
+        frac = np.empty((h, w), np.uint8) if rasters else None
+        cl, water = classify_raw(dm, raws, valid, clusters=rasters, fraction=frac)  # valid: observed after this
         del raws
         masks.append(water)
+        if frac is not None:
+            fractions.append(frac)
         if cl is not None:
             clusters.append(cl)
         report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
@@ -131,7 +136,8 @@ def process_block(
                                  js.observations[code])
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
-        return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb, clear_counts=counts)
+        return BlockResult(window, masks, ch, stats, cst, clusters, fractions, extra=extras, series=sb,
+                           clear_counts=counts)
     # many dates: one pass over the block per figure
     pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
@@ -143,7 +149,7 @@ def process_block(
         sel = (ch == code) & ins
         cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
     sb = series_block(masks, pa, inside)
-    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, extra=extras, series=sb,
+    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, fractions, extra=extras, series=sb,
                        clear_counts=counts)
 
 

@@ -23,7 +23,7 @@ from rasterio.windows import Window
 from .change import PALETTE
 from .grid import Grid
 from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, clear_count_tif,
-                    is_water_tif, pair_change_tif, water_layer)
+                    is_water_fraction_tif, is_water_tif, pair_change_tif, water_layer)
 
 log = logging.getLogger(__name__)
 
@@ -534,7 +534,8 @@ class SeriesWriters:
 
 
 class RunRasters:
-    """The staging rasters a run writes block by block: ``water_<date>`` per date, ``change``
+    """The staging rasters a run writes block by block: ``water_<date>`` and
+    ``water_fraction_<date>`` per date, ``change``
     (first -> last, 2+ dates), ``clusters_<date>`` per date and the many-date series (3+ dates,
     :class:`SeriesWriters`).
 
@@ -570,6 +571,7 @@ class RunRasters:
         self.change: Optional[BlockWriter] = None
         self.series: Optional[SeriesWriters] = None
         self.clusters: list[BlockWriter] = []
+        self.fraction: list[BlockWriter] = []
         #: per date: the clear_count writer of a composited date, else None
         self.clear_counts: list[Optional[BlockWriter]] = []
         self.scenes = dict(composites or {})
@@ -582,6 +584,9 @@ class RunRasters:
             for d, tags in zip(dates, water_tags):
                 self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES,
                                               tags={**prov, **tags}, description=f"water {d}: 1 water, 0 land, 255 unobserved"))
+                self.fraction.append(BlockWriter(
+                    folder / f"f_{d}.tif", grid, 255, tags={**prov, "DATE": d, "UNITS": "percent"},
+                    description=f"water fraction {d}: percent 0-100 (water >= 50, land < 50), 255 unobserved"))
             if len(dates) >= 2:
                 self.change = BlockWriter(folder / "change_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
                                           tags={**prov, "FROM": dates[0], "TO": dates[-1]},
@@ -599,6 +604,8 @@ class RunRasters:
         ids and series rasters) at its window."""
         r0, c0, _, _ = br.window
         for wr, m in zip(self.water, br.water):
+            wr.write(m, r0, c0)
+        for wr, m in zip(self.fraction, br.fraction):
             wr.write(m, r0, c0)
         if self.change is not None and br.change is not None:
             self.change.write(br.change, r0, c0)
@@ -629,7 +636,7 @@ class RunRasters:
         return {p.name: p for p in paths}
 
     def close(self) -> None:
-        for wr in [*self.water, *([self.change] if self.change is not None else []), *self.clusters,
+        for wr in [*self.water, *self.fraction, *([self.change] if self.change is not None else []), *self.clusters,
                    *(c for c in self.clear_counts if c is not None)]:
             wr.close()
         if self.series is not None:
@@ -734,14 +741,17 @@ def run_polygons(
 
 
 def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
-    """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``."""
+    """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``;
+    a ramp ``.qml`` beside ``water_fraction_<date>.tif``."""
     from .change import CHANGE_CLASSES, CHANGE_COLORS
-    from .styles import write_styles
+    from .styles import FRACTION_RAMP, write_styles
 
     out: dict[str, Path] = {}
     for name, path in list(staged.items()):
         if is_water_tif(name):
             paths = write_styles(path, WATER_CLASSES, WATER_COLORS)
+        elif is_water_fraction_tif(name):
+            paths = write_styles(path, None, None, FRACTION_RAMP, " %")
         elif name == CHANGE_TIF:
             paths = write_styles(path, CHANGE_CLASSES, CHANGE_COLORS)
         else:

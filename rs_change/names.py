@@ -56,8 +56,18 @@ def water_tif(date: str) -> str:
 
 
 def is_water_tif(name: str) -> bool:
-    """True for a ``water_<date>.tif`` name."""
-    return name.startswith("water_") and name.endswith(".tif")
+    """True for a ``water_<date>.tif`` name (not a ``water_fraction_<date>.tif``)."""
+    return name.startswith("water_") and name.endswith(".tif") and not is_water_fraction_tif(name)
+
+
+def water_fraction_tif(date: str) -> str:
+    """``water_fraction_<date>.tif``: the date's water fraction per pixel (0-100, 255 unobserved)."""
+    return f"water_fraction_{date}.tif"
+
+
+def is_water_fraction_tif(name: str) -> bool:
+    """True for a ``water_fraction_<date>.tif`` name."""
+    return name.startswith("water_fraction_") and name.endswith(".tif")
 
 
 def water_layer(date: str) -> str:
@@ -143,6 +153,7 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
     if polygons and "gpkg" in formats:
         names.append(VECTOR_NAMES["gpkg"])
     names += [style_names(water_tif(d))[0] for d in dates] + [style_names(water_tif(d))[1] for d in dates]  # .qml, .aux.xml
+    names += [n for d in dates for n in (water_fraction_tif(d), *style_names(water_fraction_tif(d), classified=False))]
     if len(dates) >= 2:
         names += style_names(CHANGE_TIF)
     if len(dates) >= 3:

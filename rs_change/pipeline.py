@@ -32,7 +32,7 @@ from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
 from .model import cluster_writer_kwargs, stage_cluster_outputs
 from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, clusters_tif, model_json,
-                    run_names, water_tif)
+                    run_names, water_fraction_tif, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, mosaic, open_layers
 from .scenes import open_scene
@@ -277,14 +277,16 @@ def _stage_and_commit(
     from .outputs import layer_threads, polygon_threads
 
     staged: dict[str, Path] = {}
-    cogs = [(water_tif(d), wr) for d, wr in zip([dm.source.date.isoformat() for dm in models], rasters.water)]
+    dates = [dm.source.date.isoformat() for dm in models]
+    cogs = [(water_tif(d), wr) for d, wr in zip(dates, rasters.water)]
+    cogs += [(water_fraction_tif(d), wr) for d, wr in zip(dates, rasters.fraction)]
     if rasters.change is not None:
         cogs.append((CHANGE_TIF, rasters.change))
     for name, wr in cogs:
         wr.close()
         jobs.submit(wr.to_cog, tmp / name)
         staged[name], blocks[name] = tmp / name, wr.path
-    staged.update(style_outputs(staged))  # .qml + .aux.xml beside water_<date>.tif and change.tif
+    staged.update(style_outputs(staged))  # .qml + .aux.xml beside water and change maps, a ramp .qml beside fractions
     figures = None
     if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs (rs_change.report)
         from .report import report_figures, report_page

@@ -39,6 +39,16 @@ FREQUENCY_RAMP: list[tuple[int, RGBA]] = [
 ]
 
 
+#: water_fraction_<date>.tif ramp: percent -> colour (land, the 49/50 boundary of the water mask,
+#: open water); 255 (unobserved) is no data
+FRACTION_RAMP: list[tuple[int, RGBA]] = [
+    (0, (240, 240, 230, 255)),
+    (49, (205, 190, 150, 255)),
+    (50, (160, 210, 235, 255)),
+    (100, (8, 48, 107, 255)),
+]
+
+
 def _hex(c: RGBA) -> str:
     return "#{:02x}{:02x}{:02x}".format(*c[:3])
 
