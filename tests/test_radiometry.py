@@ -81,8 +81,6 @@ def test_tm_dns_validate_with_the_dn_profile(tmp_path, capsys):
     assert lo <= int(vals.split("-")[0]) and int(vals.split("-")[1]) <= hi
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=False,
-                   reason="six 8-bit bands stop in the compiled classifier (ValueError: too many buffers), fixed apart")
 def test_tm_dns_run_with_the_dn_profile(tmp_path):
     """The DN profile runs: the lake (2,400 px of 100 m2 = 0.24 km2) is found."""
     _tm(tmp_path / "tm.tif")
