@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the public names for type checkers and IDEs; at run time th
         polygonize,
         predict_clusters,
         water_area,
+        waterbodies,
         write_cluster_map,
         write_outputs,
     )
@@ -43,7 +44,7 @@ if TYPE_CHECKING:  # the public names for type checkers and IDEs; at run time th
 #: so numpy, rasterio, pyproj and pydantic load only when a name that needs them is used.
 _LAZY = {
     **dict.fromkeys(["Comparison", "compare", "compute_features", "fit_model", "label_water", "polygonize",
-                     "predict_clusters", "water_area", "write_cluster_map", "write_outputs"], "api"),
+                     "predict_clusters", "water_area", "waterbodies", "write_cluster_map", "write_outputs"], "api"),
     "mask_area": "area", "pixel_area": "area",
     "estimate_area": "assessment",
     "CHANGE_CLASSES": "change", "change_map": "change",
@@ -116,6 +117,7 @@ __all__ = [
     "compare",
     "Comparison",
     "polygonize",
+    "waterbodies",
     "write_cluster_map",
     "write_outputs",
     "ModelDriftWarning",

@@ -24,7 +24,7 @@ from .fit import DateModel
 from .grid import Grid
 from .readers import SharedReads
 from .water import classify_raw
-from .waterbodies import pixel_classes
+from .waterbody import pixel_classes
 
 #: The first -> last change classes summed per block (0 land, 1 water, 2 gained, 3 lost, 255
 #: unobserved on either date; inside the area of interest), in :attr:`BlockResult.change_stats` order.
@@ -43,7 +43,7 @@ class BlockResult:
     clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
     extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
     series: Optional[SeriesBlock] = None  # 2+ dates: frequency, series classes, consecutive change (rs_change.change)
-    waterbody: Optional[np.ndarray] = None  # 2+ dates: uint8 waterbody class (rs_change.waterbodies.pixel_classes)
+    waterbody: Optional[np.ndarray] = None  # 2+ dates: uint8 waterbody class (rs_change.waterbody.pixel_classes)
 
 
 def process_block(
@@ -73,7 +73,7 @@ def process_block(
         (a summary-only run) computes the water masks and the area sums only.
     waterbodies : (core_share, extent_share, min_observations), optional
         With 2+ dates and ``rasters``, also each pixel's waterbody class
-        (:func:`rs_change.waterbodies.pixel_classes`: 0 none, 1 extent, 2 core).
+        (:func:`rs_change.waterbody.pixel_classes`: 0 none, 1 extent, 2 core).
 
     Returns
     -------
@@ -153,7 +153,7 @@ _WB_TABLES: dict[tuple[int, tuple[float, float, int]], np.ndarray] = {}
 
 
 def _waterbody_table(n: int, params: tuple[float, float, int]) -> np.ndarray:
-    """Waterbody class of every joint code (:func:`rs_change.waterbodies.pixel_classes` of the
+    """Waterbody class of every joint code (:func:`rs_change.waterbody.pixel_classes` of the
     codes' masks; the outside code is unobserved on every date: class 0), built once per process."""
     key = (n, tuple(params))
     t = _WB_TABLES.get(key)

@@ -261,7 +261,7 @@ class OutputConfig(_Model):
 
 class WaterbodiesConfig(_Model):
     """Waterbodies (2+ dates): each lake and pond with a stable id and its wet area per date
-    (rs_change.waterbodies; the defaults suit 2-20 dates, see docs/products.md)."""
+    (rs_change.waterbody; the defaults suit 2-20 dates, see docs/products.md)."""
 
     enabled: bool = Field(True, description="Find waterbodies (the `waterbodies` layer, waterbodies.csv) in runs of 2+ dates.")
     core_share: float = Field(defaults.WB_CORE_SHARE, gt=0, le=1, description=(

@@ -29,7 +29,7 @@ LABELLING_METHOD = "auto"
 #: Resampling of the bands onto the reference grid (``grid.resampling``).
 RESAMPLING = "bilinear"
 
-# Waterbodies (``waterbodies:``, rs_change.waterbodies): tuned for runs of 2 to 20 dates, not for
+# Waterbodies (``waterbodies:``, rs_change.waterbody): tuned for runs of 2 to 20 dates, not for
 # decades of Landsat (DEA Waterbodies' 0.05 / 0.10 frequencies); docs/products.md says why.
 #: A core pixel is water on at least this share of the dates it was observed on.
 WB_CORE_SHARE = 0.5

@@ -303,7 +303,7 @@ def layer_classes(layer: str = "") -> dict[str, tuple[int, int, int, int]]:
     from .change import PALETTE
 
     if layer == WATERBODIES_LAYER:
-        from .waterbodies import CHANGE_CLASS_COLORS
+        from .waterbody import CHANGE_CLASS_COLORS
 
         return {name: PALETTE[colour] for name, colour in CHANGE_CLASS_COLORS.items()}
     names = {CHANGE_LAYER: ("water gained", "water lost")}.get(layer, ("water",)) if layer else (
@@ -571,7 +571,7 @@ class RunRasters:
         self.change: Optional[BlockWriter] = None
         self.series: Optional[SeriesWriters] = None
         self.clusters: list[BlockWriter] = []
-        self.waterbody: Optional[BlockWriter] = None  # waterbody classes (2+ dates): read by rs_change.waterbodies
+        self.waterbody: Optional[BlockWriter] = None  # waterbody classes (2+ dates): read by rs_change.waterbody
         try:
             for d, tags in zip(dates, water_tags):
                 self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES,
@@ -654,7 +654,7 @@ def run_polygons(
         Provenance for the GeoPackage (:func:`provenance`).
     extra_layers : mapping name -> GeoDataFrame, optional
         Layers made elsewhere, written after these in every format (the ``waterbodies`` layer:
-        :mod:`rs_change.waterbodies`); not sieved or simplified here.
+        :mod:`rs_change.waterbody`); not sieved or simplified here.
 
     Returns
     -------

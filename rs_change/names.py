@@ -40,7 +40,7 @@ CHANGE_PNG = "change.png"
 #: every format (GeoPackage, Shapefile, GeoJSON, File Geodatabase) uses the same name.
 WATER_LAYER = "water_{date}"
 CHANGE_LAYER = "change"
-#: Waterbody polygons (2+ dates), in every vector format with the other layers (rs_change.waterbodies).
+#: Waterbody polygons (2+ dates), in every vector format with the other layers (rs_change.waterbody).
 WATERBODIES_LAYER = "waterbodies"
 #: One row per waterbody and date: uid, date, wet_m2, wet_pct, dry_m2, invalid_m2, invalid_pct.
 WATERBODIES_CSV = "waterbodies.csv"

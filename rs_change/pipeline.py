@@ -231,10 +231,10 @@ def _waterbodies_on(cfg: RunConfig, dates: Sequence[str]) -> bool:
 def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str], rasters: RunRasters,
                        blocks: dict[str, Path], summary: dict[str, Any], jobs: Any) -> tuple[dict[str, Path], Any, Any]:
     """waterbodies.csv, the ``waterbodies`` layer and summary.json's section from the block-written
-    rasters (:func:`rs_change.waterbodies.from_files`); the report's plot as a job.  Returns the
+    rasters (:func:`rs_change.waterbody.from_files`); the report's plot as a job.  Returns the
     staged files, the layer and the plot's future (None without a report)."""
     from .outputs import polygon_threads
-    from .waterbodies import TABLE_COLUMNS, Params, from_files
+    from .waterbody import TABLE_COLUMNS, Params, from_files
 
     assert rasters.waterbody is not None
     rasters.waterbody.close()

@@ -51,9 +51,11 @@ MIN_OBSERVATIONS = defaults.WB_MIN_OBSERVATIONS
 MIN_AREA_PX = defaults.WB_MIN_AREA_PX  # min_area_m2: null = this many mean pixel areas
 MAX_INVALID_PCT = defaults.WB_MAX_INVALID_PCT
 
-#: geohash precision of ``uid`` (9 characters: a cell of about 5 x 5 m); longer where two
-#: waterbodies would share one
+#: Longest geohash precision of a ``uid`` before it is lengthened for uniqueness (9 characters: a
+#: cell of about 5 x 5 m, DEA Waterbodies' length)
 UID_PRECISION = 9
+#: A uid's cell is at least this many pixels on its shorter side (:func:`uid_precision`)
+UID_CELL_PX = 20
 
 #: Columns of the ``waterbodies`` layer and of waterbodies.csv
 LAYER_COLUMNS = ["uid", "wb_id", "date", "from_date", "class", "area_m2", "perim_m", "pixels", "wet_first_m2",
@@ -309,10 +311,35 @@ def geohash(lon: float, lat: float, precision: int = UID_PRECISION) -> str:
     return "".join(out)
 
 
+def uid_precision(pixel_m: float, lat: float = 0.0, pixels: float = UID_CELL_PX) -> int:
+    """The longest geohash precision (at most :data:`UID_PRECISION`) whose cells are at least
+    ``pixels`` pixels of ``pixel_m`` metres on their shorter side at latitude ``lat``: a uid is not
+    finer than the imagery can place a waterbody, so a few pixels more or less at its edge (another
+    seed's masks) rarely move it to another cell.
+
+    Examples
+    --------
+    >>> uid_precision(5.0, 47.0), uid_precision(30.0, 0.0), uid_precision(463.0, 45.0)
+    (7, 6, 4)
+    """
+    import math
+
+    need = float(pixels) * float(pixel_m)
+    best = 1
+    for p in range(1, UID_PRECISION + 1):
+        lon_bits, lat_bits = (5 * p + 1) // 2, (5 * p) // 2
+        h = 180.0 / 2**lat_bits * 111_320.0
+        w = 360.0 / 2**lon_bits * 111_320.0 * max(math.cos(math.radians(lat)), 1e-6)
+        if min(h, w) < need:
+            break
+        best = p
+    return best
+
+
 def uids(geoms: Sequence[Any], crs: Any, precision: int = UID_PRECISION) -> list[str]:
     """``uid`` of each polygon: the geohash of a point inside it (GEOS's point on surface, in
-    WGS84 lon/lat).  Where two polygons would share a uid, theirs get longer (up to 12
-    characters, then a ``-2`` ... suffix), so the uids of a run are unique."""
+    WGS84 lon/lat), ``precision`` characters long, longer where two polygons would share one
+    (up to 12 characters, then a ``-2`` ... suffix), so the uids of a run are unique."""
     import shapely
     from pyproj import Transformer
 
@@ -347,8 +374,24 @@ def _r(v: float, nd: int = 2) -> float:
     return round(float(v), nd)
 
 
+def grid_uid_precision(grid: Grid) -> int:
+    """:func:`uid_precision` for the pixels of ``grid`` (their mean ground size, at the grid's centre latitude)."""
+    import math
+
+    from pyproj import Transformer
+
+    from .strips import mean_pixel_area
+
+    H, W = grid.shape
+    x, y = grid.transform * (W / 2, H / 2)
+    lat = float(y)
+    if not grid.crs.equals("EPSG:4326"):
+        _, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    return uid_precision(math.sqrt(mean_pixel_area(grid)), float(lat))
+
+
 def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[str], crs: Any,
-          max_invalid_pct: float = MAX_INVALID_PCT) -> tuple[Any, list[dict[str, Any]]]:
+          max_invalid_pct: float = MAX_INVALID_PCT, precision: int = UID_PRECISION) -> tuple[Any, list[dict[str, Any]]]:
     """The ``waterbodies`` layer and the long table from the outlines and sums.
 
     Parameters
@@ -363,6 +406,8 @@ def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[
         The grid's CRS.
     max_invalid_pct : float
         ``wet_pct`` (and a change involving that date) is empty above this unobserved share.
+    precision : int
+        Geohash characters of a ``uid`` (:func:`grid_uid_precision`), more where needed for uniqueness.
 
     Returns
     -------
@@ -379,12 +424,12 @@ def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[
         layer = gpd.GeoDataFrame({c: [] for c in LAYER_COLUMNS}, geometry=[], crs=crs_wkt)
         return layer, []
     geo = np.asarray(geoms, dtype=object)
-    uid = uids(geo, crs)
+    uid = uids(geo, crs, precision)
     area = ext.area_m2
     wet, dry, inv = sums[:, 0, 1:], sums[:, 1, 1:], sums[:, 2, 1:]  # (dates, n)
     inv_pct = 100.0 * inv / area[None, :]
     ok = inv_pct <= max_invalid_pct + _TOL
-    rank = np.lexsort((np.arange(n), -area))  # largest first; ties in raster order
+    rank = np.lexsort((np.arange(n), -np.round(area, 2)))  # largest first (as written, to the cm2); ties in raster order
     wb_id = np.empty(n, np.int64)
     wb_id[rank] = np.arange(1, n + 1)
     first, last = wet[0], wet[-1]
@@ -484,7 +529,7 @@ def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], p
     if ext.count:
         for g, v in shapes(ids, mask=ids > 0, transform=grid.transform, connectivity=4):
             geoms[int(v) - 1] = shape(g)
-    layer, table = build(geoms, ext, sums, dates, grid.crs, params.max_invalid_pct)
+    layer, table = build(geoms, ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
     return layer, table, summary_section(layer, ext, params, min_a)
 
 
@@ -540,5 +585,5 @@ def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], date
     reg = strip_regions_many([(kept_path, {1: "waterbody"})], grid, workers=workers)[0]
     if not np.array_equal(reg["pixels"], ext.pixels):  # the outlines are the waterbodies, in the same order
         raise RuntimeError("waterbody outlines do not match their pixels; please report this")
-    layer, table = build(reg["geometry"], ext, sums, dates, grid.crs, params.max_invalid_pct)
+    layer, table = build(reg["geometry"], ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
     return layer, table, summary_section(layer, ext, params, min_a)
