@@ -631,7 +631,7 @@ def _accuracy_parts(summary: Mapping[str, Any], decimals: int) -> list[str]:
 
 
 _WATERBODY_COLUMNS: list[tuple[str, str, Kind]] = [
-    ("wb_id", "wb_id (rank by area)", "int"), ("uid", "uid", "text"), ("area_km2", "Extent (km²)", "km2"),
+    ("wb_id", "Rank by extent", "int"), ("uid", "Id (uid)", "text"), ("area_km2", "Extent (km²)", "km2"),
     ("first_km2", "Wet, first date (km²)", "km2"), ("last_km2", "Wet, last date (km²)", "km2"),
     ("change_km2", "Change (km²)", "km2"), ("change_pct", "Change (%)", "pct")]
 
