@@ -14,7 +14,9 @@ Regions of the extent are not split: water that is joined in the extent (a river
 two lakes that touched on enough dates) is one waterbody.  Raising ``extent_share`` above the
 share of the dates they touched on keeps them apart (see docs/products.md).
 
-Per waterbody and date the ground areas of its pixels that were water (``wet_m2``), land
+Each waterbody's ``uid`` is the geohash of a point inside it (:func:`uids`), as long as the
+pixels warrant (:func:`uid_precision`) and longer where two would share one; ``wb_id`` is its
+rank by extent area.  Per waterbody and date the ground areas of its pixels that were water (``wet_m2``), land
 (``dry_m2``) and unobserved (``invalid_m2``) are summed with the same per-pixel areas as every
 other figure (:func:`rs_change.area.pixel_area_rows`); ``wet_pct`` is left empty when more than
 ``max_invalid_pct`` % of the waterbody was unobserved.
