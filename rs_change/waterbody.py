@@ -155,8 +155,12 @@ class Extents:
         return int(len(self.pixels))
 
 
+#: Pixels per strip of :func:`label_strips` and :func:`measure_strips` (memory is ~40 bytes a pixel)
+STRIP_PIXELS = 2_000_000
+
+
 def _strip_rows(width: int) -> int:
-    return int(max(16, min(1024, 8_000_000 // max(width, 1))))
+    return int(max(16, min(1024, STRIP_PIXELS // max(width, 1))))
 
 
 def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[int, int],
@@ -197,14 +201,14 @@ def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[in
         lab, k = ndimage.label(cls != NONE)  # 4-connected: the default cross
         lab = lab.astype(np.int32, copy=False)
         if k:
-            lab[lab > 0] += base
-            flat = lab.ravel() - base
-            sel = flat > 0
-            idx = flat[sel]
+            sel = np.flatnonzero(lab)
+            idx = lab.ravel()[sel]
+            lab.ravel()[sel] += base  # labels of the whole raster
             pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), cls.shape).ravel()[sel]
             pix_l.append(np.bincount(idx, minlength=k + 1)[1:])
             area_l.append(np.bincount(idx, weights=pa, minlength=k + 1)[1:])
             core_l.append(np.bincount(idx, weights=pa * (cls.ravel()[sel] == CORE), minlength=k + 1)[1:])
+            del sel, idx, pa
             if prev_last is not None:  # regions touching across the strip edge
                 a, b = prev_last, lab[0]
                 both = (a > 0) & (b > 0)
@@ -274,9 +278,14 @@ def measure_strips(read_labels: Callable[[int, int], np.ndarray], read_water: Se
         pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), ids.shape).ravel()[sel]
         for i, rd in enumerate(read_water):
             w = np.asarray(rd(r0, r1)).ravel()[sel]
-            for j, v in enumerate((1, 0, 255)):
-                out[i, j] += np.bincount(idx, weights=pa * (w == v), minlength=count + 1)
+            state = _STATE[w]  # 0 water, 1 land, 2 unobserved: one bincount of (id, state) per date
+            out[i] += np.bincount(state * (count + 1) + idx, weights=pa, minlength=3 * (count + 1)).reshape(3, count + 1)
     return out
+
+
+#: water mask value -> row of :func:`measure_strips`' sums (1 water: 0, 0 land: 1, anything else: 2 unobserved)
+_STATE = np.full(256, 2, np.int64)
+_STATE[1], _STATE[0] = 0, 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,6 +544,18 @@ def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], p
     return layer, table, summary_section(layer, ext, params, min_a)
 
 
+def _open_staging(path: Any, dtype: str, profile: dict[str, Any]) -> Any:
+    """A staging GeoTIFF open for writing: zstd level 1 (as the run's other staging files), or
+    deflate level 1 with a GDAL built without zstd."""
+    import rasterio
+    import rasterio.errors
+
+    try:
+        return rasterio.open(path, "w", dtype=dtype, nodata=None, compress="zstd", zstd_level=1, **profile)
+    except rasterio.errors.RasterioError:  # pragma: no cover - a GDAL without zstd
+        return rasterio.open(path, "w", dtype=dtype, nodata=None, compress="deflate", zlevel=1, **profile)
+
+
 def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], dates: Sequence[str], params: Params,
                workers: int = 1) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Waterbodies of a run from its block-written rasters, strip by strip: (layer, table, summary section).
@@ -566,11 +587,11 @@ def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], date
     area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)
     min_a = params.min_area_m2 if params.min_area_m2 is not None else MIN_AREA_PX * mean_pixel_area(grid)
     profile = dict(driver="GTiff", width=W, height=H, count=1, crs=grid.crs.to_wkt(), transform=grid.transform,
-                   tiled=True, blockxsize=256, blockysize=256, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
+                   tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
     lab_path, kept_path = folder / "wb_labels_blocks.tif", folder / "wb_kept_blocks.tif"
     srcs: list[Any] = []
     try:
-        with rasterio.open(classes) as cds, rasterio.open(lab_path, "w", dtype="int32", nodata=None, **profile) as lds:
+        with rasterio.open(classes) as cds, _open_staging(lab_path, "int32", profile) as lds:
             ext = label_strips(lambda r0, r1: cds.read(1, window=Window(0, r0, W, r1 - r0)), (H, W), area_rows,
                                lambda a, r0: lds.write(a, 1, window=Window(0, r0, W, a.shape[0])), min_a)
         srcs = [rasterio.open(p) for p in water]
@@ -578,13 +599,13 @@ def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], date
         def reader(ds: Any) -> Callable[[int, int], np.ndarray]:
             return lambda r0, r1: ds.read(1, window=Window(0, r0, W, r1 - r0))
 
-        with rasterio.open(lab_path) as lds, rasterio.open(kept_path, "w", dtype="uint8", nodata=None, **profile) as kds:
+        with rasterio.open(lab_path) as lds, _open_staging(kept_path, "uint8", profile) as kds:
             sums = measure_strips(reader(lds), [reader(s) for s in srcs], (H, W), area_rows, ext.lut, ext.count,
                                   lambda a, r0: kds.write((a > 0).astype(np.uint8), 1, window=Window(0, r0, W, a.shape[0])))
     finally:
         for s in srcs:
             s.close()
-    reg = strip_regions_many([(kept_path, {1: "waterbody"})], grid, workers=workers)[0]
+    reg = strip_regions_many([(kept_path, {1: "waterbody"})], grid, rows=_strip_rows(W), workers=workers)[0]
     if not np.array_equal(reg["pixels"], ext.pixels):  # the outlines are the waterbodies, in the same order
         raise RuntimeError("waterbody outlines do not match their pixels; please report this")
     layer, table = build(reg["geometry"], ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
