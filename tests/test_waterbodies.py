@@ -294,3 +294,12 @@ def test_naip_waterbodies_same_bytes_with_processes(series_runs, tmp_path) -> No
     out = _run_series(tmp_path / "proc", 0, "processes")
     assert (out / "waterbodies.csv").read_bytes() == (series_runs[0] / "waterbodies.csv").read_bytes()
     assert (out / "water.gpkg").read_bytes() == (series_runs[0] / "water.gpkg").read_bytes()
+
+
+def test_naip_waterbodies_same_bytes_on_a_dask_cluster(series_runs, tmp_path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  protocol="tcp://", host="127.0.0.1") as cluster:
+        out = _run_series(tmp_path / "dask", 0, cluster.scheduler_address)
+    assert (out / "waterbodies.csv").read_bytes() == (series_runs[0] / "waterbodies.csv").read_bytes()
+    assert (out / "water.gpkg").read_bytes() == (series_runs[0] / "water.gpkg").read_bytes()
