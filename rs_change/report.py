@@ -114,18 +114,22 @@ def waterbodies_png(table: Sequence[Mapping[str, Any]], most_changed: Sequence[M
     rows_of: dict[str, list[Mapping[str, Any]]] = {}
     for r in table:
         rows_of.setdefault(str(r["uid"]), []).append(r)
+    shown = [float(r["wet_m2"]) for wb in most_changed for r in rows_of.get(str(wb["uid"]), [])]
+    # km² as the rest of the report, m² for ponds (a figure of 0.000 km² says nothing)
+    scale, unit, fmt = (1e6, "km²", "{:+,.3f}") if max(shown, default=0.0) >= 1e5 else (1.0, "m²", "{:+,.0f}")
     for i, wb in enumerate(most_changed):
         rows = rows_of.get(str(wb["uid"]), [])
         c = colors[i % len(colors)]
         ok = [r for r in rows if r["wet_pct"] is not None]
         bad = [r for r in rows if r["wet_pct"] is None]
-        change = wb.get("change_m2") or 0.0
-        pct = wb.get("change_pct")
-        label = (f"#{wb['wb_id']} {wb['uid']}: {change / 1e6:+,.3f} km²" + (f" ({pct:+,.0f} %)" if pct is not None else ""))
-        ax.plot([dt.date.fromisoformat(r["date"]) for r in ok], [r["wet_m2"] / 1e6 for r in ok], "o-", color=c, label=label)
+        change, pct = wb.get("change_m2"), wb.get("change_pct")
+        label = f"#{wb['wb_id']} {wb['uid']}: " + (
+            "first or last date unobserved" if change is None else
+            fmt.format(change / scale) + f" {unit}" + (f" ({pct:+,.0f} %)" if pct is not None else ""))
+        ax.plot([dt.date.fromisoformat(r["date"]) for r in ok], [r["wet_m2"] / scale for r in ok], "o-", color=c, label=label)
         if bad:
-            ax.plot([dt.date.fromisoformat(r["date"]) for r in bad], [r["wet_m2"] / 1e6 for r in bad], "o", mfc="none", color=c)
-    ax.set_ylabel("wet area (km²)")
+            ax.plot([dt.date.fromisoformat(r["date"]) for r in bad], [r["wet_m2"] / scale for r in bad], "o", mfc="none", color=c)
+    ax.set_ylabel(f"wet area ({unit})")
     ax.set_ylim(bottom=0)
     ax.set_title("Waterbodies that changed most: wet area per date")
     ax.grid(alpha=0.3)

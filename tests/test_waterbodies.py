@@ -303,3 +303,16 @@ def test_naip_waterbodies_same_bytes_on_a_dask_cluster(series_runs, tmp_path) ->
         out = _run_series(tmp_path / "dask", 0, cluster.scheduler_address)
     assert (out / "waterbodies.csv").read_bytes() == (series_runs[0] / "waterbodies.csv").read_bytes()
     assert (out / "water.gpkg").read_bytes() == (series_runs[0] / "water.gpkg").read_bytes()
+
+
+def test_report_plot_of_the_synthetic_lakes(tmp_path) -> None:
+    from rs_change.report import waterbodies_png
+
+    polys, table = rc.waterbodies(lakes(), T6933, "EPSG:6933", DATES)
+    rows = [{**r, "wet_pct": None if np.isnan(r["wet_pct"]) else r["wet_pct"]} for r in table.to_dict("records")]
+    most = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in polys.drop(columns="geometry").to_dict("records")]
+    png = waterbodies_png(rows, most, tmp_path / "wb.png")  # A's last date and C's second are hollow markers
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).shape[:2] == (400, 1000)
