@@ -24,6 +24,7 @@ from .fit import DateModel
 from .grid import Grid
 from .readers import SharedReads
 from .water import classify_raw
+from .waterbody import pixel_classes
 
 #: The first -> last change classes summed per block (0 land, 1 water, 2 gained, 3 lost, 255
 #: unobserved on either date; inside the area of interest), in :attr:`BlockResult.change_stats` order.
@@ -46,11 +47,13 @@ class BlockResult:
     #: per date: uint8 clear_count (scenes that observed the pixel, 0 outside the area of interest)
     #: for a date of several scenes (rs_change.composite), None for a date of one scene
     clear_counts: list[Optional[np.ndarray]] = field(default_factory=list)
+    waterbody: Optional[np.ndarray] = None  # 2+ dates: uint8 waterbody class (rs_change.waterbody.pixel_classes)
 
 
 def process_block(
     window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
     resampling: str, token: Optional[str] = None, rasters: bool = True,
+    waterbodies: Optional[tuple[float, float, int]] = None,
 ) -> BlockResult:
     """Read, classify, measure and compare every date in one window of the reference grid.
 
@@ -72,6 +75,9 @@ def process_block(
     rasters : bool, default True
         Also make the rasters that are written (cluster ids, water fractions, change map, series rasters); False
         (a summary-only run) computes the water masks and the area sums only.
+    waterbodies : (core_share, extent_share, min_observations), optional
+        With 2+ dates and ``rasters``, also each pixel's waterbody class
+        (:func:`rs_change.waterbody.pixel_classes`: 0 none, 1 extent, 2 core).
 
     Returns
     -------
@@ -136,8 +142,11 @@ def process_block(
                                  js.observations[code])
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
+        wb = None
+        if rasters and waterbodies is not None and len(models) >= 2:  # a table of the joint codes, like the series
+            wb = _waterbody_table(len(models), waterbodies)[code]
         return BlockResult(window, masks, ch, stats, cst, clusters, fractions, extra=extras, series=sb,
-                           clear_counts=counts)
+                           clear_counts=counts, waterbody=wb)
     # many dates: one pass over the block per figure
     pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
@@ -149,11 +158,23 @@ def process_block(
         sel = (ch == code) & ins
         cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
     sb = series_block(masks, pa, inside)
+    wb = pixel_classes(masks, *waterbodies) if rasters and waterbodies is not None else None  # outside the AOI: unobserved
     return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, fractions, extra=extras, series=sb,
-                       clear_counts=counts)
+                       clear_counts=counts, waterbody=wb)
 
 
 _JOINT: dict[int, JointStates] = {}
+_WB_TABLES: dict[tuple[int, tuple[float, float, int]], np.ndarray] = {}
+
+
+def _waterbody_table(n: int, params: tuple[float, float, int]) -> np.ndarray:
+    """Waterbody class of every joint code (:func:`rs_change.waterbody.pixel_classes` of the
+    codes' masks; the outside code is unobserved on every date: class 0), built once per process."""
+    key = (n, tuple(params))
+    t = _WB_TABLES.get(key)
+    if t is None:
+        t = _WB_TABLES[key] = pixel_classes(_joint_states(n).masks, *params)
+    return t
 
 
 def _joint_states(n: int) -> JointStates:
@@ -180,10 +201,12 @@ class BlockTask:
 
     gdal_cache_mb: int = 256
     rasters: bool = True  # False: summary only (no cluster, change or series rasters)
+    waterbodies: Optional[tuple[float, float, int]] = None  # (core_share, extent_share, min_observations)
 
     def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
         limit_gdal_cache(self.gdal_cache_mb)
-        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters)
+        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters,
+                             self.waterbodies)
 
 
 class BlockTotals:

@@ -275,6 +275,29 @@ class OutputConfig(_Model):
     report: bool = Field(True, description="Write report.html, timeseries.png/csv and quicklook PNGs.")
 
 
+class WaterbodiesConfig(_Model):
+    """Waterbodies (2+ dates): each lake and pond with a stable id and its wet area per date
+    (rs_change.waterbody; the defaults suit 2-20 dates, see docs/products.md)."""
+
+    enabled: bool = Field(True, description="Find waterbodies (the `waterbodies` layer, waterbodies.csv) in runs of 2+ dates.")
+    core_share: float = Field(defaults.WB_CORE_SHARE, gt=0, le=1, description=(
+        "A waterbody needs a core pixel: water on at least this share of the dates it was observed on."))
+    extent_share: float = Field(defaults.WB_EXTENT_SHARE, gt=0, le=1, description=(
+        "A pixel is in a waterbody's extent when water on at least this share of its observed dates (<= core_share)."))
+    min_observations: int = Field(defaults.WB_MIN_OBSERVATIONS, ge=1, description="Dates a core pixel must have been observed on.")
+    min_area_m2: Optional[float] = Field(None, ge=0, description=(
+        f"Smallest waterbody extent (m2 of ground); null = {defaults.WB_MIN_AREA_PX} pixels' mean area."), examples=[1000])
+    max_invalid_pct: float = Field(defaults.WB_MAX_INVALID_PCT, ge=0, le=100, description=(
+        "wet_pct is left empty on a date when more than this % of the waterbody was unobserved."))
+
+    @model_validator(mode="after")
+    def _shares(self) -> "WaterbodiesConfig":
+        if self.extent_share > self.core_share:
+            raise ValueError(f"extent_share ({self.extent_share}) is above core_share ({self.core_share}); "
+                             "the extent must take in the core: give extent_share <= core_share")
+        return self
+
+
 class ComputeConfig(_Model):
     """How the work is run."""
 
@@ -302,7 +325,7 @@ class RunConfig(_Model):
     ----------
     scenes : list of SceneConfig
         One entry per date (``date``, ``path``, ``sensor`` or ``bands``...).
-    aoi, grid, clustering, labelling, output, compute
+    aoi, grid, clustering, labelling, output, compute, waterbodies
         One section per stage; see ``rs-change init`` for every key and its default.
 
     Examples
@@ -323,6 +346,7 @@ class RunConfig(_Model):
     labelling: LabellingConfig = LabellingConfig()
     output: OutputConfig = OutputConfig()
     compute: ComputeConfig = ComputeConfig()
+    waterbodies: WaterbodiesConfig = WaterbodiesConfig()
     base_dir: Path = Field(Path("."), exclude=True, description="Folder that relative paths are resolved against.")
 
     @field_validator("aoi", mode="before")
@@ -392,6 +416,7 @@ class RunConfig(_Model):
         if write:
             n = len(self.scenes)
             per_px = 2 * (2 * n + (n >= 2) + (n >= 3) * (n + 1))  # water + cluster ids per date, change, series; staged + COG
+            per_px += 6 * (n >= 2 and self.waterbodies.enabled)  # waterbody classes, labels (int32), ids: staged only
             gb = px * per_px / 1e9
             if gb > c.max_write_gb:
                 raise ConfigError(

@@ -40,6 +40,12 @@ CHANGE_PNG = "change.png"
 #: every format (GeoPackage, Shapefile, GeoJSON, File Geodatabase) uses the same name.
 WATER_LAYER = "water_{date}"
 CHANGE_LAYER = "change"
+#: Waterbody polygons (2+ dates), in every vector format with the other layers (rs_change.waterbody).
+WATERBODIES_LAYER = "waterbodies"
+#: One row per waterbody and date: uid, date, wet_m2, wet_pct, dry_m2, invalid_m2, invalid_pct.
+WATERBODIES_CSV = "waterbodies.csv"
+#: The report's plot of the waterbodies that changed most.
+WATERBODIES_PNG = "waterbodies.png"
 
 #: ``output.formats`` value -> the vector output's name (a file, or a folder of files).
 VECTOR_NAMES: dict[str, str] = {
@@ -142,10 +148,10 @@ def cluster_names(dates: Sequence[str]) -> list[str]:
 
 
 def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool,
-              composites: Sequence[str] = ()) -> list[str]:
+              composites: Sequence[str] = (), waterbodies: bool = True) -> list[str]:
     """Every name a run writes into its output folder, for ``dates`` (ISO), the ``output``
-    section's ``polygons``, ``formats`` and ``report``, and the ``composites`` (the dates of
-    several scenes, which get a ``clear_count_<date>.tif``)."""
+    section's ``polygons``, ``formats`` and ``report``, the ``composites`` (the dates of
+    several scenes, which get a ``clear_count_<date>.tif``) and ``waterbodies.enabled``."""
     formats = list(dict.fromkeys(formats))
     names = [water_tif(d) for d in dates]
     if len(dates) >= 2:
@@ -166,5 +172,9 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
     names += composite_names([d for d in dates if d in set(composites)])
     if len(dates) >= 2:
         names.append(CHANGE_CSV)
+    if waterbodies and len(dates) >= 2:
+        names.append(WATERBODIES_CSV)
+        if report:
+            names.append(WATERBODIES_PNG)
     names += [SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST]
     return names

@@ -31,8 +31,8 @@ from .export import RunRasters, manifest_files, provenance, run_polygons, style_
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
 from .model import cluster_writer_kwargs, stage_cluster_outputs
-from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, clusters_tif, model_json,
-                    run_names, water_fraction_tif, water_tif)
+from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, WATERBODIES_CSV,
+                    WATERBODIES_LAYER, WATERBODIES_PNG, clusters_tif, model_json, run_names, water_fraction_tif, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, mosaic, open_layers
 from .scenes import open_scene
@@ -108,7 +108,7 @@ def output_names(cfg: RunConfig) -> list[str]:
     """File names a run of ``cfg`` writes into the output folder (:func:`rs_change.names.run_names`)."""
     o = cfg.output
     return run_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report,
-                     list(composite_dates(cfg)))
+                     list(composite_dates(cfg)), cfg.waterbodies.enabled)
 
 
 def composite_dates(cfg: RunConfig) -> dict[str, int]:
@@ -198,11 +198,14 @@ def _run_passes(
                 tmp, ref, dates, [{"DATE": d, "WATER_CLUSTERS": dm.water_ids.tolist()} for d, dm in zip(dates, models)],
                 [cluster_writer_kwargs(dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))
                  for d, dm in zip(dates, models)], run_provenance(cfg, ref),
-                {dm.source.date.isoformat(): len(dm.source.parts) for dm in models if dm.source.parts})
+                {dm.source.date.isoformat(): len(dm.source.parts) for dm in models if dm.source.parts},
+                waterbodies=_waterbodies_on(cfg, dates))
         windows = list(ref.windows(cfg.compute.chunk_size))
         totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
+        wb = cfg.waterbodies
         task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, resampling,
-                         gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write)
+                         gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write,
+                         waterbodies=(wb.core_share, wb.extent_share, wb.min_observations) if write and _waterbodies_on(cfg, dates) else None)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):
@@ -237,6 +240,35 @@ def run_provenance(cfg: RunConfig, ref: Grid) -> dict[str, str]:
         units = "unknown"
     inputs = [{"date": s.date.isoformat(), "sensor": s.sensor, "path": s.path} for s in cfg.scenes]
     return provenance(__version__, inputs, units)
+
+
+def _waterbodies_on(cfg: RunConfig, dates: Sequence[str]) -> bool:
+    """Whether the run finds waterbodies: ``waterbodies.enabled`` and two or more dates."""
+    return bool(cfg.waterbodies.enabled) and len(dates) >= 2
+
+
+def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str], rasters: RunRasters,
+                       blocks: dict[str, Path], summary: dict[str, Any], jobs: Any) -> tuple[dict[str, Path], Any, Any]:
+    """waterbodies.csv, the ``waterbodies`` layer and summary.json's section from the block-written
+    rasters (:func:`rs_change.waterbody.from_files`); the report's plot as a job.  Returns the
+    staged files, the layer and the plot's future (None without a report)."""
+    from .outputs import polygon_threads
+    from .waterbody import TABLE_COLUMNS, Params, from_files
+
+    assert rasters.waterbody is not None
+    rasters.waterbody.close()
+    t = time.perf_counter()
+    layer, table, summary["waterbodies"] = from_files(
+        tmp, ref, rasters.waterbody.path, [blocks[water_tif(d)] for d in dates], dates, Params.of(cfg.waterbodies),
+        workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers))
+    log.info("%d waterbodies in %.1f s", len(layer), time.perf_counter() - t)
+    staged = {WATERBODIES_CSV: write_csv(tmp / WATERBODIES_CSV, table, TABLE_COLUMNS)}
+    plot = None
+    if cfg.output.report:
+        from .report import waterbodies_png
+
+        plot = jobs.submit(waterbodies_png, table, summary["waterbodies"]["most_changed"], tmp / WATERBODIES_PNG)
+    return staged, layer, plot
 
 
 #: MB of GDAL block cache while the outputs are written (the passes use ``compute.gdal_cache_mb``).
@@ -295,15 +327,25 @@ def _stage_and_commit(
         figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks, cfg.grid.resampling,
                               priority=-1)
     jobs.start()
+    wb_layers: dict[str, Any] = {}
+    wb_plot = None
+    if rasters.waterbody is not None:  # waterbodies.csv, the waterbodies layer, summary.json's section
+        wb_files, layer, wb_plot = _stage_waterbodies(cfg, tmp, ref, [dm.source.date.isoformat() for dm in models], rasters,
+                                                      blocks, summary, jobs)
+        staged.update(wb_files)
+        wb_layers[WATERBODIES_LAYER] = layer
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
             tmp, ref, {dm.source.date.isoformat(): blocks[water_tif(dm.source.date.isoformat())] for dm in models},
             blocks.get(CHANGE_TIF), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
             workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
-            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers), metadata=run_provenance(cfg, ref))
+            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers), metadata=run_provenance(cfg, ref),
+            extra_layers=wb_layers)
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
         figs = figures.result()
+        if wb_plot is not None:
+            figs[WATERBODIES_PNG] = wb_plot.result()
         staged.update(figs)
         staged[REPORT_HTML] = report_page(tmp, summary, cfg.to_yaml(), figs)
     staged[SUMMARY_JSON] = write_json(tmp / SUMMARY_JSON, summary)
