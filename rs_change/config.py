@@ -38,9 +38,17 @@ class _Model(BaseModel):
 
 
 class QaConfig(_Model):
-    """MODIS state QA (state_1km / sur_refl_state_500m): which flags make a pixel unobserved."""
+    """Which pixels a scene's QA layer makes unobserved: ``mask`` / ``buffer`` for the optical
+    products' QA roles (Landsat C2 ``qa_pixel``, Sentinel-2 L2A ``scl``, HLS ``fmask``;
+    :mod:`rs_change.qa`), the named flags for MODIS state QA (state_1km / sur_refl_state_500m)."""
 
-    enabled: bool = Field(True, description="Use the state QA layer when the scene has one.")
+    enabled: bool = Field(True, description="Use the scene's QA layer when it has one (false: no QA masking).")
+    mask: Optional[list[str]] = Field(None, description=(
+        "qa_pixel / scl / fmask: classes masked (fill, saturated, cloud, shadow, cirrus, snow, dilated_cloud, adjacent, "
+        "aerosol; default per product, see docs/qa.md)."), examples=[["fill", "cloud", "shadow", "snow"]])
+    buffer: int = Field(0, ge=0, le=100, description=(
+        "qa_pixel / scl / fmask: grow masked cloud and cloud shadow by this many pixels of the reference grid."),
+        examples=[2])
     cloudy: bool = Field(True, description="Cloud state 01 (cloudy).")
     mixed: bool = Field(True, description="Cloud state 10 (mixed).")
     cloud_shadow: bool = Field(True, description="Bit 2, cloud shadow.")
@@ -52,6 +60,10 @@ class QaConfig(_Model):
     snow: bool = Field(False, description="Bit 12, MOD35 snow/ice flag.")
     layer: Optional[str] = Field(None, description="QA layer name (default: state_500m, state_250m or state_1km, whichever exists).",
                                  examples=["state_500m"])
+
+    def modis_settings(self) -> dict[str, Any]:
+        """The MODIS state-QA flags (every key but ``mask`` and ``buffer``), for :mod:`rs_change.modis`."""
+        return self.model_dump(exclude={"mask", "buffer"})
 
 
 class SceneConfig(_Model):
@@ -80,7 +92,10 @@ class SceneConfig(_Model):
     offset: Optional[float] = Field(None, description=(
         "Reflectance offset (overrides the profile and any offset the file declares; sentinel2: 0 unless the file "
         "has a GDAL band offset or a BOA_ADD_OFFSET / RADIO_ADD_OFFSET tag, e.g. -1000 for baseline 04.00+ -> -0.1)."), examples=[-0.1])
-    qa: Optional[QaConfig] = Field(None, description="MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average).")
+    qa: Optional[QaConfig] = Field(None, description=(
+        "QA masking: `mask` and `buffer` for a qa_pixel / scl / fmask band or asset (default per product, docs/qa.md); "
+        "the MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average)."),
+        examples=[{"mask": ["fill", "cloud", "shadow", "snow"], "buffer": 2}])
 
     @model_validator(mode="after")
     def _sensor_or_bands(self) -> "SceneConfig":
@@ -90,14 +105,22 @@ class SceneConfig(_Model):
             raise ValueError("empty list of files; give at least one")
         if self.sensor is None and self.bands is None and self.assets is None:
             raise ValueError("give `sensor` (a named band profile) or `bands` (1-based band roles)")
+        from .qa import QA_ROLES
         from .sensors import ROLES
 
+        names = ROLES + QA_ROLES
         for part in self.asset_parts():
             for role in part:
-                if role not in ROLES:
-                    close = difflib.get_close_matches(role.lower(), ROLES, n=1)
+                if role not in names:
+                    close = difflib.get_close_matches(role.lower(), names, n=1)
                     hint = f"did you mean `{close[0]}`?" if close else "use"
-                    raise ValueError(f"assets: unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+                    raise ValueError(f"assets: unknown band role `{role}`; {hint} (roles: {', '.join(names)})")
+            if sum(r in QA_ROLES for r in part) > 1:
+                raise ValueError(f"assets: one QA layer per scene; got {', '.join(r for r in part if r in QA_ROLES)}")
+            if all(r in QA_ROLES for r in part):
+                raise ValueError("assets: a QA layer alone has no bands to classify; add the band roles")
+        if self.bands and sum(str(r).lower() in QA_ROLES for r in self.bands) > 1:
+            raise ValueError(f"bands: one QA layer per scene; got {', '.join(r for r in self.bands if r in QA_ROLES)}")
         return self
 
     def paths(self) -> list[str]:
@@ -115,13 +138,15 @@ class SceneConfig(_Model):
     @field_validator("bands")
     @classmethod
     def _roles(cls, v: Optional[dict[str, int]]) -> Optional[dict[str, int]]:
+        from .qa import QA_ROLES
         from .sensors import ROLES  # an unknown role would be used as a plain band, and an index silently lost
 
+        names = ROLES + QA_ROLES
         for role in v or {}:
-            if str(role).lower() not in ROLES:
-                close = difflib.get_close_matches(str(role).lower(), ROLES, n=1)
+            if str(role).lower() not in names:
+                close = difflib.get_close_matches(str(role).lower(), names, n=1)
                 hint = f"did you mean `{close[0]}`?" if close else "use"
-                raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+                raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(names)})")
         return v
 
     @field_validator("nodata")
@@ -157,6 +182,9 @@ class StacConfig(_Model):
     filter: Optional[dict[str, Any]] = Field(None, description="STAC API filter extension (CQL2 JSON).")
     max_items: int = Field(100, ge=1, le=10_000, description="At most this many items (then the dates they fall on).")
     nodata: Optional[float] = Field(None, description="Nodata value when the files and the items declare none.", examples=[0])
+    qa: Optional[QaConfig] = Field(None, description=(
+        "QA masking of every scene found (`mask`, `buffer`; `enabled: false` fetches no QA asset). The QA asset "
+        "(qa_pixel, SCL or Fmask) is fetched when the items have one."), examples=[{"buffer": 2}])
     sign: Optional[Literal["planetary_computer"]] = Field(None, description=(
         "Sign the asset URLs (Planetary Computer; needs `pip install rs-change[planetary-computer]`)."))
 

@@ -34,6 +34,7 @@ from .model import cluster_writer_kwargs, stage_cluster_outputs
 from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, clusters_tif, model_json,
                     run_names, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
+from .qa import QA_ROLES
 from .readers import SceneSource, check_overlap, mosaic, open_layers
 from .scenes import open_scene
 from .sensors import custom_profile, get_profile
@@ -58,13 +59,14 @@ def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
         profile = custom_profile(scene.bands)
         if scene.sensor is not None:
             base = get_profile(scene.sensor)
-            profile = base.with_overrides(bands=profile.bands)
+            only_qa = all(r in QA_ROLES for r in profile.bands)  # `bands: {qa_pixel: 8}` adds to the sensor's bands
+            profile = base.with_overrides(bands={**base.bands, **profile.bands} if only_qa else profile.bands)
     elif scene.sensor is None and scene.assets is not None:  # one file per role, no named profile: DNs
         profile = custom_profile({role: 1 for role in scene.asset_parts()[0]})
     else:
         profile = get_profile(scene.sensor or "")
     profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
-    if scene.qa is not None:  # MODIS state QA flags (rs_change.modis)
+    if scene.qa is not None:  # QA settings: mask / buffer (rs_change.qa), MODIS state flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
     if scene.assets is not None:  # one file per band role (a mosaic when several items)
         return mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)

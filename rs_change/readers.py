@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import os
 import stat
 import threading
@@ -29,6 +30,7 @@ from rasterio.windows import Window
 from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
+from .qa import QA_ROLES, QaAreas, QaMask
 from .remote import gdal_env, gdal_path, is_remote, retrying
 from .sensors import BandProfile, observed_mask, raw_to_bands
 
@@ -149,7 +151,9 @@ def open_geotiff(
         profile = _resolve_offset(ds, profile, path)
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
-    return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+    profile, layers, qa = split_qa(profile, layers)
+    src = SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+    return attach_qa(src, qa)
 
 
 def open_layers(
@@ -171,6 +175,8 @@ def open_layers(
     """
     files = {str(role): str(p) for role, p in files.items()}
     profile = replace(profile, bands={role: 1 for role in files})
+    profile, layers, qa = split_qa(profile, {r: (p, 1) for r, p in files.items()})
+    files = {r: p for r, (p, _) in layers.items()}
     grids: list[Grid] = []
     file_nodata = None
     for i, (role, path) in enumerate(files.items()):
@@ -182,8 +188,60 @@ def open_layers(
     grid = min(grids, key=lambda g: abs(g.transform.a * g.transform.e))
     nd = nodata if nodata is not None else file_nodata
     label = next(iter(files.values()))
-    return SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
-                       label=label)
+    src = SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
+                      label=label)
+    return attach_qa(src, qa)
+
+
+def split_qa(profile: BandProfile, layers: Mapping[str, tuple[str, int]]
+             ) -> tuple[BandProfile, dict[str, tuple[str, int]], Optional[tuple[str, tuple[str, int]]]]:
+    """The QA role of ``layers`` (:data:`rs_change.qa.QA_ROLES`) taken out of the spectral bands:
+    ``(profile, layers, (role, (path, band)))`` without it, or ``(profile, layers, None)``.  A QA
+    band never enters the features.
+
+    Raises
+    ------
+    BandProfileError
+        Two QA roles, or a QA role and no spectral band.
+    """
+    qa = [r for r in layers if r in QA_ROLES]
+    if not qa:
+        return profile, dict(layers), None
+    if len(qa) > 1:
+        raise BandProfileError(f"one QA layer per scene; got {', '.join(qa)}")
+    rest = {r: v for r, v in layers.items() if r not in QA_ROLES}
+    if not rest:
+        raise BandProfileError(f"{layers[qa[0]][0]}: only a QA layer ({qa[0]}); give the band roles too")
+    bands = {r: b for r, b in profile.bands.items() if r not in QA_ROLES}
+    return replace(profile, bands=bands), rest, (qa[0], layers[qa[0]])
+
+
+def attach_qa(src: SceneSource, qa: Optional[tuple[str, tuple[str, int]]]) -> SceneSource:
+    """``src`` with its optical QA layer (:func:`split_qa`) read as :class:`rs_change.qa.QaMask`
+    under the profile's ``qa`` settings (``enabled``, ``mask``, ``buffer``), and the per-reason areas
+    hook (``extra["block_stats"]``, reported as ``masked_km2`` in summary.json)."""
+    if qa is None:
+        return src
+    role, (path, band) = qa
+    settings = dict(src.profile.qa or {})
+    if not settings.get("enabled", True):
+        log.info("%s: %s QA layer not used (qa.enabled: false)", src.label, role)
+        return src
+    try:
+        mask = QaMask(role, settings.get("mask"), int(settings.get("buffer") or 0))
+    except ValueError as exc:  # ConfigError: a class the product does not have
+        raise BandProfileError(f"{src.label}: {exc}") from None
+    if path != src.label and path not in {p for p, _ in src.layers.values()}:
+        with gdal_env([path]), open_raster(path) as ds:
+            grid_of(ds, path)
+            if band > ds.count:
+                raise BandProfileError(f"{path}: the {role} QA layer is band {band} but the file has {ds.count} band(s)")
+    src.qa_layer = (path, int(band))
+    src.qa_decoder = mask
+    src.extra["block_stats"] = QaAreas(mask.names)
+    src.extra["stats_name"] = "masked_km2"
+    log.info("%s: %s from %s band %d", src.label, mask.describe(), path, band)
+    return src
 
 
 def mosaic(parts: list[SceneSource]) -> SceneSource:
@@ -195,7 +253,8 @@ def mosaic(parts: list[SceneSource]) -> SceneSource:
     """
     if len(parts) == 1:
         return parts[0]
-    if any(p.qa_layer is not None or p.extra for p in parts):
+    if any(p.qa_layer is not None and not isinstance(p.qa_decoder, QaMask)
+           or p.extra and p.extra.get("stats_name") != "masked_km2" for p in parts):
         raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
                                "cannot be mosaicked; give one file, folder or granule per date")
     from affine import Affine
@@ -481,6 +540,7 @@ class MosaicReader:
         self.ref = ref
         self.readers = [WindowReader(p, ref, resampling) for p in source.parts]
         self.last_qa: Optional[np.ndarray] = None
+        self.last_qa_reasons: Optional[np.ndarray] = None
 
     @property
     def shared_reads(self) -> Optional["SharedReads"]:
@@ -518,8 +578,11 @@ class MosaicReader:
         the pixel, else the next part's, and so on; ``valid`` where any part's footprint is."""
         raws: Optional[dict[str, np.ndarray]] = None
         valid = seen = None
+        codes: Optional[np.ndarray] = None  # QA reasons: the first part's that flags a pixel
         for part, rd in zip(self.source.parts, self.readers):
             r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
+            if rd.last_qa_reasons is not None:
+                codes = rd.last_qa_reasons.copy() if codes is None else np.where(codes == 0, rd.last_qa_reasons, codes)
             obs = v & observed_mask(r, part.profile, part.nodata)
             if raws is None:
                 raws, valid, seen = {k: a.copy() for k, a in r.items()}, v, obs
@@ -532,6 +595,9 @@ class MosaicReader:
             if seen.all():
                 break
         assert raws is not None and valid is not None
+        if codes is not None:
+            codes[seen] = 0  # observed by a part: not masked
+        self.last_qa_reasons = codes
         return raws, valid
 
 
@@ -568,6 +634,8 @@ class WindowReader:
         self._alpha: dict[str, int] = {}
         self._shift: dict[str, Optional[tuple[float, float]]] = {}
         self.last_qa: Optional[np.ndarray] = None
+        #: why each pixel of the last window is masked by an optical QA layer (rs_change.qa.reasons)
+        self.last_qa_reasons: Optional[np.ndarray] = None
         #: reads of shifted files through datasets shared by the threads of a run (pass 2)
         self.shared_reads: Optional[SharedReads] = None
 
@@ -621,6 +689,9 @@ class WindowReader:
             view: object = ds
         else:
             nd = self.source.nodata if self.source.nodata is not None else ds.nodata
+            if self.source.qa_layer is not None and path == self.source.qa_layer[0] and \
+                    path not in {p for p, _ in self.source.layers.values()}:
+                nd = ds.nodata  # a QA file of its own: its own nodata (the bands' may be a valid QA value)
             kw: dict = dict(
                 crs=self.ref.crs.to_wkt(),
                 transform=self.ref.transform,
@@ -877,7 +948,13 @@ class WindowReader:
                 valid &= inside
             for role, band in members:
                 raws[role] = arr[uniq.index(band)]
-        if self.source.qa_layer is not None and self.source.qa_decoder is not None:
+        if self.source.qa_layer is not None and isinstance(self.source.qa_decoder, QaMask):
+            codes, inside = self._qa_reasons(row_off, col_off, h, w, out_shape)
+            if inside is not None:
+                valid &= inside
+            valid &= codes == 0
+            self.last_qa_reasons = codes
+        elif self.source.qa_layer is not None and self.source.qa_decoder is not None:
             qpath, qband = self.source.qa_layer
             qa, inside = self._read_group(qpath, [qband], window, out_shape, nearest=True)
             qa = qa[0]
@@ -886,6 +963,34 @@ class WindowReader:
             valid &= ~self.source.qa_decoder(qa)
             self.last_qa = qa  # raw QA of the last window, for per-block QA reports (rs_change.modis)
         return raws, valid
+
+
+    def _qa_reasons(self, row_off: int, col_off: int, h: int, w: int, out_shape: Optional[tuple[int, int]]
+                    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Reason codes (:func:`rs_change.qa.reasons`) of the optical QA layer over a window, read
+        nearest-neighbour onto the reference grid, and the QA file's footprint (or None).
+
+        With a buffer the window is read with a halo of ``buffer`` pixels (clipped to the reference
+        grid), so a cloud in the next block grows into this one: the masks do not depend on the
+        block size. A decimated read (``out_shape``, pass 1's sample) dilates by the buffer in
+        decimated pixels, rounded up (a sample pixel near a cloud is dropped)."""
+        dec = self.source.qa_decoder
+        assert isinstance(dec, QaMask) and self.source.qa_layer is not None
+        qpath, qband = self.source.qa_layer
+        halo = dec.halo
+        if out_shape is not None or halo == 0:
+            qa, inside = self._read_group(qpath, [qband], Window(col_off, row_off, w, h), out_shape, nearest=True)
+            buf = None
+            if out_shape is not None and halo:
+                step = min(h / out_shape[0], w / out_shape[1])
+                buf = int(math.ceil(halo / step)) if step > 1 else halo
+            return dec.reasons(qa[0], buf), inside
+        r0, c0 = max(0, row_off - halo), max(0, col_off - halo)
+        r1, c1 = min(self.ref.height, row_off + h + halo), min(self.ref.width, col_off + w + halo)
+        qa, inside = self._read_group(qpath, [qband], Window(c0, r0, c1 - c0, r1 - r0), None, nearest=True)
+        sl = (slice(row_off - r0, row_off - r0 + h), slice(col_off - c0, col_off - c0 + w))
+        codes = dec.reasons(qa[0])[sl]
+        return np.ascontiguousarray(codes), None if inside is None else inside[sl]
 
 
 def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:

@@ -73,8 +73,12 @@ def build_summary(
             "clusters": [c.to_dict() for c in dm.decisions],
             "water_clusters": dm.water_ids.tolist(),
         }
-        if ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
-            d[dm.source.extra.get("stats_name", "extra_stats")] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
+        name = dm.source.extra.get("stats_name", "extra_stats")
+        if ex and name == "masked_km2":  # optical QA (rs_change.qa): km2 masked per reason, each pixel once
+            d["masked_km2"] = {k: _km2(v) for k, v in ex.items()}
+            d["masked_total_km2"] = _km2(sum(ex.values()))
+        elif ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
+            d[name] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
         dates.append(d)
     res = ref.res
     mean_m2 = _mean_area(ref, totals.stats)
