@@ -5,6 +5,7 @@ pixels of every water raster, with the ground area the summary reports, per reas
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +358,57 @@ def test_modis_rejects_mask_and_buffer() -> None:
     assert qa_settings({"mask": None, "buffer": 0, "snow": True})["snow"] is True
     with pytest.raises(BandProfileError, match="qa.buffer: applies to qa_pixel, scl and fmask"):
         qa_settings({"buffer": 2})
+
+
+# ---------------------------------------------------------------------------------------------
+# STAC: the QA asset is fetched by default and applied
+# ---------------------------------------------------------------------------------------------
+def test_stac_fetches_and_applies_the_scl_asset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from rasterio.warp import transform_bounds
+
+    from rs_change import stac
+    from rs_change.cli import main
+
+    from .loopback import LoopbackServer
+    from .test_stac import FakeStacApi, _item
+
+    www = tmp_path / "www"
+    www.mkdir()
+    scl = np.full((60, 60), 4, np.uint8)
+    scl[15:45, 10:50] = 6
+    scl[20:24, 15:19] = 9  # cloud over the lake
+    scl[50:53, 5:9] = 3  # shadow
+    clear = np.full((60, 60), 4, np.uint8)
+    clear[15:45, 10:50] = 6
+    names = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir1": "B11", "swir2": "B12", "scl": "SCL"}
+    files = {"2022-07-01": _s2_date(www, "a", scl, 0), "2023-07-01": _s2_date(www, "b", clear, 1)}
+    with rasterio.open(www / files["2022-07-01"]["blue"]) as ds:
+        bbox = [round(v, 6) for v in transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)]
+    api = FakeStacApi([])
+    with LoopbackServer(www, api.routes()) as srv:
+        api.base = srv.url("").rstrip("/")
+        api.items = [_item(f"S2_{d}", d, {names[r]: srv.url(f) for r, f in fs.items()}, bbox) for d, fs in files.items()]
+        block = {"url": srv.url("api"), "sensor": "sentinel2", "collections": ["naip"]}
+        cfg_path = tmp_path / "stac.yaml"
+        cfg_path.write_text(yaml.safe_dump({"stac": block, "clustering": {"k": 3, "seed": 0, "n_init": 1},
+                                            "output": {"dir": "out", "report": False, "polygons": False}}))
+        found, rows = stac.find_scenes(RunConfig.from_yaml(cfg_path))
+        assert found.scenes[0].assets["scl"] == srv.url(files["2022-07-01"]["scl"])
+        assert main(["validate", str(cfg_path)]) == 0
+        listed = capsys.readouterr().out
+        assert f"    {srv.url(files['2022-07-01']['scl'])}  (QA scl)" in listed
+        assert main(["run", str(cfg_path)]) == 0
+        # stac.qa: {enabled: false} fetches no QA asset
+        off = RunConfig.from_dict({"stac": {**block, "qa": {"enabled": False}}}, base_dir=tmp_path)
+        assert "scl" not in stac.find_scenes(off)[0].scenes[0].assets
+        buffered = RunConfig.from_dict({"stac": {**block, "qa": {"buffer": 1}}}, base_dir=tmp_path)
+        assert stac.find_scenes(buffered)[0].scenes[0].qa.buffer == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    flagged10 = np.kron(~np.isin(scl, (4, 6)), np.ones((2, 2), bool))
+    w = _water(tmp_path / "out", "2022-07-01")
+    assert ((w == 255) == flagged10).all()
+    d = summary["dates"][0]
+    assert d["masked_km2"]["cloud"] == pytest.approx(_m2(np.kron(scl == 9, np.ones((2, 2), bool)), T10) / 1e6, abs=1e-6)
+    assert d["unobserved_km2"] == pytest.approx(_m2(flagged10, T10) / 1e6, abs=1e-6)
+    recorded = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert recorded["scenes"][0]["assets"]["scl"].endswith("a_SCL.tif")
