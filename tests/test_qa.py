@@ -46,7 +46,8 @@ def landsat_scene(h: int = 150, w: int = 150, seed: int = 0) -> tuple[np.ndarray
 
     A lake [40:110, 30:120]; a 4x4 cloud over the lake at [50:54, 40:44]; a 4x4 cloud on land at
     [10:14, 10:14]; a 3x5 shadow on land at [20:23, 130:135] (dark: water-like spectra); a 4x4
-    cloud straddling the 64-pixel block edge at [62:66, 125:129]; snow [130:132, 60:62], cirrus
+    cloud ending at the 64-pixel block edges at [60:64, 125:129] (its buffer reaches into the next
+    blocks, right and below); snow [130:132, 60:62], cirrus
     [130:132, 80:82], dilated cloud [130:132, 100:102]; fill (bands 0) at [145:, :10].  Every flag
     is at least 5 pixels from the others and from the edges (apart from the fill corner), so a
     2-pixel buffer adds a whole ring around each cloud and shadow."""
@@ -56,7 +57,7 @@ def landsat_scene(h: int = 150, w: int = 150, seed: int = 0) -> tuple[np.ndarray
     refl[:, 40:110, 30:120] = WATER[:, None, None]
     refl += rng.normal(0, 0.002, refl.shape)
     qa = np.full((h, w), CLEAR, np.uint16)
-    for r, c in ((slice(50, 54), slice(40, 44)), (slice(10, 14), slice(10, 14)), (slice(62, 66), slice(125, 129))):
+    for r, c in ((slice(50, 54), slice(40, 44)), (slice(10, 14), slice(10, 14)), (slice(60, 64), slice(125, 129))):
         qa[r, c] = CLOUD
         refl[:, r, c] = WHITE[:, None, None]
     qa[20:23, 130:135] = SHADOW
@@ -96,7 +97,7 @@ def _two_landsat_dates(tmp: Path, qa2: dict[str, Any] | None = None) -> tuple[Pa
     qa_b = b[7].copy()
     b[:7, 50:54, 40:44] = _dn(WATER)[:, None, None]
     b[:7, 10:14, 10:14] = _dn(LAND)[:, None, None]
-    b[:7, 62:66, 125:129] = _dn(LAND)[:, None, None]
+    b[:7, 60:64, 125:129] = _dn(LAND)[:, None, None]
     b[:7, 20:23, 130:135] = _dn(LAND)[:, None, None]
     write_geotiff(tmp / "a.tif", a, T30, UTM, nodata=0)
     write_geotiff(tmp / "b.tif", b, T30, UTM, nodata=0)
@@ -200,7 +201,7 @@ def test_buffer_adds_the_ring_and_does_not_depend_on_chunk_size(tmp_path: Path) 
     w = _water(tmp_path / "out", "2020-08-01")
     assert int((w == 255).sum()) == int(flagged.sum()) + ring
     grown = flagged.copy()
-    for r, c in ((slice(48, 56), slice(38, 46)), (slice(8, 16), slice(8, 16)), (slice(60, 68), slice(123, 131)),
+    for r, c in ((slice(48, 56), slice(38, 46)), (slice(8, 16), slice(8, 16)), (slice(58, 66), slice(123, 131)),
                  (slice(18, 25), slice(128, 137))):
         grown[r, c] = True
     assert ((w == 255) == grown).all()
@@ -209,7 +210,7 @@ def test_buffer_adds_the_ring_and_does_not_depend_on_chunk_size(tmp_path: Path) 
     assert d["unobserved_km2"] == pytest.approx(_m2(grown) / 1e6, abs=1e-6)
     assert d["masked_km2"]["cloud"] == pytest.approx(_m2(qa_a == CLOUD) / 1e6, abs=1e-6)
     digest = hashlib.sha256((tmp_path / "out" / "water_2020-08-01.tif").read_bytes()).hexdigest()
-    # 64-pixel blocks: the cloud at rows 62-65 straddles a block edge; its ring must not depend on it
+    # 64-pixel blocks: the cloud at [60:64, 125:129] ends on a block edge; its ring in the next blocks must be there
     cfg2 = RunConfig.from_yaml(cfg_path)
     cfg2.compute.chunk_size = 64
     cfg2.output.dir = "out64"
