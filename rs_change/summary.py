@@ -75,8 +75,8 @@ def build_summary(
         }
         name = dm.source.extra.get("stats_name", "extra_stats")
         if ex and name == "masked_km2":  # optical QA (rs_change.qa): km2 masked per reason, each pixel once
-            d["masked_km2"] = {k: _km2(v) for k, v in ex.items()}
-            d["masked_total_km2"] = _km2(sum(ex.values()))
+            d = _after(d, "unobserved_pixels", {"masked_total_km2": _km2(sum(ex.values())),
+                                                "masked_km2": {k: _km2(v) for k, v in ex.items()}})
         elif ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
             d[name] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
         dates.append(d)
@@ -129,6 +129,16 @@ def change_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     for period, rec in [*pairs, ("first_to_last", summary["change"])]:
         rows.append({k: (period if k == "period" else rec.get(k)) for k in CHANGE_CSV_FIELDS})
     return rows
+
+
+def _after(d: dict[str, Any], key: str, new: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` with ``new``'s items inserted right after ``key`` (summary.json reads in that order)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out[k] = v
+        if k == key:
+            out.update(new)
+    return out
 
 
 def _km2(m2: float) -> float:

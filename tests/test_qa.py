@@ -399,6 +399,7 @@ def test_stac_fetches_and_applies_the_scl_asset(tmp_path: Path, capsys: pytest.C
         listed = capsys.readouterr().out
         assert f"    {srv.url(files['2022-07-01']['scl'])}  (QA scl)" in listed
         assert main(["run", str(cfg_path)]) == 0
+        table = capsys.readouterr().out
         # stac.qa: {enabled: false} fetches no QA asset
         off = RunConfig.from_dict({"stac": {**block, "qa": {"enabled": False}}}, base_dir=tmp_path)
         assert "scl" not in stac.find_scenes(off)[0].scenes[0].assets
@@ -411,5 +412,13 @@ def test_stac_fetches_and_applies_the_scl_asset(tmp_path: Path, capsys: pytest.C
     d = summary["dates"][0]
     assert d["masked_km2"]["cloud"] == pytest.approx(_m2(np.kron(scl == 9, np.ones((2, 2), bool)), T10) / 1e6, abs=1e-6)
     assert d["unobserved_km2"] == pytest.approx(_m2(flagged10, T10) / 1e6, abs=1e-6)
+    assert f"2022-07-01  QA-masked_km2 {d['masked_total_km2']:.6f} (fill" not in table  # only the reasons found
+    assert f"2022-07-01  QA-masked_km2 {d['masked_total_km2']:.6f} (cloud {d['masked_km2']['cloud']:.6f}, shadow" in table
+    csv_rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    head = csv_rows[0].split(",")
+    assert float(csv_rows[1].split(",")[head.index("masked_total_km2")]) == d["masked_total_km2"]
+    from rs_change.report import _date_columns
+
+    assert "masked_total_km2" in [c[0] for c in _date_columns(summary["dates"])]
     recorded = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
     assert recorded["scenes"][0]["assets"]["scl"].endswith("a_SCL.tif")
