@@ -34,9 +34,8 @@ from .model import cluster_writer_kwargs, stage_cluster_outputs
 from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, clusters_tif, model_json,
                     run_names, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
-from .qa import QA_ROLES
 from .readers import SceneSource, check_overlap, mosaic, open_layers
-from .scenes import open_scene
+from .scenes import band_profile, open_scene
 from .sensors import custom_profile, get_profile
 from .stac import expand
 from .summary import build_summary, change_rows
@@ -55,12 +54,8 @@ def _noop(stage: str, done: int, total: int) -> None:  # pragma: no cover - triv
 # ---------------------------------------------------------------------------------------------
 def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     """The :class:`SceneSource` of one configured date."""
-    if scene.bands is not None and scene.assets is None:
-        profile = custom_profile(scene.bands)
-        if scene.sensor is not None:
-            base = get_profile(scene.sensor)
-            only_qa = all(r in QA_ROLES for r in profile.bands)  # `bands: {qa_pixel: 8}` adds to the sensor's bands
-            profile = base.with_overrides(bands={**base.bands, **profile.bands} if only_qa else profile.bands)
+    if scene.bands is not None and scene.assets is None:  # (`bands: {qa_pixel: 8}` alone adds to the sensor's)
+        profile = band_profile(scene.sensor, scene.bands, None, None, where=scene.date.isoformat())
     elif scene.sensor is None and scene.assets is not None:  # one file per role, no named profile: DNs
         profile = custom_profile({role: 1 for role in scene.asset_parts()[0]})
     else:

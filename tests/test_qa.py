@@ -422,3 +422,14 @@ def test_stac_fetches_and_applies_the_scl_asset(tmp_path: Path, capsys: pytest.C
     assert "masked_total_km2" in [c[0] for c in _date_columns(summary["dates"])]
     recorded = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
     assert recorded["scenes"][0]["assets"]["scl"].endswith("a_SCL.tif")
+
+
+def test_read_scene_with_a_qa_band(tmp_path: Path) -> None:
+    """The API reads a QA band like the run: its flagged pixels are not valid, it is not a band."""
+    from rs_change.api import read_scene
+
+    stack, qa = landsat_scene()
+    write_geotiff(tmp_path / "s.tif", stack, T30, UTM, nodata=0)
+    sc = read_scene(tmp_path / "s.tif", sensor="landsat8", bands={"qa_pixel": 8}, date="2020-08-01")
+    assert set(sc.bands) == {"blue", "green", "red", "nir", "swir1", "swir2"} and "qa_pixel" not in sc.profile.bands
+    assert (sc.valid == (qa == CLEAR)).all()
