@@ -105,7 +105,7 @@ def _two_landsat_dates(tmp: Path, qa2: dict[str, Any] | None = None) -> tuple[Pa
               {"date": "2021-08-01", "path": "b.tif", "sensor": "landsat8", "bands": {"qa_pixel": 8}}]
     if qa2 is not None:
         for s in scenes:
-            s["qa"] = qa2
+            s["qa"] = dict(qa2)
     return _config(tmp, scenes), qa_a, qa_b
 
 
@@ -433,3 +433,26 @@ def test_read_scene_with_a_qa_band(tmp_path: Path) -> None:
     sc = read_scene(tmp_path / "s.tif", sensor="landsat8", bands={"qa_pixel": 8}, date="2020-08-01")
     assert set(sc.bands) == {"blue", "green", "red", "nir", "swir1", "swir2"} and "qa_pixel" not in sc.profile.bands
     assert (sc.valid == (qa == CLEAR)).all()
+
+
+def test_a_date_of_two_items_fills_one_items_clouds_with_the_other(tmp_path: Path) -> None:
+    """`assets:` as a list (two acquisitions of one date, as a STAC day gives them): a pixel comes
+    from the first item that observes it clear; cloudy in both, it is unobserved and counted under
+    the first item's reason."""
+    one = np.full((60, 60), 4, np.uint8)
+    one[15:45, 10:50] = 6
+    two = one.copy()
+    one[20:24, 15:19] = 9  # cloud in the first item only
+    two[50:53, 5:9] = 3  # shadow in the second item only
+    one[5:7, 40:43] = 8  # cloud in the first ...
+    two[5:7, 40:43] = 3  # ... and shadow in the second: masked, reason cloud
+    parts = [_s2_date(tmp_path, "p1", one, 0), _s2_date(tmp_path, "p2", two, 2)]
+    scenes = [{"date": "2022-07-01", "sensor": "sentinel2", "assets": parts},
+              {"date": "2023-07-01", "sensor": "sentinel2", "assets": _s2_date(tmp_path, "b", two * 0 + 4, 1)}]
+    res = run(RunConfig.from_yaml(_config(tmp_path, scenes)), write=False)
+    d = res.summary["dates"][0]
+    both = np.kron((np.arange(60)[:, None] >= 5) & (np.arange(60)[:, None] < 7) & (np.arange(60) >= 40) & (np.arange(60) < 43),
+                   np.ones((2, 2), bool))
+    assert d["unobserved_pixels"] == int(both.sum()) == 24
+    assert d["masked_km2"]["cloud"] == pytest.approx(_m2(both, T10) / 1e6, abs=1e-6)
+    assert d["masked_km2"]["shadow"] == 0 and d["masked_total_km2"] == d["unobserved_km2"]
