@@ -64,9 +64,14 @@ def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     if scene.qa is not None:  # QA settings: mask / buffer (rs_change.qa), MODIS state flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
     if scene.assets is not None:  # one file per band role (a mosaic when several items)
-        return mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)
-                       for part in scene.asset_parts()])
-    return mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
+        src = mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)
+                      for part in scene.asset_parts()])
+    else:
+        src = mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
+    if scene.qa is not None and src.qa_layer is None and (scene.qa.mask is not None or scene.qa.buffer):
+        log.warning("%s: qa.mask / qa.buffer are set but the scene of %s has no QA layer; give it as "
+                    "`bands: {qa_pixel: N}` or a qa_pixel, scl or fmask asset (clouds are not masked)", src.label, scene.date)
+    return src
 
 
 def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:

@@ -28,6 +28,7 @@ shadow), so the areas per reason add up to the masked area.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -225,6 +226,14 @@ class QaMask:
         """:func:`reasons` of ``qa`` with this mask (``buffer`` overrides the scene's, e.g. scaled
         down for a decimated read)."""
         return reasons(qa, self.role, self.mask, self.buffer if buffer is None else buffer)
+
+    def scaled(self, step: float) -> "QaMask":
+        """This mask for a grid of pixels ``step`` times larger (a decimated read): the buffer in
+        those pixels, rounded up (a sampled pixel near a cloud is dropped)."""
+        out = QaMask(self.role, self.mask, self.buffer)
+        if step > 1 and self.buffer:
+            out.buffer = int(math.ceil(self.buffer / step - 1e-9))
+        return out
 
     def describe(self) -> str:
         """One line for logs and ``rs-change validate``: role, classes, buffer."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import os
 import stat
 import threading
@@ -980,11 +979,9 @@ class WindowReader:
         halo = dec.halo
         if out_shape is not None or halo == 0:
             qa, inside = self._read_group(qpath, [qband], Window(col_off, row_off, w, h), out_shape, nearest=True)
-            buf = None
-            if out_shape is not None and halo:
-                step = min(h / out_shape[0], w / out_shape[1])
-                buf = int(math.ceil(halo / step)) if step > 1 else halo
-            return dec.reasons(qa[0], buf), inside
+            if out_shape is not None:
+                dec = dec.scaled(min(h / out_shape[0], w / out_shape[1]))
+            return dec.reasons(qa[0]), inside
         r0, c0 = max(0, row_off - halo), max(0, col_off - halo)
         r1, c1 = min(self.ref.height, row_off + h + halo), min(self.ref.width, col_off + w + halo)
         qa, inside = self._read_group(qpath, [qband], Window(c0, r0, c1 - c0, r1 - r0), None, nearest=True)
@@ -1033,6 +1030,8 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
     with source.open(ref, "nearest") as rd:
         if rd.can_decimate():
             return rd.read(out_shape=tuple(shape))
+    if isinstance(source.qa_decoder, QaMask):  # the buffer in pixels of the decimated grid
+        source = replace(source, qa_decoder=source.qa_decoder.scaled(min(ref.height / shape[0], ref.width / shape[1])))
     with source.open(decimated_grid(ref, shape), "nearest") as rd:
         return rd.read()
 

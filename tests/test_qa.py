@@ -153,6 +153,9 @@ def test_buffer_is_a_square_ring_counted_once() -> None:
     # (rows 4..8) = 49 + 5 - 10 masked pixels inside
     assert (r == code["buffer"]).sum() == 49 + 5 - 10
     assert (Q.dilate(np.eye(3, dtype=bool)[::-1], 0) == np.eye(3, dtype=bool)[::-1]).all()
+    # a decimated read (pass 1's sample) grows by the buffer in its larger pixels, rounded up
+    m = Q.QaMask("scl", ["cloud"], buffer=5)
+    assert (m.scaled(2).buffer, m.scaled(5).buffer, m.scaled(10).buffer, m.scaled(1).buffer, m.buffer) == (3, 1, 1, 5, 5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,3 +459,18 @@ def test_a_date_of_two_items_fills_one_items_clouds_with_the_other(tmp_path: Pat
     assert d["unobserved_pixels"] == int(both.sum()) == 24
     assert d["masked_km2"]["cloud"] == pytest.approx(_m2(both, T10) / 1e6, abs=1e-6)
     assert d["masked_km2"]["shadow"] == 0 and d["masked_total_km2"] == d["unobserved_km2"]
+
+
+def test_pass1_sample_with_a_buffer(tmp_path: Path) -> None:
+    """A decimated read by 2 with `buffer: 2` drops the sampled pixels within 1 decimated pixel of
+    a sampled cloud or shadow pixel (the buffer in the sample's pixels, rounded up)."""
+    from rs_change.pipeline import build_source, reference_grid
+    from rs_change.readers import decimated_read
+
+    cfg_path, qa_a, _ = _two_landsat_dates(tmp_path, {"buffer": 2})
+    cfg = RunConfig.from_yaml(cfg_path)
+    src = build_source(cfg.scenes[0], cfg)
+    _, valid = decimated_read(src, reference_grid(cfg, [src]), (75, 75))
+    picked = qa_a[1::2, 1::2]
+    dropped = (picked != CLEAR) | Q.dilate((picked == CLOUD) | (picked == SHADOW), 1)
+    assert (valid == ~dropped).all()
