@@ -474,3 +474,32 @@ def test_pass1_sample_with_a_buffer(tmp_path: Path) -> None:
     picked = qa_a[1::2, 1::2]
     dropped = (picked != CLEAR) | Q.dilate((picked == CLOUD) | (picked == SHADOW), 1)
     assert (valid == ~dropped).all()
+
+
+def test_stac_qa_asset_keys_per_product() -> None:
+    """Landsat C2 L2 items give qa_pixel, HLS items Fmask, Earth Search's Sentinel-2 L2A scl; a
+    multi-band asset, an asset mapping that names a QA role, or qa.enabled false fetch none."""
+    import pystac
+
+    from rs_change import stac
+
+    from .test_stac import _item
+
+    def item(*keys: str) -> pystac.Item:
+        return _item("x", "2023-06-11", {k: f"https://example.test/{k}.tif" for k in keys}, [0, 0, 1, 1])
+
+    st = RunConfig.from_dict({"stac": {"url": "x.json", "sensor": "landsat8"}}).stac
+    bands = {"green": "green", "nir": "nir08"}
+    assert stac.qa_asset_key(st, item("green", "nir08", "qa_pixel", "qa_radsat"), bands) == ("qa_pixel", "qa_pixel")
+    assert stac.qa_asset_key(st, item("B03", "B05", "Fmask"), {"green": "B03", "nir": "B05"}) == ("fmask", "Fmask")
+    assert stac.qa_asset_key(st, item("green", "nir", "scl"), {"green": "green", "nir": "nir"}) == ("scl", "scl")
+    assert stac.qa_asset_key(st, item("green", "nir08"), bands) is None
+    assert stac.qa_asset_key(st, item("image", "qa_pixel"), "image") is None
+    assert stac.qa_asset_key(st, item("green", "nir08", "qa_pixel"), {**bands, "qa_pixel": "qa_pixel"}) is None
+    off = RunConfig.from_dict({"stac": {"url": "x.json", "sensor": "landsat8", "qa": {"enabled": False}}}).stac
+    assert stac.qa_asset_key(off, item("green", "nir08", "qa_pixel"), bands) is None
+    scenes, rows = stac.scenes_from_items([item("blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel")], st)
+    assert scenes[0]["assets"]["qa_pixel"] == "https://example.test/qa_pixel.tif"
+    assert "(QA qa_pixel)" in stac.describe(rows)
+    scenes, rows = stac.scenes_from_items([item("blue", "green", "red", "nir08", "swir16", "swir22")], st)
+    assert "no QA asset" in stac.describe(rows)
