@@ -61,9 +61,21 @@ class QaConfig(_Model):
     layer: Optional[str] = Field(None, description="QA layer name (default: state_500m, state_250m or state_1km, whichever exists).",
                                  examples=["state_500m"])
 
-    def modis_settings(self) -> dict[str, Any]:
-        """The MODIS state-QA flags (every key but ``mask`` and ``buffer``), for :mod:`rs_change.modis`."""
-        return self.model_dump(exclude={"mask", "buffer"})
+    @field_validator("mask")
+    @classmethod
+    def _classes(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        from .qa import CLASSES, NEVER  # which product has which class is checked when the scene is opened
+
+        known = sorted({c for cs in CLASSES.values() for c in cs})
+        for name in v or []:
+            key = str(name).lower()
+            if key in NEVER:
+                raise ValueError(f"`{name}`: {NEVER[key]}; remove it")
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean `{close[0]}`?" if close else "use"
+                raise ValueError(f"unknown QA class `{name}`; {hint} (classes: {', '.join(known)})")
+        return v
 
 
 class SceneConfig(_Model):

@@ -345,6 +345,10 @@ def test_config_qa_roles_and_errors(tmp_path: Path) -> None:
         RunConfig.from_dict({"scenes": [{**base, "bands": {"green": 1, "nir": 2, "qa_pixel": 3, "scl": 4}}]})
     with pytest.raises(ConfigError, match="buffer"):
         RunConfig.from_dict({"scenes": [{**base, "sensor": "landsat8", "qa": {"buffer": -1}}]})
+    with pytest.raises(ConfigError, match=r"scenes.0.qa.mask: unknown QA class `clouds`; did you mean `cloud`\?"):
+        RunConfig.from_dict({"scenes": [{**base, "sensor": "landsat8", "qa": {"mask": ["clouds"]}}]})
+    with pytest.raises(ConfigError, match="`water`: the product's water flag is never used"):
+        RunConfig.from_dict({"scenes": [{**base, "sensor": "sentinel2", "qa": {"mask": ["water"]}}]})
     with pytest.raises(ConfigError, match="unknown band role `qa_pixl`; did you mean `qa_pixel`"):
         RunConfig.from_dict({"scenes": [{**base, "sensor": "landsat8", "bands": {"qa_pixl": 8}}]})
 
