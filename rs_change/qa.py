@@ -1,5 +1,4 @@
-"""Cloud, shadow and snow masks from an optical product's own QA layer.  Pure (numpy; scipy's
-1-D maximum filter for the buffer).
+"""Cloud, shadow and snow masks from an optical product's own QA layer.  Pure (numpy).
 
 Three QA *roles* are given like band roles (``bands: {qa_pixel: 8}`` or ``assets: {scl: SCL.tif}``);
 the reader keeps them out of the spectral bands and turns them into an "unobserved" mask:
@@ -84,9 +83,14 @@ def flags(qa: np.ndarray, role: str) -> dict[str, np.ndarray]:
     >>> [k for k in f if f[k][1]], [k for k in f if f[k][2]], [k for k in f if f[k][3]]
     (['cloud'], ['shadow'], ['fill'])
     """
-    q = np.asarray(qa).astype(np.int64, copy=False)
+    q = np.asarray(qa)
+    if q.dtype.kind not in "iu":
+        q = q.astype(np.int64)  # a QA layer stored as float (an export): its values are whole numbers
+
+    def bit(n: int) -> np.ndarray:
+        return (q & (1 << n)) != 0
+
     if role == "qa_pixel":
-        bit = lambda n: (q >> n & 1).astype(bool)  # noqa: E731
         return {"fill": bit(0), "dilated_cloud": bit(1), "cirrus": bit(2), "cloud": bit(3), "shadow": bit(4),
                 "snow": bit(5)}
     if role == "scl":
@@ -94,9 +98,9 @@ def flags(qa: np.ndarray, role: str) -> dict[str, np.ndarray]:
                 "cirrus": q == 10, "snow": q == 11}
     if role == "fmask":
         fill = q == FILL["fmask"]
-        bit = lambda n: (q >> n & 1).astype(bool) & ~fill  # noqa: E731
-        return {"fill": fill, "cloud": bit(1), "adjacent": bit(2), "shadow": bit(3), "snow": bit(4),
-                "aerosol": ((q >> 6 & 3) == 3) & ~fill}
+        clear = ~fill
+        return {"fill": fill, "cloud": bit(1) & clear, "adjacent": bit(2) & clear, "shadow": bit(3) & clear,
+                "snow": bit(4) & clear, "aerosol": ((q & 0xC0) == 0xC0) & clear}
     raise ConfigError(f"unknown QA role {role!r}; use one of {', '.join(QA_ROLES)}")
 
 
@@ -120,15 +124,38 @@ def check_mask(role: str, mask: Optional[Sequence[str]], where: str = "qa.mask")
 
 def dilate(mask: np.ndarray, n: int) -> np.ndarray:
     """``mask`` grown by ``n`` pixels in every direction, diagonals included (a square of side
-    ``2n + 1``, Chebyshev distance <= n); nothing is grown in from beyond the array's edges."""
-    if n <= 0 or not mask.any():
-        return mask.copy()
-    from scipy.ndimage import maximum_filter1d
+    ``2n + 1``, Chebyshev distance <= n); nothing is grown in from beyond the array's edges.
 
-    m = mask.view(np.uint8)
-    m = maximum_filter1d(m, 2 * n + 1, axis=0, mode="constant", cval=0)
-    m = maximum_filter1d(m, 2 * n + 1, axis=1, mode="constant", cval=0)
-    return m.astype(bool)
+    Separable: an OR over a window of ``2n + 1`` along each axis, by doubling (log2(2n + 1) ORs
+    of shifted views per axis instead of 2n)."""
+    m = np.asarray(mask, dtype=bool)
+    if n <= 0 or not m.any():
+        return m.copy()
+    for axis in (0, 1):
+        m = _or_window(m, n, axis)
+    return m
+
+
+def _or_window(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """``out[i] = any(a[i - n .. i + n])`` along ``axis`` (False beyond the edges)."""
+    size = 2 * n + 1
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (n, n)
+    p = np.pad(a, pad)
+
+    def cut(start: Optional[int], stop: Optional[int]) -> tuple[slice, ...]:
+        idx = [slice(None)] * a.ndim
+        idx[axis] = slice(start, stop)
+        return tuple(idx)
+
+    w = 1  # p[j] = any(padded[j .. j + w - 1])
+    while 2 * w <= size:
+        p[cut(None, -w)] |= p[cut(w, None)]  # numpy reads the overlapping operand before writing
+        w *= 2
+    if w < size:
+        k = size - w
+        p[cut(None, -k)] |= p[cut(k, None)]
+    return np.ascontiguousarray(p[cut(0, a.shape[axis])])
 
 
 def reasons(qa: np.ndarray, role: str, mask: Sequence[str], buffer: int = 0) -> np.ndarray:
@@ -159,18 +186,18 @@ def reasons(qa: np.ndarray, role: str, mask: Sequence[str], buffer: int = 0) -> 
     """
     f = flags(qa, role)
     out = np.zeros(np.shape(qa), np.uint8)
-    for code, name in enumerate(REASONS, start=1):
-        if name == "buffer":
-            if buffer > 0:
-                grow = np.zeros(out.shape, bool)
-                for b in BUFFERED:
-                    if b in mask:
-                        grow |= f[b]
-                ring = dilate(grow, buffer) & (out == 0)
-                out[ring] = code
-            continue
+    # lowest priority first, each reason written over the ones after it: a pixel keeps its first
+    if buffer > 0:
+        grow = np.zeros(out.shape, bool)
+        for b in BUFFERED:
+            if b in mask:
+                grow |= f[b]
+        if grow.any():
+            np.copyto(out, np.uint8(1 + REASONS.index("buffer")), where=dilate(grow, buffer))
+    for code in range(len(REASONS), 0, -1):
+        name = REASONS[code - 1]
         if name in mask and name in f:
-            out[(out == 0) & f[name]] = code
+            np.copyto(out, np.uint8(code), where=f[name])
     return out
 
 

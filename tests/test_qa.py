@@ -507,3 +507,12 @@ def test_stac_qa_asset_keys_per_product() -> None:
     assert "(QA qa_pixel)" in stac.describe(rows)
     scenes, rows = stac.scenes_from_items([item("blue", "green", "red", "nir08", "swir16", "swir22")], st)
     assert "no QA asset" in stac.describe(rows)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13])
+def test_dilate_is_scipys_square_dilation(n: int) -> None:
+    from scipy.ndimage import binary_dilation
+
+    m = np.random.default_rng(n).random((97, 131)) < 0.01
+    m[0, 0] = m[-1, 60] = True  # on the edges: nothing grows in from beyond them
+    assert (Q.dilate(m, n) == binary_dilation(m, structure=np.ones((2 * n + 1, 2 * n + 1), bool))).all()
