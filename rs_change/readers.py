@@ -940,15 +940,23 @@ class WindowReader:
         groups: dict[str, list[tuple[str, int]]] = {}
         for role, (path, band) in self.source.layers.items():
             groups.setdefault(path, []).append((role, band))
+        dec = self.source.qa_decoder
+        qa_in = None  # a QA band of a stack on the reference grid: read with the bands (no resampling there)
+        if isinstance(dec, QaMask) and self.source.qa_layer is not None and self.source.qa_layer[0] in groups \
+                and (out_shape is not None or dec.halo == 0) and self._same_grid(self.source.qa_layer[0]):
+            qa_in = self.source.qa_layer
+        qa_raw = None
         for path, members in groups.items():  # one read per file, every band of it at once
-            uniq = sorted({b for _, b in members})
+            uniq = sorted({b for _, b in members} | ({qa_in[1]} if qa_in is not None and qa_in[0] == path else set()))
             arr, inside = self._read_group(path, uniq, window, out_shape)
             if inside is not None:
                 valid &= inside
             for role, band in members:
                 raws[role] = arr[uniq.index(band)]
-        if self.source.qa_layer is not None and isinstance(self.source.qa_decoder, QaMask):
-            codes, inside = self._qa_reasons(row_off, col_off, h, w, out_shape)
+            if qa_in is not None and qa_in[0] == path:
+                qa_raw = arr[uniq.index(qa_in[1])]
+        if self.source.qa_layer is not None and isinstance(dec, QaMask):
+            codes, inside = self._qa_reasons(row_off, col_off, h, w, out_shape, qa_raw)
             if inside is not None:
                 valid &= inside
             valid &= codes == 0
@@ -964,24 +972,28 @@ class WindowReader:
         return raws, valid
 
 
-    def _qa_reasons(self, row_off: int, col_off: int, h: int, w: int, out_shape: Optional[tuple[int, int]]
-                    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def _qa_reasons(self, row_off: int, col_off: int, h: int, w: int, out_shape: Optional[tuple[int, int]],
+                    qa: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """Reason codes (:func:`rs_change.qa.reasons`) of the optical QA layer over a window, read
         nearest-neighbour onto the reference grid, and the QA file's footprint (or None).
 
         With a buffer the window is read with a halo of ``buffer`` pixels (clipped to the reference
         grid), so a cloud in the next block grows into this one: the masks do not depend on the
         block size. A decimated read (``out_shape``, pass 1's sample) dilates by the buffer in
-        decimated pixels, rounded up (a sample pixel near a cloud is dropped)."""
+        decimated pixels, rounded up (a sample pixel near a cloud is dropped). ``qa``: the window's
+        QA values when they were read with the bands (:meth:`read_raw`)."""
         dec = self.source.qa_decoder
         assert isinstance(dec, QaMask) and self.source.qa_layer is not None
         qpath, qband = self.source.qa_layer
         halo = dec.halo
         if out_shape is not None or halo == 0:
-            qa, inside = self._read_group(qpath, [qband], Window(col_off, row_off, w, h), out_shape, nearest=True)
+            inside = None
+            if qa is None:
+                arr, inside = self._read_group(qpath, [qband], Window(col_off, row_off, w, h), out_shape, nearest=True)
+                qa = arr[0]
             if out_shape is not None:
                 dec = dec.scaled(min(h / out_shape[0], w / out_shape[1]))
-            return dec.reasons(qa[0]), inside
+            return dec.reasons(qa), inside
         r0, c0 = max(0, row_off - halo), max(0, col_off - halo)
         r1, c1 = min(self.ref.height, row_off + h + halo), min(self.ref.width, col_off + w + halo)
         qa, inside = self._read_group(qpath, [qband], Window(c0, r0, c1 - c0, r1 - r0), None, nearest=True)
