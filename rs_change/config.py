@@ -46,7 +46,7 @@ class QaConfig(_Model):
     mask: Optional[list[str]] = Field(None, description=(
         "qa_pixel / scl / fmask: classes masked (fill, saturated, cloud, shadow, cirrus, snow, dilated_cloud, adjacent, "
         "aerosol; default per product, see docs/qa.md)."), examples=[["fill", "cloud", "shadow", "snow"]])
-    buffer: int = Field(0, ge=0, le=100, description=(
+    buffer: int = Field(defaults.QA_BUFFER, ge=0, le=100, description=(
         "qa_pixel / scl / fmask: grow masked cloud and cloud shadow by this many pixels of the reference grid."),
         examples=[2])
     cloudy: bool = Field(True, description="Cloud state 01 (cloudy).")

@@ -28,3 +28,7 @@ TOL = 1e-4
 LABELLING_METHOD = "auto"
 #: Resampling of the bands onto the reference grid (``grid.resampling``).
 RESAMPLING = "bilinear"
+#: Pixels of the reference grid a QA layer's cloud and shadow are grown by (``qa.buffer``): 0,
+#: since QA_PIXEL's dilated cloud and Fmask's "adjacent" are the products' own buffers, masked by
+#: default (:mod:`rs_change.qa`).
+QA_BUFFER = 0

@@ -32,6 +32,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from . import defaults
 from .errors import ConfigError
 
 #: The QA roles: what a QA layer is given as in ``bands:`` / ``assets:``.
@@ -56,9 +57,8 @@ DEFAULT_MASK: dict[str, tuple[str, ...]] = {
     "scl": ("fill", "saturated", "cloud", "shadow", "cirrus", "snow"),
     "fmask": ("fill", "cloud", "shadow", "snow", "adjacent"),
 }
-#: Default ``qa.buffer`` in pixels: 0, since QA_PIXEL's dilated cloud and Fmask's "adjacent" are
-#: the products' own buffers and are masked by default.
-DEFAULT_BUFFER = 0
+#: Default ``qa.buffer`` in pixels (:data:`rs_change.defaults.QA_BUFFER`).
+DEFAULT_BUFFER = defaults.QA_BUFFER
 #: Classes the ``qa.buffer`` dilation grows.
 BUFFERED = ("cloud", "shadow")
 #: Names that are refused with a reason (the products' water flags are never used).
