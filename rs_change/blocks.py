@@ -42,6 +42,9 @@ class BlockResult:
     clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
     extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
     series: Optional[SeriesBlock] = None  # 2+ dates: frequency, series classes, consecutive change (rs_change.change)
+    #: per date: uint8 clear_count (scenes that observed the pixel, 0 outside the area of interest)
+    #: for a date of several scenes (rs_change.composite), None for a date of one scene
+    clear_counts: list[Optional[np.ndarray]] = field(default_factory=list)
 
 
 def process_block(
@@ -81,6 +84,7 @@ def process_block(
     masks = []
     clusters: list[np.ndarray] = []
     extras: list[dict[str, float]] = []
+    counts: list[Optional[np.ndarray]] = []
     for i, dm in enumerate(models):
         if token is not None:
             rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
@@ -95,6 +99,10 @@ def process_block(
                 rd.close()
         if inside is not None:
             valid &= inside
+        cc = getattr(rd, "last_clear_count", None) if rasters and dm.source.parts else None
+        if cc is not None and inside is not None:
+            cc = np.where(inside, cc, np.uint8(0))
+        counts.append(cc)
         cl, water = classify_raw(dm, raws, valid, clusters=rasters)  # valid: observed after this
         del raws
         masks.append(water)
@@ -123,7 +131,7 @@ def process_block(
                                  js.observations[code])
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
-        return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
+        return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb, clear_counts=counts)
     # many dates: one pass over the block per figure
     pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
@@ -135,7 +143,8 @@ def process_block(
         sel = (ch == code) & ins
         cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
     sb = series_block(masks, pa, inside)
-    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, extra=extras, series=sb)
+    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, extra=extras, series=sb,
+                       clear_counts=counts)
 
 
 _JOINT: dict[int, JointStates] = {}

@@ -144,7 +144,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     cfg.check_costs(ref.shape)  # the limits a run checks (compute.max_*)
     for src in sources:
         check_overlap(src, ref)
-    print(f"{args.config}: valid ({len(cfg.scenes)} date(s), output to {cfg.output_dir})")
+    from .survey import inspect_source
+
+    # per file: header, band mapping, radiometry, valid share, profile fit (all read before printing:
+    # a profile that does not fit stops with its one line)
+    reports = [rep for src in sources for rep in inspect_source(src)]
+    print("scenes:")
+    for rep in reports:
+        print("\n".join(rep.lines()))
+    warnings = sum(len(rep.warnings) for rep in reports)
+    note = f", {warnings} warning(s)" if warnings else ""
+    print(f"{args.config}: valid ({len(cfg.scenes)} date(s), output to {cfg.output_dir}{note})")
     return 0
 
 

@@ -90,13 +90,16 @@ class SceneConfig(_Model):
     date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
     path: Optional[Union[str, list[str]]] = Field(None, description=(
         "GeoTIFF, folder or glob of per-layer GeoTIFFs, relative to the config file; or a URL read by range requests "
-        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path); a list of files of one date is mosaicked "
-        "(the first that observes a pixel gives it)."))
+        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path); a list of files of one date is composited per pixel "
+        "from the files that observe it (one: its value; two: the first listed; three or more: their medoid; docs/composites.md)."))
     assets: Optional[Union[dict[str, str], list[dict[str, str]]]] = Field(None, description=(
         "Instead of `path`: one single-band file (or URL) per band role, e.g. Sentinel-2 L2A or Landsat C2 L2 bands; "
-        "a list of such mappings is mosaicked. A `stac:` block writes these."),
+        "a list of such mappings is composited per pixel as a `path` list is. A `stac:` block writes these."),
         examples=[{"green": "B03.tif", "nir": "B08.tif", "swir1": "B11.tif"}])
-    sensor: Optional[str] = Field(None, description="Named band profile: naip, modis, landsat8, landsat_tm, sentinel2 ...")
+    sensor: Optional[str] = Field(None, description=(
+        "Named band profile of the product (docs/radiometry.md): naip, modis, landsat8 / landsat_tm (Collection 2 "
+        "Level-2 surface reflectance), landsat8_dn / landsat_tm_dn (Level-1 digital numbers), landsat8_toa / "
+        "landsat_tm_toa, sentinel2 (L1C or L2A), hls ..."))
     bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles (instead of, or overriding, `sensor`).",
                                             examples=[{"red": 1, "green": 2, "blue": 3, "nir": 4}])
     nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.", examples=[0])
@@ -104,6 +107,9 @@ class SceneConfig(_Model):
     offset: Optional[float] = Field(None, description=(
         "Reflectance offset (overrides the profile and any offset the file declares; sentinel2: 0 unless the file "
         "has a GDAL band offset or a BOA_ADD_OFFSET / RADIO_ADD_OFFSET tag, e.g. -1000 for baseline 04.00+ -> -0.1)."), examples=[-0.1])
+    valid_range: Optional[tuple[float, float]] = Field(None, description=(
+        "Raw values outside [low, high] are unobserved (overrides the profile's, e.g. landsat8's 7273-43636)."),
+        examples=[[1, 255]])
     qa: Optional[QaConfig] = Field(None, description=(
         "QA masking: `mask` and `buffer` for a qa_pixel / scl / fmask band or asset (default per product, docs/qa.md); "
         "the MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average)."),
@@ -161,6 +167,13 @@ class SceneConfig(_Model):
                 raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(names)})")
         return v
 
+    @field_validator("valid_range")
+    @classmethod
+    def _valid_range(cls, v: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        if v is not None and not (v[0] <= v[1]):
+            raise ValueError(f"valid_range [{v[0]:g}, {v[1]:g}]: give [low, high] with low <= high")
+        return v
+
     @field_validator("nodata")
     @classmethod
     def _nodata(cls, v: Optional[float]) -> Optional[float]:
@@ -170,7 +183,7 @@ class SceneConfig(_Model):
 
 
 class StacConfig(_Model):
-    """Scenes from a STAC catalog: the items found, one date per day, same-day items mosaicked."""
+    """Scenes from a STAC catalog: the items found, one date per day (or per `window` of days), the items of a date composited."""
 
     url: str = Field(description=(
         "A STAC API root (searched), or a static catalog, collection, item or item collection JSON (a file relative "
@@ -193,6 +206,9 @@ class StacConfig(_Model):
                                             examples=[{"eo:cloud_cover": {"lt": 20}}])
     filter: Optional[dict[str, Any]] = Field(None, description="STAC API filter extension (CQL2 JSON).")
     max_items: int = Field(100, ge=1, le=10_000, description="At most this many items (then the dates they fall on).")
+    window: int = Field(0, ge=0, le=366, description=(
+        "Days: the items from a date to N days after it are one date, composited per pixel from their clear "
+        "observations and named by its first day (0: one date per UTC day)."), examples=[16])
     nodata: Optional[float] = Field(None, description="Nodata value when the files and the items declare none.", examples=[0])
     qa: Optional[QaConfig] = Field(None, description=(
         "QA masking of every scene found (`mask`, `buffer`; `enabled: false` fetches no QA asset). The QA asset "

@@ -22,8 +22,8 @@ from rasterio.windows import Window
 
 from .change import PALETTE
 from .grid import Grid
-from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, is_water_tif,
-                    pair_change_tif, water_layer)
+from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, clear_count_tif,
+                    is_water_tif, pair_change_tif, water_layer)
 
 log = logging.getLogger(__name__)
 
@@ -551,19 +551,34 @@ class RunRasters:
     cluster_kwargs : sequence of dict
         :class:`BlockWriter` keyword arguments of each date's cluster map
         (:func:`rs_change.model.cluster_writer_kwargs`).
+    provenance : mapping, optional
+        Metadata of every raster.
+    composites : mapping of str to int, optional
+        The dates of several scenes and their number of scenes: each gets ``clear_count_<date>``.
     """
 
     def __init__(self, folder: Path, grid: Grid, dates: Sequence[str], water_tags: Sequence[Mapping[str, Any]],
-                 cluster_kwargs: Sequence[Mapping[str, Any]], provenance: Optional[Mapping[str, Any]] = None) -> None:
+                 cluster_kwargs: Sequence[Mapping[str, Any]], provenance: Optional[Mapping[str, Any]] = None,
+                 composites: Optional[Mapping[str, int]] = None) -> None:
         from .change import CHANGE_CLASSES, CHANGE_COLORS
 
         prov = dict(provenance or {})
         folder = Path(folder)
+        self.folder = folder
+        self.dates = list(dates)
         self.water: list[BlockWriter] = []
         self.change: Optional[BlockWriter] = None
         self.series: Optional[SeriesWriters] = None
         self.clusters: list[BlockWriter] = []
+        #: per date: the clear_count writer of a composited date, else None
+        self.clear_counts: list[Optional[BlockWriter]] = []
+        self.scenes = dict(composites or {})
         try:
+            for d in dates:
+                n = self.scenes.get(d)
+                self.clear_counts.append(None if n is None else BlockWriter(
+                    folder / f"cc_{d}.tif", grid, None, tags={**prov, "DATE": d, "SCENES": n, "UNITS": "scenes"},
+                    description=f"clear observations {d}: scenes (of {n}) that observed the pixel, 0 = none"))
             for d, tags in zip(dates, water_tags):
                 self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES,
                                               tags={**prov, **tags}, description=f"water {d}: 1 water, 0 land, 255 unobserved"))
@@ -589,11 +604,33 @@ class RunRasters:
             self.change.write(br.change, r0, c0)
         for cw, cl in zip(self.clusters, br.clusters):
             cw.write(cl, r0, c0)
+        for cc, counts in zip(self.clear_counts, getattr(br, "clear_counts", [])):
+            if cc is not None and counts is not None:
+                cc.write(counts, r0, c0)
         if self.series is not None and br.series is not None:
             self.series.write(br.series, r0, c0)
 
+    def finish_clear_counts(self, jobs: Any = None) -> dict[str, Path]:
+        """``clear_count_<date>.tif`` COGs with their ramp styles in the staging folder (name ->
+        path); with ``jobs`` the conversions run as its jobs."""
+        from .styles import clear_count_ramp, write_styles
+
+        paths: list[Path] = []
+        for d, wr in zip(self.dates, self.clear_counts):
+            if wr is None:
+                continue
+            wr.close()
+            dst = self.folder / clear_count_tif(d)
+            if jobs is None:
+                wr.to_cog(dst)
+            else:
+                jobs.submit(wr.to_cog, dst)
+            paths += [dst, *write_styles(dst, None, None, clear_count_ramp(self.scenes[d]), unit=" scenes")]
+        return {p.name: p for p in paths}
+
     def close(self) -> None:
-        for wr in [*self.water, *([self.change] if self.change is not None else []), *self.clusters]:
+        for wr in [*self.water, *([self.change] if self.change is not None else []), *self.clusters,
+                   *(c for c in self.clear_counts if c is not None)]:
             wr.close()
         if self.series is not None:
             self.series.close()

@@ -70,6 +70,17 @@ def pair_change_tif(a: str, b: str) -> str:
     return f"change_{a}_{b}.tif"
 
 
+def clear_count_tif(date: str) -> str:
+    """``clear_count_<date>.tif``: how many scenes of a composited date observed each pixel."""
+    return f"clear_count_{date}.tif"
+
+
+def composite_names(dates: Sequence[str]) -> list[str]:
+    """The clear-count rasters (with their ramp styles) of the composited ``dates`` (dates of
+    several scenes)."""
+    return [n for d in dates for n in (clear_count_tif(d), *style_names(clear_count_tif(d), classified=False))]
+
+
 def clusters_tif(date: str) -> str:
     """``clusters_<date>.tif``: the date's cluster ids."""
     return f"clusters_{date}.tif"
@@ -120,9 +131,11 @@ def cluster_names(dates: Sequence[str]) -> list[str]:
     return [n for d in dates for n in (clusters_tif(d), *style_names(clusters_tif(d)), clusters_png(d), model_json(d))]
 
 
-def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool) -> list[str]:
-    """Every name a run writes into its output folder, for ``dates`` (ISO) and the ``output``
-    section's ``polygons``, ``formats`` and ``report``."""
+def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool,
+              composites: Sequence[str] = ()) -> list[str]:
+    """Every name a run writes into its output folder, for ``dates`` (ISO), the ``output``
+    section's ``polygons``, ``formats`` and ``report``, and the ``composites`` (the dates of
+    several scenes, which get a ``clear_count_<date>.tif``)."""
     formats = list(dict.fromkeys(formats))
     names = [water_tif(d) for d in dates]
     if len(dates) >= 2:
@@ -139,6 +152,7 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
     if report:
         names += report_names(dates, len(dates) >= 3)
     names += cluster_names(dates)
+    names += composite_names([d for d in dates if d in set(composites)])
     if len(dates) >= 2:
         names.append(CHANGE_CSV)
     names += [SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST]

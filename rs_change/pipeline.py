@@ -39,6 +39,7 @@ from .scenes import band_profile, open_scene
 from .sensors import custom_profile, get_profile
 from .stac import expand
 from .summary import build_summary, change_rows
+from .survey import header_warnings
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
         profile = custom_profile({role: 1 for role in scene.asset_parts()[0]})
     else:
         profile = get_profile(scene.sensor or "")
-    profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
+    profile = profile.with_overrides(scale=scene.scale, offset=scene.offset,
+                                     valid_range=tuple(scene.valid_range) if scene.valid_range is not None else None)
     if scene.qa is not None:  # QA settings: mask / buffer (rs_change.qa), MODIS state flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
     if scene.assets is not None:  # one file per band role (a mosaic when several items)
@@ -107,7 +109,19 @@ class RunResult:
 def output_names(cfg: RunConfig) -> list[str]:
     """File names a run of ``cfg`` writes into the output folder (:func:`rs_change.names.run_names`)."""
     o = cfg.output
-    return run_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report)
+    return run_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report,
+                     list(composite_dates(cfg)))
+
+
+def composite_dates(cfg: RunConfig) -> dict[str, int]:
+    """The dates of several scenes (a ``path:`` or ``assets:`` list) and their number of scenes:
+    the dates composited per pixel (:mod:`rs_change.composite`), which get a ``clear_count_<date>.tif``."""
+    out = {}
+    for s in cfg.scenes:
+        n = len(s.asset_parts()) if s.assets is not None else (1 if isinstance(s.path, str) else len(s.path or []))
+        if n > 1:
+            out[s.date.isoformat()] = n
+    return out
 
 
 def run(
@@ -146,6 +160,9 @@ def run(
     if write:
         check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first
     sources = [build_source(s, cfg) for s in cfg.scenes]
+    for s in sources:  # a profile that does not fit the file's header (band count, data type)
+        for warning in header_warnings(s):
+            log.warning("%s", warning)
     ref = reference_grid(cfg, sources)
     geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
     ref = crop_to_aoi(ref, geoms)
@@ -182,7 +199,8 @@ def _run_passes(
             rasters = RunRasters(
                 tmp, ref, dates, [{"DATE": d, "WATER_CLUSTERS": dm.water_ids.tolist()} for d, dm in zip(dates, models)],
                 [cluster_writer_kwargs(dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))
-                 for d, dm in zip(dates, models)], run_provenance(cfg, ref))
+                 for d, dm in zip(dates, models)], run_provenance(cfg, ref),
+                {dm.source.date.isoformat(): len(dm.source.parts) for dm in models if dm.source.parts})
         windows = list(ref.windows(cfg.compute.chunk_size))
         totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
         task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, resampling,
@@ -243,6 +261,7 @@ def _finish_outputs(
     with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
         # clusters_<date>.tif/.png, model_<date>.json (rs_change.model); frequency / series / change_<a>_<b> (3+ dates)
         extra = stage_cluster_outputs(tmp, models, rasters.clusters, jobs)
+        extra.update(rasters.finish_clear_counts(jobs))  # clear_count_<date>.tif of the composited dates
         # the report's cluster panels read the cluster maps the run wrote (same ids and colours)
         blocks: dict[str, Path] = {clusters_tif(dm.source.date.isoformat()): wr.path for dm, wr in zip(models, rasters.clusters)}
         if rasters.series is not None:

@@ -31,6 +31,7 @@ from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
 from .qa import QA_ROLES, QaAreas, QaMask
 from .remote import gdal_env, gdal_path, is_remote, retrying
+from .composite import MAX_SCENES, medoid_pick
 from .sensors import BandProfile, observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,12 @@ class SceneSource:
     qa_decoder: Optional[QaDecoder] = None
     label: str = ""
     extra: dict = field(default_factory=dict)
-    #: A mosaic (several files or items of one date, :func:`mosaic`): its parts, read in order,
-    #: each pixel from the first part that observes it; ``layers`` are then the first part's.
+    #: A date of several files or items (:func:`mosaic`): its parts, composited per pixel from the
+    #: parts that observe it (:mod:`rs_change.composite`); ``layers`` are then the first part's.
     parts: tuple["SceneSource", ...] = ()
+    #: What the header of the (first) file says: ``dtype``, ``count`` (bands; None for one file per
+    #: band), ``size`` (width, height), ``crs``: for :func:`rs_change.sensors.profile_warnings`.
+    info: dict = field(default_factory=dict)
 
     @property
     def roles(self) -> list[str]:
@@ -77,7 +81,7 @@ class SceneSource:
     def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
         """A reader of windows of ``ref`` (use as a context manager; one per thread)."""
         if self.parts:
-            return MosaicReader(self, ref, resampling)  # type: ignore[return-value]
+            return CompositeReader(self, ref, resampling)  # type: ignore[return-value]
         return WindowReader(self, ref, resampling)
 
 
@@ -148,10 +152,11 @@ def open_geotiff(
         if profile.scale is None and ds.scales and ds.scales[0] not in (None, 1.0) and ds.dtypes[0] != "uint8":
             log.info("%s: file declares scale %s; pass `scale:` in the config to use it", path, ds.scales[0])
         profile = _resolve_offset(ds, profile, path)
+        info = {"dtype": ds.dtypes[0], "count": ds.count, "size": (ds.width, ds.height), "crs": ds.crs.to_string()}
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
     profile, layers, qa = split_qa(profile, layers)
-    src = SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+    src = SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path, info=info)
     return attach_qa(src, qa)
 
 
@@ -184,11 +189,12 @@ def open_layers(
             if i == 0:
                 file_nodata = ds.nodata
                 profile = _resolve_offset(ds, profile, path)
+                info = {"dtype": ds.dtypes[0], "count": None, "size": (ds.width, ds.height), "crs": ds.crs.to_string()}
     grid = min(grids, key=lambda g: abs(g.transform.a * g.transform.e))
     nd = nodata if nodata is not None else file_nodata
     label = next(iter(files.values()))
     src = SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
-                      label=label)
+                      label=label, info=info)
     return attach_qa(src, qa)
 
 
@@ -244,16 +250,23 @@ def attach_qa(src: SceneSource, qa: Optional[tuple[str, tuple[str, int]]]) -> Sc
 
 
 def mosaic(parts: list[SceneSource]) -> SceneSource:
-    """One date from several sources (STAC items of one day, adjacent tiles): read in order onto
-    the reference grid, each pixel taken from the first part that observes it.
+    """One date from several sources (adjacent tiles, several acquisitions, the STAC items of a
+    day or a ``window``): composited per pixel onto the reference grid from the parts that observe
+    the pixel (:mod:`rs_change.composite`: the only one, the first of two, the medoid of three or
+    more), in the order given.
 
     The mosaic's grid covers every part: the first part's CRS and pixel size, extended to the union
     of the parts' bounds (transformed into that CRS), so it can be a run's reference grid.
     """
     if len(parts) == 1:
         return parts[0]
-    if any(p.qa_layer is not None and not isinstance(p.qa_decoder, QaMask)
-           or p.extra and p.extra.get("stats_name") != "masked_km2" for p in parts):
+    if len(parts) > MAX_SCENES:
+        raise BandProfileError(f"{parts[0].label}: {len(parts)} files for the date {parts[0].date}; a date composites at "
+                               f"most {MAX_SCENES}: narrow the list (or the stac: block's window / datetime)")
+    # each part's reader applies its own QA layer, so a composite is clear-sky; what it cannot carry
+    # is a source's per-block report of its QA flags (MODIS's modis_qa areas, ``extra["block_stats"]``);
+    # the optical QA layers' masked areas (rs_change.qa) are carried by the composite reader
+    if any("block_stats" in p.extra and p.extra.get("stats_name") != "masked_km2" for p in parts):
         raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
                                "cannot be mosaicked; give one file, folder or granule per date")
     from affine import Affine
@@ -529,17 +542,23 @@ class SharedReads:
             self._ds.clear()
 
 
-class MosaicReader:
-    """Reads windows of a reference grid from a mosaic (:func:`mosaic`): a
-    :class:`WindowReader` per part, each pixel from the first part that observes it (inside its
-    footprint, not nodata / fill / out of range, not QA-flagged). Not thread-safe."""
+class CompositeReader:
+    """Reads windows of a reference grid from a date of several scenes (:func:`mosaic`): a
+    :class:`WindowReader` per part, each pixel from the part that :func:`rs_change.composite.medoid_pick`
+    chooses among the parts that observe it (inside the footprint, not nodata / fill / out of
+    range, not QA-flagged): the only one, the first of two, the medoid of three or more.  A
+    mosaic of adjacent tiles is the special case where one part observes each pixel.  After each
+    read, :attr:`last_clear_count` holds how many parts observed each pixel.  Not thread-safe."""
 
     def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING) -> None:
         self.source = source
         self.ref = ref
         self.readers = [WindowReader(p, ref, resampling) for p in source.parts]
         self.last_qa: Optional[np.ndarray] = None
+        #: why each pixel of the last window is masked by the parts' optical QA (rs_change.qa.reasons)
         self.last_qa_reasons: Optional[np.ndarray] = None
+        #: uint8 (h, w): parts that observed each pixel of the last window read
+        self.last_clear_count: Optional[np.ndarray] = None
 
     @property
     def shared_reads(self) -> Optional["SharedReads"]:
@@ -550,7 +569,7 @@ class MosaicReader:
         for rd in self.readers:  # keyed by path: one object serves every part
             rd.shared_reads = value
 
-    def __enter__(self) -> "MosaicReader":
+    def __enter__(self) -> "CompositeReader":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -565,7 +584,7 @@ class MosaicReader:
 
     def read(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
              out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """:meth:`WindowReader.read` of the mosaic."""
+        """:meth:`WindowReader.read` of the composite."""
         raws, valid = self.read_raw(row_off, col_off, height, width, out_shape)
         bands, observed = raw_to_bands(raws, self.source.profile, self.source.nodata)
         valid &= observed
@@ -573,31 +592,88 @@ class MosaicReader:
 
     def read_raw(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
                  out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """:meth:`WindowReader.read_raw` of the mosaic: the first part's values where it observes
-        the pixel, else the next part's, and so on; ``valid`` where any part's footprint is."""
-        raws: Optional[dict[str, np.ndarray]] = None
-        valid = seen = None
-        codes: Optional[np.ndarray] = None  # QA reasons: the first part's that flags a pixel
+        """:meth:`WindowReader.read_raw` of the composite: each pixel's raw values from the part
+        :func:`~rs_change.composite.medoid_pick` chooses (in the first part's units when a part
+        has another scale or offset), ``valid`` where some part observed it.  A pixel that no part
+        observes and a part's QA flags is masked for the reason of the first part that flags it
+        (:attr:`last_qa_reasons`)."""
+        reads = []
+        codes: Optional[np.ndarray] = None
         for part, rd in zip(self.source.parts, self.readers):
             r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
+            reads.append((r, v & clear_mask(r, part.profile, part.nodata)))
             if rd.last_qa_reasons is not None:
                 codes = rd.last_qa_reasons.copy() if codes is None else np.where(codes == 0, rd.last_qa_reasons, codes)
-            obs = v & observed_mask(r, part.profile, part.nodata)
-            if raws is None:
-                raws, valid, seen = {k: a.copy() for k, a in r.items()}, v, obs
-            else:
-                take = obs & ~seen
-                for role, a in r.items():
-                    raws[role][take] = a[take]
-                valid |= take
-                seen |= obs
-            if seen.all():
-                break
-        assert raws is not None and valid is not None
+        raws, valid, count = composite_raws(self.source, reads)
         if codes is not None:
-            codes[seen] = 0  # observed by a part: not masked
+            codes[valid] = 0  # observed by a part: not masked
         self.last_qa_reasons = codes
+        self.last_clear_count = count
         return raws, valid
+
+
+#: The reader of a date of several files (kept under its first name: one file per part is a mosaic).
+MosaicReader = CompositeReader
+
+
+def clear_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float]) -> np.ndarray:
+    """The pixels :func:`~rs_change.sensors.raw_to_bands` keeps (nodata, fill, valid range, finite
+    floats), without converting the bands."""
+    ok = observed_mask(raws, profile, nodata)
+    for raw in raws.values():
+        if raw.dtype.kind == "f":
+            ok &= np.isfinite(raw)
+    return ok
+
+
+def composite_raws(
+    source: SceneSource, reads: list[tuple[dict[str, np.ndarray], np.ndarray]]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The composite of one window from each part's (raws, clear mask): raw values in the first
+    part's type and units, the mask of pixels some part observed, and the clear count.
+
+    The parts' bands in physical units are computed only where they are needed: for the medoid
+    of pixels that three or more parts observe, and to bring a part of another scale or offset
+    into the first part's units."""
+    count = np.zeros(reads[0][1].shape, np.uint8)
+    for _, obs in reads:
+        count += obs
+    phys: dict[int, dict[str, np.ndarray]] = {}
+
+    def bands(j: int) -> dict[str, np.ndarray]:
+        if j not in phys:
+            part = source.parts[j]
+            phys[j] = raw_to_bands(reads[j][0], part.profile, part.nodata)[0]
+        return phys[j]
+
+    if (count >= 3).any():
+        pick, _ = medoid_pick([bands(j) for j in range(len(reads))], [o for _, o in reads])
+    else:  # at most two observations anywhere: the first that observes (no band is needed)
+        pick, _ = medoid_pick([{} for _ in reads], [o for _, o in reads])
+    first = source.parts[0].profile
+    raws = {role: a.copy() for role, a in reads[0][0].items()}
+    for j, (part, (r, _)) in enumerate(zip(source.parts, reads)):
+        if j == 0:
+            continue
+        take = pick == j
+        if not take.any():
+            continue
+        same = (part.profile.scale, part.profile.offset) == (first.scale, first.offset)
+        for role, a in raws.items():
+            if same or first.scale is None:
+                a[take] = r[role][take]
+            else:  # another baseline's offset (Sentinel-2 04.00+): the value in the first part's DNs
+                a[take] = _to_raw((bands(j)[role][take] - np.float32(first.offset)) / np.float32(first.scale), a.dtype)
+    return raws, pick >= 0, count
+
+
+def _to_raw(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Physical values brought back to raw numbers of ``dtype`` (rounded and clamped for integers)."""
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        return np.clip(np.floor(values + 0.5), info.min, info.max).astype(dt)
+    return values.astype(dt)
 
 
 class WindowReader:
@@ -1010,8 +1086,12 @@ def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
     return Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
 
 
-def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+#: ``check(source, raws, inside)``: called by :func:`decimated_read` with each scene's raw values.
+RawCheck = Callable[["SceneSource", dict, np.ndarray], None]
+
+
+def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING,
+                   check: Optional[RawCheck] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A date's bands and observed mask on ``ref`` decimated to ``shape``: the pixel under each
     decimated centre (pass 1's sample, the report's quicklooks).
 
@@ -1019,33 +1099,43 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
     picks its source pixels directly (every tile decoded once); any other date is warped straight
     onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
     the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
+    A date of several scenes is their composite (:mod:`rs_change.composite`), as pass 2 reads it.
+    ``check`` is given each scene's raw values and footprint before they are converted (pass 1
+    checks them against the scene's profile, :func:`rs_change.sensors.check_raw_values`).
     """
-    if source.parts:  # a mosaic: each part's decimated read, the first part that observes a pixel wins
-        out: Optional[tuple[dict[str, np.ndarray], np.ndarray]] = None
-        for part in source.parts:
-            b, v = decimated_read(part, ref, shape, resampling)
-            if out is None:
-                out = ({k: a.copy() for k, a in b.items()}, v.copy())
-                continue
-            take = v & ~out[1]
-            for role, a in b.items():
-                out[0][role][take] = a[take]
-            out[1][take] = True
-        assert out is not None
-        return out
+    if source.parts:  # a composite: each part's decimated read, then the pixels' picks as in pass 2
+        reads = [decimated_read(part, ref, shape, resampling, check) for part in source.parts]
+        pick, _ = medoid_pick([b for b, _ in reads], [v for _, v in reads])
+        out = {role: a.copy() for role, a in reads[0][0].items()}
+        for j in range(1, len(reads)):
+            take = pick == j
+            for role, a in out.items():
+                a[take] = reads[j][0][role][take]
+        return out, pick >= 0
+    raws, inside = decimated_read_raw(source, ref, shape, resampling)
+    if check is not None:
+        check(source, raws, inside)
+    bands, observed = raw_to_bands(raws, source.profile, source.nodata)
+    return bands, inside & observed
+
+
+def decimated_read_raw(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
+                       ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The raw values of one scene (not a composite) decimated as :func:`decimated_read` reads them,
+    and the pixels inside it and not QA-flagged (:meth:`WindowReader.read_raw`)."""
     if tuple(shape) == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
-            return rd.read()
+            return rd.read_raw()
     if source.grid.same_as(ref):
         with source.open(ref, resampling) as rd:
-            return rd.read(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=tuple(shape))
     with source.open(ref, "nearest") as rd:
         if rd.can_decimate():
-            return rd.read(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=tuple(shape))
     if isinstance(source.qa_decoder, QaMask):  # the buffer in pixels of the decimated grid
         source = replace(source, qa_decoder=source.qa_decoder.scaled(min(ref.height / shape[0], ref.width / shape[1])))
     with source.open(decimated_grid(ref, shape), "nearest") as rd:
-        return rd.read()
+        return rd.read_raw()
 
 
 def check_overlap(source: SceneSource, ref: Grid) -> float:
@@ -1078,5 +1168,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "MosaicReader", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
+__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "clear_mask", "decimated_read_raw", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
            "BandProfileError"]

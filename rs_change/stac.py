@@ -5,7 +5,9 @@ config with ``scenes``: the items of a STAC API search (pystac-client: ``collect
 ``datetime``, ``bbox`` (default: the run's ``aoi``), ``query``, ``filter``, ``max_items``) or of a
 static catalog, collection, item or item collection (pystac; the same filters applied to the
 items, except ``query``/``filter``, which only an API can answer) are grouped by UTC day, one
-scene per day; the items of one day are mosaicked (the least cloudy first, :func:`day_order`).
+scene per day, or per ``window`` of days (:func:`window_groups`, named by the window's first
+day); the items of one date are composited per pixel (:mod:`rs_change.composite`, the least
+cloudy listed first, :func:`day_order`).
 Each scene names its files (the ``asset`` that holds the bands, or one asset per band role for
 one-band-per-file collections, :data:`DEFAULT_ASSETS`) and takes scale, offset and nodata from
 the assets' ``raster:bands`` where they declare them. No pixel is read here: the files are opened
@@ -45,6 +47,12 @@ DEFAULT_ASSETS: dict[str, Union[str, dict[str, tuple[str, ...]]]] = {
                  "swir1": ("swir16",), "swir2": ("swir22",)},
 }
 DEFAULT_ASSETS["landsat"] = DEFAULT_ASSETS["landsat_tm"] = DEFAULT_ASSETS["landsat8"]
+DEFAULT_ASSETS["landsat8_sr"] = DEFAULT_ASSETS["landsat_tm_sr"] = DEFAULT_ASSETS["landsat8"]
+DEFAULT_ASSETS["sentinel2_l1c"] = DEFAULT_ASSETS["sentinel2_l2a"] = DEFAULT_ASSETS["sentinel2"]
+#: HLS v2 (LP DAAC's HLSL30 / HLSS30): the NIR and SWIR band names differ between L30 and S30, and
+#: an S30 item's B05/B06/B07 are red-edge bands, so its B8A/B11/B12 are looked for first.
+DEFAULT_ASSETS["hls"] = {"blue": ("B02",), "green": ("B03",), "red": ("B04",), "nir": ("B8A", "B05"),
+                         "swir1": ("B11", "B06"), "swir2": ("B12", "B07")}
 
 #: The QA asset a scene of one-band-per-file items fetches when the item has one (QA role -> the
 #: asset keys that may hold it, the first one an item has being used): Landsat Collection 2 L2's
@@ -96,7 +104,7 @@ def describe(rows: list[dict[str, Any]]) -> str:
     n = sum(len(r["items"]) for r in rows)
     lines = [f"stac: {n} item(s) on {len(rows)} date(s)"]
     for r in rows:
-        mosaic = f", mosaicked ({len(r['items'])} items)" if len(r["items"]) > 1 else ""
+        mosaic = f", composited per pixel ({len(r['items'])} items)" if len(r["items"]) > 1 else ""
         lines.append(f"  {r['date']}  {', '.join(r['items'])}{mosaic}")
         qa = r.get("qa", {})
         lines += [f"    {f}" + (f"  (QA {qa[f]})" if f in qa else "") for f in r["files"]]
@@ -323,7 +331,7 @@ def _matches(item: "pystac.Item", st: "StacConfig", bbox: Optional[tuple[float, 
 # Items -> scenes
 # ---------------------------------------------------------------------------------------------
 def day_order(item: "pystac.Item") -> tuple[float, str]:
-    """Mosaic order within a day: the least cloudy item first (``eo:cloud_cover``), then by id."""
+    """Order of the items of one date (the composite lists them so, ties going to the first): the least cloudy first (``eo:cloud_cover``), then by id."""
     cc = item.properties.get("eo:cloud_cover")
     return (float(cc) if isinstance(cc, (int, float)) else 0.0, item.id)
 
@@ -395,6 +403,27 @@ def _radiometry(declared: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def window_groups(by_day: dict[_dt.date, list[Any]], window: int = 0) -> dict[_dt.date, list[Any]]:
+    """Items per day grouped into dates of ``window`` days: the earliest day not yet taken starts
+    a date, which takes the items of that day and of the ``window`` days after it; the date is
+    named by that first day.  ``window=0``: one date per day.
+
+    Examples
+    --------
+    >>> d = {_dt.date(2020, 8, k): [k] for k in (1, 5, 17, 20, 30)}
+    >>> {k.isoformat(): v for k, v in window_groups(d, 16).items()}
+    {'2020-08-01': [1, 5, 17], '2020-08-20': [20, 30]}
+    """
+    out: dict[_dt.date, list[Any]] = {}
+    start: Optional[_dt.date] = None
+    for day in sorted(by_day):
+        if start is None or (day - start).days > window:
+            start = day
+            out[start] = []
+        out[start] += by_day[day]
+    return out
+
+
 def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scene entries (``SceneConfig`` dicts, one per UTC day, oldest first) and, per day, the
     item ids and files."""
@@ -406,8 +435,9 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
     for it in items:
         by_day[_item_date(it)].append(it)
     scenes, rows = [], []
-    for day in sorted(by_day):
-        day_items = sorted(by_day[day], key=day_order)
+    groups = window_groups(by_day, st.window)
+    for day in sorted(groups):
+        day_items = sorted(groups[day], key=day_order)
         parts: list[Any] = []
         declared: list[dict[str, Any]] = []
         for it in day_items:
@@ -454,4 +484,4 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
 
 
 __all__ = ["expand", "find_scenes", "describe", "find_items", "search_bbox", "scenes_from_items", "asset_keys",
-           "qa_asset_key", "day_order", "is_api", "DEFAULT_ASSETS", "QA_ASSETS"]
+           "qa_asset_key", "day_order", "window_groups", "is_api", "DEFAULT_ASSETS", "QA_ASSETS"]

@@ -79,6 +79,9 @@ def build_summary(
                                                 "masked_km2": {k: _km2(v) for k, v in ex.items()}})
         elif ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
             d[name] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
+        if dm.source.parts:  # a date of several scenes, composited per pixel (rs_change.composite)
+            d["composite"] = {"scenes": len(dm.source.parts), "files": [p.label for p in dm.source.parts],
+                              "rule": "medoid of the clear observations"}
         dates.append(d)
     res = ref.res
     mean_m2 = _mean_area(ref, totals.stats)

@@ -516,3 +516,15 @@ def test_dilate_is_scipys_square_dilation(n: int) -> None:
     m = np.random.default_rng(n).random((97, 131)) < 0.01
     m[0, 0] = m[-1, 60] = True  # on the edges: nothing grows in from beyond them
     assert (Q.dilate(m, n) == binary_dilation(m, structure=np.ones((2 * n + 1, 2 * n + 1), bool))).all()
+
+
+def test_validate_lists_the_qa_layer(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """validate's per-scene survey names the QA band and what it masks; the QA band is neither an
+    unused band nor a band too many for the profile."""
+    from rs_change.cli import main
+
+    cfg_path, _, _ = _two_landsat_dates(tmp_path, {"buffer": 2})
+    assert main(["validate", str(cfg_path)]) == 0
+    out = capsys.readouterr().out
+    assert "    qa_pixel QA: mask fill, cloud, shadow, cirrus, snow, dilated_cloud; buffer 2 px (band 8)" in out
+    assert "unused bands: 1\n" in out and "expects 7" not in out and "0 warning" not in out and "warning" not in out
