@@ -66,6 +66,10 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{d['date']:<12}{d['water_km2']:>14.6f}{d['water_pixels']:>14d}{d['observed_km2']:>14.6f}"
             f"{d['unobserved_km2']:>16.6f}  k={d['k']} {d['metric']} ({_cluster_water(d)})"
         )
+    for d in summary["dates"]:  # QA layers (qa_pixel, scl, fmask): what they masked, per reason
+        if d.get("masked_km2"):
+            why = ", ".join(f"{k} {v:.6f}" for k, v in d["masked_km2"].items() if v)
+            lines.append(f"{d['date']:<12}QA-masked_km2 {d['masked_total_km2']:.6f}" + (f" ({why})" if why else ""))
     ch = summary.get("change")
     if ch:
         pct = "n/a" if ch["net_percent"] is None else f"{ch['net_percent']:+.4f}%"

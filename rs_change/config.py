@@ -38,9 +38,17 @@ class _Model(BaseModel):
 
 
 class QaConfig(_Model):
-    """MODIS state QA (state_1km / sur_refl_state_500m): which flags make a pixel unobserved."""
+    """Which pixels a scene's QA layer makes unobserved: ``mask`` / ``buffer`` for the optical
+    products' QA roles (Landsat C2 ``qa_pixel``, Sentinel-2 L2A ``scl``, HLS ``fmask``;
+    :mod:`rs_change.qa`), the named flags for MODIS state QA (state_1km / sur_refl_state_500m)."""
 
-    enabled: bool = Field(True, description="Use the state QA layer when the scene has one.")
+    enabled: bool = Field(True, description="Use the scene's QA layer when it has one (false: no QA masking).")
+    mask: Optional[list[str]] = Field(None, description=(
+        "qa_pixel / scl / fmask: classes masked (fill, saturated, cloud, shadow, cirrus, snow, dilated_cloud, adjacent, "
+        "aerosol; default per product, see docs/qa.md)."), examples=[["fill", "cloud", "shadow", "snow"]])
+    buffer: int = Field(defaults.QA_BUFFER, ge=0, le=100, description=(
+        "qa_pixel / scl / fmask: grow masked cloud and cloud shadow by this many pixels of the reference grid."),
+        examples=[2])
     cloudy: bool = Field(True, description="Cloud state 01 (cloudy).")
     mixed: bool = Field(True, description="Cloud state 10 (mixed).")
     cloud_shadow: bool = Field(True, description="Bit 2, cloud shadow.")
@@ -52,6 +60,22 @@ class QaConfig(_Model):
     snow: bool = Field(False, description="Bit 12, MOD35 snow/ice flag.")
     layer: Optional[str] = Field(None, description="QA layer name (default: state_500m, state_250m or state_1km, whichever exists).",
                                  examples=["state_500m"])
+
+    @field_validator("mask")
+    @classmethod
+    def _classes(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        from .qa import CLASSES, NEVER  # which product has which class is checked when the scene is opened
+
+        known = sorted({c for cs in CLASSES.values() for c in cs})
+        for name in v or []:
+            key = str(name).lower()
+            if key in NEVER:
+                raise ValueError(f"`{name}`: {NEVER[key]}; remove it")
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean `{close[0]}`?" if close else "use"
+                raise ValueError(f"unknown QA class `{name}`; {hint} (classes: {', '.join(known)})")
+        return v
 
 
 class SceneConfig(_Model):
@@ -86,7 +110,10 @@ class SceneConfig(_Model):
     valid_range: Optional[tuple[float, float]] = Field(None, description=(
         "Raw values outside [low, high] are unobserved (overrides the profile's, e.g. landsat8's 7273-43636)."),
         examples=[[1, 255]])
-    qa: Optional[QaConfig] = Field(None, description="MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average).")
+    qa: Optional[QaConfig] = Field(None, description=(
+        "QA masking: `mask` and `buffer` for a qa_pixel / scl / fmask band or asset (default per product, docs/qa.md); "
+        "the MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average)."),
+        examples=[{"mask": ["fill", "cloud", "shadow", "snow"], "buffer": 2}])
 
     @model_validator(mode="after")
     def _sensor_or_bands(self) -> "SceneConfig":
@@ -96,14 +123,22 @@ class SceneConfig(_Model):
             raise ValueError("empty list of files; give at least one")
         if self.sensor is None and self.bands is None and self.assets is None:
             raise ValueError("give `sensor` (a named band profile) or `bands` (1-based band roles)")
+        from .qa import QA_ROLES
         from .sensors import ROLES
 
+        names = ROLES + QA_ROLES
         for part in self.asset_parts():
             for role in part:
-                if role not in ROLES:
-                    close = difflib.get_close_matches(role.lower(), ROLES, n=1)
+                if role not in names:
+                    close = difflib.get_close_matches(role.lower(), names, n=1)
                     hint = f"did you mean `{close[0]}`?" if close else "use"
-                    raise ValueError(f"assets: unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+                    raise ValueError(f"assets: unknown band role `{role}`; {hint} (roles: {', '.join(names)})")
+            if sum(r in QA_ROLES for r in part) > 1:
+                raise ValueError(f"assets: one QA layer per scene; got {', '.join(r for r in part if r in QA_ROLES)}")
+            if all(r in QA_ROLES for r in part):
+                raise ValueError("assets: a QA layer alone has no bands to classify; add the band roles")
+        if self.bands and sum(str(r).lower() in QA_ROLES for r in self.bands) > 1:
+            raise ValueError(f"bands: one QA layer per scene; got {', '.join(r for r in self.bands if r in QA_ROLES)}")
         return self
 
     def paths(self) -> list[str]:
@@ -121,13 +156,15 @@ class SceneConfig(_Model):
     @field_validator("bands")
     @classmethod
     def _roles(cls, v: Optional[dict[str, int]]) -> Optional[dict[str, int]]:
+        from .qa import QA_ROLES
         from .sensors import ROLES  # an unknown role would be used as a plain band, and an index silently lost
 
+        names = ROLES + QA_ROLES
         for role in v or {}:
-            if str(role).lower() not in ROLES:
-                close = difflib.get_close_matches(str(role).lower(), ROLES, n=1)
+            if str(role).lower() not in names:
+                close = difflib.get_close_matches(str(role).lower(), names, n=1)
                 hint = f"did you mean `{close[0]}`?" if close else "use"
-                raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+                raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(names)})")
         return v
 
     @field_validator("valid_range")
@@ -173,6 +210,9 @@ class StacConfig(_Model):
         "Days: the items from a date to N days after it are one date, composited per pixel from their clear "
         "observations and named by its first day (0: one date per UTC day)."), examples=[16])
     nodata: Optional[float] = Field(None, description="Nodata value when the files and the items declare none.", examples=[0])
+    qa: Optional[QaConfig] = Field(None, description=(
+        "QA masking of every scene found (`mask`, `buffer`; `enabled: false` fetches no QA asset). The QA asset "
+        "(qa_pixel, SCL or Fmask) is fetched when the items have one."), examples=[{"buffer": 2}])
     sign: Optional[Literal["planetary_computer"]] = Field(None, description=(
         "Sign the asset URLs (Planetary Computer; needs `pip install rs-change[planetary-computer]`)."))
 

@@ -28,6 +28,10 @@ TOL = 1e-4
 LABELLING_METHOD = "auto"
 #: Resampling of the bands onto the reference grid (``grid.resampling``).
 RESAMPLING = "bilinear"
+#: Pixels of the reference grid a QA layer's cloud and shadow are grown by (``qa.buffer``): 0,
+#: since QA_PIXEL's dilated cloud and Fmask's "adjacent" are the products' own buffers, masked by
+#: default (:mod:`rs_change.qa`).
+QA_BUFFER = 0
 
 # Waterbodies (``waterbodies:``, rs_change.waterbody): tuned for runs of 2 to 20 dates, not for
 # decades of Landsat (DEA Waterbodies' 0.05 / 0.10 frequencies); docs/products.md says why.

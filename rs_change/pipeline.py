@@ -35,7 +35,7 @@ from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, 
                     WATERBODIES_LAYER, WATERBODIES_PNG, clusters_tif, model_json, run_names, water_fraction_tif, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, mosaic, open_layers
-from .scenes import open_scene
+from .scenes import band_profile, open_scene
 from .sensors import custom_profile, get_profile
 from .stac import expand
 from .summary import build_summary, change_rows
@@ -55,23 +55,25 @@ def _noop(stage: str, done: int, total: int) -> None:  # pragma: no cover - triv
 # ---------------------------------------------------------------------------------------------
 def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     """The :class:`SceneSource` of one configured date."""
-    if scene.bands is not None and scene.assets is None:
-        profile = custom_profile(scene.bands)
-        if scene.sensor is not None:
-            base = get_profile(scene.sensor)
-            profile = base.with_overrides(bands=profile.bands)
+    if scene.bands is not None and scene.assets is None:  # (`bands: {qa_pixel: 8}` alone adds to the sensor's)
+        profile = band_profile(scene.sensor, scene.bands, None, None, where=scene.date.isoformat())
     elif scene.sensor is None and scene.assets is not None:  # one file per role, no named profile: DNs
         profile = custom_profile({role: 1 for role in scene.asset_parts()[0]})
     else:
         profile = get_profile(scene.sensor or "")
     profile = profile.with_overrides(scale=scene.scale, offset=scene.offset,
                                      valid_range=tuple(scene.valid_range) if scene.valid_range is not None else None)
-    if scene.qa is not None:  # MODIS state QA flags (rs_change.modis)
+    if scene.qa is not None:  # QA settings: mask / buffer (rs_change.qa), MODIS state flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
     if scene.assets is not None:  # one file per band role (a mosaic when several items)
-        return mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)
-                       for part in scene.asset_parts()])
-    return mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
+        src = mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)
+                      for part in scene.asset_parts()])
+    else:
+        src = mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
+    if scene.qa is not None and src.qa_layer is None and (scene.qa.mask is not None or scene.qa.buffer):
+        log.warning("%s: qa.mask / qa.buffer are set but the scene of %s has no QA layer; give it as "
+                    "`bands: {qa_pixel: N}` or a qa_pixel, scl or fmask asset (clouds are not masked)", src.label, scene.date)
+    return src
 
 
 def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:

@@ -29,6 +29,7 @@ from rasterio.windows import Window
 from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
+from .qa import QA_ROLES, QaAreas, QaMask
 from .remote import gdal_env, gdal_path, is_remote, retrying
 from .composite import MAX_SCENES, medoid_pick
 from .sensors import BandProfile, observed_mask, raw_to_bands
@@ -154,7 +155,9 @@ def open_geotiff(
         info = {"dtype": ds.dtypes[0], "count": ds.count, "size": (ds.width, ds.height), "crs": ds.crs.to_string()}
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
-    return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path, info=info)
+    profile, layers, qa = split_qa(profile, layers)
+    src = SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path, info=info)
+    return attach_qa(src, qa)
 
 
 def open_layers(
@@ -176,6 +179,8 @@ def open_layers(
     """
     files = {str(role): str(p) for role, p in files.items()}
     profile = replace(profile, bands={role: 1 for role in files})
+    profile, layers, qa = split_qa(profile, {r: (p, 1) for r, p in files.items()})
+    files = {r: p for r, (p, _) in layers.items()}
     grids: list[Grid] = []
     file_nodata = None
     for i, (role, path) in enumerate(files.items()):
@@ -188,8 +193,60 @@ def open_layers(
     grid = min(grids, key=lambda g: abs(g.transform.a * g.transform.e))
     nd = nodata if nodata is not None else file_nodata
     label = next(iter(files.values()))
-    return SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
-                       label=label, info=info)
+    src = SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
+                      label=label, info=info)
+    return attach_qa(src, qa)
+
+
+def split_qa(profile: BandProfile, layers: Mapping[str, tuple[str, int]]
+             ) -> tuple[BandProfile, dict[str, tuple[str, int]], Optional[tuple[str, tuple[str, int]]]]:
+    """The QA role of ``layers`` (:data:`rs_change.qa.QA_ROLES`) taken out of the spectral bands:
+    ``(profile, layers, (role, (path, band)))`` without it, or ``(profile, layers, None)``.  A QA
+    band never enters the features.
+
+    Raises
+    ------
+    BandProfileError
+        Two QA roles, or a QA role and no spectral band.
+    """
+    qa = [r for r in layers if r in QA_ROLES]
+    if not qa:
+        return profile, dict(layers), None
+    if len(qa) > 1:
+        raise BandProfileError(f"one QA layer per scene; got {', '.join(qa)}")
+    rest = {r: v for r, v in layers.items() if r not in QA_ROLES}
+    if not rest:
+        raise BandProfileError(f"{layers[qa[0]][0]}: only a QA layer ({qa[0]}); give the band roles too")
+    bands = {r: b for r, b in profile.bands.items() if r not in QA_ROLES}
+    return replace(profile, bands=bands), rest, (qa[0], layers[qa[0]])
+
+
+def attach_qa(src: SceneSource, qa: Optional[tuple[str, tuple[str, int]]]) -> SceneSource:
+    """``src`` with its optical QA layer (:func:`split_qa`) read as :class:`rs_change.qa.QaMask`
+    under the profile's ``qa`` settings (``enabled``, ``mask``, ``buffer``), and the per-reason areas
+    hook (``extra["block_stats"]``, reported as ``masked_km2`` in summary.json)."""
+    if qa is None:
+        return src
+    role, (path, band) = qa
+    settings = dict(src.profile.qa or {})
+    if not settings.get("enabled", True):
+        log.info("%s: %s QA layer not used (qa.enabled: false)", src.label, role)
+        return src
+    try:
+        mask = QaMask(role, settings.get("mask"), int(settings.get("buffer") or 0))
+    except ValueError as exc:  # ConfigError: a class the product does not have
+        raise BandProfileError(f"{src.label}: {exc}") from None
+    if path != src.label and path not in {p for p, _ in src.layers.values()}:
+        with gdal_env([path]), open_raster(path) as ds:
+            grid_of(ds, path)
+            if band > ds.count:
+                raise BandProfileError(f"{path}: the {role} QA layer is band {band} but the file has {ds.count} band(s)")
+    src.qa_layer = (path, int(band))
+    src.qa_decoder = mask
+    src.extra["block_stats"] = QaAreas(mask.names)
+    src.extra["stats_name"] = "masked_km2"
+    log.info("%s: %s from %s band %d", src.label, mask.describe(), path, band)
+    return src
 
 
 def mosaic(parts: list[SceneSource]) -> SceneSource:
@@ -207,8 +264,9 @@ def mosaic(parts: list[SceneSource]) -> SceneSource:
         raise BandProfileError(f"{parts[0].label}: {len(parts)} files for the date {parts[0].date}; a date composites at "
                                f"most {MAX_SCENES}: narrow the list (or the stac: block's window / datetime)")
     # each part's reader applies its own QA layer, so a composite is clear-sky; what it cannot carry
-    # is a source's per-block report of its QA flags (MODIS's modis_qa areas, ``extra["block_stats"]``)
-    if any("block_stats" in p.extra for p in parts):
+    # is a source's per-block report of its QA flags (MODIS's modis_qa areas, ``extra["block_stats"]``);
+    # the optical QA layers' masked areas (rs_change.qa) are carried by the composite reader
+    if any("block_stats" in p.extra and p.extra.get("stats_name") != "masked_km2" for p in parts):
         raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
                                "cannot be mosaicked; give one file, folder or granule per date")
     from affine import Affine
@@ -497,6 +555,8 @@ class CompositeReader:
         self.ref = ref
         self.readers = [WindowReader(p, ref, resampling) for p in source.parts]
         self.last_qa: Optional[np.ndarray] = None
+        #: why each pixel of the last window is masked by the parts' optical QA (rs_change.qa.reasons)
+        self.last_qa_reasons: Optional[np.ndarray] = None
         #: uint8 (h, w): parts that observed each pixel of the last window read
         self.last_clear_count: Optional[np.ndarray] = None
 
@@ -534,12 +594,20 @@ class CompositeReader:
                  out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """:meth:`WindowReader.read_raw` of the composite: each pixel's raw values from the part
         :func:`~rs_change.composite.medoid_pick` chooses (in the first part's units when a part
-        has another scale or offset), ``valid`` where some part observed it."""
+        has another scale or offset), ``valid`` where some part observed it.  A pixel that no part
+        observes and a part's QA flags is masked for the reason of the first part that flags it
+        (:attr:`last_qa_reasons`)."""
         reads = []
+        codes: Optional[np.ndarray] = None
         for part, rd in zip(self.source.parts, self.readers):
             r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
             reads.append((r, v & clear_mask(r, part.profile, part.nodata)))
+            if rd.last_qa_reasons is not None:
+                codes = rd.last_qa_reasons.copy() if codes is None else np.where(codes == 0, rd.last_qa_reasons, codes)
         raws, valid, count = composite_raws(self.source, reads)
+        if codes is not None:
+            codes[valid] = 0  # observed by a part: not masked
+        self.last_qa_reasons = codes
         self.last_clear_count = count
         return raws, valid
 
@@ -641,6 +709,8 @@ class WindowReader:
         self._alpha: dict[str, int] = {}
         self._shift: dict[str, Optional[tuple[float, float]]] = {}
         self.last_qa: Optional[np.ndarray] = None
+        #: why each pixel of the last window is masked by an optical QA layer (rs_change.qa.reasons)
+        self.last_qa_reasons: Optional[np.ndarray] = None
         #: reads of shifted files through datasets shared by the threads of a run (pass 2)
         self.shared_reads: Optional[SharedReads] = None
 
@@ -694,6 +764,9 @@ class WindowReader:
             view: object = ds
         else:
             nd = self.source.nodata if self.source.nodata is not None else ds.nodata
+            if self.source.qa_layer is not None and path == self.source.qa_layer[0] and \
+                    path not in {p for p, _ in self.source.layers.values()}:
+                nd = ds.nodata  # a QA file of its own: its own nodata (the bands' may be a valid QA value)
             kw: dict = dict(
                 crs=self.ref.crs.to_wkt(),
                 transform=self.ref.transform,
@@ -943,14 +1016,28 @@ class WindowReader:
         groups: dict[str, list[tuple[str, int]]] = {}
         for role, (path, band) in self.source.layers.items():
             groups.setdefault(path, []).append((role, band))
+        dec = self.source.qa_decoder
+        qa_in = None  # a QA band of a stack on the reference grid: read with the bands (no resampling there)
+        if isinstance(dec, QaMask) and self.source.qa_layer is not None and self.source.qa_layer[0] in groups \
+                and (out_shape is not None or dec.halo == 0) and self._same_grid(self.source.qa_layer[0]):
+            qa_in = self.source.qa_layer
+        qa_raw = None
         for path, members in groups.items():  # one read per file, every band of it at once
-            uniq = sorted({b for _, b in members})
+            uniq = sorted({b for _, b in members} | ({qa_in[1]} if qa_in is not None and qa_in[0] == path else set()))
             arr, inside = self._read_group(path, uniq, window, out_shape)
             if inside is not None:
                 valid &= inside
             for role, band in members:
                 raws[role] = arr[uniq.index(band)]
-        if self.source.qa_layer is not None and self.source.qa_decoder is not None:
+            if qa_in is not None and qa_in[0] == path:
+                qa_raw = arr[uniq.index(qa_in[1])]
+        if self.source.qa_layer is not None and isinstance(dec, QaMask):
+            codes, inside = self._qa_reasons(row_off, col_off, h, w, out_shape, qa_raw)
+            if inside is not None:
+                valid &= inside
+            valid &= codes == 0
+            self.last_qa_reasons = codes
+        elif self.source.qa_layer is not None and self.source.qa_decoder is not None:
             qpath, qband = self.source.qa_layer
             qa, inside = self._read_group(qpath, [qband], window, out_shape, nearest=True)
             qa = qa[0]
@@ -959,6 +1046,36 @@ class WindowReader:
             valid &= ~self.source.qa_decoder(qa)
             self.last_qa = qa  # raw QA of the last window, for per-block QA reports (rs_change.modis)
         return raws, valid
+
+
+    def _qa_reasons(self, row_off: int, col_off: int, h: int, w: int, out_shape: Optional[tuple[int, int]],
+                    qa: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Reason codes (:func:`rs_change.qa.reasons`) of the optical QA layer over a window, read
+        nearest-neighbour onto the reference grid, and the QA file's footprint (or None).
+
+        With a buffer the window is read with a halo of ``buffer`` pixels (clipped to the reference
+        grid), so a cloud in the next block grows into this one: the masks do not depend on the
+        block size. A decimated read (``out_shape``, pass 1's sample) dilates by the buffer in
+        decimated pixels, rounded up (a sample pixel near a cloud is dropped). ``qa``: the window's
+        QA values when they were read with the bands (:meth:`read_raw`)."""
+        dec = self.source.qa_decoder
+        assert isinstance(dec, QaMask) and self.source.qa_layer is not None
+        qpath, qband = self.source.qa_layer
+        halo = dec.halo
+        if out_shape is not None or halo == 0:
+            inside = None
+            if qa is None:
+                arr, inside = self._read_group(qpath, [qband], Window(col_off, row_off, w, h), out_shape, nearest=True)
+                qa = arr[0]
+            if out_shape is not None:
+                dec = dec.scaled(min(h / out_shape[0], w / out_shape[1]))
+            return dec.reasons(qa), inside
+        r0, c0 = max(0, row_off - halo), max(0, col_off - halo)
+        r1, c1 = min(self.ref.height, row_off + h + halo), min(self.ref.width, col_off + w + halo)
+        qa, inside = self._read_group(qpath, [qband], Window(c0, r0, c1 - c0, r1 - r0), None, nearest=True)
+        sl = (slice(row_off - r0, row_off - r0 + h), slice(col_off - c0, col_off - c0 + w))
+        codes = dec.reasons(qa[0])[sl]
+        return np.ascontiguousarray(codes), None if inside is None else inside[sl]
 
 
 def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
@@ -1015,6 +1132,8 @@ def decimated_read_raw(source: SceneSource, ref: Grid, shape: tuple[int, int], r
     with source.open(ref, "nearest") as rd:
         if rd.can_decimate():
             return rd.read_raw(out_shape=tuple(shape))
+    if isinstance(source.qa_decoder, QaMask):  # the buffer in pixels of the decimated grid
+        source = replace(source, qa_decoder=source.qa_decoder.scaled(min(ref.height / shape[0], ref.width / shape[1])))
     with source.open(decimated_grid(ref, shape), "nearest") as rd:
         return rd.read_raw()
 

@@ -540,6 +540,17 @@ _DATE_COLUMNS: list[tuple[str, str, Kind]] = [
     ("silhouette", "Silhouette (−1 to 1)", "ratio"),
     ("water_clusters", "Water cluster ids", "text"),
 ]
+
+
+def _date_columns(dates: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, Kind]]:
+    """:data:`_DATE_COLUMNS`, with the area a QA layer masked after "Not observed" when a date has one."""
+    if not any("masked_total_km2" in d for d in dates):
+        return _DATE_COLUMNS
+    i = [c[0] for c in _DATE_COLUMNS].index("unobserved_km2") + 1
+    return [*_DATE_COLUMNS[:i], ("masked_total_km2", "Of which masked by QA: cloud, shadow, snow ... (km²)", "km2"),
+            *_DATE_COLUMNS[i:]]
+
+
 _POLYGON_COLUMNS: list[tuple[str, str, Kind]] = [
     ("layer", "Layer", "text"),
     ("features", "Polygons", "int"),
@@ -739,7 +750,7 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
         "Every area is ground area (on the ellipsoid), in km².</p>",
         *_where(summary.get("grid", {})),
         "<h2>Water per date</h2>",
-        _table(dates, _DATE_COLUMNS, nd),
+        _table(dates, _date_columns(dates), nd),
         "<p class=\"note\">Observed: the pixels with data on that date; water is a share of them.</p>",
     ]
     if "change" in summary:

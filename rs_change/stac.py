@@ -54,6 +54,16 @@ DEFAULT_ASSETS["sentinel2_l1c"] = DEFAULT_ASSETS["sentinel2_l2a"] = DEFAULT_ASSE
 DEFAULT_ASSETS["hls"] = {"blue": ("B02",), "green": ("B03",), "red": ("B04",), "nir": ("B8A", "B05"),
                          "swir1": ("B11", "B06"), "swir2": ("B12", "B07")}
 
+#: The QA asset a scene of one-band-per-file items fetches when the item has one (QA role -> the
+#: asset keys that may hold it, the first one an item has being used): Landsat Collection 2 L2's
+#: ``qa_pixel``, Sentinel-2 L2A's ``SCL`` (Planetary Computer) or ``scl`` (Earth Search), HLS's
+#: ``Fmask``.  See :mod:`rs_change.qa` for what each masks.
+QA_ASSETS: dict[str, tuple[str, ...]] = {
+    "qa_pixel": ("qa_pixel", "QA_PIXEL"),
+    "scl": ("SCL", "scl"),
+    "fmask": ("Fmask", "fmask", "FMASK"),
+}
+
 
 def expand(cfg: "RunConfig") -> "RunConfig":
     """``cfg`` with its ``stac:`` block replaced by the scenes it finds (``cfg`` itself without one)."""
@@ -90,13 +100,16 @@ def find_scenes(cfg: "RunConfig") -> tuple["RunConfig", list[dict[str, Any]]]:
 
 def describe(rows: list[dict[str, Any]]) -> str:
     """What :func:`find_scenes` found, for ``rs-change validate``: a line per date (its items)
-    and an indented line per file."""
+    and an indented line per file, the QA layer's marked with its role (``(QA qa_pixel)``)."""
     n = sum(len(r["items"]) for r in rows)
     lines = [f"stac: {n} item(s) on {len(rows)} date(s)"]
     for r in rows:
         mosaic = f", composited per pixel ({len(r['items'])} items)" if len(r["items"]) > 1 else ""
         lines.append(f"  {r['date']}  {', '.join(r['items'])}{mosaic}")
-        lines += [f"    {f}" for f in r["files"]]
+        qa = r.get("qa", {})
+        lines += [f"    {f}" + (f"  (QA {qa[f]})" if f in qa else "") for f in r["files"]]
+        if not qa and r.get("qa_note"):
+            lines.append(f"    {r['qa_note']}")
     return "\n".join(lines)
 
 
@@ -345,6 +358,21 @@ def asset_keys(st: "StacConfig", item: "pystac.Item") -> Union[str, dict[str, st
     return out
 
 
+def qa_asset_key(st: "StacConfig", item: "pystac.Item", keys: Union[str, dict[str, str]]) -> Optional[tuple[str, str]]:
+    """(QA role, asset key) of the QA asset a scene of ``item`` fetches (:data:`QA_ASSETS`), or
+    None: ``stac.qa: {enabled: false}``, a multi-band ``asset`` (its QA, if any, is a band:
+    ``bands:``), an ``asset`` mapping that names a QA role itself, or no QA asset in the item."""
+    from .qa import QA_ROLES
+
+    if st.qa is not None and not st.qa.enabled or isinstance(keys, str) or any(r in QA_ROLES for r in keys):
+        return None
+    for role, candidates in QA_ASSETS.items():
+        found = next((k for k in candidates if k in item.assets), None)
+        if found is not None:
+            return role, found
+    return None
+
+
 def _raster_bands(asset: "pystac.Asset") -> list[dict[str, Any]]:
     """Per band: scale, offset, nodata declared by the asset (``raster:bands``, or STAC 1.1 ``bands``)."""
     rb = asset.extra_fields.get("raster:bands")
@@ -399,6 +427,7 @@ def window_groups(by_day: dict[_dt.date, list[Any]], window: int = 0) -> dict[_d
 def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scene entries (``SceneConfig`` dicts, one per UTC day, oldest first) and, per day, the
     item ids and files."""
+    from .qa import QA_ROLES
     from .sensors import get_profile
 
     profile = get_profile(st.sensor)
@@ -423,6 +452,9 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
                 parts.append({role: (it.assets[k].get_absolute_href() or it.assets[k].href) for role, k in keys.items()})
                 for k in keys.values():
                     declared += _raster_bands(it.assets[k])[:1]
+                qa = qa_asset_key(st, it, keys)  # not in `declared`: a QA layer has no reflectance scale
+                if qa is not None:
+                    parts[-1][qa[0]] = it.assets[qa[1]].get_absolute_href() or it.assets[qa[1]].href
         scene: dict[str, Any] = {"date": day.isoformat(), "sensor": st.sensor}
         if isinstance(parts[0], str):
             scene["path"] = parts[0] if len(parts) == 1 else parts
@@ -437,11 +469,19 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
         nodata = st.nodata if st.nodata is not None else rad.get("nodata")
         if nodata is not None:
             scene["nodata"] = nodata
+        if st.qa is not None:
+            scene["qa"] = st.qa.model_dump(exclude_defaults=True)
         scenes.append(scene)
         files = [p for part in parts for p in ([part] if isinstance(part, str) else part.values())]
-        rows.append({"date": day.isoformat(), "items": [it.id for it in day_items], "files": files})
+        row: dict[str, Any] = {"date": day.isoformat(), "items": [it.id for it in day_items], "files": files}
+        qa_files = {f: r for part in parts if isinstance(part, dict) for r, f in part.items() if r in QA_ROLES}
+        if qa_files:
+            row["qa"] = qa_files
+        elif isinstance(parts[0], dict) and (st.qa is None or st.qa.enabled):  # one band per file: a satellite product
+            row["qa_note"] = "no QA asset (qa_pixel, SCL, Fmask): clouds and shadows are not masked"
+        rows.append(row)
     return scenes, rows
 
 
 __all__ = ["expand", "find_scenes", "describe", "find_items", "search_bbox", "scenes_from_items", "asset_keys",
-           "day_order", "window_groups", "is_api", "DEFAULT_ASSETS"]
+           "qa_asset_key", "day_order", "window_groups", "is_api", "DEFAULT_ASSETS", "QA_ASSETS"]

@@ -47,6 +47,7 @@ class SceneReport:
     valid_share: Optional[float]  # None: not read (a remote file without a coarse overview)
     values: Optional[tuple[float, float]]
     warnings: list[str] = field(default_factory=list)
+    qa: Optional[str] = None  # the QA layer read and what it masks (rs_change.qa), or None
 
     def lines(self) -> list[str]:
         """The report as indented lines (the first names the date and file)."""
@@ -72,6 +73,8 @@ class SceneReport:
                f"    bands: {mapping}" + ("" if self.count is None else f"; unused bands: {unused}"),
                f"    {rad}; nodata {nd}{rng}",
                f"    {read}"]
+        if self.qa:
+            out.append(f"    {self.qa}")
         out += [f"    warning: {x}" for x in self.warnings]
         return out
 
@@ -87,8 +90,28 @@ def header_warnings(source: SceneSource) -> list[str]:
     for part in _scenes(source):
         info = part.info
         if info.get("dtype"):
-            out += [f"{part.label}: {w}" for w in profile_warnings(part.profile, info["dtype"], info.get("count"))]
+            count = info.get("count")
+            if count is not None and _qa_band(part) is not None:  # a QA band of the stack is not the profile's
+                count -= 1
+            out += [f"{part.label}: {w}" for w in profile_warnings(part.profile, info["dtype"], count)]
     return out
+
+
+def _qa_band(part: SceneSource) -> Optional[int]:
+    """The band of the scene's file that holds its QA layer (``bands: {qa_pixel: 8}``), or None."""
+    if part.qa_layer is None or part.qa_layer[0] not in {p for p, _ in part.layers.values()}:
+        return None
+    return int(part.qa_layer[1])
+
+
+def _qa_line(part: SceneSource) -> Optional[str]:
+    """What the scene's optical QA layer masks (:class:`rs_change.qa.QaMask`), and where it is read."""
+    dec = part.qa_decoder
+    if part.qa_layer is None or not hasattr(dec, "describe"):
+        return None
+    band = _qa_band(part)
+    where = f"band {band}" if band is not None else part.qa_layer[0]
+    return f"{dec.describe()} ({where})"
 
 
 def _cheap(part: SceneSource) -> bool:
@@ -136,7 +159,7 @@ def inspect_source(source: SceneSource, side: int = SURVEY_SIDE) -> list[SceneRe
             unused: list[int] = []
         else:
             mapping = {r: str(b) for r, (_, b) in part.layers.items()}
-            used = {b for _, b in part.layers.values()}
+            used = {b for _, b in part.layers.values()} | {_qa_band(part)}
             unused = [b for b in range(1, int(count) + 1) if b not in used]
         p = part.profile
         out.append(SceneReport(
@@ -146,7 +169,7 @@ def inspect_source(source: SceneSource, side: int = SURVEY_SIDE) -> list[SceneRe
             offset=p.offset, nodata=part.nodata, valid_range=p.valid_range, read_shape=shape,
             valid_share=share,
             values=None if n == 0 else (float(lo), float(hi)),  # type: ignore[arg-type]
-            warnings=warnings))
+            warnings=warnings, qa=_qa_line(part)))
     return out
 
 
