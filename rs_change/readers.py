@@ -29,7 +29,7 @@ from rasterio.windows import Window
 from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
-from .remote import gdal_env, gdal_path, is_remote, retrying
+from .remote import check_server, gdal_env, gdal_path, is_remote, retrying
 from .sensors import BandProfile, observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def open_raster(path: str, overview_level: Optional[int] = None) -> rasterio.io.
     first overview) opens one of the file's overviews as a dataset of its own."""
     kw = {} if overview_level is None else {"overview_level": int(overview_level)}
     if is_remote(path):
+        check_server(path)  # a silent server, or one without range support, is one line before GDAL reads it
         with gdal_env([path]):
             return retrying(lambda: rasterio.open(gdal_path(path), **kw), path, "cannot open")
     check_regular_file(path)  # a FIFO would hang GDAL's open, /dev/zero would be read without end
