@@ -183,7 +183,7 @@ class StacConfig(_Model):
     max_items: int = Field(100, ge=1, le=10_000, description="At most this many items (then the dates they fall on).")
     nodata: Optional[float] = Field(None, description="Nodata value when the files and the items declare none.", examples=[0])
     sign: Optional[Literal["planetary_computer"]] = Field(None, description=(
-        "Sign the asset URLs (Planetary Computer; needs `pip install rs-change[planetary-computer]`)."))
+        "Sign the asset URLs (Planetary Computer; needs the `planetary-computer` extra: `pip install -e '.[planetary-computer]'` in a clone)."))
 
 
 class AoiConfig(_Model):
