@@ -322,6 +322,32 @@ def _is_transfer_error(exc: BaseException) -> bool:
     return not _STATUS.search(text) and "not recognized as" not in text
 
 
+def _tiles_end(path: str, limit: int = 100_000) -> Optional[int]:
+    """The byte where the last tile (or strip) of a GeoTIFF ends, from its tile index (read with
+    the header: no tile is fetched); None when unknown (not a TIFF, over ``limit`` blocks)."""
+    import rasterio
+
+    try:
+        with rasterio.open(gdal_path(path)) as ds:
+            if ds.driver != "GTiff":
+                return None
+            (bh, bw), n = ds.block_shapes[0], ds.count
+            rows, cols = -(-ds.height // bh), -(-ds.width // bw)
+            if rows * cols * n > limit:
+                return None
+            end = 0
+            for b in range(1, (n if ds.interleaving is None or ds.interleaving.name == "BAND" else 1) + 1):
+                for r in range(rows):
+                    for c in range(cols):
+                        off = ds.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=b)
+                        size = ds.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=b)
+                        if off and size:
+                            end = max(end, int(off) + int(size))
+            return end or None
+    except Exception:  # noqa: BLE001 - only a better message is at stake
+        return None
+
+
 def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
              attempts: Optional[int] = None, backoff: Optional[float] = None,
              reset: Optional[Callable[[], None]] = None) -> T:
@@ -352,6 +378,11 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
                 continue
             if _is_transfer_error(exc) and not _CONNECT.search(str(exc.__cause__ or exc)):
                 detail = (str(exc.__cause__ or exc).splitlines() or [""])[0][:120]
+                end = _tiles_end(path)
+                if end is not None and _CHECKED.get(path) is not None and end > int(_CHECKED[path] or 0):
+                    raise InputError(f"{path}: {action}: the file is truncated or corrupt (its tiles run to byte "
+                                     f"{end:,} but the server {_host(path)} declares {_CHECKED[path]:,} bytes); "
+                                     "replace the file on the server") from None
                 raise InputError(f"{path}: {action} after {i + 1} attempt{'s' if i else ''} (the connection failed mid-transfer: "
                                  f"{detail}); check the network and the server {_host(path)}, then run again") from None
             raise remote_error(path, exc, action) from None

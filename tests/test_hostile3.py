@@ -553,3 +553,18 @@ def test_help_documents_every_argument():
         lines = [ln for ln in args.splitlines() if ln.startswith("  ") and not ln.startswith("   ")]
         for ln in lines:
             assert len(ln.split(None, 1)) == 2 or ln.strip().startswith("-"), (cmd, ln)
+
+
+def test_truncated_remote_tiff_is_named_corrupt_not_a_network_failure(tmp_path, capsys, monkeypatch):
+    from rs_change import remote
+
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.05)
+    img = np.random.default_rng(0).integers(1, 255, (4, 512, 512)).astype("uint8")
+    full = write_geotiff(tmp_path / "full.tif", img, T10, UTM, tiled=True, blockxsize=256, blockysize=256)
+    data = full.read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])  # the header and tile index, half of the tiles
+    write_geotiff(tmp_path / "b.tif", img, T10, UTM, tiled=True, blockxsize=256, blockysize=256)
+    with LoopbackServer(tmp_path) as srv:
+        cfg = _config(tmp_path, "{k: 2, seed: 0, n_init: 1}", a=srv.url("cut.tif"))
+        err = _one_line_error(capsys, ["run", str(cfg), "--summary-only"], "truncated or corrupt", "declares")
+    assert "check the network" not in err
