@@ -46,15 +46,22 @@ class Progress:
             self.open = False
 
 
-class _ProgressAware(logging.Filter):
-    """Ends the progress line before a log record is printed (a filter on the stderr handler)."""
+class _ConsoleFilter(logging.Filter):
+    """The stderr handler's filter: other libraries' records below WARNING are dropped unless
+    ``-vv`` (a library such as dask.distributed sets its own loggers to INFO), and the progress
+    line is ended before a record is printed."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Optional[Progress], verbose: int) -> None:
         super().__init__()
         self.progress = progress
+        self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        self.progress.break_line()
+        ours = record.name == "rs_change" or record.name.startswith("rs_change.")
+        if not ours and record.levelno < logging.WARNING and self.verbose < 2:
+            return False
+        if self.progress is not None:
+            self.progress.break_line()
         return True
 
 
@@ -66,9 +73,8 @@ def setup_logging(verbose: int, progress: Optional[Progress] = None) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("rs_change").setLevel(level)
-    if progress is not None:
-        for h in logging.getLogger().handlers:
-            h.addFilter(_ProgressAware(progress))
+    for h in logging.getLogger().handlers:
+        h.addFilter(_ConsoleFilter(progress, verbose))
     logging.captureWarnings(True)
 
 
