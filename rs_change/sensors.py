@@ -89,7 +89,7 @@ class BandProfile:
             given = "the scene's `bands:`" if self.name == "custom" else f"`sensor: {self.name}`"
             fix = ("give band numbers from 1 to the file's band count in `bands:`" if self.name == "custom"
                    else "check `sensor:`, or name the file's bands with `bands: {role: number}`")
-            raise BandProfileError(f"{path}: {given} reads band {need} ({roles}) but the file has {count} band(s); {fix}")
+            raise BandProfileError(f"{path}: {given} needs band {need} ({roles}) but the file has {count} band(s); {fix}")
 
 
 PROFILES: dict[str, BandProfile] = {

@@ -568,3 +568,11 @@ def test_truncated_remote_tiff_is_named_corrupt_not_a_network_failure(tmp_path, 
         cfg = _config(tmp_path, "{k: 2, seed: 0, n_init: 1}", a=srv.url("cut.tif"))
         err = _one_line_error(capsys, ["run", str(cfg), "--summary-only"], "truncated or corrupt", "declares")
     assert "check the network" not in err
+
+
+def test_too_few_bands_names_the_key_not_a_profile_name(tmp_path, capsys):
+    write_geotiff(tmp_path / "a.tif", lake_scene()[:3], T10, UTM, nodata=0)
+    p = tmp_path / "c.yaml"
+    p.write_text("scenes: [{date: 2019-06-01, path: a.tif, bands: {red: 1, green: 2, nir: 4}}]\n")
+    err = _one_line_error(capsys, ["validate", str(p)], "`bands:`", "needs band 4", "3 band(s)")
+    assert "custom" not in err
