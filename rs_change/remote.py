@@ -182,6 +182,45 @@ def http_status(url: str, timeout: Optional[float] = None) -> str:
         return exc.strerror or exc.__class__.__name__
 
 
+#: Seconds one JSON document (a STAC catalog, collection or item) may take to arrive, and its largest size.
+DOCUMENT_TIMEOUT_S = 60.0
+DOCUMENT_MAX_BYTES = 64 << 20
+
+
+def fetch_document(url: str) -> bytes:
+    """The body of a small ``http(s)`` document (a STAC catalog, item ...), read under one deadline
+    of :data:`DOCUMENT_TIMEOUT_S` and at most :data:`DOCUMENT_MAX_BYTES`; a silent, endless or
+    failing server is one :class:`~rs_change.errors.InputError` line naming it."""
+    import urllib.error
+    import urllib.request
+
+    host = _host(url)
+
+    def get() -> bytes:
+        with urllib.request.urlopen(url, timeout=DOCUMENT_TIMEOUT_S) as resp:  # noqa: S310 - the user's own URL
+            return resp.read(DOCUMENT_MAX_BYTES + 1)
+
+    try:
+        body = _with_deadline(get, DOCUMENT_TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if 300 <= exc.code < 400:
+            raise InputError(f"{url}: cannot read: the server {host} redirects in a loop; check the URL") from None
+        fix = _FIX.get(exc.code, "the server failed; try again later" if exc.code >= 500 else "check the URL")
+        raise InputError(f"{url}: cannot read: HTTP {exc.code}; {fix}") from None
+    except TimeoutError:
+        raise InputError(f"{url}: cannot read: the server {host} did not send the document (timed out after "
+                         f"{DOCUMENT_TIMEOUT_S:g} s); check that the server is up and the URL is right") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"{url}: cannot read ({str(getattr(reason, 'strerror', None) or reason)[:120]}); "
+                         f"check that the server {host} is up and the URL is right") from None
+    if len(body) > DOCUMENT_MAX_BYTES:
+        raise InputError(f"{url}: more than {DOCUMENT_MAX_BYTES >> 20} MB, too large for a STAC document; "
+                         "check the URL (a catalog, collection, item or item collection)")
+    return body
+
+
 #: URLs :func:`check_server` has accepted in this process, with the file size the server declared.
 _CHECKED: dict[str, Optional[int]] = {}
 
@@ -390,4 +429,4 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
 
 
 __all__ = ["SCHEMES", "GDAL_OPTIONS", "ATTEMPTS", "BACKOFF_S", "REQUEST_DEADLINE_S", "is_remote", "scheme", "gdal_path",
-           "gdal_env", "http_status", "check_server", "remote_error", "retrying", "clear_cache"]
+           "gdal_env", "http_status", "check_server", "fetch_document", "remote_error", "retrying", "clear_cache"]

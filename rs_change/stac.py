@@ -124,7 +124,14 @@ def _read_json(where: str) -> dict[str, Any]:
     import pystac
 
     try:
-        doc = pystac.StacIO.default().read_json(where)
+        if scheme(where) in ("http", "https"):  # under one deadline and a size limit (rs_change.remote)
+            from .remote import fetch_document
+
+            doc = json.loads(fetch_document(where))
+        else:
+            doc = pystac.StacIO.default().read_json(where)
+    except InputError as exc:  # fetch_document's one line, naming the server
+        raise InputError(f"stac.url {exc}") from None
     except FileNotFoundError:
         raise InputError(f"stac.url {where}: file not found; check `stac.url`") from None
     except json.JSONDecodeError as exc:

@@ -576,3 +576,25 @@ def test_too_few_bands_names_the_key_not_a_profile_name(tmp_path, capsys):
     p.write_text("scenes: [{date: 2019-06-01, path: a.tif, bands: {red: 1, green: 2, nir: 4}}]\n")
     err = _one_line_error(capsys, ["validate", str(p)], "`bands:`", "needs band 4", "3 band(s)")
     assert "custom" not in err
+
+
+def test_a_silent_stac_server_is_one_line_within_its_deadline(tmp_path, capsys, monkeypatch):
+    from rs_change import remote
+
+    monkeypatch.setattr(remote, "DOCUMENT_TIMEOUT_S", 2.0)
+    with BadServer("silent", life=20) as srv:
+        p = tmp_path / "c.yaml"
+        p.write_text(f"stac: {{url: '{srv.url('catalog.json')}', sensor: naip}}\n")
+        t0 = time.monotonic()
+        _one_line_error(capsys, ["validate", str(p)], "stac.url", "did not send the document", "127.0.0.1")
+        assert time.monotonic() - t0 < 6
+
+
+def test_an_endless_stac_document_is_refused_at_its_size_limit(tmp_path, capsys, monkeypatch):
+    from rs_change import remote
+
+    monkeypatch.setattr(remote, "DOCUMENT_MAX_BYTES", 1 << 20)
+    with BadServer("endless", life=30, cap=64 << 20) as srv:
+        p = tmp_path / "c.yaml"
+        p.write_text(f"stac: {{url: '{srv.url('catalog.json')}', sensor: naip}}\n")
+        _one_line_error(capsys, ["validate", str(p)], "stac.url", "too large for a STAC document")
