@@ -47,7 +47,8 @@ from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map, change_st
 from .errors import ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
-from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, fit_sample, write_cluster_png
+from .clustermaps import cluster_classes, cluster_colors, cluster_tags, write_cluster_png
+from .model import WaterModel, fit_sample
 from .scenes import Scene, SceneData, SceneInput, is_dataarray, output_like, read_scene, rio_georef, scene_input, to_dataarray
 
 log = logging.getLogger(__name__)

@@ -558,7 +558,7 @@ class RunRasters:
         Metadata of each date's water mask.
     cluster_kwargs : sequence of dict
         :class:`BlockWriter` keyword arguments of each date's cluster map
-        (:func:`rs_change.model.cluster_writer_kwargs`).
+        (:func:`rs_change.clustermaps.cluster_writer_kwargs`).
     provenance : mapping, optional
         Metadata of every raster.
     composites : mapping of str to int, optional

@@ -30,7 +30,7 @@ from .engine import Engine, close_readers, shrink_gdal_cache
 from .export import RunRasters, manifest_files, provenance, run_polygons, style_outputs, write_csv, write_json
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
-from .model import cluster_writer_kwargs, stage_cluster_outputs
+from .clustermaps import cluster_writer_kwargs, stage_cluster_outputs
 from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, WATERBODIES_CSV,
                     WATERBODIES_LAYER, WATERBODIES_PNG, clusters_tif, model_json, run_names, water_fraction_tif, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest

@@ -15,7 +15,8 @@ from affine import Affine
 import rs_change as rc
 from rs_change.config import RunConfig
 from rs_change.errors import BandProfileError, ConfigError, InputError
-from rs_change.model import ModelDriftWarning, WaterModel, cluster_colors
+from rs_change.clustermaps import cluster_classes, cluster_colors
+from rs_change.model import ModelDriftWarning, WaterModel
 
 from .conftest import lake_scene
 
@@ -145,7 +146,7 @@ def test_with_water_and_colours() -> None:
     assert cols[0] == (230, 160, 0, 255) and cols[2] == (60, 150, 40, 255)  # the others: ochre, green
     assert cols[255] == (175, 175, 175, 255)  # the palette's unobserved grey
     assert cluster_colors(d, calibrated=True) == cols
-    names = rc.model.cluster_classes(d)
+    names = cluster_classes(d)
     assert names[1] == "cluster 1 (water)" and names[0] == "cluster 0" and names[255] == "unobserved"
 
 
@@ -156,7 +157,7 @@ def test_cluster_palette_is_distinct() -> None:
     import math
 
     from rs_change.change import PALETTE
-    from rs_change.model import OTHER_CLUSTER_COLORS, WATER_CLUSTER_COLORS
+    from rs_change.clustermaps import OTHER_CLUSTER_COLORS, WATER_CLUSTER_COLORS
 
     every = [*WATER_CLUSTER_COLORS, *OTHER_CLUSTER_COLORS]
     assert min(math.dist(a, b) for a, b in itertools.combinations(every, 2)) >= 70
