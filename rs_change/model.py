@@ -502,34 +502,105 @@ def profile_dict(profile: Any) -> dict[str, Any]:
     }
 
 
-def from_fit(
-    names: Sequence[str], offset: np.ndarray, scale: np.ndarray, km: KMeans, decisions: Sequence[ClusterDecision],
-    Xs: np.ndarray, *, profile: Mapping[str, Any], fitted_on: Optional[str] = None, silhouette: Optional[float] = None,
-    seed: int = 0, labeller: Optional[Labeller] = None,
-) -> WaterModel:
-    """A :class:`WaterModel` from the parts of a fit (``Xs`` = the scaled fitted sample)."""
-    d = centre_distances(Xs, km.cluster_centers_, km.metric_) if len(Xs) else np.zeros(0)
-    p99 = float(np.percentile(d, 99)) if len(d) else float("nan")
-    return WaterModel(
-        list(names), np.asarray(offset, np.float64), np.asarray(scale, np.float64), km, list(decisions), dict(profile),
-        fitted_on, p99, int(len(Xs)), silhouette, int(seed), [float(v) for v in getattr(km, "shift_trace_", [])],
-        labeller=labeller,
-    )
+@dataclass(frozen=True)
+class FitParams:
+    """How a model is fitted: the ``clustering`` and ``labelling`` settings the fit uses, as one value.
+
+    Built once from a config's sections (:meth:`from_config`) or from
+    :func:`rs_change.fit_model`'s keywords, and passed down to :func:`fit_sample`; its defaults
+    are those of :mod:`rs_change.defaults`.
+
+    Attributes
+    ----------
+    k : int or tuple of int, default 3
+        Clusters, or candidates scored by silhouette.
+    metric : {"euclidean", "manhattan", "chebyshev", "auto"}, default "euclidean"
+    seed : int, default 0
+    sample_size : int or None, default 200000
+        Pixels the model is fitted on (None = all); used by the callers that draw the sample.
+    n_init, max_iter, tol : default 3, 100, 1e-4
+        k-means restarts, iteration cap, convergence tolerance (also used for the fine clusters).
+    method : {"auto", "clusters"}, default "auto"
+    water : tuple of int, optional
+        Water cluster ids for ``method="clusters"``.
+
+    Examples
+    --------
+    >>> p = FitParams(k=[2, 3], water=[0])
+    >>> p.k, p.water, p.ks
+    ((2, 3), (0,), [2, 3])
+    """
+
+    k: int | tuple[int, ...] = defaults.K
+    metric: str = defaults.METRIC
+    seed: int = defaults.SEED
+    sample_size: Optional[int] = defaults.SAMPLE_SIZE
+    n_init: int = defaults.N_INIT
+    max_iter: int = defaults.MAX_ITER
+    tol: float = defaults.TOL
+    method: str = defaults.LABELLING_METHOD
+    water: Optional[tuple[int, ...]] = None
+
+    def __post_init__(self) -> None:
+        # lists (from a config or a script) become tuples: the value stays immutable
+        if isinstance(self.k, (list, tuple)):
+            object.__setattr__(self, "k", tuple(int(v) for v in self.k))
+        if self.water is not None:
+            object.__setattr__(self, "water", tuple(int(v) for v in self.water))
+
+    @classmethod
+    def from_config(cls, clustering: Any, labelling: Any) -> "FitParams":
+        """The fit settings of a config's ``clustering`` and ``labelling`` sections."""
+        c = clustering
+        return cls(k=c.k, metric=c.metric, seed=c.seed, sample_size=c.sample_size, n_init=c.n_init,
+                   max_iter=c.max_iter, tol=c.tol, method=labelling.method, water=labelling.water)
+
+    @property
+    def ks(self) -> list[int]:
+        """The candidate numbers of clusters (one when ``k`` is a number)."""
+        return list(self.k) if isinstance(self.k, tuple) else [int(self.k)]
+
+    @property
+    def metrics(self) -> list[str]:
+        """The candidate metrics (all three for ``"auto"``)."""
+        return ["euclidean", "manhattan", "chebyshev"] if self.metric == "auto" else [self.metric]
+
+    @property
+    def kmeans_kw(self) -> dict[str, Any]:
+        """k-means' restarts, iteration cap and tolerance as keywords."""
+        return dict(n_init=self.n_init, max_iter=self.max_iter, tol=self.tol)
+
+
+def _fit_kmeans(Xs: np.ndarray, params: FitParams, label: str) -> tuple[KMeans, Optional[float], list[dict[str, Any]]]:
+    """k-means on the scaled sample (or model selection over several k / metrics): the fitted
+    KMeans, its silhouette (None when undefined) and the selection's scores."""
+    from .clustering import select_model
+    from .clustering import silhouette as _silhouette
+
+    ks, metrics, seed = params.ks, params.metrics, params.seed
+    scores: list[dict[str, Any]] = []
+    try:
+        if len(ks) > 1 or len(metrics) > 1:
+            km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **params.kmeans_kw)
+            sil = next((s.get("silhouette") for s in scores if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
+        else:
+            km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None, **params.kmeans_kw).fit(Xs)
+            n_lab = np.unique(km.labels_).size
+            # silhouette is undefined with one cluster or one pixel per cluster: report None
+            sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed) if 2 <= n_lab < len(Xs) else None
+    except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
+        if not label:
+            raise
+        raise ClusteringError(f"{label}: {exc}") from None
+    return km, None if sil is None else float(sil), scores
 
 
 def fit_sample(
     X: np.ndarray,
     names: Sequence[str],
     profile: Any,
+    params: FitParams = FitParams(),
     *,
-    k: int | Sequence[int] = defaults.K,
-    metric: str = defaults.METRIC,
-    seed: int = defaults.SEED,
-    n_init: int = defaults.N_INIT,
-    max_iter: int = defaults.MAX_ITER,
-    tol: float = defaults.TOL,
-    method: str = defaults.LABELLING_METHOD,
-    water: Optional[Sequence[int]] = None,
     fitted_on: Optional[str] = None,
     label: str = "",
 ) -> tuple[WaterModel, list[dict[str, Any]]]:
@@ -547,15 +618,9 @@ def fit_sample(
         Feature names of the columns of ``X``.
     profile : BandProfile
         The scene's band profile (``calibrated`` chooses the water rule's kind; kept in the model).
-    k : int or sequence of int, default 3
-        Clusters, or candidates scored by silhouette.
-    metric : {"euclidean", "manhattan", "chebyshev", "auto"}, default "euclidean"
-    seed : int, default 0
-    n_init, max_iter, tol : default 3, 100, 1e-4
-        k-means restarts, iteration cap, convergence tolerance (also used for the fine clusters).
-    method : {"auto", "clusters"}, default "auto"
-    water : sequence of int, optional
-        Water cluster ids for ``method="clusters"``.
+    params : FitParams, default FitParams()
+        k, metric, seed, k-means settings and the labelling method (``sample_size`` is not used:
+        ``X`` is the sample).
     fitted_on : str, optional
         Date or label kept in the model.
     label : str, default ""
@@ -576,39 +641,27 @@ def fit_sample(
     >>> land = rng.normal([80, 110, 90, 180], 3, (60, 4)); lake = rng.normal([70, 60, 30, 20], 3, (20, 4))
     >>> B = np.vstack([land, lake]); ndwi = (B[:, 1] - B[:, 3]) / (B[:, 1] + B[:, 3])
     >>> X = np.column_stack([B, ndwi])  # blue green red nir ndwi
-    >>> m, _ = fit_sample(X, ["blue", "green", "red", "nir", "ndwi"], get_profile("naip"), k=2)
+    >>> m, _ = fit_sample(X, ["blue", "green", "red", "nir", "ndwi"], get_profile("naip"), FitParams(k=2))
     >>> int(m.water_mask(X).sum()), [d.pixels for d in m.decisions if d.is_water]
     (20, [20])
     """
-    from .clustering import apply_scaler, fit_scaler, select_model
-    from .clustering import silhouette as _silhouette
+    from .clustering import apply_scaler, fit_scaler
 
     names = list(names)
     offset, scale = fit_scaler(X)
     Xs = apply_scaler(X, offset, scale)
-    ks = [int(v) for v in k] if isinstance(k, (list, tuple)) else [int(k)]
-    metrics = ["euclidean", "manhattan", "chebyshev"] if metric == "auto" else [metric]
-    kw = dict(n_init=n_init, max_iter=max_iter, tol=tol)
-    scores: list[dict[str, Any]] = []
-    try:
-        if len(ks) > 1 or len(metrics) > 1:
-            km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **kw)
-            sil = next((s.get("silhouette") for s in scores if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
-        else:
-            km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None, **kw).fit(Xs)
-            n_lab = np.unique(km.labels_).size
-            # silhouette is undefined with one cluster or one pixel per cluster: report None
-            sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed) if 2 <= n_lab < len(Xs) else None
-    except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
-        if not label:
-            raise
-        raise ClusteringError(f"{label}: {exc}") from None
+    km, sil, scores = _fit_kmeans(Xs, params, label)
     decisions, labeller = fit_labeller(
-        X, Xs, names, km.labels_, km.n_clusters, calibrated=profile.calibrated,
-        method=method, water_ids=water, seed=seed, kmeans_kw=kw,
+        X, Xs, names, km.labels_, km.n_clusters, calibrated=profile.calibrated, method=params.method,
+        water_ids=None if params.water is None else list(params.water), seed=params.seed, kmeans_kw=params.kmeans_kw,
     )
-    wm = from_fit(names, offset, scale, km, decisions, Xs, profile=profile_dict(profile), fitted_on=fitted_on,
-                  silhouette=None if sil is None else float(sil), seed=seed, labeller=labeller)
+    d = centre_distances(Xs, km.cluster_centers_, km.metric_) if len(Xs) else np.zeros(0)
+    wm = WaterModel(
+        names, np.asarray(offset, np.float64), np.asarray(scale, np.float64), km, list(decisions),
+        profile=profile_dict(profile), fitted_on=fitted_on, distance_p99=float(np.percentile(d, 99)) if len(d) else float("nan"),
+        sample_pixels=int(len(Xs)), silhouette=sil, seed=int(params.seed),
+        shift_trace=[float(v) for v in getattr(km, "shift_trace_", [])], labeller=labeller,
+    )
     return wm, scores
 
 
