@@ -187,20 +187,6 @@ def polygonize(mask: np.ndarray, grid: Grid, pixel_area: np.ndarray, value: int 
     )
 
 
-def write_layers(path: Path, layers: Mapping[str, Any], driver: str = "GPKG") -> Path:
-    """Write GeoDataFrames as layers of one vector file (pyogrio).
-
-    GeoPackages get a fixed ``last_change`` time stamp (GDAL's ``OGR_CURRENT_DATE``; the value of
-    ``SOURCE_DATE_EPOCH`` when set), so the same results give a byte-identical file.
-    """
-    import pyogrio
-
-    with fixed_timestamps():
-        for i, (name, gdf) in enumerate(layers.items()):
-            pyogrio.write_dataframe(gdf, str(path), layer=name, driver=driver, append=i > 0)
-    return Path(path)
-
-
 @contextlib.contextmanager
 def fixed_timestamps() -> Iterator[None]:
     """Within the block, GDAL vector drivers stamp files with :func:`_fixed_date` (GeoPackage
@@ -446,18 +432,6 @@ def _write_layer_styles(gpkg: Path, layer_names: Sequence[str]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Many-date rasters, styles, polygon outputs of a run
 # ---------------------------------------------------------------------------------------------
-def styled_cog(writer: "BlockWriter", dst: Path, classes: Optional[Mapping[int, str]] = None,
-               colors: Optional[Mapping[int, tuple[int, int, int, int]]] = None) -> list[Path]:
-    """Convert a :class:`BlockWriter` to a COG at ``dst`` and write its QGIS / GDAL styles beside it.
-
-    ``classes=None`` styles it as a 0-100 % frequency ramp.  Returns the COG then the style files.
-    """
-    from .styles import write_styles
-
-    writer.to_cog(Path(dst))
-    return [Path(dst), *write_styles(Path(dst), classes, colors)]  # no classes: the frequency ramp
-
-
 class SeriesWriters:
     """Block writers of the many-date rasters: ``frequency.tif``, ``series_classes.tif`` and
     ``change_<from>_<to>.tif`` per consecutive pair (used with 3+ dates).
