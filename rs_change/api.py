@@ -508,10 +508,8 @@ def polygonize(mask: Any, transform: Any = None, crs: Any = None, value: int = 1
     return _poly(m, g, pixel_area(t, c, m.shape), value=value)
 
 
-def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, dates: Optional[Sequence[str]] = None, *,
-                core_share: float = defaults.WB_CORE_SHARE, extent_share: float = defaults.WB_EXTENT_SHARE,
-                min_observations: int = defaults.WB_MIN_OBSERVATIONS, min_area_m2: Optional[float] = None,
-                max_invalid_pct: float = defaults.WB_MAX_INVALID_PCT) -> tuple[Any, Any]:
+def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, dates: Optional[Sequence[str]] = None,
+                **settings: Any) -> tuple[Any, Any]:
     """Waterbodies of two or more water masks: polygons with a stable id and their wet area per date.
 
     The same definition and numbers as a run's ``waterbodies`` layer and waterbodies.csv
@@ -529,8 +527,10 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
     dates : sequence of str, optional
         ISO dates of the masks (default ``"0"``, ``"1"`` ...; the layer's ``date`` / ``from_date``
         are Date fields only when written by a run).
-    core_share, extent_share, min_observations, min_area_m2, max_invalid_pct
-        The ``waterbodies:`` config keys (``min_area_m2=None``: 10 pixels' mean area).
+    **settings
+        The ``waterbodies:`` config keys ``core_share``, ``extent_share``, ``min_observations``,
+        ``min_area_m2`` and ``max_invalid_pct``, with a config's defaults (``min_area_m2=None``:
+        10 pixels' mean area).
 
     Returns
     -------
@@ -555,12 +555,11 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
     """
     import pandas as pd
 
-    from .waterbody import TABLE_COLUMNS, Params, from_arrays
+    from .waterbody import TABLE_COLUMNS, from_arrays
 
     if len(masks) < 2:
         raise ValueError("waterbodies needs two or more masks; give them in time order")
-    if not 0 < extent_share <= core_share <= 1:
-        raise ValueError(f"give 0 < extent_share <= core_share <= 1 (got extent_share={extent_share}, core_share={core_share})")
+    params = _waterbody_params(settings)
     arrs = []
     for m in masks:
         a, t, c = _mask_geo(m, transform, crs)
@@ -571,10 +570,26 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
     labels = [str(x) for x in (dates if dates is not None else range(len(arrs)))]
     if len(labels) != len(arrs):
         raise ValueError(f"{len(arrs)} masks but {len(labels)} dates; give one date per mask")
-    params = Params(float(core_share), float(extent_share), int(min_observations),
-                    None if min_area_m2 is None else float(min_area_m2), float(max_invalid_pct))
     layer, table, _ = from_arrays(arrs, Grid(arrs[0].shape, transform, crs), labels, params)
     return layer, pd.DataFrame(table, columns=TABLE_COLUMNS).astype({"wet_pct": float})
+
+
+def _waterbody_params(settings: Mapping[str, Any]) -> Any:
+    """:func:`waterbodies`' settings as one :class:`rs_change.waterbody.Params` (the config's
+    defaults for the keys not given); an unknown key or shares out of order are refused."""
+    from types import SimpleNamespace
+
+    from .waterbody import Params
+
+    known = {f.name: getattr(Params(), f.name) for f in fields(Params)}
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise TypeError(f"waterbodies: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(known)}")
+    params = Params.of(SimpleNamespace(**{**known, **settings}))
+    if not 0 < params.extent_share <= params.core_share <= 1:
+        raise ValueError(f"give 0 < extent_share <= core_share <= 1 "
+                         f"(got extent_share={params.extent_share}, core_share={params.core_share})")
+    return params
 
 
 # ---------------------------------------------------------------------------------------------
