@@ -337,9 +337,9 @@ def _stage_and_commit(
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
             tmp, ref, {dm.source.date.isoformat(): blocks[water_tif(dm.source.date.isoformat())] for dm in models},
-            blocks.get(CHANGE_TIF), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
-            workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
-            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers), metadata=run_provenance(cfg, ref),
+            blocks.get(CHANGE_TIF), cfg.output,
+            threads=(polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
+                     layer_threads(cfg.compute.scheduler, cfg.compute.workers)), metadata=run_provenance(cfg, ref),
             extra_layers=wb_layers)
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
