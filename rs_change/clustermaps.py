@@ -31,7 +31,8 @@ OTHER_CLUSTER_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = False) -> dict[int, tuple[int, int, int, int]]:
+def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = False
+                   ) -> dict[int, tuple[int, int, int, int]]:
     """Each cluster's colour (RGBA 0..255) in the cluster maps, their styles and the report; 255
     (unobserved) in the palette's unobserved grey.
 
@@ -68,7 +69,9 @@ def cluster_classes(decisions: Sequence[ClusterDecision]) -> dict[int, str]:
     out = {}
     for d in decisions:
         wf = d.stats.get("water_fraction")
-        share = None if wf is None else (f"{100 * float(wf):.0f}% water" if float(wf) >= 0.01 or float(wf) == 0 else "<1% water")
+        share = None
+        if wf is not None:
+            share = f"{100 * float(wf):.0f}% water" if float(wf) >= 0.01 or float(wf) == 0 else "<1% water"
         if d.is_water:
             out[d.id] = f"cluster {d.id} (water" + (f", {share})" if share else ")")
         else:
@@ -89,7 +92,8 @@ def cluster_tags(decisions: Sequence[ClusterDecision], water: Sequence[int], dat
         "CLUSTER_IDS": [int(d.id) for d in decisions],
         "WATER_CLUSTERS": [int(i) for i in water],
         "CLUSTERS": [{"id": int(d.id), "is_water": bool(d.is_water), "why": d.why,
-                      "water_fraction": round(float(d.stats["water_fraction"]), 4) if "water_fraction" in d.stats else None,
+                      "water_fraction": (round(float(d.stats["water_fraction"]), 4)
+                                         if "water_fraction" in d.stats else None),
                       "centroid": {k: round(float(v), 4) for k, v in d.centroid.items()}} for d in decisions],
     }
     if date:
@@ -113,21 +117,25 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
         nf = 0 if lab.fine is None else len(lab.fine.cluster_centers_)
         rule = lab.rule
         if nf:
-            how = (f"its fine group (of {nf}) is water or carried by a water cluster ({[int(i) for i in lab.fine_water]}) and "
-                   f"the pixel is at least half water by unmixing {rule.index.upper()} and {rule.dark.upper()}, or its fine "
+            how = (f"its fine group (of {nf}) is water or carried by a water cluster "
+                   f"({[int(i) for i in lab.fine_water]}) and "
+                   f"the pixel is at least half water by unmixing {rule.index.upper()} and {rule.dark.upper()}, "
+                   "or its fine "
                    f"group is dark ({[int(i) for i in lab.fine_dark]}) and the pixel shows water's own signature")
         else:
             how = "the pixel shows water's own signature"
         out: dict[str, Any] = {
             "WATER_DECISION": (
-                f"per pixel: a pixel is water when {how} (tests fitted on {fitted}: {rule.why}); WATER_CLUSTERS are the "
-                "clusters with at least 50% of their sampled pixels water, and each cluster's water_fraction says how much"
+                f"per pixel: a pixel is water when {how} (tests fitted on {fitted}: {rule.why}); "
+                "WATER_CLUSTERS are the clusters with at least 50% of their sampled pixels water, "
+                "and each cluster's water_fraction says how much"
             ),
             "WATER_RULE": {**rule.to_dict(), "fitted_on": fitted},
         }
         return out
     if model.labeller is not None and model.labeller.manual is not None:
-        return {"WATER_DECISION": "by cluster: the water mask is the pixels of the clusters named by hand (WATER_CLUSTERS)"}
+        return {"WATER_DECISION": "by cluster: the water mask is the pixels of the clusters named by hand "
+                                  "(WATER_CLUSTERS)"}
     return {"WATER_DECISION": "by cluster: the water mask is the pixels of WATER_CLUSTERS"}
 
 
@@ -150,11 +158,13 @@ def write_cluster_png(tif: str | Path, png: str | Path, colors: Mapping[int, tup
         f = max(1.0, max(src.height, src.width) / max_size)
         oh, ow = max(1, int(round(src.height / f))), max(1, int(round(src.width / f)))
         h, w = src.height, src.width
-    cmap = {**{i: (0, 0, 0, 255) for i in range(255)}, **{int(k): tuple(v) for k, v in colors.items()}, 255: (0, 0, 0, 0)}
+    cmap = {**{i: (0, 0, 0, 255) for i in range(255)}, **{int(k): tuple(v) for k, v in colors.items()},
+            255: (0, 0, 0, 0)}
     table = "".join(f'<Entry c1="{c[0]}" c2="{c[1]}" c3="{c[2]}" c4="{c[3]}"/>' for _, c in sorted(cmap.items()))
     vrt = (f'<VRTDataset rasterXSize="{ow}" rasterYSize="{oh}"><VRTRasterBand dataType="Byte" band="1">'
            f"<NoDataValue>255</NoDataValue><ColorInterp>Palette</ColorInterp><ColorTable>{table}</ColorTable>"
-           f'<SimpleSource resampling="nearest"><SourceFilename relativeToVRT="0">{html.escape(str(tif))}</SourceFilename>'
+           f'<SimpleSource resampling="nearest">'
+           f'<SourceFilename relativeToVRT="0">{html.escape(str(tif))}</SourceFilename>'
            f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
            f'<DstRect xOff="0" yOff="0" xSize="{ow}" ySize="{oh}"/></SimpleSource></VRTRasterBand></VRTDataset>')
     with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
@@ -174,7 +184,8 @@ def cluster_writer_kwargs(decisions: Sequence[ClusterDecision], water: Sequence[
     }
 
 
-def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[Any], jobs: Any = None) -> dict[str, Path]:
+def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[Any], jobs: Any = None
+                          ) -> dict[str, Path]:
     """Turn the pipeline's cluster BlockWriters into ``clusters_<date>.tif`` (COG) and ``.png``, and
     write ``model_<date>.json``; all inside the staging folder ``tmp``.  Returns name -> path.
 
@@ -187,7 +198,8 @@ def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[An
         d = dm.source.date.isoformat()
         wm = getattr(dm, "water_model", None)
         if wm is not None and not wr.ds.closed:  # how the water mask was decided (per pixel, not per cluster)
-            wr.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in water_decision_tags(wm).items()})
+            tags = water_decision_tags(wm)
+            wr.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()})
         wr.close()
         tif, png = Path(tmp) / clusters_tif(d), Path(tmp) / clusters_png(d)
         if jobs is None:

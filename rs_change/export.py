@@ -722,8 +722,8 @@ def _polygon_jobs(water: Mapping[str, Path], change: Optional[Path]
     if change is not None:
         with rasterio.open(change) as ds:
             frm, to = ds.tags().get("FROM", ""), ds.tags().get("TO", "")
-        jobs[CHANGE_LAYER] = (Path(change), {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]},
-                              to, {"from_date": frm})
+        classes = {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]}
+        jobs[CHANGE_LAYER] = (Path(change), classes, to, {"from_date": frm})
     return jobs
 
 

@@ -582,9 +582,11 @@ def _fit_kmeans(Xs: np.ndarray, params: FitParams, label: str) -> tuple[KMeans, 
     try:
         if len(ks) > 1 or len(metrics) > 1:
             km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **params.kmeans_kw)
-            sil = next((s.get("silhouette") for s in scores if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
+            sil = next((s.get("silhouette") for s in scores
+                        if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
         else:
-            km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None, **params.kmeans_kw).fit(Xs)
+            km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None,
+                        **params.kmeans_kw).fit(Xs)
             n_lab = np.unique(km.labels_).size
             # silhouette is undefined with one cluster or one pixel per cluster: report None
             sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed) if 2 <= n_lab < len(Xs) else None
@@ -656,9 +658,10 @@ def fit_sample(
         water_ids=None if params.water is None else list(params.water), seed=params.seed, kmeans_kw=params.kmeans_kw,
     )
     d = centre_distances(Xs, km.cluster_centers_, km.metric_) if len(Xs) else np.zeros(0)
+    p99 = float(np.percentile(d, 99)) if len(d) else float("nan")
     wm = WaterModel(
         names, np.asarray(offset, np.float64), np.asarray(scale, np.float64), km, list(decisions),
-        profile=profile_dict(profile), fitted_on=fitted_on, distance_p99=float(np.percentile(d, 99)) if len(d) else float("nan"),
+        profile=profile_dict(profile), fitted_on=fitted_on, distance_p99=p99,
         sample_pixels=int(len(Xs)), silhouette=sil, seed=int(params.seed),
         shift_trace=[float(v) for v in getattr(km, "shift_trace_", [])], labeller=labeller,
     )
