@@ -266,6 +266,7 @@ def measure_strips(read_labels: Callable[[int, int], np.ndarray], read_water: Se
     H, W = shape
     rows = int(rows or _strip_rows(W))
     out = np.zeros((len(read_water), 3, count + 1))
+    key_of = _STATE * (count + 1)  # water mask value -> first bin of its state: one bincount of (state, id) per date
     for r0 in range(0, H, rows):
         r1 = min(r0 + rows, H)
         ids = lut[np.asarray(read_labels(r0, r1))]
@@ -277,9 +278,9 @@ def measure_strips(read_labels: Callable[[int, int], np.ndarray], read_water: Se
         idx = ids.ravel()[sel]
         pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), ids.shape).ravel()[sel]
         for i, rd in enumerate(read_water):
-            w = np.asarray(rd(r0, r1)).ravel()[sel]
-            state = _STATE[w]  # 0 water, 1 land, 2 unobserved: one bincount of (id, state) per date
-            out[i] += np.bincount(state * (count + 1) + idx, weights=pa, minlength=3 * (count + 1)).reshape(3, count + 1)
+            key = key_of[np.asarray(rd(r0, r1)).ravel()[sel]]
+            key += idx
+            out[i] += np.bincount(key, weights=pa, minlength=3 * (count + 1)).reshape(3, count + 1)
     return out
 
 
