@@ -198,8 +198,6 @@ def build_catalog(folder: Path, dates: Sequence[str], written: Sequence[str], gr
     item_assets: dict[str, dict[str, Any]] = {}
     for doc in items.values():
         for key, a in doc["assets"].items():
-            if key.startswith("change_") and key != "change":  # change_<a>_<b>: one entry for the pairs
-                key = "change_<from>_<to>"
             spec = {k: v for k, v in a.items() if k in ("type", "title", "roles")}
             if "raster:bands" in a:
                 spec["raster:bands"] = [{k: v for k, v in a["raster:bands"][0].items() if k in ("data_type", "nodata")}]

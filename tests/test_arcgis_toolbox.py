@@ -8,7 +8,6 @@ import importlib.machinery
 import importlib.util
 import json
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -154,6 +154,11 @@ def test_cancel_leaves_nothing_and_gui_loads_the_layers(provider_run):
     assert c["result"] == {} and not c["folder_exists"] and c["max_progress"] == 12.5  # 1 of 2 dates fitted
     assert provider_run["to_load"] == ["change", "change", "clusters_2009-08-18", "clusters_2020-08-31", "water_2009-08-18",
                                        "water_2009_08_18", "water_2020-08-31", "water_2020_08_31"]
+    renderers = provider_run["loaded_renderers"]
+    assert renderers == {"water_2009-08-18.tif": "paletted", "water_2020-08-31.tif": "paletted", "clusters_2009-08-18.tif": "paletted",
+                         "clusters_2020-08-31.tif": "paletted", "change.tif": "paletted",
+                         "water.gpkg|water_2009_08_18": "categorizedSymbol", "water.gpkg|water_2020_08_31": "categorizedSymbol",
+                         "water.gpkg|change": "categorizedSymbol"}  # the .qml beside each raster, layer_styles in the GeoPackage
 
 
 def test_without_rs_change_the_plugin_says_how_to_install_it(tmp_path):

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
-                       QgsProcessingOutputFile, QgsProcessingOutputFolder, QgsProcessingOutputNumber,
+                       QgsProcessingLayerPostProcessorInterface, QgsProcessingOutputFile, QgsProcessingOutputFolder, QgsProcessingOutputNumber,
                        QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
@@ -171,7 +171,26 @@ class RunAlgorithm(RsChangeAlgorithm):
                 if name != "layer_styles":
                     layers.append((f"{gpkg}|layername={name}", str(name)))
         for uri, name in layers:
-            context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(name, context.project(), name))
+            details = QgsProcessingContext.LayerDetails(name, context.project(), name)
+            if "|layername=" in uri:  # Processing loads vector layers without their default style
+                details.setPostProcessor(DefaultStyle.create())
+            context.addLayerToLoadOnCompletion(uri, details)
+
+
+class DefaultStyle(QgsProcessingLayerPostProcessorInterface):
+    """Applies a loaded layer's own default style (the GeoPackage's ``layer_styles``)."""
+
+    instances = []  # QGIS does not own post-processors made in Python: keep them alive
+
+    @classmethod
+    def create(cls):
+        obj = cls()
+        cls.instances.append(obj)
+        return obj
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS's name
+        layer.loadDefaultStyle()
+        layer.triggerRepaint()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -133,6 +133,15 @@ def main(work: Path, only_load: bool) -> dict:
     processing.run("rschange:run", {"CONFIG": str(ROOT / "configs" / "naip_devils_lake.yaml"), "OUTPUT_DIR": str(work / "run"),
                                     "OVERWRITE": True}, context=context)
     res["to_load"] = sorted(d.name for d in context.layersToLoadOnCompletion().values())
+    # as Processing's dialog loads them when the tool finishes: each with its style
+    from qgis.core import QgsProcessingUtils
+
+    res["loaded_renderers"] = {}
+    for uri, details in context.layersToLoadOnCompletion().items():
+        layer = QgsProcessingUtils.mapLayerFromString(uri, context)
+        if details.postProcessor() is not None:
+            details.postProcessor().postProcessLayer(layer, context, QgsProcessingFeedback())
+        res["loaded_renderers"][Path(uri.split("|")[0]).name + ("|" + details.name if "|" in uri else "")] = layer.renderer().type()
     return res
 
 
