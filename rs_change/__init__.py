@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the public names for type checkers and IDEs; at run time th
         polygonize,
         predict_clusters,
         water_area,
+        water_fraction,
+        waterbodies,
         write_cluster_map,
         write_outputs,
     )
@@ -43,7 +45,8 @@ if TYPE_CHECKING:  # the public names for type checkers and IDEs; at run time th
 #: so numpy, rasterio, pyproj and pydantic load only when a name that needs them is used.
 _LAZY = {
     **dict.fromkeys(["Comparison", "compare", "compute_features", "fit_model", "label_water", "polygonize",
-                     "predict_clusters", "water_area", "write_cluster_map", "write_outputs"], "api"),
+                     "predict_clusters", "water_area", "water_fraction", "waterbodies", "write_cluster_map",
+                     "write_outputs"], "api"),
     "mask_area": "area", "pixel_area": "area",
     "estimate_area": "assessment",
     "CHANGE_CLASSES": "change", "change_map": "change",
@@ -112,10 +115,12 @@ __all__ = [
     "WaterModel",
     "predict_clusters",
     "label_water",
+    "water_fraction",
     "water_area",
     "compare",
     "Comparison",
     "polygonize",
+    "waterbodies",
     "write_cluster_map",
     "write_outputs",
     "ModelDriftWarning",

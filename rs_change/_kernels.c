@@ -11,6 +11,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,13 @@
 #define WIDE
 #endif
 
+/* the most bands classify_u8 reads (rs_change.kernels.MAX_BANDS); more take the numpy path */
+#define MAX_BANDS 16
+/* buffers one call holds: classify_u8's bands and its 14 other arrays */
+#define MAX_BUFFERS (MAX_BANDS + 16)
+
 typedef struct {
-    Py_buffer views[16];
+    Py_buffer views[MAX_BUFFERS];
     int n;
 } Buffers;
 
@@ -36,7 +42,7 @@ static void release_all(Buffers *b) {
 
 /* a C-contiguous buffer of at least `need` bytes (writable if asked), kept in `b` */
 static void *get(Buffers *b, PyObject *obj, Py_ssize_t need, int writable, const char *what) {
-    if (b->n >= 16) {
+    if (b->n >= MAX_BUFFERS) {
         PyErr_SetString(PyExc_ValueError, "too many buffers");
         return NULL;
     }
@@ -301,33 +307,50 @@ WIDE static void observed_row(const uint8_t **bands, Py_ssize_t nr, Py_ssize_t o
     }
 }
 
+/* The water decision of one pixel (rs_change.decision.Decision.of_levels): its level reaches the
+ * level its group needs. Every need is at least 1, so a pixel of level 0 is land in every mode. */
+static inline uint8_t is_water(uint8_t level, uint8_t need) { return level >= need; }
+
+/* The water fraction of one pixel (rs_change.decision.Decision.percent): its unmixed percent, at
+ * least `fw` where it is water and below `fw` where it is land. */
+static inline uint8_t bounded_percent(uint8_t water, uint8_t pct, uint8_t fw) {
+    if (water) return pct > fw ? pct : fw;
+    return pct < fw ? pct : (uint8_t)(fw - 1);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * classify_u8(bands, h, w, valid, okv, check_okv, nd_all, nd, vals, nf, vr0, vr1,
  *             main_c, k_main, main_metric, want_clusters, rule, ia, ib,
- *             fine_c, k_fine, fine_metric, fine_tab, id_tab, mode, water, clusters)
+ *             fine_c, k_fine, fine_metric, need, id_tab, mode, water, clusters,
+ *             pct, fw, want_fraction, fraction)
  * The observed mask (per-band tables okv (nr, 256) and, with nd_all, not every band == nd),
- * written back to `valid`; cluster ids of the date's k-means (when wanted, or mode 2); water:
- * mode 0 the rule table's level >= 2, 1 the rule table's level (0, 1, 2) of each pixel against
- * the level its fine cluster needs (level >= fine_tab[id]; pixels of level 0 are land and their
- * fine cluster is not computed), 2 the cluster ids (id_tab[id]). Outputs are left alone where not observed
- * (the caller fills them with 255).
+ * written back to `valid`; cluster ids of the date's k-means (when wanted, or mode 2); water as
+ * rs_change.decision.Decision.encoding() says: mode 0 ("levels") the rule table's level against
+ * need[0]; 1 ("groups") the level against the need of the pixel's fine group (pixels of level 0
+ * are land and their fine group is not computed); 2 ("clusters") the cluster ids (id_tab[id]).
+ * With want_fraction, the water fraction: the percent table `pct` (same index as `rule`) bounded
+ * by the pixel's water (bounded_percent), or 100 x water in mode 2 (no unmixing). Outputs are left
+ * alone where not observed (the caller fills them with 255).
  * ------------------------------------------------------------------------------------------- */
 static PyObject *classify_u8(PyObject *self, PyObject *args) {
     PyObject *o_bands, *o_valid, *o_okv, *o_vals, *o_vr0, *o_vr1, *o_main, *o_rule, *o_fine, *o_ftab, *o_itab, *o_water,
-        *o_cl;
+        *o_cl, *o_pct, *o_frac;
     Py_ssize_t h, w, nf, k_main, k_fine, ia, ib;
-    int check_okv, nd_all, nd, main_metric, want_clusters, fine_metric, mode;
-    if (!PyArg_ParseTuple(args, "OnnOOppiOnOOOnipOnnOniOOiOO", &o_bands, &h, &w, &o_valid, &o_okv, &check_okv, &nd_all,
-                          &nd, &o_vals, &nf, &o_vr0, &o_vr1, &o_main, &k_main, &main_metric, &want_clusters, &o_rule,
-                          &ia, &ib, &o_fine, &k_fine, &fine_metric, &o_ftab, &o_itab, &mode, &o_water, &o_cl))
+    int check_okv, nd_all, nd, main_metric, want_clusters, fine_metric, mode, fw_i, want_fraction;
+    if (!PyArg_ParseTuple(args, "OnnOOppiOnOOOnipOnnOniOOiOOOipO", &o_bands, &h, &w, &o_valid, &o_okv, &check_okv,
+                          &nd_all, &nd, &o_vals, &nf, &o_vr0, &o_vr1, &o_main, &k_main, &main_metric, &want_clusters,
+                          &o_rule, &ia, &ib, &o_fine, &k_fine, &fine_metric, &o_ftab, &o_itab, &mode, &o_water, &o_cl,
+                          &o_pct, &fw_i, &want_fraction, &o_frac))
         return NULL;
-    if (!PyTuple_Check(o_bands) || PyTuple_GET_SIZE(o_bands) < 1 || PyTuple_GET_SIZE(o_bands) > 8 || nf < 1 || w < 1) {
-        PyErr_SetString(PyExc_ValueError, "classify_u8: 1 to 8 bands, 1 or more features");
+    if (!PyTuple_Check(o_bands) || PyTuple_GET_SIZE(o_bands) < 1 || PyTuple_GET_SIZE(o_bands) > MAX_BANDS || nf < 1
+            || w < 1 || mode < 0 || mode > 2 || fw_i < 1 || fw_i > 255) {
+        PyErr_SetString(PyExc_ValueError, "classify_u8: 1 to MAX_BANDS bands, 1 or more features, mode 0 to 2");
         return NULL;
     }
+    const uint8_t fw = (uint8_t)fw_i;
     Py_ssize_t nr = PyTuple_GET_SIZE(o_bands);
     Buffers b = {.n = 0};
-    const uint8_t *bands[8];
+    const uint8_t *bands[MAX_BANDS];
     int ok = 1;
     for (Py_ssize_t i = 0; i < nr && ok; i++) ok = (bands[i] = get(&b, PyTuple_GET_ITEM(o_bands, i), h * w, 0, "band")) != NULL;
     uint8_t *valid = ok ? get(&b, o_valid, h * w, 1, "valid") : NULL;
@@ -338,11 +361,13 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
     const float *main_c = vr1 ? get(&b, o_main, k_main * nf * 4, 0, "main centres") : NULL;
     const uint8_t *rule = main_c ? get(&b, o_rule, mode == 2 ? 0 : 65536, 0, "rule") : NULL;
     const float *fine_c = rule ? get(&b, o_fine, mode == 1 ? k_fine * nf * 4 : 0, 0, "fine centres") : NULL;
-    const uint8_t *ftab = fine_c ? get(&b, o_ftab, 256, 0, "fine ids") : NULL;
-    const uint8_t *itab = ftab ? get(&b, o_itab, 256, 0, "water ids") : NULL;
+    const uint8_t *need = fine_c ? get(&b, o_ftab, 256, 0, "needs") : NULL;
+    const uint8_t *itab = need ? get(&b, o_itab, 256, 0, "water ids") : NULL;
     uint8_t *water = itab ? get(&b, o_water, h * w, 1, "water") : NULL;
     uint8_t *clusters = water ? get(&b, o_cl, want_clusters ? h * w : 0, 1, "clusters") : NULL;
-    if (!clusters) {
+    const uint8_t *pct = clusters ? get(&b, o_pct, want_fraction && mode != 2 ? 65536 : 0, 0, "percent") : NULL;
+    uint8_t *frac = pct ? get(&b, o_frac, want_fraction ? h * w : 0, 1, "fraction") : NULL;
+    if (!frac) {
         release_all(&b);
         return NULL;
     }
@@ -372,67 +397,154 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
         return PyErr_NoMemory();
     }
     const int need_main = want_clusters || mode == 2;
+    const uint8_t need0 = need[0];
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < h; r++) {
         uint8_t *vr = valid + r * w;
         observed_row(bands, nr, r * w, w, nd_all, nd, check_okv, okv, vr, obs, some);
         uint8_t *wr = water + r * w;
+        const uint8_t *restrict ba = bands[ia] + r * w;
+        const uint8_t *restrict bb = bands[ib] + r * w;
+        Py_ssize_t p = 0; /* pixels of level 1 or 2 whose fine group decides (mode 1), in cols/lvl */
         if (!need_main) { /* modes 0 and 1: the rule on every pixel, the observed ones kept */
-            const uint8_t *restrict ba = bands[ia] + r * w;
-            const uint8_t *restrict bb = bands[ib] + r * w;
-            Py_ssize_t p = 0;
             for (Py_ssize_t c = 0; c < w; c++) {
                 uint8_t o = obs[c];
                 uint8_t lv = rule[((int32_t)ba[c] << 8) | bb[c]] * o;
                 vr[c] = o;
-                wr[c] = o ? (uint8_t)(lv >= 2) : wr[c];
+                wr[c] = o ? (mode == 0 ? is_water(lv, need0) : 0) : wr[c];
                 cols[p] = (int32_t)c;
                 lvl[p] = lv;
                 p += lv != 0;
             }
-            if (mode == 1 && p > 0) {
-                features(bands, r, w, cols, p, vals, nf, vr0, vr1, X);
-                nearest(X, w, p, fine_c, k_fine, nf, fine_metric, d, best, lab);
-                for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = lvl[m] >= ftab[lab[m]];
+        } else {
+            Py_ssize_t n = 0;
+            for (Py_ssize_t c = 0; c < w; c++) {
+                vr[c] = obs[c];
+                cols[n] = (int32_t)c;
+                n += obs[c];
             }
-            continue;
-        }
-        Py_ssize_t n = 0;
-        for (Py_ssize_t c = 0; c < w; c++) {
-            vr[c] = obs[c];
-            cols[n] = (int32_t)c;
-            n += obs[c];
-        }
-        if (n == 0) continue;
-        features(bands, r, w, cols, n, vals, nf, vr0, vr1, X);
-        nearest(X, w, n, main_c, k_main, nf, main_metric, d, best, lab);
-        if (want_clusters) {
-            uint8_t *cr = clusters + r * w;
-            for (Py_ssize_t m = 0; m < n; m++) cr[cols[m]] = (uint8_t)lab[m];
-        }
-        if (mode == 2) {
-            for (Py_ssize_t m = 0; m < n; m++) wr[cols[m]] = itab[lab[m]];
-            continue;
-        }
-        const uint8_t *ba = bands[ia] + r * w;
-        const uint8_t *bb = bands[ib] + r * w;
-        Py_ssize_t p = 0;
-        for (Py_ssize_t m = 0; m < n; m++) { /* the levels; the pixels of level 1 or 2 move to the front */
-            int32_t c = cols[m];
-            uint8_t lv = rule[((int32_t)ba[c] << 8) | bb[c]];
-            wr[c] = lv >= 2;
-            cols[p] = c;
-            lvl[p] = lv;
-            p += lv != 0;
+            if (n > 0) {
+                features(bands, r, w, cols, n, vals, nf, vr0, vr1, X);
+                nearest(X, w, n, main_c, k_main, nf, main_metric, d, best, lab);
+                if (want_clusters) {
+                    uint8_t *cr = clusters + r * w;
+                    for (Py_ssize_t m = 0; m < n; m++) cr[cols[m]] = (uint8_t)lab[m];
+                }
+                if (mode == 2) {
+                    for (Py_ssize_t m = 0; m < n; m++) wr[cols[m]] = itab[lab[m]];
+                } else {
+                    for (Py_ssize_t m = 0; m < n; m++) { /* the levels; the pixels of level 1 or 2 move to the front */
+                        int32_t c = cols[m];
+                        uint8_t lv = rule[((int32_t)ba[c] << 8) | bb[c]];
+                        wr[c] = mode == 0 ? is_water(lv, need0) : 0;
+                        cols[p] = c;
+                        lvl[p] = lv;
+                        p += lv != 0;
+                    }
+                }
+            }
         }
         if (mode == 1 && p > 0) {
             features(bands, r, w, cols, p, vals, nf, vr0, vr1, X);
             nearest(X, w, p, fine_c, k_fine, nf, fine_metric, d, best, lab);
-            for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = lvl[m] >= ftab[lab[m]];
+            for (Py_ssize_t m = 0; m < p; m++) wr[cols[m]] = is_water(lvl[m], need[lab[m]]);
+        }
+        if (want_fraction) {
+            uint8_t *fr = frac + r * w;
+            if (mode == 2) {
+                for (Py_ssize_t c = 0; c < w; c++) fr[c] = obs[c] ? (uint8_t)(wr[c] * 100) : fr[c];
+            } else {
+                for (Py_ssize_t c = 0; c < w; c++)
+                    fr[c] = obs[c] ? bounded_percent(wr[c], pct[((int32_t)ba[c] << 8) | bb[c]], fw) : fr[c];
+            }
         }
     }
     Py_END_ALLOW_THREADS
     free(X), free(d), free(best), free(lab), free(cols), free(obs), free(some), free(lvl);
+    release_all(&b);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * nearest_rows(xt, nf, m, centers, k, metric, two, is64, labels, best, second)
+ * clustering._nearest (two = 0) and clustering._nearest_two (two = 1, euclidean) on m points
+ * given as the columns of xt (nf rows of m, float32 or float64 as is64 says; centres (k, nf) in
+ * the same type): the same terms, added in feature order in the same type, the nearest centre
+ * strictly closer (ties to the lowest index), the second smallest distance as
+ * min(second, max(best, d)) in centre order. Labels int32; best and second in the data's type.
+ * The inputs are finite (KMeans checks them), where these comparisons are numpy's.
+ * ------------------------------------------------------------------------------------------- */
+#define NEAREST_ROWS(NAME, T) \
+    WIDE static void NAME(const T *restrict xt, Py_ssize_t nf, Py_ssize_t m, const T *restrict cen, Py_ssize_t k, \
+                          int metric, int two, int32_t *restrict lab, T *restrict best, T *restrict second) { \
+        for (Py_ssize_t p = 0; p < m; p++) { \
+            T b = 0, s2 = 0; \
+            int32_t l = 0; \
+            for (Py_ssize_t j = 0; j < k; j++) { \
+                const T *c = cen + j * nf; \
+                T t = xt[p] - c[0]; \
+                T d = metric == 0 ? t * t : (t <= 0 ? (T)0 - t : t); /* |t| (+0 for -0, as np.abs) */ \
+                for (Py_ssize_t f = 1; f < nf; f++) { \
+                    T u = xt[f * m + p] - c[f]; \
+                    if (metric == 0) { \
+                        T u2 = u * u; \
+                        d = d + u2; \
+                    } else { \
+                        T a = u <= 0 ? (T)0 - u : u; \
+                        d = metric == 1 ? d + a : (d >= a ? d : a); \
+                    } \
+                } \
+                if (j == 0) { \
+                    b = d; \
+                    s2 = (T)INFINITY; \
+                } else { \
+                    if (two) { \
+                        T mx = b >= d ? b : d; \
+                        s2 = s2 <= mx ? s2 : mx; \
+                    } \
+                    if (d < b) { \
+                        b = d; \
+                        l = (int32_t)j; \
+                    } \
+                } \
+            } \
+            lab[p] = l; \
+            best[p] = b; \
+            if (two) second[p] = s2; \
+        } \
+    }
+
+NEAREST_ROWS(nearest_rows_f32, float)
+NEAREST_ROWS(nearest_rows_f64, double)
+
+static PyObject *nearest_rows(PyObject *self, PyObject *args) {
+    PyObject *o_xt, *o_c, *o_lab, *o_best, *o_second;
+    Py_ssize_t nf, m, k;
+    int metric, two, is64;
+    if (!PyArg_ParseTuple(args, "OnnOnippOOO", &o_xt, &nf, &m, &o_c, &k, &metric, &two, &is64, &o_lab, &o_best,
+                          &o_second))
+        return NULL;
+    if (nf < 1 || m < 0 || k < 1 || metric < 0 || metric > 2 || (two && metric != 0)) {
+        PyErr_SetString(PyExc_ValueError, "nearest_rows: 1 or more features and centres, metric 0 to 2");
+        return NULL;
+    }
+    Py_ssize_t sz = is64 ? 8 : 4;
+    Buffers b = {.n = 0};
+    const void *xt = get(&b, o_xt, nf * m * sz, 0, "points");
+    const void *cen = xt ? get(&b, o_c, k * nf * sz, 0, "centres") : NULL;
+    int32_t *lab = cen ? get(&b, o_lab, m * 4, 1, "labels") : NULL;
+    void *best = lab ? get(&b, o_best, m * sz, 1, "best") : NULL;
+    void *second = best ? get(&b, o_second, two ? m * sz : 0, 1, "second") : NULL;
+    if (!second) {
+        release_all(&b);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (is64)
+        nearest_rows_f64(xt, nf, m, cen, k, metric, two, lab, best, second);
+    else
+        nearest_rows_f32(xt, nf, m, cen, k, metric, two, lab, best, second);
+    Py_END_ALLOW_THREADS
     release_all(&b);
     Py_RETURN_NONE;
 }
@@ -501,9 +613,17 @@ static PyMethodDef methods[] = {
     {"any_all_nodata", any_all_nodata, METH_VARARGS, "some pixel with every band == nodata"},
     {"classify_u8", classify_u8, METH_VARARGS, "observed mask, cluster ids and water of 8-bit bands"},
     {"histogram", histogram, METH_VARARGS, "joint-state histogram (counts and area sums)"},
+    {"nearest_rows", nearest_rows, METH_VARARGS, "nearest (and second nearest) centre of points given as columns"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "Compiled pixel loops of pass 2.", -1, methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "MAX_BANDS", MAX_BANDS) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

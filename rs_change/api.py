@@ -277,6 +277,46 @@ def label_water(data: SceneData, model: WaterModel, *, check: bool = True, **kw:
     return output_like(mask, inp, "water")
 
 
+def water_fraction(data: SceneData, model: WaterModel, *, check: bool = True, **kw: Any) -> Any:
+    """Water fraction of each pixel of a scene under ``model``: the evidence behind
+    :func:`label_water`'s mask, as ``rs-change run`` writes it (``water_fraction_<date>.tif``).
+
+    The pixel's fraction of water by unmixing between the land's and the water groups' medians
+    (``model.rule``), in percent, bounded by the mask: at least 50 where :func:`label_water`
+    says water, at most 49 where it says land (:meth:`rs_change.decision.Decision.percent`).  A
+    model whose water is named by cluster (no unmixing) gives 100 for water and 0 for land.
+
+    Parameters
+    ----------
+    data : scene data
+    model : WaterModel
+    check : bool, default True
+        As for :func:`label_water`.
+    **kw
+        As for :func:`predict_clusters`.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (y, x), or DataArray
+        0-100, 255 unobserved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
+    >>> img = (np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))).T.reshape(4, 8, 8)
+    >>> m = fit_model(img, k=2, sensor="naip")
+    >>> f = water_fraction(img, m, sensor="naip")
+    >>> bool((f[label_water(img, m, sensor="naip") == 1] >= 50).all()), int(f[:6].max()) < 50
+    (True, True)
+    """
+    inp = scene_input(data, **kw)
+    frac = np.empty(inp.valid.shape, np.uint8)
+    model.classify_scene(inp, getattr(data, "path", "") or "data", check, fraction=frac)
+    return output_like(frac, inp, "water_fraction")
+
+
 # ---------------------------------------------------------------------------------------------
 # Area, change, polygons
 # ---------------------------------------------------------------------------------------------
@@ -459,6 +499,75 @@ def polygonize(mask: Any, transform: Any = None, crs: Any = None, value: int = 1
     m = m.astype(np.uint8) if m.dtype == bool else m
     g = Grid(m.shape, t, c)
     return _poly(m, g, pixel_area(t, c, m.shape), value=value)
+
+
+def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, dates: Optional[Sequence[str]] = None, *,
+                core_share: float = defaults.WB_CORE_SHARE, extent_share: float = defaults.WB_EXTENT_SHARE,
+                min_observations: int = defaults.WB_MIN_OBSERVATIONS, min_area_m2: Optional[float] = None,
+                max_invalid_pct: float = defaults.WB_MAX_INVALID_PCT) -> tuple[Any, Any]:
+    """Waterbodies of two or more water masks: polygons with a stable id and their wet area per date.
+
+    The same definition and numbers as a run's ``waterbodies`` layer and waterbodies.csv
+    (:mod:`rs_change.waterbody`): a pixel is in the extent when water on at least
+    ``extent_share`` of the dates it was observed on; a waterbody is a 4-connected region of the
+    extent with a core pixel (water on at least ``core_share`` of at least ``min_observations``
+    observed dates) and at least ``min_area_m2`` of ground.  Outlines are exact pixel edges.
+
+    Parameters
+    ----------
+    masks : sequence of numpy.ndarray (y, x) or DataArray
+        uint8 masks (1 water, 0 land, 255 unobserved) in time order, on one grid.
+    transform, crs : optional
+        Georeferencing of numpy masks (DataArrays carry theirs).
+    dates : sequence of str, optional
+        ISO dates of the masks (default ``"0"``, ``"1"`` ...; the layer's ``date`` / ``from_date``
+        are Date fields only when written by a run).
+    core_share, extent_share, min_observations, min_area_m2, max_invalid_pct
+        The ``waterbodies:`` config keys (``min_area_m2=None``: 10 pixels' mean area).
+
+    Returns
+    -------
+    polygons : geopandas.GeoDataFrame
+        One row per waterbody in ``wb_id`` order (1 = largest): ``uid`` (geohash of a point inside
+        it), ``wb_id``, ``date``, ``from_date``, ``class``, ``area_m2``, ``perim_m``, ``pixels``,
+        ``wet_first_m2``, ``wet_last_m2``, ``change_m2``, ``change_pct``; CRS of the masks.
+    series : pandas.DataFrame
+        One row per waterbody and date: ``uid``, ``date``, ``wet_m2``, ``wet_pct`` (NaN where more
+        than ``max_invalid_pct`` % was unobserved), ``dry_m2``, ``invalid_m2``, ``invalid_pct``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from affine import Affine
+    >>> a = np.zeros((4, 6), np.uint8); a[1:3, 1:3] = 1
+    >>> b = a.copy(); b[1:3, 3:5] = 1
+    >>> polys, series = waterbodies([a, b], Affine(10, 0, 0, 0, -10, 0), "EPSG:6933", ["2000-01-01", "2001-01-01"],
+    ...                             min_area_m2=0)
+    >>> polys["pixels"].tolist(), series["wet_m2"].round().tolist()
+    ([8], [400.0, 800.0])
+    """
+    import pandas as pd
+
+    from .waterbody import TABLE_COLUMNS, Params, from_arrays
+
+    if len(masks) < 2:
+        raise ValueError("waterbodies needs two or more masks; give them in time order")
+    if not 0 < extent_share <= core_share <= 1:
+        raise ValueError(f"give 0 < extent_share <= core_share <= 1 (got extent_share={extent_share}, core_share={core_share})")
+    arrs = []
+    for m in masks:
+        a, t, c = _mask_geo(m, transform, crs)
+        transform, crs = t, c
+        arrs.append(a.astype(np.uint8) if a.dtype == bool else a)
+    if any(a.shape != arrs[0].shape for a in arrs):
+        raise GeoreferenceError(f"masks differ in shape ({', '.join(str(a.shape) for a in arrs)}); put them on one grid first")
+    labels = [str(x) for x in (dates if dates is not None else range(len(arrs)))]
+    if len(labels) != len(arrs):
+        raise ValueError(f"{len(arrs)} masks but {len(labels)} dates; give one date per mask")
+    params = Params(float(core_share), float(extent_share), int(min_observations),
+                    None if min_area_m2 is None else float(min_area_m2), float(max_invalid_pct))
+    layer, table, _ = from_arrays(arrs, Grid(arrs[0].shape, transform, crs), labels, params)
+    return layer, pd.DataFrame(table, columns=TABLE_COLUMNS).astype({"wet_pct": float})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .errors import InputError, OutputError, SampleError
-from .names import CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_JSON, report_names
+from .names import (CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_JSON, is_water_fraction_tif, is_water_tif,
+                    report_names)
 
 SAMPLES_GPKG = "samples.gpkg"
 SAMPLES_CSV = "samples.csv"
@@ -51,7 +52,8 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
                        description="Stratified random sample of the observed pixels of a run's map (its classes are "
                                    "the strata), written as OUTDIR/samples.gpkg and samples.csv for labelling.")
     s.add_argument("outdir", help="a run's output folder")
-    s.add_argument("--map", help="change (default) or water_<date>")
+    s.add_argument("--map", help="change (default), water_<date>, or water_fraction_<date> (strata: bins of the water "
+                                 "fraction, 0-24, 25-49, 50-74, 75-100)")
     size = s.add_mutually_exclusive_group()
     size.add_argument("--n", type=int, help="total points (default: Olofsson et al. 2014 eq. 13 for --target-se)")
     size.add_argument("--per-class", type=int, help="this many points in every class (equal allocation)")
@@ -93,12 +95,13 @@ def _map_path(out: Path, name: Optional[str]) -> Path:
             stem = f"water_{stem}"  # a date
         path = out / f"{stem}.tif"
         if not path.is_file():
-            maps = sorted(p.stem for p in out.glob("water_*.tif")) + (["change"] if (out / CHANGE_TIF).is_file() else [])
+            maps = sorted(p.stem for p in out.glob("water_*.tif"))  # water_fraction_<date> maps too
+            maps += ["change"] if (out / CHANGE_TIF).is_file() else []
             raise InputError(f"{path}: no such map; --map takes one of: {', '.join(maps) or '(none: run rs-change run first)'}")
         return path
     if (out / CHANGE_TIF).is_file():
         return out / CHANGE_TIF
-    water = sorted(out.glob("water_*.tif"))
+    water = sorted(p for p in out.glob("water_*.tif") if is_water_tif(p.name))
     if len(water) == 1:
         return water[0]
     if not water:
@@ -109,8 +112,16 @@ def _map_path(out: Path, name: Optional[str]) -> Path:
 # ---------------------------------------------------------------------------------------------
 # The map: classes, strata areas, pixels
 # ---------------------------------------------------------------------------------------------
+#: The strata of a ``water_fraction_<date>.tif`` map (``--map water_fraction_<date>``): bins of
+#: percent, the two below 50 land by the water mask, the two from 50 water.
+FRACTION_STRATA = ((0, 24), (25, 49), (50, 74), (75, 100))
+
+
 def map_classes(path: Path) -> dict[int, str]:
-    """Code -> name of a run's map's classes from its ``CLASSES`` tag (unobserved left out)."""
+    """Code -> name of a run's map's classes from its ``CLASSES`` tag (unobserved left out); the
+    :data:`FRACTION_STRATA` of a water fraction map."""
+    if is_water_fraction_tif(path.name):
+        return {k: f"fraction {lo}-{hi}" for k, (lo, hi) in enumerate(FRACTION_STRATA)}
     import rasterio
 
     from .change import CHANGE_CLASSES
@@ -134,13 +145,21 @@ def _strips(path: Path) -> Any:
 
     from .area import pixel_area_rows
 
+    strata = None
+    if is_water_fraction_tif(path.name):  # percent -> stratum index (map_classes), 255 unobserved
+        import numpy as np
+
+        strata = np.full(256, _NODATA, np.uint8)
+        for k, (lo, hi) in enumerate(FRACTION_STRATA):
+            strata[lo:hi + 1] = k
     with rasterio.open(path) as ds:
         h, w = ds.height, ds.width
         area = pixel_area_rows(ds.transform, ds.crs, (h, w))
         step = max(1, (1 << 22) // max(w, 1))
         for r0 in range(0, h, step):
             r1 = min(h, r0 + step)
-            yield r0, ds.read(1, window=Window(0, r0, w, r1 - r0)), area(r0, r1)
+            block = ds.read(1, window=Window(0, r0, w, r1 - r0))
+            yield r0, (block if strata is None else strata[block]), area(r0, r1)
 
 
 def strata(path: Path, codes: Sequence[int]) -> tuple[list[int], list[float]]:
@@ -470,6 +489,9 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
 
     out, samples = Path(out), Path(samples)
     path = _map_path(out, map_name or _recorded_map(out, samples))
+    if is_water_fraction_tif(path.name):
+        raise SampleError(f"{path.name}: a water fraction map's strata are bins of evidence, not classes to label; "
+                          "assess a sample of change or water_<date> (--map)")
     with rasterio.open(path) as ds:
         crs = ds.crs
     pts = read_points(samples, crs)

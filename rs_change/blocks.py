@@ -24,6 +24,7 @@ from .fit import DateModel
 from .grid import Grid
 from .readers import SharedReads
 from .water import classify_raw
+from .waterbody import pixel_classes
 
 #: The first -> last change classes summed per block (0 land, 1 water, 2 gained, 3 lost, 255
 #: unobserved on either date; inside the area of interest), in :attr:`BlockResult.change_stats` order.
@@ -40,13 +41,19 @@ class BlockResult:
     stats: np.ndarray  # per date: a DATE_STATS record (water_px, water_m2, observed_px ... outside_m2)
     change_stats: np.ndarray  # (len(CHANGE_CODES), 2): pixels and m2 of each change class (inside AOI)
     clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids per date (255 unobserved)
+    fraction: list[np.ndarray] = field(default_factory=list)  # water fraction per date (0-100, 255 unobserved)
     extra: list[dict[str, float]] = field(default_factory=list)  # per date: source's block_stats (m2)
     series: Optional[SeriesBlock] = None  # 2+ dates: frequency, series classes, consecutive change (rs_change.change)
+    #: per date: uint8 clear_count (scenes that observed the pixel, 0 outside the area of interest)
+    #: for a date of several scenes (rs_change.composite), None for a date of one scene
+    clear_counts: list[Optional[np.ndarray]] = field(default_factory=list)
+    waterbody: Optional[np.ndarray] = None  # 2+ dates: uint8 waterbody class (rs_change.waterbody.pixel_classes)
 
 
 def process_block(
     window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
     resampling: str, token: Optional[str] = None, rasters: bool = True,
+    waterbodies: Optional[tuple[float, float, int]] = None,
 ) -> BlockResult:
     """Read, classify, measure and compare every date in one window of the reference grid.
 
@@ -66,8 +73,11 @@ def process_block(
         Run key under which the calling thread keeps its readers open between blocks
         (:func:`rs_change.engine.cached_reader`); None opens and closes them for this block.
     rasters : bool, default True
-        Also make the rasters that are written (cluster ids, change map, series rasters); False
+        Also make the rasters that are written (cluster ids, water fractions, change map, series rasters); False
         (a summary-only run) computes the water masks and the area sums only.
+    waterbodies : (core_share, extent_share, min_observations), optional
+        With 2+ dates and ``rasters``, also each pixel's waterbody class
+        (:func:`rs_change.waterbody.pixel_classes`: 0 none, 1 extent, 2 core).
 
     Returns
     -------
@@ -80,7 +90,9 @@ def process_block(
     inside = aoi_mask(geoms, g)
     masks = []
     clusters: list[np.ndarray] = []
+    fractions: list[np.ndarray] = []
     extras: list[dict[str, float]] = []
+    counts: list[Optional[np.ndarray]] = []
     for i, dm in enumerate(models):
         if token is not None:
             rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
@@ -95,9 +107,16 @@ def process_block(
                 rd.close()
         if inside is not None:
             valid &= inside
-        cl, water = classify_raw(dm, raws, valid, clusters=rasters)  # valid: observed after this
+        cc = getattr(rd, "last_clear_count", None) if rasters and dm.source.parts else None
+        if cc is not None and inside is not None:
+            cc = np.where(inside, cc, np.uint8(0))
+        counts.append(cc)
+        frac = np.empty((h, w), np.uint8) if rasters else None
+        cl, water = classify_raw(dm, raws, valid, clusters=rasters, fraction=frac)  # valid: observed after this
         del raws
         masks.append(water)
+        if frac is not None:
+            fractions.append(frac)
         if cl is not None:
             clusters.append(cl)
         report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
@@ -123,7 +142,11 @@ def process_block(
                                  js.observations[code])
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
-        return BlockResult(window, masks, ch, stats, cst, clusters, extra=extras, series=sb)
+        wb = None
+        if rasters and waterbodies is not None and len(models) >= 2:  # a table of the joint codes, like the series
+            wb = _waterbody_table(len(models), waterbodies)[code]
+        return BlockResult(window, masks, ch, stats, cst, clusters, fractions, extra=extras, series=sb,
+                           clear_counts=counts, waterbody=wb)
     # many dates: one pass over the block per figure
     pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
@@ -135,10 +158,23 @@ def process_block(
         sel = (ch == code) & ins
         cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
     sb = series_block(masks, pa, inside)
-    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, extra=extras, series=sb)
+    wb = pixel_classes(masks, *waterbodies) if rasters and waterbodies is not None else None  # outside the AOI: unobserved
+    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, fractions, extra=extras, series=sb,
+                       clear_counts=counts, waterbody=wb)
 
 
 _JOINT: dict[int, JointStates] = {}
+_WB_TABLES: dict[tuple[int, tuple[float, float, int]], np.ndarray] = {}
+
+
+def _waterbody_table(n: int, params: tuple[float, float, int]) -> np.ndarray:
+    """Waterbody class of every joint code (:func:`rs_change.waterbody.pixel_classes` of the
+    codes' masks; the outside code is unobserved on every date: class 0), built once per process."""
+    key = (n, tuple(params))
+    t = _WB_TABLES.get(key)
+    if t is None:
+        t = _WB_TABLES[key] = pixel_classes(_joint_states(n).masks, *params)
+    return t
 
 
 def _joint_states(n: int) -> JointStates:
@@ -165,10 +201,12 @@ class BlockTask:
 
     gdal_cache_mb: int = 256
     rasters: bool = True  # False: summary only (no cluster, change or series rasters)
+    waterbodies: Optional[tuple[float, float, int]] = None  # (core_share, extent_share, min_observations)
 
     def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
         limit_gdal_cache(self.gdal_cache_mb)
-        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters)
+        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters,
+                             self.waterbodies)
 
 
 class BlockTotals:

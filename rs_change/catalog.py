@@ -1,7 +1,8 @@
 """EDGE: a run's outputs published as a static STAC catalog (``catalog.json`` and its Items).
 
 ``catalog.json`` is a STAC Collection; each date has an Item (``stac_<date>.json``) whose assets
-are that date's rasters (``water``, ``water_fraction`` where the run wrote it, ``clusters`` ...),
+are that date's rasters (``water``, ``water_fraction``, ``clusters``, ``clear_count`` for a
+composited date),
 and a run of two or more dates has one Item for the change products (``stac_change.json``:
 ``change.tif``, the series rasters, the polygons).  Every href is relative (``./water_<date>.tif``),
 so the catalog resolves wherever the output folder is moved or copied.
@@ -28,8 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from .grid import Grid
-from .names import (CATALOG_JSON, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, clusters_tif,
-                    pair_change_tif, stac_item_json, water_fraction_tif, water_tif)
+from .names import (CATALOG_JSON, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, clear_count_tif,
+                    clusters_tif, pair_change_tif, stac_item_json, water_fraction_tif, water_tif)
 
 #: STAC version and extension schemas the catalog declares.
 STAC_VERSION = "1.0.0"
@@ -65,6 +66,7 @@ DATE_ASSETS: tuple[AssetSpec, ...] = (
     AssetSpec("water", water_tif, "Water mask: 1 water, 0 land, 255 unobserved"),
     AssetSpec("water_fraction", water_fraction_tif, "Water fraction of each pixel"),
     AssetSpec("clusters", clusters_tif, "k-means cluster ids, 255 unobserved"),
+    AssetSpec("clear_count", clear_count_tif, "Scenes that observed each pixel (a composited date)"),
 )
 
 #: Assets of the change Item (runs of two or more dates).

@@ -66,6 +66,10 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{d['date']:<12}{d['water_km2']:>14.6f}{d['water_pixels']:>14d}{d['observed_km2']:>14.6f}"
             f"{d['unobserved_km2']:>16.6f}  k={d['k']} {d['metric']} ({_cluster_water(d)})"
         )
+    for d in summary["dates"]:  # QA layers (qa_pixel, scl, fmask): what they masked, per reason
+        if d.get("masked_km2"):
+            why = ", ".join(f"{k} {v:.6f}" for k, v in d["masked_km2"].items() if v)
+            lines.append(f"{d['date']:<12}QA-masked_km2 {d['masked_total_km2']:.6f}" + (f" ({why})" if why else ""))
     ch = summary.get("change")
     if ch:
         pct = "n/a" if ch["net_percent"] is None else f"{ch['net_percent']:+.4f}%"
@@ -140,7 +144,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     cfg.check_costs(ref.shape)  # the limits a run checks (compute.max_*)
     for src in sources:
         check_overlap(src, ref)
-    print(f"{args.config}: valid ({len(cfg.scenes)} date(s), output to {cfg.output_dir})")
+    from .survey import inspect_source
+
+    # per file: header, band mapping, radiometry, valid share, profile fit (all read before printing:
+    # a profile that does not fit stops with its one line)
+    reports = [rep for src in sources for rep in inspect_source(src)]
+    print("scenes:")
+    for rep in reports:
+        print("\n".join(rep.lines()))
+    warnings = sum(len(rep.warnings) for rep in reports)
+    note = f", {warnings} warning(s)" if warnings else ""
+    print(f"{args.config}: valid ({len(cfg.scenes)} date(s), output to {cfg.output_dir}{note})")
     return 0
 
 

@@ -165,6 +165,33 @@ def _check_finite(X: np.ndarray, name: str = "X") -> None:
 # --------------------------------------------------------------------------------------------
 
 
+try:  # the compiled loops of rs_change.kernels (the extension itself: kernels imports this module)
+    if os.environ.get("RS_CHANGE_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
+        raise ImportError("turned off by RS_CHANGE_KERNELS")
+    from . import _kernels as _ck
+except ImportError:
+    _ck = None
+
+_METRIC_CODES = {"euclidean": 0, "manhattan": 1, "chebyshev": 2}
+
+
+def _nearest_compiled(xt: np.ndarray, centers: np.ndarray, metric: str, two: bool) -> Any:
+    """:func:`_nearest` (``two`` False) or :func:`_nearest_two` in one compiled loop over the
+    points (``rs_change._kernels.nearest_rows``: the same float terms in the same order, so the
+    same labels and distances), or None where it does not apply (not built, not float32/64)."""
+    if _ck is None or xt.dtype not in (np.float32, np.float64) or xt.ndim != 2 or metric not in _METRIC_CODES:
+        return None
+    d_feat, m = xt.shape
+    xt = np.ascontiguousarray(xt)
+    c = np.ascontiguousarray(centers.astype(xt.dtype, copy=False))
+    labels = np.empty(m, np.int32)
+    best = np.empty(m, xt.dtype)
+    second = np.empty(m if two else 1, xt.dtype)
+    _ck.nearest_rows(xt, d_feat, m, c, c.shape[0], _METRIC_CODES[metric], two, xt.dtype == np.float64,
+                     labels, best, second)
+    return (labels, best, second) if two else (labels, best)
+
+
 def _nearest(
     xt: np.ndarray, centers: np.ndarray, metric: str, want_dist: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +212,9 @@ def _nearest(
         Distance to the nearest centre: squared euclidean, L1 or L-inf.  Ties go to the lowest
         centre index.
     """
+    fast = _nearest_compiled(xt, centers, metric, False)
+    if fast is not None:
+        return fast
     d_feat, m = xt.shape
     dtype = xt.dtype
     c = centers.astype(dtype, copy=False)
@@ -222,6 +252,9 @@ def _nearest(
 def _nearest_two(xt: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Euclidean: nearest centre of each column of ``xt``, its squared distance and the squared
     distance to the second nearest centre (inf with one centre).  Ties go to the lowest index."""
+    fast = _nearest_compiled(xt, centers, "euclidean", True)
+    if fast is not None:
+        return fast
     d_feat, m = xt.shape
     c = centers.astype(xt.dtype, copy=False)
     best = np.full(m, np.inf, xt.dtype)

@@ -38,9 +38,17 @@ class _Model(BaseModel):
 
 
 class QaConfig(_Model):
-    """MODIS state QA (state_1km / sur_refl_state_500m): which flags make a pixel unobserved."""
+    """Which pixels a scene's QA layer makes unobserved: ``mask`` / ``buffer`` for the optical
+    products' QA roles (Landsat C2 ``qa_pixel``, Sentinel-2 L2A ``scl``, HLS ``fmask``;
+    :mod:`rs_change.qa`), the named flags for MODIS state QA (state_1km / sur_refl_state_500m)."""
 
-    enabled: bool = Field(True, description="Use the state QA layer when the scene has one.")
+    enabled: bool = Field(True, description="Use the scene's QA layer when it has one (false: no QA masking).")
+    mask: Optional[list[str]] = Field(None, description=(
+        "qa_pixel / scl / fmask: classes masked (fill, saturated, cloud, shadow, cirrus, snow, dilated_cloud, adjacent, "
+        "aerosol; default per product, see docs/qa.md)."), examples=[["fill", "cloud", "shadow", "snow"]])
+    buffer: int = Field(defaults.QA_BUFFER, ge=0, le=100, description=(
+        "qa_pixel / scl / fmask: grow masked cloud and cloud shadow by this many pixels of the reference grid."),
+        examples=[2])
     cloudy: bool = Field(True, description="Cloud state 01 (cloudy).")
     mixed: bool = Field(True, description="Cloud state 10 (mixed).")
     cloud_shadow: bool = Field(True, description="Bit 2, cloud shadow.")
@@ -52,6 +60,22 @@ class QaConfig(_Model):
     snow: bool = Field(False, description="Bit 12, MOD35 snow/ice flag.")
     layer: Optional[str] = Field(None, description="QA layer name (default: state_500m, state_250m or state_1km, whichever exists).",
                                  examples=["state_500m"])
+
+    @field_validator("mask")
+    @classmethod
+    def _classes(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        from .qa import CLASSES, NEVER  # which product has which class is checked when the scene is opened
+
+        known = sorted({c for cs in CLASSES.values() for c in cs})
+        for name in v or []:
+            key = str(name).lower()
+            if key in NEVER:
+                raise ValueError(f"`{name}`: {NEVER[key]}; remove it")
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean `{close[0]}`?" if close else "use"
+                raise ValueError(f"unknown QA class `{name}`; {hint} (classes: {', '.join(known)})")
+        return v
 
 
 class SceneConfig(_Model):
@@ -66,13 +90,16 @@ class SceneConfig(_Model):
     date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
     path: Optional[Union[str, list[str]]] = Field(None, description=(
         "GeoTIFF, folder or glob of per-layer GeoTIFFs, relative to the config file; or a URL read by range requests "
-        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path); a list of files of one date is mosaicked "
-        "(the first that observes a pixel gives it)."))
+        "(http(s)://, s3://, gs://, az:// or a GDAL /vsi... path); a list of files of one date is composited per pixel "
+        "from the files that observe it (one: its value; two: the first listed; three or more: their medoid; docs/composites.md)."))
     assets: Optional[Union[dict[str, str], list[dict[str, str]]]] = Field(None, description=(
         "Instead of `path`: one single-band file (or URL) per band role, e.g. Sentinel-2 L2A or Landsat C2 L2 bands; "
-        "a list of such mappings is mosaicked. A `stac:` block writes these."),
+        "a list of such mappings is composited per pixel as a `path` list is. A `stac:` block writes these."),
         examples=[{"green": "B03.tif", "nir": "B08.tif", "swir1": "B11.tif"}])
-    sensor: Optional[str] = Field(None, description="Named band profile: naip, modis, landsat8, landsat_tm, sentinel2 ...")
+    sensor: Optional[str] = Field(None, description=(
+        "Named band profile of the product (docs/radiometry.md): naip, modis, landsat8 / landsat_tm (Collection 2 "
+        "Level-2 surface reflectance), landsat8_dn / landsat_tm_dn (Level-1 digital numbers), landsat8_toa / "
+        "landsat_tm_toa, sentinel2 (L1C or L2A), hls ..."))
     bands: Optional[dict[str, int]] = Field(None, description="Explicit 1-based band roles (instead of, or overriding, `sensor`).",
                                             examples=[{"red": 1, "green": 2, "blue": 3, "nir": 4}])
     nodata: Optional[float] = Field(None, description="Nodata value when the file does not declare one.", examples=[0])
@@ -80,7 +107,13 @@ class SceneConfig(_Model):
     offset: Optional[float] = Field(None, description=(
         "Reflectance offset (overrides the profile and any offset the file declares; sentinel2: 0 unless the file "
         "has a GDAL band offset or a BOA_ADD_OFFSET / RADIO_ADD_OFFSET tag, e.g. -1000 for baseline 04.00+ -> -0.1)."), examples=[-0.1])
-    qa: Optional[QaConfig] = Field(None, description="MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average).")
+    valid_range: Optional[tuple[float, float]] = Field(None, description=(
+        "Raw values outside [low, high] are unobserved (overrides the profile's, e.g. landsat8's 7273-43636)."),
+        examples=[[1, 255]])
+    qa: Optional[QaConfig] = Field(None, description=(
+        "QA masking: `mask` and `buffer` for a qa_pixel / scl / fmask band or asset (default per product, docs/qa.md); "
+        "the MODIS state QA flags (default: mask cloudy, mixed, cloud shadow, cirrus >= average)."),
+        examples=[{"mask": ["fill", "cloud", "shadow", "snow"], "buffer": 2}])
 
     @model_validator(mode="after")
     def _sensor_or_bands(self) -> "SceneConfig":
@@ -90,14 +123,22 @@ class SceneConfig(_Model):
             raise ValueError("empty list of files; give at least one")
         if self.sensor is None and self.bands is None and self.assets is None:
             raise ValueError("give `sensor` (a named band profile) or `bands` (1-based band roles)")
+        from .qa import QA_ROLES
         from .sensors import ROLES
 
+        names = ROLES + QA_ROLES
         for part in self.asset_parts():
             for role in part:
-                if role not in ROLES:
-                    close = difflib.get_close_matches(role.lower(), ROLES, n=1)
+                if role not in names:
+                    close = difflib.get_close_matches(role.lower(), names, n=1)
                     hint = f"did you mean `{close[0]}`?" if close else "use"
-                    raise ValueError(f"assets: unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+                    raise ValueError(f"assets: unknown band role `{role}`; {hint} (roles: {', '.join(names)})")
+            if sum(r in QA_ROLES for r in part) > 1:
+                raise ValueError(f"assets: one QA layer per scene; got {', '.join(r for r in part if r in QA_ROLES)}")
+            if all(r in QA_ROLES for r in part):
+                raise ValueError("assets: a QA layer alone has no bands to classify; add the band roles")
+        if self.bands and sum(str(r).lower() in QA_ROLES for r in self.bands) > 1:
+            raise ValueError(f"bands: one QA layer per scene; got {', '.join(r for r in self.bands if r in QA_ROLES)}")
         return self
 
     def paths(self) -> list[str]:
@@ -115,13 +156,22 @@ class SceneConfig(_Model):
     @field_validator("bands")
     @classmethod
     def _roles(cls, v: Optional[dict[str, int]]) -> Optional[dict[str, int]]:
+        from .qa import QA_ROLES
         from .sensors import ROLES  # an unknown role would be used as a plain band, and an index silently lost
 
+        names = ROLES + QA_ROLES
         for role in v or {}:
-            if str(role).lower() not in ROLES:
-                close = difflib.get_close_matches(str(role).lower(), ROLES, n=1)
+            if str(role).lower() not in names:
+                close = difflib.get_close_matches(str(role).lower(), names, n=1)
                 hint = f"did you mean `{close[0]}`?" if close else "use"
-                raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(ROLES)})")
+                raise ValueError(f"unknown band role `{role}`; {hint} (roles: {', '.join(names)})")
+        return v
+
+    @field_validator("valid_range")
+    @classmethod
+    def _valid_range(cls, v: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        if v is not None and not (v[0] <= v[1]):
+            raise ValueError(f"valid_range [{v[0]:g}, {v[1]:g}]: give [low, high] with low <= high")
         return v
 
     @field_validator("nodata")
@@ -133,7 +183,7 @@ class SceneConfig(_Model):
 
 
 class StacConfig(_Model):
-    """Scenes from a STAC catalog: the items found, one date per day, same-day items mosaicked."""
+    """Scenes from a STAC catalog: the items found, one date per day (or per `window` of days), the items of a date composited."""
 
     url: str = Field(description=(
         "A STAC API root (searched), or a static catalog, collection, item or item collection JSON (a file relative "
@@ -156,7 +206,13 @@ class StacConfig(_Model):
                                             examples=[{"eo:cloud_cover": {"lt": 20}}])
     filter: Optional[dict[str, Any]] = Field(None, description="STAC API filter extension (CQL2 JSON).")
     max_items: int = Field(100, ge=1, le=10_000, description="At most this many items (then the dates they fall on).")
+    window: int = Field(0, ge=0, le=366, description=(
+        "Days: the items from a date to N days after it are one date, composited per pixel from their clear "
+        "observations and named by its first day (0: one date per UTC day)."), examples=[16])
     nodata: Optional[float] = Field(None, description="Nodata value when the files and the items declare none.", examples=[0])
+    qa: Optional[QaConfig] = Field(None, description=(
+        "QA masking of every scene found (`mask`, `buffer`; `enabled: false` fetches no QA asset). The QA asset "
+        "(qa_pixel, SCL or Fmask) is fetched when the items have one."), examples=[{"buffer": 2}])
     sign: Optional[Literal["planetary_computer"]] = Field(None, description=(
         "Sign the asset URLs (Planetary Computer; needs `pip install rs-change[planetary-computer]`)."))
 
@@ -259,6 +315,29 @@ class OutputConfig(_Model):
     report: bool = Field(True, description="Write report.html, timeseries.png/csv and quicklook PNGs.")
 
 
+class WaterbodiesConfig(_Model):
+    """Waterbodies (2+ dates): each lake and pond with a stable id and its wet area per date
+    (rs_change.waterbody; the defaults suit 2-20 dates, see docs/products.md)."""
+
+    enabled: bool = Field(True, description="Find waterbodies (the `waterbodies` layer, waterbodies.csv) in runs of 2+ dates.")
+    core_share: float = Field(defaults.WB_CORE_SHARE, gt=0, le=1, description=(
+        "A waterbody needs a core pixel: water on at least this share of the dates it was observed on."))
+    extent_share: float = Field(defaults.WB_EXTENT_SHARE, gt=0, le=1, description=(
+        "A pixel is in a waterbody's extent when water on at least this share of its observed dates (<= core_share)."))
+    min_observations: int = Field(defaults.WB_MIN_OBSERVATIONS, ge=1, description="Dates a core pixel must have been observed on.")
+    min_area_m2: Optional[float] = Field(None, ge=0, description=(
+        f"Smallest waterbody extent (m2 of ground); null = {defaults.WB_MIN_AREA_PX} pixels' mean area."), examples=[1000])
+    max_invalid_pct: float = Field(defaults.WB_MAX_INVALID_PCT, ge=0, le=100, description=(
+        "wet_pct is left empty on a date when more than this % of the waterbody was unobserved."))
+
+    @model_validator(mode="after")
+    def _shares(self) -> "WaterbodiesConfig":
+        if self.extent_share > self.core_share:
+            raise ValueError(f"extent_share ({self.extent_share}) is above core_share ({self.core_share}); "
+                             "the extent must take in the core: give extent_share <= core_share")
+        return self
+
+
 class ComputeConfig(_Model):
     """How the work is run."""
 
@@ -286,7 +365,7 @@ class RunConfig(_Model):
     ----------
     scenes : list of SceneConfig
         One entry per date (``date``, ``path``, ``sensor`` or ``bands``...).
-    aoi, grid, clustering, labelling, output, compute
+    aoi, grid, clustering, labelling, output, compute, waterbodies
         One section per stage; see ``rs-change init`` for every key and its default.
 
     Examples
@@ -307,6 +386,7 @@ class RunConfig(_Model):
     labelling: LabellingConfig = LabellingConfig()
     output: OutputConfig = OutputConfig()
     compute: ComputeConfig = ComputeConfig()
+    waterbodies: WaterbodiesConfig = WaterbodiesConfig()
     base_dir: Path = Field(Path("."), exclude=True, description="Folder that relative paths are resolved against.")
 
     @field_validator("aoi", mode="before")
@@ -376,6 +456,7 @@ class RunConfig(_Model):
         if write:
             n = len(self.scenes)
             per_px = 2 * (2 * n + (n >= 2) + (n >= 3) * (n + 1))  # water + cluster ids per date, change, series; staged + COG
+            per_px += 6 * (n >= 2 and self.waterbodies.enabled)  # waterbody classes, labels (int32), ids: staged only
             gb = px * per_px / 1e9
             if gb > c.max_write_gb:
                 raise ConfigError(

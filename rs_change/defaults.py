@@ -28,3 +28,20 @@ TOL = 1e-4
 LABELLING_METHOD = "auto"
 #: Resampling of the bands onto the reference grid (``grid.resampling``).
 RESAMPLING = "bilinear"
+#: Pixels of the reference grid a QA layer's cloud and shadow are grown by (``qa.buffer``): 0,
+#: since QA_PIXEL's dilated cloud and Fmask's "adjacent" are the products' own buffers, masked by
+#: default (:mod:`rs_change.qa`).
+QA_BUFFER = 0
+
+# Waterbodies (``waterbodies:``, rs_change.waterbody): tuned for runs of 2 to 20 dates, not for
+# decades of Landsat (DEA Waterbodies' 0.05 / 0.10 frequencies); docs/products.md says why.
+#: A core pixel is water on at least this share of the dates it was observed on.
+WB_CORE_SHARE = 0.5
+#: An extent pixel is water on at least this share of its observed dates.
+WB_EXTENT_SHARE = 0.25
+#: A core pixel was observed on at least this many dates.
+WB_MIN_OBSERVATIONS = 2
+#: ``waterbodies.min_area_m2: null``: this many mean pixel areas.
+WB_MIN_AREA_PX = 10
+#: ``wet_pct`` is empty where more than this % of a waterbody was unobserved (DEA's 10 %).
+WB_MAX_INVALID_PCT = 10.0

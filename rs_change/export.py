@@ -22,8 +22,8 @@ from rasterio.windows import Window
 
 from .change import PALETTE
 from .grid import Grid
-from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, is_water_tif,
-                    pair_change_tif, water_layer)
+from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, WATERBODIES_LAYER,
+                    clear_count_tif, is_water_fraction_tif, is_water_tif, pair_change_tif, water_layer)
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +251,10 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     return Path(path)
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    fields: list[str] = []
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> Path:
+    """``rows`` as CSV (None as an empty cell); the header is ``columns`` and then any other key of
+    the rows, in order of appearance (so a table without rows still has its header)."""
+    fields: list[str] = list(columns)
     for r in rows:
         for k in r:
             if k not in fields:
@@ -275,7 +277,7 @@ VECTOR_FORMATS: dict[str, tuple[str, str]] = {
 }
 
 #: Shapefile (dBASE) field names are at most 10 characters
-SHAPEFILE_FIELDS = {"perimeter_m": "perim_m"}
+SHAPEFILE_FIELDS = {"perimeter_m": "perim_m", "wet_first_m2": "wet_frst", "wet_last_m2": "wet_last"}
 
 
 def gdb_name(name: str) -> str:
@@ -297,9 +299,13 @@ AREA_NOTE = ("area_m2 = the polygon's ground area in m2 (the sum of its pixels' 
 def layer_classes(layer: str = "") -> dict[str, tuple[int, int, int, int]]:
     """The ``class`` values of a polygon layer and their colours, in the rasters' palette: the
     change layer's ``water gained`` / ``water lost``, a water layer's ``water`` (all three without
-    ``layer``)."""
+    ``layer``), the waterbodies layer's ``grew`` / ``shrank`` / ``unchanged`` / ``unobserved``."""
     from .change import PALETTE
 
+    if layer == WATERBODIES_LAYER:
+        from .waterbody import CHANGE_CLASS_COLORS
+
+        return {name: PALETTE[colour] for name, colour in CHANGE_CLASS_COLORS.items()}
     names = {CHANGE_LAYER: ("water gained", "water lost")}.get(layer, ("water",)) if layer else (
         "water", "water gained", "water lost")
     return {name: PALETTE[name] for name in names}
@@ -325,7 +331,7 @@ def _write_frame(gdf: Any, path: Path, layer: str, driver: str, append: bool = F
 
     names = [c for c in gdf.columns if c != gdf.geometry.name]
     # an empty layer's columns are float: give them their types (String, Integer64, Date)
-    kinds = {"class": object, "pixels": np.int64, "date": date_type, "from_date": date_type}
+    kinds = {"class": object, "pixels": np.int64, "date": date_type, "from_date": date_type, "uid": object, "wb_id": np.int64}
     data = [np.asarray(gdf[c].to_numpy(), dtype="datetime64[D]").astype(date_type) if c in DATE_FIELDS
             else gdf[c].to_numpy().astype(kinds[c]) if (c in kinds and not len(gdf) and gdf[c].dtype.kind == "f")
             else gdf[c].to_numpy() for c in names]
@@ -385,8 +391,9 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
                              **({} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}))
             elif fmt == "gdb":
                 g = gdf.copy()
-                if not len(g) or int(g["pixels"].max()) < 2**31:  # Integer64 needs ArcGIS Pro 3.2+
-                    g["pixels"] = g["pixels"].astype("int32")
+                for col in ("pixels", "wb_id"):
+                    if col in g and (not len(g) or int(g[col].max()) < 2**31):  # Integer64 needs ArcGIS Pro 3.2+
+                        g[col] = g[col].astype("int32")
                 # a lake with > 100 islands makes GDAL's ring organiser warn and slow down; our rings
                 # are already organised (shapely polygons), so skip it
                 pyogrio.set_gdal_config_options({"OGR_ORGANIZE_POLYGONS": "SKIP"})
@@ -534,7 +541,8 @@ class SeriesWriters:
 
 
 class RunRasters:
-    """The staging rasters a run writes block by block: ``water_<date>`` per date, ``change``
+    """The staging rasters a run writes block by block: ``water_<date>`` and
+    ``water_fraction_<date>`` per date, ``change``
     (first -> last, 2+ dates), ``clusters_<date>`` per date and the many-date series (3+ dates,
     :class:`SeriesWriters`).
 
@@ -551,28 +559,51 @@ class RunRasters:
     cluster_kwargs : sequence of dict
         :class:`BlockWriter` keyword arguments of each date's cluster map
         (:func:`rs_change.model.cluster_writer_kwargs`).
+    provenance : mapping, optional
+        Metadata of every raster.
+    composites : mapping of str to int, optional
+        The dates of several scenes and their number of scenes: each gets ``clear_count_<date>``.
     """
 
     def __init__(self, folder: Path, grid: Grid, dates: Sequence[str], water_tags: Sequence[Mapping[str, Any]],
-                 cluster_kwargs: Sequence[Mapping[str, Any]], provenance: Optional[Mapping[str, Any]] = None) -> None:
+                 cluster_kwargs: Sequence[Mapping[str, Any]], provenance: Optional[Mapping[str, Any]] = None,
+                 composites: Optional[Mapping[str, int]] = None, waterbodies: bool = False) -> None:
         from .change import CHANGE_CLASSES, CHANGE_COLORS
 
         prov = dict(provenance or {})
         folder = Path(folder)
+        self.folder = folder
+        self.dates = list(dates)
         self.water: list[BlockWriter] = []
         self.change: Optional[BlockWriter] = None
         self.series: Optional[SeriesWriters] = None
         self.clusters: list[BlockWriter] = []
+        self.fraction: list[BlockWriter] = []
+        #: per date: the clear_count writer of a composited date, else None
+        self.clear_counts: list[Optional[BlockWriter]] = []
+        self.scenes = dict(composites or {})
+        self.waterbody: Optional[BlockWriter] = None  # waterbody classes (2+ dates): read by rs_change.waterbody
         try:
+            for d in dates:
+                n = self.scenes.get(d)
+                self.clear_counts.append(None if n is None else BlockWriter(
+                    folder / f"cc_{d}.tif", grid, None, tags={**prov, "DATE": d, "SCENES": n, "UNITS": "scenes"},
+                    description=f"clear observations {d}: scenes (of {n}) that observed the pixel, 0 = none"))
             for d, tags in zip(dates, water_tags):
                 self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES,
                                               tags={**prov, **tags}, description=f"water {d}: 1 water, 0 land, 255 unobserved"))
+                self.fraction.append(BlockWriter(
+                    folder / f"f_{d}.tif", grid, 255, tags={**prov, "DATE": d, "UNITS": "percent"},
+                    description=f"water fraction {d}: percent 0-100 (water >= 50, land < 50), 255 unobserved"))
             if len(dates) >= 2:
                 self.change = BlockWriter(folder / "change_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
                                           tags={**prov, "FROM": dates[0], "TO": dates[-1]},
                                           description=f"change class {dates[0]} -> {dates[-1]}, 255 = unobserved")
             if len(dates) >= 3:
                 self.series = SeriesWriters(folder, grid, dates, prov)
+            if waterbodies and len(dates) >= 2:
+                self.waterbody = BlockWriter(folder / "wb_classes_blocks.tif", grid, None,
+                                             description="waterbody class: 0 none, 1 extent, 2 core")
             for d, kw in zip(dates, cluster_kwargs):
                 self.clusters.append(BlockWriter(folder / f"c_{d}.tif", grid, **{**kw, "tags": {**prov, **kw.get("tags", {})}}))
         except BaseException:
@@ -585,15 +616,41 @@ class RunRasters:
         r0, c0, _, _ = br.window
         for wr, m in zip(self.water, br.water):
             wr.write(m, r0, c0)
+        for wr, m in zip(self.fraction, br.fraction):
+            wr.write(m, r0, c0)
         if self.change is not None and br.change is not None:
             self.change.write(br.change, r0, c0)
         for cw, cl in zip(self.clusters, br.clusters):
             cw.write(cl, r0, c0)
+        for cc, counts in zip(self.clear_counts, getattr(br, "clear_counts", [])):
+            if cc is not None and counts is not None:
+                cc.write(counts, r0, c0)
         if self.series is not None and br.series is not None:
             self.series.write(br.series, r0, c0)
+        if self.waterbody is not None and br.waterbody is not None:
+            self.waterbody.write(br.waterbody, r0, c0)
+
+    def finish_clear_counts(self, jobs: Any = None) -> dict[str, Path]:
+        """``clear_count_<date>.tif`` COGs with their ramp styles in the staging folder (name ->
+        path); with ``jobs`` the conversions run as its jobs."""
+        from .styles import clear_count_ramp, write_styles
+
+        paths: list[Path] = []
+        for d, wr in zip(self.dates, self.clear_counts):
+            if wr is None:
+                continue
+            wr.close()
+            dst = self.folder / clear_count_tif(d)
+            if jobs is None:
+                wr.to_cog(dst)
+            else:
+                jobs.submit(wr.to_cog, dst)
+            paths += [dst, *write_styles(dst, None, None, clear_count_ramp(self.scenes[d]), unit=" scenes")]
+        return {p.name: p for p in paths}
 
     def close(self) -> None:
-        for wr in [*self.water, *([self.change] if self.change is not None else []), *self.clusters]:
+        for wr in [*self.water, *self.fraction, *([self.change] if self.change is not None else []), *self.clusters,
+                   *(c for c in self.clear_counts if c is not None), *([self.waterbody] if self.waterbody is not None else [])]:
             wr.close()
         if self.series is not None:
             self.series.close()
@@ -610,6 +667,7 @@ def run_polygons(
     workers: int = 1,
     layer_workers: int = 1,
     metadata: Optional[Mapping[str, str]] = None,
+    extra_layers: Optional[Mapping[str, Any]] = None,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Polygon layers of a run, written in every format of ``output.formats``.
 
@@ -636,6 +694,9 @@ def run_polygons(
         Threads joining each raster's regions and building its layer (one raster each).
     metadata : mapping str -> str, optional
         Provenance for the GeoPackage (:func:`provenance`).
+    extra_layers : mapping name -> GeoDataFrame, optional
+        Layers made elsewhere, written after these in every format (the ``waterbodies`` layer:
+        :mod:`rs_change.waterbody`); not sieved or simplified here.
 
     Returns
     -------
@@ -683,6 +744,7 @@ def run_polygons(
             "removed_km2": round(sum(r["area_m2"] for r in removed.values()) / 1e6, 6),
             "raster_km2": round(raster / 1e6, 6),
         }
+    layers.update(extra_layers or {})
     files = write_vectors(folder, layers, formats, metadata)
     summary = {
         "min_area_m2": round(min_a, 6),
@@ -697,14 +759,17 @@ def run_polygons(
 
 
 def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
-    """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``."""
+    """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``;
+    a ramp ``.qml`` beside ``water_fraction_<date>.tif``."""
     from .change import CHANGE_CLASSES, CHANGE_COLORS
-    from .styles import write_styles
+    from .styles import FRACTION_RAMP, write_styles
 
     out: dict[str, Path] = {}
     for name, path in list(staged.items()):
         if is_water_tif(name):
             paths = write_styles(path, WATER_CLASSES, WATER_COLORS)
+        elif is_water_fraction_tif(name):
+            paths = write_styles(path, None, None, FRACTION_RAMP, " %")
         elif name == CHANGE_TIF:
             paths = write_styles(path, CHANGE_CLASSES, CHANGE_COLORS)
         else:

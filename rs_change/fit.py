@@ -27,7 +27,7 @@ from .grid import Grid
 from .labelling import ClusterDecision, Labeller, water_ids
 from .model import WaterModel, apply_to_sample, fit_sample
 from .readers import SceneSource, decimated_grid, decimated_read
-from .sensors import check_reflectance
+from .sensors import check_raw_values, check_reflectance
 
 if TYPE_CHECKING:  # pragma: no cover
     from .clustering import KMeans
@@ -103,7 +103,7 @@ def sample_pixels(
     total = ref.height * ref.width
     step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
     oh, ow = math.ceil(ref.height / step), math.ceil(ref.width / step)
-    bands, valid = decimated_read(source, ref, (oh, ow), resampling)
+    bands, valid = decimated_read(source, ref, (oh, ow), resampling, check=_check_values)
     if keep is not None and oh * ow <= PREVIEW_MAX_PIXELS:
         keep["preview"] = ((oh, ow), bands, valid.copy())
     if geoms is not None:
@@ -114,6 +114,14 @@ def sample_pixels(
         rng = np.random.default_rng(seed)
         X = X[np.sort(rng.choice(len(X), size=n, replace=False))]
     return X
+
+
+def _check_values(source: SceneSource, raws: dict, inside: np.ndarray) -> None:
+    """Pass 1's check of a scene's sampled raw values against its profile: one line and a stop
+    when most are outside the profile's valid range, a logged warning for values the product's data
+    type cannot hold (:func:`rs_change.sensors.check_raw_values`)."""
+    for warning in check_raw_values(raws, inside, source.profile, source.nodata, source.label):
+        log.warning("%s", warning)
 
 
 def fit_date(

@@ -39,6 +39,10 @@ except ImportError as exc:  # not built, or turned off: the numpy path everywher
     _k = None
     log.debug("compiled loops off: %s", exc)
 
+#: The most band roles :func:`classify_u8` takes in one call (the extension's limit); blocks with
+#: more take the lookup tables or the numpy path.
+MAX_BANDS = int(getattr(_k, "MAX_BANDS", 0))
+
 #: Whether pass 2 uses the compiled loops (the extension is built and not turned off). Read at
 #: call time; tests switch it to compare both paths.
 ENABLED = _k is not None
@@ -122,8 +126,8 @@ def observed_tables(roles: list[str], profile: Any, nodata: Optional[float]) -> 
     return okv, every and in_u8, int(nd) if in_u8 else -1
 
 
-def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any,
-                rule_table: Optional[tuple[str, str, np.ndarray]], clusters: bool
+def classify_u8(dm: Any, dec: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any, rule_table: Any,
+                clusters: bool, fraction: Optional[np.ndarray] = None
                 ) -> Optional[tuple[Optional[np.ndarray], np.ndarray]]:
     """(cluster ids or None, water) of an 8-bit block in one compiled loop per row, or None.
 
@@ -131,34 +135,43 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
     :func:`rs_change.water._water_from_table` (a summary-only run): the observed mask
     (:func:`observed_tables`; ``valid`` is updated in place), the cluster ids from the scaled
     features (``ct.values``, the values :func:`~rs_change.lut.feature_rows` gathers) and the
-    date's centres, water by the rule table and the fine clusters of the pixels that pass it, or by
-    the water cluster ids.
+    date's centres, and water as the :class:`~rs_change.decision.Decision` ``dec`` says (its
+    :meth:`~rs_change.decision.Decision.encoding`: the rule table's levels against the needs of
+    the pixels' fine groups, or the water cluster ids).
 
     Parameters
     ----------
     dm : rs_change.fit.DateModel
+    dec : rs_change.decision.Decision
+        ``decision_of(dm)``.
     raws : dict of role to uint8 ndarray (h, w)
     valid : bool ndarray (h, w)
         Updated in place (only when a result is returned).
     ct : rs_change.lut.ClusterTables or None
         :func:`rs_change.lut.model_tables` of the date.
-    rule_table : (role a, role b, uint8 table of 65,536 pixel levels) or None
+    rule_table : rs_change.water.RuleTable or None
         :func:`rs_change.water.rule_table`.
     clusters : bool
         Also the cluster ids (255 unobserved).
+    fraction : uint8 ndarray (h, w), optional
+        Filled with the water fraction (:meth:`rs_change.decision.Decision.percent`, 255
+        unobserved), the bytes of :func:`rs_change.water.fraction_from_table`.
 
     Returns
     -------
     (clusters or None, water) or None
         uint8 (h, w): cluster ids, water (1 water, 0 land, 255 unobserved). None when the loop
-        does not apply (off, not 8-bit, no tables, more than 8 bands, ...).
+        does not apply (off, not 8-bit, no tables, more than :data:`MAX_BANDS` bands, ...).
     """
-    if not ENABLED or ct is None or not raws or len(raws) > 8 or valid.ndim != 2 or valid.dtype != bool \
+    if not ENABLED or ct is None or not raws or len(raws) > MAX_BANDS or valid.ndim != 2 or valid.dtype != bool \
             or not valid.flags.c_contiguous or any(v.dtype != np.uint8 or v.shape != valid.shape for v in raws.values()):
         return None
-    lab = dm.labeller
-    per_pixel = lab is not None and lab.manual is None and lab.rule is not None
-    if per_pixel and rule_table is None:
+    if fraction is not None and (fraction.shape != valid.shape or fraction.dtype != np.uint8
+                                 or not fraction.flags.c_contiguous):
+        return None
+    from .decision import FRACTION_NODATA, FRACTION_WATER
+
+    if dec.per_pixel and rule_table is None:
         return None
     main = _centres(dm.kmeans)
     roles = list(raws)
@@ -166,24 +179,20 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
     nf = len(ct.values)
     if main is None or main[0].shape[1] != nf or nf == 0 or any(r not in pos for deps in ct.roles for r in deps):
         return None
-    from .lut import id_table
-
-    mode, fine_c, fine_metric = 0, np.zeros((1, nf), np.float32), 0
-    fine_tab = id_tab = np.zeros(256, np.uint8)
-    rule, ia, ib = np.zeros(65536, np.uint8), 0, 0
-    if per_pixel:
-        assert rule_table is not None
-        ra, rb, table = rule_table
-        if ra not in pos or rb not in pos or len(table) != 65536:
+    mode, need, id_tab = dec.encoding()
+    fine_c, fine_metric = np.zeros((1, nf), np.float32), 0
+    rule, pct, ia, ib = np.zeros(65536, np.uint8), np.zeros(65536, np.uint8), 0, 0
+    if dec.per_pixel:
+        ra, rb = rule_table.a, rule_table.b
+        if ra not in pos or rb not in pos or len(rule_table.levels) != 65536 or len(rule_table.percent) != 65536:
             return None
-        rule, ia, ib = np.ascontiguousarray(table).view(np.uint8), pos[ra], pos[rb]
-        if lab.fine is not None:
-            fine = _centres(lab.fine)
+        rule, ia, ib = np.ascontiguousarray(rule_table.levels).view(np.uint8), pos[ra], pos[rb]
+        pct = np.ascontiguousarray(rule_table.percent).view(np.uint8)
+        if dec.groups:
+            fine = _centres(dec.fine)
             if fine is None or fine[0].shape[1] != nf:
                 return None
-            (fine_c, fine_metric), fine_tab, mode = fine, lab.need(), 1
-    else:
-        id_tab, mode = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water_ids), 2
+            fine_c, fine_metric = fine
     vals = np.zeros((nf, 65536), np.float32)
     for f, v in enumerate(ct.values):
         vals[f, :len(v)] = v
@@ -193,10 +202,14 @@ def classify_u8(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any
     h, w = valid.shape
     water = np.full((h, w), 255, np.uint8)
     cl = np.full((h, w), 255, np.uint8) if clusters else np.zeros(1, np.uint8)
+    frac = fraction if fraction is not None else np.zeros(1, np.uint8)
+    if fraction is not None:
+        fraction[...] = FRACTION_NODATA
     bands = tuple(np.ascontiguousarray(raws[r]) for r in roles)
     _k.classify_u8(bands, h, w, valid.view(np.uint8), okv, not bool(okv.all()), nd_all, nd, vals, nf, vr0, vr1,
                    main[0], main[0].shape[0], main[1], clusters, rule, ia, ib, fine_c, fine_c.shape[0], fine_metric,
-                   fine_tab, id_tab, mode, water, cl)
+                   np.ascontiguousarray(need, np.uint8), np.ascontiguousarray(id_tab, np.uint8), mode, water, cl,
+                   pct, FRACTION_WATER, fraction is not None, frac)
     return (cl if clusters else None), water
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from . import defaults
+from .decision import OWN_EVIDENCE, decision_of, need_table
 from .errors import ConfigError, LabellingWarning
 
 log = logging.getLogger(__name__)
@@ -174,12 +176,31 @@ class WaterRule:
         index = np.asarray(index)
         dark = np.asarray(dark)
         if not np.isfinite(self.water_index):
-            return ((index > self.t_index) & (dark < self.t_dark)).astype(np.uint8) * np.uint8(2)
+            return ((index > self.t_index) & (dark < self.t_dark)).astype(np.uint8) * np.uint8(OWN_EVIDENCE)
         fi = (index - self.t_index) * (1.0 / (self.water_index - self.t_index))
         fd = (self.land_dark - dark) * (1.0 / (self.land_dark - self.water_dark))
         lev = (fi + fd >= 1.0).astype(np.uint8)
         lev += (fi >= 0.5) & (fd >= 0.5) & (index > 0) & (contrast(index, dark) > PIXEL_CONTRAST * self.t_contrast)
         return lev
+
+    def percent(self, index: np.ndarray, dark: np.ndarray) -> np.ndarray:
+        """Each pixel's water fraction by unmixing, in percent (uint8 0-100, the shape of the inputs).
+
+        The mean of the two fractions of :meth:`level` (index and dark band between the land's and
+        the water groups' medians), ``floor(50 * (fi + fd) + 0.5)`` clipped to 0-100 (non-finite: 0);
+        :meth:`level` is at least 1 exactly where ``fi + fd >= 1``.  Before the water groups are
+        known (``water_index`` nan), 100 where :meth:`level` is 2, else 0.  The water fraction
+        layer bounds it by the decision (:meth:`rs_change.decision.Decision.percent`).
+        """
+        index = np.asarray(index)
+        dark = np.asarray(dark)
+        if not np.isfinite(self.water_index):
+            return (self.level(index, dark) == OWN_EVIDENCE).astype(np.uint8) * np.uint8(100)
+        fi = (index - self.t_index) * (1.0 / (self.water_index - self.t_index))
+        fd = (self.land_dark - dark) * (1.0 / (self.land_dark - self.water_dark))
+        p = np.floor((fi + fd) * 50.0 + 0.5)
+        np.clip(p, 0, 100, out=p)
+        return np.nan_to_num(p, nan=0.0).astype(np.uint8)
 
     def levels(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """:meth:`level` of the rows of ``X`` (physical units, shape (n, n_features))."""
@@ -327,7 +348,7 @@ class Labeller:
     A pixel is water when (a) the *fine* cluster it belongs to is water (most of its sampled
     pixels pass ``rule``) and (b) the pixel itself passes ``rule``.  With
     ``method="clusters"`` a pixel is water when its reported cluster id is in ``manual``.
-    The decision itself is :func:`rs_change.water.decide_rows`.
+    How these answers decide a pixel is stated once in :mod:`rs_change.decision`.
     """
 
     names: list[str]
@@ -340,12 +361,9 @@ class Labeller:
 
     def need(self) -> np.ndarray:
         """uint8 (256,): the pixel level (:meth:`WaterRule.level`) a pixel of each fine cluster needs
-        to be water: 1 in water groups, 2 in dark groups, 3 (never) elsewhere."""
-        t = np.full(256, 3, np.uint8)
-        for ids, v in ((self.fine_dark, 2), (self.fine_water, 1)):
-            ids = np.asarray(ids, np.int64).reshape(-1)
-            t[ids[(ids >= 0) & (ids < 255)]] = v
-        return t
+        to be water (:func:`rs_change.decision.need_table`): 1 in water groups, 2 in dark groups,
+        3 (never) elsewhere."""
+        return need_table(self.fine_water, self.fine_dark)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data that :meth:`from_dict` turns back into the same labeller.
@@ -473,11 +491,11 @@ def fit_labeller(
     lev = rule.levels(X, names)
     lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec, np.array(fdark, np.int64))
     # fine.labels_ is fine.predict(Xs), so this is water.decide_rows on the sample without predicting again
-    water = lev >= lab.need()[flab] if fine is not None else lev >= 2
+    water = decision_of(SimpleNamespace(labeller=lab, water_ids=[])).of_levels(lev, flab if fine is not None else None)
     for d in fdec:
         sel = flab == d["id"]
         d["water_fraction"] = round(float(water[sel].mean()), 4) if sel.any() else 0.0
-        d["own_evidence_fraction"] = round(float((lev[sel] >= 2).mean()), 4) if sel.any() else 0.0
+        d["own_evidence_fraction"] = round(float((lev[sel] >= OWN_EVIDENCE).mean()), 4) if sel.any() else 0.0
     cents = describe_clusters(X, names, labels, k)
     counts = np.bincount(labels, minlength=k)
     out = []

@@ -219,7 +219,7 @@ def _key_map(key: tuple[str, ...], deps: tuple[str, ...]) -> np.ndarray:
     return (val[deps[0]] << 8) | val[deps[1]]
 
 
-def _index(raws: Mapping[str, np.ndarray], roles: tuple[str, ...]) -> np.ndarray:
+def table_index(raws: Mapping[str, np.ndarray], roles: tuple[str, ...]) -> np.ndarray:
     """Table index of flat raw bands: the value of one role, ``a << 8 | b`` of two (intp)."""
     key = raws[roles[0]].astype(np.intp)
     if len(roles) == 2:
@@ -236,7 +236,7 @@ def exact_distances(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray]
     ----------
     ct : ClusterTables
     idx : dict of roles tuple to intp ndarray (n,)
-        :func:`_index` of every ``ct.roles`` entry.
+        :func:`table_index` of every ``ct.roles`` entry.
     n : int
 
     Returns
@@ -288,7 +288,7 @@ def predict_grouped(ct: ClusterTables, kidx: Mapping[tuple[str, ...], np.ndarray
     ----------
     ct : ClusterTables
     kidx : dict of key to intp ndarray (n,)
-        :func:`_index` of every ``ct.keys`` entry.
+        :func:`table_index` of every ``ct.keys`` entry.
     n : int
 
     Returns
@@ -340,18 +340,18 @@ def labels_of(ct: ClusterTables, flat: Mapping[str, np.ndarray], kidx: Optional[
               ) -> np.ndarray:
     """Labels of flat uint8 bands (role -> (m,)): :func:`predict_grouped`, then
     :func:`predict_indexed` for its unsure pixels; ``kidx`` (computed when None) is filled with the
-    :func:`_index` of every ``ct.keys`` entry. The labels of ``model.predict``."""
+    :func:`table_index` of every ``ct.keys`` entry. The labels of ``model.predict``."""
     m = len(next(iter(flat.values())))
     if kidx is None:
         kidx = {}
     for key in ct.keys:
         if key not in kidx:
-            kidx[key] = _index(flat, key)
+            kidx[key] = table_index(flat, key)
     labels, unsure = predict_grouped(ct, kidx, m)
     if unsure.any():
         sel = np.flatnonzero(unsure)
         sub = {r: v[sel] for r, v in flat.items()}
-        labels[sel] = predict_indexed(ct, {deps: _index(sub, deps) for deps in set(ct.roles)}, len(sel))
+        labels[sel] = predict_indexed(ct, {deps: table_index(sub, deps) for deps in set(ct.roles)}, len(sel))
     return labels
 
 
@@ -402,34 +402,27 @@ def model_tables(dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTab
     return ct
 
 
-def id_table(ids: Any) -> np.ndarray:
-    """uint8 (256,): 1 at the cluster ids in ``ids`` (ids outside 0..254 match no cluster, as in
-    ``np.isin``), so that ``table[labels]`` is ``np.isin(labels, ids)`` for labels of k < 255."""
-    ids = np.asarray(ids, np.int64).reshape(-1)
-    table = np.zeros(256, np.uint8)
-    table[ids[(ids >= 0) & (ids < 255)]] = 1
-    return table
-
-
-def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
-                    rule_table: Optional[tuple[str, str, np.ndarray]]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+def classify_tables(dm: Any, dec: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
+                    rule_table: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """Cluster ids and water mask of an 8-bit block by table lookup, or None (nothing changed).
 
     The same (clusters, water) as :func:`rs_change.water.classify` with cluster ids:
-    the date's k-means by :func:`model_tables`, a per-pixel water rule by its rule table
-    (:func:`rs_change.water.rule_table`) and the fine clusters of the pixels that pass it by
-    their own tables; water from cluster ids (``dm.water_ids`` or the labeller's manual ids) by a
-    256-entry table of the ids.
+    the date's k-means by :func:`model_tables`, and water as the date's
+    :class:`~rs_change.decision.Decision` ``dec`` says: the pixel levels by the rule table
+    (:func:`rs_change.water.rule_table`) and the fine clusters of the pixels of level 1 or 2 by
+    their own predict, or the water cluster ids.
 
     Parameters
     ----------
     dm : rs_change.fit.DateModel
+    dec : rs_change.decision.Decision
+        ``decision_of(dm)``.
     raws : dict of role to ndarray (h, w)
         Raw bands (:meth:`~rs_change.readers.WindowReader.read_raw`).
     valid : bool ndarray (h, w)
         Pixels inside the files and the area of interest; updated in place with
         :func:`~rs_change.sensors.observed_mask` (only when a result is returned).
-    rule_table : (role a, role b, uint8 table of 65,536 pixel levels) or None
+    rule_table : rs_change.water.RuleTable or None
         :func:`rs_change.water.rule_table` of the date.
 
     Returns
@@ -439,24 +432,19 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
         unobserved). None when a table cannot be built (not 8-bit, a feature of more than two
         bands, a per-pixel rule without a rule table, ...): use the plain path.
     """
-    lab = dm.labeller
-    per_pixel = lab is not None and lab.manual is None and lab.rule is not None
-    if per_pixel and rule_table is None:
+    if dec.per_pixel and rule_table is None:
         return None
     ct = model_tables(dm, raws)
     if ct is None:
         return None
     fine = None
-    if per_pixel and lab.fine is not None:
+    if dec.groups:
         # the fine clusters (about 10 centres) of the pixels that pass the rule: their own predict
         # on their scaled feature rows, gathered from ct.values (faster than 3 groups of tables)
-        fine = lab.fine
+        fine = dec.fine
         if getattr(fine, "n_jobs", 1) != 1:  # blocks already run in parallel (water._single_thread)
             fine = copy.copy(fine)
             fine.n_jobs = 1
-        need = lab.need()
-    else:
-        id_water = id_table(lab.manual if lab is not None and lab.manual is not None else dm.water_ids)
     prof, nd = dm.source.profile, dm.source.nodata
     h, w = valid.shape
     clusters = np.full((h, w), 255, np.uint8)
@@ -480,24 +468,24 @@ def classify_tables(dm: Any, raws: Mapping[str, np.ndarray], valid: np.ndarray,
             cv[...] = labels
         else:
             np.copyto(cv, labels, where=vflat)
-        if per_pixel:
-            ra, rb, table = rule_table
+        if dec.per_pixel:
+            ra, rb = rule_table.a, rule_table.b
             key = kidx.get((ra, rb))
             if key is None:
-                key = _index(flat, (ra, rb))
-            lev = np.take(table, key, mode="clip")
+                key = table_index(flat, (ra, rb))
+            lev = np.take(rule_table.levels, key, mode="clip")
             lev *= vflat
             if fine is None:
-                wd = (lev >= 2).view(np.uint8)
+                wd = dec.of_levels(lev).view(np.uint8)
             else:
                 wd = np.zeros(len(lev), np.uint8)
                 sel = np.flatnonzero(lev)
                 if len(sel):
                     picked = {r: v[sel] for r, v in flat.items()}
-                    fl = fine.predict(feature_rows(ct, {deps: _index(picked, deps) for deps in roles}, len(sel)))
-                    wd[sel] = lev[sel] >= need[fl]
+                    fl = fine.predict(feature_rows(ct, {deps: table_index(picked, deps) for deps in roles}, len(sel)))
+                    wd[sel] = dec.of_levels(lev[sel], fl)
         else:
-            wd = id_water[labels]
+            wd = dec.of_clusters(labels).view(np.uint8)
         if every:
             wv[...] = wd
         else:

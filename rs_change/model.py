@@ -187,7 +187,9 @@ class WaterModel:
     @property
     def per_pixel(self) -> bool:
         """True when water is decided per pixel (rule + fine clusters), not by whole clusters."""
-        return self.labeller is not None and self.labeller.manual is None and self.labeller.rule is not None
+        from .decision import decision_of
+
+        return decision_of(self).per_pixel
 
     def water_mask(self, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None) -> np.ndarray:
         """Water (bool, shape (n,)) of pixels ``X`` (physical units, shape (n, n_features)).
@@ -233,12 +235,13 @@ class WaterModel:
         clusters, _ = self.classify_scene(inp, getattr(data, "path", "") or "data", check)
         return output_like(clusters, inp, "clusters")
 
-    def classify_scene(self, inp: Any, label: str = "data", check: bool = True, sample: int = 100_000
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def classify_scene(self, inp: Any, label: str = "data", check: bool = True, sample: int = 100_000,
+                       fraction: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         """Cluster ids and water mask (uint8 (y, x), 255 unobserved) of scene data read by
         :func:`rs_change.scenes.scene_input`, by :func:`rs_change.water.classify` as the pipeline
         classifies a block; with ``check``, :meth:`check_spectra` first on up to ``sample`` of its
-        observed pixels (``label`` names the scene in the warning)."""
+        observed pixels (``label`` names the scene in the warning).  ``fraction`` (uint8 (y, x))
+        is filled with the water fraction (0-100, 255 unobserved)."""
         from .features import default_features, feature_matrix
         from .water import classify
 
@@ -250,7 +253,7 @@ class WaterModel:
             if len(idx):
                 flat = {k: v.ravel()[idx] for k, v in inp.bands.items()}
                 self.check_spectra(feature_matrix(flat, np.ones(len(idx), bool), self.names), label=label)
-        return classify(self, inp.bands, inp.valid, clusters=True)
+        return classify(self, inp.bands, inp.valid, clusters=True, fraction=fraction)
 
     def check_spectra(self, X: np.ndarray, label: str = "scene", threshold: float = DRIFT_THRESHOLD,
                       warn: bool = True) -> float:

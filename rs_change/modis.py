@@ -134,6 +134,11 @@ def qa_settings(qa: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """:data:`QA_DEFAULTS` updated with ``qa`` (keys with value ``None`` keep the default)."""
     out = dict(QA_DEFAULTS)
     for k, v in (qa or {}).items():
+        if k in ("mask", "buffer"):  # the optical QA roles' keys (rs_change.qa); unset, they mean nothing here
+            if v not in (None, 0):
+                raise BandProfileError(f"qa.{k}: applies to qa_pixel, scl and fmask QA layers; MODIS state QA takes "
+                                       f"the flags {', '.join(f for f in QA_DEFAULTS if f not in ('enabled', 'layer'))}")
+            continue
         if k not in QA_DEFAULTS:
             raise BandProfileError(f"qa.{k}: unknown MODIS QA flag; use one of {', '.join(QA_DEFAULTS)}")
         if v is not None:

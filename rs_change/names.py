@@ -43,6 +43,12 @@ CATALOG_JSON = "catalog.json"
 #: every format (GeoPackage, Shapefile, GeoJSON, File Geodatabase) uses the same name.
 WATER_LAYER = "water_{date}"
 CHANGE_LAYER = "change"
+#: Waterbody polygons (2+ dates), in every vector format with the other layers (rs_change.waterbody).
+WATERBODIES_LAYER = "waterbodies"
+#: One row per waterbody and date: uid, date, wet_m2, wet_pct, dry_m2, invalid_m2, invalid_pct.
+WATERBODIES_CSV = "waterbodies.csv"
+#: The report's plot of the waterbodies that changed most.
+WATERBODIES_PNG = "waterbodies.png"
 
 #: ``output.formats`` value -> the vector output's name (a file, or a folder of files).
 VECTOR_NAMES: dict[str, str] = {
@@ -59,14 +65,18 @@ def water_tif(date: str) -> str:
 
 
 def is_water_tif(name: str) -> bool:
-    """True for a ``water_<date>.tif`` name."""
-    return name.startswith("water_") and name.endswith(".tif")
+    """True for a ``water_<date>.tif`` name (not a ``water_fraction_<date>.tif``)."""
+    return name.startswith("water_") and name.endswith(".tif") and not is_water_fraction_tif(name)
 
 
 def water_fraction_tif(date: str) -> str:
-    """``water_fraction_<date>.tif``: the date's per-pixel water fraction (published in the STAC
-    catalog when a run writes it)."""
+    """``water_fraction_<date>.tif``: the date's water fraction per pixel (0-100, 255 unobserved)."""
     return f"water_fraction_{date}.tif"
+
+
+def is_water_fraction_tif(name: str) -> bool:
+    """True for a ``water_fraction_<date>.tif`` name."""
+    return name.startswith("water_fraction_") and name.endswith(".tif")
 
 
 def stac_item_json(date: str) -> str:
@@ -89,6 +99,17 @@ def water_layer(date: str) -> str:
 def pair_change_tif(a: str, b: str) -> str:
     """``change_<a>_<b>.tif``: change between consecutive dates (3+ dates)."""
     return f"change_{a}_{b}.tif"
+
+
+def clear_count_tif(date: str) -> str:
+    """``clear_count_<date>.tif``: how many scenes of a composited date observed each pixel."""
+    return f"clear_count_{date}.tif"
+
+
+def composite_names(dates: Sequence[str]) -> list[str]:
+    """The clear-count rasters (with their ramp styles) of the composited ``dates`` (dates of
+    several scenes)."""
+    return [n for d in dates for n in (clear_count_tif(d), *style_names(clear_count_tif(d), classified=False))]
 
 
 def clusters_tif(date: str) -> str:
@@ -141,9 +162,11 @@ def cluster_names(dates: Sequence[str]) -> list[str]:
     return [n for d in dates for n in (clusters_tif(d), *style_names(clusters_tif(d)), clusters_png(d), model_json(d))]
 
 
-def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool) -> list[str]:
-    """Every name a run writes into its output folder, for ``dates`` (ISO) and the ``output``
-    section's ``polygons``, ``formats`` and ``report``."""
+def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], report: bool,
+              composites: Sequence[str] = (), waterbodies: bool = True) -> list[str]:
+    """Every name a run writes into its output folder, for ``dates`` (ISO), the ``output``
+    section's ``polygons``, ``formats`` and ``report``, the ``composites`` (the dates of
+    several scenes, which get a ``clear_count_<date>.tif``) and ``waterbodies.enabled``."""
     formats = list(dict.fromkeys(formats))
     names = [water_tif(d) for d in dates]
     if len(dates) >= 2:
@@ -151,6 +174,7 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
     if polygons and "gpkg" in formats:
         names.append(VECTOR_NAMES["gpkg"])
     names += [style_names(water_tif(d))[0] for d in dates] + [style_names(water_tif(d))[1] for d in dates]  # .qml, .aux.xml
+    names += [n for d in dates for n in (water_fraction_tif(d), *style_names(water_fraction_tif(d), classified=False))]
     if len(dates) >= 2:
         names += style_names(CHANGE_TIF)
     if len(dates) >= 3:
@@ -160,8 +184,13 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
     if report:
         names += report_names(dates, len(dates) >= 3)
     names += cluster_names(dates)
+    names += composite_names([d for d in dates if d in set(composites)])
     if len(dates) >= 2:
         names.append(CHANGE_CSV)
+    if waterbodies and len(dates) >= 2:
+        names.append(WATERBODIES_CSV)
+        if report:
+            names.append(WATERBODIES_PNG)
     names += catalog_names(dates)
     names += [SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST]
     return names

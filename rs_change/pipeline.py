@@ -32,14 +32,15 @@ from .export import RunRasters, manifest_files, provenance, run_polygons, style_
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
 from .model import cluster_writer_kwargs, stage_cluster_outputs
-from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, clusters_tif, model_json,
-                    run_names, water_tif)
+from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, WATERBODIES_CSV,
+                    WATERBODIES_LAYER, WATERBODIES_PNG, clusters_tif, model_json, run_names, water_fraction_tif, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, mosaic, open_layers
-from .scenes import open_scene
+from .scenes import band_profile, open_scene
 from .sensors import custom_profile, get_profile
 from .stac import expand
 from .summary import build_summary, change_rows
+from .survey import header_warnings
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +56,25 @@ def _noop(stage: str, done: int, total: int) -> None:  # pragma: no cover - triv
 # ---------------------------------------------------------------------------------------------
 def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
     """The :class:`SceneSource` of one configured date."""
-    if scene.bands is not None and scene.assets is None:
-        profile = custom_profile(scene.bands)
-        if scene.sensor is not None:
-            base = get_profile(scene.sensor)
-            profile = base.with_overrides(bands=profile.bands)
+    if scene.bands is not None and scene.assets is None:  # (`bands: {qa_pixel: 8}` alone adds to the sensor's)
+        profile = band_profile(scene.sensor, scene.bands, None, None, where=scene.date.isoformat())
     elif scene.sensor is None and scene.assets is not None:  # one file per role, no named profile: DNs
         profile = custom_profile({role: 1 for role in scene.asset_parts()[0]})
     else:
         profile = get_profile(scene.sensor or "")
-    profile = profile.with_overrides(scale=scene.scale, offset=scene.offset)
-    if scene.qa is not None:  # MODIS state QA flags (rs_change.modis)
+    profile = profile.with_overrides(scale=scene.scale, offset=scene.offset,
+                                     valid_range=tuple(scene.valid_range) if scene.valid_range is not None else None)
+    if scene.qa is not None:  # QA settings: mask / buffer (rs_change.qa), MODIS state flags (rs_change.modis)
         profile = profile.with_overrides(qa=scene.qa.model_dump())
     if scene.assets is not None:  # one file per band role (a mosaic when several items)
-        return mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)
-                       for part in scene.asset_parts()])
-    return mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
+        src = mosaic([open_layers({r: cfg.resolve_input(f) for r, f in part.items()}, profile, scene.date, scene.nodata)
+                      for part in scene.asset_parts()])
+    else:
+        src = mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
+    if scene.qa is not None and src.qa_layer is None and (scene.qa.mask is not None or scene.qa.buffer):
+        log.warning("%s: qa.mask / qa.buffer are set but the scene of %s has no QA layer; give it as "
+                    "`bands: {qa_pixel: N}` or a qa_pixel, scl or fmask asset (clouds are not masked)", src.label, scene.date)
+    return src
 
 
 def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
@@ -106,7 +110,19 @@ class RunResult:
 def output_names(cfg: RunConfig) -> list[str]:
     """File names a run of ``cfg`` writes into the output folder (:func:`rs_change.names.run_names`)."""
     o = cfg.output
-    return run_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report)
+    return run_names([s.date.isoformat() for s in cfg.scenes], o.polygons, o.formats, o.report,
+                     list(composite_dates(cfg)), cfg.waterbodies.enabled)
+
+
+def composite_dates(cfg: RunConfig) -> dict[str, int]:
+    """The dates of several scenes (a ``path:`` or ``assets:`` list) and their number of scenes:
+    the dates composited per pixel (:mod:`rs_change.composite`), which get a ``clear_count_<date>.tif``."""
+    out = {}
+    for s in cfg.scenes:
+        n = len(s.asset_parts()) if s.assets is not None else (1 if isinstance(s.path, str) else len(s.path or []))
+        if n > 1:
+            out[s.date.isoformat()] = n
+    return out
 
 
 def run(
@@ -145,6 +161,9 @@ def run(
     if write:
         check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first
     sources = [build_source(s, cfg) for s in cfg.scenes]
+    for s in sources:  # a profile that does not fit the file's header (band count, data type)
+        for warning in header_warnings(s):
+            log.warning("%s", warning)
     ref = reference_grid(cfg, sources)
     geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
     ref = crop_to_aoi(ref, geoms)
@@ -181,11 +200,15 @@ def _run_passes(
             rasters = RunRasters(
                 tmp, ref, dates, [{"DATE": d, "WATER_CLUSTERS": dm.water_ids.tolist()} for d, dm in zip(dates, models)],
                 [cluster_writer_kwargs(dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))
-                 for d, dm in zip(dates, models)], run_provenance(cfg, ref))
+                 for d, dm in zip(dates, models)], run_provenance(cfg, ref),
+                {dm.source.date.isoformat(): len(dm.source.parts) for dm in models if dm.source.parts},
+                waterbodies=_waterbodies_on(cfg, dates))
         windows = list(ref.windows(cfg.compute.chunk_size))
         totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
+        wb = cfg.waterbodies
         task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, resampling,
-                         gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write)
+                         gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write,
+                         waterbodies=(wb.core_share, wb.extent_share, wb.min_observations) if write and _waterbodies_on(cfg, dates) else None)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):
@@ -222,6 +245,35 @@ def run_provenance(cfg: RunConfig, ref: Grid) -> dict[str, str]:
     return provenance(__version__, inputs, units)
 
 
+def _waterbodies_on(cfg: RunConfig, dates: Sequence[str]) -> bool:
+    """Whether the run finds waterbodies: ``waterbodies.enabled`` and two or more dates."""
+    return bool(cfg.waterbodies.enabled) and len(dates) >= 2
+
+
+def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str], rasters: RunRasters,
+                       blocks: dict[str, Path], summary: dict[str, Any], jobs: Any) -> tuple[dict[str, Path], Any, Any]:
+    """waterbodies.csv, the ``waterbodies`` layer and summary.json's section from the block-written
+    rasters (:func:`rs_change.waterbody.from_files`); the report's plot as a job.  Returns the
+    staged files, the layer and the plot's future (None without a report)."""
+    from .outputs import polygon_threads
+    from .waterbody import TABLE_COLUMNS, Params, from_files
+
+    assert rasters.waterbody is not None
+    rasters.waterbody.close()
+    t = time.perf_counter()
+    layer, table, summary["waterbodies"] = from_files(
+        tmp, ref, rasters.waterbody.path, [blocks[water_tif(d)] for d in dates], dates, Params.of(cfg.waterbodies),
+        workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers))
+    log.info("%d waterbodies in %.1f s", len(layer), time.perf_counter() - t)
+    staged = {WATERBODIES_CSV: write_csv(tmp / WATERBODIES_CSV, table, TABLE_COLUMNS)}
+    plot = None
+    if cfg.output.report:
+        from .report import waterbodies_png
+
+        plot = jobs.submit(waterbodies_png, table, summary["waterbodies"]["most_changed"], tmp / WATERBODIES_PNG)
+    return staged, layer, plot
+
+
 #: MB of GDAL block cache while the outputs are written (the passes use ``compute.gdal_cache_mb``).
 WRITE_GDAL_CACHE_MB = 64
 
@@ -242,6 +294,7 @@ def _finish_outputs(
     with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
         # clusters_<date>.tif/.png, model_<date>.json (rs_change.model); frequency / series / change_<a>_<b> (3+ dates)
         extra = stage_cluster_outputs(tmp, models, rasters.clusters, jobs)
+        extra.update(rasters.finish_clear_counts(jobs))  # clear_count_<date>.tif of the composited dates
         # the report's cluster panels read the cluster maps the run wrote (same ids and colours)
         blocks: dict[str, Path] = {clusters_tif(dm.source.date.isoformat()): wr.path for dm, wr in zip(models, rasters.clusters)}
         if rasters.series is not None:
@@ -259,14 +312,16 @@ def _stage_and_commit(
     from .outputs import layer_threads, polygon_threads
 
     staged: dict[str, Path] = {}
-    cogs = [(water_tif(d), wr) for d, wr in zip([dm.source.date.isoformat() for dm in models], rasters.water)]
+    dates = [dm.source.date.isoformat() for dm in models]
+    cogs = [(water_tif(d), wr) for d, wr in zip(dates, rasters.water)]
+    cogs += [(water_fraction_tif(d), wr) for d, wr in zip(dates, rasters.fraction)]
     if rasters.change is not None:
         cogs.append((CHANGE_TIF, rasters.change))
     for name, wr in cogs:
         wr.close()
         jobs.submit(wr.to_cog, tmp / name)
         staged[name], blocks[name] = tmp / name, wr.path
-    staged.update(style_outputs(staged))  # .qml + .aux.xml beside water_<date>.tif and change.tif
+    staged.update(style_outputs(staged))  # .qml + .aux.xml beside water and change maps, a ramp .qml beside fractions
     figures = None
     if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs (rs_change.report)
         from .report import report_figures, report_page
@@ -275,15 +330,25 @@ def _stage_and_commit(
         figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks, cfg.grid.resampling,
                               priority=-1)
     jobs.start()
+    wb_layers: dict[str, Any] = {}
+    wb_plot = None
+    if rasters.waterbody is not None:  # waterbodies.csv, the waterbodies layer, summary.json's section
+        wb_files, layer, wb_plot = _stage_waterbodies(cfg, tmp, ref, [dm.source.date.isoformat() for dm in models], rasters,
+                                                      blocks, summary, jobs)
+        staged.update(wb_files)
+        wb_layers[WATERBODIES_LAYER] = layer
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
             tmp, ref, {dm.source.date.isoformat(): blocks[water_tif(dm.source.date.isoformat())] for dm in models},
             blocks.get(CHANGE_TIF), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
             workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
-            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers), metadata=run_provenance(cfg, ref))
+            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers), metadata=run_provenance(cfg, ref),
+            extra_layers=wb_layers)
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
         figs = figures.result()
+        if wb_plot is not None:
+            figs[WATERBODIES_PNG] = wb_plot.result()
         staged.update(figs)
         staged[REPORT_HTML] = report_page(tmp, summary, cfg.to_yaml(), figs)
     staged[SUMMARY_JSON] = write_json(tmp / SUMMARY_JSON, summary)

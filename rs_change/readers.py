@@ -29,7 +29,9 @@ from rasterio.windows import Window
 from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
+from .qa import QA_ROLES, QaAreas, QaMask
 from .remote import gdal_env, gdal_path, is_remote, retrying
+from .composite import MAX_SCENES, medoid_pick
 from .sensors import BandProfile, observed_mask, raw_to_bands
 
 log = logging.getLogger(__name__)
@@ -65,9 +67,12 @@ class SceneSource:
     qa_decoder: Optional[QaDecoder] = None
     label: str = ""
     extra: dict = field(default_factory=dict)
-    #: A mosaic (several files or items of one date, :func:`mosaic`): its parts, read in order,
-    #: each pixel from the first part that observes it; ``layers`` are then the first part's.
+    #: A date of several files or items (:func:`mosaic`): its parts, composited per pixel from the
+    #: parts that observe it (:mod:`rs_change.composite`); ``layers`` are then the first part's.
     parts: tuple["SceneSource", ...] = ()
+    #: What the header of the (first) file says: ``dtype``, ``count`` (bands; None for one file per
+    #: band), ``size`` (width, height), ``crs``: for :func:`rs_change.sensors.profile_warnings`.
+    info: dict = field(default_factory=dict)
 
     @property
     def roles(self) -> list[str]:
@@ -76,7 +81,7 @@ class SceneSource:
     def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
         """A reader of windows of ``ref`` (use as a context manager; one per thread)."""
         if self.parts:
-            return MosaicReader(self, ref, resampling)  # type: ignore[return-value]
+            return CompositeReader(self, ref, resampling)  # type: ignore[return-value]
         return WindowReader(self, ref, resampling)
 
 
@@ -147,9 +152,12 @@ def open_geotiff(
         if profile.scale is None and ds.scales and ds.scales[0] not in (None, 1.0) and ds.dtypes[0] != "uint8":
             log.info("%s: file declares scale %s; pass `scale:` in the config to use it", path, ds.scales[0])
         profile = _resolve_offset(ds, profile, path)
+        info = {"dtype": ds.dtypes[0], "count": ds.count, "size": (ds.width, ds.height), "crs": ds.crs.to_string()}
     nd = nodata if nodata is not None else file_nodata
     layers = {role: (path, int(b)) for role, b in profile.bands.items()}
-    return SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path)
+    profile, layers, qa = split_qa(profile, layers)
+    src = SceneSource(date=date, profile=profile, layers=layers, grid=grid, nodata=nd, label=path, info=info)
+    return attach_qa(src, qa)
 
 
 def open_layers(
@@ -171,6 +179,8 @@ def open_layers(
     """
     files = {str(role): str(p) for role, p in files.items()}
     profile = replace(profile, bands={role: 1 for role in files})
+    profile, layers, qa = split_qa(profile, {r: (p, 1) for r, p in files.items()})
+    files = {r: p for r, (p, _) in layers.items()}
     grids: list[Grid] = []
     file_nodata = None
     for i, (role, path) in enumerate(files.items()):
@@ -179,23 +189,84 @@ def open_layers(
             if i == 0:
                 file_nodata = ds.nodata
                 profile = _resolve_offset(ds, profile, path)
+                info = {"dtype": ds.dtypes[0], "count": None, "size": (ds.width, ds.height), "crs": ds.crs.to_string()}
     grid = min(grids, key=lambda g: abs(g.transform.a * g.transform.e))
     nd = nodata if nodata is not None else file_nodata
     label = next(iter(files.values()))
-    return SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
-                       label=label)
+    src = SceneSource(date=date, profile=profile, layers={r: (p, 1) for r, p in files.items()}, grid=grid, nodata=nd,
+                      label=label, info=info)
+    return attach_qa(src, qa)
+
+
+def split_qa(profile: BandProfile, layers: Mapping[str, tuple[str, int]]
+             ) -> tuple[BandProfile, dict[str, tuple[str, int]], Optional[tuple[str, tuple[str, int]]]]:
+    """The QA role of ``layers`` (:data:`rs_change.qa.QA_ROLES`) taken out of the spectral bands:
+    ``(profile, layers, (role, (path, band)))`` without it, or ``(profile, layers, None)``.  A QA
+    band never enters the features.
+
+    Raises
+    ------
+    BandProfileError
+        Two QA roles, or a QA role and no spectral band.
+    """
+    qa = [r for r in layers if r in QA_ROLES]
+    if not qa:
+        return profile, dict(layers), None
+    if len(qa) > 1:
+        raise BandProfileError(f"one QA layer per scene; got {', '.join(qa)}")
+    rest = {r: v for r, v in layers.items() if r not in QA_ROLES}
+    if not rest:
+        raise BandProfileError(f"{layers[qa[0]][0]}: only a QA layer ({qa[0]}); give the band roles too")
+    bands = {r: b for r, b in profile.bands.items() if r not in QA_ROLES}
+    return replace(profile, bands=bands), rest, (qa[0], layers[qa[0]])
+
+
+def attach_qa(src: SceneSource, qa: Optional[tuple[str, tuple[str, int]]]) -> SceneSource:
+    """``src`` with its optical QA layer (:func:`split_qa`) read as :class:`rs_change.qa.QaMask`
+    under the profile's ``qa`` settings (``enabled``, ``mask``, ``buffer``), and the per-reason areas
+    hook (``extra["block_stats"]``, reported as ``masked_km2`` in summary.json)."""
+    if qa is None:
+        return src
+    role, (path, band) = qa
+    settings = dict(src.profile.qa or {})
+    if not settings.get("enabled", True):
+        log.info("%s: %s QA layer not used (qa.enabled: false)", src.label, role)
+        return src
+    try:
+        mask = QaMask(role, settings.get("mask"), int(settings.get("buffer") or 0))
+    except ValueError as exc:  # ConfigError: a class the product does not have
+        raise BandProfileError(f"{src.label}: {exc}") from None
+    if path != src.label and path not in {p for p, _ in src.layers.values()}:
+        with gdal_env([path]), open_raster(path) as ds:
+            grid_of(ds, path)
+            if band > ds.count:
+                raise BandProfileError(f"{path}: the {role} QA layer is band {band} but the file has {ds.count} band(s)")
+    src.qa_layer = (path, int(band))
+    src.qa_decoder = mask
+    src.extra["block_stats"] = QaAreas(mask.names)
+    src.extra["stats_name"] = "masked_km2"
+    log.info("%s: %s from %s band %d", src.label, mask.describe(), path, band)
+    return src
 
 
 def mosaic(parts: list[SceneSource]) -> SceneSource:
-    """One date from several sources (STAC items of one day, adjacent tiles): read in order onto
-    the reference grid, each pixel taken from the first part that observes it.
+    """One date from several sources (adjacent tiles, several acquisitions, the STAC items of a
+    day or a ``window``): composited per pixel onto the reference grid from the parts that observe
+    the pixel (:mod:`rs_change.composite`: the only one, the first of two, the medoid of three or
+    more), in the order given.
 
     The mosaic's grid covers every part: the first part's CRS and pixel size, extended to the union
     of the parts' bounds (transformed into that CRS), so it can be a run's reference grid.
     """
     if len(parts) == 1:
         return parts[0]
-    if any(p.qa_layer is not None or p.extra for p in parts):
+    if len(parts) > MAX_SCENES:
+        raise BandProfileError(f"{parts[0].label}: {len(parts)} files for the date {parts[0].date}; a date composites at "
+                               f"most {MAX_SCENES}: narrow the list (or the stac: block's window / datetime)")
+    # each part's reader applies its own QA layer, so a composite is clear-sky; what it cannot carry
+    # is a source's per-block report of its QA flags (MODIS's modis_qa areas, ``extra["block_stats"]``);
+    # the optical QA layers' masked areas (rs_change.qa) are carried by the composite reader
+    if any("block_stats" in p.extra and p.extra.get("stats_name") != "masked_km2" for p in parts):
         raise BandProfileError(f"{parts[0].label}: a date of several files whose pixels carry a QA layer (MODIS) "
                                "cannot be mosaicked; give one file, folder or granule per date")
     from affine import Affine
@@ -471,16 +542,23 @@ class SharedReads:
             self._ds.clear()
 
 
-class MosaicReader:
-    """Reads windows of a reference grid from a mosaic (:func:`mosaic`): a
-    :class:`WindowReader` per part, each pixel from the first part that observes it (inside its
-    footprint, not nodata / fill / out of range, not QA-flagged). Not thread-safe."""
+class CompositeReader:
+    """Reads windows of a reference grid from a date of several scenes (:func:`mosaic`): a
+    :class:`WindowReader` per part, each pixel from the part that :func:`rs_change.composite.medoid_pick`
+    chooses among the parts that observe it (inside the footprint, not nodata / fill / out of
+    range, not QA-flagged): the only one, the first of two, the medoid of three or more.  A
+    mosaic of adjacent tiles is the special case where one part observes each pixel.  After each
+    read, :attr:`last_clear_count` holds how many parts observed each pixel.  Not thread-safe."""
 
     def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING) -> None:
         self.source = source
         self.ref = ref
         self.readers = [WindowReader(p, ref, resampling) for p in source.parts]
         self.last_qa: Optional[np.ndarray] = None
+        #: why each pixel of the last window is masked by the parts' optical QA (rs_change.qa.reasons)
+        self.last_qa_reasons: Optional[np.ndarray] = None
+        #: uint8 (h, w): parts that observed each pixel of the last window read
+        self.last_clear_count: Optional[np.ndarray] = None
 
     @property
     def shared_reads(self) -> Optional["SharedReads"]:
@@ -491,7 +569,7 @@ class MosaicReader:
         for rd in self.readers:  # keyed by path: one object serves every part
             rd.shared_reads = value
 
-    def __enter__(self) -> "MosaicReader":
+    def __enter__(self) -> "CompositeReader":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -506,7 +584,7 @@ class MosaicReader:
 
     def read(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
              out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """:meth:`WindowReader.read` of the mosaic."""
+        """:meth:`WindowReader.read` of the composite."""
         raws, valid = self.read_raw(row_off, col_off, height, width, out_shape)
         bands, observed = raw_to_bands(raws, self.source.profile, self.source.nodata)
         valid &= observed
@@ -514,25 +592,88 @@ class MosaicReader:
 
     def read_raw(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
                  out_shape: Optional[tuple[int, int]] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """:meth:`WindowReader.read_raw` of the mosaic: the first part's values where it observes
-        the pixel, else the next part's, and so on; ``valid`` where any part's footprint is."""
-        raws: Optional[dict[str, np.ndarray]] = None
-        valid = seen = None
+        """:meth:`WindowReader.read_raw` of the composite: each pixel's raw values from the part
+        :func:`~rs_change.composite.medoid_pick` chooses (in the first part's units when a part
+        has another scale or offset), ``valid`` where some part observed it.  A pixel that no part
+        observes and a part's QA flags is masked for the reason of the first part that flags it
+        (:attr:`last_qa_reasons`)."""
+        reads = []
+        codes: Optional[np.ndarray] = None
         for part, rd in zip(self.source.parts, self.readers):
             r, v = rd.read_raw(row_off, col_off, height, width, out_shape)
-            obs = v & observed_mask(r, part.profile, part.nodata)
-            if raws is None:
-                raws, valid, seen = {k: a.copy() for k, a in r.items()}, v, obs
-            else:
-                take = obs & ~seen
-                for role, a in r.items():
-                    raws[role][take] = a[take]
-                valid |= take
-                seen |= obs
-            if seen.all():
-                break
-        assert raws is not None and valid is not None
+            reads.append((r, v & clear_mask(r, part.profile, part.nodata)))
+            if rd.last_qa_reasons is not None:
+                codes = rd.last_qa_reasons.copy() if codes is None else np.where(codes == 0, rd.last_qa_reasons, codes)
+        raws, valid, count = composite_raws(self.source, reads)
+        if codes is not None:
+            codes[valid] = 0  # observed by a part: not masked
+        self.last_qa_reasons = codes
+        self.last_clear_count = count
         return raws, valid
+
+
+#: The reader of a date of several files (kept under its first name: one file per part is a mosaic).
+MosaicReader = CompositeReader
+
+
+def clear_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float]) -> np.ndarray:
+    """The pixels :func:`~rs_change.sensors.raw_to_bands` keeps (nodata, fill, valid range, finite
+    floats), without converting the bands."""
+    ok = observed_mask(raws, profile, nodata)
+    for raw in raws.values():
+        if raw.dtype.kind == "f":
+            ok &= np.isfinite(raw)
+    return ok
+
+
+def composite_raws(
+    source: SceneSource, reads: list[tuple[dict[str, np.ndarray], np.ndarray]]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The composite of one window from each part's (raws, clear mask): raw values in the first
+    part's type and units, the mask of pixels some part observed, and the clear count.
+
+    The parts' bands in physical units are computed only where they are needed: for the medoid
+    of pixels that three or more parts observe, and to bring a part of another scale or offset
+    into the first part's units."""
+    count = np.zeros(reads[0][1].shape, np.uint8)
+    for _, obs in reads:
+        count += obs
+    phys: dict[int, dict[str, np.ndarray]] = {}
+
+    def bands(j: int) -> dict[str, np.ndarray]:
+        if j not in phys:
+            part = source.parts[j]
+            phys[j] = raw_to_bands(reads[j][0], part.profile, part.nodata)[0]
+        return phys[j]
+
+    if (count >= 3).any():
+        pick, _ = medoid_pick([bands(j) for j in range(len(reads))], [o for _, o in reads])
+    else:  # at most two observations anywhere: the first that observes (no band is needed)
+        pick, _ = medoid_pick([{} for _ in reads], [o for _, o in reads])
+    first = source.parts[0].profile
+    raws = {role: a.copy() for role, a in reads[0][0].items()}
+    for j, (part, (r, _)) in enumerate(zip(source.parts, reads)):
+        if j == 0:
+            continue
+        take = pick == j
+        if not take.any():
+            continue
+        same = (part.profile.scale, part.profile.offset) == (first.scale, first.offset)
+        for role, a in raws.items():
+            if same or first.scale is None:
+                a[take] = r[role][take]
+            else:  # another baseline's offset (Sentinel-2 04.00+): the value in the first part's DNs
+                a[take] = _to_raw((bands(j)[role][take] - np.float32(first.offset)) / np.float32(first.scale), a.dtype)
+    return raws, pick >= 0, count
+
+
+def _to_raw(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Physical values brought back to raw numbers of ``dtype`` (rounded and clamped for integers)."""
+    dt = np.dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        return np.clip(np.floor(values + 0.5), info.min, info.max).astype(dt)
+    return values.astype(dt)
 
 
 class WindowReader:
@@ -568,6 +709,8 @@ class WindowReader:
         self._alpha: dict[str, int] = {}
         self._shift: dict[str, Optional[tuple[float, float]]] = {}
         self.last_qa: Optional[np.ndarray] = None
+        #: why each pixel of the last window is masked by an optical QA layer (rs_change.qa.reasons)
+        self.last_qa_reasons: Optional[np.ndarray] = None
         #: reads of shifted files through datasets shared by the threads of a run (pass 2)
         self.shared_reads: Optional[SharedReads] = None
 
@@ -621,6 +764,9 @@ class WindowReader:
             view: object = ds
         else:
             nd = self.source.nodata if self.source.nodata is not None else ds.nodata
+            if self.source.qa_layer is not None and path == self.source.qa_layer[0] and \
+                    path not in {p for p, _ in self.source.layers.values()}:
+                nd = ds.nodata  # a QA file of its own: its own nodata (the bands' may be a valid QA value)
             kw: dict = dict(
                 crs=self.ref.crs.to_wkt(),
                 transform=self.ref.transform,
@@ -870,14 +1016,28 @@ class WindowReader:
         groups: dict[str, list[tuple[str, int]]] = {}
         for role, (path, band) in self.source.layers.items():
             groups.setdefault(path, []).append((role, band))
+        dec = self.source.qa_decoder
+        qa_in = None  # a QA band of a stack on the reference grid: read with the bands (no resampling there)
+        if isinstance(dec, QaMask) and self.source.qa_layer is not None and self.source.qa_layer[0] in groups \
+                and (out_shape is not None or dec.halo == 0) and self._same_grid(self.source.qa_layer[0]):
+            qa_in = self.source.qa_layer
+        qa_raw = None
         for path, members in groups.items():  # one read per file, every band of it at once
-            uniq = sorted({b for _, b in members})
+            uniq = sorted({b for _, b in members} | ({qa_in[1]} if qa_in is not None and qa_in[0] == path else set()))
             arr, inside = self._read_group(path, uniq, window, out_shape)
             if inside is not None:
                 valid &= inside
             for role, band in members:
                 raws[role] = arr[uniq.index(band)]
-        if self.source.qa_layer is not None and self.source.qa_decoder is not None:
+            if qa_in is not None and qa_in[0] == path:
+                qa_raw = arr[uniq.index(qa_in[1])]
+        if self.source.qa_layer is not None and isinstance(dec, QaMask):
+            codes, inside = self._qa_reasons(row_off, col_off, h, w, out_shape, qa_raw)
+            if inside is not None:
+                valid &= inside
+            valid &= codes == 0
+            self.last_qa_reasons = codes
+        elif self.source.qa_layer is not None and self.source.qa_decoder is not None:
             qpath, qband = self.source.qa_layer
             qa, inside = self._read_group(qpath, [qband], window, out_shape, nearest=True)
             qa = qa[0]
@@ -888,6 +1048,36 @@ class WindowReader:
         return raws, valid
 
 
+    def _qa_reasons(self, row_off: int, col_off: int, h: int, w: int, out_shape: Optional[tuple[int, int]],
+                    qa: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Reason codes (:func:`rs_change.qa.reasons`) of the optical QA layer over a window, read
+        nearest-neighbour onto the reference grid, and the QA file's footprint (or None).
+
+        With a buffer the window is read with a halo of ``buffer`` pixels (clipped to the reference
+        grid), so a cloud in the next block grows into this one: the masks do not depend on the
+        block size. A decimated read (``out_shape``, pass 1's sample) dilates by the buffer in
+        decimated pixels, rounded up (a sample pixel near a cloud is dropped). ``qa``: the window's
+        QA values when they were read with the bands (:meth:`read_raw`)."""
+        dec = self.source.qa_decoder
+        assert isinstance(dec, QaMask) and self.source.qa_layer is not None
+        qpath, qband = self.source.qa_layer
+        halo = dec.halo
+        if out_shape is not None or halo == 0:
+            inside = None
+            if qa is None:
+                arr, inside = self._read_group(qpath, [qband], Window(col_off, row_off, w, h), out_shape, nearest=True)
+                qa = arr[0]
+            if out_shape is not None:
+                dec = dec.scaled(min(h / out_shape[0], w / out_shape[1]))
+            return dec.reasons(qa), inside
+        r0, c0 = max(0, row_off - halo), max(0, col_off - halo)
+        r1, c1 = min(self.ref.height, row_off + h + halo), min(self.ref.width, col_off + w + halo)
+        qa, inside = self._read_group(qpath, [qband], Window(c0, r0, c1 - c0, r1 - r0), None, nearest=True)
+        sl = (slice(row_off - r0, row_off - r0 + h), slice(col_off - c0, col_off - c0 + w))
+        codes = dec.reasons(qa[0])[sl]
+        return np.ascontiguousarray(codes), None if inside is None else inside[sl]
+
+
 def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
     """The grid of a read of ``ref`` decimated to ``shape`` (same bounds, larger pixels)."""
     from affine import Affine
@@ -896,8 +1086,12 @@ def decimated_grid(ref: Grid, shape: tuple[int, int]) -> Grid:
     return Grid((oh, ow), ref.transform * Affine.scale(ref.width / ow, ref.height / oh), ref.crs)
 
 
-def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+#: ``check(source, raws, inside)``: called by :func:`decimated_read` with each scene's raw values.
+RawCheck = Callable[["SceneSource", dict, np.ndarray], None]
+
+
+def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING,
+                   check: Optional[RawCheck] = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A date's bands and observed mask on ``ref`` decimated to ``shape``: the pixel under each
     decimated centre (pass 1's sample, the report's quicklooks).
 
@@ -905,31 +1099,43 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
     picks its source pixels directly (every tile decoded once); any other date is warped straight
     onto the decimated grid (nearest), so only the sampled pixels are computed (a decimated read of
     the full-resolution warped view would warp the whole scene: 15 s for a NAIP quarter-quad).
+    A date of several scenes is their composite (:mod:`rs_change.composite`), as pass 2 reads it.
+    ``check`` is given each scene's raw values and footprint before they are converted (pass 1
+    checks them against the scene's profile, :func:`rs_change.sensors.check_raw_values`).
     """
-    if source.parts:  # a mosaic: each part's decimated read, the first part that observes a pixel wins
-        out: Optional[tuple[dict[str, np.ndarray], np.ndarray]] = None
-        for part in source.parts:
-            b, v = decimated_read(part, ref, shape, resampling)
-            if out is None:
-                out = ({k: a.copy() for k, a in b.items()}, v.copy())
-                continue
-            take = v & ~out[1]
-            for role, a in b.items():
-                out[0][role][take] = a[take]
-            out[1][take] = True
-        assert out is not None
-        return out
+    if source.parts:  # a composite: each part's decimated read, then the pixels' picks as in pass 2
+        reads = [decimated_read(part, ref, shape, resampling, check) for part in source.parts]
+        pick, _ = medoid_pick([b for b, _ in reads], [v for _, v in reads])
+        out = {role: a.copy() for role, a in reads[0][0].items()}
+        for j in range(1, len(reads)):
+            take = pick == j
+            for role, a in out.items():
+                a[take] = reads[j][0][role][take]
+        return out, pick >= 0
+    raws, inside = decimated_read_raw(source, ref, shape, resampling)
+    if check is not None:
+        check(source, raws, inside)
+    bands, observed = raw_to_bands(raws, source.profile, source.nodata)
+    return bands, inside & observed
+
+
+def decimated_read_raw(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
+                       ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The raw values of one scene (not a composite) decimated as :func:`decimated_read` reads them,
+    and the pixels inside it and not QA-flagged (:meth:`WindowReader.read_raw`)."""
     if tuple(shape) == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
-            return rd.read()
+            return rd.read_raw()
     if source.grid.same_as(ref):
         with source.open(ref, resampling) as rd:
-            return rd.read(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=tuple(shape))
     with source.open(ref, "nearest") as rd:
         if rd.can_decimate():
-            return rd.read(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=tuple(shape))
+    if isinstance(source.qa_decoder, QaMask):  # the buffer in pixels of the decimated grid
+        source = replace(source, qa_decoder=source.qa_decoder.scaled(min(ref.height / shape[0], ref.width / shape[1])))
     with source.open(decimated_grid(ref, shape), "nearest") as rd:
-        return rd.read()
+        return rd.read_raw()
 
 
 def check_overlap(source: SceneSource, ref: Grid) -> float:
@@ -962,5 +1168,5 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "MosaicReader", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
+__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "clear_mask", "decimated_read_raw", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
            "BandProfileError"]

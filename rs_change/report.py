@@ -30,7 +30,7 @@ import numpy as np
 
 from . import defaults
 from .names import (CHANGE_PNG, CHANGE_TIF, FREQUENCY_PNG, FREQUENCY_TIF, REPORT_HTML, SERIES_CLASSES_PNG, SERIES_CLASSES_TIF,
-                    TIMESERIES_CSV, TIMESERIES_PNG, clusters_tif, quicklook_png, water_tif)
+                    TIMESERIES_CSV, TIMESERIES_PNG, WATERBODIES_PNG, clusters_tif, quicklook_png, water_tif)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,50 @@ def timeseries_png(summary: Mapping[str, Any], path: Path) -> Path:
     ax.set_ylim(0, max(y + [0.0]) * 1.2 or 1.0)
     ax.set_title("Water area per date (pixels observed on that date)")
     ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def waterbodies_png(table: Sequence[Mapping[str, Any]], most_changed: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """The wet area per date of the waterbodies that changed most (``most_changed``: summary.json's
+    ``waterbodies.most_changed``; ``table``: waterbodies.csv's rows).  A date on which too much of
+    a waterbody was unobserved (``wet_pct`` empty) is drawn as a hollow marker, off the line."""
+    import datetime as dt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    colors = plt.get_cmap("tab10").colors
+    rows_of: dict[str, list[Mapping[str, Any]]] = {}
+    for r in table:
+        rows_of.setdefault(str(r["uid"]), []).append(r)
+    shown = [float(r["wet_m2"]) for wb in most_changed for r in rows_of.get(str(wb["uid"]), [])]
+    # km² as the rest of the report, m² for ponds (a figure of 0.000 km² says nothing)
+    scale, unit, fmt = (1e6, "km²", "{:+,.3f}") if max(shown, default=0.0) >= 1e5 else (1.0, "m²", "{:+,.0f}")
+    for i, wb in enumerate(most_changed):
+        rows = rows_of.get(str(wb["uid"]), [])
+        c = colors[i % len(colors)]
+        ok = [r for r in rows if r["wet_pct"] is not None]
+        bad = [r for r in rows if r["wet_pct"] is None]
+        change, pct = wb.get("change_m2"), wb.get("change_pct")
+        label = f"#{wb['wb_id']} {wb['uid']}: " + (
+            "first or last date unobserved" if change is None else
+            fmt.format(change / scale) + f" {unit}" + (f" ({pct:+,.0f} %)" if pct is not None else ""))
+        ax.plot([dt.date.fromisoformat(r["date"]) for r in ok], [r["wet_m2"] / scale for r in ok], "o-", color=c, label=label)
+        if bad:
+            ax.plot([dt.date.fromisoformat(r["date"]) for r in bad], [r["wet_m2"] / scale for r in bad], "o", mfc="none", color=c)
+    ax.set_ylabel(f"wet area ({unit})")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Waterbodies that changed most: wet area per date")
+    ax.grid(alpha=0.3)
+    dates = sorted({str(r["date"]) for r in table})
+    if 0 < len(dates) <= 12:  # the dates themselves as ticks
+        ax.set_xticks([dt.date.fromisoformat(d) for d in dates], dates)
+    if most_changed:
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="wb_id uid: change first → last",
+                  title_fontsize=8, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no waterbody with a change (see summary.json)", ha="center", va="center", transform=ax.transAxes)
     fig.autofmt_xdate()
     fig.tight_layout()
     return _save(fig, path)
@@ -496,6 +540,17 @@ _DATE_COLUMNS: list[tuple[str, str, Kind]] = [
     ("silhouette", "Silhouette (−1 to 1)", "ratio"),
     ("water_clusters", "Water cluster ids", "text"),
 ]
+
+
+def _date_columns(dates: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, Kind]]:
+    """:data:`_DATE_COLUMNS`, with the area a QA layer masked after "Not observed" when a date has one."""
+    if not any("masked_total_km2" in d for d in dates):
+        return _DATE_COLUMNS
+    i = [c[0] for c in _DATE_COLUMNS].index("unobserved_km2") + 1
+    return [*_DATE_COLUMNS[:i], ("masked_total_km2", "Of which masked by QA: cloud, shadow, snow ... (km²)", "km2"),
+            *_DATE_COLUMNS[i:]]
+
+
 _POLYGON_COLUMNS: list[tuple[str, str, Kind]] = [
     ("layer", "Layer", "text"),
     ("features", "Polygons", "int"),
@@ -590,6 +645,31 @@ def _accuracy_parts(summary: Mapping[str, Any], decimals: int) -> list[str]:
     return parts
 
 
+_WATERBODY_COLUMNS: list[tuple[str, str, Kind]] = [
+    ("wb_id", "Rank by extent", "int"), ("uid", "Id (uid)", "text"), ("area_km2", "Extent (km²)", "km2"),
+    ("first_km2", "Wet, first date (km²)", "km2"), ("last_km2", "Wet, last date (km²)", "km2"),
+    ("change_km2", "Change (km²)", "km2"), ("change_pct", "Change (%)", "pct")]
+
+
+def _waterbody_parts(summary: Mapping[str, Any], decimals: int) -> list[str]:
+    """The waterbodies section: how many, with which thresholds, and those that changed most."""
+    wb = summary.get("waterbodies")
+    if not isinstance(wb, Mapping):
+        return []
+    rows = [{"wb_id": r["wb_id"], "uid": r["uid"], "area_km2": r["area_m2"] / 1e6, "first_km2": r["wet_first_m2"] / 1e6,
+             "last_km2": r["wet_last_m2"] / 1e6, "change_km2": (r["change_m2"] / 1e6 if r["change_m2"] is not None else None),
+             "change_pct": r["change_pct"]} for r in wb.get("most_changed", [])]
+    return [f"<h2>Waterbodies</h2><p>{wb.get('count', 0):,} waterbodies ({_fmt(wb.get('extent_km2'), 'km2', decimals)} km² of "
+            f"extent): regions of pixels that were water on at least {_fmt(100 * wb.get('extent_share', 0), 'pct')} % of the "
+            f"dates they were observed on, each with a core of pixels water on at least {_fmt(100 * wb.get('core_share', 0), 'pct')} % "
+            f"of at least {wb.get('min_observations')} observed dates, and at least {_fmt(wb.get('min_area_m2'), 'm2')} m². "
+            "Every date's wet area per waterbody is in waterbodies.csv, the polygons in the waterbodies layer. "
+            "The waterbodies whose wet area changed most from the first to the last date:</p>",
+            _table(rows, _WATERBODY_COLUMNS, decimals),
+            f"<p class=\"note\">A change is left out where more than {_fmt(wb.get('max_invalid_pct'), 'pct')} % of the "
+            "waterbody was unobserved on the first or the last date.</p>"]
+
+
 def _where(grid: Mapping[str, Any]) -> list[str]:
     """Where the area is: the grid in plain words, its corners in longitude / latitude (WGS 84)
     and, when the CRS's planar areas are not ground areas, the warning (:func:`planar_area_note`)."""
@@ -636,6 +716,8 @@ def _caption(name: str, dates: Sequence[str]) -> str:
         return "Water frequency: the share of the dates a pixel was observed on that it was water"
     if name == SERIES_CLASSES_PNG:
         return "Series classes over all dates"
+    if name == WATERBODIES_PNG:
+        return "Wet area per date of the waterbodies that changed most (hollow: too much of it unobserved that date)"
     for i, d in enumerate(dates):
         if name == quicklook_png(d):
             return f"{d}: image, clusters, water" + (f" and change since {dates[i - 1]}" if i else " (the first date: no change map)")
@@ -668,7 +750,7 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
         "Every area is ground area (on the ellipsoid), in km².</p>",
         *_where(summary.get("grid", {})),
         "<h2>Water per date</h2>",
-        _table(dates, _DATE_COLUMNS, nd),
+        _table(dates, _date_columns(dates), nd),
         "<p class=\"note\">Observed: the pixels with data on that date; water is a share of them.</p>",
     ]
     if "change" in summary:
@@ -694,8 +776,10 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
                   f"{_fmt(p.get('simplify_px'), 'pct')} pixel, formats {html.escape(', '.join(p.get('formats', [])))}. "
                   "A polygon's area_m2 is the ground area of its pixels.</p>",
                   _table([{"layer": k, **v} for k, v in p.get("layers", {}).items()], _POLYGON_COLUMNS, nd)]
+    parts += _waterbody_parts(summary, nd)
     parts.append("<h2>Figures</h2>")
-    first = {TIMESERIES_PNG: (0, ""), CHANGE_PNG: (1, ""), FREQUENCY_PNG: (2, ""), SERIES_CLASSES_PNG: (3, "")}
+    first = {TIMESERIES_PNG: (0, ""), CHANGE_PNG: (1, ""), FREQUENCY_PNG: (2, ""), SERIES_CLASSES_PNG: (3, ""),
+             WATERBODIES_PNG: (3, "w")}
     rank = {quicklook_png(d): (4, d) for d in iso}  # then the quicklooks by date
     for name in sorted(figures, key=lambda n: (*first.get(n, rank.get(n, (5, ""))), n)):
         parts.append(_img(figures[name], _caption(name, iso)))

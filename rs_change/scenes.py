@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -27,6 +27,7 @@ import numpy as np
 from . import defaults
 from .errors import BandProfileError, GeoreferenceError
 from .grid import Grid, as_crs
+from .qa import QA_ROLES
 from .readers import SceneSource, open_geotiff
 from .remote import is_remote
 from .sensors import BandProfile, custom_profile, get_profile, raw_to_bands
@@ -187,7 +188,8 @@ def read_scene(
     src = open_scene(str(path) if is_remote(path) else Path(path), profile, d or _dt.date(1970, 1, 1), nodata)
     grid = like.grid if isinstance(like, Scene) else (like or src.grid)
     with src.open(grid, resampling) as rd:
-        bd, valid = rd.read()
+        bd, valid = rd.read()  # a QA band (qa_pixel, scl, fmask) has masked its pixels here
+    profile = replace(profile, bands={r: b for r, b in profile.bands.items() if r not in QA_ROLES})
     return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path), src, resampling)
 
 
@@ -199,7 +201,9 @@ def band_profile(sensor: Optional[str], bands: Optional[Mapping[str, int]], scal
     if bands is not None:
         prof = custom_profile(bands)
         if sensor is not None:
-            prof = get_profile(sensor).with_overrides(bands=prof.bands)
+            base = get_profile(sensor)
+            only_qa = all(r in QA_ROLES for r in prof.bands)  # {qa_pixel: 8} adds to the sensor's bands
+            prof = base.with_overrides(bands={**base.bands, **prof.bands} if only_qa else prof.bands)
     else:
         prof = get_profile(sensor or "")
     return prof.with_overrides(scale=scale, offset=offset)

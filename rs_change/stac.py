@@ -5,7 +5,9 @@ config with ``scenes``: the items of a STAC API search (pystac-client: ``collect
 ``datetime``, ``bbox`` (default: the run's ``aoi``), ``query``, ``filter``, ``max_items``) or of a
 static catalog, collection, item or item collection (pystac; the same filters applied to the
 items, except ``query``/``filter``, which only an API can answer) are grouped by UTC day, one
-scene per day; the items of one day are mosaicked (the least cloudy first, :func:`day_order`).
+scene per day, or per ``window`` of days (:func:`window_groups`, named by the window's first
+day); the items of one date are composited per pixel (:mod:`rs_change.composite`, the least
+cloudy listed first, :func:`day_order`).
 Each scene names its files (the ``asset`` that holds the bands, or one asset per band role for
 one-band-per-file collections, :data:`DEFAULT_ASSETS`) and takes scale, offset and nodata from
 the assets' ``raster:bands`` where they declare them. No pixel is read here: the files are opened
@@ -45,6 +47,22 @@ DEFAULT_ASSETS: dict[str, Union[str, dict[str, tuple[str, ...]]]] = {
                  "swir1": ("swir16",), "swir2": ("swir22",)},
 }
 DEFAULT_ASSETS["landsat"] = DEFAULT_ASSETS["landsat_tm"] = DEFAULT_ASSETS["landsat8"]
+DEFAULT_ASSETS["landsat8_sr"] = DEFAULT_ASSETS["landsat_tm_sr"] = DEFAULT_ASSETS["landsat8"]
+DEFAULT_ASSETS["sentinel2_l1c"] = DEFAULT_ASSETS["sentinel2_l2a"] = DEFAULT_ASSETS["sentinel2"]
+#: HLS v2 (LP DAAC's HLSL30 / HLSS30): the NIR and SWIR band names differ between L30 and S30, and
+#: an S30 item's B05/B06/B07 are red-edge bands, so its B8A/B11/B12 are looked for first.
+DEFAULT_ASSETS["hls"] = {"blue": ("B02",), "green": ("B03",), "red": ("B04",), "nir": ("B8A", "B05"),
+                         "swir1": ("B11", "B06"), "swir2": ("B12", "B07")}
+
+#: The QA asset a scene of one-band-per-file items fetches when the item has one (QA role -> the
+#: asset keys that may hold it, the first one an item has being used): Landsat Collection 2 L2's
+#: ``qa_pixel``, Sentinel-2 L2A's ``SCL`` (Planetary Computer) or ``scl`` (Earth Search), HLS's
+#: ``Fmask``.  See :mod:`rs_change.qa` for what each masks.
+QA_ASSETS: dict[str, tuple[str, ...]] = {
+    "qa_pixel": ("qa_pixel", "QA_PIXEL"),
+    "scl": ("SCL", "scl"),
+    "fmask": ("Fmask", "fmask", "FMASK"),
+}
 
 
 def expand(cfg: "RunConfig") -> "RunConfig":
@@ -82,13 +100,16 @@ def find_scenes(cfg: "RunConfig") -> tuple["RunConfig", list[dict[str, Any]]]:
 
 def describe(rows: list[dict[str, Any]]) -> str:
     """What :func:`find_scenes` found, for ``rs-change validate``: a line per date (its items)
-    and an indented line per file."""
+    and an indented line per file, the QA layer's marked with its role (``(QA qa_pixel)``)."""
     n = sum(len(r["items"]) for r in rows)
     lines = [f"stac: {n} item(s) on {len(rows)} date(s)"]
     for r in rows:
-        mosaic = f", mosaicked ({len(r['items'])} items)" if len(r["items"]) > 1 else ""
+        mosaic = f", composited per pixel ({len(r['items'])} items)" if len(r["items"]) > 1 else ""
         lines.append(f"  {r['date']}  {', '.join(r['items'])}{mosaic}")
-        lines += [f"    {f}" for f in r["files"]]
+        qa = r.get("qa", {})
+        lines += [f"    {f}" + (f"  (QA {qa[f]})" if f in qa else "") for f in r["files"]]
+        if not qa and r.get("qa_note"):
+            lines.append(f"    {r['qa_note']}")
     return "\n".join(lines)
 
 
@@ -310,7 +331,7 @@ def _matches(item: "pystac.Item", st: "StacConfig", bbox: Optional[tuple[float, 
 # Items -> scenes
 # ---------------------------------------------------------------------------------------------
 def day_order(item: "pystac.Item") -> tuple[float, str]:
-    """Mosaic order within a day: the least cloudy item first (``eo:cloud_cover``), then by id."""
+    """Order of the items of one date (the composite lists them so, ties going to the first): the least cloudy first (``eo:cloud_cover``), then by id."""
     cc = item.properties.get("eo:cloud_cover")
     return (float(cc) if isinstance(cc, (int, float)) else 0.0, item.id)
 
@@ -335,6 +356,21 @@ def asset_keys(st: "StacConfig", item: "pystac.Item") -> Union[str, dict[str, st
                               f"{', '.join(sorted(item.assets))}); set stac.asset: {{role: asset}}")
         out[role] = found
     return out
+
+
+def qa_asset_key(st: "StacConfig", item: "pystac.Item", keys: Union[str, dict[str, str]]) -> Optional[tuple[str, str]]:
+    """(QA role, asset key) of the QA asset a scene of ``item`` fetches (:data:`QA_ASSETS`), or
+    None: ``stac.qa: {enabled: false}``, a multi-band ``asset`` (its QA, if any, is a band:
+    ``bands:``), an ``asset`` mapping that names a QA role itself, or no QA asset in the item."""
+    from .qa import QA_ROLES
+
+    if st.qa is not None and not st.qa.enabled or isinstance(keys, str) or any(r in QA_ROLES for r in keys):
+        return None
+    for role, candidates in QA_ASSETS.items():
+        found = next((k for k in candidates if k in item.assets), None)
+        if found is not None:
+            return role, found
+    return None
 
 
 def _raster_bands(asset: "pystac.Asset") -> list[dict[str, Any]]:
@@ -367,9 +403,31 @@ def _radiometry(declared: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def window_groups(by_day: dict[_dt.date, list[Any]], window: int = 0) -> dict[_dt.date, list[Any]]:
+    """Items per day grouped into dates of ``window`` days: the earliest day not yet taken starts
+    a date, which takes the items of that day and of the ``window`` days after it; the date is
+    named by that first day.  ``window=0``: one date per day.
+
+    Examples
+    --------
+    >>> d = {_dt.date(2020, 8, k): [k] for k in (1, 5, 17, 20, 30)}
+    >>> {k.isoformat(): v for k, v in window_groups(d, 16).items()}
+    {'2020-08-01': [1, 5, 17], '2020-08-20': [20, 30]}
+    """
+    out: dict[_dt.date, list[Any]] = {}
+    start: Optional[_dt.date] = None
+    for day in sorted(by_day):
+        if start is None or (day - start).days > window:
+            start = day
+            out[start] = []
+        out[start] += by_day[day]
+    return out
+
+
 def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scene entries (``SceneConfig`` dicts, one per UTC day, oldest first) and, per day, the
     item ids and files."""
+    from .qa import QA_ROLES
     from .sensors import get_profile
 
     profile = get_profile(st.sensor)
@@ -377,8 +435,9 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
     for it in items:
         by_day[_item_date(it)].append(it)
     scenes, rows = [], []
-    for day in sorted(by_day):
-        day_items = sorted(by_day[day], key=day_order)
+    groups = window_groups(by_day, st.window)
+    for day in sorted(groups):
+        day_items = sorted(groups[day], key=day_order)
         parts: list[Any] = []
         declared: list[dict[str, Any]] = []
         for it in day_items:
@@ -393,6 +452,9 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
                 parts.append({role: (it.assets[k].get_absolute_href() or it.assets[k].href) for role, k in keys.items()})
                 for k in keys.values():
                     declared += _raster_bands(it.assets[k])[:1]
+                qa = qa_asset_key(st, it, keys)  # not in `declared`: a QA layer has no reflectance scale
+                if qa is not None:
+                    parts[-1][qa[0]] = it.assets[qa[1]].get_absolute_href() or it.assets[qa[1]].href
         scene: dict[str, Any] = {"date": day.isoformat(), "sensor": st.sensor}
         if isinstance(parts[0], str):
             scene["path"] = parts[0] if len(parts) == 1 else parts
@@ -407,11 +469,19 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
         nodata = st.nodata if st.nodata is not None else rad.get("nodata")
         if nodata is not None:
             scene["nodata"] = nodata
+        if st.qa is not None:
+            scene["qa"] = st.qa.model_dump(exclude_defaults=True)
         scenes.append(scene)
         files = [p for part in parts for p in ([part] if isinstance(part, str) else part.values())]
-        rows.append({"date": day.isoformat(), "items": [it.id for it in day_items], "files": files})
+        row: dict[str, Any] = {"date": day.isoformat(), "items": [it.id for it in day_items], "files": files}
+        qa_files = {f: r for part in parts if isinstance(part, dict) for r, f in part.items() if r in QA_ROLES}
+        if qa_files:
+            row["qa"] = qa_files
+        elif isinstance(parts[0], dict) and (st.qa is None or st.qa.enabled):  # one band per file: a satellite product
+            row["qa_note"] = "no QA asset (qa_pixel, SCL, Fmask): clouds and shadows are not masked"
+        rows.append(row)
     return scenes, rows
 
 
 __all__ = ["expand", "find_scenes", "describe", "find_items", "search_bbox", "scenes_from_items", "asset_keys",
-           "day_order", "is_api", "DEFAULT_ASSETS"]
+           "qa_asset_key", "day_order", "window_groups", "is_api", "DEFAULT_ASSETS", "QA_ASSETS"]

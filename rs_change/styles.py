@@ -39,6 +39,16 @@ FREQUENCY_RAMP: list[tuple[int, RGBA]] = [
 ]
 
 
+#: water_fraction_<date>.tif ramp: percent -> colour (land, the 49/50 boundary of the water mask,
+#: open water); 255 (unobserved) is no data
+FRACTION_RAMP: list[tuple[int, RGBA]] = [
+    (0, (240, 240, 230, 255)),
+    (49, (205, 190, 150, 255)),
+    (50, (160, 210, 235, 255)),
+    (100, (8, 48, 107, 255)),
+]
+
+
 def _hex(c: RGBA) -> str:
     return "#{:02x}{:02x}{:02x}".format(*c[:3])
 
@@ -231,12 +241,17 @@ def observations_ramp(n_dates: int) -> list[tuple[int, RGBA]]:
     return [(0, (175, 175, 175, 255)), (1, (255, 245, 200, 255)), (max(2, n_dates), (90, 40, 120, 255))]
 
 
+def clear_count_ramp(n_scenes: int) -> list[tuple[int, RGBA]]:
+    """``clear_count_<date>.tif`` ramp: 0 scenes (unobserved) grey, then light to dark blue up to ``n_scenes``."""
+    return [(0, (175, 175, 175, 255)), (1, (222, 235, 247, 255)), (max(2, n_scenes), (8, 48, 107, 255))]
+
+
 def write_styles(tif: Path, classes: Mapping[int, str] | None, colors: Mapping[int, RGBA] | None,
-                 ramp: Sequence[tuple[int, RGBA]] | None = None) -> list[Path]:
+                 ramp: Sequence[tuple[int, RGBA]] | None = None, unit: str = " dates") -> list[Path]:
     """Write ``<stem>.qml`` (and, for classified rasters, ``<name>.aux.xml``) beside ``tif``.
 
-    ``classes=None`` writes a ramp style: ``ramp`` (value, colour) stops, or the frequency ramp
-    (0-100 %).  Returns the paths written.
+    ``classes=None`` writes a ramp style: ``ramp`` (value, colour) stops labelled in ``unit``, or
+    the frequency ramp (0-100 %).  Returns the paths written.
     """
     tif = Path(tif)
     qml, *aux = (tif.with_name(n) for n in style_names(tif.name, classified=classes is not None))
@@ -244,7 +259,7 @@ def write_styles(tif: Path, classes: Mapping[int, str] | None, colors: Mapping[i
         if ramp is None:
             qml.write_text(ramp_qml(), encoding="utf-8")
         else:
-            qml.write_text(ramp_qml(ramp, " dates", ramp[0][0], ramp[-1][0]), encoding="utf-8")
+            qml.write_text(ramp_qml(ramp, unit, ramp[0][0], ramp[-1][0]), encoding="utf-8")
         return [qml]
     qml.write_text(paletted_qml(classes, colors or {}), encoding="utf-8")
     aux[0].write_text(pam_xml(classes, colors or {}), encoding="utf-8")

@@ -73,8 +73,15 @@ def build_summary(
             "clusters": [c.to_dict() for c in dm.decisions],
             "water_clusters": dm.water_ids.tolist(),
         }
-        if ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
-            d[dm.source.extra.get("stats_name", "extra_stats")] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
+        name = dm.source.extra.get("stats_name", "extra_stats")
+        if ex and name == "masked_km2":  # optical QA (rs_change.qa): km2 masked per reason, each pixel once
+            d = _after(d, "unobserved_pixels", {"masked_total_km2": _km2(sum(ex.values())),
+                                                "masked_km2": {k: _km2(v) for k, v in ex.items()}})
+        elif ex:  # e.g. modis_qa: MOD09's own land/water flag and QA flag areas beside water_km2
+            d[name] = {f"{k}_km2": _km2(v) for k, v in ex.items()}
+        if dm.source.parts:  # a date of several scenes, composited per pixel (rs_change.composite)
+            d["composite"] = {"scenes": len(dm.source.parts), "files": [p.label for p in dm.source.parts],
+                              "rule": "medoid of the clear observations"}
         dates.append(d)
     res = ref.res
     mean_m2 = _mean_area(ref, totals.stats)
@@ -125,6 +132,16 @@ def change_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     for period, rec in [*pairs, ("first_to_last", summary["change"])]:
         rows.append({k: (period if k == "period" else rec.get(k)) for k in CHANGE_CSV_FIELDS})
     return rows
+
+
+def _after(d: dict[str, Any], key: str, new: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` with ``new``'s items inserted right after ``key`` (summary.json reads in that order)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out[k] = v
+        if k == key:
+            out.update(new)
+    return out
 
 
 def _km2(m2: float) -> float:

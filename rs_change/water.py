@@ -11,30 +11,27 @@ reported clusters), ``water_ids`` and ``labeller`` (a :class:`~rs_change.labelli
 None): a :class:`~rs_change.model.WaterModel` or pass 1's ``DateModel``.  :func:`classify_raw`
 also needs ``source`` (the scene's band profile and nodata, to convert raw values).
 
-The rule of a labeller:
+How a model decides is stated once, in :mod:`rs_change.decision` (:func:`~rs_change.decision.decision_of`):
+whole clusters, the pixels' own levels, or levels against their fine groups' needs.  Every path
+here takes its answers from that :class:`~rs_change.decision.Decision`.
 
-* ``labeller.manual`` (hand-named cluster ids): the pixels of those reported clusters;
-* ``labeller.rule`` with fine clusters: each pixel has a level of its own evidence
-  (:meth:`~rs_change.labelling.WaterRule.level`: 0 land-like, 1 at least half water by unmixing,
-  2 that and water's own index and green - dark gap), and each fine cluster needs a level
-  (:meth:`~rs_change.labelling.Labeller.need`: 1 in water groups, 2 in dark groups, never
-  elsewhere); a pixel is water when its level reaches its fine cluster's need.  Without fine
-  clusters a pixel is water at level 2;
-* no labeller (a model built by hand): the pixels of ``water_ids``.
+With ``fraction`` (a uint8 array of the block's shape), :func:`classify` and :func:`classify_raw`
+also give each pixel's water fraction (0-100, 255 unobserved; :meth:`~rs_change.decision.Decision.percent`),
+the same bytes on every path.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
 from . import kernels
 from .clustering import apply_scaler
+from .decision import FRACTION_NODATA, Decision, decision_of
 from .features import feature_matrix, spectral_index
-from .lut import _index as lut_index
-from .lut import classify_tables, feature_rows, model_tables
+from .lut import classify_tables, feature_rows, model_tables, table_index
 from .sensors import observed_mask, raw_to_bands
 
 #: Water mask values: 1 water, 0 land, 255 unobserved.
@@ -43,17 +40,6 @@ NODATA = 255
 #: Rows per strip of a block in the classification: every temporary (a float32 band, a feature
 #: column, a distance) of a 1024-pixel-wide strip is 256 kB and stays in the CPU's cache.
 STRIP_ROWS = 64
-
-
-def per_pixel(model: Any) -> bool:
-    """True when ``model`` decides water per pixel (a rule and fine clusters), not by whole clusters."""
-    lab = getattr(model, "labeller", None)
-    return lab is not None and lab.manual is None and lab.rule is not None
-
-
-def _ids(model: Any) -> Any:
-    lab = getattr(model, "labeller", None)
-    return lab.manual if lab is not None and lab.manual is not None else model.water_ids
 
 
 def decide_rows(model: Any, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None
@@ -75,19 +61,19 @@ def decide_rows(model: Any, X: np.ndarray, Xs: Optional[np.ndarray] = None, labe
     numpy.ndarray of bool, shape (n,)
     """
     X = np.asarray(X)
-    if not per_pixel(model):
+    dec = decision_of(model)
+    if not dec.per_pixel:
         if labels is None:
             labels = _single_thread(model.kmeans).predict(_scaled(model, X, Xs))
-        return np.isin(labels, _ids(model))
-    lab = model.labeller
-    lev = lab.rule.levels(X, model.names)
-    if lab.fine is None:
-        return lev >= 2
+        return dec.of_clusters(labels)
+    lev = dec.rule.levels(X, model.names)
+    if not dec.groups:
+        return dec.of_levels(lev)
     idx = np.flatnonzero(lev)
     out = np.zeros(len(X), bool)
     if len(idx):
         Xs = _scaled(model, X, Xs)
-        out[idx] = lev[idx] >= lab.need()[_single_thread(lab.fine).predict(Xs[idx])]
+        out[idx] = dec.of_levels(lev[idx], _single_thread(dec.fine).predict(Xs[idx]))
     return out
 
 
@@ -95,8 +81,8 @@ def _scaled(model: Any, X: np.ndarray, Xs: Optional[np.ndarray]) -> np.ndarray:
     return apply_scaler(X, model.offset, model.scale) if Xs is None else Xs
 
 
-def classify(model: Any, bands: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
-             ) -> tuple[Optional[np.ndarray], np.ndarray]:
+def classify(model: Any, bands: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True,
+             fraction: Optional[np.ndarray] = None) -> tuple[Optional[np.ndarray], np.ndarray]:
     """Cluster ids (255 unobserved) and water mask (1 water, 0 land, 255 unobserved) of a block.
 
     Parameters
@@ -110,6 +96,9 @@ def classify(model: Any, bands: dict[str, np.ndarray], valid: np.ndarray, cluste
         False skips the cluster ids (None is returned in their place) where water does not depend
         on them: a per-pixel labeller then tests its rule on every pixel and predicts fine clusters
         for the pixels that pass it only.  The water mask is the same either way.
+    fraction : uint8 ndarray (h, w), optional
+        Filled with each pixel's water fraction (0-100, 255 unobserved;
+        :meth:`rs_change.decision.Decision.percent`).
 
     Returns
     -------
@@ -119,45 +108,63 @@ def classify(model: Any, bands: dict[str, np.ndarray], valid: np.ndarray, cluste
     def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
         return {k: v[s:e] for k, v in bands.items()}, None
 
-    return _classify_strips(model, strip, valid.copy(), clusters)
+    return _classify_strips(model, strip, valid.copy(), clusters, fraction)
 
 
-def classify_raw(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True
-                 ) -> tuple[Optional[np.ndarray], np.ndarray]:
+def classify_raw(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, clusters: bool = True,
+                 fraction: Optional[np.ndarray] = None) -> tuple[Optional[np.ndarray], np.ndarray]:
     """:func:`classify` of raw band values (:meth:`~rs_change.readers.WindowReader.read_raw`).
 
     ``dm.source`` gives the band profile and nodata that convert raw values to physical units;
     ``valid`` (updated in place) loses the pixels that :func:`~rs_change.sensors.observed_mask`
     finds unobserved (nodata, fill, range).  8-bit bands take the compiled loop or the lookup
     tables, which give :func:`classify`'s results bit for bit; other bands are converted strip by
-    strip and classified by :func:`classify`'s own loop.
+    strip and classified by :func:`classify`'s own loop.  ``fraction``: as :func:`classify`.
     """
     prof, nd = dm.source.profile, dm.source.nodata
 
     def strip(s: int, e: int) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
         return raw_to_bands({k: v[s:e] for k, v in raws.items()}, prof, nd)
 
+    dec = decision_of(dm)
     rule = rule_table(dm, raws)
     if kernels.ENABLED and all(v.dtype == np.uint8 for v in raws.values()):
-        done = kernels.classify_u8(dm, raws, valid, model_tables(dm, raws), rule, clusters)
+        done = kernels.classify_u8(dm, dec, raws, valid, model_tables(dm, raws), rule, clusters, fraction)
         if done is not None:
             return done
     if not clusters and rule is not None:
-        return None, _water_from_table(dm, raws, valid, rule)
+        water = _water_from_table(dm, dec, raws, valid, rule)
+        if fraction is not None:
+            fraction_from_table(dec, raws, water, rule, fraction)
+        return None, water
     if clusters:
-        tabled = classify_tables(dm, raws, valid, rule)
+        tabled = classify_tables(dm, dec, raws, valid, rule)
         if tabled is not None:
+            if fraction is not None:
+                fraction_from_table(dec, raws, tabled[1], rule, fraction)
             return tabled
-    return _classify_strips(dm, strip, valid, clusters)
+    return _classify_strips(dm, strip, valid, clusters, fraction)
 
 
-def rule_table(dm: Any, raws: dict[str, np.ndarray]) -> Optional[tuple[str, str, np.ndarray]]:
-    """(role a, role b, table) when water is decided per pixel and its rule reads two 8-bit bands:
-    ``table[a << 8 | b]`` (uint8) is the pixel level of every pair of raw values, computed with the
-    same functions as on a block (so the same levels); None otherwise."""
-    if not per_pixel(dm):
+class RuleTable(NamedTuple):
+    """A per-pixel rule tabulated on two 8-bit bands (:func:`rule_table`): ``levels[a << 8 | b]``
+    is the level and ``percent[a << 8 | b]`` the unmixed water fraction of raw values a (role
+    ``a``) and b (role ``b``)."""
+
+    a: str
+    b: str
+    levels: np.ndarray
+    percent: np.ndarray
+
+
+def rule_table(dm: Any, raws: dict[str, np.ndarray]) -> Optional[RuleTable]:
+    """The :class:`RuleTable` of a date whose water is decided per pixel by a rule that reads two
+    8-bit bands, computed with the same functions as on a block (so the same levels and
+    percents); None otherwise."""
+    dec = decision_of(dm)
+    if not dec.per_pixel:
         return None
-    rule = dm.labeller.rule
+    rule = dec.rule
     needs = {"ndwi": ("green", "nir"), "mndwi": ("green", "swir1")}.get(rule.index)
     if needs is None or rule.dark not in needs or any(r not in raws or raws[r].dtype != np.uint8 for r in needs):
         return None
@@ -169,23 +176,36 @@ def rule_table(dm: Any, raws: dict[str, np.ndarray]) -> Optional[tuple[str, str,
         a, b = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
         grid = {needs[0]: a.reshape(-1), needs[1]: b.reshape(-1)}
         bands, _ = raw_to_bands(grid, dm.source.profile, None)
-        table = _rule_levels(rule, bands, np.ones(256 * 256, bool))
+        index, dark = _rule_inputs(rule, bands)
+        table = RuleTable(needs[0], needs[1], rule.level(index, dark), rule.percent(index, dark))
         if len(_TABLES) >= 64:  # a long-lived process running many runs: keep the cache small
             _TABLES.clear()
         _TABLES[key] = table
-    return needs[0], needs[1], table
+    return table
 
 
-_TABLES: dict[Any, np.ndarray] = {}
+_TABLES: dict[Any, RuleTable] = {}
 
 
-def _water_from_table(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray,
-                      lut: tuple[str, str, np.ndarray]) -> np.ndarray:
+def fraction_from_table(dec: Decision, raws: dict[str, np.ndarray], water: np.ndarray, rt: Optional[RuleTable],
+                        out: np.ndarray) -> None:
+    """The water fraction of a classified 8-bit block into ``out`` (uint8 (h, w)): the rule
+    table's percents (none for a decision by clusters) bounded by ``water``; 255 where ``water``
+    is."""
+    seen = water != FRACTION_NODATA
+    unmixed = None
+    if dec.per_pixel and rt is not None:
+        unmixed = rt.percent[table_index({rt.a: raws[rt.a][seen], rt.b: raws[rt.b][seen]}, (rt.a, rt.b))]
+    out[...] = FRACTION_NODATA
+    out[seen] = dec.percent(water[seen], unmixed)
+
+
+def _water_from_table(dm: Any, dec: Decision, raws: dict[str, np.ndarray], valid: np.ndarray, rt: RuleTable
+                      ) -> np.ndarray:
     """The water mask of a block whose pixel levels are a table of two 8-bit bands
     (:func:`rule_table`); the bands are converted to physical units for the pixels of level 1 or 2
     only (their fine clusters).  ``valid`` is updated in place with the observed mask."""
-    ra, rb, table = lut
-    lab = dm.labeller
+    ra, rb, table = rt.a, rt.b, rt.levels
     h, w = valid.shape
     water = np.zeros((h, w), np.uint8)  # land; unobserved pixels are set at the end
     prof, nd = dm.source.profile, dm.source.nodata
@@ -200,8 +220,8 @@ def _water_from_table(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray,
         key |= sub[rb]
         lev = table[key]
         lev *= vs
-        if lab.fine is None:
-            water[s:e] = lev >= 2
+        if not dec.groups:
+            water[s:e] = dec.of_levels(lev)
         elif lev.any():
             idx_parts.append(np.flatnonzero(lev) + s * w)
     if idx_parts:
@@ -209,30 +229,32 @@ def _water_from_table(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray,
         picked = {k: v.reshape(-1)[idx] for k, v in raws.items()}
         ct = model_tables(dm, raws)  # 8-bit bands: the scaled features by table lookup, the same values
         if ct is not None:
-            X = feature_rows(ct, {deps: lut_index(picked, deps) for deps in set(ct.roles)}, len(idx))
+            X = feature_rows(ct, {deps: table_index(picked, deps) for deps in set(ct.roles)}, len(idx))
         else:
             bands, _ = raw_to_bands(picked, prof, nd)
             X = apply_scaler(feature_matrix(bands, np.ones(len(idx), bool), dm.names, order="F"), dm.offset, dm.scale)
-        fl = _single_thread(lab.fine).predict(X)
+        fl = _single_thread(dec.fine).predict(X)
         key = (raws[ra].reshape(-1)[idx].astype(np.uint16) << 8) | raws[rb].reshape(-1)[idx]
-        water.reshape(-1)[idx] = table[key] >= lab.need()[fl]
+        water.reshape(-1)[idx] = dec.of_levels(table[key], fl)
     np.copyto(water, NODATA, where=~valid)
     return water
 
 
 def _classify_strips(
     model: Any, strip: Callable[[int, int], tuple[dict[str, np.ndarray], Optional[np.ndarray]]],
-    valid: np.ndarray, clusters: bool,
+    valid: np.ndarray, clusters: bool, fraction: Optional[np.ndarray] = None,
 ) -> tuple[Optional[np.ndarray], np.ndarray]:
     """The classification of one block, :data:`STRIP_ROWS` rows at a time (``strip(s, e)`` gives the
     bands of rows s..e and their observed mask or None); the fine clusters of the pixels that pass
     a per-pixel rule are predicted once for the whole block.  Row-wise the same arithmetic as
-    :func:`decide_rows` on the whole block, so the same pixels."""
+    :func:`decide_rows` on the whole block, so the same pixels.  ``fraction`` (uint8 (h, w)) is
+    filled with the water fraction."""
     h, w = valid.shape
     water = np.full((h, w), NODATA, dtype=np.uint8)
     lab_out = np.full((h, w), 255, dtype=np.uint8) if clusters else None
-    lab = model.labeller
-    pp = per_pixel(model)
+    dec = decision_of(model)
+    pp = dec.per_pixel
+    unmixed = np.zeros((h, w), np.uint8) if fraction is not None and pp else None
     need_labels = clusters or not pp
     km = _single_thread(model.kmeans)
     flat_water = water.reshape(-1)
@@ -257,28 +279,40 @@ def _classify_strips(
             if lab_out is not None:
                 lab_out[s:e][vs] = labels.astype(np.uint8)
             if pp:  # the levels on the feature columns already computed, as decide_rows does
-                lv = lab.rule.levels(Xp, model.names)
-                if lab.fine is None:
-                    wv[vs] = lv >= 2
+                names = list(model.names)
+                index, dark = Xp[:, names.index(dec.rule.index)], Xp[:, names.index(dec.rule.dark)]
+                lv = dec.rule.level(index, dark)
+                if unmixed is not None:
+                    unmixed[s:e][vs] = dec.rule.percent(index, dark)
+                if not dec.groups:
+                    wv[vs] = dec.of_levels(lv)
                 elif lv.any():
                     okv = lv != 0
                     ok_rows.append(X[okv])
                     ok_lev.append(lv[okv])
                     ok_idx.append(np.flatnonzero(vs)[okv] + s * w)
         elif pp:
-            lv = _rule_levels(lab.rule, bands, vs)
-            if lab.fine is None:
-                wv[lv >= 2] = 1
+            index, dark = _rule_inputs(dec.rule, bands)
+            lv = dec.rule.level(index, dark)
+            lv *= vs
+            if unmixed is not None:
+                unmixed[s:e] = dec.rule.percent(index, dark)
+            if not dec.groups:
+                wv[dec.of_levels(lv)] = 1
             elif lv.any():
                 ok = lv != 0
                 ok_rows.append(apply_scaler(feature_matrix(bands, ok, model.names, order="F"), model.offset, model.scale))
                 ok_lev.append(lv[ok])
                 ok_idx.append(np.flatnonzero(ok) + s * w)
         if not pp:
-            wv[vs] = np.isin(labels, _ids(model)).astype(np.uint8)
+            wv[vs] = dec.of_clusters(labels)
     if ok_rows:
-        fl = _single_thread(lab.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))
-        flat_water[np.concatenate(ok_idx)] = np.concatenate(ok_lev) >= lab.need()[fl]
+        fl = _single_thread(dec.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))
+        flat_water[np.concatenate(ok_idx)] = dec.of_levels(np.concatenate(ok_lev), fl)
+    if fraction is not None:
+        seen = water != NODATA
+        fraction[...] = FRACTION_NODATA
+        fraction[seen] = dec.percent(water[seen], None if unmixed is None else unmixed[seen])
     return lab_out, water
 
 
@@ -292,13 +326,10 @@ def _single_thread(km: Any) -> Any:
     return one
 
 
-def _rule_levels(rule: Any, bands: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
-    """Pixel levels (uint8) of a block under a :class:`~rs_change.labelling.WaterRule`, 0 where not
-    ``valid``: the same values as ``rule.levels`` on the feature matrix (the same float32 index),
-    computed on the block's arrays without building the matrix."""
+def _rule_inputs(rule: Any, bands: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The index and dark band a :class:`~rs_change.labelling.WaterRule` reads, from a block's
+    bands: the same float32 values as the feature matrix's columns, without building the matrix."""
     def feat(name: str) -> np.ndarray:
         return bands[name] if name in bands else spectral_index(bands, name)
 
-    lev = rule.level(feat(rule.index), feat(rule.dark))
-    lev *= valid
-    return lev
+    return feat(rule.index), feat(rule.dark)

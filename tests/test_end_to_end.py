@@ -104,7 +104,7 @@ def test_two_dates_known_gained_and_lost(tmp_path, make_tif, capsys):
     assert dict(zip(info["fields"], info["dtypes"]))["from_date"] == "datetime64[D]"  # Date fields
     assert "ground" in info["layer_metadata"]["AREA_M2"] and info["layer_metadata"]["SOFTWARE"].startswith("rs-change ")
     styles = pyogrio.read_dataframe(out / "water.gpkg", layer="layer_styles")
-    assert set(styles["f_table_name"]) == {"water_2010_06_01", "water_2020_06_01", "change"} and styles["useAsDefault"].all()
+    assert set(styles["f_table_name"]) == {"water_2010_06_01", "water_2020_06_01", "change", "waterbodies"} and styles["useAsDefault"].all()
     assert "water gained" in styles.set_index("f_table_name").loc["change", "styleQML"]
     # change.csv: the first -> last row carries the same figures as summary.json
     import csv

@@ -137,9 +137,11 @@ def test_every_pixel_nodata_given_in_the_config(tmp_path, make_tif, capsys):
 
 
 def test_every_pixel_outside_the_valid_range(tmp_path, make_tif, capsys):
-    # Landsat 8 surface reflectance: DNs outside 7273..43636 are invalid (fill, saturated, cloud-masked)
+    # Landsat 8 surface reflectance: DNs outside 7273..43636 are invalid (fill, saturated, cloud-masked);
+    # the line names the profile, its range and what the file holds (issue 25), not "every pixel is nodata"
     make_tif("sr.tif", np.full((7, 20, 20), 65000, np.uint16), T, UTM)
-    _run(capsys, tmp_path, [{"date": "2020-01-01", "path": "sr.tif", "sensor": "landsat8"}], "sr.tif", "every pixel")
+    _run(capsys, tmp_path, [{"date": "2020-01-01", "path": "sr.tif", "sensor": "landsat8"}], "sr.tif",
+         "'landsat8' profile's valid range 7273-43636", "found values 65000-65000, uint16", "`valid_range`")
 
 
 def test_aoi_outside_the_scene(tmp_path, make_tif, capsys):

@@ -232,3 +232,32 @@ def test_rule_without_fine_clusters_is_the_numpy_path(synthetic: Path, clusters:
     level = water.rule_table(dm, raws)[2][key]
     seen = w_fast != 255
     assert np.array_equal(w_fast[seen] == 1, level[seen] >= 2) and (level[seen] >= 2).sum() > 1000
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev"])
+def test_nearest_rows_is_numpys_nearest(dtype: Any, metric: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """clustering._nearest and _nearest_two through the compiled loop: numpy's labels and
+    distances bit for bit, ties (two equal centres, points on a centre) and signed zeros included."""
+    from rs_change import clustering
+
+    if clustering._ck is None:
+        pytest.skip("the C extension is not built")
+    rng = np.random.default_rng(1)
+    xt = np.ascontiguousarray(rng.normal(size=(5, 5001)).astype(dtype))
+    xt[:, :20] = 0.0
+    xt[:, 20:30] = -0.0
+    cen = rng.normal(size=(7, 5))
+    cen[4] = cen[2]  # a tie: the lower index wins
+    xt[:, 100] = cen[2].astype(dtype)
+    fast = [clustering._nearest(xt, cen, metric)]
+    if metric == "euclidean":
+        fast.append(clustering._nearest_two(xt, cen))
+    monkeypatch.setattr(clustering, "_ck", None)
+    slow = [clustering._nearest(xt, cen, metric)]
+    if metric == "euclidean":
+        slow.append(clustering._nearest_two(xt, cen))
+    for f, s in zip(fast, slow):
+        for a, b in zip(f, s):
+            assert a.dtype == b.dtype and np.array_equal(a, b) and np.array_equal(np.signbit(a), np.signbit(b))
+    assert fast[0][0][100] == 2 and (fast[0][0] != 4).all()

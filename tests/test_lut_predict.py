@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rs_change import lut, water
+from rs_change.decision import decision_of
 from rs_change.clustering import KMeans, _nearest, apply_scaler
 from rs_change.config import RunConfig
 from rs_change.features import feature_matrix
@@ -37,7 +38,8 @@ def _plain(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.
 def _same_as_plain(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v_plain, v_lut = valid.copy(), valid.copy()
     cl0, w0 = _plain(dm, raws, v_plain)
-    assert lut.classify_tables(dm, raws, v_lut.copy(), water.rule_table(dm, raws)) is not None  # tables used
+    tabled = lut.classify_tables(dm, decision_of(dm), raws, v_lut.copy(), water.rule_table(dm, raws))
+    assert tabled is not None  # tables used
     cl1, w1 = classify_raw(dm, raws, v_lut, clusters=True)
     assert np.array_equal(v_plain, v_lut)
     assert np.array_equal(cl0, cl1)
@@ -73,7 +75,7 @@ def test_tables_give_predicts_distances_and_labels(metric: str) -> None:
     assert ct is not None and ct.keys == [("green", "nir"), ("blue", "red")]
     xt = np.ascontiguousarray(_scaled(raws, offset, scale).T)
     # every centre's distance, bit for bit: _nearest with that centre alone is predict's arithmetic
-    idx = {deps: lut._index(raws, deps) for deps in set(ct.roles)}
+    idx = {deps: lut.table_index(raws, deps) for deps in set(ct.roles)}
     d = lut.exact_distances(ct, idx, len(xt[0]))
     for j in range(km.n_clusters):
         ref = _nearest(xt, km.cluster_centers_[j:j + 1], metric)[1]
@@ -92,7 +94,7 @@ def test_ties_go_to_the_lowest_centre_as_in_predict() -> None:
     assert set(np.unique(labels)) <= {0, 1, 2}  # predict never picks the later copies
     ct = lut.build_tables(km, NAMES, offset, scale, get_profile("naip"), raws)
     assert ct is not None
-    grouped, unsure = lut.predict_grouped(ct, {key: lut._index(raws, key) for key in ct.keys}, 30_000)
+    grouped, unsure = lut.predict_grouped(ct, {key: lut.table_index(raws, key) for key in ct.keys}, 30_000)
     assert unsure[np.isin(labels, [0, 1])].all()  # exact ties are never decided by the grouped sums
     assert np.array_equal(lut.predict_flat(ct, raws), labels)
 
@@ -136,7 +138,7 @@ def test_naip_sample_window_same_as_plain_path(tmp_path: Path) -> None:
     flat = {r: v.reshape(-1) for r, v in raws.items()}
     bands, ok = raw_to_bands(flat, dm.source.profile, None)
     xt = np.ascontiguousarray(apply_scaler(feature_matrix(bands, ok, dm.names, order="F"), dm.offset, dm.scale).T)
-    d = lut.exact_distances(ct, {deps: lut._index(flat, deps) for deps in set(ct.roles)}, len(ok))
+    d = lut.exact_distances(ct, {deps: lut.table_index(flat, deps) for deps in set(ct.roles)}, len(ok))
     for j in range(3):
         assert np.array_equal(d[j], _nearest(xt, dm.kmeans.cluster_centers_[j:j + 1], "euclidean")[1])
 

@@ -68,7 +68,7 @@ def test_every_raster_loads_styled(qgis_view):
         assert r["valid"] and r["crs"] == "EPSG:26914", name
         assert r["color_table_entries"] <= 16, name
         assert r["band_description"] != "Band 1", name
-        if name in ("frequency.tif", "observations.tif"):
+        if name in ("frequency.tif", "observations.tif") or name.startswith("water_fraction_"):  # ramps
             assert r["renderer"] == "singlebandpseudocolor" and r["color_table_entries"] == 0
             continue
         assert r["renderer"] == "paletted", name
@@ -90,6 +90,7 @@ def test_every_layer_loads_styled_with_dates(qgis_view):
     out, view, _, _ = qgis_view
     summary = json.loads((out / "summary.json").read_text())
     counts = {name: st["features"] for name, st in summary["polygons"]["layers"].items()}
+    counts["waterbodies"] = summary["waterbodies"]["count"]  # written after the polygon layers
     assert view["gpkg_layers"] == [*counts, "layer_styles"]
     assert not any("-" in n for n in view["gpkg_layers"])
     seen = set()
@@ -100,7 +101,7 @@ def test_every_layer_loads_styled_with_dates(qgis_view):
         assert v["features"] == counts[layer] > 0, key
         assert v["crs"] == ("EPSG:4326" if "geojson" in key else "EPSG:26914"), key
         date_type = "DateTime" if key.startswith("water.gdb") else "Date"  # the FileGDB's classic date type
-        assert v["fields"]["date"] == date_type and (layer != "change" or v["fields"]["from_date"] == date_type), key
+        assert v["fields"]["date"] == date_type and (layer not in ("change", "waterbodies") or v["fields"]["from_date"] == date_type), key
         if key.startswith("water.gdb"):
             continue  # no style travels in a File Geodatabase
         assert v["renderer"] == "categorizedSymbol", key

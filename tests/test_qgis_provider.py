@@ -152,13 +152,21 @@ def test_change_sample_assess(provider_run):
 def test_cancel_leaves_nothing_and_gui_loads_the_layers(provider_run):
     c = provider_run["canceled"]
     assert c["result"] == {} and not c["folder_exists"] and c["max_progress"] == 12.5  # 1 of 2 dates fitted
-    assert provider_run["to_load"] == ["change", "change", "clusters_2009-08-18", "clusters_2020-08-31", "water_2009-08-18",
-                                       "water_2009_08_18", "water_2020-08-31", "water_2020_08_31"]
+    out = provider_run["work"] / "run"
+    rasters = sorted(a["href"][2:] for item in out.glob("stac_*.json")
+                     for a in json.loads(item.read_text())["assets"].values() if a["type"].startswith("image/tiff"))
+    import pyogrio
+
+    layers = [str(n) for n in pyogrio.list_layers(str(out / "water.gpkg"))[:, 0] if n != "layer_styles"]
+    assert {"water_2009-08-18.tif", "water_2020-08-31.tif", "change.tif", "clusters_2009-08-18.tif"} <= set(rasters)
+    assert {"water_2009_08_18", "water_2020_08_31", "change"} <= set(layers)
+    assert provider_run["to_load"] == sorted([r[:-4] for r in rasters] + layers)
     renderers = provider_run["loaded_renderers"]
-    assert renderers == {"water_2009-08-18.tif": "paletted", "water_2020-08-31.tif": "paletted", "clusters_2009-08-18.tif": "paletted",
-                         "clusters_2020-08-31.tif": "paletted", "change.tif": "paletted",
-                         "water.gpkg|water_2009_08_18": "categorizedSymbol", "water.gpkg|water_2020_08_31": "categorizedSymbol",
-                         "water.gpkg|change": "categorizedSymbol"}  # the .qml beside each raster, layer_styles in the GeoPackage
+    assert set(renderers) == set(rasters) | {f"water.gpkg|{n}" for n in layers}
+    for name in ("water_2009-08-18.tif", "water_2020-08-31.tif", "clusters_2009-08-18.tif", "change.tif"):
+        assert renderers[name] == "paletted", name  # the .qml beside the raster
+    for n in layers:
+        assert renderers[f"water.gpkg|{n}"] == "categorizedSymbol", n  # layer_styles in the GeoPackage
 
 
 def test_without_rs_change_the_plugin_says_how_to_install_it(tmp_path):

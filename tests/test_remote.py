@@ -37,10 +37,11 @@ def _config(folder: Path, paths: dict[str, str], name: str = "run.yaml", **secti
 
 
 def _numbers(summary: dict[str, Any]) -> str:
-    """summary.json without what names the inputs (the paths): the numbers a run measured."""
+    """summary.json without what names the inputs (the paths, a composite's files): the numbers a run measured."""
     s = json.loads(json.dumps(summary))
     for d in s["dates"]:
         d.pop("path", None)
+        d.pop("composite", None)
     return json.dumps(s, sort_keys=True)
 
 

@@ -92,7 +92,8 @@ def test_report_files_and_html(series_run):
     assert rows[0].startswith("date,water_km2") and len(rows) == 4
     html = (out / "report.html").read_text(encoding="utf-8")
     imgs = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(imgs) == 3 + 4  # quicklooks, timeseries, change first -> last, frequency, series classes
+    assert len(imgs) == 3 + 5  # quicklooks, timeseries, change first -> last, frequency, series classes, waterbodies
+    assert (out / "waterbodies.png").is_file() and "<h2>Waterbodies</h2>" in html
     assert "src=\"http" not in html and "src=\"file" not in html  # self-contained
     assert "water persistent" in html and DATES[1] in html and "clustering" in html
     assert "<h2>Series classes (all dates)</h2>" in html  # three dates: the series table
@@ -132,7 +133,7 @@ def test_report_opens_in_headless_chromium_with_every_image(series_run, tmp_path
     dom = _browse(tmp_path, out / "report.html", "--window-size=1280,1000", "--dump-dom")
     m = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert m, dom[:500]
-    assert int(m.group(2)) == 7 and m.group(1) == m.group(2)
+    assert int(m.group(2)) == 8 and m.group(1) == m.group(2)
     w = re.search(r'data-page-width="(\d+)/(\d+)"', dom)
     assert w and int(w.group(1)) <= int(w.group(2))  # tables and figures fit a 1280 px window: no sideways scrolling
 

@@ -74,6 +74,7 @@ def test_an_item_collection_gives_the_local_files_numbers(www, tmp_path, capsys)
         # headers only: the item collection and the first 32 kB of each file (2.5 MB each)
         assert srv.bytes_sent() <= (www / "items.json").stat().st_size + 2 * 32768, srv.log
         assert "stac: 2 item(s) on 2 date(s)" in listed
+        assert listed.count("pixels not read (a remote file without a coarse overview") == 2  # no overview 8x coarser
         for d, n in PAIR.items():
             assert f"  {d}  naip_{d}" in listed and f"    {srv.url(n)}" in listed
         assert main(["run", str(cfg), "-o", str(tmp_path / "b"), "--summary-only"]) == 0
@@ -336,6 +337,10 @@ def test_modis_files_are_not_mosaicked(tmp_path):
     from rs_change.sensors import get_profile
 
     g = Grid((2, 2), Affine(500, 0, 0, 0, -500, 0), "EPSG:4326")
-    part = SceneSource(dt.date(2017, 7, 12), get_profile("modis"), {"red": ("a.tif", 1)}, g, qa_layer=("qa.tif", 1))
+    part = SceneSource(dt.date(2017, 7, 12), get_profile("modis"), {"red": ("a.tif", 1)}, g, qa_layer=("qa.tif", 1),
+                       extra={"block_stats": object(), "stats_name": "modis_qa"})  # as rs_change.modis opens it
     with pytest.raises(BandProfileError, match="cannot be mosaicked"):
         mosaic([part, part])
+    # a QA layer alone (an optical product's cloud mask) composites: each part's reader applies its own
+    plain = SceneSource(dt.date(2017, 7, 12), get_profile("modis"), {"red": ("a.tif", 1)}, g, qa_layer=("qa.tif", 1))
+    assert len(mosaic([plain, plain]).parts) == 2

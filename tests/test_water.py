@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rs_change import kernels, lut, water
+from rs_change.decision import decision_of
 from rs_change.features import feature_matrix
 from rs_change.sensors import raw_to_bands
 
@@ -56,9 +57,11 @@ def test_tables_are_used_where_they_apply(synthetic: Path, monkeypatch: pytest.M
     # the accelerations really run on this block (so the test above compares them, not the fallback)
     dm, raws, valid = fit_synthetic(synthetic, "{k: 3, seed: 0, n_init: 1}")
     assert water.rule_table(dm, raws) is not None
-    assert lut.classify_tables(dm, raws, valid.copy(), water.rule_table(dm, raws)) is not None
+    dec = decision_of(dm)
+    assert lut.classify_tables(dm, dec, raws, valid.copy(), water.rule_table(dm, raws)) is not None
     if kernels.ENABLED:
-        assert kernels.classify_u8(dm, raws, valid.copy(), lut.model_tables(dm, raws), water.rule_table(dm, raws), True)
+        ct, rt = lut.model_tables(dm, raws), water.rule_table(dm, raws)
+        assert kernels.classify_u8(dm, dec, raws, valid.copy(), ct, rt, True)
 
 
 def test_rule_alone_and_hand_built_models(synthetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,612 @@
+"""Waterbodies: every lake and pond of a run with a stable id, its wet area on every date and its change.
+
+A run of two or more dates gives each pixel a number of dates it was observed on and a number of
+those it was water on.  From these, a pixel is
+
+* in a waterbody's **extent** when it was water on at least ``extent_share`` of the dates it was
+  observed on (and on one date at least);
+* in a **core** when it was water on at least ``core_share`` of them and observed on at least
+  ``min_observations`` dates.
+
+A waterbody is a 4-connected region of the extent (the connectivity of every polygon of
+rs-change) that holds at least one core pixel and covers at least ``min_area_m2`` of ground.
+Regions of the extent are not split: water that is joined in the extent (a river through lakes,
+two lakes that touched on enough dates) is one waterbody.  Raising ``extent_share`` above the
+share of the dates they touched on keeps them apart (see docs/products.md).
+
+Each waterbody's ``uid`` is the geohash of a point inside it (:func:`uids`), as long as the
+pixels warrant (:func:`uid_precision`) and longer where two would share one; ``wb_id`` is its
+rank by extent area.  Per waterbody and date the ground areas of its pixels that were water (``wet_m2``), land
+(``dry_m2``) and unobserved (``invalid_m2``) are summed with the same per-pixel areas as every
+other figure (:func:`rs_change.area.pixel_area_rows`); ``wet_pct`` is left empty when more than
+``max_invalid_pct`` % of the waterbody was unobserved.
+
+Bounded memory: pass 2 writes each pixel's class (0 none, 1 extent, 2 core: :func:`pixel_classes`)
+block by block; :func:`label_strips` labels the extent strip by strip (regions joined across strip
+edges), :func:`measure_strips` sums the areas of every waterbody and date strip by strip, and the
+outlines are traced strip by strip (:mod:`rs_change.strips`).  Memory is a strip plus a few numbers
+per region, whatever the scene's size.  Every step is sequential over the strips: the same masks
+give the same bytes whatever the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from . import defaults
+from .area import geodesic_perimeters
+from .grid import Grid, as_crs
+
+log = logging.getLogger(__name__)
+
+#: Pixel classes of :func:`pixel_classes`
+NONE, EXTENT, CORE = 0, 1, 2
+
+#: Defaults of the ``waterbodies:`` config keys (declared once, in rs_change.defaults)
+CORE_SHARE = defaults.WB_CORE_SHARE
+EXTENT_SHARE = defaults.WB_EXTENT_SHARE
+MIN_OBSERVATIONS = defaults.WB_MIN_OBSERVATIONS
+MIN_AREA_PX = defaults.WB_MIN_AREA_PX  # min_area_m2: null = this many mean pixel areas
+MAX_INVALID_PCT = defaults.WB_MAX_INVALID_PCT
+
+#: Longest geohash precision of a ``uid`` before it is lengthened for uniqueness (9 characters: a
+#: cell of about 5 x 5 m, DEA Waterbodies' length)
+UID_PRECISION = 9
+#: A uid's cell is at least this many pixels on its shorter side (:func:`uid_precision`)
+UID_CELL_PX = 20
+
+#: Columns of the ``waterbodies`` layer and of waterbodies.csv
+LAYER_COLUMNS = ["uid", "wb_id", "date", "from_date", "class", "area_m2", "perim_m", "pixels", "wet_first_m2",
+                 "wet_last_m2", "change_m2", "change_pct"]
+TABLE_COLUMNS = ["uid", "date", "wet_m2", "wet_pct", "dry_m2", "invalid_m2", "invalid_pct"]
+
+#: The layer's ``class``: the sign of ``change_m2`` (unobserved: no change_m2, an end date was too
+#: unobserved), shown in the rasters' palette
+CHANGE_CLASS_COLORS = {"grew": "water gained", "shrank": "water lost", "unchanged": "water", "unobserved": "unobserved"}
+
+_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Params:
+    """The thresholds (the ``waterbodies:`` config section's values)."""
+
+    core_share: float = CORE_SHARE
+    extent_share: float = EXTENT_SHARE
+    min_observations: int = MIN_OBSERVATIONS
+    min_area_m2: Optional[float] = None  # None: MIN_AREA_PX mean pixel areas
+    max_invalid_pct: float = MAX_INVALID_PCT
+
+    @classmethod
+    def of(cls, cfg: Any) -> "Params":
+        """From a :class:`rs_change.config.WaterbodiesConfig` (or anything with the same attributes)."""
+        return cls(float(cfg.core_share), float(cfg.extent_share), int(cfg.min_observations),
+                   None if cfg.min_area_m2 is None else float(cfg.min_area_m2), float(cfg.max_invalid_pct))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per pixel: extent and core
+# ---------------------------------------------------------------------------------------------
+def pixel_classes(masks: Sequence[np.ndarray], core_share: float = CORE_SHARE, extent_share: float = EXTENT_SHARE,
+                  min_observations: int = MIN_OBSERVATIONS) -> np.ndarray:
+    """Each pixel's waterbody class from the dates' water masks.
+
+    Parameters
+    ----------
+    masks : sequence of uint8 arrays, one shape
+        Water masks in date order: 1 water, 0 land, 255 unobserved.
+    core_share, extent_share : float
+        Shares of the observed dates (0 < extent_share <= core_share <= 1).
+    min_observations : int
+        Dates a core pixel must have been observed on.
+
+    Returns
+    -------
+    uint8 array, the masks' shape
+        0 none, 1 extent (water on >= ``extent_share`` of its observed dates), 2 core (water on
+        >= ``core_share`` of them, observed on >= ``min_observations`` dates).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = [np.array([1, 1, 0, 255, 1], np.uint8), np.array([1, 0, 0, 1, 255], np.uint8),
+    ...      np.array([1, 0, 0, 1, 255], np.uint8)]
+    >>> pixel_classes(m).tolist()
+    [2, 1, 0, 2, 1]
+    """
+    wet = np.zeros(np.shape(masks[0]), np.int32)
+    obs = np.zeros_like(wet)
+    for m in masks:
+        m = np.asarray(m)
+        wet += m == 1
+        obs += m != 255
+    out = np.zeros(wet.shape, np.uint8)
+    ext = (wet >= 1) & (wet >= extent_share * obs - _TOL)
+    out[ext] = EXTENT
+    out[ext & (obs >= min_observations) & (wet >= core_share * obs - _TOL)] = CORE
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Strip by strip: regions of the extent, then the sums of every waterbody and date
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Extents:
+    """The regions of the extent found by :func:`label_strips`, and which are waterbodies.
+
+    ``lut`` maps a provisional label (as written strip by strip) to its waterbody id: 1 .. n in
+    raster order of the waterbody's first pixel, 0 for regions that are not waterbodies.
+    """
+
+    lut: np.ndarray  # int32 (labels + 1,)
+    pixels: np.ndarray  # int64 (n,) of waterbodies 1 .. n
+    area_m2: np.ndarray  # float64 (n,)
+    core_m2: np.ndarray  # float64 (n,)
+    regions: int  # regions of the extent, waterbodies or not
+    removed_small: int  # regions with a core under the minimum area
+    removed_no_core: int  # regions without a core pixel
+
+    @property
+    def count(self) -> int:
+        return int(len(self.pixels))
+
+
+#: Pixels per strip of :func:`label_strips` and :func:`measure_strips` (memory is ~40 bytes a pixel)
+STRIP_PIXELS = 2_000_000
+
+
+def _strip_rows(width: int) -> int:
+    return int(max(16, min(1024, STRIP_PIXELS // max(width, 1))))
+
+
+def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[int, int],
+                 area_rows: Callable[[int, int], np.ndarray], write_labels: Callable[[np.ndarray, int], None],
+                 min_area_m2: float, rows: Optional[int] = None) -> Extents:
+    """Label the 4-connected regions of the extent strip by strip and decide which are waterbodies.
+
+    Parameters
+    ----------
+    read_classes : callable (r0, r1) -> uint8 (r1 - r0, width)
+        Rows of the :func:`pixel_classes` raster.
+    shape : (height, width)
+    area_rows : callable (r0, r1) -> pixel areas broadcastable to (r1 - r0, width)
+        :func:`rs_change.area.pixel_area_rows` of the grid.
+    write_labels : callable (labels int32 (h, width), r0)
+        Stores the strip's provisional labels (0 outside the extent), read back by
+        :func:`measure_strips`.
+    min_area_m2 : float
+        Minimum ground area of a waterbody's extent.
+    rows : int, optional
+        Strip height (default: about 8 million pixels).
+
+    Returns
+    -------
+    Extents
+    """
+    from scipy import ndimage, sparse
+    from scipy.sparse.csgraph import connected_components
+
+    H, W = shape
+    rows = int(rows or _strip_rows(W))
+    pix_l, area_l, core_l, edges = [np.zeros(1, np.int64)], [np.zeros(1)], [np.zeros(1)], []
+    base = 0
+    prev_last: Optional[np.ndarray] = None
+    for r0 in range(0, H, rows):
+        r1 = min(r0 + rows, H)
+        cls = np.asarray(read_classes(r0, r1))
+        lab, k = ndimage.label(cls != NONE)  # 4-connected: the default cross
+        lab = lab.astype(np.int32, copy=False)
+        if k:
+            sel = np.flatnonzero(lab)
+            idx = lab.ravel()[sel]
+            lab.ravel()[sel] += base  # labels of the whole raster
+            pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), cls.shape).ravel()[sel]
+            pix_l.append(np.bincount(idx, minlength=k + 1)[1:])
+            area_l.append(np.bincount(idx, weights=pa, minlength=k + 1)[1:])
+            core_l.append(np.bincount(idx, weights=pa * (cls.ravel()[sel] == CORE), minlength=k + 1)[1:])
+            del sel, idx, pa
+            if prev_last is not None:  # regions touching across the strip edge
+                a, b = prev_last, lab[0]
+                both = (a > 0) & (b > 0)
+                if both.any():
+                    edges.append(np.unique(np.stack([a[both], b[both]], 1), axis=0))
+        write_labels(lab, r0)
+        prev_last = lab[-1].copy()
+        base += k
+    n = base + 1  # label 0 = none
+    pix, area, core = np.concatenate(pix_l), np.concatenate(area_l), np.concatenate(core_l)
+    e = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
+    graph = sparse.coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    # regions in raster order of their first pixel = order of their smallest provisional label
+    first = np.full(comp.max() + 1, n, np.int64)
+    np.minimum.at(first, comp, np.arange(n))
+    c_pix = np.bincount(comp, weights=pix, minlength=len(first))
+    c_area = np.bincount(comp, weights=area, minlength=len(first))
+    c_core = np.bincount(comp, weights=core, minlength=len(first))
+    real = first > 0  # the component of label 0 is not a region
+    big = c_area >= min_area_m2 * (1 - _TOL)
+    keep = real & (c_core > 0) & big
+    order = np.flatnonzero(keep)[np.argsort(first[keep], kind="stable")]
+    wb = np.zeros(len(first), np.int32)
+    wb[order] = np.arange(1, len(order) + 1, dtype=np.int32)
+    return Extents(wb[comp], np.rint(c_pix[order]).astype(np.int64), c_area[order], c_core[order], int(real.sum()),
+                   int((real & (c_core > 0) & ~big).sum()), int((real & ~(c_core > 0)).sum()))
+
+
+def measure_strips(read_labels: Callable[[int, int], np.ndarray], read_water: Sequence[Callable[[int, int], np.ndarray]],
+                   shape: tuple[int, int], area_rows: Callable[[int, int], np.ndarray], lut: np.ndarray, count: int,
+                   write_ids: Optional[Callable[[np.ndarray, int], None]] = None, rows: Optional[int] = None) -> np.ndarray:
+    """Ground areas of every waterbody's wet, dry and unobserved pixels on every date, strip by strip.
+
+    Parameters
+    ----------
+    read_labels : callable (r0, r1) -> int32
+        The provisional labels :func:`label_strips` wrote.
+    read_water : sequence of callables (r0, r1) -> uint8
+        Each date's water mask rows (1 water, 0 land, 255 unobserved).
+    shape, area_rows, rows
+        As :func:`label_strips`.
+    lut : int32 array
+        :attr:`Extents.lut`.
+    count : int
+        Number of waterbodies.
+    write_ids : callable (ids int32 (h, width), r0), optional
+        Receives each strip's waterbody ids (0 none).
+
+    Returns
+    -------
+    float64 (n_dates, 3, count + 1)
+        m2 of water, land, unobserved per date and waterbody id (index 0: no waterbody, zero).
+    """
+    H, W = shape
+    rows = int(rows or _strip_rows(W))
+    out = np.zeros((len(read_water), 3, count + 1))
+    for r0 in range(0, H, rows):
+        r1 = min(r0 + rows, H)
+        ids = lut[np.asarray(read_labels(r0, r1))]
+        if write_ids is not None:
+            write_ids(ids, r0)
+        sel = np.flatnonzero(ids.ravel())
+        if sel.size == 0:
+            continue
+        idx = ids.ravel()[sel]
+        pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), ids.shape).ravel()[sel]
+        for i, rd in enumerate(read_water):
+            w = np.asarray(rd(r0, r1)).ravel()[sel]
+            state = _STATE[w]  # 0 water, 1 land, 2 unobserved: one bincount of (id, state) per date
+            out[i] += np.bincount(state * (count + 1) + idx, weights=pa, minlength=3 * (count + 1)).reshape(3, count + 1)
+    return out
+
+
+#: water mask value -> row of :func:`measure_strips`' sums (1 water: 0, 0 land: 1, anything else: 2 unobserved)
+_STATE = np.full(256, 2, np.int64)
+_STATE[1], _STATE[0] = 0, 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Ids, layer, table
+# ---------------------------------------------------------------------------------------------
+_BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+
+def geohash(lon: float, lat: float, precision: int = UID_PRECISION) -> str:
+    """The geohash of a point (Niemeyer's base-32 interleaving of longitude and latitude bits).
+
+    Examples
+    --------
+    >>> geohash(-5.6, 42.6, 5)
+    'ezs42'
+    """
+    lo, hi = [-180.0, -90.0], [180.0, 90.0]
+    out, bits, ch, even = [], 0, 0, True
+    v = (float(lon), float(lat))
+    while len(out) < precision:
+        k = 0 if even else 1
+        mid = (lo[k] + hi[k]) / 2
+        ch <<= 1
+        if v[k] >= mid:
+            ch |= 1
+            lo[k] = mid
+        else:
+            hi[k] = mid
+        even = not even
+        bits += 1
+        if bits == 5:
+            out.append(_BASE32[ch])
+            bits, ch = 0, 0
+    return "".join(out)
+
+
+def uid_precision(pixel_m: float, lat: float = 0.0, pixels: float = UID_CELL_PX) -> int:
+    """The longest geohash precision (at most :data:`UID_PRECISION`) whose cells are at least
+    ``pixels`` pixels of ``pixel_m`` metres on their shorter side at latitude ``lat``: a uid is not
+    finer than the imagery can place a waterbody, so a few pixels more or less at its edge (another
+    seed's masks) rarely move it to another cell.
+
+    Examples
+    --------
+    >>> uid_precision(5.0, 47.0), uid_precision(30.0, 0.0), uid_precision(463.0, 45.0)
+    (7, 6, 4)
+    """
+    import math
+
+    need = float(pixels) * float(pixel_m)
+    best = 1
+    for p in range(1, UID_PRECISION + 1):
+        lon_bits, lat_bits = (5 * p + 1) // 2, (5 * p) // 2
+        h = 180.0 / 2**lat_bits * 111_320.0
+        w = 360.0 / 2**lon_bits * 111_320.0 * max(math.cos(math.radians(lat)), 1e-6)
+        if min(h, w) < need:
+            break
+        best = p
+    return best
+
+
+def uids(geoms: Sequence[Any], crs: Any, precision: int = UID_PRECISION) -> list[str]:
+    """``uid`` of each polygon: the geohash of a point inside it (GEOS's point on surface, in
+    WGS84 lon/lat), ``precision`` characters long, longer where two polygons would share one
+    (up to 12 characters, then a ``-2`` ... suffix), so the uids of a run are unique."""
+    import shapely
+    from pyproj import Transformer
+
+    if len(geoms) == 0:
+        return []
+    pts = shapely.point_on_surface(np.asarray(geoms, dtype=object))
+    xy = shapely.get_coordinates(pts)
+    src = as_crs(crs)
+    if not src.equals("EPSG:4326"):
+        lon, lat = Transformer.from_crs(src, "EPSG:4326", always_xy=True).transform(xy[:, 0], xy[:, 1])
+    else:
+        lon, lat = xy[:, 0], xy[:, 1]
+    ids = [geohash(x, y, precision) for x, y in zip(lon, lat)]
+    for p in range(precision + 1, 13):
+        counts: dict[str, int] = {}
+        for u in ids:
+            counts[u] = counts.get(u, 0) + 1
+        dup = [i for i, u in enumerate(ids) if counts[u] > 1]
+        if not dup:
+            return ids
+        for i in dup:
+            ids[i] = geohash(lon[i], lat[i], p)
+    seen: dict[str, int] = {}
+    for i, u in enumerate(ids):
+        seen[u] = seen.get(u, 0) + 1
+        if seen[u] > 1:
+            ids[i] = f"{u}-{seen[u]}"
+    return ids
+
+
+def _r(v: float, nd: int = 2) -> float:
+    return round(float(v), nd)
+
+
+def grid_uid_precision(grid: Grid) -> int:
+    """:func:`uid_precision` for the pixels of ``grid`` (their mean ground size, at the grid's centre latitude)."""
+    import math
+
+    from pyproj import Transformer
+
+    from .strips import mean_pixel_area
+
+    H, W = grid.shape
+    x, y = grid.transform * (W / 2, H / 2)
+    lat = float(y)
+    if not grid.crs.equals("EPSG:4326"):
+        _, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    return uid_precision(math.sqrt(mean_pixel_area(grid)), float(lat))
+
+
+def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[str], crs: Any,
+          max_invalid_pct: float = MAX_INVALID_PCT, precision: int = UID_PRECISION) -> tuple[Any, list[dict[str, Any]]]:
+    """The ``waterbodies`` layer and the long table from the outlines and sums.
+
+    Parameters
+    ----------
+    geoms : sequence of shapely polygons (n,)
+        Outline of waterbody 1 .. n (raster order of the first pixel), in ``crs``.
+    ext : Extents
+    sums : float64 (n_dates, 3, n + 1)
+        :func:`measure_strips`.
+    dates : sequence of ISO dates
+    crs
+        The grid's CRS.
+    max_invalid_pct : float
+        ``wet_pct`` (and a change involving that date) is empty above this unobserved share.
+    precision : int
+        Geohash characters of a ``uid`` (:func:`grid_uid_precision`), more where needed for uniqueness.
+
+    Returns
+    -------
+    layer : geopandas.GeoDataFrame
+        :data:`LAYER_COLUMNS`, one row per waterbody, in ``wb_id`` order (1 = the largest extent).
+    table : list of dict
+        :data:`TABLE_COLUMNS`, one row per waterbody and date, in ``wb_id`` then date order.
+    """
+    import geopandas as gpd
+
+    n = ext.count
+    crs_wkt = as_crs(crs).to_wkt()
+    if n == 0:
+        layer = gpd.GeoDataFrame({c: [] for c in LAYER_COLUMNS}, geometry=[], crs=crs_wkt)
+        return layer, []
+    geo = np.asarray(geoms, dtype=object)
+    uid = uids(geo, crs, precision)
+    area = ext.area_m2
+    wet, dry, inv = sums[:, 0, 1:], sums[:, 1, 1:], sums[:, 2, 1:]  # (dates, n)
+    inv_pct = 100.0 * inv / area[None, :]
+    ok = inv_pct <= max_invalid_pct + _TOL
+    rank = np.lexsort((np.arange(n), -np.round(area, 2)))  # largest first (as written, to the cm2); ties in raster order
+    wb_id = np.empty(n, np.int64)
+    wb_id[rank] = np.arange(1, n + 1)
+    first, last = wet[0], wet[-1]
+    both = ok[0] & ok[-1]
+    change = np.where(both, last - first, np.nan)
+    pct = np.where(both & (first > 0), 100.0 * (last - first) / np.where(first > 0, first, 1.0), np.nan)
+    cls = np.where(~both, "unobserved", np.where(change > 0, "grew", np.where(change < 0, "shrank", "unchanged")))
+    perim = geodesic_perimeters(geo, crs)
+    cols: dict[str, Any] = {
+        "uid": np.asarray(uid, object)[rank],
+        "wb_id": wb_id[rank],
+        "date": [dates[-1]] * n,
+        "from_date": [dates[0]] * n,
+        "class": cls[rank].astype(object),
+        "area_m2": np.round(area[rank], 2),
+        "perim_m": np.round(perim[rank], 2),
+        "pixels": ext.pixels[rank],
+        "wet_first_m2": np.round(first[rank], 2),
+        "wet_last_m2": np.round(last[rank], 2),
+        "change_m2": np.round(change[rank], 2),
+        "change_pct": np.round(pct[rank], 4),
+    }
+    layer = gpd.GeoDataFrame(cols, geometry=list(geo[rank]), crs=crs_wkt)
+    table = []
+    for i in rank:
+        for d, date in enumerate(dates):
+            table.append({
+                "uid": uid[i], "date": date, "wet_m2": _r(wet[d, i]),
+                "wet_pct": _r(100.0 * wet[d, i] / area[i], 4) if ok[d, i] else None,
+                "dry_m2": _r(dry[d, i]), "invalid_m2": _r(inv[d, i]), "invalid_pct": _r(inv_pct[d, i], 4),
+            })
+    return layer, table
+
+
+def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float, top: int = 5) -> dict[str, Any]:
+    """summary.json's ``waterbodies`` section: the thresholds, counts, total extent and the
+    ``top`` waterbodies whose wet area changed most (by ``|change_m2|``)."""
+    most: list[dict[str, Any]] = []
+    if len(layer):
+        ch = layer["change_m2"].to_numpy(dtype=float)
+        valid = np.flatnonzero(~np.isnan(ch))
+        order = valid[np.lexsort((layer["wb_id"].to_numpy()[valid], -np.abs(ch[valid])))][:top]
+        for i in order:
+            row = layer.iloc[int(i)]
+            most.append({k: (None if isinstance(row[k], float) and np.isnan(row[k]) else
+                             (row[k].item() if hasattr(row[k], "item") else row[k]))
+                         for k in ("uid", "wb_id", "area_m2", "wet_first_m2", "wet_last_m2", "change_m2", "change_pct")})
+    return {
+        "count": ext.count,
+        "extent_km2": round(float(ext.area_m2.sum()) / 1e6, 6),
+        "core_share": params.core_share,
+        "extent_share": params.extent_share,
+        "min_observations": params.min_observations,
+        "min_area_m2": round(float(min_area_m2), 6),
+        "max_invalid_pct": params.max_invalid_pct,
+        "regions": ext.regions,
+        "removed_small": ext.removed_small,
+        "removed_no_core": ext.removed_no_core,
+        "most_changed": most,
+        "note": "extent: water on >= extent_share of a pixel's observed dates; a waterbody is a 4-connected region "
+                "of it with a core pixel (water on >= core_share of >= min_observations observed dates) and "
+                ">= min_area_m2; wet_pct is empty where more than max_invalid_pct % of it was unobserved",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole arrays (the Python API) and files (a run)
+# ---------------------------------------------------------------------------------------------
+def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], params: Params) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Waterbodies of in-memory masks on ``grid``: (layer, table, summary section).  The same
+    strip functions as a run, over the whole array as one strip; outlines by
+    ``rasterio.features.shapes`` (GDAL's polygonize, as the run's strips)."""
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    from .area import pixel_area_rows
+    from .strips import mean_pixel_area
+
+    H, W = grid.shape
+    area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)
+    cls = pixel_classes(masks, params.core_share, params.extent_share, params.min_observations)
+    labels = np.zeros((H, W), np.int32)
+
+    def put(a: np.ndarray, r0: int) -> None:
+        labels[r0:r0 + a.shape[0]] = a
+
+    min_a = params.min_area_m2 if params.min_area_m2 is not None else MIN_AREA_PX * mean_pixel_area(grid)
+    ext = label_strips(lambda r0, r1: cls[r0:r1], (H, W), area_rows, put, min_a)
+    ids = np.zeros((H, W), np.int32)
+
+    def put_ids(a: np.ndarray, r0: int) -> None:
+        ids[r0:r0 + a.shape[0]] = a
+
+    sums = measure_strips(lambda r0, r1: labels[r0:r1], [lambda r0, r1, m=m: np.asarray(m)[r0:r1] for m in masks], (H, W),
+                          area_rows, ext.lut, ext.count, put_ids)
+    geoms = np.empty(ext.count, object)
+    if ext.count:
+        for g, v in shapes(ids, mask=ids > 0, transform=grid.transform, connectivity=4):
+            geoms[int(v) - 1] = shape(g)
+    layer, table = build(geoms, ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
+    return layer, table, summary_section(layer, ext, params, min_a)
+
+
+def _open_staging(path: Any, dtype: str, profile: dict[str, Any]) -> Any:
+    """A staging GeoTIFF open for writing: zstd level 1 (as the run's other staging files), or
+    deflate level 1 with a GDAL built without zstd."""
+    import rasterio
+    import rasterio.errors
+
+    try:
+        return rasterio.open(path, "w", dtype=dtype, nodata=None, compress="zstd", zstd_level=1, **profile)
+    except rasterio.errors.RasterioError:  # pragma: no cover - a GDAL without zstd
+        return rasterio.open(path, "w", dtype=dtype, nodata=None, compress="deflate", zlevel=1, **profile)
+
+
+def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], dates: Sequence[str], params: Params,
+               workers: int = 1) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Waterbodies of a run from its block-written rasters, strip by strip: (layer, table, summary section).
+
+    Parameters
+    ----------
+    folder : Path
+        Staging folder (the label and id rasters are written there, then discarded with it).
+    grid : Grid
+    classes : Path
+        The :func:`pixel_classes` raster pass 2 wrote.
+    water : sequence of Path
+        Each date's water mask raster, in date order.
+    dates : sequence of ISO dates
+    params : Params
+    workers : int, default 1
+        Threads tracing the outlines (:func:`rs_change.strips.strip_regions_many`).
+    """
+    from pathlib import Path
+
+    import rasterio
+    from rasterio.windows import Window
+
+    from .area import pixel_area_rows
+    from .strips import mean_pixel_area, strip_regions_many
+
+    folder = Path(folder)
+    H, W = grid.shape
+    area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)
+    min_a = params.min_area_m2 if params.min_area_m2 is not None else MIN_AREA_PX * mean_pixel_area(grid)
+    profile = dict(driver="GTiff", width=W, height=H, count=1, crs=grid.crs.to_wkt(), transform=grid.transform,
+                   tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+    lab_path, kept_path = folder / "wb_labels_blocks.tif", folder / "wb_kept_blocks.tif"
+    srcs: list[Any] = []
+    try:
+        with rasterio.open(classes) as cds, _open_staging(lab_path, "int32", profile) as lds:
+            ext = label_strips(lambda r0, r1: cds.read(1, window=Window(0, r0, W, r1 - r0)), (H, W), area_rows,
+                               lambda a, r0: lds.write(a, 1, window=Window(0, r0, W, a.shape[0])), min_a)
+        srcs = [rasterio.open(p) for p in water]
+
+        def reader(ds: Any) -> Callable[[int, int], np.ndarray]:
+            return lambda r0, r1: ds.read(1, window=Window(0, r0, W, r1 - r0))
+
+        with rasterio.open(lab_path) as lds, _open_staging(kept_path, "uint8", profile) as kds:
+            sums = measure_strips(reader(lds), [reader(s) for s in srcs], (H, W), area_rows, ext.lut, ext.count,
+                                  lambda a, r0: kds.write((a > 0).astype(np.uint8), 1, window=Window(0, r0, W, a.shape[0])))
+    finally:
+        for s in srcs:
+            s.close()
+    reg = strip_regions_many([(kept_path, {1: "waterbody"})], grid, rows=_strip_rows(W), workers=workers)[0]
+    if not np.array_equal(reg["pixels"], ext.pixels):  # the outlines are the waterbodies, in the same order
+        raise RuntimeError("waterbody outlines do not match their pixels; please report this")
+    layer, table = build(reg["geometry"], ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
+    return layer, table, summary_section(layer, ext, params, min_a)
