@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -47,7 +47,8 @@ from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map, change_st
 from .errors import ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
-from .model import WaterModel, cluster_classes, cluster_colors, cluster_tags, fit_sample, write_cluster_png
+from .clustermaps import cluster_classes, cluster_colors, cluster_tags, write_cluster_png
+from .model import FitParams, WaterModel, fit_sample
 from .scenes import Scene, SceneData, SceneInput, is_dataarray, output_like, read_scene, rio_georef, scene_input, to_dataarray
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,8 @@ def fit_model(
     metric: str = defaults.METRIC,
     *,
     seed: int = defaults.SEED,
-    sample_size: Optional[int] = defaults.SAMPLE_SIZE,
-    n_init: int = defaults.N_INIT,
-    max_iter: int = defaults.MAX_ITER,
-    tol: float = defaults.TOL,
-    method: str = defaults.LABELLING_METHOD,
-    water: Optional[Sequence[int]] = None,
     label: Optional[str] = None,
+    params: Optional[FitParams] = None,
     **kw: Any,
 ) -> WaterModel:
     """Fit rs-change's model on one scene: robust scaler, k-means, water labeller and decisions.
@@ -139,18 +135,17 @@ def fit_model(
         Clusters, or candidates scored by silhouette.
     metric : {"euclidean", "manhattan", "chebyshev", "auto"}, default "euclidean"
     seed : int, default 0
-    sample_size : int or None, default 200000
-        Pixels the model is fitted on (None = all).
-    n_init, max_iter, tol
-        k-means restarts, iteration cap, convergence tolerance (largest centre shift).
-    method : {"auto", "clusters"}, default "auto"
-        ``clusters``: the water clusters are the ids in ``water`` (after looking at a cluster map).
-    water : list of int, optional
-        Water cluster ids for ``method="clusters"``.
     label : str, optional
         Name of the scene kept in the model (``fitted_on``); default the scene's date.
+    params : FitParams, optional
+        All the fit's settings as one value (:class:`rs_change.model.FitParams`); then ``k``,
+        ``metric``, ``seed`` and the keywords below must not be given.
     **kw
-        ``sensor``, ``bands``, ``nodata``, ``scale``, ``offset``, ``valid`` for arrays.
+        The fit's other settings, as in a config: ``sample_size`` (int or None, default 200000:
+        pixels the model is fitted on, None = all), ``n_init``, ``max_iter``, ``tol`` (k-means
+        restarts, iteration cap, convergence tolerance), ``method`` (``"auto"``, or ``"clusters"``:
+        the water clusters are the ids in ``water``, after looking at a cluster map) and ``water``
+        (list of int); and for arrays ``sensor``, ``bands``, ``nodata``, ``scale``, ``offset``, ``valid``.
 
     Returns
     -------
@@ -168,22 +163,34 @@ def fit_model(
     >>> m.rule.index, round(m.rule.land_dark)  # the land's median NIR: water groups are below half of it
     ('ndwi', 180)
     """
+    params, kw = _fit_params(params, kw, k=k, metric=metric, seed=seed)
     inp = scene_input(data, **kw)
     names = default_features(list(inp.profile.bands))
     if isinstance(data, Scene) and data.source is not None and kw.get("valid") is None:
         # a scene read from a file: sample the file as rs-change run does (fit.sample_pixels)
         from .fit import sample_pixels
 
-        X = sample_pixels(data.source, data.grid, None, names, sample_size, seed, data.resampling)
+        X = sample_pixels(data.source, data.grid, None, names, params.sample_size, params.seed, data.resampling)
     else:
-        X = _sample(inp, names, sample_size, seed)
+        X = _sample(inp, names, params.sample_size, params.seed)
     if len(X) == 0:
         raise NoValidPixelsError("every pixel of the data is unobserved (NaN, nodata or outside the valid range); check nodata=")
     date = label or (data.date.isoformat() if isinstance(data, Scene) and data.date else None)
     # the pipeline's own fit (rs_change.fit.fit_date calls the same function)
-    wm, _ = fit_sample(X, names, inp.profile, k=k, metric=metric, seed=seed, n_init=n_init, max_iter=max_iter, tol=tol,
-                       method=method, water=water, fitted_on=date)
+    wm, _ = fit_sample(X, names, inp.profile, params, fitted_on=date)
     return wm
+
+
+def _fit_params(params: Optional[FitParams], kw: dict[str, Any], **given: Any) -> tuple[FitParams, dict[str, Any]]:
+    """:func:`fit_model`'s settings as one :class:`FitParams` (from ``params``, or from ``given`` and
+    the fit's keywords among ``kw``), and the keywords left for :func:`scene_input`."""
+    fit_kw = {f.name: kw.pop(f.name) for f in fields(FitParams) if f.name in kw}
+    if params is None:
+        return FitParams(**given, **fit_kw), kw
+    changed = [n for n, v in given.items() if v != getattr(FitParams(), n)] + sorted(fit_kw)
+    if changed:
+        raise TypeError(f"fit_model: give {', '.join(changed)} in params=FitParams(...), not beside it")
+    return params, kw
 
 
 def predict_clusters(model: WaterModel, data: SceneData, *, check: bool = True, **kw: Any) -> Any:
@@ -501,10 +508,8 @@ def polygonize(mask: Any, transform: Any = None, crs: Any = None, value: int = 1
     return _poly(m, g, pixel_area(t, c, m.shape), value=value)
 
 
-def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, dates: Optional[Sequence[str]] = None, *,
-                core_share: float = defaults.WB_CORE_SHARE, extent_share: float = defaults.WB_EXTENT_SHARE,
-                min_observations: int = defaults.WB_MIN_OBSERVATIONS, min_area_m2: Optional[float] = None,
-                max_invalid_pct: float = defaults.WB_MAX_INVALID_PCT) -> tuple[Any, Any]:
+def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, dates: Optional[Sequence[str]] = None,
+                **settings: Any) -> tuple[Any, Any]:
     """Waterbodies of two or more water masks: polygons with a stable id and their wet area per date.
 
     The same definition and numbers as a run's ``waterbodies`` layer and waterbodies.csv
@@ -522,8 +527,10 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
     dates : sequence of str, optional
         ISO dates of the masks (default ``"0"``, ``"1"`` ...; the layer's ``date`` / ``from_date``
         are Date fields only when written by a run).
-    core_share, extent_share, min_observations, min_area_m2, max_invalid_pct
-        The ``waterbodies:`` config keys (``min_area_m2=None``: 10 pixels' mean area).
+    **settings
+        The ``waterbodies:`` config keys ``core_share``, ``extent_share``, ``min_observations``,
+        ``min_area_m2`` and ``max_invalid_pct``, with a config's defaults (``min_area_m2=None``:
+        10 pixels' mean area).
 
     Returns
     -------
@@ -548,12 +555,11 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
     """
     import pandas as pd
 
-    from .waterbody import TABLE_COLUMNS, Params, from_arrays
+    from .waterbody import TABLE_COLUMNS, from_arrays
 
     if len(masks) < 2:
         raise ValueError("waterbodies needs two or more masks; give them in time order")
-    if not 0 < extent_share <= core_share <= 1:
-        raise ValueError(f"give 0 < extent_share <= core_share <= 1 (got extent_share={extent_share}, core_share={core_share})")
+    params = _waterbody_params(settings)
     arrs = []
     for m in masks:
         a, t, c = _mask_geo(m, transform, crs)
@@ -564,10 +570,26 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
     labels = [str(x) for x in (dates if dates is not None else range(len(arrs)))]
     if len(labels) != len(arrs):
         raise ValueError(f"{len(arrs)} masks but {len(labels)} dates; give one date per mask")
-    params = Params(float(core_share), float(extent_share), int(min_observations),
-                    None if min_area_m2 is None else float(min_area_m2), float(max_invalid_pct))
     layer, table, _ = from_arrays(arrs, Grid(arrs[0].shape, transform, crs), labels, params)
     return layer, pd.DataFrame(table, columns=TABLE_COLUMNS).astype({"wet_pct": float})
+
+
+def _waterbody_params(settings: Mapping[str, Any]) -> Any:
+    """:func:`waterbodies`' settings as one :class:`rs_change.waterbody.Params` (the config's
+    defaults for the keys not given); an unknown key or shares out of order are refused."""
+    from types import SimpleNamespace
+
+    from .waterbody import Params
+
+    known = {f.name: getattr(Params(), f.name) for f in fields(Params)}
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise TypeError(f"waterbodies: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(known)}")
+    params = Params.of(SimpleNamespace(**{**known, **settings}))
+    if not 0 < params.extent_share <= params.core_share <= 1:
+        raise ValueError(f"give 0 < extent_share <= core_share <= 1 "
+                         f"(got extent_share={params.extent_share}, core_share={params.core_share})")
+    return params
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -305,8 +306,10 @@ def draw_sample(out: Path, map_name: Optional[str] = None, n: Optional[int] = No
     for v, label in ((n, "--n"), (per_class, "--per-class"), (minimum, "--min-per-class")):
         if v is not None and v < 1:
             raise SampleError(f"{label} {v}: give a number of points >= 1")
-    if not target_se > 0:
-        raise SampleError(f"--target-se {target_se}: give a standard error > 0 (e.g. 0.01)")
+    if not 1e-4 <= target_se <= 0.5:  # below 1e-4 eq. 13 asks for more points than any map has pixels
+        raise SampleError(f"--target-se {target_se}: give a standard error between 0.0001 and 0.5 (e.g. 0.01)")
+    if not 0 <= seed < 2**63:
+        raise SampleError(f"--seed {seed}: give a seed from 0 to 2**63 - 1")
     dsg = design(m2, names, n=n, per_class=per_class, method=allocation, minimum=minimum,
                  target_se=target_se, capacity=pixels)
     rows, cols, cls = _draw(path, codes, pixels, dsg["per_class"], seed)
@@ -375,8 +378,11 @@ def read_points(path: Path, crs: Any) -> dict[str, Any]:
     if path.suffix.lower() == ".csv":
         import csv
 
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                rows = list(csv.DictReader(fh))
+        except UnicodeDecodeError as exc:
+            raise SampleError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
         fields = set(rows[0]) if rows else set()
         if rows and "reference" not in fields:
             raise SampleError(f"{path}: no `reference` column (columns: {', '.join(sorted(fields))})")
@@ -400,12 +406,20 @@ def read_points(path: Path, crs: Any) -> dict[str, Any]:
         import pyogrio
 
         try:
-            layers = [str(n) for n in pyogrio.list_layers(str(path))[:, 0]]
+            with warnings.catch_warnings():  # GDAL's notes on odd files: the error below says what is wrong
+                warnings.simplefilter("ignore", RuntimeWarning)
+                layers = [str(n) for n in pyogrio.list_layers(str(path))[:, 0]]
         except Exception as exc:  # not a vector file GDAL can open
             raise InputError(f"{path}: cannot read the sample points ({' '.join(str(exc).split())}); give a .gpkg or .csv") from None
+        if not layers:
+            raise InputError(f"{path}: the GeoPackage has no layer of points; give the samples.gpkg that "
+                             "`rs-change sample` wrote, or a .csv")
         layer = SAMPLES_LAYER if SAMPLES_LAYER in layers else layers[0]
         gdf = pyogrio.read_dataframe(str(path), layer=layer)
         meta = dict(pyogrio.read_info(str(path), layer=layer).get("layer_metadata") or {})
+        if getattr(gdf, "geometry", None) is None or "geometry" not in gdf.columns:  # a table registered as no layer
+            raise SampleError(f"{path}: layer {layer} has no point geometry (not a registered GeoPackage layer); give "
+                              "the samples.gpkg that `rs-change sample` wrote, or a .csv")
         if "reference" not in gdf.columns:
             raise SampleError(f"{path}: layer {layer} has no `reference` field (fields: {', '.join(map(str, gdf.columns))})")
         if gdf.crs is not None and not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(crs)):
@@ -432,6 +446,13 @@ def _point_classes(path: Path, x: Any, y: Any, ids: Sequence[str]) -> Any:
         if off.any():
             i = int(np.flatnonzero(off)[0])
             raise SampleError(f"point {ids[i]} lies outside {path.name}: was the sample drawn from another run?")
+        cell = row * ds.width + col
+        _, first, counts = np.unique(cell, return_index=True, return_counts=True)
+        if (counts > 1).any():  # counted twice, a point would narrow the intervals as if it were new evidence
+            j = int(np.flatnonzero(counts > 1)[0])
+            again = [ids[i] for i in np.flatnonzero(cell == cell[first[j]])]
+            raise SampleError(f"points {', '.join(map(str, again[:5]))} fall on the same pixel of {path.name}; "
+                              "keep one of them (a sample point is counted once)")
         values = np.zeros(col.size, dtype=np.int64)
         for r in np.unique(row):  # one row of the map at a time (points are few)
             sel = row == r
@@ -446,12 +467,17 @@ def cmd_assess(args: argparse.Namespace) -> int:
     out = _run_folder(args.outdir)
     args.out_dir = out  # named by the CLI's one line for a full disk or a vanished folder
     samples = Path(args.samples) if args.samples else out / SAMPLES_GPKG
+    if not samples.is_file():  # before anything about earlier results
+        raise InputError(f"{samples}: no such sample file; draw one with `rs-change sample {out}` and label it, "
+                         "or give the labelled file")
     if not math.isfinite(args.z) or args.z <= 0:
         raise SampleError(f"--z {args.z}: give a normal quantile > 0 (1.96 for 95%)")
     with output_lock(out):
         recover(out)
         _refuse_existing(out, [ACCURACY_JSON, ACCURACY_CSV], args.overwrite, "from an earlier assess")
-        acc = assess(out, samples, args.map, z=args.z)
+        with warnings.catch_warnings():  # a class without points: its NaN accuracies are reported as n/a
+            warnings.simplefilter("ignore", RuntimeWarning)
+            acc = assess(out, samples, args.map, z=args.z)
     print(format_accuracy(acc))
     print(f"wrote {out / ACCURACY_JSON}, {out / ACCURACY_CSV}; summary.json updated"
           + ("" if not acc.get("report_updated") else ", report.html updated"))

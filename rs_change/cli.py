@@ -14,37 +14,15 @@ import os
 import signal
 import sys
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from ._version import __version__
+from .console import OneLineArgumentParser, Progress, setup_logging
 from .errors import RsChangeError
 
 log = logging.getLogger("rs_change")
-
-
-class _Progress:
-    """A one-line progress display on stderr (only when stderr is a terminal, or verbose)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.2:
-            return
-        self.last = now
-        pct = 100.0 * done / total if total else 100.0
-        sys.stderr.write(f"\r{stage:>6}: {done}/{total} ({pct:5.1f}%)  {now - self.t0:6.1f} s")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 def _cluster_water(d: dict[str, Any]) -> str:
@@ -94,7 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .stac import expand
 
         cfg = expand(cfg)
-    progress = _Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
+    progress = args.progress
     out = Path(args.output) if args.output else cfg.output_dir
     args.out_dir = out  # named by the one line of a disk-full or vanished-folder error
     with output_lock(out):  # a second run into this folder stops here with one line
@@ -180,7 +158,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rs-change", description="Surface-water change between satellite or aerial images.")
+    p = OneLineArgumentParser(prog="rs-change", description="Surface-water change between satellite or aerial images.")
     p.add_argument("--version", action="version", version=f"rs-change {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -193,11 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute the areas and change only; write summary.json/csv, no rasters or polygons")
     r.set_defaults(func=_cmd_run)
     v = sub.add_parser("validate", help="check a configuration without running it")
-    v.add_argument("config")
+    v.add_argument("config", help="YAML configuration file (checks keys, files, bands, overlap and cost limits; reads no pixels)")
     v.set_defaults(func=_cmd_validate)
     i = sub.add_parser("init", help="write a commented configuration template")
-    i.add_argument("path", nargs="?", default="rs-change.yaml")
-    i.add_argument("--overwrite", action="store_true")
+    i.add_argument("path", nargs="?", default="rs-change.yaml", help="file to write (default: rs-change.yaml)")
+    i.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
     i.set_defaults(func=_cmd_init)
     from .assess_cli import add_parsers  # sample / assess (standard library only at import)
 
@@ -284,10 +262,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .outputs import share_malloc_arenas
 
             share_malloc_arenas()  # before any thread starts: threads' freed memory is reused (rs_change.outputs)
-            level = max(logging.DEBUG, logging.WARNING - 10 * args.verbose)
-            logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-            logging.getLogger("rs_change").setLevel(level)
-            logging.captureWarnings(True)
+            args.progress = Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
+            setup_logging(args.verbose, args.progress)
             _quiet_gdal(args.verbose)
             code = _dispatch(args, trap)
             return trap.report() if trap.signum is not None and not trap.unwinding else code  # a signal swallowed by a C callback

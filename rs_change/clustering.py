@@ -41,8 +41,12 @@ from . import defaults
 
 try:  # the project's error hierarchy, when present
     from rs_change.errors import ClusteringError as _ProjectClusteringError
+    from rs_change.errors import check_cancelled
 except ImportError:  # pragma: no cover - stand-alone use
     _ProjectClusteringError = ValueError  # type: ignore[assignment,misc]
+
+    def check_cancelled() -> None:
+        """Stand-alone use: nothing to stop."""
 
 logger = logging.getLogger(__name__)
 
@@ -638,6 +642,7 @@ class KMeans:
         full = True
         n_iter = 0
         for n_iter in range(1, max_iter + 1):
+            check_cancelled()  # in a worker thread: Ctrl-C / SIGTERM stop the fit here
             if full:  # every distance (first iteration, after a re-seed)
                 labels, b2, s2 = _nearest_two(xt, centers)
                 u, lo = np.sqrt(b2), np.sqrt(s2)
@@ -715,6 +720,7 @@ class KMeans:
         objectives: list[float] = []
         n_iter = 0
         for n_iter in range(1, p["max_iter"] + 1):
+            check_cancelled()
             labels, dist = _nearest(xt, centers, metric)
             objectives.append(float(dist.sum()))
             new, counts = _update_centers(X, xt, labels, k, metric, trim)
@@ -795,6 +801,7 @@ class KMeans:
         # restarts on the seeds' rows, then the best run is iterated on the whole sample
         best: dict[str, Any] | None = None
         for run in range(p["n_init"]):
+            check_cancelled()
             if isinstance(p["init"], str) and p["init"] == "k-means++":
                 centers = self._kmeanspp(seeds, seeds_t, k, p["metric"], rng)
             elif isinstance(p["init"], str):  # random distinct rows
@@ -1114,6 +1121,7 @@ def _cluster_distance_sums(X: np.ndarray, lab: np.ndarray, k: int, metric: str, 
         xt = np.ascontiguousarray(Xo.T)
     So = np.zeros((n, k))
     for i0 in range(0, n, block):
+        check_cancelled()
         i1 = min(i0 + block, n)
         ioff, iid = segments(i0, i1)
         for j0 in range(i0, n, block):
@@ -1373,6 +1381,7 @@ def select_model(
     scores: list[dict[str, Any]] = []
     for k in ks:
         for metric in expanded:
+            check_cancelled()
             model = KMeans(n_clusters=k, metric=metric, random_state=seed,
                            sample_size=sample_size, **kmeans_params).fit(X)
             n_found = np.unique(model.labels_).size

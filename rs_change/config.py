@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import defaults
-from .errors import ConfigError
+from .errors import BandProfileError, ConfigError
 from .remote import is_remote
 
 Metric = Literal["euclidean", "manhattan", "chebyshev"]
@@ -29,6 +29,9 @@ MAX_PIXELS = 2_000_000_000
 MAX_WRITE_GB = 200.0
 MAX_K = 64
 MAX_K_PIXELS = 50_000_000
+MAX_N_INIT = 100
+MAX_ITERATIONS = 10_000
+MAX_K_CANDIDATES = 16
 #: Largest config file read (a config is a few kB; ``rs-change validate /dev/zero`` must not read forever).
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -174,6 +177,28 @@ class SceneConfig(_Model):
             raise ValueError(f"valid_range [{v[0]:g}, {v[1]:g}]: give [low, high] with low <= high")
         return v
 
+    @field_validator("sensor")
+    @classmethod
+    def _sensor(cls, v: Optional[str]) -> Optional[str]:
+        from .sensors import get_profile
+
+        if v is not None:
+            try:
+                get_profile(v)
+            except BandProfileError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("scale", "offset")
+    @classmethod
+    def _radiometry(cls, v: Optional[float], info: Any) -> Optional[float]:
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"{info.field_name} {v} is not a number a pixel can be calibrated with; give a finite number")
+        if info.field_name == "scale" and v == 0:
+            raise ValueError("scale 0 would make every pixel the same value; give the sensor's scale (e.g. 0.0001) "
+                             "or remove `scale`")
+        return v
+
     @field_validator("nodata")
     @classmethod
     def _nodata(cls, v: Optional[float]) -> Optional[float]:
@@ -214,7 +239,7 @@ class StacConfig(_Model):
         "QA masking of every scene found (`mask`, `buffer`; `enabled: false` fetches no QA asset). The QA asset "
         "(qa_pixel, SCL or Fmask) is fetched when the items have one."), examples=[{"buffer": 2}])
     sign: Optional[Literal["planetary_computer"]] = Field(None, description=(
-        "Sign the asset URLs (Planetary Computer; needs `pip install rs-change[planetary-computer]`)."))
+        "Sign the asset URLs (Planetary Computer; needs the `planetary-computer` extra: `pip install -e '.[planetary-computer]'` in a clone)."))
 
 
 class AoiConfig(_Model):
@@ -349,6 +374,9 @@ class ComputeConfig(_Model):
     max_write_gb: float = Field(MAX_WRITE_GB, gt=0, description="Limit: GB of rasters a run may write (uncompressed estimate, staging included).")
     max_k: int = Field(MAX_K, ge=2, description="Limit: clusters per date (`clustering.k`).")
     max_k_pixels: int = Field(MAX_K_PIXELS, ge=1, description="Limit: k x pixels sampled per date (the k-means distance work and memory).")
+    max_n_init: int = Field(MAX_N_INIT, ge=1, description="Limit: k-means restarts (`clustering.n_init`).")
+    max_iterations: int = Field(MAX_ITERATIONS, ge=1, description="Limit: k-means iterations (`clustering.max_iter`).")
+    max_k_candidates: int = Field(MAX_K_CANDIDATES, ge=1, description="Limit: candidate models per date (the k list times the metrics of `metric: auto`).")
 
     @field_validator("scheduler")
     @classmethod
@@ -428,6 +456,7 @@ class RunConfig(_Model):
                              "lower clustering.k, or raise compute.max_k if you mean it")
         if self.clustering.sample_size is not None:
             self._check_k_pixels(max(ks), self.clustering.sample_size)
+        self._check_fit_work(ks)
         if self.stac is not None:
             return self  # the dates are known once the catalog is read (rs_change.stac.expand checks them then)
         if self.grid.reference is not None and self.grid.reference not in seen:
@@ -442,6 +471,22 @@ class RunConfig(_Model):
                 f"clustering: k={k} x {pixels:,} sampled pixels = {k * pixels:,}, above the limit of "
                 f"{self.compute.max_k_pixels:,} (compute.max_k_pixels); lower clustering.k or clustering.sample_size, "
                 "or raise compute.max_k_pixels if you mean it")
+
+    def _check_fit_work(self, ks: list[int]) -> None:
+        """k-means restarts, iterations and candidate models within the ``compute.max_*`` limits."""
+        c, cl = self.compute, self.clustering
+        if cl.n_init > c.max_n_init:
+            raise ConfigError(f"clustering.n_init: {cl.n_init:,} restarts, above the limit of {c.max_n_init:,} "
+                              "(compute.max_n_init); lower clustering.n_init, or raise compute.max_n_init if you mean it")
+        if cl.max_iter > c.max_iterations:
+            raise ConfigError(f"clustering.max_iter: {cl.max_iter:,} iterations, above the limit of {c.max_iterations:,} "
+                              "(compute.max_iterations); lower clustering.max_iter, or raise compute.max_iterations if you mean it")
+        n = len(set(ks)) * (3 if cl.metric == "auto" else 1)
+        if n > c.max_k_candidates:
+            raise ConfigError(f"clustering.k: {n} candidate models per date ({len(set(ks))} values of k"
+                              + (" x 3 metrics of `metric: auto`" if cl.metric == "auto" else "")
+                              + f"), above the limit of {c.max_k_candidates} (compute.max_k_candidates); give fewer k, "
+                              "or raise compute.max_k_candidates if you mean it")
 
     def check_costs(self, shape: tuple[int, int], write: bool = True) -> None:
         """Refuse a run whose estimated cost is above the ``compute.max_*`` limits: pixels of the
@@ -588,6 +633,41 @@ class _Loader(yaml.SafeLoader):
                                   node.start_mark) from None
 
 
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _check_expanded_size(node)
+        return node
+
+
+#: Most values a config may hold once its YAML aliases (``*name``) are expanded: a few hundred in a
+#: real config; a "billion laughs" file of nested aliases would expand to billions.
+MAX_YAML_VALUES = 100_000
+
+
+def _check_expanded_size(root: Any) -> None:
+    """Refuse a YAML document whose aliases expand to more than :data:`MAX_YAML_VALUES` values
+    (counted on the node graph, each shared node once per use, without expanding anything)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        done = sizes.get(id(node))
+        if done is not None:
+            return done
+        sizes[id(node)] = MAX_YAML_VALUES + 1  # a recursive alias counts as too large
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        sizes[id(node)] = n = min(n, MAX_YAML_VALUES + 1)
+        return n
+
+    if root is not None and size(root) > MAX_YAML_VALUES:
+        raise _YamlValueError(None, None, f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values; "
+                              "write the values out instead of nesting aliases", root.start_mark)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 
@@ -635,7 +715,8 @@ def format_validation_error(exc: ValidationError) -> str:
     if key.endswith("__root__") or err["type"] == "value_error":
         where = ".".join(str(p) for p in loc)
         return f"{where + ': ' if where else ''}{msg}"
-    return f"`{key}`: {msg} (got {err.get('input')!r})"
+    got = repr(err.get("input"))
+    return f"`{key}`: {msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
 
 
 def template() -> str:

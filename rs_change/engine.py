@@ -34,6 +34,8 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from .errors import run_cancellable
+
 log = logging.getLogger(__name__)
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
@@ -143,11 +145,13 @@ class Engine:
             yield from self._map_distributed(fn, items, limit)
             return
         pending: deque[Future] = deque()
+        stop = threading.Event()  # set when the consumer stops early: running items stop at their next check
+        threads = self.scheduler == "threads"
         try:
             # a future leaves ``pending`` only once its result is in hand, so an interrupt while
             # waiting for it still finds it in the wait below
             for it in items:
-                pending.append(self._pool.submit(fn, it))
+                pending.append(self._pool.submit(run_cancellable, stop, fn, it) if threads else self._pool.submit(fn, it))
                 if len(pending) >= limit:
                     result = pending[0].result()
                     pending.popleft()
@@ -159,6 +163,7 @@ class Engine:
         finally:
             for f in pending:
                 f.cancel()
+            stop.set()  # long loops in the running items (k-means fits) raise Cancelled (rs_change.errors.check_cancelled)
             # items already running finish before the caller goes on: after an interrupt the
             # caller closes the readers they use (a GDAL dataset closed under a running read
             # crashed the process instead of exiting 130)

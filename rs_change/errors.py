@@ -9,6 +9,9 @@ scripts.  Messages are one line that names the file or config key and the fix.  
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 
 class RsChangeError(Exception):
     """Base class of every user-facing rs-change error.
@@ -68,3 +71,33 @@ class RsChangeWarning(UserWarning):
 class LabellingWarning(RsChangeWarning):
     """The water decision is uncertain or was made by hand (cluster ids depend on the seed)."""
 
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised in a worker thread by :func:`check_cancelled` once the work it serves was
+    interrupted (Ctrl-C, SIGTERM): long loops (k-means restarts and iterations, model
+    selection, silhouettes) stop at their next step instead of running to the end."""
+
+
+_work = threading.local()
+
+
+def run_cancellable(event: threading.Event, fn: Any, item: Any) -> Any:
+    """``fn(item)`` with ``event`` as this thread's stop flag (see :func:`check_cancelled`)."""
+    previous = getattr(_work, "event", None)
+    _work.event = event
+    try:
+        return fn(item)
+    finally:
+        _work.event = previous
+
+
+def check_cancelled() -> None:
+    """Raise :class:`Cancelled` when the work this thread runs for was interrupted.
+
+    Worker threads cannot receive signals: the main thread takes the ``KeyboardInterrupt`` and
+    sets the flag of :func:`run_cancellable`; the worker stops here.  Cheap (one attribute
+    look-up): call it once per iteration of any loop that may run for more than a moment."""
+    event = getattr(_work, "event", None)
+    if event is not None and event.is_set():
+        raise Cancelled()

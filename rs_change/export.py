@@ -187,20 +187,6 @@ def polygonize(mask: np.ndarray, grid: Grid, pixel_area: np.ndarray, value: int 
     )
 
 
-def write_layers(path: Path, layers: Mapping[str, Any], driver: str = "GPKG") -> Path:
-    """Write GeoDataFrames as layers of one vector file (pyogrio).
-
-    GeoPackages get a fixed ``last_change`` time stamp (GDAL's ``OGR_CURRENT_DATE``; the value of
-    ``SOURCE_DATE_EPOCH`` when set), so the same results give a byte-identical file.
-    """
-    import pyogrio
-
-    with fixed_timestamps():
-        for i, (name, gdf) in enumerate(layers.items()):
-            pyogrio.write_dataframe(gdf, str(path), layer=name, driver=driver, append=i > 0)
-    return Path(path)
-
-
 @contextlib.contextmanager
 def fixed_timestamps() -> Iterator[None]:
     """Within the block, GDAL vector drivers stamp files with :func:`_fixed_date` (GeoPackage
@@ -446,18 +432,6 @@ def _write_layer_styles(gpkg: Path, layer_names: Sequence[str]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Many-date rasters, styles, polygon outputs of a run
 # ---------------------------------------------------------------------------------------------
-def styled_cog(writer: "BlockWriter", dst: Path, classes: Optional[Mapping[int, str]] = None,
-               colors: Optional[Mapping[int, tuple[int, int, int, int]]] = None) -> list[Path]:
-    """Convert a :class:`BlockWriter` to a COG at ``dst`` and write its QGIS / GDAL styles beside it.
-
-    ``classes=None`` styles it as a 0-100 % frequency ramp.  Returns the COG then the style files.
-    """
-    from .styles import write_styles
-
-    writer.to_cog(Path(dst))
-    return [Path(dst), *write_styles(Path(dst), classes, colors)]  # no classes: the frequency ramp
-
-
 class SeriesWriters:
     """Block writers of the many-date rasters: ``frequency.tif``, ``series_classes.tif`` and
     ``change_<from>_<to>.tif`` per consecutive pair (used with 3+ dates).
@@ -558,7 +532,7 @@ class RunRasters:
         Metadata of each date's water mask.
     cluster_kwargs : sequence of dict
         :class:`BlockWriter` keyword arguments of each date's cluster map
-        (:func:`rs_change.model.cluster_writer_kwargs`).
+        (:func:`rs_change.clustermaps.cluster_writer_kwargs`).
     provenance : mapping, optional
         Metadata of every raster.
     composites : mapping of str to int, optional
@@ -661,11 +635,8 @@ def run_polygons(
     grid: Grid,
     water: Mapping[str, Path],
     change: Optional[Path],
-    formats: Sequence[str],
-    min_area_m2: Optional[float],
-    simplify_px: float,
-    workers: int = 1,
-    layer_workers: int = 1,
+    output: Any,
+    threads: tuple[int, int] = (1, 1),
     metadata: Optional[Mapping[str, str]] = None,
     extra_layers: Optional[Mapping[str, Any]] = None,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
@@ -682,16 +653,13 @@ def run_polygons(
     water : mapping ISO date -> water mask GeoTIFF
     change : Path or None
         change.tif (first -> last).
-    formats : sequence of str
-        ``output.formats``.
-    min_area_m2 : float or None
-        Minimum polygon area; None = 4 mean pixel areas.
-    simplify_px : float
-        Simplification tolerance in pixels.
-    workers : int, default 1
-        Threads tracing the strips of the rasters (:func:`rs_change.strips.strip_regions_many`).
-    layer_workers : int, default 1
-        Threads joining each raster's regions and building its layer (one raster each).
+    output : OutputConfig
+        The config's ``output`` section (or anything with its attributes): ``formats``,
+        ``min_area_m2`` (minimum polygon area; None = 4 mean pixel areas) and ``simplify_px``
+        (simplification tolerance in pixels).
+    threads : (int, int), default (1, 1)
+        Threads tracing the strips of the rasters (:func:`rs_change.strips.strip_regions_many`),
+        and threads joining each raster's regions and building its layer (one raster each).
     metadata : mapping str -> str, optional
         Provenance for the GeoPackage (:func:`provenance`).
     extra_layers : mapping name -> GeoDataFrame, optional
@@ -705,20 +673,12 @@ def run_polygons(
         ``{min_area_m2, simplify_px, layers: {name: {features, area_km2, removed_features,
         removed_km2, raster_km2}}}`` for summary.json.
     """
-    from .change import CHANGE_CLASSES, WATER_GAINED, WATER_LOST
     from .strips import KEEP_SHAPE_PX, layer_from_regions, mean_pixel_area, strip_regions_many
 
-    min_a = float(4.0 * mean_pixel_area(grid)) if min_area_m2 is None else float(min_area_m2)
-    layers: dict[str, Any] = {}
-    stats: dict[str, Any] = {}
-    # name -> (raster, codes, date, extra columns)
-    jobs: dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]] = {
-        water_layer(date): (Path(path), {1: "water"}, date, None) for date, path in water.items()}
-    if change is not None:
-        with rasterio.open(change) as ds:
-            frm, to = ds.tags().get("FROM", ""), ds.tags().get("TO", "")
-        jobs[CHANGE_LAYER] = (Path(change), {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]},
-                          to, {"from_date": frm})
+    workers, layer_workers = threads
+    formats, simplify_px = output.formats, output.simplify_px
+    min_a = float(4.0 * mean_pixel_area(grid)) if output.min_area_m2 is None else float(output.min_area_m2)
+    jobs = _polygon_jobs(water, change)
     # every raster in one pass of strips, merged across strip edges: memory set by a strip, not the
     # raster, and the strip's pixel areas computed once for all (rs_change.strips)
     regions = strip_regions_many([(path, values) for path, values, _, _ in jobs.values()], grid, workers=workers,
@@ -735,15 +695,8 @@ def run_polygons(
             built = list(ex.map(layer, zip(jobs.items(), regions)))  # in order: the same layers
     else:
         built = [layer(item) for item in zip(jobs.items(), regions)]
-    for name, (gdf, removed, raster) in zip(jobs, built):
-        layers[name] = gdf
-        stats[name] = {
-            "features": int(len(gdf)),
-            "area_km2": round(float(gdf["area_m2"].sum()) / 1e6, 6) if len(gdf) else 0.0,
-            "removed_features": int(sum(r["features"] for r in removed.values())),
-            "removed_km2": round(sum(r["area_m2"] for r in removed.values()) / 1e6, 6),
-            "raster_km2": round(raster / 1e6, 6),
-        }
+    layers = {name: gdf for name, (gdf, _, _) in zip(jobs, built)}
+    stats = {name: _layer_stats(gdf, removed, raster) for name, (gdf, removed, raster) in zip(jobs, built)}
     layers.update(extra_layers or {})
     files = write_vectors(folder, layers, formats, metadata)
     summary = {
@@ -756,6 +709,34 @@ def run_polygons(
         "layers": stats,
     }
     return files, summary
+
+
+def _polygon_jobs(water: Mapping[str, Path], change: Optional[Path]
+                  ) -> dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]]:
+    """The polygon layers of a run's rasters: layer name -> (raster, class codes and names, the
+    layer's date, extra columns); the change layer's dates from change.tif's tags."""
+    from .change import CHANGE_CLASSES, WATER_GAINED, WATER_LOST
+
+    jobs: dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]] = {
+        water_layer(date): (Path(path), {1: "water"}, date, None) for date, path in water.items()}
+    if change is not None:
+        with rasterio.open(change) as ds:
+            frm, to = ds.tags().get("FROM", ""), ds.tags().get("TO", "")
+        classes = {WATER_GAINED: CHANGE_CLASSES[WATER_GAINED], WATER_LOST: CHANGE_CLASSES[WATER_LOST]}
+        jobs[CHANGE_LAYER] = (Path(change), classes, to, {"from_date": frm})
+    return jobs
+
+
+def _layer_stats(gdf: Any, removed: Mapping[str, Mapping[str, float]], raster: float) -> dict[str, Any]:
+    """summary.json's figures of one polygon layer: features and area kept, removed as too small,
+    and the raster's own area."""
+    return {
+        "features": int(len(gdf)),
+        "area_km2": round(float(gdf["area_m2"].sum()) / 1e6, 6) if len(gdf) else 0.0,
+        "removed_features": int(sum(r["features"] for r in removed.values())),
+        "removed_km2": round(sum(r["area_m2"] for r in removed.values()) / 1e6, 6),
+        "raster_km2": round(raster / 1e6, 6),
+    }
 
 
 def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:

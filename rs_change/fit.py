@@ -25,7 +25,7 @@ from .errors import NoValidPixelsError
 from .features import default_features, feature_matrix
 from .grid import Grid
 from .labelling import ClusterDecision, Labeller, water_ids
-from .model import WaterModel, apply_to_sample, fit_sample
+from .model import FitParams, WaterModel, apply_to_sample, fit_sample
 from .readers import SceneSource, decimated_grid, decimated_read
 from .sensors import check_raw_values, check_reflectance
 
@@ -146,24 +146,22 @@ def fit_date(
     shared : WaterModel, optional
         Apply this model instead of fitting one.
     """
-    c = clustering
+    params = FitParams.from_config(clustering, labelling)
     names = default_features(source.roles)
     keep: dict[str, Any] = {}
-    X = sample_pixels(source, ref, geoms, names, c.sample_size, c.seed, resampling, keep)
+    X = sample_pixels(source, ref, geoms, names, params.sample_size, params.seed, resampling, keep)
     if len(X) == 0:
         raise NoValidPixelsError(
             f"{source.label}: every pixel of {source.date} is nodata, cloud or outside the area of interest; "
             "check the scene's nodata value, the QA settings and `aoi`"
         )
     if shared is not None:  # clustering.fit_on / clustering.model (rs_change.model): the whole model, labeller too
-        _, dec, sil = apply_to_sample(shared, X, names, source.label, source.date.isoformat(), c.seed, source.profile.calibrated)
+        _, dec, sil = apply_to_sample(shared, X, names, source.label, source.date.isoformat(), params.seed,
+                                      source.profile.calibrated)
         return DateModel(source, shared, dec, sil, [], len(X), preview=keep.get("preview"))
     # one code path with rs_change.fit_model: same sample and seed, same numbers
-    wm, scores = fit_sample(
-        X, names, source.profile, k=c.k, metric=c.metric, seed=c.seed, n_init=c.n_init, max_iter=c.max_iter, tol=c.tol,
-        method=labelling.method, water=labelling.water, fitted_on=source.date.isoformat(),
-        label=f"{source.label} ({source.date})",
-    )
+    wm, scores = fit_sample(X, names, source.profile, params, fitted_on=source.date.isoformat(),
+                            label=f"{source.label} ({source.date})")
     log.info("%s: k=%d %s, water clusters %s", source.date, wm.k, wm.metric, wm.water_ids)
     return DateModel(source, wm, wm.decisions, wm.silhouette, scores, len(X), preview=keep.get("preview"))
 

@@ -121,6 +121,12 @@ class Grid:
             c, r = inv * (x, y)
             cols.append(c)
             rows.append(r)
+        if not all(math.isfinite(v) for v in (*cols, *rows)):  # an aoi beyond the CRS's area of use (inf)
+            from .errors import GeoreferenceError
+
+            raise GeoreferenceError(
+                f"aoi: the area of interest (bounds {', '.join(f'{v:.6g}' for v in bounds)}) cannot be placed in the "
+                f"reference grid's CRS ({self.crs.to_string()}): it lies outside that CRS's area of use; check `aoi` and its CRS")
         eps = 1e-6
         c0 = max(0, math.floor(min(cols) + eps))
         c1 = min(self.width, math.ceil(max(cols) - eps))

@@ -83,31 +83,6 @@ PIXEL_CONTRAST = 2.0
 MIN_LAND = 0.05
 
 
-def otsu_threshold(v: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of a 1-D sample (maximises the between-class variance)."""
-    v = np.asarray(v, np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) == 0 or v.min() == v.max():
-        return float(v[0]) if len(v) else float("nan")
-    h, e = np.histogram(v, bins=bins)
-    c = (e[:-1] + e[1:]) / 2
-    p = h / h.sum()
-    w0 = np.cumsum(p)
-    m = np.cumsum(p * c)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sb = (m[-1] * w0 - m) ** 2 / (w0 * (1 - w0))
-    sb[~np.isfinite(sb)] = -1
-    return float(c[int(np.argmax(sb))])
-
-
-def ashman_d(v: np.ndarray, t: float) -> float:
-    """Ashman's D of the two classes split at ``t`` (> 2 means clearly separated modes)."""
-    a, b = v[v <= t], v[v > t]
-    if len(a) < 2 or len(b) < 2:
-        return 0.0
-    return float(np.sqrt(2) * abs(a.mean() - b.mean()) / np.sqrt(a.var() + b.var() + 1e-12))
-
-
 @dataclass
 class WaterRule:
     """The water tests of one scene, in physical units.

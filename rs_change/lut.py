@@ -364,18 +364,6 @@ def feature_rows(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray], n
     return X
 
 
-def predict_flat(ct: ClusterTables, raws: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Nearest centre of every pixel of flat uint8 bands (role -> (m,)), :data:`CHUNK` pixels at a
-    time: uint8 labels (m,), the labels of ``model.predict`` on the pixels' scaled features."""
-    m = len(next(iter(raws.values())))
-    out = np.empty(m, np.uint8)
-    for s in range(0, m, CHUNK):
-        e = min(s + CHUNK, m)
-        sub = {r: v[s:e] for r, v in raws.items()}
-        out[s:e] = labels_of(ct, sub)
-    return out
-
-
 _CACHE: dict[Any, Optional[ClusterTables]] = {}
 
 

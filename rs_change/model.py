@@ -21,8 +21,8 @@ Applying a model to spectra it has never seen gives labels anyway; :meth:`WaterM
 measures how far a scene's pixels fall from the centres, compared with the fitted sample, and
 warns (:class:`ModelDriftWarning`) when many of them are far away.
 
-This module also makes the *cluster map*: a colour per cluster from its centre's red/green/blue
-(or false-colour) medians, so that clusters can be inspected in QGIS.
+The cluster maps drawn from a model (colours, PNG, styles, with ``model_<date>.json`` beside
+them) are made by :mod:`rs_change.clustermaps`.
 """
 
 from __future__ import annotations
@@ -37,12 +37,9 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from . import defaults
-from .change import PALETTE
 from .clustering import KMeans, centre_distances, kmeans_from_centers
 from .errors import ClusteringError, InputError, RsChangeWarning
 from .labelling import ClusterDecision, Labeller, describe_clusters, fit_labeller
-from .names import clusters_png, clusters_tif, model_json
-from .styles import write_styles
 
 log = logging.getLogger(__name__)
 
@@ -505,34 +502,107 @@ def profile_dict(profile: Any) -> dict[str, Any]:
     }
 
 
-def from_fit(
-    names: Sequence[str], offset: np.ndarray, scale: np.ndarray, km: KMeans, decisions: Sequence[ClusterDecision],
-    Xs: np.ndarray, *, profile: Mapping[str, Any], fitted_on: Optional[str] = None, silhouette: Optional[float] = None,
-    seed: int = 0, labeller: Optional[Labeller] = None,
-) -> WaterModel:
-    """A :class:`WaterModel` from the parts of a fit (``Xs`` = the scaled fitted sample)."""
-    d = centre_distances(Xs, km.cluster_centers_, km.metric_) if len(Xs) else np.zeros(0)
-    p99 = float(np.percentile(d, 99)) if len(d) else float("nan")
-    return WaterModel(
-        list(names), np.asarray(offset, np.float64), np.asarray(scale, np.float64), km, list(decisions), dict(profile),
-        fitted_on, p99, int(len(Xs)), silhouette, int(seed), [float(v) for v in getattr(km, "shift_trace_", [])],
-        labeller=labeller,
-    )
+@dataclass(frozen=True)
+class FitParams:
+    """How a model is fitted: the ``clustering`` and ``labelling`` settings the fit uses, as one value.
+
+    Built once from a config's sections (:meth:`from_config`) or from
+    :func:`rs_change.fit_model`'s keywords, and passed down to :func:`fit_sample`; its defaults
+    are those of :mod:`rs_change.defaults`.
+
+    Attributes
+    ----------
+    k : int or tuple of int, default 3
+        Clusters, or candidates scored by silhouette.
+    metric : {"euclidean", "manhattan", "chebyshev", "auto"}, default "euclidean"
+    seed : int, default 0
+    sample_size : int or None, default 200000
+        Pixels the model is fitted on (None = all); used by the callers that draw the sample.
+    n_init, max_iter, tol : default 3, 100, 1e-4
+        k-means restarts, iteration cap, convergence tolerance (also used for the fine clusters).
+    method : {"auto", "clusters"}, default "auto"
+    water : tuple of int, optional
+        Water cluster ids for ``method="clusters"``.
+
+    Examples
+    --------
+    >>> p = FitParams(k=[2, 3], water=[0])
+    >>> p.k, p.water, p.ks
+    ((2, 3), (0,), [2, 3])
+    """
+
+    k: int | tuple[int, ...] = defaults.K
+    metric: str = defaults.METRIC
+    seed: int = defaults.SEED
+    sample_size: Optional[int] = defaults.SAMPLE_SIZE
+    n_init: int = defaults.N_INIT
+    max_iter: int = defaults.MAX_ITER
+    tol: float = defaults.TOL
+    method: str = defaults.LABELLING_METHOD
+    water: Optional[tuple[int, ...]] = None
+
+    def __post_init__(self) -> None:
+        # lists (from a config or a script) become tuples: the value stays immutable
+        if isinstance(self.k, (list, tuple)):
+            object.__setattr__(self, "k", tuple(int(v) for v in self.k))
+        if self.water is not None:
+            object.__setattr__(self, "water", tuple(int(v) for v in self.water))
+
+    @classmethod
+    def from_config(cls, clustering: Any, labelling: Any) -> "FitParams":
+        """The fit settings of a config's ``clustering`` and ``labelling`` sections."""
+        c = clustering
+        return cls(k=c.k, metric=c.metric, seed=c.seed, sample_size=c.sample_size, n_init=c.n_init,
+                   max_iter=c.max_iter, tol=c.tol, method=labelling.method, water=labelling.water)
+
+    @property
+    def ks(self) -> list[int]:
+        """The candidate numbers of clusters (one when ``k`` is a number)."""
+        return list(self.k) if isinstance(self.k, tuple) else [int(self.k)]
+
+    @property
+    def metrics(self) -> list[str]:
+        """The candidate metrics (all three for ``"auto"``)."""
+        return ["euclidean", "manhattan", "chebyshev"] if self.metric == "auto" else [self.metric]
+
+    @property
+    def kmeans_kw(self) -> dict[str, Any]:
+        """k-means' restarts, iteration cap and tolerance as keywords."""
+        return dict(n_init=self.n_init, max_iter=self.max_iter, tol=self.tol)
+
+
+def _fit_kmeans(Xs: np.ndarray, params: FitParams, label: str) -> tuple[KMeans, Optional[float], list[dict[str, Any]]]:
+    """k-means on the scaled sample (or model selection over several k / metrics): the fitted
+    KMeans, its silhouette (None when undefined) and the selection's scores."""
+    from .clustering import select_model
+    from .clustering import silhouette as _silhouette
+
+    ks, metrics, seed = params.ks, params.metrics, params.seed
+    scores: list[dict[str, Any]] = []
+    try:
+        if len(ks) > 1 or len(metrics) > 1:
+            km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **params.kmeans_kw)
+            sil = next((s.get("silhouette") for s in scores
+                        if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
+        else:
+            km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None,
+                        **params.kmeans_kw).fit(Xs)
+            n_lab = np.unique(km.labels_).size
+            # silhouette is undefined with one cluster or one pixel per cluster: report None
+            sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed) if 2 <= n_lab < len(Xs) else None
+    except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
+        if not label:
+            raise
+        raise ClusteringError(f"{label}: {exc}") from None
+    return km, None if sil is None else float(sil), scores
 
 
 def fit_sample(
     X: np.ndarray,
     names: Sequence[str],
     profile: Any,
+    params: FitParams = FitParams(),
     *,
-    k: int | Sequence[int] = defaults.K,
-    metric: str = defaults.METRIC,
-    seed: int = defaults.SEED,
-    n_init: int = defaults.N_INIT,
-    max_iter: int = defaults.MAX_ITER,
-    tol: float = defaults.TOL,
-    method: str = defaults.LABELLING_METHOD,
-    water: Optional[Sequence[int]] = None,
     fitted_on: Optional[str] = None,
     label: str = "",
 ) -> tuple[WaterModel, list[dict[str, Any]]]:
@@ -550,15 +620,9 @@ def fit_sample(
         Feature names of the columns of ``X``.
     profile : BandProfile
         The scene's band profile (``calibrated`` chooses the water rule's kind; kept in the model).
-    k : int or sequence of int, default 3
-        Clusters, or candidates scored by silhouette.
-    metric : {"euclidean", "manhattan", "chebyshev", "auto"}, default "euclidean"
-    seed : int, default 0
-    n_init, max_iter, tol : default 3, 100, 1e-4
-        k-means restarts, iteration cap, convergence tolerance (also used for the fine clusters).
-    method : {"auto", "clusters"}, default "auto"
-    water : sequence of int, optional
-        Water cluster ids for ``method="clusters"``.
+    params : FitParams, default FitParams()
+        k, metric, seed, k-means settings and the labelling method (``sample_size`` is not used:
+        ``X`` is the sample).
     fitted_on : str, optional
         Date or label kept in the model.
     label : str, default ""
@@ -579,188 +643,33 @@ def fit_sample(
     >>> land = rng.normal([80, 110, 90, 180], 3, (60, 4)); lake = rng.normal([70, 60, 30, 20], 3, (20, 4))
     >>> B = np.vstack([land, lake]); ndwi = (B[:, 1] - B[:, 3]) / (B[:, 1] + B[:, 3])
     >>> X = np.column_stack([B, ndwi])  # blue green red nir ndwi
-    >>> m, _ = fit_sample(X, ["blue", "green", "red", "nir", "ndwi"], get_profile("naip"), k=2)
+    >>> m, _ = fit_sample(X, ["blue", "green", "red", "nir", "ndwi"], get_profile("naip"), FitParams(k=2))
     >>> int(m.water_mask(X).sum()), [d.pixels for d in m.decisions if d.is_water]
     (20, [20])
     """
-    from .clustering import apply_scaler, fit_scaler, select_model
-    from .clustering import silhouette as _silhouette
+    from .clustering import apply_scaler, fit_scaler
 
     names = list(names)
     offset, scale = fit_scaler(X)
     Xs = apply_scaler(X, offset, scale)
-    ks = [int(v) for v in k] if isinstance(k, (list, tuple)) else [int(k)]
-    metrics = ["euclidean", "manhattan", "chebyshev"] if metric == "auto" else [metric]
-    kw = dict(n_init=n_init, max_iter=max_iter, tol=tol)
-    scores: list[dict[str, Any]] = []
-    try:
-        if len(ks) > 1 or len(metrics) > 1:
-            km, scores = select_model(Xs, ks, metrics, random_state=seed, sample_size=None, **kw)
-            sil = next((s.get("silhouette") for s in scores if s["k"] == km.n_clusters and s["metric"] == km.metric), None)
-        else:
-            km = KMeans(n_clusters=ks[0], metric=metrics[0], random_state=seed, sample_size=None, **kw).fit(Xs)
-            n_lab = np.unique(km.labels_).size
-            # silhouette is undefined with one cluster or one pixel per cluster: report None
-            sil = _silhouette(Xs, km.labels_, metrics[0], random_state=seed) if 2 <= n_lab < len(Xs) else None
-    except ClusteringError as exc:  # e.g. k larger than the distinct pixel values: name the scene too
-        if not label:
-            raise
-        raise ClusteringError(f"{label}: {exc}") from None
+    km, sil, scores = _fit_kmeans(Xs, params, label)
     decisions, labeller = fit_labeller(
-        X, Xs, names, km.labels_, km.n_clusters, calibrated=profile.calibrated,
-        method=method, water_ids=water, seed=seed, kmeans_kw=kw,
+        X, Xs, names, km.labels_, km.n_clusters, calibrated=profile.calibrated, method=params.method,
+        water_ids=None if params.water is None else list(params.water), seed=params.seed, kmeans_kw=params.kmeans_kw,
     )
-    wm = from_fit(names, offset, scale, km, decisions, Xs, profile=profile_dict(profile), fitted_on=fitted_on,
-                  silhouette=None if sil is None else float(sil), seed=seed, labeller=labeller)
+    d = centre_distances(Xs, km.cluster_centers_, km.metric_) if len(Xs) else np.zeros(0)
+    p99 = float(np.percentile(d, 99)) if len(d) else float("nan")
+    wm = WaterModel(
+        names, np.asarray(offset, np.float64), np.asarray(scale, np.float64), km, list(decisions),
+        profile=profile_dict(profile), fitted_on=fitted_on, distance_p99=p99,
+        sample_pixels=int(len(Xs)), silhouette=sil, seed=int(params.seed),
+        shift_trace=[float(v) for v in getattr(km, "shift_trace_", [])], labeller=labeller,
+    )
     return wm, scores
 
 
 # ---------------------------------------------------------------------------------------------
-# Cluster maps: colours, tags, PNG
-# ---------------------------------------------------------------------------------------------
-#: Cluster map colours: water clusters take the blues, the others distinct non-blue hues; every
-#: two colours of the two lists are at least 70 RGB units apart (euclidean), and at least 60 from
-#: the unobserved grey, so neighbouring clusters never look alike (tests/test_model.py).
-WATER_CLUSTER_COLORS: tuple[tuple[int, int, int], ...] = ((31, 120, 180), (8, 48, 140), (120, 190, 235), (70, 70, 230))
-OTHER_CLUSTER_COLORS: tuple[tuple[int, int, int], ...] = (
-    (230, 160, 0), (60, 150, 40), (200, 60, 140), (140, 90, 40), (100, 100, 100), (160, 90, 200),
-    (225, 110, 60), (180, 200, 60), (0, 170, 120), (240, 210, 150), (80, 40, 40), (250, 130, 190),
-)
-
-
-def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = False) -> dict[int, tuple[int, int, int, int]]:
-    """Each cluster's colour (RGBA 0..255) in the cluster maps, their styles and the report; 255
-    (unobserved) in the palette's unobserved grey.
-
-    Categorical colours, not the clusters' mean colours (two clusters of a scene often have
-    nearly the same mean colour): water clusters (``is_water``) take :data:`WATER_CLUSTER_COLORS`
-    and the others :data:`OTHER_CLUSTER_COLORS`, each in cluster id order (cycling when a
-    model has more clusters than colours). ``calibrated`` is accepted for the callers that
-    pass it and does not change the colours.
-
-    Examples
-    --------
-    >>> d = [ClusterDecision(0, 1, {"red": 30.0}, False, ""), ClusterDecision(1, 1, {"red": 9.0}, True, "")]
-    >>> cluster_colors(d)[1], cluster_colors(d)[0]
-    ((31, 120, 180, 255), (230, 160, 0, 255))
-    """
-    out: dict[int, tuple[int, int, int, int]] = {}
-    n_water = n_other = 0
-    for d in sorted(decisions, key=lambda d: d.id):
-        if d.is_water:
-            rgb = WATER_CLUSTER_COLORS[n_water % len(WATER_CLUSTER_COLORS)]
-            n_water += 1
-        else:
-            rgb = OTHER_CLUSTER_COLORS[n_other % len(OTHER_CLUSTER_COLORS)]
-            n_other += 1
-        out[int(d.id)] = (*rgb, 255)
-    out[255] = PALETTE["unobserved"]
-    return out
-
-
-def cluster_classes(decisions: Sequence[ClusterDecision]) -> dict[int, str]:
-    """Class names for the cluster map: ``cluster 0 (water)``, ``cluster 1``, ... and unobserved;
-    with each cluster's share of water pixels when known (``cluster 1 (12% water)``), so the map
-    and the water mask tell one story."""
-    out = {}
-    for d in decisions:
-        wf = d.stats.get("water_fraction")
-        share = None if wf is None else (f"{100 * float(wf):.0f}% water" if float(wf) >= 0.01 or float(wf) == 0 else "<1% water")
-        if d.is_water:
-            out[d.id] = f"cluster {d.id} (water" + (f", {share})" if share else ")")
-        else:
-            out[d.id] = f"cluster {d.id}" + (f" ({share})" if share and float(wf) > 0 else "")
-    out[255] = "unobserved"
-    return out
-
-
-def cluster_tags(decisions: Sequence[ClusterDecision], water: Sequence[int], date: str = "",
-                 model_file: str = "", model: Optional[WaterModel] = None) -> dict[str, Any]:
-    """Dataset metadata of ``clusters_<date>.tif``: ids, water decisions and why.
-
-    ``WATER_CLUSTERS`` are the clusters with at least half of their sampled pixels water; with
-    ``model``, ``WATER_DECISION`` says how the water mask itself was decided (per pixel, see
-    :func:`water_decision_tags`).
-    """
-    tags: dict[str, Any] = {
-        "CLUSTER_IDS": [int(d.id) for d in decisions],
-        "WATER_CLUSTERS": [int(i) for i in water],
-        "CLUSTERS": [{"id": int(d.id), "is_water": bool(d.is_water), "why": d.why,
-                      "water_fraction": round(float(d.stats["water_fraction"]), 4) if "water_fraction" in d.stats else None,
-                      "centroid": {k: round(float(v), 4) for k, v in d.centroid.items()}} for d in decisions],
-    }
-    if date:
-        tags["DATE"] = date
-    if model_file:
-        tags["MODEL"] = model_file
-    if model is not None:
-        tags.update(water_decision_tags(model))
-    return tags
-
-
-def water_decision_tags(model: WaterModel) -> dict[str, Any]:
-    """``WATER_DECISION`` (a sentence) and ``WATER_RULE`` (thresholds) for a cluster map's metadata.
-
-    The water mask is not "the pixels of ``WATER_CLUSTERS``" when water is decided per pixel;
-    these tags say what it is.
-    """
-    fitted = model.fitted_on or "the model's scene"
-    if model.per_pixel:
-        lab = model.labeller
-        nf = 0 if lab.fine is None else len(lab.fine.cluster_centers_)
-        rule = lab.rule
-        if nf:
-            how = (f"its fine group (of {nf}) is water or carried by a water cluster ({[int(i) for i in lab.fine_water]}) and "
-                   f"the pixel is at least half water by unmixing {rule.index.upper()} and {rule.dark.upper()}, or its fine "
-                   f"group is dark ({[int(i) for i in lab.fine_dark]}) and the pixel shows water's own signature")
-        else:
-            how = "the pixel shows water's own signature"
-        out: dict[str, Any] = {
-            "WATER_DECISION": (
-                f"per pixel: a pixel is water when {how} (tests fitted on {fitted}: {rule.why}); WATER_CLUSTERS are the "
-                "clusters with at least 50% of their sampled pixels water, and each cluster's water_fraction says how much"
-            ),
-            "WATER_RULE": {**rule.to_dict(), "fitted_on": fitted},
-        }
-        return out
-    if model.labeller is not None and model.labeller.manual is not None:
-        return {"WATER_DECISION": "by cluster: the water mask is the pixels of the clusters named by hand (WATER_CLUSTERS)"}
-    return {"WATER_DECISION": "by cluster: the water mask is the pixels of WATER_CLUSTERS"}
-
-
-def write_cluster_png(tif: str | Path, png: str | Path, colors: Mapping[int, tuple[int, int, int, int]],
-                      max_size: int = 4096) -> Path:
-    """The cluster map as a picture: ``clusters_<date>.tif`` as a palette PNG in ``colors``
-    (:func:`cluster_colors`), decimated to ``max_size`` pixels on the long side (a picture to
-    look at; 8192 took 2.4x as long on a NAIP quarter-quad).
-
-    Unobserved pixels are transparent.  The PNG is a picture (as in the article's figures); the
-    georeferenced map is the ``.tif``.  GDAL streams the raster into the PNG through a VRT that
-    decimates it (nearest), so no array of the image is held in memory.
-    """
-    import html
-
-    import rasterio
-    import rasterio.shutil
-
-    with rasterio.open(tif) as src:
-        f = max(1.0, max(src.height, src.width) / max_size)
-        oh, ow = max(1, int(round(src.height / f))), max(1, int(round(src.width / f)))
-        h, w = src.height, src.width
-    cmap = {**{i: (0, 0, 0, 255) for i in range(255)}, **{int(k): tuple(v) for k, v in colors.items()}, 255: (0, 0, 0, 0)}
-    table = "".join(f'<Entry c1="{c[0]}" c2="{c[1]}" c3="{c[2]}" c4="{c[3]}"/>' for _, c in sorted(cmap.items()))
-    vrt = (f'<VRTDataset rasterXSize="{ow}" rasterYSize="{oh}"><VRTRasterBand dataType="Byte" band="1">'
-           f"<NoDataValue>255</NoDataValue><ColorInterp>Palette</ColorInterp><ColorTable>{table}</ColorTable>"
-           f'<SimpleSource resampling="nearest"><SourceFilename relativeToVRT="0">{html.escape(str(tif))}</SourceFilename>'
-           f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
-           f'<DstRect xOff="0" yOff="0" xSize="{ow}" ySize="{oh}"/></SimpleSource></VRTRasterBand></VRTDataset>')
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
-        rasterio.shutil.copy(vrt, str(png), driver="PNG")
-    return Path(png)
-
-
-# ---------------------------------------------------------------------------------------------
-# Pipeline glue (called from rs_change.pipeline; kept here so the pipeline stays a chain of calls)
+# Applying a model to another date's sample (rs_change.fit.fit_date with a shared model)
 # ---------------------------------------------------------------------------------------------
 def apply_to_sample(
     wm: WaterModel, X: np.ndarray, names: Sequence[str], label: str, date: str, seed: int = 0, calibrated: Optional[bool] = None,
@@ -788,50 +697,3 @@ def apply_to_sample(
     log.info("%s: model fitted on %s applied; %.1f%% of pixels beyond its 99th-percentile distance",
              date, wm.fitted_on, 100 * frac if np.isfinite(frac) else float("nan"))
     return labels, wm.decisions_for(X, labels, date), sil
-
-
-def cluster_writer_kwargs(decisions: Sequence[ClusterDecision], water: Sequence[int], calibrated: bool, date: str,
-                          model_file: str = "") -> dict[str, Any]:
-    """Keyword arguments of :class:`~rs_change.export.BlockWriter` for ``clusters_<date>.tif``."""
-    return {
-        "nodata": 255,
-        "colormap": cluster_colors(decisions, calibrated),
-        "classes": cluster_classes(decisions),
-        "tags": cluster_tags(decisions, water, date, model_file),
-        "description": "cluster id (k-means), 255 = unobserved",
-    }
-
-
-def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[Any], jobs: Any = None) -> dict[str, Path]:
-    """Turn the pipeline's cluster BlockWriters into ``clusters_<date>.tif`` (COG) and ``.png``, and
-    write ``model_<date>.json``; all inside the staging folder ``tmp``.  Returns name -> path.
-
-    With ``jobs`` (:class:`rs_change.outputs.WriteJobs`) each date's COG and PNG are written by a
-    job (the files exist once ``jobs.wait()`` returns); the PNG is drawn from the block-written
-    staging file, which holds the same pixels as the COG.
-    """
-    staged: dict[str, Path] = {}
-    for dm, wr in zip(models, writers):
-        d = dm.source.date.isoformat()
-        wm = getattr(dm, "water_model", None)
-        if wm is not None and not wr.ds.closed:  # how the water mask was decided (per pixel, not per cluster)
-            wr.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in water_decision_tags(wm).items()})
-        wr.close()
-        tif, png = Path(tmp) / clusters_tif(d), Path(tmp) / clusters_png(d)
-        if jobs is None:
-            wr.to_cog(tif)
-            write_cluster_png(tif, png, wr.colormap or {})
-        else:
-            jobs.submit(wr.to_cog, tif)
-            jobs.submit(write_cluster_png, wr.path, png, wr.colormap or {})
-        staged[tif.name] = tif
-        staged[png.name] = png
-        for p in write_styles(tif, wr.classes, wr.colormap):  # .qml and .aux.xml: colours and class names
-            staged[p.name] = p
-    for dm in models:
-        wm = getattr(dm, "water_model", None)
-        if wm is not None:
-            d = dm.source.date.isoformat()
-            p = wm.save(Path(tmp) / model_json(d))
-            staged[p.name] = p
-    return staged

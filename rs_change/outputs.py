@@ -250,7 +250,7 @@ def check_output_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:
         if existing and not overwrite:
             raise OutputError(
                 f"{out}: {len(existing)} output(s) already exist (e.g. {existing[0]}); "
-                "pass --overwrite or choose another `output.dir`"
+                "pass --overwrite (overwrite=True from Python) or choose another `output.dir`"
             )
         target = out
     else:
@@ -760,6 +760,6 @@ def recover(out: Path) -> list[str]:
         else:
             d.unlink(missing_ok=True)
             done.append(f"removed {name}")
-    for msg in done:
-        log.warning("%s: %s", out, msg)
+    for msg in done:  # clean-up that succeeded: a note in the log (-v), not a warning on a run that ends well
+        log.info("%s: %s", out, msg)
     return done

@@ -31,7 +31,7 @@ from .engine import Engine, close_readers, shrink_gdal_cache
 from .export import RunRasters, manifest_files, provenance, run_polygons, style_outputs, write_csv, write_json
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
-from .model import cluster_writer_kwargs, stage_cluster_outputs
+from .clustermaps import cluster_writer_kwargs, stage_cluster_outputs
 from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, WATERBODIES_CSV,
                     WATERBODIES_LAYER, WATERBODIES_PNG, clusters_tif, model_json, run_names, water_fraction_tif, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
@@ -340,9 +340,9 @@ def _stage_and_commit(
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
             tmp, ref, {dm.source.date.isoformat(): blocks[water_tif(dm.source.date.isoformat())] for dm in models},
-            blocks.get(CHANGE_TIF), cfg.output.formats, cfg.output.min_area_m2, cfg.output.simplify_px,
-            workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
-            layer_workers=layer_threads(cfg.compute.scheduler, cfg.compute.workers), metadata=run_provenance(cfg, ref),
+            blocks.get(CHANGE_TIF), cfg.output,
+            threads=(polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
+                     layer_threads(cfg.compute.scheduler, cfg.compute.workers)), metadata=run_provenance(cfg, ref),
             extra_layers=wb_layers)
         staged.update(vec)
     if figures is not None:  # report.html: the summary with its polygons, and the figures

@@ -30,7 +30,7 @@ from . import defaults, kernels
 from .errors import BandProfileError, GeoreferenceError, InputError
 from .grid import Grid
 from .qa import QA_ROLES, QaAreas, QaMask
-from .remote import gdal_env, gdal_path, is_remote, retrying
+from .remote import check_server, gdal_env, gdal_path, is_remote, retrying
 from .composite import MAX_SCENES, medoid_pick
 from .sensors import BandProfile, observed_mask, raw_to_bands
 
@@ -94,6 +94,7 @@ def open_raster(path: str, overview_level: Optional[int] = None) -> rasterio.io.
     first overview) opens one of the file's overviews as a dataset of its own."""
     kw = {} if overview_level is None else {"overview_level": int(overview_level)}
     if is_remote(path):
+        check_server(path)  # a silent server, or one without range support, is one line before GDAL reads it
         with gdal_env([path]):
             return retrying(lambda: rasterio.open(gdal_path(path), **kw), path, "cannot open")
     check_regular_file(path)  # a FIFO would hang GDAL's open, /dev/zero would be read without end

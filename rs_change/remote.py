@@ -43,11 +43,14 @@ GDAL_OPTIONS: dict[str, str] = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIPLEX": "YES",
     # GDAL's own retries of HTTP 429 / 500 / 502 / 503 / 504, with a doubling delay from 0.5 s
-    "GDAL_HTTP_MAX_RETRY": "3",
+    # (time-outs too): at most 3 tries of one request, 0.5 s then 1 s apart
+    "GDAL_HTTP_MAX_RETRY": "2",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
-    # time-outs: to connect, and for a whole request (a stalled server is an error, not a hang)
+    # time-outs: to connect, and for a whole request, body included (a stalled or trickling
+    # server is an error, not a hang): one GDAL request with its retries takes at most
+    # 3 x 20 + 1.5 s; see REQUEST_DEADLINE_S for the whole of a read
     "GDAL_HTTP_CONNECTTIMEOUT": "10",
-    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_TIMEOUT": "20",
     # a small cache of the bytes already fetched (the header, tiles shared by neighbouring blocks)
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(16 << 20),
@@ -55,8 +58,15 @@ GDAL_OPTIONS: dict[str, str] = {
     # and EMPTY_DIR above already stops GDAL probing for .aux.xml / .ovr / .msk files
 }
 
-#: Reads that failed mid-transfer (a dropped connection, a time-out) are tried this many times in all.
+#: Reads that failed mid-transfer (a dropped connection, a time-out) are tried this many times in all,
+#: as long as the next attempt can end within :data:`REQUEST_DEADLINE_S`.
 ATTEMPTS = 3
+#: Seconds one open or read of a remote file may take in all, every retry included: a server
+#: that accepts connections and never answers is an error after at most this long (in practice
+#: after :data:`PROBE_TIMEOUT_S`, when :func:`check_server` first asks it for a few bytes).
+REQUEST_DEADLINE_S = 120.0
+#: The longest one GDAL request can take with its own retries (GDAL_HTTP_TIMEOUT x 3 tries + delays).
+GDAL_REQUEST_S = 3 * 20 + 1.5
 #: Delay before the second attempt, in seconds; doubled for each further one.
 BACKOFF_S = 0.5
 
@@ -98,23 +108,64 @@ def gdal_env(paths: Iterable[Any] = ()) -> Any:
     return rasterio.Env(**GDAL_OPTIONS)
 
 
-#: Seconds the HEAD request of :func:`http_status` waits for an answer.
+#: Seconds the requests of :func:`http_status` and :func:`check_server` may take in all
+#: (connecting, headers and body: a server that trickles its headers byte by byte is cut off too).
 PROBE_TIMEOUT_S = 10.0
+#: Bytes :func:`check_server` asks for: one is enough to see that the server answers ranges.
+PROBE_BYTES = 1
+
+
+def _with_deadline(fn: Callable[[], T], timeout: float) -> T:
+    """``fn()`` in a helper thread, waited for at most ``timeout`` seconds in all (raises
+    ``TimeoutError``). The wait is interruptible: Ctrl-C and SIGTERM reach the caller at once;
+    the helper (a daemon thread blocked on a socket with its own time-out) is left to end."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=work, name="rs-change-http", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TimeoutError(f"timed out after {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url
 
 
 def http_status(url: str, timeout: Optional[float] = None) -> str:
     """What an ``http(s)`` server answers to a HEAD of ``url``, in words: ``HTTP 404 Not
-    Found``, ``connection refused``, ``timed out after 10 s`` (for an error line)."""
+    Found``, ``connection refused``, ``timed out after 10 s``, ``a redirect loop`` (for an error
+    line). The whole request takes at most ``timeout`` seconds."""
     import socket
     import urllib.error
     import urllib.request
 
     timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     req = urllib.request.Request(url, method="HEAD")
-    try:
+
+    def head() -> str:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the user's own URL
             return f"HTTP {resp.status} {resp.reason}"
+
+    try:
+        return _with_deadline(head, timeout)
     except urllib.error.HTTPError as exc:
+        exc.close()
+        if 300 <= exc.code < 400:
+            return "a redirect loop (too many redirects)"
         return f"HTTP {exc.code} {exc.reason}"
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -129,6 +180,120 @@ def http_status(url: str, timeout: Optional[float] = None) -> str:
         return f"timed out after {timeout:g} s"
     except OSError as exc:
         return exc.strerror or exc.__class__.__name__
+
+
+#: Seconds one JSON document (a STAC catalog, collection or item) may take to arrive, and its largest size.
+DOCUMENT_TIMEOUT_S = 60.0
+DOCUMENT_MAX_BYTES = 64 << 20
+
+
+def fetch_document(url: str) -> bytes:
+    """The body of a small ``http(s)`` document (a STAC catalog, item ...), read under one deadline
+    of :data:`DOCUMENT_TIMEOUT_S` and at most :data:`DOCUMENT_MAX_BYTES`; a silent, endless or
+    failing server is one :class:`~rs_change.errors.InputError` line naming it."""
+    import urllib.error
+    import urllib.request
+
+    host = _host(url)
+
+    def get() -> bytes:
+        with urllib.request.urlopen(url, timeout=DOCUMENT_TIMEOUT_S) as resp:  # noqa: S310 - the user's own URL
+            return resp.read(DOCUMENT_MAX_BYTES + 1)
+
+    try:
+        body = _with_deadline(get, DOCUMENT_TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if 300 <= exc.code < 400:
+            raise InputError(f"{url}: cannot read: the server {host} redirects in a loop; check the URL") from None
+        fix = _FIX.get(exc.code, "the server failed; try again later" if exc.code >= 500 else "check the URL")
+        raise InputError(f"{url}: cannot read: HTTP {exc.code}; {fix}") from None
+    except TimeoutError:
+        raise InputError(f"{url}: cannot read: the server {host} did not send the document (timed out after "
+                         f"{DOCUMENT_TIMEOUT_S:g} s); check that the server is up and the URL is right") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"{url}: cannot read ({str(getattr(reason, 'strerror', None) or reason)[:120]}); "
+                         f"check that the server {host} is up and the URL is right") from None
+    if len(body) > DOCUMENT_MAX_BYTES:
+        raise InputError(f"{url}: more than {DOCUMENT_MAX_BYTES >> 20} MB, too large for a STAC document; "
+                         "check the URL (a catalog, collection, item or item collection)")
+    return body
+
+
+#: URLs :func:`check_server` has accepted in this process, with the file size the server declared.
+_CHECKED: dict[str, Optional[int]] = {}
+
+
+def check_server(url: str, timeout: Optional[float] = None) -> Optional[int]:
+    """Ask the server of an ``http(s)`` ``url`` for its first :data:`PROBE_BYTES` bytes, under one
+    deadline, before GDAL reads it; the file's size (from ``Content-Range``), or None for other
+    paths. Raises one :class:`~rs_change.errors.InputError` line naming the server when it
+    cannot serve range requests safely:
+
+    - no answer within ``timeout`` seconds (connect, headers and body together);
+    - ``200`` with the whole file (or an endless body) instead of ``206`` for a ``Range``
+      request: GDAL would stream the file into memory for every read;
+    - more bytes than asked for, or a body shorter than the declared range;
+    - an HTTP error, a redirect loop, a refused connection.
+
+    At most ``PROBE_BYTES + 1`` bytes of body are read, whatever the server sends."""
+    if scheme(url) not in ("http", "https"):
+        return None
+    if url in _CHECKED:
+        return _CHECKED[url]
+    import socket
+    import urllib.error
+    import urllib.request
+
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
+    host = _host(url)
+    req = urllib.request.Request(url, headers={"Range": f"bytes=0-{PROBE_BYTES - 1}"})
+
+    def get() -> tuple[int, dict[str, str], int]:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the user's own URL
+            body = resp.read(PROBE_BYTES + 1)
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, len(body)
+
+    try:
+        status, headers, got = _with_deadline(get, timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()  # the error response's socket
+        if exc.code in (429, 500, 502, 503, 504):  # passing: GDAL asks again (GDAL_HTTP_MAX_RETRY) and reports
+            return None
+        if 300 <= exc.code < 400:
+            raise InputError(f"{url}: cannot open: the server {host} redirects in a loop (too many redirects); "
+                             "check the URL") from None
+        fix = _FIX.get(exc.code, "the server failed; try again later" if exc.code >= 500 else "check the URL")
+        raise InputError(f"{url}: cannot open: HTTP {exc.code}; {fix}") from None
+    except (TimeoutError, socket.timeout):
+        raise InputError(f"{url}: cannot open: the server {host} did not answer (timed out after {timeout:g} s); "
+                         "check that the server is up and the URL is right") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        said = ("connection refused" if isinstance(reason, ConnectionRefusedError) else "host not found"
+                if isinstance(reason, socket.gaierror) else str(getattr(reason, "strerror", None) or reason)[:120])
+        raise InputError(f"{url}: cannot open ({said}); check that the server {host} is up and the URL is right") from None
+    size: Optional[int] = None
+    if status == 206:
+        m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", headers.get("content-range", ""))
+        if m is None or int(m.group(1)) != 0:
+            raise InputError(f"{url}: cannot open: the server {host} answered a range request without a valid "
+                             "Content-Range; serve the file from a server with HTTP range support, or download it")
+        want = int(m.group(2)) + 1
+        size = None if m.group(3) == "*" else int(m.group(3))
+        if got != want or (size is not None and want > size):
+            raise InputError(f"{url}: cannot open: the server {host} sent {got:,} bytes for a range of {want:,}; "
+                             "it does not serve range requests correctly: use another server, or download the file")
+    elif status == 200:
+        n = headers.get("content-length")
+        if n is None or not n.isdigit() or int(n) > PROBE_BYTES or got > PROBE_BYTES:
+            raise InputError(f"{url}: cannot open: the server {host} ignores range requests (it answered 200 with "
+                             f"{'the whole file' if n else 'a body of unknown length'}); rs-change reads remote files "
+                             "by ranges: serve it from a server with HTTP range support, or download it and give the local path")
+        size = int(n)
+    _CHECKED[url] = size
+    return size
 
 
 _STATUS = re.compile(r"HTTP response code: (\d+)")
@@ -196,6 +361,32 @@ def _is_transfer_error(exc: BaseException) -> bool:
     return not _STATUS.search(text) and "not recognized as" not in text
 
 
+def _tiles_end(path: str, limit: int = 100_000) -> Optional[int]:
+    """The byte where the last tile (or strip) of a GeoTIFF ends, from its tile index (read with
+    the header: no tile is fetched); None when unknown (not a TIFF, over ``limit`` blocks)."""
+    import rasterio
+
+    try:
+        with rasterio.open(gdal_path(path)) as ds:
+            if ds.driver != "GTiff":
+                return None
+            (bh, bw), n = ds.block_shapes[0], ds.count
+            rows, cols = -(-ds.height // bh), -(-ds.width // bw)
+            if rows * cols * n > limit:
+                return None
+            end = 0
+            for b in range(1, (n if ds.interleaving is None or ds.interleaving.name == "BAND" else 1) + 1):
+                for r in range(rows):
+                    for c in range(cols):
+                        off = ds.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=b)
+                        size = ds.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=b)
+                        if off and size:
+                            end = max(end, int(off) + int(size))
+            return end or None
+    except Exception:  # noqa: BLE001 - only a better message is at stake
+        return None
+
+
 def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
              attempts: Optional[int] = None, backoff: Optional[float] = None,
              reset: Optional[Callable[[], None]] = None) -> T:
@@ -209,12 +400,14 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
 
     n = ATTEMPTS if attempts is None else attempts
     delay = BACKOFF_S if backoff is None else backoff
+    t0 = time.monotonic()
     for i in range(n):
         try:
             return fn()
         except RasterioIOError as exc:
-            if i + 1 < n and _is_transfer_error(exc):
-                log.warning("%s: %s (%s); attempt %d of %d in %.1f s", path, action,
+            time_left = REQUEST_DEADLINE_S - (time.monotonic() - t0) - delay >= GDAL_REQUEST_S
+            if i + 1 < n and _is_transfer_error(exc) and time_left:
+                log.info("%s: %s (%s); attempt %d of %d in %.1f s", path, action,
                             (str(exc.__cause__ or exc).splitlines() or [""])[0][:100], i + 2, n, delay)
                 time.sleep(delay)
                 delay *= 2
@@ -224,11 +417,16 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
                 continue
             if _is_transfer_error(exc) and not _CONNECT.search(str(exc.__cause__ or exc)):
                 detail = (str(exc.__cause__ or exc).splitlines() or [""])[0][:120]
-                raise InputError(f"{path}: {action} after {n} attempts (the connection failed mid-transfer: "
-                                 f"{detail}); check the network and the server, then run again") from None
+                end = _tiles_end(path)
+                if end is not None and _CHECKED.get(path) is not None and end > int(_CHECKED[path] or 0):
+                    raise InputError(f"{path}: {action}: the file is truncated or corrupt (its tiles run to byte "
+                                     f"{end:,} but the server {_host(path)} declares {_CHECKED[path]:,} bytes); "
+                                     "replace the file on the server") from None
+                raise InputError(f"{path}: {action} after {i + 1} attempt{'s' if i else ''} (the connection failed mid-transfer: "
+                                 f"{detail}); check the network and the server {_host(path)}, then run again") from None
             raise remote_error(path, exc, action) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["SCHEMES", "GDAL_OPTIONS", "ATTEMPTS", "BACKOFF_S", "is_remote", "scheme", "gdal_path", "gdal_env",
-           "http_status", "remote_error", "retrying", "clear_cache"]
+__all__ = ["SCHEMES", "GDAL_OPTIONS", "ATTEMPTS", "BACKOFF_S", "REQUEST_DEADLINE_S", "is_remote", "scheme", "gdal_path",
+           "gdal_env", "http_status", "check_server", "fetch_document", "remote_error", "retrying", "clear_cache"]

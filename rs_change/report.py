@@ -450,7 +450,7 @@ def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], fol
     """
     from .change import CHANGE_CLASSES, CHANGE_COLORS, change_map
     from .export import WATER_CLASSES, WATER_COLORS
-    from .model import cluster_classes, cluster_colors
+    from .clustermaps import cluster_classes, cluster_colors
 
     shape = decimated_shape(ref.shape, max_px)
     out: dict[str, Path] = {}
@@ -466,7 +466,7 @@ def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], fol
         clusters = _read_dec(rasters[clusters_tif(date)], shape)
         cnames, table = _read_classes(rasters[clusters_tif(date)])
         cnames = cnames or cluster_classes(dm.decisions)
-        # the styles written beside the map hold cluster_colors (rs_change.model.stage_cluster_outputs)
+        # the styles written beside the map hold cluster_colors (rs_change.clustermaps.stage_cluster_outputs)
         table = table or cluster_colors(dm.decisions)
         ccolors = {k: table.get(k, (128, 128, 128, 255)) for k in cnames}
         panels = [

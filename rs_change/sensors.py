@@ -91,11 +91,11 @@ class BandProfile:
         """Raise :class:`BandProfileError` when the file has fewer bands than the profile needs."""
         need = max(self.bands.values())
         if need > count:
-            raise BandProfileError(
-                f"{path}: band profile '{self.name}' needs band {need} "
-                f"({', '.join(r for r, b in self.bands.items() if b > count)}) but the file has {count} band(s); "
-                "name the bands in the config with `bands: {role: number}`"
-            )
+            roles = ", ".join(f"{r}: {b}" for r, b in self.bands.items() if b > count)
+            given = "the scene's `bands:`" if self.name == "custom" else f"`sensor: {self.name}`"
+            fix = ("give band numbers from 1 to the file's band count in `bands:`" if self.name == "custom"
+                   else "check `sensor:`, or name the file's bands with `bands: {role: number}`")
+            raise BandProfileError(f"{path}: {given} needs band {need} ({roles}) but the file has {count} band(s); {fix}")
 
 
 #: Landsat Collection 2 Level-2 surface reflectance: reflectance = DN * 2.75e-5 - 0.2, fill 0,

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urljoin
 
 from .errors import ConfigError, InputError
-from .remote import is_remote, scheme
+from .remote import SCHEMES, is_remote, scheme
 
 if TYPE_CHECKING:  # pragma: no cover
     import pystac
@@ -144,7 +145,14 @@ def _read_json(where: str) -> dict[str, Any]:
     import pystac
 
     try:
-        doc = pystac.StacIO.default().read_json(where)
+        if scheme(where) in ("http", "https"):  # under one deadline and a size limit (rs_change.remote)
+            from .remote import fetch_document
+
+            doc = json.loads(fetch_document(where))
+        else:
+            doc = pystac.StacIO.default().read_json(where)
+    except InputError as exc:  # fetch_document's one line, naming the server
+        raise InputError(f"stac.url {exc}") from None
     except FileNotFoundError:
         raise InputError(f"stac.url {where}: file not found; check `stac.url`") from None
     except json.JSONDecodeError as exc:
@@ -192,10 +200,7 @@ def find_items(st: "StacConfig", bbox: Optional[tuple[float, float, float, float
             _absolute_hrefs(it, where)
             items = [it]
         elif kind in ("Catalog", "Collection"):
-            cat = pystac.read_file(where)
-            items = list(cat.get_items(recursive=True))  # type: ignore[attr-defined]
-            for it in items:
-                it.make_asset_hrefs_absolute()
+            items = _walk_catalog(doc, where)
         else:
             raise InputError(f"stac.url {where}: a JSON document of type {kind!r}, not a STAC catalog, collection, "
                              "item, item collection or API root; check `stac.url`")
@@ -215,18 +220,83 @@ def _static_only(st: "StacConfig", where: str) -> None:
                               f"remove `{key}` or give an API root as `stac.url`")
 
 
-def _absolute_hrefs(item: "pystac.Item", base: str) -> None:
-    """Asset hrefs relative to the document they were read from, made absolute."""
-    for asset in item.assets.values():
-        href = asset.href
-        if scheme(href) or href.startswith("/"):
-            continue
-        if scheme(base):
-            asset.href = urljoin(base, href)
-        else:
-            import os
+def resolve_href(href: str, base: str) -> str:
+    """An href of a STAC document read from ``base`` (a URL or a local path), made absolute.
 
-            asset.href = os.path.normpath(os.path.join(os.path.dirname(base), href))
+    A remote document's hrefs are URLs: relative and root-relative ones (``a.tif``, ``/f/a.tif``)
+    are resolved against the document's own URL, and one that names a local file (``file://``)
+    or a GDAL virtual file (``/vsistdin/``, ``/vsicurl/``) is refused: a catalog on a server must
+    not make rs-change read the machine's files. A local document's ``file://`` hrefs become paths.
+
+    Examples
+    --------
+    >>> resolve_href("/f/a.tif", "http://h:8/cat/item.json")
+    'http://h:8/f/a.tif'
+    >>> resolve_href("b/a.tif", "/data/cat/item.json")
+    '/data/cat/b/a.tif'
+    """
+    import os
+    from urllib.parse import unquote, urlsplit
+
+    href = str(href)
+    sch, base_sch = scheme(href), scheme(base)
+    if base_sch in ("http", "https"):
+        if sch is None and not href.startswith("/vsi") and not href.startswith("//"):
+            return urljoin(base, href)
+        if sch in SCHEMES:
+            return href
+        raise InputError(f"stac.url {base}: the remote catalog names {href[:120]!r}, which is not a URL "
+                         "(a local file, file:// or a /vsi path); rs-change reads only URLs from a remote catalog")
+    if href.startswith("/vsistdin") or sch == "file" and urlsplit(href).netloc not in ("", "localhost"):
+        raise InputError(f"stac.url {base}: the catalog names {href[:120]!r}, which rs-change cannot read; "
+                         "give files by path or URL")
+    if sch == "file":
+        return os.path.normpath(unquote(urlsplit(href).path))
+    if sch is not None or href.startswith("/"):
+        return href
+    if base_sch is not None:
+        return urljoin(base, href)
+    return os.path.normpath(os.path.join(os.path.dirname(base), href))
+
+
+def _absolute_hrefs(item: "pystac.Item", base: str) -> None:
+    """Asset hrefs of an item read from ``base``, made absolute (:func:`resolve_href`)."""
+    for asset in item.assets.values():
+        asset.href = resolve_href(asset.href, base)
+
+
+#: Most documents read from one static catalog (catalogs, collections and items together).
+MAX_CATALOG_DOCUMENTS = 10_000
+
+
+def _walk_catalog(doc: dict[str, Any], where: str) -> list["pystac.Item"]:
+    """The items under a static catalog or collection: its ``child`` and ``item`` links followed
+    (hrefs resolved by :func:`resolve_href`), each document read once, so a catalog that links to
+    itself or to its parent ends; at most :data:`MAX_CATALOG_DOCUMENTS` documents."""
+    import pystac
+
+    items: list[pystac.Item] = []
+    seen = {where}
+    todo = [(doc, where)]
+    while todo:
+        d, href = todo.pop(0)
+        if d.get("type") == "Feature":
+            it = pystac.Item.from_dict(d, preserve_dict=False)
+            _absolute_hrefs(it, href)
+            items.append(it)
+            continue
+        for link in d.get("links") or []:
+            if not isinstance(link, dict) or link.get("rel") not in ("child", "item") or not link.get("href"):
+                continue
+            target = resolve_href(str(link["href"]), href)
+            if target in seen:
+                continue
+            if len(seen) >= MAX_CATALOG_DOCUMENTS:
+                raise InputError(f"stac.url {where}: the catalog links more than {MAX_CATALOG_DOCUMENTS:,} documents; "
+                                 "point `stac.url` at a smaller catalog or collection, or at a STAC API")
+            seen.add(target)
+            todo.append((_read_json(target), target))
+    return items
 
 
 def _search(st: "StacConfig", url: str, bbox: Optional[tuple[float, float, float, float]]) -> list["pystac.Item"]:
@@ -253,6 +323,8 @@ def _search(st: "StacConfig", url: str, bbox: Optional[tuple[float, float, float
     except (OSError, ValueError) as exc:
         first = (str(exc).splitlines() or [exc.__class__.__name__])[0][:160]
         raise InputError(f"stac.url {url}: search failed ({first}); check `stac.url` and the network") from None
+    for it in items:  # a root-relative href is the API's own host, never a local file
+        _absolute_hrefs(it, it.get_self_href() or url)
     items.sort(key=lambda it: (_item_date(it), it.id))
     return items
 
@@ -320,11 +392,31 @@ def _matches(item: "pystac.Item", st: "StacConfig", bbox: Optional[tuple[float, 
             t = t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
             if (lo is not None and t < lo) or (hi is not None and t > hi):
                 return False
-    if bbox is not None and item.bbox is not None:
-        b = item.bbox
-        if b[0] > bbox[2] or b[2] < bbox[0] or b[1] > bbox[3] or b[3] < bbox[1]:
-            return False
+    if bbox is not None and item.bbox is not None and not bboxes_overlap(item.bbox, bbox):
+        return False
     return True
+
+
+def _spans(west: float, east: float) -> list[tuple[float, float]]:
+    """The longitude intervals of a bbox; one that crosses the antimeridian (west > east) is two."""
+    return [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
+
+
+def bboxes_overlap(a: Any, b: Any) -> bool:
+    """True when two STAC bboxes (west, south, east, north; 2-D or the 6 values of a 3-D bbox)
+    overlap, with a bbox whose west is east of its east crossing the antimeridian (RFC 7946).
+
+    Examples
+    --------
+    >>> bboxes_overlap([170, -10, -170, 10], [175, 0, 176, 1]), bboxes_overlap([170, -10, -170, 10], [0, 0, 1, 1])
+    (True, False)
+    """
+    a, b = list(a), list(b)
+    aw, as_, ae, an = (a[0], a[1], a[3], a[4]) if len(a) == 6 else a[:4]
+    bw, bs, be, bn = (b[0], b[1], b[3], b[4]) if len(b) == 6 else b[:4]
+    if as_ > bn or an < bs:
+        return False
+    return any(x0 <= y1 and y0 <= x1 for x0, x1 in _spans(aw, ae) for y0, y1 in _spans(bw, be))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,6 +489,11 @@ def _radiometry(declared: list[dict[str, Any]]) -> dict[str, float]:
             v = values.pop()
             if isinstance(v, (int, float)):
                 out[key] = float(v)
+    for key in ("scale", "offset"):
+        if key in out and (not math.isfinite(out[key]) or key == "scale" and out[key] == 0):
+            raise InputError(f"raster:bands: the catalog's assets declare raster:{key} {out[key]:g}, which cannot "
+                             "calibrate pixels; fix the catalog, or list the files under `scenes:` with their own "
+                             "`scale` and `offset`")
     if out.get("scale", 1.0) == 1.0 and out.get("offset", 0.0) == 0.0:
         out.pop("scale", None)
         out.pop("offset", None)
@@ -484,4 +581,5 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
 
 
 __all__ = ["expand", "find_scenes", "describe", "find_items", "search_bbox", "scenes_from_items", "asset_keys",
-           "qa_asset_key", "day_order", "window_groups", "is_api", "DEFAULT_ASSETS", "QA_ASSETS"]
+           "qa_asset_key", "day_order", "window_groups", "is_api", "DEFAULT_ASSETS", "QA_ASSETS", "resolve_href",
+           "bboxes_overlap"]

@@ -332,13 +332,14 @@ def test_run_imports_no_sklearn_scipy_stats_or_pandas() -> None:
 
     code = (
         "import sys, numpy as np, rs_change.cli, rs_change.pipeline\n"
-        "from rs_change.model import fit_sample\n"
+        "from rs_change.model import FitParams, fit_sample\n"
         "from rs_change.sensors import get_profile\n"
         "from rs_change.clustering import calinski_harabasz, select_model\n"
         "rng = np.random.default_rng(0)\n"
         "B = np.vstack([rng.normal([80, 110, 90, 180], 3, (300, 4)), rng.normal([70, 60, 30, 20], 3, (100, 4))])\n"
         "X = np.column_stack([B, (B[:, 1] - B[:, 3]) / (B[:, 1] + B[:, 3])])\n"
-        "m, _ = fit_sample(X, ['blue', 'green', 'red', 'nir', 'ndwi'], get_profile('naip'), k=[2, 3], metric='auto')\n"
+        "names = ['blue', 'green', 'red', 'nir', 'ndwi']\n"
+        "m, _ = fit_sample(X, names, get_profile('naip'), FitParams(k=[2, 3], metric='auto'))\n"
         "assert m.silhouette is not None and m.versions['numpy']\n"
         "print(sorted(x for x in ('sklearn', 'scipy.stats', 'pandas') if x in sys.modules))\n"
     )

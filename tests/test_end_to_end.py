@@ -173,11 +173,11 @@ def test_sample_outputs_are_valid_cogs(sample_run):
         assert valid, (p.name, errors)
 
 
+@pytest.mark.parametrize("sample_run", ["modis_aral"], indirect=True)  # Aral only: no skipped cases for the others
 def test_aral_pixels_are_web_mercator_sized(sample_run):
     """The article assumed 0.25 km2 pixels; on the ground they are 0.33-0.35 km2 there."""
     name, out, _ = sample_run
-    if name != "modis_aral":
-        pytest.skip("Aral only")
+    assert name == "modis_aral"
     with rasterio.open(out / "change.tif") as ds:
         assert (ds.height, ds.width) == (460, 390)  # the article's crop rows 140:600, cols 110:500
     summary = json.loads((out / "summary.json").read_text())

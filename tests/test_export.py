@@ -282,7 +282,7 @@ def test_one_strip_pass_equals_each_raster_alone(tmp_path):
 
 def test_cluster_png_is_the_nearest_decimated_map(tmp_path):
     from rs_change.export import write_cog
-    from rs_change.model import write_cluster_png
+    from rs_change.clustermaps import write_cluster_png
 
     arr = (np.arange(60 * 80).reshape(60, 80) % 7).astype(np.uint8)
     arr[0, :5] = 255

@@ -82,7 +82,7 @@ def test_tables_give_predicts_distances_and_labels(metric: str) -> None:
         assert np.array_equal(d[j].view(np.uint32), ref.view(np.uint32))
     labels = km.predict(xt.T)
     assert np.array_equal(lut.predict_indexed(ct, idx, len(labels)), labels)
-    assert np.array_equal(lut.predict_flat(ct, raws), labels)  # grouped tables + exact near-ties
+    assert np.array_equal(lut.labels_of(ct, raws), labels)  # grouped tables + exact near-ties
 
 
 def test_ties_go_to_the_lowest_centre_as_in_predict() -> None:
@@ -96,7 +96,7 @@ def test_ties_go_to_the_lowest_centre_as_in_predict() -> None:
     assert ct is not None
     grouped, unsure = lut.predict_grouped(ct, {key: lut.table_index(raws, key) for key in ct.keys}, 30_000)
     assert unsure[np.isin(labels, [0, 1])].all()  # exact ties are never decided by the grouped sums
-    assert np.array_equal(lut.predict_flat(ct, raws), labels)
+    assert np.array_equal(lut.labels_of(ct, raws), labels)
 
 
 @pytest.mark.parametrize("clustering,labelling", [

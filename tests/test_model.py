@@ -15,7 +15,8 @@ from affine import Affine
 import rs_change as rc
 from rs_change.config import RunConfig
 from rs_change.errors import BandProfileError, ConfigError, InputError
-from rs_change.model import ModelDriftWarning, WaterModel, cluster_colors
+from rs_change.clustermaps import cluster_classes, cluster_colors
+from rs_change.model import ModelDriftWarning, WaterModel
 
 from .conftest import lake_scene
 
@@ -145,7 +146,7 @@ def test_with_water_and_colours() -> None:
     assert cols[0] == (230, 160, 0, 255) and cols[2] == (60, 150, 40, 255)  # the others: ochre, green
     assert cols[255] == (175, 175, 175, 255)  # the palette's unobserved grey
     assert cluster_colors(d, calibrated=True) == cols
-    names = rc.model.cluster_classes(d)
+    names = cluster_classes(d)
     assert names[1] == "cluster 1 (water)" and names[0] == "cluster 0" and names[255] == "unobserved"
 
 
@@ -156,7 +157,7 @@ def test_cluster_palette_is_distinct() -> None:
     import math
 
     from rs_change.change import PALETTE
-    from rs_change.model import OTHER_CLUSTER_COLORS, WATER_CLUSTER_COLORS
+    from rs_change.clustermaps import OTHER_CLUSTER_COLORS, WATER_CLUSTER_COLORS
 
     every = [*WATER_CLUSTER_COLORS, *OTHER_CLUSTER_COLORS]
     assert min(math.dist(a, b) for a, b in itertools.combinations(every, 2)) >= 70
@@ -243,3 +244,22 @@ def test_config_checks(tmp_path: Path) -> None:
         _cfg(tmp_path, ", fit_on: 2001-01-01")
     with pytest.raises(ConfigError, match="not both"):
         _cfg(tmp_path, ", fit_on: 2009-08-18, model: m.json")
+
+
+@pytest.mark.filterwarnings("ignore::rs_change.errors.LabellingWarning")
+def test_fit_params_one_value_same_model() -> None:
+    """fit_model's keywords and one FitParams give the same model; a config's sections give the
+    same FitParams; giving both ways at once is refused."""
+    from rs_change.config import ClusteringConfig, LabellingConfig
+    from rs_change.model import FitParams
+
+    img = lake_scene(40, 40, (slice(5, 20), slice(5, 20)), seed=3)
+    a = rc.fit_model(img, k=2, seed=4, n_init=2, method="clusters", water=[1], sensor="naip", label="x")
+    p = FitParams(k=2, seed=4, n_init=2, method="clusters", water=[1])
+    b = rc.fit_model(img, params=p, sensor="naip", label="x")
+    assert a.to_dict() | {"versions": 0} == b.to_dict() | {"versions": 0}
+    assert a.water_ids == [1] and a.seed == 4
+    cfg = FitParams.from_config(ClusteringConfig(k=2, seed=4, n_init=2), LabellingConfig(method="clusters", water=[1]))
+    assert cfg == p and p.water == (1,) and p.kmeans_kw == {"n_init": 2, "max_iter": 100, "tol": 1e-4}
+    with pytest.raises(TypeError, match="k, n_init"):
+        rc.fit_model(img, k=4, params=p, n_init=1, sensor="naip")

@@ -14,7 +14,7 @@ import pytest
 from affine import Affine
 
 from rs_change.blocks import BlockTask, process_block
-from rs_change.config import RunConfig
+from rs_change.config import OutputConfig, RunConfig
 from rs_change.engine import Engine, cached_reader, close_readers, new_token
 from rs_change.errors import ConfigError
 from rs_change.pipeline import run
@@ -364,7 +364,8 @@ def test_polygon_layers_built_in_threads_equal_one_thread(tmp_path: Path) -> Non
     for n in (1, 2):
         folder = tmp_path / f"out{n}"
         folder.mkdir()
-        files, summ = run_polygons(folder, g, water, None, ["gpkg"], None, 1.0, layer_workers=n)
+        output = OutputConfig(formats=["gpkg"], min_area_m2=None, simplify_px=1.0)
+        files, summ = run_polygons(folder, g, water, None, output, threads=(1, n))
         out[n] = (summ, {lay: gpd.read_file(files["water.gpkg"], layer=lay) for lay in ("water_2001_01_01", "water_2002_01_01")})
     assert out[1][0] == out[2][0] and all(v["features"] > 3 for v in out[1][0]["layers"].values())
     for lay, a in out[1][1].items():

@@ -116,6 +116,15 @@ def test_lake_water_on_one_of_three_dates_is_a_waterbody_when_the_core_share_all
     assert b["class"].iloc[0] == "shrank" and b["change_pct"].iloc[0] == -100.0
 
 
+def test_api_settings_are_the_config_keys() -> None:
+    """rs_change.waterbodies takes the waterbodies: config keys; a misspelt one or shares out of
+    order are refused, naming the keys."""
+    with pytest.raises(TypeError, match="core_shares.*the settings are core_share, extent_share"):
+        rc.waterbodies(lakes(), T6933, "EPSG:6933", DATES, core_shares=0.3)
+    with pytest.raises(ValueError, match="extent_share=0.6, core_share=0.5"):
+        rc.waterbodies(lakes(), T6933, "EPSG:6933", DATES, extent_share=0.6)
+
+
 def test_min_area_and_min_observations() -> None:
     polys, _ = rc.waterbodies(lakes(), T6933, "EPSG:6933", DATES, min_area_m2=0)
     assert sorted(polys["pixels"].tolist()) == [2, 80, 80, 100]  # H (200 m2) is kept
