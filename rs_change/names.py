@@ -35,6 +35,9 @@ SERIES_CLASSES_PNG = "series_classes.png"
 #: the report's map of change.tif (first -> last date) in a series of 3+ dates
 CHANGE_PNG = "change.png"
 
+#: The run's STAC Collection (rs_change.catalog); its Items are ``stac_<date>.json`` and ``stac_change.json``.
+CATALOG_JSON = "catalog.json"
+
 #: The water polygons' layer name of one date, ``water_2009_08_18`` (the change layer is
 #: ``change``): letters, digits and underscores only, so that SQL names it without quoting and
 #: every format (GeoPackage, Shapefile, GeoJSON, File Geodatabase) uses the same name.
@@ -74,6 +77,18 @@ def water_fraction_tif(date: str) -> str:
 def is_water_fraction_tif(name: str) -> bool:
     """True for a ``water_fraction_<date>.tif`` name."""
     return name.startswith("water_fraction_") and name.endswith(".tif")
+
+
+def stac_item_json(date: str) -> str:
+    """``stac_<date>.json``: the STAC Item of one date (``stac_change.json``: the change products')."""
+    return f"stac_{date}.json"
+
+
+def catalog_names(dates: Sequence[str]) -> list[str]:
+    """``catalog.json`` and its Items (rs_change.catalog): one per date and, with two or more
+    dates, the change products' Item."""
+    items = [stac_item_json(d) for d in dates] + ([stac_item_json("change")] if len(dates) >= 2 else [])
+    return [CATALOG_JSON, *items]
 
 
 def water_layer(date: str) -> str:
@@ -176,5 +191,6 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
         names.append(WATERBODIES_CSV)
         if report:
             names.append(WATERBODIES_PNG)
+    names += catalog_names(dates)
     names += [SUMMARY_JSON, SUMMARY_CSV, CONFIG_YAML, MANIFEST]
     return names

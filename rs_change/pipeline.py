@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .aoi import aoi_geometries, crop_to_aoi
 from .blocks import BlockTask, BlockTotals
+from .catalog import write_catalog
 from .config import RunConfig, SceneConfig
 from .engine import Engine, close_readers, shrink_gdal_cache
 from .export import RunRasters, manifest_files, provenance, run_polygons, style_outputs, write_csv, write_json
@@ -359,6 +360,8 @@ def _stage_and_commit(
     staged[CONFIG_YAML] = tmp / CONFIG_YAML
     staged.update(extra)  # clusters_<date>.tif/.png, model_<date>.json, series rasters
     jobs.wait()  # every COG and PNG written
+    # catalog.json and its Items (rs_change.catalog), from the staged files' headers
+    staged.update(write_catalog(tmp, [dm.source.date.isoformat() for dm in models], list(staged), ref))
     # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
     write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))  # folders (water.gdb ...) file by file
     return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))

@@ -58,7 +58,8 @@ def test_same_config_and_seed_give_byte_identical_outputs(lake_pair):
     a = run(RunConfig.from_yaml(cfg), output_dir=cfg.parent / "run1").output_dir
     b = run(RunConfig.from_yaml(cfg), output_dir=cfg.parent / "run2").output_dir
     sa, sb = snapshot(a), snapshot(b)
-    assert {"summary.json", "water_2019-06-01.tif", "water_2021-06-01.tif", "change.tif", "water.gpkg", "manifest.json"} <= set(sa)
+    assert {"summary.json", "water_2019-06-01.tif", "water_2021-06-01.tif", "change.tif", "water.gpkg", "manifest.json",
+            "catalog.json", "stac_change.json"} <= set(sa)
     assert sa == sb  # every file, GeoPackage and manifest included
 
 
