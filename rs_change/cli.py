@@ -259,9 +259,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
         debug = args.debug
         with _c_stderr_to_null(args.verbose < 2 and not debug):
-            from .outputs import share_malloc_arenas
+            from .engine import share_malloc_arenas
 
-            share_malloc_arenas()  # before any thread starts: threads' freed memory is reused (rs_change.outputs)
+            share_malloc_arenas()  # before any thread starts: threads' freed memory is reused (rs_change.engine)
             args.progress = Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
             setup_logging(args.verbose, args.progress)
             _quiet_gdal(args.verbose)

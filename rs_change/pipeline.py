@@ -255,7 +255,7 @@ def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str
     """waterbodies.csv, the ``waterbodies`` layer and summary.json's section from the block-written
     rasters (:func:`rs_change.waterbody.from_files`); the report's plot as a job.  Returns the
     staged files, the layer and the plot's future (None without a report)."""
-    from .outputs import polygon_threads
+    from .engine import polygon_threads
     from .waterbody import TABLE_COLUMNS, Params, from_files
 
     assert rasters.waterbody is not None
@@ -285,11 +285,11 @@ def _finish_outputs(
     """Stage every output in ``tmp`` and swap the set into ``out``.
 
     COG conversions, PNGs and figures run as jobs in writer threads
-    (:class:`rs_change.outputs.WriteJobs`) while this thread traces the polygons; polygons and
+    (:class:`rs_change.engine.WriteJobs`) while this thread traces the polygons; polygons and
     figures read the block-written staging files (``blocks``: output name -> staging file, same
     pixels as the COG).
     """
-    from .outputs import WriteJobs, write_threads
+    from .engine import WriteJobs, write_threads
 
     with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
         # clusters_<date>.tif/.png, model_<date>.json (rs_change.model); frequency / series / change_<a>_<b> (3+ dates)
@@ -309,7 +309,7 @@ def _stage_and_commit(
 ) -> list[Path]:
     """Water and change COGs with their styles, report figures, polygons, summary, config and
     manifest staged in ``tmp`` (``extra``: outputs staged already), then swapped into ``out``."""
-    from .outputs import layer_threads, polygon_threads
+    from .engine import layer_threads, polygon_threads
 
     staged: dict[str, Path] = {}
     dates = [dm.source.date.isoformat() for dm in models]

@@ -14,7 +14,7 @@ import rasterio
 from rasterio.windows import Window, from_bounds
 
 import rs_change as rc
-from rs_change import api, clustering, model, scenes
+from rs_change import api, cluster_scores, kmeans, model, scaler, scenes
 from rs_change.config import RunConfig
 
 from .conftest import SAMPLE, lake_scene
@@ -24,7 +24,7 @@ T09 = NAIP / "m_4709963_se_14_1_20090818.tif"
 T20 = NAIP / "m_4709963_se_14_1_20200831.tif"
 
 
-@pytest.mark.parametrize("mod", [api, model, scenes, clustering])
+@pytest.mark.parametrize("mod", [api, model, scenes, kmeans, scaler, cluster_scores])
 def test_doctests(mod, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

@@ -302,7 +302,7 @@ def test_cluster_png_is_the_nearest_decimated_map(tmp_path):
 
 
 def test_write_jobs_run_by_priority_and_reraise(tmp_path):
-    from rs_change.outputs import WriteJobs, write_threads
+    from rs_change.engine import WriteJobs, write_threads
 
     order: list[str] = []
     with WriteJobs(1) as jobs:

@@ -239,7 +239,7 @@ def test_rule_without_fine_clusters_is_the_numpy_path(synthetic: Path, clusters:
 def test_nearest_rows_is_numpys_nearest(dtype: Any, metric: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """clustering._nearest and _nearest_two through the compiled loop: numpy's labels and
     distances bit for bit, ties (two equal centres, points on a centre) and signed zeros included."""
-    from rs_change import clustering
+    from rs_change import kmeans_ops as clustering
 
     if clustering._ck is None:
         pytest.skip("the C extension is not built")
