@@ -87,7 +87,8 @@ def _names(classes: Optional[Sequence[str]], k: int) -> list[str]:
 def _strata(a: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
     """Per-stratum pieces: weights, row sizes, row fractions n_ij / n_i. (nan rows where unknown),
     and the variance terms W_i^2 f_ij (1 - f_ij) / (n_i. - 1) (0 for unmapped strata, nan where
-    a mapped stratum has fewer than 2 points)."""
+    a mapped stratum has fewer than 2 points).
+    """
     w = a / a.sum()
     ni = n.sum(axis=1)
     mapped = w > 0
@@ -259,7 +260,10 @@ def expected_users_accuracy(classes: Sequence[str]) -> list[float]:
     return [EXPECTED_USERS_ACCURACY.get(str(c).strip().lower(), DEFAULT_USERS_ACCURACY) for c in classes]
 
 
-def sample_size(map_area: Sequence[float], users_accuracy: Sequence[float], target_se: float = DEFAULT_TARGET_SE) -> int:
+def sample_size(
+    map_area: Sequence[float],
+    users_accuracy: Sequence[float],
+    target_se: float = DEFAULT_TARGET_SE) -> int:
     """Points for a stratified random sample to reach a standard error of the overall accuracy (eq. 13).
 
     ``n = (sum_i W_i S_i / S(O))^2`` with ``S_i = sqrt(U_i (1 - U_i))``, ``U_i`` the user's

@@ -158,7 +158,9 @@ def process_block(
         sel = (ch == code) & ins
         cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
     sb = series_block(masks, pa, inside)
-    wb = pixel_classes(masks, *waterbodies) if rasters and waterbodies is not None else None  # outside the AOI: unobserved
+    wb = pixel_classes(
+        masks,
+        *waterbodies) if rasters and waterbodies is not None else None  # outside the AOI: unobserved
     return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, fractions, extra=extras, series=sb,
                        clear_counts=counts, waterbody=wb)
 
@@ -169,7 +171,8 @@ _WB_TABLES: dict[tuple[int, tuple[float, float, int]], np.ndarray] = {}
 
 def _waterbody_table(n: int, params: tuple[float, float, int]) -> np.ndarray:
     """Waterbody class of every joint code (:func:`rs_change.waterbody.pixel_classes` of the
-    codes' masks; the outside code is unobserved on every date: class 0), built once per process."""
+    codes' masks; the outside code is unobserved on every date: class 0), built once per process.
+    """
     key = (n, tuple(params))
     t = _WB_TABLES.get(key)
     if t is None:
@@ -212,7 +215,8 @@ class BlockTask:
 class BlockTotals:
     """The sums of a run's :class:`BlockResult` s, added in block order (so bit-identical
     whatever the scheduler): per-date :data:`~rs_change.change.DATE_STATS`, change classes,
-    the sources' extra areas and, for 2+ dates, the transitions and series classes."""
+    the sources' extra areas and, for 2+ dates, the transitions and series classes.
+    """
 
     def __init__(self, dates: Sequence[str]) -> None:
         n = len(dates)

@@ -43,7 +43,8 @@ class _Model(BaseModel):
 class QaConfig(_Model):
     """Which pixels a scene's QA layer makes unobserved: ``mask`` / ``buffer`` for the optical
     products' QA roles (Landsat C2 ``qa_pixel``, Sentinel-2 L2A ``scl``, HLS ``fmask``;
-    :mod:`rs_change.qa`), the named flags for MODIS state QA (state_1km / sur_refl_state_500m)."""
+    :mod:`rs_change.qa`), the named flags for MODIS state QA (state_1km / sur_refl_state_500m).
+    """
 
     enabled: bool = Field(True, description="Use the scene's QA layer when it has one (false: no QA masking).")
     mask: Optional[list[str]] = Field(None, description=(
@@ -276,9 +277,17 @@ class GridConfig(_Model):
 class ClusteringConfig(_Model):
     """Per-date k-means."""
 
-    k: Union[int, list[int]] = Field(defaults.K, description="Number of clusters, or a list of candidates scored by silhouette.")
-    metric: Union[Metric, Literal["auto"]] = Field(defaults.METRIC, description="euclidean | manhattan | chebyshev | auto.")
-    seed: int = Field(defaults.SEED, ge=0, le=2**32 - 1, description="Random seed (0 to 2**32 - 1): same config and seed, same numbers.")
+    k: Union[
+        int,
+        list[int]] = Field(defaults.K, description="Number of clusters, or a list of candidates scored by silhouette.")
+    metric: Union[
+        Metric,
+        Literal["auto"]] = Field(defaults.METRIC, description="euclidean | manhattan | chebyshev | auto.")
+    seed: int = Field(
+        defaults.SEED,
+        ge=0,
+        le=2**32 - 1,
+        description="Random seed (0 to 2**32 - 1): same config and seed, same numbers.")
     sample_size: Optional[int] = Field(defaults.SAMPLE_SIZE, ge=1000, description="Pixels sampled to fit each model (null = all).")
     n_init: int = Field(defaults.N_INIT, ge=1, description="k-means restarts; the best objective is kept.")
     max_iter: int = Field(defaults.MAX_ITER, ge=1, description="k-means iteration cap.")
@@ -336,20 +345,29 @@ class OutputConfig(_Model):
     min_area_m2: Optional[float] = Field(
         0.0, ge=0, description="Drop polygons smaller than this (m2); 0 keeps all; null = 4 pixels' area. Rasters are not filtered."
     )
-    simplify_px: float = Field(1.0, ge=0, description="Polygon simplification tolerance in pixels (topology preserved; 0 = exact pixel edges).")
+    simplify_px: float = Field(
+        1.0,
+        ge=0,
+        description="Polygon simplification tolerance in pixels (topology preserved; 0 = exact pixel edges).")
     report: bool = Field(True, description="Write report.html, timeseries.png/csv and quicklook PNGs.")
 
 
 class WaterbodiesConfig(_Model):
     """Waterbodies (2+ dates): each lake and pond with a stable id and its wet area per date
-    (rs_change.waterbody; the defaults suit 2-20 dates, see docs/products.md)."""
+    (rs_change.waterbody; the defaults suit 2-20 dates, see docs/products.md).
+    """
 
-    enabled: bool = Field(True, description="Find waterbodies (the `waterbodies` layer, waterbodies.csv) in runs of 2+ dates.")
+    enabled: bool = Field(
+        True,
+        description="Find waterbodies (the `waterbodies` layer, waterbodies.csv) in runs of 2+ dates.")
     core_share: float = Field(defaults.WB_CORE_SHARE, gt=0, le=1, description=(
         "A waterbody needs a core pixel: water on at least this share of the dates it was observed on."))
     extent_share: float = Field(defaults.WB_EXTENT_SHARE, gt=0, le=1, description=(
         "A pixel is in a waterbody's extent when water on at least this share of its observed dates (<= core_share)."))
-    min_observations: int = Field(defaults.WB_MIN_OBSERVATIONS, ge=1, description="Dates a core pixel must have been observed on.")
+    min_observations: int = Field(
+        defaults.WB_MIN_OBSERVATIONS,
+        ge=1,
+        description="Dates a core pixel must have been observed on.")
     min_area_m2: Optional[float] = Field(None, ge=0, description=(
         f"Smallest waterbody extent (m2 of ground); null = {defaults.WB_MIN_AREA_PX} pixels' mean area."), examples=[1000])
     max_invalid_pct: float = Field(defaults.WB_MAX_INVALID_PCT, ge=0, le=100, description=(
@@ -366,17 +384,31 @@ class WaterbodiesConfig(_Model):
 class ComputeConfig(_Model):
     """How the work is run."""
 
-    scheduler: str = Field("threads", description="threads | processes | synchronous | tcp://host:port (dask.distributed).")
+    scheduler: str = Field(
+        "threads",
+        description="threads | processes | synchronous | tcp://host:port (dask.distributed).")
     chunk_size: int = Field(1024, ge=64, le=16384, description="Block size in pixels for windowed processing.")
     workers: Optional[int] = Field(None, ge=1, le=1024, description="Threads (default: all cores).", examples=[4])
-    gdal_cache_mb: int = Field(256, ge=16, description="GDAL block cache per process, MB (GDAL's own default is 5% of RAM).")
+    gdal_cache_mb: int = Field(
+        256,
+        ge=16,
+        description="GDAL block cache per process, MB (GDAL's own default is 5% of RAM).")
     max_pixels: int = Field(MAX_PIXELS, ge=1, description="Limit: pixels of the reference grid (after the AOI crop).")
-    max_write_gb: float = Field(MAX_WRITE_GB, gt=0, description="Limit: GB of rasters a run may write (uncompressed estimate, staging included).")
+    max_write_gb: float = Field(
+        MAX_WRITE_GB,
+        gt=0,
+        description="Limit: GB of rasters a run may write (uncompressed estimate, staging included).")
     max_k: int = Field(MAX_K, ge=2, description="Limit: clusters per date (`clustering.k`).")
-    max_k_pixels: int = Field(MAX_K_PIXELS, ge=1, description="Limit: k x pixels sampled per date (the k-means distance work and memory).")
+    max_k_pixels: int = Field(
+        MAX_K_PIXELS,
+        ge=1,
+        description="Limit: k x pixels sampled per date (the k-means distance work and memory).")
     max_n_init: int = Field(MAX_N_INIT, ge=1, description="Limit: k-means restarts (`clustering.n_init`).")
     max_iterations: int = Field(MAX_ITERATIONS, ge=1, description="Limit: k-means iterations (`clustering.max_iter`).")
-    max_k_candidates: int = Field(MAX_K_CANDIDATES, ge=1, description="Limit: candidate models per date (the k list times the metrics of `metric: auto`).")
+    max_k_candidates: int = Field(
+        MAX_K_CANDIDATES,
+        ge=1,
+        description="Limit: candidate models per date (the k list times the metrics of `metric: auto`).")
 
     @field_validator("scheduler")
     @classmethod
@@ -446,7 +478,9 @@ class RunConfig(_Model):
                 if key in paths and paths[key] != s.date:
                     raise ValueError(f"scenes: {paths[key]} and {s.date} both read {f}; give each date its own file")
                 paths[key] = s.date
-        for key, value in (("aoi.path", self.aoi.path if self.aoi else None), ("clustering.model", self.clustering.model)):
+        for key, value in (
+            ("aoi.path", self.aoi.path if self.aoi else None),
+            ("clustering.model", self.clustering.model)):
             p = self.resolve(value) if value else None
             if p is not None and p.exists() and not (p.is_file() or p.is_dir()):  # a FIFO or device: refused, not read
                 raise ValueError(f"{key}: {p} is not a regular file (a FIFO, device or socket); give a file")
@@ -491,7 +525,8 @@ class RunConfig(_Model):
     def check_costs(self, shape: tuple[int, int], write: bool = True) -> None:
         """Refuse a run whose estimated cost is above the ``compute.max_*`` limits: pixels of the
         reference grid ``shape`` (after the AOI crop), GB of rasters written (uncompressed, staging
-        included) and k x sampled pixels.  One :class:`ConfigError` line naming the key to raise."""
+        included) and k x sampled pixels.  One :class:`ConfigError` line naming the key to raise.
+        """
         h, w = int(shape[0]), int(shape[1])
         px, c = h * w, self.compute
         if px > c.max_pixels:
@@ -520,7 +555,8 @@ class RunConfig(_Model):
 
     def resolve_input(self, path: str) -> str:
         """A scene's path as GDAL is given it: a URL or ``/vsi...`` path unchanged
-        (:func:`rs_change.remote.is_remote`), a local path relative to the config file's folder."""
+        (:func:`rs_change.remote.is_remote`), a local path relative to the config file's folder.
+        """
         return str(path) if is_remote(path) else str(self.resolve(path))
 
     @property
@@ -606,7 +642,8 @@ class _YamlValueError(yaml.MarkedYAMLError):
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's SafeLoader (no tags), refusing duplicate keys (PyYAML keeps the last one silently)
-    and impossible dates (PyYAML raises a bare ValueError for 2020-02-30)."""
+    and impossible dates (PyYAML raises a bare ValueError for 2020-02-30).
+    """
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -646,7 +683,8 @@ MAX_YAML_VALUES = 100_000
 
 def _check_expanded_size(root: Any) -> None:
     """Refuse a YAML document whose aliases expand to more than :data:`MAX_YAML_VALUES` values
-    (counted on the node graph, each shared node once per use, without expanding anything)."""
+    (counted on the node graph, each shared node once per use, without expanding anything).
+    """
     sizes: dict[int, int] = {}
 
     def size(node: Any) -> int:
@@ -724,7 +762,8 @@ def template() -> str:
     section and key with its description as a comment and its default as the value; keys without
     a default are commented out (with the field's example), and the scenes are
     :class:`SceneConfig`'s examples (the sample NAIP tiles: valid as written; replace their
-    ``date`` and ``path`` with yours)."""
+    ``date`` and ``path`` with yours).
+    """
     out = [
         "# rs-change run configuration: every key with its default, generated from rs_change.config.",
         "# Commented keys (#) are optional; paths are relative to this file. Replace the scenes with yours,",
@@ -776,7 +815,8 @@ def _fields(model: Any, indent: str, values: Optional[dict[str, Any]] = None, *,
     """``model``'s keys at ``indent``, each after its description: ``key: value`` from ``values``,
     else ``key: default``; a key without default is commented out (with the field's first
     example), an optional sub-model (``qa``) is its keys commented out.  ``item``: the first key
-    starts a list item (``- ``); ``brief``: only the keys in ``values``, without descriptions."""
+    starts a list item (``- ``); ``brief``: only the keys in ``values``, without descriptions.
+    """
     values = values or {}
     lines: list[str] = []
     first = item

@@ -172,7 +172,13 @@ class Grid:
         from rasterio.warp import calculate_default_transform
 
         kw = {"resolution": resolution} if resolution else {}
-        t, w, h = calculate_default_transform(self.crs.to_wkt(), dst.to_wkt(), self.width, self.height, *self.bounds, **kw)
+        t, w, h = calculate_default_transform(
+            self.crs.to_wkt(),
+            dst.to_wkt(),
+            self.width,
+            self.height,
+            *self.bounds,
+            **kw)
         return Grid((h, w), t, dst)
 
     def to_dict(self) -> dict[str, Any]:

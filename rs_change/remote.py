@@ -73,7 +73,8 @@ BACKOFF_S = 0.5
 
 def is_remote(path: Any) -> bool:
     """True for URLs GDAL reads over the network (``http(s)``, ``s3``, ``gs``, ``az``) and GDAL
-    virtual file system paths (``/vsicurl/...``, ``/vsis3/...``; any ``/vsi`` prefix)."""
+    virtual file system paths (``/vsicurl/...``, ``/vsis3/...``; any ``/vsi`` prefix).
+    """
     s = str(path)
     return scheme(s) in SCHEMES or s.startswith("/vsi")
 
@@ -87,7 +88,8 @@ def scheme(path: str) -> Optional[str]:
 def gdal_path(path: str) -> str:
     """The GDAL name of a path: a URL as its virtual file system path
     (``https://h/a.tif`` -> ``/vsicurl/https://h/a.tif``, ``s3://b/k.tif`` -> ``/vsis3/b/k.tif``);
-    anything else unchanged."""
+    anything else unchanged.
+    """
     s = str(path)
     sch = scheme(s)
     if sch in ("http", "https"):
@@ -99,7 +101,8 @@ def gdal_path(path: str) -> str:
 
 def gdal_env(paths: Iterable[Any] = ()) -> Any:
     """``rasterio.Env(**GDAL_OPTIONS)`` when any of ``paths`` is remote (or none is given), else a
-    context that changes nothing (local reads keep the user's GDAL settings as they are)."""
+    context that changes nothing (local reads keep the user's GDAL settings as they are).
+    """
     paths = list(paths)
     if paths and not any(is_remote(p) for p in paths):
         return contextlib.nullcontext()
@@ -118,7 +121,8 @@ PROBE_BYTES = 1
 def _with_deadline(fn: Callable[[], T], timeout: float) -> T:
     """``fn()`` in a helper thread, waited for at most ``timeout`` seconds in all (raises
     ``TimeoutError``). The wait is interruptible: Ctrl-C and SIGTERM reach the caller at once;
-    the helper (a daemon thread blocked on a socket with its own time-out) is left to end."""
+    the helper (a daemon thread blocked on a socket with its own time-out) is left to end.
+    """
     import threading
 
     box: dict[str, Any] = {}
@@ -148,7 +152,8 @@ def _host(url: str) -> str:
 def http_status(url: str, timeout: Optional[float] = None) -> str:
     """What an ``http(s)`` server answers to a HEAD of ``url``, in words: ``HTTP 404 Not
     Found``, ``connection refused``, ``timed out after 10 s``, ``a redirect loop`` (for an error
-    line). The whole request takes at most ``timeout`` seconds."""
+    line). The whole request takes at most ``timeout`` seconds.
+    """
     import socket
     import urllib.error
     import urllib.request
@@ -190,7 +195,8 @@ DOCUMENT_MAX_BYTES = 64 << 20
 def fetch_document(url: str) -> bytes:
     """The body of a small ``http(s)`` document (a STAC catalog, item ...), read under one deadline
     of :data:`DOCUMENT_TIMEOUT_S` and at most :data:`DOCUMENT_MAX_BYTES`; a silent, endless or
-    failing server is one :class:`~rs_change.errors.InputError` line naming it."""
+    failing server is one :class:`~rs_change.errors.InputError` line naming it.
+    """
     import urllib.error
     import urllib.request
 
@@ -237,7 +243,8 @@ def check_server(url: str, timeout: Optional[float] = None) -> Optional[int]:
     - more bytes than asked for, or a body shorter than the declared range;
     - an HTTP error, a redirect loop, a refused connection.
 
-    At most ``PROBE_BYTES + 1`` bytes of body are read, whatever the server sends."""
+    At most ``PROBE_BYTES + 1`` bytes of body are read, whatever the server sends.
+    """
     if scheme(url) not in ("http", "https"):
         return None
     if url in _CHECKED:
@@ -335,7 +342,8 @@ def remote_error(path: str, exc: BaseException, action: str = "cannot open") -> 
 def clear_cache(path: str) -> bool:
     """Forget what GDAL's /vsicurl/ cache holds of ``path`` (``VSICurlPartialClearCache``): after
     a body cut short, GDAL would otherwise answer the next read of the same bytes from its cache
-    with the same failure, without asking the server. True when the cache was cleared."""
+    with the same failure, without asking the server. True when the cache was cleared.
+    """
     import ctypes
 
     from .engine import _gdal_library
@@ -356,14 +364,16 @@ _CONNECT = re.compile(r"connect|resolve host|timed out|timeout", re.I)
 
 def _is_transfer_error(exc: BaseException) -> bool:
     """A failure worth another attempt: not an HTTP status (GDAL has retried 5xx already, and a
-    4xx will not change), not a format error."""
+    4xx will not change), not a format error.
+    """
     text = str(exc.__cause__ or exc)
     return not _STATUS.search(text) and "not recognized as" not in text
 
 
 def _tiles_end(path: str, limit: int = 100_000) -> Optional[int]:
     """The byte where the last tile (or strip) of a GeoTIFF ends, from its tile index (read with
-    the header: no tile is fetched); None when unknown (not a TIFF, over ``limit`` blocks)."""
+    the header: no tile is fetched); None when unknown (not a TIFF, over ``limit`` blocks).
+    """
     import rasterio
 
     try:
@@ -395,7 +405,8 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
     :class:`~rs_change.errors.InputError` line (:func:`remote_error`). Other errors pass through.
 
     ``reset()`` is called before each new attempt: a GDAL dataset whose tile read failed keeps
-    failing, so the caller closes it there and ``fn`` opens it again."""
+    failing, so the caller closes it there and ``fn`` opens it again.
+    """
     from rasterio.errors import RasterioIOError
 
     n = ATTEMPTS if attempts is None else attempts

@@ -43,7 +43,8 @@ def open_scene(
 ) -> SceneSource:
     """Open one date: a multi-band raster file, or (MODIS) a folder / glob of per-layer files or
     an HDF4 granule.  Dispatches on the path; see :mod:`rs_change.modis` for the MODIS forms.  A URL
-    (:func:`rs_change.remote.is_remote`) is one raster file read by range requests."""
+    (:func:`rs_change.remote.is_remote`) is one raster file read by range requests.
+    """
     s = str(path)
     if is_remote(s):
         return open_geotiff(s, profile, date, nodata)
@@ -88,7 +89,11 @@ class Scene:
     --------
     >>> import numpy as np
     >>> from affine import Affine
-    >>> s = Scene({"green": np.ones((2, 2), np.float32)}, np.ones((2, 2), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
+    >>> s = Scene(
+    ...     {"green": np.ones((2, 2), np.float32)},
+    ...     np.ones((2, 2), bool),
+    ...     Affine(10, 0, 0, 0, -10, 0),
+    ...     "EPSG:32614")
     >>> s.shape
     (2, 2)
     """
@@ -125,7 +130,11 @@ class Scene:
         --------
         >>> import numpy as np
         >>> from affine import Affine
-        >>> s = Scene({"green": np.ones((2, 3), np.float32)}, np.ones((2, 3), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
+        >>> s = Scene(
+        ...     {"green": np.ones((2, 3), np.float32)},
+        ...     np.ones((2, 3), bool),
+        ...     Affine(10, 0, 0, 0, -10, 0),
+        ...     "EPSG:32614")
         >>> da = s.to_xarray()
         >>> da.dims, da.band.values.tolist()
         (('band', 'y', 'x'), ['green'])
@@ -220,7 +229,8 @@ def as_date(d: Union[str, _dt.date]) -> _dt.date:
 @dataclass
 class SceneInput:
     """Scene data as :func:`scene_input` reads it: bands in physical units (role -> (y, x)), the
-    observed mask, georeferencing when known, the band profile, and the DataArray it came from."""
+    observed mask, georeferencing when known, the band profile, and the DataArray it came from.
+    """
 
     bands: dict[str, np.ndarray]
     valid: np.ndarray
@@ -242,7 +252,7 @@ def is_dataarray(obj: Any) -> bool:
 
 
 def rio_georef(da: Any) -> tuple[Any, Any]:
-    """transform and CRS of a DataArray (None when it carries none)."""
+    """Transform and CRS of a DataArray (None when it carries none)."""
     try:
         crs = da.rio.crs
         t = da.rio.transform() if crs is not None or ("x" in da.dims and "y" in da.dims) else None
@@ -265,7 +275,8 @@ def scene_input(
 ) -> SceneInput:
     """Scene data of any kind the API accepts (see :mod:`rs_change.api`) -> :class:`SceneInput`:
     band roles from ``sensor``/``bands`` or the data's own names, raw values to physical units and
-    the observed mask by :func:`~rs_change.sensors.raw_to_bands`, ``valid`` ANDed in."""
+    the observed mask by :func:`~rs_change.sensors.raw_to_bands`, ``valid`` ANDed in.
+    """
     if isinstance(data, Scene):
         v = data.valid if valid is None else (data.valid & np.asarray(valid, bool))
         return SceneInput(dict(data.bands), v, data.transform, data.crs, data.profile)
@@ -321,7 +332,8 @@ def scene_input(
 def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple[str, list[Any]]] = None,
                  nodata: Any = None, name: Optional[str] = None, template: Any = None) -> Any:
     """``arr`` ((y, x) or (dim0, y, x)) as a DataArray with rioxarray georeferencing (coordinates of
-    ``template`` when given)."""
+    ``template`` when given).
+    """
     import rioxarray  # noqa: F401
     import xarray as xr
 
@@ -329,7 +341,9 @@ def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple
     if template is not None and "x" in template.dims and "y" in template.dims:
         coords: dict[str, Any] = {"y": template["y"].values, "x": template["x"].values}
     elif transform is not None:
-        coords = {"y": transform.f + transform.e * (np.arange(h) + 0.5), "x": transform.c + transform.a * (np.arange(w) + 0.5)}
+        coords = {
+            "y": transform.f + transform.e * (np.arange(h) + 0.5),
+            "x": transform.c + transform.a * (np.arange(w) + 0.5)}
     else:
         coords = {"y": np.arange(h), "x": np.arange(w)}
     dims: tuple[str, ...] = ("y", "x")
@@ -346,7 +360,12 @@ def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple
     return da
 
 
-def output_like(arr: np.ndarray, inp: SceneInput, name: str, nodata: Any = 255, dim0: Optional[tuple[str, list[Any]]] = None) -> Any:
+def output_like(
+    arr: np.ndarray,
+    inp: SceneInput,
+    name: str,
+    nodata: Any = 255,
+    dim0: Optional[tuple[str, list[Any]]] = None) -> Any:
     """A result in the kind of the input: ``arr`` itself, or a DataArray when the input was one."""
     if inp.template is None:
         return arr

@@ -80,7 +80,8 @@ class BandProfile:
 
     def with_overrides(self, **kw: object) -> "BandProfile":
         """A copy with the given fields replaced (``None`` values are ignored).  An ``offset``
-        given here is explicit: it wins over any offset the file declares."""
+        given here is explicit: it wins over any offset the file declares.
+        """
         kw = {k: v for k, v in kw.items() if v is not None}
         if "offset" in kw:
             kw.setdefault("offset_from_file", False)
@@ -282,7 +283,8 @@ def value_range(raws: Mapping[str, np.ndarray], inside: np.ndarray, profile: Ban
                 nodata: Optional[float] = None) -> tuple[int, Optional[float], Optional[float], float]:
     """The values of the pixels that hold data (inside the scene, not nodata, finite): (how many,
     lowest, highest, fraction of them that the profile's fill value or valid range makes
-    unobserved).  Pure; (0, None, None, 0.0) without data."""
+    unobserved).  Pure; (0, None, None, 0.0) without data.
+    """
     data = np.asarray(inside, bool) & observed_mask(raws, replace(profile, fill=None, valid_range=None), nodata)
     for raw in raws.values():
         if raw.dtype.kind == "f":
@@ -364,7 +366,8 @@ def raw_to_bands(
 def observed_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float] = None) -> np.ndarray:
     """The observed mask of :func:`raw_to_bands` without converting the bands: nodata (per band,
     or on every band for ``nodata_all_bands``), fill value and valid range; the finiteness of
-    float bands is :func:`raw_to_bands`' own test."""
+    float bands is :func:`raw_to_bands`' own test.
+    """
     roles = list(raws)
     valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
     if nodata is not None:

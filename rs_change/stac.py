@@ -101,7 +101,8 @@ def find_scenes(cfg: "RunConfig") -> tuple["RunConfig", list[dict[str, Any]]]:
 
 def describe(rows: list[dict[str, Any]]) -> str:
     """What :func:`find_scenes` found, for ``rs-change validate``: a line per date (its items)
-    and an indented line per file, the QA layer's marked with its role (``(QA qa_pixel)``)."""
+    and an indented line per file, the QA layer's marked with its role (``(QA qa_pixel)``).
+    """
     n = sum(len(r["items"]) for r in rows)
     lines = [f"stac: {n} item(s) on {len(rows)} date(s)"]
     for r in rows:
@@ -179,7 +180,10 @@ def is_api(doc: dict[str, Any]) -> bool:
         link.get("rel") == "search" for link in doc.get("links") or [] if isinstance(link, dict))
 
 
-def find_items(st: "StacConfig", bbox: Optional[tuple[float, float, float, float]], cfg: "RunConfig") -> list["pystac.Item"]:
+def find_items(
+    st: "StacConfig",
+    bbox: Optional[tuple[float, float, float, float]],
+    cfg: "RunConfig") -> list["pystac.Item"]:
     """The items the block selects, at most ``max_items``, signed when ``sign`` asks for it."""
     import pystac
 
@@ -272,7 +276,8 @@ MAX_CATALOG_DOCUMENTS = 10_000
 def _walk_catalog(doc: dict[str, Any], where: str) -> list["pystac.Item"]:
     """The items under a static catalog or collection: its ``child`` and ``item`` links followed
     (hrefs resolved by :func:`resolve_href`), each document read once, so a catalog that links to
-    itself or to its parent ends; at most :data:`MAX_CATALOG_DOCUMENTS` documents."""
+    itself or to its parent ends; at most :data:`MAX_CATALOG_DOCUMENTS` documents.
+    """
     import pystac
 
     items: list[pystac.Item] = []
@@ -355,7 +360,8 @@ def _item_date(item: "pystac.Item") -> _dt.date:
 
 def _parse_range(text: str) -> tuple[Optional[_dt.datetime], Optional[_dt.datetime]]:
     """A STAC ``datetime`` filter (``2009/2020``, ``2009-01-01/2020-12-31``, ``2020-08-31``,
-    open ends ``..``) as an inclusive UTC range; years and days cover the whole year / day."""
+    open ends ``..``) as an inclusive UTC range; years and days cover the whole year / day.
+    """
     def bound(s: str, end: bool) -> Optional[_dt.datetime]:
         s = s.strip()
         if s in ("", ".."):
@@ -453,7 +459,8 @@ def asset_keys(st: "StacConfig", item: "pystac.Item") -> Union[str, dict[str, st
 def qa_asset_key(st: "StacConfig", item: "pystac.Item", keys: Union[str, dict[str, str]]) -> Optional[tuple[str, str]]:
     """(QA role, asset key) of the QA asset a scene of ``item`` fetches (:data:`QA_ASSETS`), or
     None: ``stac.qa: {enabled: false}``, a multi-band ``asset`` (its QA, if any, is a band:
-    ``bands:``), an ``asset`` mapping that names a QA role itself, or no QA asset in the item."""
+    ``bands:``), an ``asset`` mapping that names a QA role itself, or no QA asset in the item.
+    """
     from .qa import QA_ROLES
 
     if st.qa is not None and not st.qa.enabled or isinstance(keys, str) or any(r in QA_ROLES for r in keys):
@@ -478,8 +485,9 @@ def _raster_bands(asset: "pystac.Asset") -> list[dict[str, Any]]:
 
 
 def _radiometry(declared: list[dict[str, Any]]) -> dict[str, float]:
-    """scale / offset / nodata shared by every band in ``declared`` (a value the bands disagree on,
-    or a scale of 1 with offset 0 (digital numbers), is left to the sensor's profile)."""
+    """Scale / offset / nodata shared by every band in ``declared`` (a value the bands disagree on,
+    or a scale of 1 with offset 0 (digital numbers), is left to the sensor's profile).
+    """
     out: dict[str, float] = {}
     if not declared:
         return out
@@ -521,9 +529,12 @@ def window_groups(by_day: dict[_dt.date, list[Any]], window: int = 0) -> dict[_d
     return out
 
 
-def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def scenes_from_items(
+    items: list["pystac.Item"],
+    st: "StacConfig") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scene entries (``SceneConfig`` dicts, one per UTC day, oldest first) and, per day, the
-    item ids and files."""
+    item ids and files.
+    """
     from .qa import QA_ROLES
     from .sensors import get_profile
 
