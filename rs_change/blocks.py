@@ -11,6 +11,7 @@ binds the run context for the engine; :class:`BlockTotals` adds the results in b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -95,7 +96,7 @@ def process_block(
     counts: list[Optional[np.ndarray]] = []
     for i, dm in enumerate(models):
         if token is not None:
-            rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
+            rd = cached_reader(token, i, partial(dm.source.open, ref, resampling))
             if rd.shared_reads is None:
                 rd.shared_reads = shared_reader(token, i, SharedReads)
         else:
@@ -135,7 +136,7 @@ def process_block(
         if len(models) >= 2:
             cst = js.change_stats(hist, CHANGE_CODES)
             tst, sst, fst = js.series_stats(hist)
-            if rasters:
+            if rasters and js.change is not None:
                 ch = js.change[code]
             if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
                 sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst,
@@ -154,13 +155,13 @@ def process_block(
     stats = date_stats_of(masks, pa, inside)
     ch = change_map(masks[0], masks[-1])
     cst = np.zeros((len(CHANGE_CODES), 2))
-    for j, code in enumerate(CHANGE_CODES):
-        sel = (ch == code) & ins
+    for j, change_code in enumerate(CHANGE_CODES):
+        sel = (ch == change_code) & ins
         cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
     sb = series_block(masks, pa, inside)
-    wb = pixel_classes(
-        masks,
-        *waterbodies) if rasters and waterbodies is not None else None  # outside the AOI: unobserved
+    wb = None
+    if rasters and waterbodies is not None:  # outside the AOI: unobserved
+        wb = pixel_classes(masks, *waterbodies)
     return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, fractions, extra=extras, series=sb,
                        clear_counts=counts, waterbody=wb)
 
@@ -173,7 +174,7 @@ def _waterbody_table(n: int, params: tuple[float, float, int]) -> np.ndarray:
     """Waterbody class of every joint code (:func:`rs_change.waterbody.pixel_classes` of the
     codes' masks; the outside code is unobserved on every date: class 0), built once per process.
     """
-    key = (n, tuple(params))
+    key = (n, (float(params[0]), float(params[1]), int(params[2])))
     t = _WB_TABLES.get(key)
     if t is None:
         t = _WB_TABLES[key] = pixel_classes(_joint_states(n).masks, *params)

@@ -374,7 +374,7 @@ DATE_STATS = np.dtype([(f"{kind}_{unit}", np.float64) for kind in STAT_KINDS for
 
 def add_date_stats(total: np.ndarray, part: np.ndarray) -> None:
     """``total += part`` field by field, for two :data:`DATE_STATS` arrays (in place)."""
-    for name in DATE_STATS.names:
+    for name in DATE_STATS.names or ():
         total[name] += part[name]
 
 

@@ -82,14 +82,17 @@ class QaConfig(_Model):
         return v
 
 
+#: the scenes of ``rs-change init``'s template (the sample NAIP tiles); dates as YAML writes them
+_SCENE_EXAMPLES: list[Any] = [
+    {"date": _dt.date(2009, 8, 18), "path": "sample_tiles/naip/m_4709963_se_14_1_20090818.tif", "sensor": "naip"},
+    {"date": _dt.date(2020, 8, 31), "path": "sample_tiles/naip/m_4709963_se_14_1_20200831.tif", "sensor": "naip"},
+]
+
+
 class SceneConfig(_Model):
     """One date: a file (or folder / glob of per-band files) and its band profile."""
 
-    #: the scenes of ``rs-change init``'s template (the sample NAIP tiles)
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"date": _dt.date(2009, 8, 18), "path": "sample_tiles/naip/m_4709963_se_14_1_20090818.tif", "sensor": "naip"},
-        {"date": _dt.date(2020, 8, 31), "path": "sample_tiles/naip/m_4709963_se_14_1_20200831.tif", "sensor": "naip"},
-    ]})
+    model_config = ConfigDict(json_schema_extra={"examples": _SCENE_EXAMPLES})
 
     date: _dt.date = Field(description="Acquisition date, YYYY-MM-DD.")
     path: Optional[Union[str, list[str]]] = Field(None, description=(
@@ -481,9 +484,10 @@ class RunConfig(_Model):
         for key, value in (
             ("aoi.path", self.aoi.path if self.aoi else None),
             ("clustering.model", self.clustering.model)):
-            p = self.resolve(value) if value else None
-            if p is not None and p.exists() and not (p.is_file() or p.is_dir()):  # a FIFO or device: refused, not read
-                raise ValueError(f"{key}: {p} is not a regular file (a FIFO, device or socket); give a file")
+            target = self.resolve(value) if value else None
+            if target is not None and target.exists() and not (target.is_file() or target.is_dir()):
+                # a FIFO or device: refused, not read
+                raise ValueError(f"{key}: {target} is not a regular file (a FIFO, device or socket); give a file")
         ks = self.clustering.k if isinstance(self.clustering.k, list) else [self.clustering.k]
         if max(ks) > self.compute.max_k:
             raise ValueError(f"clustering.k: k={max(ks)} is above the limit of {self.compute.max_k} clusters per date; "
@@ -707,7 +711,14 @@ def _check_expanded_size(root: Any) -> None:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
-_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+
+
+def _construct_map(loader: _Loader, node: Any) -> Any:
+    """SafeLoader's mapping constructor, on :class:`_Loader` (so its ``construct_mapping`` runs)."""
+    return loader.construct_yaml_map(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
@@ -776,7 +787,7 @@ def template() -> str:
         out += ["", *_comment(f.description or (model.__doc__ or "").strip().splitlines()[0], "")]
         if name == "scenes":  # the first example with every key described, the others as given
             out.append("scenes:")
-            for i, example in enumerate(SceneConfig.model_config["json_schema_extra"]["examples"]):  # type: ignore[index]
+            for i, example in enumerate(_SCENE_EXAMPLES):
                 out += _fields(SceneConfig, "    ", example, item=True, brief=i > 0)
         elif f.default is None:  # an optional section (aoi): commented out
             out += [f"# {name}:", *_fields(model, "#   ")]

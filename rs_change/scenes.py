@@ -115,7 +115,7 @@ class Scene:
     @property
     def shape(self) -> tuple[int, int]:
         """(height, width)."""
-        return tuple(self.valid.shape)  # type: ignore[return-value]
+        return tuple(self.valid.shape)
 
     @property
     def grid(self) -> Grid:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class BandProfile:
         """True when the bands are reflectance after scaling."""
         return self.scale is not None
 
-    def with_overrides(self, **kw: object) -> "BandProfile":
+    def with_overrides(self, **kw: Any) -> "BandProfile":
         """A copy with the given fields replaced (``None`` values are ignored).  An ``offset``
         given here is explicit: it wins over any offset the file declares.
         """
