@@ -156,7 +156,7 @@ def estimate_area(map_area: Sequence[float], counts: Sequence[Sequence[float]], 
     names = _names(classes, a.size)
     total = float(a.sum())
     s = _strata(a, n)
-    w, ni, mapped, f, var, p = s["w"], s["ni"], s["mapped"], s["f"], s["var"], s["p"]
+    ni, mapped, f, var, p = s["ni"], s["mapped"], s["f"], s["var"], s["p"]
     notes: list[str] = []
     missing = mapped & (ni == 0)
     for i in np.flatnonzero(missing):

@@ -208,6 +208,7 @@ class BlockTask:
     waterbodies: Optional[tuple[float, float, int]] = None  # (core_share, extent_share, min_observations)
 
     def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
+        """Process one window (a picklable call for the engine's workers)."""
         limit_gdal_cache(self.gdal_cache_mb)
         return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters,
                              self.waterbodies)
@@ -227,6 +228,7 @@ class BlockTotals:
         self.series = SeriesAccumulator(list(dates)) if n >= 2 else None
 
     def add(self, br: BlockResult) -> None:
+        """Add one block's sums, in block order."""
         add_date_stats(self.stats, br.stats)
         self.change_stats += br.change_stats
         if self.series is not None:

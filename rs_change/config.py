@@ -565,6 +565,7 @@ class RunConfig(_Model):
 
     @property
     def output_dir(self) -> Path:
+        """The output folder, resolved against the config's folder."""
         return self.resolve(self.output.dir)
 
     # -- YAML ---------------------------------------------------------------------------------
@@ -582,6 +583,7 @@ class RunConfig(_Model):
 
     @classmethod
     def from_text(cls, text: str, base_dir: str | Path = ".", source: str = "<config>") -> "RunConfig":
+        """Validate a config from YAML text; a one-line :class:`ConfigError` names the problem."""
         try:
             data = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader: plain YAML only)
         except _YamlValueError as exc:
@@ -601,6 +603,7 @@ class RunConfig(_Model):
 
     @classmethod
     def from_dict(cls, data: Any, base_dir: str | Path = ".", source: str = "<config>") -> "RunConfig":
+        """Validate a config from a mapping; a one-line :class:`ConfigError` names the problem."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: a config is a YAML mapping with at least `scenes:`; see `rs-change init`")
         try:

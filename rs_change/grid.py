@@ -63,10 +63,12 @@ class Grid:
 
     @property
     def height(self) -> int:
+        """Rows."""
         return self.shape[0]
 
     @property
     def width(self) -> int:
+        """Columns."""
         return self.shape[1]
 
     @property
@@ -182,6 +184,7 @@ class Grid:
         return Grid((h, w), t, dst)
 
     def to_dict(self) -> dict[str, Any]:
+        """The grid as JSON-ready values (shape, the transform's six terms, the CRS as WKT or a code)."""
         return {
             "shape": list(self.shape),
             "transform": list(self.transform)[:6],

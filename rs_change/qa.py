@@ -242,6 +242,7 @@ class QaMask:
 
     @property
     def halo(self) -> int:
+        """Pixels of halo a window needs around it: the buffer when a buffered class is masked, else 0."""
         return self.buffer if any(b in self.mask for b in BUFFERED) else 0
 
     @property
@@ -250,6 +251,7 @@ class QaMask:
         return tuple(r for r in REASONS if r in self.mask or (r == "buffer" and self.halo > 0))
 
     def __call__(self, qa: np.ndarray) -> np.ndarray:
+        """Masked pixels (True) of a QA array."""
         return reasons(qa, self.role, self.mask, 0) > 0
 
     def reasons(self, qa: np.ndarray, buffer: Optional[int] = None) -> np.ndarray:
@@ -259,7 +261,7 @@ class QaMask:
         return reasons(qa, self.role, self.mask, self.buffer if buffer is None else buffer)
 
     def scaled(self, step: float) -> "QaMask":
-        """This mask for a grid of pixels ``step`` times larger (a decimated read): the buffer in
+        """The same mask for a grid of pixels ``step`` times larger (a decimated read): the buffer in
         those pixels, rounded up (a sampled pixel near a cloud is dropped).
         """
         out = QaMask(self.role, self.mask, self.buffer)
@@ -293,6 +295,7 @@ class QaAreas:
         observed: np.ndarray,
         inside: np.ndarray,
         area: np.ndarray) -> Mapping[str, float]:
+        """Add the QA areas of one window of a date."""
         codes = getattr(reader, "last_qa_reasons", None)
         if codes is None or codes.shape != inside.shape:
             return {n: 0.0 for n in self.names}

@@ -235,7 +235,9 @@ def check_server(url: str, timeout: Optional[float] = None) -> Optional[int]:
     """Ask the server of an ``http(s)`` ``url`` for its first :data:`PROBE_BYTES` bytes, under one
     deadline, before GDAL reads it; the file's size (from ``Content-Range``), or None for other
     paths. Raises one :class:`~rs_change.errors.InputError` line naming the server when it
-    cannot serve range requests safely:
+    cannot serve range requests safely.
+
+    Unsafe answers:
 
     - no answer within ``timeout`` seconds (connect, headers and body together);
     - ``200`` with the whole file (or an endless body) instead of ``206`` for a ``Range``

@@ -241,6 +241,7 @@ class SceneInput:
 
     @property
     def grid(self) -> Grid:
+        """The scene's :class:`~rs_change.grid.Grid`; raises when it has no transform or CRS."""
         if self.transform is None or self.crs is None:
             raise GeoreferenceError("the data has no transform/CRS; pass transform= and crs= (or a georeferenced DataArray)")
         return Grid(self.valid.shape, self.transform, self.crs)
