@@ -66,7 +66,8 @@ def _validate(map_area: Any, counts: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"map_area must be a non-empty list of areas, one per class (got shape {a.shape})")
     k = a.size
     if n.shape != (k, k):
-        raise ValueError(f"counts must be a {k} x {k} error matrix (rows = map class, columns = reference class), got shape {n.shape}")
+        raise ValueError(f"counts must be a {k} x {k} error matrix (rows = map class, columns = reference class), got "
+                         f"shape {n.shape}")
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         raise ValueError("map_area must hold finite areas >= 0")
     if not np.all(np.isfinite(n)) or np.any(n < 0):

@@ -18,8 +18,17 @@ import numpy as np
 
 from .aoi import aoi_mask
 from .area import pixel_area_rows
-from .change import (DATE_STATS, MAX_JOINT_DATES, JointStates, SeriesAccumulator, SeriesBlock, add_date_stats, change_map,
-                     date_stats_of, series_block)
+from .change import (
+    DATE_STATS,
+    MAX_JOINT_DATES,
+    JointStates,
+    SeriesAccumulator,
+    SeriesBlock,
+    add_date_stats,
+    change_map,
+    date_stats_of,
+    series_block,
+)
 from .engine import cached_reader, limit_gdal_cache, new_token, shared_reader
 from .fit import DateModel
 from .grid import Grid
@@ -52,8 +61,13 @@ class BlockResult:
 
 
 def process_block(
-    window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
-    resampling: str, token: Optional[str] = None, rasters: bool = True,
+    window: tuple[int, int, int, int],
+    ref: Grid,
+    models: Sequence[DateModel],
+    geoms: Optional[list[Any]],
+    resampling: str,
+    token: Optional[str] = None,
+    rasters: bool = True,
     waterbodies: Optional[tuple[float, float, int]] = None,
 ) -> BlockResult:
     """Read, classify, measure and compare every date in one window of the reference grid.
@@ -139,15 +153,33 @@ def process_block(
             if rasters and js.change is not None:
                 ch = js.change[code]
             if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
-                sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst,
-                                 js.observations[code])
+                sb = SeriesBlock(
+                    js.frequency[code],
+                    js.classes[code],
+                    [t[code] for t in js.transitions],
+                    tst,
+                    sst,
+                    fst,
+                    js.observations[code],
+                )
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
         wb = None
         if rasters and waterbodies is not None and len(models) >= 2:  # a table of the joint codes, like the series
             wb = _waterbody_table(len(models), waterbodies)[code]
-        return BlockResult(window, masks, ch, stats, cst, clusters, fractions, extra=extras, series=sb,
-                           clear_counts=counts, waterbody=wb)
+        return BlockResult(
+            window,
+            masks,
+            ch,
+            stats,
+            cst,
+            clusters,
+            fractions,
+            extra=extras,
+            series=sb,
+            clear_counts=counts,
+            waterbody=wb,
+        )
     # many dates: one pass over the block per figure
     pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
@@ -162,8 +194,19 @@ def process_block(
     wb = None
     if rasters and waterbodies is not None:  # outside the AOI: unobserved
         wb = pixel_classes(masks, *waterbodies)
-    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, fractions, extra=extras, series=sb,
-                       clear_counts=counts, waterbody=wb)
+    return BlockResult(
+        window,
+        masks,
+        ch if rasters else None,
+        stats,
+        cst,
+        clusters,
+        fractions,
+        extra=extras,
+        series=sb,
+        clear_counts=counts,
+        waterbody=wb,
+    )
 
 
 _JOINT: dict[int, JointStates] = {}
@@ -210,8 +253,9 @@ class BlockTask:
     def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
         """Process one window (a picklable call for the engine's workers)."""
         limit_gdal_cache(self.gdal_cache_mb)
-        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters,
-                             self.waterbodies)
+        return process_block(
+            window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters, self.waterbodies
+        )
 
 
 class BlockTotals:

@@ -162,7 +162,8 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
         names.append(CHANGE_TIF)
     if polygons and "gpkg" in formats:
         names.append(VECTOR_NAMES["gpkg"])
-    names += [style_names(water_tif(d))[0] for d in dates] + [style_names(water_tif(d))[1] for d in dates]  # .qml, .aux.xml
+    # .qml, .aux.xml
+    names += [style_names(water_tif(d))[0] for d in dates] + [style_names(water_tif(d))[1] for d in dates]
     names += [n for d in dates for n in (water_fraction_tif(d), *style_names(water_fraction_tif(d), classified=False))]
     if len(dates) >= 2:
         names += style_names(CHANGE_TIF)

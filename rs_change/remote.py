@@ -282,24 +282,32 @@ def check_server(url: str, timeout: Optional[float] = None) -> Optional[int]:
         reason = getattr(exc, "reason", exc)
         said = ("connection refused" if isinstance(reason, ConnectionRefusedError) else "host not found"
                 if isinstance(reason, socket.gaierror) else str(getattr(reason, "strerror", None) or reason)[:120])
-        raise InputError(f"{url}: cannot open ({said}); check that the server {host} is up and the URL is right") from None
+        raise InputError(
+            f"{url}: cannot open ({said}); check that the server {host} is up and the URL is right"
+        ) from None
     size: Optional[int] = None
     if status == 206:
         m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", headers.get("content-range", ""))
         if m is None or int(m.group(1)) != 0:
-            raise InputError(f"{url}: cannot open: the server {host} answered a range request without a valid "
-                             "Content-Range; serve the file from a server with HTTP range support, or download it")
+            raise InputError(
+                f"{url}: cannot open: the server {host} answered a range request without a valid "
+                "Content-Range; serve the file from a server with HTTP range support, or download it"
+            )
         want = int(m.group(2)) + 1
         size = None if m.group(3) == "*" else int(m.group(3))
         if got != want or (size is not None and want > size):
-            raise InputError(f"{url}: cannot open: the server {host} sent {got:,} bytes for a range of {want:,}; "
-                             "it does not serve range requests correctly: use another server, or download the file")
+            raise InputError(
+                f"{url}: cannot open: the server {host} sent {got:,} bytes for a range of {want:,}; "
+                "it does not serve range requests correctly: use another server, or download the file"
+            )
     elif status == 200:
         n = headers.get("content-length")
         if n is None or not n.isdigit() or int(n) > PROBE_BYTES or got > PROBE_BYTES:
-            raise InputError(f"{url}: cannot open: the server {host} ignores range requests (it answered 200 with "
-                             f"{'the whole file' if n else 'a body of unknown length'}); rs-change reads remote files "
-                             "by ranges: serve it from a server with HTTP range support, or download it and give the local path")
+            raise InputError(
+                f"{url}: cannot open: the server {host} ignores range requests (it answered 200 with "
+                f"{'the whole file' if n else 'a body of unknown length'}); rs-change reads remote files "
+                "by ranges: serve it from a server with HTTP range support, or download it and give the local path"
+            )
         size = int(n)
     _CHECKED[url] = size
     return size
@@ -310,7 +318,8 @@ _STATUS = re.compile(r"HTTP response code: (\d+)")
 #: What to do about an HTTP status, for the error line.
 _FIX = {
     401: "the server wants credentials: set them for GDAL (e.g. GDAL_HTTP_HEADERS, AWS_* or AZURE_* variables)",
-    403: "access denied: check the URL and its credentials (a signed URL may have expired: resolve the STAC item again)",
+    403: ("access denied: check the URL and its credentials (a signed URL may have expired: resolve the STAC "
+          "item again)"),
     404: "no such file: check the URL",
 }
 
@@ -333,8 +342,10 @@ def remote_error(path: str, exc: BaseException, action: str = "cannot open") -> 
         elif not m2:
             return InputError(f"{path}: {action} ({said}); check that the server is up and the URL is right")
         else:
-            return InputError(f"{path}: {action}: the server answers {said} but GDAL could not read it "
-                              f"({detail[:120]}); give a GeoTIFF/COG URL")
+            return InputError(
+                f"{path}: {action}: the server answers {said} but GDAL could not read it "
+                f"({detail[:120]}); give a GeoTIFF/COG URL"
+            )
     if code is not None:
         fix = _FIX.get(code, "the server failed; try again later" if code >= 500 else "check the URL")
         return InputError(f"{path}: {action}: HTTP {code}; {fix}")
@@ -399,9 +410,14 @@ def _tiles_end(path: str, limit: int = 100_000) -> Optional[int]:
         return None
 
 
-def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
-             attempts: Optional[int] = None, backoff: Optional[float] = None,
-             reset: Optional[Callable[[], None]] = None) -> T:
+def retrying(
+    fn: Callable[[], T],
+    path: str,
+    action: str = "read failed",
+    attempts: Optional[int] = None,
+    backoff: Optional[float] = None,
+    reset: Optional[Callable[[], None]] = None,
+) -> T:
     """``fn()`` for a remote ``path``, tried again after a dropped connection or a time-out
     (``attempts`` in all, waiting ``backoff``, then twice that ...); the last failure is one
     :class:`~rs_change.errors.InputError` line (:func:`remote_error`). Other errors pass through.
@@ -420,8 +436,15 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
         except RasterioIOError as exc:
             time_left = REQUEST_DEADLINE_S - (time.monotonic() - t0) - delay >= GDAL_REQUEST_S
             if i + 1 < n and _is_transfer_error(exc) and time_left:
-                log.info("%s: %s (%s); attempt %d of %d in %.1f s", path, action,
-                            (str(exc.__cause__ or exc).splitlines() or [""])[0][:100], i + 2, n, delay)
+                log.info(
+                    "%s: %s (%s); attempt %d of %d in %.1f s",
+                    path,
+                    action,
+                    (str(exc.__cause__ or exc).splitlines() or [""])[0][:100],
+                    i + 2,
+                    n,
+                    delay,
+                )
                 time.sleep(delay)
                 delay *= 2
                 if reset is not None:
@@ -432,14 +455,33 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
                 detail = (str(exc.__cause__ or exc).splitlines() or [""])[0][:120]
                 end = _tiles_end(path)
                 if end is not None and _CHECKED.get(path) is not None and end > int(_CHECKED[path] or 0):
-                    raise InputError(f"{path}: {action}: the file is truncated or corrupt (its tiles run to byte "
-                                     f"{end:,} but the server {_host(path)} declares {_CHECKED[path]:,} bytes); "
-                                     "replace the file on the server") from None
-                raise InputError(f"{path}: {action} after {i + 1} attempt{'s' if i else ''} (the connection failed mid-transfer: "
-                                 f"{detail}); check the network and the server {_host(path)}, then run again") from None
+                    raise InputError(
+                        f"{path}: {action}: the file is truncated or corrupt (its tiles run to byte "
+                        f"{end:,} but the server {_host(path)} declares {_CHECKED[path]:,} bytes); "
+                        "replace the file on the server"
+                    ) from None
+                raise InputError(
+                    f"{path}: {action} after {i + 1} attempt{'s' if i else ''} (the connection failed mid-transfer: "
+                    f"{detail}); check the network and the server {_host(path)}, then run again"
+                ) from None
             raise remote_error(path, exc, action) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["SCHEMES", "GDAL_OPTIONS", "ATTEMPTS", "BACKOFF_S", "REQUEST_DEADLINE_S", "is_remote", "scheme", "gdal_path",
-           "gdal_env", "http_status", "check_server", "fetch_document", "remote_error", "retrying", "clear_cache"]
+__all__ = [
+    "SCHEMES",
+    "GDAL_OPTIONS",
+    "ATTEMPTS",
+    "BACKOFF_S",
+    "REQUEST_DEADLINE_S",
+    "is_remote",
+    "scheme",
+    "gdal_path",
+    "gdal_env",
+    "http_status",
+    "check_server",
+    "fetch_document",
+    "remote_error",
+    "retrying",
+    "clear_cache",
+]

@@ -202,8 +202,13 @@ def read_scene(
     return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path), src, resampling)
 
 
-def band_profile(sensor: Optional[str], bands: Optional[Mapping[str, int]], scale: Optional[float], offset: Optional[float],
-                 where: str = "data") -> BandProfile:
+def band_profile(
+    sensor: Optional[str],
+    bands: Optional[Mapping[str, int]],
+    scale: Optional[float],
+    offset: Optional[float],
+    where: str = "data",
+) -> BandProfile:
     """The band profile of ``sensor`` and/or ``bands`` (1-based roles), with ``scale``/``offset`` overrides."""
     if sensor is None and bands is None:
         raise BandProfileError(f"{where}: give `sensor` (a named band profile) or `bands` ({{role: 1-based band}})")
@@ -243,7 +248,9 @@ class SceneInput:
     def grid(self) -> Grid:
         """The scene's :class:`~rs_change.grid.Grid`; raises when it has no transform or CRS."""
         if self.transform is None or self.crs is None:
-            raise GeoreferenceError("the data has no transform/CRS; pass transform= and crs= (or a georeferenced DataArray)")
+            raise GeoreferenceError(
+                "the data has no transform/CRS; pass transform= and crs= (or a georeferenced DataArray)"
+            )
         return Grid(self.valid.shape, self.transform, self.crs)
 
 
@@ -296,8 +303,15 @@ def scene_input(
             if all(not v.lstrip("-").isdigit() for v in coords):
                 bands = {v.lower(): i + 1 for i, v in enumerate(coords)}
             else:
-                raise BandProfileError("the DataArray's bands are numbered; name their roles with bands={role: 1-based position} or sensor=")
-        if nodata is None and da.rio.nodata is not None and not (isinstance(da.rio.nodata, float) and math.isnan(da.rio.nodata)):
+                raise BandProfileError(
+                    "the DataArray's bands are numbered; name their roles with "
+                    "bands={role: 1-based position} or sensor="
+                )
+        if (
+            nodata is None
+            and da.rio.nodata is not None
+            and not (isinstance(da.rio.nodata, float) and math.isnan(da.rio.nodata))
+        ):
             nodata = float(da.rio.nodata)
         if nodata is None and da.rio.encoded_nodata is not None and not np.issubdtype(da.dtype, np.floating):
             nodata = float(da.rio.encoded_nodata)
@@ -330,8 +344,15 @@ def scene_input(
     return SceneInput(out, v, transform, crs, prof, template)
 
 
-def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple[str, list[Any]]] = None,
-                 nodata: Any = None, name: Optional[str] = None, template: Any = None) -> Any:
+def to_dataarray(
+    arr: np.ndarray,
+    transform: Any,
+    crs: Any,
+    dim0: Optional[tuple[str, list[Any]]] = None,
+    nodata: Any = None,
+    name: Optional[str] = None,
+    template: Any = None,
+) -> Any:
     """``arr`` ((y, x) or (dim0, y, x)) as a DataArray with rioxarray georeferencing (coordinates of
     ``template`` when given).
     """
@@ -344,7 +365,8 @@ def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple
     elif transform is not None:
         coords = {
             "y": transform.f + transform.e * (np.arange(h) + 0.5),
-            "x": transform.c + transform.a * (np.arange(w) + 0.5)}
+            "x": transform.c + transform.a * (np.arange(w) + 0.5),
+        }
     else:
         coords = {"y": np.arange(h), "x": np.arange(w)}
     dims: tuple[str, ...] = ("y", "x")
@@ -362,16 +384,25 @@ def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple
 
 
 def output_like(
-    arr: np.ndarray,
-    inp: SceneInput,
-    name: str,
-    nodata: Any = 255,
-    dim0: Optional[tuple[str, list[Any]]] = None) -> Any:
+    arr: np.ndarray, inp: SceneInput, name: str, nodata: Any = 255, dim0: Optional[tuple[str, list[Any]]] = None
+) -> Any:
     """A result in the kind of the input: ``arr`` itself, or a DataArray when the input was one."""
     if inp.template is None:
         return arr
     return to_dataarray(arr, inp.transform, inp.crs, dim0=dim0, nodata=nodata, name=name, template=inp.template)
 
 
-__all__ = ["open_scene", "Scene", "read_scene", "SceneData", "SceneInput", "scene_input", "output_like", "to_dataarray",
-           "band_profile", "as_date", "is_dataarray", "rio_georef"]
+__all__ = [
+    "open_scene",
+    "Scene",
+    "read_scene",
+    "SceneData",
+    "SceneInput",
+    "scene_input",
+    "output_like",
+    "to_dataarray",
+    "band_profile",
+    "as_date",
+    "is_dataarray",
+    "rio_georef",
+]
