@@ -262,9 +262,8 @@ def expected_users_accuracy(classes: Sequence[str]) -> list[float]:
 
 
 def sample_size(
-    map_area: Sequence[float],
-    users_accuracy: Sequence[float],
-    target_se: float = DEFAULT_TARGET_SE) -> int:
+    map_area: Sequence[float], users_accuracy: Sequence[float], target_se: float = DEFAULT_TARGET_SE
+) -> int:
     """Points for a stratified random sample to reach a standard error of the overall accuracy (eq. 13).
 
     ``n = (sum_i W_i S_i / S(O))^2`` with ``S_i = sqrt(U_i (1 - U_i))``, ``U_i`` the user's
@@ -301,8 +300,13 @@ def _round_to(x: np.ndarray, n: int) -> np.ndarray:
     return base
 
 
-def allocate(n: int, map_area: Sequence[float], method: str = "minimum", minimum: int = DEFAULT_MINIMUM,
-             capacity: Optional[Sequence[int]] = None) -> list[int]:
+def allocate(
+    n: int,
+    map_area: Sequence[float],
+    method: str = "minimum",
+    minimum: int = DEFAULT_MINIMUM,
+    capacity: Optional[Sequence[int]] = None,
+) -> list[int]:
     """Share ``n`` points among the strata.
 
     Parameters
@@ -364,10 +368,17 @@ def allocate(n: int, map_area: Sequence[float], method: str = "minimum", minimum
     return [int(v) for v in out]
 
 
-def design(map_area: Sequence[float], classes: Sequence[str], n: Optional[int] = None,
-           per_class: Optional[int] = None, method: str = "minimum", minimum: int = DEFAULT_MINIMUM,
-           target_se: float = DEFAULT_TARGET_SE, users_accuracy: Optional[Mapping[str, float]] = None,
-           capacity: Optional[Sequence[int]] = None) -> dict[str, Any]:
+def design(
+    map_area: Sequence[float],
+    classes: Sequence[str],
+    n: Optional[int] = None,
+    per_class: Optional[int] = None,
+    method: str = "minimum",
+    minimum: int = DEFAULT_MINIMUM,
+    target_se: float = DEFAULT_TARGET_SE,
+    users_accuracy: Optional[Mapping[str, float]] = None,
+    capacity: Optional[Sequence[int]] = None,
+) -> dict[str, Any]:
     """A sampling design for a map: total size (given, or :func:`sample_size`) and allocation.
 
     ``per_class`` gives every mapped class that many points (equal allocation).  Returns
@@ -386,5 +397,12 @@ def design(map_area: Sequence[float], classes: Sequence[str], n: Optional[int] =
     else:
         planned = int(n) if n is not None else sample_size(map_area, expected, target_se)
         counts = allocate(planned, map_area, method, minimum, capacity)
-    return {"n": int(sum(counts)), "n_planned": planned, "allocation": method, "minimum": int(minimum),
-            "per_class": counts, "target_se": float(target_se), "expected_users_accuracy": expected}
+    return {
+        "n": int(sum(counts)),
+        "n_planned": planned,
+        "allocation": method,
+        "minimum": int(minimum),
+        "per_class": counts,
+        "target_se": float(target_se),
+        "expected_users_accuracy": expected,
+    }

@@ -241,9 +241,8 @@ class SeriesBlock:
 
 
 def series_block(
-    masks: Sequence[np.ndarray],
-    pixel_area: np.ndarray,
-    inside: Optional[np.ndarray] = None) -> SeriesBlock:
+    masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None
+) -> SeriesBlock:
     """Frequency, series classes and consecutive change maps of one block, with their areas.
 
     Pure, so it can run per block in any scheduler; the stats of all blocks add up.
@@ -379,9 +378,8 @@ def add_date_stats(total: np.ndarray, part: np.ndarray) -> None:
 
 
 def date_stats_of(
-    masks: Sequence[np.ndarray],
-    pixel_area: np.ndarray,
-    inside: Optional[np.ndarray] = None) -> np.ndarray:
+    masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None
+) -> np.ndarray:
     """:data:`DATE_STATS` of water masks (1 water, 0 land, 255 unobserved) one pass per figure:
     the definition :meth:`JointStates.date_stats` computes from a histogram.
 

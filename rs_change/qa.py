@@ -290,11 +290,8 @@ class QaAreas:
         self.names = tuple(names)
 
     def __call__(
-        self,
-        reader: object,
-        observed: np.ndarray,
-        inside: np.ndarray,
-        area: np.ndarray) -> Mapping[str, float]:
+        self, reader: object, observed: np.ndarray, inside: np.ndarray, area: np.ndarray
+    ) -> Mapping[str, float]:
         """Add the QA areas of one window of a date."""
         codes = getattr(reader, "last_qa_reasons", None)
         if codes is None or codes.shape != inside.shape:
@@ -302,5 +299,18 @@ class QaAreas:
         return reason_areas(codes, area, inside, self.names)
 
 
-__all__ = ["QA_ROLES", "REASONS", "CLASSES", "DEFAULT_MASK", "DEFAULT_BUFFER", "BUFFERED", "flags", "check_mask",
-           "dilate", "reasons", "reason_areas", "QaMask", "QaAreas"]
+__all__ = [
+    "QA_ROLES",
+    "REASONS",
+    "CLASSES",
+    "DEFAULT_MASK",
+    "DEFAULT_BUFFER",
+    "BUFFERED",
+    "flags",
+    "check_mask",
+    "dilate",
+    "reasons",
+    "reason_areas",
+    "QaMask",
+    "QaAreas",
+]

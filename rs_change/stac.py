@@ -181,9 +181,8 @@ def is_api(doc: dict[str, Any]) -> bool:
 
 
 def find_items(
-    st: "StacConfig",
-    bbox: Optional[tuple[float, float, float, float]],
-    cfg: "RunConfig") -> list["pystac.Item"]:
+    st: "StacConfig", bbox: Optional[tuple[float, float, float, float]], cfg: "RunConfig"
+) -> list["pystac.Item"]:
     """The items the block selects, at most ``max_items``, signed when ``sign`` asks for it."""
     import pystac
 
@@ -206,8 +205,10 @@ def find_items(
         elif kind in ("Catalog", "Collection"):
             items = _walk_catalog(doc, where)
         else:
-            raise InputError(f"stac.url {where}: a JSON document of type {kind!r}, not a STAC catalog, collection, "
-                             "item, item collection or API root; check `stac.url`")
+            raise InputError(
+                f"stac.url {where}: a JSON document of type {kind!r}, not a STAC catalog, collection, "
+                "item, item collection or API root; check `stac.url`"
+            )
     except (pystac.STACError, KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"stac.url {where}: not valid STAC ({(str(exc).splitlines() or [exc.__class__.__name__])[0][:120]}); "
