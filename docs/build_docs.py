@@ -1,6 +1,7 @@
 """Fill the generated tables of the docs pages (run after re-measuring).
 
     python docs/build_docs.py [--results docs/_results.md] [--silhouette docs/_silhouette.md]
+    python docs/build_docs.py --architecture
 
 Each generated table sits between two markers in a page, for example::
 
@@ -14,7 +15,10 @@ and is replaced in place:
   written by ``python benchmarks/samples.py --write``;
 * CONFIG_TABLE (docs/config.md): from the pydantic config models in rs_change/config.py;
 * CLUSTERING_TABLE (docs/clustering.md): benchmarks/clustering_results.md without its title,
-  written by ``python benchmarks/clustering.py --out benchmarks/clustering_results.md``.
+  written by ``python benchmarks/clustering.py --out benchmarks/clustering_results.md``;
+* IMPORT_LAYERS, IMPORT_LISTS (docs/architecture.md): the import layers and what each module
+  imports, from the import graph of tests/test_imports.py (which fails when they are out of date);
+  ``--architecture`` fills only these.
 
 README.md is written by hand and not touched.
 """
@@ -88,8 +92,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", type=Path, default=ROOT / "docs" / "_results.md")
     ap.add_argument("--silhouette", type=Path, default=ROOT / "docs" / "_silhouette.md")
+    ap.add_argument("--architecture", action="store_true", help="fill only docs/architecture.md's sections")
     a = ap.parse_args()
     docs = ROOT / "docs"
+    from tests.test_imports import generated_sections
+
+    for name, body in generated_sections().items():
+        fill(docs / "architecture.md", name, body)
+    if a.architecture:
+        return
     fill(docs / "results.md", "RESULTS_TABLE", a.results.read_text())
     fill(docs / "results.md", "SILHOUETTE_TABLE", a.silhouette.read_text())
     fill(docs / "config.md", "CONFIG_TABLE", config_table())

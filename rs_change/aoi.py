@@ -52,7 +52,8 @@ def aoi_geometries(aoi: Optional["AoiConfig"], crs: Any, resolve: Callable[[str]
         try:
             gdf = gpd.read_file(path)
         except Exception as exc:
-            raise InputError(f"{path}: cannot read the area of interest ({str(exc).splitlines()[0][:100]}); give a GeoPackage, Shapefile or GeoJSON") from None
+            raise InputError(f"{path}: cannot read the area of interest ({str(exc).splitlines()[0][:100]}); give a "
+                             "GeoPackage, Shapefile or GeoJSON") from None
         if gdf.crs is None:
             raise InputError(f"{path}: the area of interest has no CRS; save it with one")
         gdf = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["Polygon", "MultiPolygon"])]

@@ -66,7 +66,8 @@ def _validate(map_area: Any, counts: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"map_area must be a non-empty list of areas, one per class (got shape {a.shape})")
     k = a.size
     if n.shape != (k, k):
-        raise ValueError(f"counts must be a {k} x {k} error matrix (rows = map class, columns = reference class), got shape {n.shape}")
+        raise ValueError(f"counts must be a {k} x {k} error matrix (rows = map class, columns = reference class), got "
+                         f"shape {n.shape}")
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         raise ValueError("map_area must hold finite areas >= 0")
     if not np.all(np.isfinite(n)) or np.any(n < 0):
@@ -87,7 +88,8 @@ def _names(classes: Optional[Sequence[str]], k: int) -> list[str]:
 def _strata(a: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
     """Per-stratum pieces: weights, row sizes, row fractions n_ij / n_i. (nan rows where unknown),
     and the variance terms W_i^2 f_ij (1 - f_ij) / (n_i. - 1) (0 for unmapped strata, nan where
-    a mapped stratum has fewer than 2 points)."""
+    a mapped stratum has fewer than 2 points).
+    """
     w = a / a.sum()
     ni = n.sum(axis=1)
     mapped = w > 0
@@ -155,7 +157,7 @@ def estimate_area(map_area: Sequence[float], counts: Sequence[Sequence[float]], 
     names = _names(classes, a.size)
     total = float(a.sum())
     s = _strata(a, n)
-    w, ni, mapped, f, var, p = s["w"], s["ni"], s["mapped"], s["f"], s["var"], s["p"]
+    ni, mapped, f, var, p = s["ni"], s["mapped"], s["f"], s["var"], s["p"]
     notes: list[str] = []
     missing = mapped & (ni == 0)
     for i in np.flatnonzero(missing):
@@ -259,7 +261,9 @@ def expected_users_accuracy(classes: Sequence[str]) -> list[float]:
     return [EXPECTED_USERS_ACCURACY.get(str(c).strip().lower(), DEFAULT_USERS_ACCURACY) for c in classes]
 
 
-def sample_size(map_area: Sequence[float], users_accuracy: Sequence[float], target_se: float = DEFAULT_TARGET_SE) -> int:
+def sample_size(
+    map_area: Sequence[float], users_accuracy: Sequence[float], target_se: float = DEFAULT_TARGET_SE
+) -> int:
     """Points for a stratified random sample to reach a standard error of the overall accuracy (eq. 13).
 
     ``n = (sum_i W_i S_i / S(O))^2`` with ``S_i = sqrt(U_i (1 - U_i))``, ``U_i`` the user's
@@ -296,8 +300,13 @@ def _round_to(x: np.ndarray, n: int) -> np.ndarray:
     return base
 
 
-def allocate(n: int, map_area: Sequence[float], method: str = "minimum", minimum: int = DEFAULT_MINIMUM,
-             capacity: Optional[Sequence[int]] = None) -> list[int]:
+def allocate(
+    n: int,
+    map_area: Sequence[float],
+    method: str = "minimum",
+    minimum: int = DEFAULT_MINIMUM,
+    capacity: Optional[Sequence[int]] = None,
+) -> list[int]:
     """Share ``n`` points among the strata.
 
     Parameters
@@ -359,10 +368,17 @@ def allocate(n: int, map_area: Sequence[float], method: str = "minimum", minimum
     return [int(v) for v in out]
 
 
-def design(map_area: Sequence[float], classes: Sequence[str], n: Optional[int] = None,
-           per_class: Optional[int] = None, method: str = "minimum", minimum: int = DEFAULT_MINIMUM,
-           target_se: float = DEFAULT_TARGET_SE, users_accuracy: Optional[Mapping[str, float]] = None,
-           capacity: Optional[Sequence[int]] = None) -> dict[str, Any]:
+def design(
+    map_area: Sequence[float],
+    classes: Sequence[str],
+    n: Optional[int] = None,
+    per_class: Optional[int] = None,
+    method: str = "minimum",
+    minimum: int = DEFAULT_MINIMUM,
+    target_se: float = DEFAULT_TARGET_SE,
+    users_accuracy: Optional[Mapping[str, float]] = None,
+    capacity: Optional[Sequence[int]] = None,
+) -> dict[str, Any]:
     """A sampling design for a map: total size (given, or :func:`sample_size`) and allocation.
 
     ``per_class`` gives every mapped class that many points (equal allocation).  Returns
@@ -381,5 +397,12 @@ def design(map_area: Sequence[float], classes: Sequence[str], n: Optional[int] =
     else:
         planned = int(n) if n is not None else sample_size(map_area, expected, target_se)
         counts = allocate(planned, map_area, method, minimum, capacity)
-    return {"n": int(sum(counts)), "n_planned": planned, "allocation": method, "minimum": int(minimum),
-            "per_class": counts, "target_se": float(target_se), "expected_users_accuracy": expected}
+    return {
+        "n": int(sum(counts)),
+        "n_planned": planned,
+        "allocation": method,
+        "minimum": int(minimum),
+        "per_class": counts,
+        "target_se": float(target_se),
+        "expected_users_accuracy": expected,
+    }

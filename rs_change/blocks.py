@@ -11,14 +11,24 @@ binds the run context for the engine; :class:`BlockTotals` adds the results in b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .aoi import aoi_mask
 from .area import pixel_area_rows
-from .change import (DATE_STATS, MAX_JOINT_DATES, JointStates, SeriesAccumulator, SeriesBlock, add_date_stats, change_map,
-                     date_stats_of, series_block)
+from .change import (
+    DATE_STATS,
+    MAX_JOINT_DATES,
+    JointStates,
+    SeriesAccumulator,
+    SeriesBlock,
+    add_date_stats,
+    change_map,
+    date_stats_of,
+    series_block,
+)
 from .engine import cached_reader, limit_gdal_cache, new_token, shared_reader
 from .fit import DateModel
 from .grid import Grid
@@ -51,8 +61,13 @@ class BlockResult:
 
 
 def process_block(
-    window: tuple[int, int, int, int], ref: Grid, models: Sequence[DateModel], geoms: Optional[list[Any]],
-    resampling: str, token: Optional[str] = None, rasters: bool = True,
+    window: tuple[int, int, int, int],
+    ref: Grid,
+    models: Sequence[DateModel],
+    geoms: Optional[list[Any]],
+    resampling: str,
+    token: Optional[str] = None,
+    rasters: bool = True,
     waterbodies: Optional[tuple[float, float, int]] = None,
 ) -> BlockResult:
     """Read, classify, measure and compare every date in one window of the reference grid.
@@ -95,7 +110,7 @@ def process_block(
     counts: list[Optional[np.ndarray]] = []
     for i, dm in enumerate(models):
         if token is not None:
-            rd = cached_reader(token, i, lambda dm=dm: dm.source.open(ref, resampling))
+            rd = cached_reader(token, i, partial(dm.source.open, ref, resampling))
             if rd.shared_reads is None:
                 rd.shared_reads = shared_reader(token, i, SharedReads)
         else:
@@ -135,18 +150,36 @@ def process_block(
         if len(models) >= 2:
             cst = js.change_stats(hist, CHANGE_CODES)
             tst, sst, fst = js.series_stats(hist)
-            if rasters:
+            if rasters and js.change is not None:
                 ch = js.change[code]
             if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
-                sb = SeriesBlock(js.frequency[code], js.classes[code], [t[code] for t in js.transitions], tst, sst, fst,
-                                 js.observations[code])
+                sb = SeriesBlock(
+                    js.frequency[code],
+                    js.classes[code],
+                    [t[code] for t in js.transitions],
+                    tst,
+                    sst,
+                    fst,
+                    js.observations[code],
+                )
             else:
                 sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
         wb = None
         if rasters and waterbodies is not None and len(models) >= 2:  # a table of the joint codes, like the series
             wb = _waterbody_table(len(models), waterbodies)[code]
-        return BlockResult(window, masks, ch, stats, cst, clusters, fractions, extra=extras, series=sb,
-                           clear_counts=counts, waterbody=wb)
+        return BlockResult(
+            window,
+            masks,
+            ch,
+            stats,
+            cst,
+            clusters,
+            fractions,
+            extra=extras,
+            series=sb,
+            clear_counts=counts,
+            waterbody=wb,
+        )
     # many dates: one pass over the block per figure
     pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
@@ -154,13 +187,26 @@ def process_block(
     stats = date_stats_of(masks, pa, inside)
     ch = change_map(masks[0], masks[-1])
     cst = np.zeros((len(CHANGE_CODES), 2))
-    for j, code in enumerate(CHANGE_CODES):
-        sel = (ch == code) & ins
+    for j, change_code in enumerate(CHANGE_CODES):
+        sel = (ch == change_code) & ins
         cst[j] = (sel.sum(), pa_full[sel].sum() if sel.any() else 0.0)
     sb = series_block(masks, pa, inside)
-    wb = pixel_classes(masks, *waterbodies) if rasters and waterbodies is not None else None  # outside the AOI: unobserved
-    return BlockResult(window, masks, ch if rasters else None, stats, cst, clusters, fractions, extra=extras, series=sb,
-                       clear_counts=counts, waterbody=wb)
+    wb = None
+    if rasters and waterbodies is not None:  # outside the AOI: unobserved
+        wb = pixel_classes(masks, *waterbodies)
+    return BlockResult(
+        window,
+        masks,
+        ch if rasters else None,
+        stats,
+        cst,
+        clusters,
+        fractions,
+        extra=extras,
+        series=sb,
+        clear_counts=counts,
+        waterbody=wb,
+    )
 
 
 _JOINT: dict[int, JointStates] = {}
@@ -169,8 +215,9 @@ _WB_TABLES: dict[tuple[int, tuple[float, float, int]], np.ndarray] = {}
 
 def _waterbody_table(n: int, params: tuple[float, float, int]) -> np.ndarray:
     """Waterbody class of every joint code (:func:`rs_change.waterbody.pixel_classes` of the
-    codes' masks; the outside code is unobserved on every date: class 0), built once per process."""
-    key = (n, tuple(params))
+    codes' masks; the outside code is unobserved on every date: class 0), built once per process.
+    """
+    key = (n, (float(params[0]), float(params[1]), int(params[2])))
     t = _WB_TABLES.get(key)
     if t is None:
         t = _WB_TABLES[key] = pixel_classes(_joint_states(n).masks, *params)
@@ -204,15 +251,18 @@ class BlockTask:
     waterbodies: Optional[tuple[float, float, int]] = None  # (core_share, extent_share, min_observations)
 
     def __call__(self, window: tuple[int, int, int, int]) -> BlockResult:
+        """Process one window (a picklable call for the engine's workers)."""
         limit_gdal_cache(self.gdal_cache_mb)
-        return process_block(window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters,
-                             self.waterbodies)
+        return process_block(
+            window, self.ref, self.models, self.geoms, self.resampling, self.token, self.rasters, self.waterbodies
+        )
 
 
 class BlockTotals:
     """The sums of a run's :class:`BlockResult` s, added in block order (so bit-identical
     whatever the scheduler): per-date :data:`~rs_change.change.DATE_STATS`, change classes,
-    the sources' extra areas and, for 2+ dates, the transitions and series classes."""
+    the sources' extra areas and, for 2+ dates, the transitions and series classes.
+    """
 
     def __init__(self, dates: Sequence[str]) -> None:
         n = len(dates)
@@ -222,6 +272,7 @@ class BlockTotals:
         self.series = SeriesAccumulator(list(dates)) if n >= 2 else None
 
     def add(self, br: BlockResult) -> None:
+        """Add one block's sums, in block order."""
         add_date_stats(self.stats, br.stats)
         self.change_stats += br.change_stats
         if self.series is not None:

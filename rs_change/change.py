@@ -145,7 +145,8 @@ def water_frequency(masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
     Examples
     --------
     >>> import numpy as np
-    >>> m = [np.array([1, 0, 255, 1], np.uint8), np.array([1, 1, 255, 255], np.uint8), np.array([0, 0, 255, 1], np.uint8)]
+    >>> m = [np.array([1, 0, 255, 1], np.uint8), np.array([1, 1, 255, 255], np.uint8),
+    ...      np.array([0, 0, 255, 1], np.uint8)]
     >>> water_frequency(m)[0].tolist()
     [67, 33, 255, 100]
     """
@@ -239,7 +240,9 @@ class SeriesBlock:
     observations: Optional[np.ndarray] = None
 
 
-def series_block(masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None) -> SeriesBlock:
+def series_block(
+    masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None
+) -> SeriesBlock:
     """Frequency, series classes and consecutive change maps of one block, with their areas.
 
     Pure, so it can run per block in any scheduler; the stats of all blocks add up.
@@ -370,11 +373,13 @@ DATE_STATS = np.dtype([(f"{kind}_{unit}", np.float64) for kind in STAT_KINDS for
 
 def add_date_stats(total: np.ndarray, part: np.ndarray) -> None:
     """``total += part`` field by field, for two :data:`DATE_STATS` arrays (in place)."""
-    for name in DATE_STATS.names:
+    for name in DATE_STATS.names or ():
         total[name] += part[name]
 
 
-def date_stats_of(masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None) -> np.ndarray:
+def date_stats_of(
+    masks: Sequence[np.ndarray], pixel_area: np.ndarray, inside: Optional[np.ndarray] = None
+) -> np.ndarray:
     """:data:`DATE_STATS` of water masks (1 water, 0 land, 255 unobserved) one pass per figure:
     the definition :meth:`JointStates.date_stats` computes from a histogram.
 
@@ -473,7 +478,8 @@ class JointStates:
         """:meth:`histogram` with the pixel areas given a range of rows at a time
         (``area_rows(r0, r1)``, e.g. :func:`rs_change.area.pixel_area_rows`): the areas and the
         counts of a strip of ``rows`` rows stay in the CPU's cache, and no (h, w) array of areas
-        is made."""
+        is made.
+        """
         h = code.shape[0]
         out = np.zeros((2, self.outside + 1))
         for r0 in range(0, h, rows):
@@ -491,7 +497,8 @@ class JointStates:
     def date_stats(self, hist: np.ndarray) -> np.ndarray:
         """:data:`DATE_STATS` of every date: pixels and m2 of water, observed, unobserved and
         outside (pixels inside the area of interest count as unobserved when not observed; pixels
-        outside it only as outside)."""
+        outside it only as outside).
+        """
         out = np.zeros(self.n, DATE_STATS)
         for i, s in enumerate(self.states):
             sels = (self.inside & (s == 1), self.inside & (s != 2), self.inside & (s == 2), ~self.inside)

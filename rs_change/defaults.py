@@ -4,15 +4,17 @@ The config models (:class:`~rs_change.config.ClusteringConfig`, ``LabellingConfi
 ``GridConfig``), the array API (:func:`rs_change.fit_model`), the shared fit
 (:func:`rs_change.model.fit_sample`), :class:`~rs_change.clustering.KMeans` and the labeller
 (:func:`rs_change.labelling.fit_labeller`) take their defaults from here, so a script, a config
-and ``rs-change init``'s template give the same numbers.  Imports nothing.
+and ``rs-change init``'s template give the same numbers.  Imports no module of the package.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 #: Reported clusters per date (``clustering.k``).
 K = 3
 #: k-means distance (``clustering.metric``).
-METRIC = "euclidean"
+METRIC: Final = "euclidean"
 #: Random seed (``clustering.seed``): same data, settings and seed, same numbers.
 SEED = 0
 #: Pixels sampled to fit each date's model (``clustering.sample_size``); also the rows
@@ -25,9 +27,9 @@ MAX_ITER = 100
 #: k-means convergence: largest centre shift, in scaled feature units (``clustering.tol``).
 TOL = 1e-4
 #: How water is decided (``labelling.method``): ``auto`` from the clusters' spectra.
-LABELLING_METHOD = "auto"
+LABELLING_METHOD: Final = "auto"
 #: Resampling of the bands onto the reference grid (``grid.resampling``).
-RESAMPLING = "bilinear"
+RESAMPLING: Final = "bilinear"
 #: Pixels of the reference grid a QA layer's cloud and shadow are grown by (``qa.buffer``): 0,
 #: since QA_PIXEL's dilated cloud and Fmask's "adjacent" are the products' own buffers, masked by
 #: default (:mod:`rs_change.qa`).

@@ -76,7 +76,8 @@ class LabellingWarning(RsChangeWarning):
 class Cancelled(KeyboardInterrupt):
     """Raised in a worker thread by :func:`check_cancelled` once the work it serves was
     interrupted (Ctrl-C, SIGTERM): long loops (k-means restarts and iterations, model
-    selection, silhouettes) stop at their next step instead of running to the end."""
+    selection, silhouettes) stop at their next step instead of running to the end.
+    """
 
 
 _work = threading.local()
@@ -97,7 +98,8 @@ def check_cancelled() -> None:
 
     Worker threads cannot receive signals: the main thread takes the ``KeyboardInterrupt`` and
     sets the flag of :func:`run_cancellable`; the worker stops here.  Cheap (one attribute
-    look-up): call it once per iteration of any loop that may run for more than a moment."""
+    look-up): call it once per iteration of any loop that may run for more than a moment.
+    """
     event = getattr(_work, "event", None)
     if event is not None and event.is_set():
         raise Cancelled()

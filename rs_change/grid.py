@@ -63,10 +63,12 @@ class Grid:
 
     @property
     def height(self) -> int:
+        """Rows."""
         return self.shape[0]
 
     @property
     def width(self) -> int:
+        """Columns."""
         return self.shape[1]
 
     @property
@@ -126,7 +128,8 @@ class Grid:
 
             raise GeoreferenceError(
                 f"aoi: the area of interest (bounds {', '.join(f'{v:.6g}' for v in bounds)}) cannot be placed in the "
-                f"reference grid's CRS ({self.crs.to_string()}): it lies outside that CRS's area of use; check `aoi` and its CRS")
+                f"reference grid's CRS ({self.crs.to_string()}): it lies outside that CRS's area of use; check "
+                "`aoi` and its CRS")
         eps = 1e-6
         c0 = max(0, math.floor(min(cols) + eps))
         c1 = min(self.width, math.ceil(max(cols) - eps))
@@ -172,10 +175,13 @@ class Grid:
         from rasterio.warp import calculate_default_transform
 
         kw = {"resolution": resolution} if resolution else {}
-        t, w, h = calculate_default_transform(self.crs.to_wkt(), dst.to_wkt(), self.width, self.height, *self.bounds, **kw)
+        t, w, h = calculate_default_transform(
+            self.crs.to_wkt(), dst.to_wkt(), self.width, self.height, *self.bounds, **kw
+        )
         return Grid((h, w), t, dst)
 
     def to_dict(self) -> dict[str, Any]:
+        """The grid as JSON-ready values (shape, the transform's six terms, the CRS as WKT or a code)."""
         return {
             "shape": list(self.shape),
             "transform": list(self.transform)[:6],

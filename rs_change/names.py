@@ -108,7 +108,8 @@ def clear_count_tif(date: str) -> str:
 
 def composite_names(dates: Sequence[str]) -> list[str]:
     """The clear-count rasters (with their ramp styles) of the composited ``dates`` (dates of
-    several scenes)."""
+    several scenes).
+    """
     return [n for d in dates for n in (clear_count_tif(d), *style_names(clear_count_tif(d), classified=False))]
 
 
@@ -134,14 +135,16 @@ def quicklook_png(date: str) -> str:
 
 def style_names(tif: str, classified: bool = True) -> list[str]:
     """The styles :func:`rs_change.styles.write_styles` writes beside ``tif``: ``<stem>.qml`` and,
-    for a classified raster, ``<tif>.aux.xml``."""
+    for a classified raster, ``<tif>.aux.xml``.
+    """
     stem = tif[: -len(".tif")] if tif.endswith(".tif") else tif
     return [f"{stem}.qml"] + ([f"{tif}.aux.xml"] if classified else [])
 
 
 def series_names(dates: Sequence[str]) -> list[str]:
     """The many-date rasters and their styles (3+ dates): frequency, series classes and the
-    change between consecutive dates."""
+    change between consecutive dates.
+    """
     out = [FREQUENCY_TIF, *style_names(FREQUENCY_TIF, classified=False), OBSERVATIONS_TIF,
            *style_names(OBSERVATIONS_TIF, classified=False), SERIES_CLASSES_TIF, *style_names(SERIES_CLASSES_TIF)]
     for a, b in zip(dates[:-1], dates[1:]):
@@ -166,14 +169,16 @@ def run_names(dates: Sequence[str], polygons: bool, formats: Sequence[str], repo
               composites: Sequence[str] = (), waterbodies: bool = True) -> list[str]:
     """Every name a run writes into its output folder, for ``dates`` (ISO), the ``output``
     section's ``polygons``, ``formats`` and ``report``, the ``composites`` (the dates of
-    several scenes, which get a ``clear_count_<date>.tif``) and ``waterbodies.enabled``."""
+    several scenes, which get a ``clear_count_<date>.tif``) and ``waterbodies.enabled``.
+    """
     formats = list(dict.fromkeys(formats))
     names = [water_tif(d) for d in dates]
     if len(dates) >= 2:
         names.append(CHANGE_TIF)
     if polygons and "gpkg" in formats:
         names.append(VECTOR_NAMES["gpkg"])
-    names += [style_names(water_tif(d))[0] for d in dates] + [style_names(water_tif(d))[1] for d in dates]  # .qml, .aux.xml
+    # .qml, .aux.xml
+    names += [style_names(water_tif(d))[0] for d in dates] + [style_names(water_tif(d))[1] for d in dates]
     names += [n for d in dates for n in (water_fraction_tif(d), *style_names(water_fraction_tif(d), classified=False))]
     if len(dates) >= 2:
         names += style_names(CHANGE_TIF)

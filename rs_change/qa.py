@@ -106,7 +106,8 @@ def flags(qa: np.ndarray, role: str) -> dict[str, np.ndarray]:
 
 def check_mask(role: str, mask: Optional[Sequence[str]], where: str = "qa.mask") -> tuple[str, ...]:
     """The classes ``mask`` names for ``role`` (the role's :data:`DEFAULT_MASK` when None), or a
-    one-line :class:`ConfigError` naming the class and the ones the role has."""
+    one-line :class:`ConfigError` naming the class and the ones the role has.
+    """
     if mask is None:
         return DEFAULT_MASK[role]
     out = []
@@ -127,7 +128,8 @@ def dilate(mask: np.ndarray, n: int) -> np.ndarray:
     ``2n + 1``, Chebyshev distance <= n); nothing is grown in from beyond the array's edges.
 
     Separable: an OR over a window of ``2n + 1`` along each axis, by doubling (log2(2n + 1) ORs
-    of shifted views per axis instead of 2n)."""
+    of shifted views per axis instead of 2n).
+    """
     m = np.asarray(mask, dtype=bool)
     if n <= 0 or not m.any():
         return m.copy()
@@ -203,7 +205,8 @@ def reasons(qa: np.ndarray, role: str, mask: Sequence[str], buffer: int = 0) -> 
 
 def reason_areas(codes: np.ndarray, area: np.ndarray, where: np.ndarray, names: Sequence[str]) -> dict[str, float]:
     """m2 per reason of ``names`` (zeros included) over the pixels ``where`` is True; ``area`` is
-    m2 per pixel (broadcastable to ``codes``)."""
+    m2 per pixel (broadcastable to ``codes``).
+    """
     sel = where & (codes > 0)
     a = np.broadcast_to(area, codes.shape)
     sums = np.bincount(codes[sel].astype(np.intp), weights=a[sel], minlength=len(REASONS) + 1) if sel.any() \
@@ -239,6 +242,7 @@ class QaMask:
 
     @property
     def halo(self) -> int:
+        """Pixels of halo a window needs around it: the buffer when a buffered class is masked, else 0."""
         return self.buffer if any(b in self.mask for b in BUFFERED) else 0
 
     @property
@@ -247,16 +251,19 @@ class QaMask:
         return tuple(r for r in REASONS if r in self.mask or (r == "buffer" and self.halo > 0))
 
     def __call__(self, qa: np.ndarray) -> np.ndarray:
+        """Masked pixels (True) of a QA array."""
         return reasons(qa, self.role, self.mask, 0) > 0
 
     def reasons(self, qa: np.ndarray, buffer: Optional[int] = None) -> np.ndarray:
         """:func:`reasons` of ``qa`` with this mask (``buffer`` overrides the scene's, e.g. scaled
-        down for a decimated read)."""
+        down for a decimated read).
+        """
         return reasons(qa, self.role, self.mask, self.buffer if buffer is None else buffer)
 
     def scaled(self, step: float) -> "QaMask":
-        """This mask for a grid of pixels ``step`` times larger (a decimated read): the buffer in
-        those pixels, rounded up (a sampled pixel near a cloud is dropped)."""
+        """The same mask for a grid of pixels ``step`` times larger (a decimated read): the buffer in
+        those pixels, rounded up (a sampled pixel near a cloud is dropped).
+        """
         out = QaMask(self.role, self.mask, self.buffer)
         if step > 1 and self.buffer:
             out.buffer = int(math.ceil(self.buffer / step - 1e-9))
@@ -276,17 +283,34 @@ class QaAreas:
 
     Called as ``stats(reader, observed, inside, area)`` after a block is read: counts the reader's
     ``last_qa_reasons`` (the codes of the window just read) inside the area of interest, m2 per
-    reason of ``names``."""
+    reason of ``names``.
+    """
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
 
-    def __call__(self, reader: object, observed: np.ndarray, inside: np.ndarray, area: np.ndarray) -> Mapping[str, float]:
+    def __call__(
+        self, reader: object, observed: np.ndarray, inside: np.ndarray, area: np.ndarray
+    ) -> Mapping[str, float]:
+        """Add the QA areas of one window of a date."""
         codes = getattr(reader, "last_qa_reasons", None)
         if codes is None or codes.shape != inside.shape:
             return {n: 0.0 for n in self.names}
         return reason_areas(codes, area, inside, self.names)
 
 
-__all__ = ["QA_ROLES", "REASONS", "CLASSES", "DEFAULT_MASK", "DEFAULT_BUFFER", "BUFFERED", "flags", "check_mask",
-           "dilate", "reasons", "reason_areas", "QaMask", "QaAreas"]
+__all__ = [
+    "QA_ROLES",
+    "REASONS",
+    "CLASSES",
+    "DEFAULT_MASK",
+    "DEFAULT_BUFFER",
+    "BUFFERED",
+    "flags",
+    "check_mask",
+    "dilate",
+    "reasons",
+    "reason_areas",
+    "QaMask",
+    "QaAreas",
+]

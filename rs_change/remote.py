@@ -73,7 +73,8 @@ BACKOFF_S = 0.5
 
 def is_remote(path: Any) -> bool:
     """True for URLs GDAL reads over the network (``http(s)``, ``s3``, ``gs``, ``az``) and GDAL
-    virtual file system paths (``/vsicurl/...``, ``/vsis3/...``; any ``/vsi`` prefix)."""
+    virtual file system paths (``/vsicurl/...``, ``/vsis3/...``; any ``/vsi`` prefix).
+    """
     s = str(path)
     return scheme(s) in SCHEMES or s.startswith("/vsi")
 
@@ -87,7 +88,8 @@ def scheme(path: str) -> Optional[str]:
 def gdal_path(path: str) -> str:
     """The GDAL name of a path: a URL as its virtual file system path
     (``https://h/a.tif`` -> ``/vsicurl/https://h/a.tif``, ``s3://b/k.tif`` -> ``/vsis3/b/k.tif``);
-    anything else unchanged."""
+    anything else unchanged.
+    """
     s = str(path)
     sch = scheme(s)
     if sch in ("http", "https"):
@@ -99,7 +101,8 @@ def gdal_path(path: str) -> str:
 
 def gdal_env(paths: Iterable[Any] = ()) -> Any:
     """``rasterio.Env(**GDAL_OPTIONS)`` when any of ``paths`` is remote (or none is given), else a
-    context that changes nothing (local reads keep the user's GDAL settings as they are)."""
+    context that changes nothing (local reads keep the user's GDAL settings as they are).
+    """
     paths = list(paths)
     if paths and not any(is_remote(p) for p in paths):
         return contextlib.nullcontext()
@@ -118,7 +121,8 @@ PROBE_BYTES = 1
 def _with_deadline(fn: Callable[[], T], timeout: float) -> T:
     """``fn()`` in a helper thread, waited for at most ``timeout`` seconds in all (raises
     ``TimeoutError``). The wait is interruptible: Ctrl-C and SIGTERM reach the caller at once;
-    the helper (a daemon thread blocked on a socket with its own time-out) is left to end."""
+    the helper (a daemon thread blocked on a socket with its own time-out) is left to end.
+    """
     import threading
 
     box: dict[str, Any] = {}
@@ -148,7 +152,8 @@ def _host(url: str) -> str:
 def http_status(url: str, timeout: Optional[float] = None) -> str:
     """What an ``http(s)`` server answers to a HEAD of ``url``, in words: ``HTTP 404 Not
     Found``, ``connection refused``, ``timed out after 10 s``, ``a redirect loop`` (for an error
-    line). The whole request takes at most ``timeout`` seconds."""
+    line). The whole request takes at most ``timeout`` seconds.
+    """
     import socket
     import urllib.error
     import urllib.request
@@ -190,7 +195,8 @@ DOCUMENT_MAX_BYTES = 64 << 20
 def fetch_document(url: str) -> bytes:
     """The body of a small ``http(s)`` document (a STAC catalog, item ...), read under one deadline
     of :data:`DOCUMENT_TIMEOUT_S` and at most :data:`DOCUMENT_MAX_BYTES`; a silent, endless or
-    failing server is one :class:`~rs_change.errors.InputError` line naming it."""
+    failing server is one :class:`~rs_change.errors.InputError` line naming it.
+    """
     import urllib.error
     import urllib.request
 
@@ -229,7 +235,9 @@ def check_server(url: str, timeout: Optional[float] = None) -> Optional[int]:
     """Ask the server of an ``http(s)`` ``url`` for its first :data:`PROBE_BYTES` bytes, under one
     deadline, before GDAL reads it; the file's size (from ``Content-Range``), or None for other
     paths. Raises one :class:`~rs_change.errors.InputError` line naming the server when it
-    cannot serve range requests safely:
+    cannot serve range requests safely.
+
+    Unsafe answers:
 
     - no answer within ``timeout`` seconds (connect, headers and body together);
     - ``200`` with the whole file (or an endless body) instead of ``206`` for a ``Range``
@@ -237,7 +245,8 @@ def check_server(url: str, timeout: Optional[float] = None) -> Optional[int]:
     - more bytes than asked for, or a body shorter than the declared range;
     - an HTTP error, a redirect loop, a refused connection.
 
-    At most ``PROBE_BYTES + 1`` bytes of body are read, whatever the server sends."""
+    At most ``PROBE_BYTES + 1`` bytes of body are read, whatever the server sends.
+    """
     if scheme(url) not in ("http", "https"):
         return None
     if url in _CHECKED:
@@ -273,24 +282,32 @@ def check_server(url: str, timeout: Optional[float] = None) -> Optional[int]:
         reason = getattr(exc, "reason", exc)
         said = ("connection refused" if isinstance(reason, ConnectionRefusedError) else "host not found"
                 if isinstance(reason, socket.gaierror) else str(getattr(reason, "strerror", None) or reason)[:120])
-        raise InputError(f"{url}: cannot open ({said}); check that the server {host} is up and the URL is right") from None
+        raise InputError(
+            f"{url}: cannot open ({said}); check that the server {host} is up and the URL is right"
+        ) from None
     size: Optional[int] = None
     if status == 206:
         m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", headers.get("content-range", ""))
         if m is None or int(m.group(1)) != 0:
-            raise InputError(f"{url}: cannot open: the server {host} answered a range request without a valid "
-                             "Content-Range; serve the file from a server with HTTP range support, or download it")
+            raise InputError(
+                f"{url}: cannot open: the server {host} answered a range request without a valid "
+                "Content-Range; serve the file from a server with HTTP range support, or download it"
+            )
         want = int(m.group(2)) + 1
         size = None if m.group(3) == "*" else int(m.group(3))
         if got != want or (size is not None and want > size):
-            raise InputError(f"{url}: cannot open: the server {host} sent {got:,} bytes for a range of {want:,}; "
-                             "it does not serve range requests correctly: use another server, or download the file")
+            raise InputError(
+                f"{url}: cannot open: the server {host} sent {got:,} bytes for a range of {want:,}; "
+                "it does not serve range requests correctly: use another server, or download the file"
+            )
     elif status == 200:
         n = headers.get("content-length")
         if n is None or not n.isdigit() or int(n) > PROBE_BYTES or got > PROBE_BYTES:
-            raise InputError(f"{url}: cannot open: the server {host} ignores range requests (it answered 200 with "
-                             f"{'the whole file' if n else 'a body of unknown length'}); rs-change reads remote files "
-                             "by ranges: serve it from a server with HTTP range support, or download it and give the local path")
+            raise InputError(
+                f"{url}: cannot open: the server {host} ignores range requests (it answered 200 with "
+                f"{'the whole file' if n else 'a body of unknown length'}); rs-change reads remote files "
+                "by ranges: serve it from a server with HTTP range support, or download it and give the local path"
+            )
         size = int(n)
     _CHECKED[url] = size
     return size
@@ -301,7 +318,8 @@ _STATUS = re.compile(r"HTTP response code: (\d+)")
 #: What to do about an HTTP status, for the error line.
 _FIX = {
     401: "the server wants credentials: set them for GDAL (e.g. GDAL_HTTP_HEADERS, AWS_* or AZURE_* variables)",
-    403: "access denied: check the URL and its credentials (a signed URL may have expired: resolve the STAC item again)",
+    403: ("access denied: check the URL and its credentials (a signed URL may have expired: resolve the STAC "
+          "item again)"),
     404: "no such file: check the URL",
 }
 
@@ -324,8 +342,10 @@ def remote_error(path: str, exc: BaseException, action: str = "cannot open") -> 
         elif not m2:
             return InputError(f"{path}: {action} ({said}); check that the server is up and the URL is right")
         else:
-            return InputError(f"{path}: {action}: the server answers {said} but GDAL could not read it "
-                              f"({detail[:120]}); give a GeoTIFF/COG URL")
+            return InputError(
+                f"{path}: {action}: the server answers {said} but GDAL could not read it "
+                f"({detail[:120]}); give a GeoTIFF/COG URL"
+            )
     if code is not None:
         fix = _FIX.get(code, "the server failed; try again later" if code >= 500 else "check the URL")
         return InputError(f"{path}: {action}: HTTP {code}; {fix}")
@@ -335,7 +355,8 @@ def remote_error(path: str, exc: BaseException, action: str = "cannot open") -> 
 def clear_cache(path: str) -> bool:
     """Forget what GDAL's /vsicurl/ cache holds of ``path`` (``VSICurlPartialClearCache``): after
     a body cut short, GDAL would otherwise answer the next read of the same bytes from its cache
-    with the same failure, without asking the server. True when the cache was cleared."""
+    with the same failure, without asking the server. True when the cache was cleared.
+    """
     import ctypes
 
     from .engine import _gdal_library
@@ -356,14 +377,16 @@ _CONNECT = re.compile(r"connect|resolve host|timed out|timeout", re.I)
 
 def _is_transfer_error(exc: BaseException) -> bool:
     """A failure worth another attempt: not an HTTP status (GDAL has retried 5xx already, and a
-    4xx will not change), not a format error."""
+    4xx will not change), not a format error.
+    """
     text = str(exc.__cause__ or exc)
     return not _STATUS.search(text) and "not recognized as" not in text
 
 
 def _tiles_end(path: str, limit: int = 100_000) -> Optional[int]:
     """The byte where the last tile (or strip) of a GeoTIFF ends, from its tile index (read with
-    the header: no tile is fetched); None when unknown (not a TIFF, over ``limit`` blocks)."""
+    the header: no tile is fetched); None when unknown (not a TIFF, over ``limit`` blocks).
+    """
     import rasterio
 
     try:
@@ -387,15 +410,21 @@ def _tiles_end(path: str, limit: int = 100_000) -> Optional[int]:
         return None
 
 
-def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
-             attempts: Optional[int] = None, backoff: Optional[float] = None,
-             reset: Optional[Callable[[], None]] = None) -> T:
+def retrying(
+    fn: Callable[[], T],
+    path: str,
+    action: str = "read failed",
+    attempts: Optional[int] = None,
+    backoff: Optional[float] = None,
+    reset: Optional[Callable[[], None]] = None,
+) -> T:
     """``fn()`` for a remote ``path``, tried again after a dropped connection or a time-out
     (``attempts`` in all, waiting ``backoff``, then twice that ...); the last failure is one
     :class:`~rs_change.errors.InputError` line (:func:`remote_error`). Other errors pass through.
 
     ``reset()`` is called before each new attempt: a GDAL dataset whose tile read failed keeps
-    failing, so the caller closes it there and ``fn`` opens it again."""
+    failing, so the caller closes it there and ``fn`` opens it again.
+    """
     from rasterio.errors import RasterioIOError
 
     n = ATTEMPTS if attempts is None else attempts
@@ -407,8 +436,15 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
         except RasterioIOError as exc:
             time_left = REQUEST_DEADLINE_S - (time.monotonic() - t0) - delay >= GDAL_REQUEST_S
             if i + 1 < n and _is_transfer_error(exc) and time_left:
-                log.info("%s: %s (%s); attempt %d of %d in %.1f s", path, action,
-                            (str(exc.__cause__ or exc).splitlines() or [""])[0][:100], i + 2, n, delay)
+                log.info(
+                    "%s: %s (%s); attempt %d of %d in %.1f s",
+                    path,
+                    action,
+                    (str(exc.__cause__ or exc).splitlines() or [""])[0][:100],
+                    i + 2,
+                    n,
+                    delay,
+                )
                 time.sleep(delay)
                 delay *= 2
                 if reset is not None:
@@ -419,14 +455,33 @@ def retrying(fn: Callable[[], T], path: str, action: str = "read failed",
                 detail = (str(exc.__cause__ or exc).splitlines() or [""])[0][:120]
                 end = _tiles_end(path)
                 if end is not None and _CHECKED.get(path) is not None and end > int(_CHECKED[path] or 0):
-                    raise InputError(f"{path}: {action}: the file is truncated or corrupt (its tiles run to byte "
-                                     f"{end:,} but the server {_host(path)} declares {_CHECKED[path]:,} bytes); "
-                                     "replace the file on the server") from None
-                raise InputError(f"{path}: {action} after {i + 1} attempt{'s' if i else ''} (the connection failed mid-transfer: "
-                                 f"{detail}); check the network and the server {_host(path)}, then run again") from None
+                    raise InputError(
+                        f"{path}: {action}: the file is truncated or corrupt (its tiles run to byte "
+                        f"{end:,} but the server {_host(path)} declares {_CHECKED[path]:,} bytes); "
+                        "replace the file on the server"
+                    ) from None
+                raise InputError(
+                    f"{path}: {action} after {i + 1} attempt{'s' if i else ''} (the connection failed mid-transfer: "
+                    f"{detail}); check the network and the server {_host(path)}, then run again"
+                ) from None
             raise remote_error(path, exc, action) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["SCHEMES", "GDAL_OPTIONS", "ATTEMPTS", "BACKOFF_S", "REQUEST_DEADLINE_S", "is_remote", "scheme", "gdal_path",
-           "gdal_env", "http_status", "check_server", "fetch_document", "remote_error", "retrying", "clear_cache"]
+__all__ = [
+    "SCHEMES",
+    "GDAL_OPTIONS",
+    "ATTEMPTS",
+    "BACKOFF_S",
+    "REQUEST_DEADLINE_S",
+    "is_remote",
+    "scheme",
+    "gdal_path",
+    "gdal_env",
+    "http_status",
+    "check_server",
+    "fetch_document",
+    "remote_error",
+    "retrying",
+    "clear_cache",
+]

@@ -43,7 +43,8 @@ def open_scene(
 ) -> SceneSource:
     """Open one date: a multi-band raster file, or (MODIS) a folder / glob of per-layer files or
     an HDF4 granule.  Dispatches on the path; see :mod:`rs_change.modis` for the MODIS forms.  A URL
-    (:func:`rs_change.remote.is_remote`) is one raster file read by range requests."""
+    (:func:`rs_change.remote.is_remote`) is one raster file read by range requests.
+    """
     s = str(path)
     if is_remote(s):
         return open_geotiff(s, profile, date, nodata)
@@ -88,7 +89,11 @@ class Scene:
     --------
     >>> import numpy as np
     >>> from affine import Affine
-    >>> s = Scene({"green": np.ones((2, 2), np.float32)}, np.ones((2, 2), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
+    >>> s = Scene(
+    ...     {"green": np.ones((2, 2), np.float32)},
+    ...     np.ones((2, 2), bool),
+    ...     Affine(10, 0, 0, 0, -10, 0),
+    ...     "EPSG:32614")
     >>> s.shape
     (2, 2)
     """
@@ -110,7 +115,7 @@ class Scene:
     @property
     def shape(self) -> tuple[int, int]:
         """(height, width)."""
-        return tuple(self.valid.shape)  # type: ignore[return-value]
+        return tuple(self.valid.shape)
 
     @property
     def grid(self) -> Grid:
@@ -125,7 +130,11 @@ class Scene:
         --------
         >>> import numpy as np
         >>> from affine import Affine
-        >>> s = Scene({"green": np.ones((2, 3), np.float32)}, np.ones((2, 3), bool), Affine(10, 0, 0, 0, -10, 0), "EPSG:32614")
+        >>> s = Scene(
+        ...     {"green": np.ones((2, 3), np.float32)},
+        ...     np.ones((2, 3), bool),
+        ...     Affine(10, 0, 0, 0, -10, 0),
+        ...     "EPSG:32614")
         >>> da = s.to_xarray()
         >>> da.dims, da.band.values.tolist()
         (('band', 'y', 'x'), ['green'])
@@ -193,8 +202,13 @@ def read_scene(
     return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path), src, resampling)
 
 
-def band_profile(sensor: Optional[str], bands: Optional[Mapping[str, int]], scale: Optional[float], offset: Optional[float],
-                 where: str = "data") -> BandProfile:
+def band_profile(
+    sensor: Optional[str],
+    bands: Optional[Mapping[str, int]],
+    scale: Optional[float],
+    offset: Optional[float],
+    where: str = "data",
+) -> BandProfile:
     """The band profile of ``sensor`` and/or ``bands`` (1-based roles), with ``scale``/``offset`` overrides."""
     if sensor is None and bands is None:
         raise BandProfileError(f"{where}: give `sensor` (a named band profile) or `bands` ({{role: 1-based band}})")
@@ -220,7 +234,8 @@ def as_date(d: Union[str, _dt.date]) -> _dt.date:
 @dataclass
 class SceneInput:
     """Scene data as :func:`scene_input` reads it: bands in physical units (role -> (y, x)), the
-    observed mask, georeferencing when known, the band profile, and the DataArray it came from."""
+    observed mask, georeferencing when known, the band profile, and the DataArray it came from.
+    """
 
     bands: dict[str, np.ndarray]
     valid: np.ndarray
@@ -231,8 +246,11 @@ class SceneInput:
 
     @property
     def grid(self) -> Grid:
+        """The scene's :class:`~rs_change.grid.Grid`; raises when it has no transform or CRS."""
         if self.transform is None or self.crs is None:
-            raise GeoreferenceError("the data has no transform/CRS; pass transform= and crs= (or a georeferenced DataArray)")
+            raise GeoreferenceError(
+                "the data has no transform/CRS; pass transform= and crs= (or a georeferenced DataArray)"
+            )
         return Grid(self.valid.shape, self.transform, self.crs)
 
 
@@ -242,7 +260,7 @@ def is_dataarray(obj: Any) -> bool:
 
 
 def rio_georef(da: Any) -> tuple[Any, Any]:
-    """transform and CRS of a DataArray (None when it carries none)."""
+    """Transform and CRS of a DataArray (None when it carries none)."""
     try:
         crs = da.rio.crs
         t = da.rio.transform() if crs is not None or ("x" in da.dims and "y" in da.dims) else None
@@ -265,7 +283,8 @@ def scene_input(
 ) -> SceneInput:
     """Scene data of any kind the API accepts (see :mod:`rs_change.api`) -> :class:`SceneInput`:
     band roles from ``sensor``/``bands`` or the data's own names, raw values to physical units and
-    the observed mask by :func:`~rs_change.sensors.raw_to_bands`, ``valid`` ANDed in."""
+    the observed mask by :func:`~rs_change.sensors.raw_to_bands`, ``valid`` ANDed in.
+    """
     if isinstance(data, Scene):
         v = data.valid if valid is None else (data.valid & np.asarray(valid, bool))
         return SceneInput(dict(data.bands), v, data.transform, data.crs, data.profile)
@@ -284,8 +303,15 @@ def scene_input(
             if all(not v.lstrip("-").isdigit() for v in coords):
                 bands = {v.lower(): i + 1 for i, v in enumerate(coords)}
             else:
-                raise BandProfileError("the DataArray's bands are numbered; name their roles with bands={role: 1-based position} or sensor=")
-        if nodata is None and da.rio.nodata is not None and not (isinstance(da.rio.nodata, float) and math.isnan(da.rio.nodata)):
+                raise BandProfileError(
+                    "the DataArray's bands are numbered; name their roles with "
+                    "bands={role: 1-based position} or sensor="
+                )
+        if (
+            nodata is None
+            and da.rio.nodata is not None
+            and not (isinstance(da.rio.nodata, float) and math.isnan(da.rio.nodata))
+        ):
             nodata = float(da.rio.nodata)
         if nodata is None and da.rio.encoded_nodata is not None and not np.issubdtype(da.dtype, np.floating):
             nodata = float(da.rio.encoded_nodata)
@@ -318,10 +344,18 @@ def scene_input(
     return SceneInput(out, v, transform, crs, prof, template)
 
 
-def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple[str, list[Any]]] = None,
-                 nodata: Any = None, name: Optional[str] = None, template: Any = None) -> Any:
+def to_dataarray(
+    arr: np.ndarray,
+    transform: Any,
+    crs: Any,
+    dim0: Optional[tuple[str, list[Any]]] = None,
+    nodata: Any = None,
+    name: Optional[str] = None,
+    template: Any = None,
+) -> Any:
     """``arr`` ((y, x) or (dim0, y, x)) as a DataArray with rioxarray georeferencing (coordinates of
-    ``template`` when given)."""
+    ``template`` when given).
+    """
     import rioxarray  # noqa: F401
     import xarray as xr
 
@@ -329,7 +363,10 @@ def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple
     if template is not None and "x" in template.dims and "y" in template.dims:
         coords: dict[str, Any] = {"y": template["y"].values, "x": template["x"].values}
     elif transform is not None:
-        coords = {"y": transform.f + transform.e * (np.arange(h) + 0.5), "x": transform.c + transform.a * (np.arange(w) + 0.5)}
+        coords = {
+            "y": transform.f + transform.e * (np.arange(h) + 0.5),
+            "x": transform.c + transform.a * (np.arange(w) + 0.5),
+        }
     else:
         coords = {"y": np.arange(h), "x": np.arange(w)}
     dims: tuple[str, ...] = ("y", "x")
@@ -346,12 +383,26 @@ def to_dataarray(arr: np.ndarray, transform: Any, crs: Any, dim0: Optional[tuple
     return da
 
 
-def output_like(arr: np.ndarray, inp: SceneInput, name: str, nodata: Any = 255, dim0: Optional[tuple[str, list[Any]]] = None) -> Any:
+def output_like(
+    arr: np.ndarray, inp: SceneInput, name: str, nodata: Any = 255, dim0: Optional[tuple[str, list[Any]]] = None
+) -> Any:
     """A result in the kind of the input: ``arr`` itself, or a DataArray when the input was one."""
     if inp.template is None:
         return arr
     return to_dataarray(arr, inp.transform, inp.crs, dim0=dim0, nodata=nodata, name=name, template=inp.template)
 
 
-__all__ = ["open_scene", "Scene", "read_scene", "SceneData", "SceneInput", "scene_input", "output_like", "to_dataarray",
-           "band_profile", "as_date", "is_dataarray", "rio_georef"]
+__all__ = [
+    "open_scene",
+    "Scene",
+    "read_scene",
+    "SceneData",
+    "SceneInput",
+    "scene_input",
+    "output_like",
+    "to_dataarray",
+    "band_profile",
+    "as_date",
+    "is_dataarray",
+    "rio_georef",
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -78,9 +78,10 @@ class BandProfile:
         """True when the bands are reflectance after scaling."""
         return self.scale is not None
 
-    def with_overrides(self, **kw: object) -> "BandProfile":
+    def with_overrides(self, **kw: Any) -> "BandProfile":
         """A copy with the given fields replaced (``None`` values are ignored).  An ``offset``
-        given here is explicit: it wins over any offset the file declares."""
+        given here is explicit: it wins over any offset the file declares.
+        """
         kw = {k: v for k, v in kw.items() if v is not None}
         if "offset" in kw:
             kw.setdefault("offset_from_file", False)
@@ -95,17 +96,24 @@ class BandProfile:
             given = "the scene's `bands:`" if self.name == "custom" else f"`sensor: {self.name}`"
             fix = ("give band numbers from 1 to the file's band count in `bands:`" if self.name == "custom"
                    else "check `sensor:`, or name the file's bands with `bands: {role: number}`")
-            raise BandProfileError(f"{path}: {given} needs band {need} ({roles}) but the file has {count} band(s); {fix}")
+            raise BandProfileError(f"{path}: {given} needs band {need} ({roles}) but the file has {count} band(s); "
+                                   f"{fix}")
 
 
 #: Landsat Collection 2 Level-2 surface reflectance: reflectance = DN * 2.75e-5 - 0.2, fill 0,
 #: valid 7273-43636 (USGS Landsat 8-9 / 4-7 Collection 2 Level-2 Science Product Guides).
-_C2L2 = dict(scale=2.75e-5, offset=-0.2, fill=0, valid_range=(7273, 43636), dtypes=("uint16",))
+_C2L2: dict[str, Any] = dict(scale=2.75e-5, offset=-0.2, fill=0, valid_range=(7273, 43636), dtypes=("uint16",))
 
 PROFILES: dict[str, BandProfile] = {
     # USDA NAIP: uint8 digital numbers, R G B NIR.
-    "naip": BandProfile("naip", {"red": 1, "green": 2, "blue": 3, "nir": 4}, nodata_all_bands=True, dtypes=("uint8",),
-                        band_count=4, product="USDA NAIP aerial imagery, 8-bit digital numbers (R, G, B, NIR)"),
+    "naip": BandProfile(
+        "naip",
+        {"red": 1, "green": 2, "blue": 3, "nir": 4},
+        nodata_all_bands=True,
+        dtypes=("uint8",),
+        band_count=4,
+        product="USDA NAIP aerial imagery, 8-bit digital numbers (R, G, B, NIR)",
+    ),
     # MODIS MOD09GA/MYD09GA/MOD09A1 surface reflectance in band order b01..b07 (e.g. an Earth
     # Engine export): b01 red, b02 nir, b03 blue, b04 green, b05 1240 nm, b06 swir1, b07 swir2.
     "modis": BandProfile(
@@ -118,33 +126,67 @@ PROFILES: dict[str, BandProfile] = {
         product="MODIS MOD09/MYD09 surface reflectance x 10000, bands b01..b07",
     ),
     # MOD09Q1 / MOD09GQ: 250 m red and NIR only.
-    "modis250": BandProfile("modis250", {"red": 1, "nir": 2}, scale=1e-4, fill=-28672, valid_range=(-100, 16000),
-                            dtypes=("int16",), product="MODIS MOD09Q1/MOD09GQ 250 m surface reflectance x 10000 (red, NIR)"),
+    "modis250": BandProfile(
+        "modis250",
+        {"red": 1, "nir": 2},
+        scale=1e-4,
+        fill=-28672,
+        valid_range=(-100, 16000),
+        dtypes=("int16",),
+        product="MODIS MOD09Q1/MOD09GQ 250 m surface reflectance x 10000 (red, NIR)",
+    ),
     # Landsat 8/9 Collection 2 Level-2 surface reflectance, bands SR_B1..SR_B7 stacked in order.
-    "landsat8": BandProfile("landsat8", {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir1": 6, "swir2": 7}, band_count=7,
-                            product="Landsat 8/9 OLI Collection 2 Level-2 surface reflectance (SR_B1..SR_B7)",
-                            **_C2L2),  # type: ignore[arg-type]
+    "landsat8": BandProfile(
+        "landsat8",
+        {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir1": 6, "swir2": 7},
+        band_count=7,
+        product="Landsat 8/9 OLI Collection 2 Level-2 surface reflectance (SR_B1..SR_B7)",
+        **_C2L2,
+    ),
     # Landsat 4-7 TM/ETM+ Collection 2 Level-2 SR_B1..SR_B5, SR_B7 stacked in order (6 bands).
-    "landsat_tm": BandProfile("landsat_tm", {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 6},
-                              band_count=6, product="Landsat 4-7 TM/ETM+ Collection 2 Level-2 surface reflectance "
-                              "(SR_B1..SR_B5, SR_B7)", **_C2L2),  # type: ignore[arg-type]
+    "landsat_tm": BandProfile(
+        "landsat_tm",
+        {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 6},
+        band_count=6,
+        product="Landsat 4-7 TM/ETM+ Collection 2 Level-2 surface reflectance (SR_B1..SR_B5, SR_B7)",
+        **_C2L2,
+    ),
     # Landsat Level-1 digital numbers (uncalibrated: thresholds adapt to the scene, as for NAIP).
     # OLI: 16-bit (Collection 2 L1 B1..B7); TM/ETM+: 8-bit (B1..B7 with the thermal B6 in between,
     # as older archives and Collection 1 L1 stacks hold them).
-    "landsat8_dn": BandProfile("landsat8_dn", {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir1": 6, "swir2": 7},
-                               nodata_all_bands=True, dtypes=("uint16",), band_count=7,
-                               product="Landsat 8/9 OLI Level-1 digital numbers (B1..B7), uncalibrated"),
-    "landsat_tm_dn": BandProfile("landsat_tm_dn", {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 7},
-                                 nodata_all_bands=True, dtypes=("uint8",), band_count=7,
-                                 product="Landsat 4-7 TM/ETM+ Level-1 8-bit digital numbers (B1..B7, thermal B6 unused), "
-                                 "uncalibrated"),
+    "landsat8_dn": BandProfile(
+        "landsat8_dn",
+        {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir1": 6, "swir2": 7},
+        nodata_all_bands=True,
+        dtypes=("uint16",),
+        band_count=7,
+        product="Landsat 8/9 OLI Level-1 digital numbers (B1..B7), uncalibrated",
+    ),
+    "landsat_tm_dn": BandProfile(
+        "landsat_tm_dn",
+        {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 7},
+        nodata_all_bands=True,
+        dtypes=("uint8",),
+        band_count=7,
+        product="Landsat 4-7 TM/ETM+ Level-1 8-bit digital numbers (B1..B7, thermal B6 unused), uncalibrated",
+    ),
     # Top-of-atmosphere reflectance already computed (0-1 floats, e.g. Earth Engine's Landsat TOA).
-    "landsat8_toa": BandProfile("landsat8_toa", {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir1": 6, "swir2": 7},
-                                scale=1.0, dtypes=("float32", "float64"), band_count=7,
-                                product="Landsat 8/9 OLI top-of-atmosphere reflectance as 0-1 floats (B1..B7)"),
-    "landsat_tm_toa": BandProfile("landsat_tm_toa", {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 7},
-                                  scale=1.0, dtypes=("float32", "float64"), band_count=7,
-                                  product="Landsat 4-7 TM/ETM+ top-of-atmosphere reflectance as 0-1 floats (B1..B7)"),
+    "landsat8_toa": BandProfile(
+        "landsat8_toa",
+        {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir1": 6, "swir2": 7},
+        scale=1.0,
+        dtypes=("float32", "float64"),
+        band_count=7,
+        product="Landsat 8/9 OLI top-of-atmosphere reflectance as 0-1 floats (B1..B7)",
+    ),
+    "landsat_tm_toa": BandProfile(
+        "landsat_tm_toa",
+        {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 7},
+        scale=1.0,
+        dtypes=("float32", "float64"),
+        band_count=7,
+        product="Landsat 4-7 TM/ETM+ top-of-atmosphere reflectance as 0-1 floats (B1..B7)",
+    ),
     # Sentinel-2 L1C or L2A stacked B02 B03 B04 B08 B11 B12, reflectance x 10000.  Offset 0 unless
     # the file declares one: products of processing baseline >= 04.00 add 1000 to every DN
     # (BOA_ADD_OFFSET / RADIO_ADD_OFFSET = -1000, i.e. -0.1); exports that drop that tag need the
@@ -161,8 +203,14 @@ PROFILES: dict[str, BandProfile] = {
     ),
     # Harmonized Landsat Sentinel-2 (HLS v2 L30/S30) surface reflectance x 10000, fill -9999,
     # stacked blue green red NIR SWIR1 SWIR2 (L30 B02-B07, S30 B02 B03 B04 B8A B11 B12).
-    "hls": BandProfile("hls", {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 6}, scale=1e-4, fill=-9999,
-                       dtypes=("int16",), product="HLS v2 L30/S30 surface reflectance x 10000 (blue .. SWIR2)"),
+    "hls": BandProfile(
+        "hls",
+        {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir1": 5, "swir2": 6},
+        scale=1e-4,
+        fill=-9999,
+        dtypes=("int16",),
+        product="HLS v2 L30/S30 surface reflectance x 10000 (blue .. SWIR2)",
+    ),
 }
 PROFILES["landsat"] = replace(PROFILES["landsat8"], name="landsat")
 # the product level spelt out: `_sr` the Collection 2 Level-2 surface reflectance of the short name
@@ -179,8 +227,13 @@ for _alias in ("mod09q1", "myd09q1", "mod09gq", "myd09gq"):
 
 #: The profile that reads the digital numbers of a product whose named profile expects reflectance
 #: (named by the one-line error of :func:`check_raw_values`).
-DN_PROFILE = {"landsat8": "landsat8_dn", "landsat8_sr": "landsat8_dn", "landsat": "landsat8_dn",
-              "landsat_tm": "landsat_tm_dn", "landsat_tm_sr": "landsat_tm_dn"}
+DN_PROFILE = {
+    "landsat8": "landsat8_dn",
+    "landsat8_sr": "landsat8_dn",
+    "landsat": "landsat8_dn",
+    "landsat_tm": "landsat_tm_dn",
+    "landsat_tm_sr": "landsat_tm_dn",
+}
 
 
 #: Bands whose per-pixel median is tested by :func:`check_reflectance` (all bands when none is there).
@@ -191,9 +244,7 @@ CHECK_FRACTION = 0.5
 CHECK_PIXELS = 100_000
 
 
-def check_reflectance(
-    bands: Mapping[str, np.ndarray], valid: np.ndarray, profile: BandProfile, label: str
-) -> None:
+def check_reflectance(bands: Mapping[str, np.ndarray], valid: np.ndarray, profile: BandProfile, label: str) -> None:
     """Refuse a scene whose scale/offset give impossible reflectance.
 
     A pixel is off when the median of its visible and NIR bands (:data:`CHECK_ROLES`; every band
@@ -227,7 +278,7 @@ def check_reflectance(
     >>> check_reflectance(b, np.ones(4, bool), p, "s2.tif")
     Traceback (most recent call last):
     ...
-    rs_change.errors.ConfigError: scene s2.tif: 100% of observed pixels have reflectance < 0 after scale 0.0001 and offset -0.1; set the scene's `offset:` (0 for Sentinel-2 L1C and L2A before baseline 04.00) or `scale:`
+    rs_change.errors.ConfigError: scene s2.tif: 100% of observed pixels have reflectance < 0 after scale 0.0001 ...
     """
     if profile.scale is None or not bands:
         return
@@ -265,24 +316,31 @@ def profile_warnings(profile: BandProfile, dtype: str, count: Optional[int]) -> 
 
     Examples
     --------
-    >>> profile_warnings(PROFILES["naip"], "uint16", 6)[0]
-    "6 bands where the 'naip' profile (USDA NAIP aerial imagery, 8-bit digital numbers (R, G, B, NIR)) expects 4; check `sensor`, or name the bands with `bands:`"
+    >>> print(profile_warnings(PROFILES["naip"], "uint16", 6)[0])  # doctest: +NORMALIZE_WHITESPACE
+    6 bands where the 'naip' profile (USDA NAIP aerial imagery, 8-bit digital numbers (R, G, B, NIR))
+    expects 4; check `sensor`, or name the bands with `bands:`
     """
     out = []
     what = f"the '{profile.name}' profile" + (f" ({profile.product})" if profile.product else "")
     if count is not None and profile.band_count is not None and count != profile.band_count:
-        out.append(f"{count} bands where {what} expects {profile.band_count}; check `sensor`, or name the bands with `bands:`")
+        out.append(
+            f"{count} bands where {what} expects {profile.band_count}; check `sensor`, or name the bands with `bands:`"
+        )
     if profile.dtypes and dtype not in profile.dtypes:
-        out.append(f"data type {dtype} where {what} expects {' or '.join(profile.dtypes)}; check `sensor` "
-                   "(or `scale`, `offset`, `valid_range`)")
+        out.append(
+            f"data type {dtype} where {what} expects {' or '.join(profile.dtypes)}; check `sensor` "
+            "(or `scale`, `offset`, `valid_range`)"
+        )
     return out
 
 
-def value_range(raws: Mapping[str, np.ndarray], inside: np.ndarray, profile: BandProfile,
-                nodata: Optional[float] = None) -> tuple[int, Optional[float], Optional[float], float]:
+def value_range(
+    raws: Mapping[str, np.ndarray], inside: np.ndarray, profile: BandProfile, nodata: Optional[float] = None
+) -> tuple[int, Optional[float], Optional[float], float]:
     """The values of the pixels that hold data (inside the scene, not nodata, finite): (how many,
     lowest, highest, fraction of them that the profile's fill value or valid range makes
-    unobserved).  Pure; (0, None, None, 0.0) without data."""
+    unobserved).  Pure; (0, None, None, 0.0) without data.
+    """
     data = np.asarray(inside, bool) & observed_mask(raws, replace(profile, fill=None, valid_range=None), nodata)
     for raw in raws.values():
         if raw.dtype.kind == "f":
@@ -300,8 +358,9 @@ def _num(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() else f"{v:.4g}"
 
 
-def check_raw_values(raws: Mapping[str, np.ndarray], inside: np.ndarray, profile: BandProfile, nodata: Optional[float],
-                     label: str) -> list[str]:
+def check_raw_values(
+    raws: Mapping[str, np.ndarray], inside: np.ndarray, profile: BandProfile, nodata: Optional[float], label: str
+) -> list[str]:
     """Check the raw values of a sample (pass 1's decimated read, ``validate``'s small read)
     against what the profile expects.
 
@@ -320,20 +379,24 @@ def check_raw_values(raws: Mapping[str, np.ndarray], inside: np.ndarray, profile
     found = f"found values {_num(lo)}-{_num(hi)}, {dtype}"  # type: ignore[arg-type]
     if off > CHECK_FRACTION:
         if profile.valid_range is not None:
-            rule = f"outside the '{profile.name}' profile's valid range {_num(profile.valid_range[0])}-{_num(profile.valid_range[1])}"
+            lo, hi = profile.valid_range
+            rule = f"outside the '{profile.name}' profile's valid range {_num(lo)}-{_num(hi)}"
         else:
             rule = f"at the '{profile.name}' profile's fill value {_num(profile.fill)}"  # type: ignore[arg-type]
         dn = DN_PROFILE.get(profile.name)
         hint = f"for digital numbers use `sensor: {dn}`; otherwise set" if dn else "set"
         raise BandProfileError(
             f"scene {label}: {100 * off:.0f}% of the pixels are {rule} ({found}); {hint} the scene's `scale`, `offset` "
-            "and `valid_range`, or the `sensor` whose product this is")
+            "and `valid_range`, or the `sensor` whose product this is"
+        )
     out = []
     exp = [np.dtype(d) for d in profile.dtypes if np.dtype(d).kind in "iu"]
     if exp and not any(np.iinfo(d).min <= lo and hi <= np.iinfo(d).max for d in exp):  # type: ignore[operator]
         lim = np.iinfo(exp[0])
-        out.append(f"{label}: {found}, beyond the {lim.min}-{lim.max} of the {exp[0]} data the '{profile.name}' profile "
-                   "expects; check `sensor` (or `scale`, `offset`, `valid_range`)")
+        out.append(
+            f"{label}: {found}, beyond the {lim.min}-{lim.max} of the {exp[0]} data the '{profile.name}' profile "
+            "expects; check `sensor` (or `scale`, `offset`, `valid_range`)"
+        )
     return out
 
 
@@ -364,7 +427,8 @@ def raw_to_bands(
 def observed_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float] = None) -> np.ndarray:
     """The observed mask of :func:`raw_to_bands` without converting the bands: nodata (per band,
     or on every band for ``nodata_all_bands``), fill value and valid range; the finiteness of
-    float bands is :func:`raw_to_bands`' own test."""
+    float bands is :func:`raw_to_bands`' own test.
+    """
     roles = list(raws)
     valid = np.ones(np.shape(raws[roles[0]]), dtype=bool)
     if nodata is not None:

@@ -101,7 +101,8 @@ def find_scenes(cfg: "RunConfig") -> tuple["RunConfig", list[dict[str, Any]]]:
 
 def describe(rows: list[dict[str, Any]]) -> str:
     """What :func:`find_scenes` found, for ``rs-change validate``: a line per date (its items)
-    and an indented line per file, the QA layer's marked with its role (``(QA qa_pixel)``)."""
+    and an indented line per file, the QA layer's marked with its role (``(QA qa_pixel)``).
+    """
     n = sum(len(r["items"]) for r in rows)
     lines = [f"stac: {n} item(s) on {len(rows)} date(s)"]
     for r in rows:
@@ -179,7 +180,9 @@ def is_api(doc: dict[str, Any]) -> bool:
         link.get("rel") == "search" for link in doc.get("links") or [] if isinstance(link, dict))
 
 
-def find_items(st: "StacConfig", bbox: Optional[tuple[float, float, float, float]], cfg: "RunConfig") -> list["pystac.Item"]:
+def find_items(
+    st: "StacConfig", bbox: Optional[tuple[float, float, float, float]], cfg: "RunConfig"
+) -> list["pystac.Item"]:
     """The items the block selects, at most ``max_items``, signed when ``sign`` asks for it."""
     import pystac
 
@@ -202,11 +205,15 @@ def find_items(st: "StacConfig", bbox: Optional[tuple[float, float, float, float
         elif kind in ("Catalog", "Collection"):
             items = _walk_catalog(doc, where)
         else:
-            raise InputError(f"stac.url {where}: a JSON document of type {kind!r}, not a STAC catalog, collection, "
-                             "item, item collection or API root; check `stac.url`")
+            raise InputError(
+                f"stac.url {where}: a JSON document of type {kind!r}, not a STAC catalog, collection, "
+                "item, item collection or API root; check `stac.url`"
+            )
     except (pystac.STACError, KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"stac.url {where}: not valid STAC ({(str(exc).splitlines() or [exc.__class__.__name__])[0][:120]}); "
-                         "check the catalog") from None
+        raise InputError(
+            f"stac.url {where}: not valid STAC ({(str(exc).splitlines() or [exc.__class__.__name__])[0][:120]}); "
+            "check the catalog"
+        ) from None
     items = [it for it in items if _matches(it, st, bbox)]
     items.sort(key=lambda it: (_item_date(it), it.id))
     items = items[: st.max_items]
@@ -216,8 +223,10 @@ def find_items(st: "StacConfig", bbox: Optional[tuple[float, float, float, float
 def _static_only(st: "StacConfig", where: str) -> None:
     for key in ("query", "filter"):
         if getattr(st, key) is not None:
-            raise ConfigError(f"stac.{key}: {where} is a static catalog, not a STAC API, so it cannot be queried; "
-                              f"remove `{key}` or give an API root as `stac.url`")
+            raise ConfigError(
+                f"stac.{key}: {where} is a static catalog, not a STAC API, so it cannot be queried; "
+                f"remove `{key}` or give an API root as `stac.url`"
+            )
 
 
 def resolve_href(href: str, base: str) -> str:
@@ -245,11 +254,14 @@ def resolve_href(href: str, base: str) -> str:
             return urljoin(base, href)
         if sch in SCHEMES:
             return href
-        raise InputError(f"stac.url {base}: the remote catalog names {href[:120]!r}, which is not a URL "
-                         "(a local file, file:// or a /vsi path); rs-change reads only URLs from a remote catalog")
+        raise InputError(
+            f"stac.url {base}: the remote catalog names {href[:120]!r}, which is not a URL "
+            "(a local file, file:// or a /vsi path); rs-change reads only URLs from a remote catalog"
+        )
     if href.startswith("/vsistdin") or sch == "file" and urlsplit(href).netloc not in ("", "localhost"):
-        raise InputError(f"stac.url {base}: the catalog names {href[:120]!r}, which rs-change cannot read; "
-                         "give files by path or URL")
+        raise InputError(
+            f"stac.url {base}: the catalog names {href[:120]!r}, which rs-change cannot read; give files by path or URL"
+        )
     if sch == "file":
         return os.path.normpath(unquote(urlsplit(href).path))
     if sch is not None or href.startswith("/"):
@@ -272,7 +284,8 @@ MAX_CATALOG_DOCUMENTS = 10_000
 def _walk_catalog(doc: dict[str, Any], where: str) -> list["pystac.Item"]:
     """The items under a static catalog or collection: its ``child`` and ``item`` links followed
     (hrefs resolved by :func:`resolve_href`), each document read once, so a catalog that links to
-    itself or to its parent ends; at most :data:`MAX_CATALOG_DOCUMENTS` documents."""
+    itself or to its parent ends; at most :data:`MAX_CATALOG_DOCUMENTS` documents.
+    """
     import pystac
 
     items: list[pystac.Item] = []
@@ -292,8 +305,10 @@ def _walk_catalog(doc: dict[str, Any], where: str) -> list["pystac.Item"]:
             if target in seen:
                 continue
             if len(seen) >= MAX_CATALOG_DOCUMENTS:
-                raise InputError(f"stac.url {where}: the catalog links more than {MAX_CATALOG_DOCUMENTS:,} documents; "
-                                 "point `stac.url` at a smaller catalog or collection, or at a STAC API")
+                raise InputError(
+                    f"stac.url {where}: the catalog links more than {MAX_CATALOG_DOCUMENTS:,} documents; "
+                    "point `stac.url` at a smaller catalog or collection, or at a STAC API"
+                )
             seen.add(target)
             todo.append((_read_json(target), target))
     return items
@@ -318,8 +333,10 @@ def _search(st: "StacConfig", url: str, bbox: Optional[tuple[float, float, float
         items = list(client.search(**kw).items())
     except APIError as exc:
         first = (str(exc).splitlines() or ["error"])[0][:160]
-        raise InputError(f"stac.url {url}: the STAC API refused the search ({first}); check stac.collections, "
-                         "datetime, bbox, query and filter") from None
+        raise InputError(
+            f"stac.url {url}: the STAC API refused the search ({first}); check stac.collections, "
+            "datetime, bbox, query and filter"
+        ) from None
     except (OSError, ValueError) as exc:
         first = (str(exc).splitlines() or [exc.__class__.__name__])[0][:160]
         raise InputError(f"stac.url {url}: search failed ({first}); check `stac.url` and the network") from None
@@ -333,8 +350,10 @@ def _signer(st: "StacConfig") -> Any:
     try:
         import planetary_computer
     except ImportError:
-        raise ConfigError("stac.sign: planetary_computer signing needs the planetary-computer package; "
-                          "pip install 'rs-change[planetary-computer]'") from None
+        raise ConfigError(
+            "stac.sign: planetary_computer signing needs the planetary-computer package; "
+            "pip install 'rs-change[planetary-computer]'"
+        ) from None
     return planetary_computer.sign_inplace
 
 
@@ -355,7 +374,9 @@ def _item_date(item: "pystac.Item") -> _dt.date:
 
 def _parse_range(text: str) -> tuple[Optional[_dt.datetime], Optional[_dt.datetime]]:
     """A STAC ``datetime`` filter (``2009/2020``, ``2009-01-01/2020-12-31``, ``2020-08-31``,
-    open ends ``..``) as an inclusive UTC range; years and days cover the whole year / day."""
+    open ends ``..``) as an inclusive UTC range; years and days cover the whole year / day.
+    """
+
     def bound(s: str, end: bool) -> Optional[_dt.datetime]:
         s = s.strip()
         if s in ("", ".."):
@@ -373,8 +394,9 @@ def _parse_range(text: str) -> tuple[Optional[_dt.datetime], Optional[_dt.dateti
             else:
                 d = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
         except ValueError:
-            raise ConfigError(f"stac.datetime: {text!r} is not a date range; give e.g. 2009/2020 or "
-                              "2009-01-01/2020-12-31") from None
+            raise ConfigError(
+                f"stac.datetime: {text!r} is not a date range; give e.g. 2009/2020 or 2009-01-01/2020-12-31"
+            ) from None
         return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
 
     a, _, b = text.partition("/")
@@ -423,7 +445,9 @@ def bboxes_overlap(a: Any, b: Any) -> bool:
 # Items -> scenes
 # ---------------------------------------------------------------------------------------------
 def day_order(item: "pystac.Item") -> tuple[float, str]:
-    """Order of the items of one date (the composite lists them so, ties going to the first): the least cloudy first (``eo:cloud_cover``), then by id."""
+    """Order of the items of one date (the composite lists them so, ties going to the first): the
+    least cloudy first (``eo:cloud_cover``), then by id.
+    """
     cc = item.properties.get("eo:cloud_cover")
     return (float(cc) if isinstance(cc, (int, float)) else 0.0, item.id)
 
@@ -432,20 +456,26 @@ def asset_keys(st: "StacConfig", item: "pystac.Item") -> Union[str, dict[str, st
     """The asset holding the bands, or {role: asset}, for ``item`` (``stac.asset`` or the sensor's default)."""
     spec: Any = st.asset if st.asset is not None else DEFAULT_ASSETS.get(st.sensor.lower())
     if spec is None:
-        raise ConfigError(f"stac.asset: no default asset for sensor {st.sensor!r}; name it (the item {item.id} has "
-                          f"{', '.join(sorted(item.assets))})")
+        raise ConfigError(
+            f"stac.asset: no default asset for sensor {st.sensor!r}; name it (the item {item.id} has "
+            f"{', '.join(sorted(item.assets))})"
+        )
     if isinstance(spec, str):
         if spec not in item.assets:
-            raise ConfigError(f"stac.asset: item {item.id} has no asset `{spec}` (it has {', '.join(sorted(item.assets))}); "
-                              "set stac.asset")
+            raise ConfigError(
+                f"stac.asset: item {item.id} has no asset `{spec}` (it has {', '.join(sorted(item.assets))}); "
+                "set stac.asset"
+            )
         return spec
     out = {}
     for role, keys in spec.items():
         keys = (keys,) if isinstance(keys, str) else keys
         found = next((k for k in keys if k in item.assets), None)
         if found is None:
-            raise ConfigError(f"stac.asset: item {item.id} has no asset for {role} ({' or '.join(keys)}; it has "
-                              f"{', '.join(sorted(item.assets))}); set stac.asset: {{role: asset}}")
+            raise ConfigError(
+                f"stac.asset: item {item.id} has no asset for {role} ({' or '.join(keys)}; it has "
+                f"{', '.join(sorted(item.assets))}); set stac.asset: {{role: asset}}"
+            )
         out[role] = found
     return out
 
@@ -453,7 +483,8 @@ def asset_keys(st: "StacConfig", item: "pystac.Item") -> Union[str, dict[str, st
 def qa_asset_key(st: "StacConfig", item: "pystac.Item", keys: Union[str, dict[str, str]]) -> Optional[tuple[str, str]]:
     """(QA role, asset key) of the QA asset a scene of ``item`` fetches (:data:`QA_ASSETS`), or
     None: ``stac.qa: {enabled: false}``, a multi-band ``asset`` (its QA, if any, is a band:
-    ``bands:``), an ``asset`` mapping that names a QA role itself, or no QA asset in the item."""
+    ``bands:``), an ``asset`` mapping that names a QA role itself, or no QA asset in the item.
+    """
     from .qa import QA_ROLES
 
     if st.qa is not None and not st.qa.enabled or isinstance(keys, str) or any(r in QA_ROLES for r in keys):
@@ -472,14 +503,18 @@ def _raster_bands(asset: "pystac.Asset") -> list[dict[str, Any]]:
         return [b if isinstance(b, dict) else {} for b in rb]
     bands = asset.extra_fields.get("bands")
     if isinstance(bands, list):
-        return [{"scale": b.get("raster:scale"), "offset": b.get("raster:offset"), "nodata": b.get("nodata")}
-                for b in bands if isinstance(b, dict)]
+        return [
+            {"scale": b.get("raster:scale"), "offset": b.get("raster:offset"), "nodata": b.get("nodata")}
+            for b in bands
+            if isinstance(b, dict)
+        ]
     return []
 
 
 def _radiometry(declared: list[dict[str, Any]]) -> dict[str, float]:
-    """scale / offset / nodata shared by every band in ``declared`` (a value the bands disagree on,
-    or a scale of 1 with offset 0 (digital numbers), is left to the sensor's profile)."""
+    """Scale / offset / nodata shared by every band in ``declared`` (a value the bands disagree on,
+    or a scale of 1 with offset 0 (digital numbers), is left to the sensor's profile).
+    """
     out: dict[str, float] = {}
     if not declared:
         return out
@@ -491,9 +526,11 @@ def _radiometry(declared: list[dict[str, Any]]) -> dict[str, float]:
                 out[key] = float(v)
     for key in ("scale", "offset"):
         if key in out and (not math.isfinite(out[key]) or key == "scale" and out[key] == 0):
-            raise InputError(f"raster:bands: the catalog's assets declare raster:{key} {out[key]:g}, which cannot "
-                             "calibrate pixels; fix the catalog, or list the files under `scenes:` with their own "
-                             "`scale` and `offset`")
+            raise InputError(
+                f"raster:bands: the catalog's assets declare raster:{key} {out[key]:g}, which cannot "
+                "calibrate pixels; fix the catalog, or list the files under `scenes:` with their own "
+                "`scale` and `offset`"
+            )
     if out.get("scale", 1.0) == 1.0 and out.get("offset", 0.0) == 0.0:
         out.pop("scale", None)
         out.pop("offset", None)
@@ -521,9 +558,12 @@ def window_groups(by_day: dict[_dt.date, list[Any]], window: int = 0) -> dict[_d
     return out
 
 
-def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def scenes_from_items(
+    items: list["pystac.Item"], st: "StacConfig"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scene entries (``SceneConfig`` dicts, one per UTC day, oldest first) and, per day, the
-    item ids and files."""
+    item ids and files.
+    """
     from .qa import QA_ROLES
     from .sensors import get_profile
 
@@ -546,7 +586,9 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
                 rb = _raster_bands(asset)
                 declared += [rb[b - 1] for b in bands if 0 < b <= len(rb)]
             else:
-                parts.append({role: (it.assets[k].get_absolute_href() or it.assets[k].href) for role, k in keys.items()})
+                parts.append(
+                    {role: (it.assets[k].get_absolute_href() or it.assets[k].href) for role, k in keys.items()}
+                )
                 for k in keys.values():
                     declared += _raster_bands(it.assets[k])[:1]
                 qa = qa_asset_key(st, it, keys)  # not in `declared`: a QA layer has no reflectance scale
@@ -580,6 +622,20 @@ def scenes_from_items(items: list["pystac.Item"], st: "StacConfig") -> tuple[lis
     return scenes, rows
 
 
-__all__ = ["expand", "find_scenes", "describe", "find_items", "search_bbox", "scenes_from_items", "asset_keys",
-           "qa_asset_key", "day_order", "window_groups", "is_api", "DEFAULT_ASSETS", "QA_ASSETS", "resolve_href",
-           "bboxes_overlap"]
+__all__ = [
+    "expand",
+    "find_scenes",
+    "describe",
+    "find_items",
+    "search_bbox",
+    "scenes_from_items",
+    "asset_keys",
+    "qa_asset_key",
+    "day_order",
+    "window_groups",
+    "is_api",
+    "DEFAULT_ASSETS",
+    "QA_ASSETS",
+    "resolve_href",
+    "bboxes_overlap",
+]

@@ -7,7 +7,6 @@ Servers are on 127.0.0.1 only; every one of them stops by itself (bounded in tim
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import socket
@@ -16,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest

@@ -8,6 +8,7 @@ Run as a script (``python tests/test_imports.py``) to print the graph and its la
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -208,6 +209,121 @@ def test_lazy_names_are_the_type_checking_imports():
     declared.pop("RunResult")  # an annotation only
     assert declared == rs_change._LAZY
     assert set(rs_change.__all__) == set(rs_change._LAZY) | {"__version__", "run"}
+
+
+# --- docs/architecture.md's generated sections (docs/build_docs.py fills them; a test keeps them current)
+
+ARCH_DOC = PKG_DIR.parent / "docs" / "architecture.md"
+
+# calls that read or write files, or write to the terminal: the name called (``open``), or the
+# attribute called on anything (``x.write_text``), or on a module (``os.replace``); the package's
+# own openers count as well (a module that calls ``readers.open_raster`` reads a file)
+_OPENERS = {"open_raster", "open_geotiff", "open_scene", "read_scene", "decimated_read", "decimated_read_raw"}
+_EDGE_NAMES = {"open", "print", "input"} | _OPENERS
+_EDGE_ATTRS = {
+    "open", "write_text", "write_bytes", "read_text", "read_bytes", "to_file", "read_file", "write_dataframe",
+    "read_dataframe", "savefig", "mkdir", "unlink", "rmdir", "rmtree", "iterdir", "copyfile", "fsync",
+    "write_cog", "cog_translate",
+} | _OPENERS
+_EDGE_MODULE_ATTRS = {
+    "os": {"replace", "rename", "remove", "makedirs", "listdir", "scandir", "open", "fsync", "unlink"},
+    "sys": {"stdout", "stderr", "stdin"},
+    "shutil": {"copy", "copy2", "copyfile", "move", "rmtree"},
+}
+
+
+def touches_files(path: Path) -> list[str]:
+    """The calls of a module's code that read or write files or the terminal (empty: a pure module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _EDGE_NAMES:
+            found.add(node.func.id)
+        elif isinstance(node, ast.Attribute):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            if base in _EDGE_MODULE_ATTRS and node.attr in _EDGE_MODULE_ATTRS[base]:
+                found.add(f"{base}.{node.attr}")
+            elif node.attr in _EDGE_ATTRS:
+                found.add(f".{node.attr}")
+    return sorted(found)
+
+
+def module_role(path: Path) -> str:
+    """A module's role: its docstring's first sentence, up to a colon after three words or more."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    summary = " ".join(doc.split("\n\n")[0].split()).removeprefix("EDGE: ")
+    summary = re.split(r"\.\s+(?=[A-Z])", summary)[0].rstrip(".")
+    head, colon, _ = summary.partition(": ")
+    if colon and len(head.split()) >= 3:
+        summary = head
+    if not re.match(r"\w+-", summary):  # rs-change, k-means keep their case
+        summary = summary[:1].upper() + summary[1:]
+    return summary.replace("``", "`").replace("|", "\\|")
+
+
+def layers_section(graph: dict[str, set[str]] | None = None) -> str:
+    """The table of import layers: every module, its layer, whether it touches files, its role."""
+    graph = graph if graph is not None else import_graph()
+    depth = layers(graph)
+    paths = package_modules()
+    lines = ["| layer | module | edge | role |", "|---|---|---|---|"]
+    for lvl in sorted(set(depth.values()), reverse=True):
+        for m in sorted((m for m, v in depth.items() if v == lvl), key=_short):
+            edge = "EDGE" if touches_files(paths[m]) else ""
+            lines.append(f"| {lvl} | `{_short(m)}` | {edge} | {module_role(paths[m]) or '`python -m rs_change`'} |")
+    return "\n".join(lines)
+
+
+def imports_section(graph: dict[str, set[str]] | None = None) -> str:
+    """What each module imports (inside functions included), from the highest layer down."""
+    graph = graph if graph is not None else import_graph()
+    depth = layers(graph)
+    lines = []
+    for m in sorted(graph, key=lambda m: (-depth[m], _short(m))):
+        targets = ", ".join(f"`{_short(w)}`" for w in sorted(graph[m], key=_short)) or "none"
+        lines.append(f"- `{_short(m)}`: {targets}")
+    return "\n".join(lines)
+
+
+def generated_sections() -> dict[str, str]:
+    """Marker name -> body of every generated section of docs/architecture.md."""
+    graph = import_graph()
+    return {"IMPORT_LAYERS": layers_section(graph), "IMPORT_LISTS": imports_section(graph)}
+
+
+def _section(text: str, name: str) -> str | None:
+    start = re.search(rf"<!-- BEGIN {name}\b[^\n]*-->\n", text)
+    end = text.find(f"<!-- END {name} -->")
+    return None if start is None or end < 0 else text[start.end():end].strip()
+
+
+def test_architecture_doc_is_generated_from_the_code():
+    """docs/architecture.md's layer table and import lists are what the code imports today."""
+    text = ARCH_DOC.read_text(encoding="utf-8")
+    for name, body in generated_sections().items():
+        assert _section(text, name) is not None, f"docs/architecture.md has no {name} markers"
+        assert _section(text, name) == body.strip(), (
+            f"docs/architecture.md's {name} section is out of date: run `python docs/build_docs.py --architecture`"
+        )
+
+
+def test_module_table_marks_every_module_that_touches_files():
+    """The hand-written module table says EDGE for exactly the modules whose code reads or writes files."""
+    text = ARCH_DOC.read_text(encoding="utf-8")
+    marked = set(re.findall(r"^\| `(\w+)\.py`[^|]*\| EDGE\b", text, re.M))
+    edge = {path.stem for path in package_modules().values() if touches_files(path)}
+    assert marked == edge, (
+        f"docs/architecture.md's module table: mark EDGE {sorted(edge - marked)}, unmark {sorted(marked - edge)}"
+    )
+
+
+def test_touches_files_sees_reads_writes_and_the_terminal(tmp_path):
+    pure = tmp_path / "pure.py"
+    pure.write_text("import numpy as np\n\ndef f(a):\n    return a.replace(1, 2)\n")
+    edge = tmp_path / "edge.py"
+    edge.write_text("import os, sys, rasterio\n\ndef f(p, q):\n    with rasterio.open(p) as ds:\n"
+                    "        sys.stderr.write('x')\n    os.replace(p, q)\n")
+    assert touches_files(pure) == []
+    assert touches_files(edge) == [".open", "os.replace", "sys.stderr"]
 
 
 if __name__ == "__main__":

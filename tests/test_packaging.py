@@ -32,7 +32,7 @@ DISTRIBUTION = {
 #: imported only on request, inside a function, with a one-line error when missing: an extra each
 OPTIONAL = {"distributed", "xarray", "rioxarray", "pyhdf", "planetary_computer"}
 #: extras for working on rs-change itself, not features of the package
-DEV_EXTRAS = {"test"}
+DEV_EXTRAS = {"test", "lint"}
 #: first-party top-level names (the package, and the benchmarks some tests call)
 FIRST_PARTY = {"rs_change", "tests", "benchmarks"}
 
