@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .errors import InputError, SampleError
 from .names import CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_JSON, is_water_fraction_tif, report_names
-from .sampling import SAMPLES_GPKG, SAMPLES_LAYER, map_classes, map_path, refuse_existing, run_folder, strata, write_into
+from .sampling import (SAMPLES_GPKG, SAMPLES_LAYER, map_classes, map_path, refuse_existing, run_folder, strata,
+                       write_into)
 
 ACCURACY_JSON = "accuracy.json"
 ACCURACY_CSV = "accuracy.csv"
@@ -105,7 +106,8 @@ def read_points(path: Path, crs: Any) -> dict[str, Any]:
                 y = np.array([float(r["y"]) for r in rows])
             elif {"lon", "lat"} <= fields:
                 tr = Transformer.from_crs("EPSG:4326", CRS.from_user_input(crs), always_xy=True)
-                x, y = tr.transform(np.array([float(r["lon"]) for r in rows]), np.array([float(r["lat"]) for r in rows]))
+                x, y = tr.transform(np.array([float(r["lon"]) for r in rows]),
+                                    np.array([float(r["lat"]) for r in rows]))
             else:
                 raise SampleError(f"{path}: no x/y or lon/lat columns to place the points")
         except ValueError as exc:
@@ -123,7 +125,8 @@ def read_points(path: Path, crs: Any) -> dict[str, Any]:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 layers = [str(n) for n in pyogrio.list_layers(str(path))[:, 0]]
         except Exception as exc:  # not a vector file GDAL can open
-            raise InputError(f"{path}: cannot read the sample points ({' '.join(str(exc).split())}); give a .gpkg or .csv") from None
+            why = " ".join(str(exc).split())
+            raise InputError(f"{path}: cannot read the sample points ({why}); give a .gpkg or .csv") from None
         if not layers:
             raise InputError(f"{path}: the GeoPackage has no layer of points; give the samples.gpkg that "
                              "`rs-change sample` wrote, or a .csv")
@@ -134,17 +137,20 @@ def read_points(path: Path, crs: Any) -> dict[str, Any]:
             raise SampleError(f"{path}: layer {layer} has no point geometry (not a registered GeoPackage layer); give "
                               "the samples.gpkg that `rs-change sample` wrote, or a .csv")
         if "reference" not in gdf.columns:
-            raise SampleError(f"{path}: layer {layer} has no `reference` field (fields: {', '.join(map(str, gdf.columns))})")
+            fields = ", ".join(map(str, gdf.columns))
+            raise SampleError(f"{path}: layer {layer} has no `reference` field (fields: {fields})")
         if gdf.crs is not None and not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(crs)):
             gdf = gdf.to_crs(CRS.from_user_input(crs).to_wkt())
         if len(gdf) and (gdf.geometry.isna().any() or (gdf.geometry.geom_type != "Point").any()):
             raise SampleError(f"{path}: every feature must be a point")
         x = np.asarray(gdf.geometry.x, float) if len(gdf) else np.zeros(0)
         y = np.asarray(gdf.geometry.y, float) if len(gdf) else np.zeros(0)
-        ids = [str(v) for v in gdf["sample_id"]] if "sample_id" in gdf.columns else [str(i + 1) for i in range(len(gdf))]
+        ids = ([str(v) for v in gdf["sample_id"]] if "sample_id" in gdf.columns
+               else [str(i + 1) for i in range(len(gdf))])
         ref = list(gdf["reference"])
         mc = list(gdf["map_class"]) if "map_class" in gdf.columns else None
-    return {"id": ids, "x": np.asarray(x, float), "y": np.asarray(y, float), "reference": ref, "map_class": mc, "meta": meta}
+    return {"id": ids, "x": np.asarray(x, float), "y": np.asarray(y, float), "reference": ref, "map_class": mc,
+            "meta": meta}
 
 
 def _point_classes(path: Path, x: Any, y: Any, ids: Sequence[str]) -> Any:
@@ -227,9 +233,11 @@ def _labels(samples: Path, path: Path, pts: Mapping[str, Any], codes: Sequence[i
         wrong = [i for i, s in enumerate(stated) if s is not None and s != map_idx[i]]
         if wrong:
             i = wrong[0]
-            raise SampleError(f"{len(wrong)} point(s) of {samples.name} have a map_class that is not {path.name}'s class at "
+            raise SampleError(f"{len(wrong)} point(s) of {samples.name} have a map_class that is not {path.name}'s "
+                              "class at "
                               f"their pixel (point {pts['id'][i]}: {str(pts['map_class'][i]).strip()!r} in the file, "
-                              f"{names[map_idx[i]]!r} on the map): the map changed since the sample was drawn, or the sample "
+                              f"{names[map_idx[i]]!r} on the map): the map changed since the sample was drawn, "
+                              "or the sample "
                               "is of another map (--map); draw a new sample (rs-change sample --overwrite)")
     return ref_idx, map_idx, blank
 
@@ -258,7 +266,8 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
     ref_idx, map_idx, blank = _labels(samples, path, pts, codes, names)
     used = ref_idx >= 0
     if not used.any():
-        raise SampleError(f"{samples}: no labelled point ({len(blank)} with a blank `reference`); fill `reference` with "
+        raise SampleError(f"{samples}: no labelled point ({len(blank)} with a blank `reference`); "
+                          "fill `reference` with "
                           f"a class name ({', '.join(names)}) and save the edits")
     k = len(codes)
     matrix = np.zeros((k, k), dtype=np.int64)
@@ -277,7 +286,8 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
              "producers_accuracy": _r(est["producers_accuracy"][j]),
              "producers_accuracy_ci": _r(est["producers_accuracy_ci"][j])} for j, nm in enumerate(names)]
     acc: dict[str, Any] = {
-        "method": "stratified estimator of area and accuracy, Olofsson et al. 2014 (Remote Sensing of Environment 148: 42-57)",
+        "method": "stratified estimator of area and accuracy, Olofsson et al. 2014 "
+                  "(Remote Sensing of Environment 148: 42-57)",
         "map": path.name,
         "samples": {"file": samples.name, "sha256": sha256_file(samples), "points": len(blank),
                     "labelled": int(used.sum()), "skipped_blank": int(sum(blank))},
@@ -308,7 +318,8 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
     except (OSError, ValueError) as exc:
         raise InputError(f"{summary_path}: cannot read the run's summary ({exc}); rerun `rs-change run`") from None
     net = None
-    if path.name == CHANGE_TIF and isinstance(summary.get("change"), dict) and {"water gained", "water lost"} <= set(names):
+    change = path.name == CHANGE_TIF and isinstance(summary.get("change"), dict)
+    if change and {"water gained", "water lost"} <= set(names):
         weights = [1.0 if nm == "water gained" else -1.0 if nm == "water lost" else 0.0 for nm in names]
         net = combined_area(km2, matrix, weights, z=z)
         acc["net_km2"], acc["net_km2_ci"] = _r(net[0]), _r(net[1])
@@ -318,7 +329,8 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
 
     files: dict[str, Callable[[Path], Any]] = {
         ACCURACY_JSON: lambda p: write_json(p, acc),
-        ACCURACY_CSV: lambda p: write_csv(p, _clean(rows) + [{"class": "overall", "overall_accuracy": acc["overall_accuracy"],
+        ACCURACY_CSV: lambda p: write_csv(p, _clean(rows) + [{"class": "overall",
+                                                              "overall_accuracy": acc["overall_accuracy"],
                                                               "overall_accuracy_ci": acc["overall_accuracy_ci"]}]),
         SUMMARY_JSON: lambda p: write_json(p, summary),
     }
@@ -372,15 +384,18 @@ def format_accuracy(acc: Mapping[str, Any]) -> str:
         return f"{v:.{nd}f}" + ("" if ci is None else f" ± {ci:.{nd}f}")
 
     pct = f"{100 * acc['confidence']:.0f}%"
-    lines = [f"{'class':<18}{'map_km2':>12}{'points':>8}  {'adjusted_km2 (' + pct + ' CI)':<26}{'users':<18}{'producers':<18}"]
+    adjusted = f"adjusted_km2 ({pct} CI)"
+    lines = [f"{'class':<18}{'map_km2':>12}{'points':>8}  {adjusted:<26}{'users':<18}{'producers':<18}"]
     for nm in acc["classes"]:
         n = sum(acc["error_matrix"][acc["classes"].index(nm)])
-        lines.append(f"{nm:<18}{acc['map_area_km2'][nm]:>12.6f}{n:>8}  {pm(acc['area_km2'][nm], acc['area_km2_ci'][nm], 6):<26}"
+        area = pm(acc["area_km2"][nm], acc["area_km2_ci"][nm], 6)
+        lines.append(f"{nm:<18}{acc['map_area_km2'][nm]:>12.6f}{n:>8}  {area:<26}"
                      f"{pm(acc['users_accuracy'][nm], acc['users_accuracy_ci'][nm], 3):<18}"
                      f"{pm(acc['producers_accuracy'][nm], acc['producers_accuracy_ci'][nm], 3):<18}")
     s = acc["samples"]
     lines.append(f"overall accuracy {pm(acc['overall_accuracy'], acc['overall_accuracy_ci'], 3)} ({pct} CI); "
-                 f"{s['labelled']} labelled points of {s['points']} ({s['skipped_blank']} blank, skipped); map {acc['map']}")
+                 f"{s['labelled']} labelled points of {s['points']} ({s['skipped_blank']} blank, skipped); "
+                 f"map {acc['map']}")
     if acc.get("net_km2") is not None:
         lines.append(f"net change {acc['net_km2']:+.6f} ± {acc['net_km2_ci']:.6f} km2 ({pct} CI)"
                      if acc.get("net_km2_ci") is not None else f"net change {acc['net_km2']:+.6f} km2")

@@ -30,7 +30,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.output is not None and not args.output.strip():
         from .errors import ConfigError
 
-        raise ConfigError("-o/--output: empty folder name (it would write into the current folder); give a folder, e.g. -o outputs")
+        raise ConfigError("-o/--output: empty folder name (it would write into the current folder); "
+                          "give a folder, e.g. -o outputs")
     cfg = RunConfig.from_yaml(args.config)
     out = args.out_dir = Path(args.output) if args.output else cfg.output_dir  # out_dir: named by a disk-full line
     with output_lock(out):  # a second run into this folder stops here with one line
@@ -40,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             check_output_dir(out, SUMMARY_SET, args.overwrite)  # before anything is read
             result = run(cfg, overwrite=args.overwrite, progress=args.progress, write=False)
-            write_summary_set(result.summary, out, args.overwrite, result.config.to_yaml())  # one set, with its manifest
+            write_summary_set(result.summary, out, args.overwrite, result.config.to_yaml())  # one set, with a manifest
         else:
             result = run(cfg, output_dir=out, overwrite=args.overwrite, progress=args.progress)
     print(format_table(result.summary))
@@ -55,7 +56,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .stac import describe, find_scenes
     from .survey import inspect_source
 
-    cfg, found = find_scenes(RunConfig.from_yaml(args.config))  # a catalog's scenes, listed before their headers are read
+    cfg, found = find_scenes(RunConfig.from_yaml(args.config))  # a catalog's scenes, listed before any header is read
     if found:
         print(describe(found))
     missing = [cfg.resolve_input(p) for s in cfg.scenes for p in s.paths()  # URLs are checked by opening them
@@ -139,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--summary-only", action="store_true",
                    help="compute the areas and change only; write summary.json/csv, no rasters or polygons")
     v = sub.add_parser("validate", help="check a configuration without running it")
-    v.add_argument("config", help="YAML configuration file (checks keys, files, bands, overlap and cost limits; reads no pixels)")
+    v.add_argument("config", help="YAML configuration file (checks keys, files, bands, overlap and cost limits; "
+                                  "reads no pixels)")
     i = sub.add_parser("init", help="write a commented configuration template")
     i.add_argument("path", nargs="?", default="rs-change.yaml", help="file to write (default: rs-change.yaml)")
     i.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
@@ -154,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--per-class", type=int, help="this many points in every class (equal allocation)")
     s.add_argument("--allocation", choices=["minimum", "proportional", "equal"], default="minimum",
                    help="minimum: at least --min-per-class per class, the rest in proportion to area (default)")
-    s.add_argument("--min-per-class", type=int, default=50, help="points at least per class for --allocation minimum (50)")
+    s.add_argument("--min-per-class", type=int, default=50,
+                   help="points at least per class for --allocation minimum (50)")
     s.add_argument("--target-se", type=float, default=0.01,
                    help="standard error of the overall accuracy the sample size aims at (0.01)")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same points)")
@@ -203,7 +206,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             setup_logging(args.verbose, args.progress)
             quiet_gdal(args.verbose)
             code = _dispatch(args, trap)
-            return trap.report() if trap.signum is not None and not trap.unwinding else code  # a signal swallowed by a C callback
+            if trap.signum is not None and not trap.unwinding:  # a signal swallowed by a C callback
+                return trap.report()
+            return code
     except KeyboardInterrupt:
         if debug:
             raise
@@ -232,13 +237,15 @@ def _dispatch(args: argparse.Namespace, trap: Optional[SignalTrap] = None) -> in
             sys.stderr.write(f"rs-change: error: {_one_line(line)}\n")
             return 2
         sys.stderr.write(
-            f"rs-change: internal error: {exc.__class__.__name__}: {_one_line(exc)[:300]} (rerun with --debug and report it)\n"
+            f"rs-change: internal error: {exc.__class__.__name__}: {_one_line(exc)[:300]} "
+            "(rerun with --debug and report it)\n"
         )
         return 1
 
 
 def _interrupted_without_trap() -> int:
-    sys.stderr.write("rs-change: interrupted; no partial outputs were left (the output folder holds one complete set, or none)\n")
+    sys.stderr.write("rs-change: interrupted; no partial outputs were left "
+                     "(the output folder holds one complete set, or none)\n")
     return 130
 
 

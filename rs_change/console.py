@@ -29,7 +29,8 @@ def _cluster_water(d: dict[str, Any]) -> str:
 
 def format_table(summary: dict[str, Any]) -> str:
     """The results table the CLI prints (every number comes from summary.json)."""
-    lines = [f"{'date':<12}{'water_km2':>14}{'water_pixels':>14}{'observed_km2':>14}{'unobserved_km2':>16}  clusters: share of water pixels"]
+    lines = [f"{'date':<12}{'water_km2':>14}{'water_pixels':>14}{'observed_km2':>14}{'unobserved_km2':>16}"
+             "  clusters: share of water pixels"]
     for d in summary["dates"]:
         lines.append(
             f"{d['date']:<12}{d['water_km2']:>14.6f}{d['water_pixels']:>14d}{d['observed_km2']:>14.6f}"
@@ -125,7 +126,8 @@ def quiet_gdal(verbose: int) -> None:
     if verbose < 2:
         os.environ.setdefault("CPL_LOG", os.devnull)  # GDAL's default handler (read when first used)
     # default: GDAL's errors too stay off stderr: rasterio raises them, and they reach the one line
-    logging.getLogger("rasterio").setLevel(logging.CRITICAL if verbose == 0 else logging.WARNING if verbose == 1 else logging.DEBUG)
+    level = logging.CRITICAL if verbose == 0 else logging.WARNING if verbose == 1 else logging.DEBUG
+    logging.getLogger("rasterio").setLevel(level)
     if verbose == 0:  # rasterio's warning for a file without geotransform: the error that follows says it in one line
         warnings.filterwarnings("ignore", message="Dataset has no geotransform")
 

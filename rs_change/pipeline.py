@@ -197,18 +197,15 @@ def run(
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
     if write:
         check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first
-    p = prepare(cfg, write)
-    cfg, sources, ref, geoms, overlaps = p.cfg, p.sources, p.grid, p.geoms, p.overlaps
-    engine = Engine(cfg.compute.scheduler, cfg.compute.workers, client=client)
+    prepared = prepare(cfg, write)
+    engine = Engine(prepared.cfg.compute.scheduler, prepared.cfg.compute.workers, client=client)
     with engine:
-        return _run_passes(cfg, engine, sources, ref, geoms, overlaps, out, write, progress, t0)
+        return _run_passes(prepared, engine, out, write, progress, t0)
 
 
-def _run_passes(
-    cfg: RunConfig, engine: Engine, sources: Sequence[SceneSource], ref: Grid, geoms: Optional[list[Any]],
-    overlaps: dict[str, float], out: Path, write: bool, progress: Progress, t0: float,
-) -> RunResult:
+def _run_passes(prepared: Prepared, engine: Engine, out: Path, write: bool, progress: Progress, t0: float) -> RunResult:
     """Pass 1 (one model per date, dates in parallel) and pass 2 (blocks in parallel) on ``engine``."""
+    cfg, sources, ref, geoms, overlaps = prepared.cfg, prepared.sources, prepared.grid, prepared.geoms, prepared.overlaps
     models: list[DateModel] = []
     progress("fit", 0, len(sources))
     c, lab, resampling = cfg.clustering, cfg.labelling, cfg.grid.resampling

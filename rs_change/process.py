@@ -119,11 +119,13 @@ def environment_error(exc: BaseException, out: Optional[Path]) -> Optional[str]:
         or out_of_space_at_failure()
     if full:
         where = getattr(exc, "filename", None) or out or "output folder"
-        return (f"{where}: no room to write the outputs (disk full, quota or file-size limit reached); free space and rerun "
+        return (f"{where}: no room to write the outputs (disk full, quota or file-size limit reached); "
+                "free space and rerun "
                 "(previous outputs are intact)")
     if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:  # permissions, read-only filesystem
         where = exc.filename or out or "output folder"
-        return f"{where}: {exc.strerror or exc}; fix the permissions or choose another `output.dir` and rerun (previous outputs are intact)"
+        return (f"{where}: {exc.strerror or exc}; fix the permissions or choose another `output.dir` and rerun "
+                "(previous outputs are intact)")
     return None
 
 

@@ -54,7 +54,8 @@ def map_path(out: Path, name: Optional[str]) -> Path:
         if not path.is_file():
             maps = sorted(p.stem for p in out.glob("water_*.tif"))  # water_fraction_<date> maps too
             maps += ["change"] if (out / CHANGE_TIF).is_file() else []
-            raise InputError(f"{path}: no such map; --map takes one of: {', '.join(maps) or '(none: run rs-change run first)'}")
+            known = ", ".join(maps) or "(none: run rs-change run first)"
+            raise InputError(f"{path}: no such map; --map takes one of: {known}")
         return path
     if (out / CHANGE_TIF).is_file():
         return out / CHANGE_TIF
@@ -171,7 +172,8 @@ def write_into(out: Path, files: Mapping[str, Callable[[Path], Any]], listed: Se
                 data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
                 entries = list(data["files"])
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise OutputError(f"{out / MANIFEST}: unreadable ({exc}); rerun `rs-change run` to rewrite the folder") from None
+                raise OutputError(f"{out / MANIFEST}: unreadable ({exc}); "
+                                  "rerun `rs-change run` to rewrite the folder") from None
             new = {n: {"name": n, "bytes": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in listed}
             entries = [new.pop(e.get("name"), e) for e in entries] + list(new.values())
             data["files"] = entries
@@ -222,7 +224,8 @@ def sample_run(outdir: str | Path, map_name: Optional[str] = None, design: Desig
 def format_sample(result: Mapping[str, Any], design: Design) -> str:
     """The lines ``rs-change sample`` prints: points per class, how they were drawn, what next."""
     d = result["design"]
-    lines = [f"{name:<18}{k:>6} points  ({p} pixels)" for name, k, p in zip(result["classes"], d["per_class"], result["pixels"])]
+    lines = [f"{name:<18}{k:>6} points  ({p} pixels)"
+             for name, k, p in zip(result["classes"], d["per_class"], result["pixels"])]
     how = ("--n" if design.n is not None else "--per-class" if design.per_class is not None
            else f"eq. 13, target SE of overall accuracy {d['target_se']}")
     gpkg, csv = result["files"]
@@ -293,7 +296,8 @@ def draw_sample(out: Path, map_name: Optional[str] = None, how: Design = Design(
                       for i, mc, lo, la, xx, yy in zip(table["sample_id"], table["map_class"], table["lon"],
                                                        table["lat"], x, y)])
 
-    record = {"samples": {"files": [SAMPLES_GPKG, SAMPLES_CSV], "map": path.name, "map_sha256": meta["RS_CHANGE_MAP_SHA256"],
+    record = {"samples": {"files": [SAMPLES_GPKG, SAMPLES_CSV], "map": path.name,
+                          "map_sha256": meta["RS_CHANGE_MAP_SHA256"],
                           "seed": seed, "classes": names, "strata_pixels": pixels,
                           "strata_km2": [round(v / 1e6, 6) for v in m2], **dsg,
                           "note": "stratified random sample of the map's observed pixels (rs-change sample); "
