@@ -44,7 +44,7 @@ import numpy as np
 from . import defaults
 from .area import pixel_area
 from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map, change_stats, class_areas
-from .errors import ClusteringError, GeoreferenceError, NoValidPixelsError, OutputError
+from .errors import ClusteringError, GeoreferenceError, NoValidPixelsError
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
 from .clustermaps import cluster_classes, cluster_colors, cluster_tags, write_cluster_png
@@ -654,7 +654,9 @@ def write_outputs(
     Parameters
     ----------
     folder : str or Path
-        Output folder (created).
+        Output folder (created).  The files are staged in it and swapped in as one set under
+        the folder's lock, as a run's outputs are (:mod:`rs_change.outputs`): an error or an
+        interruption leaves none of them.
     masks : mapping of str to mask
         Date (or label) -> uint8 water mask, in time order, on one grid.
     transform, crs : optional
@@ -680,8 +682,8 @@ def write_outputs(
     >>> len(files)
     10
     """
-    from .export import WATER_CLASSES, WATER_COLORS, write_cog, write_vectors
-    from .names import CHANGE_TIF, VECTOR_NAMES, clusters_png, clusters_tif, model_json, style_names, water_layer, water_tif
+    from .names import CHANGE_TIF, VECTOR_NAMES, clusters_png, clusters_tif, model_json, style_names, water_tif
+    from .outputs import check_output_dir, commit, discard, output_lock, staging_dir
 
     out = Path(folder)
     labels = list(masks)
@@ -693,32 +695,45 @@ def write_outputs(
         names += [model_json(d) for d in models]
     if polygons:
         names.append(VECTOR_NAMES["gpkg"])
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{out}: {len(existing)} output(s) already exist (e.g. {existing[0]}); pass overwrite=True or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):  # staged in the folder, swapped in as one set under its lock, as a run's outputs
+        check_output_dir(out, names, overwrite)  # refuses existing outputs without overwrite; recovers killed runs'
+        tmp = staging_dir(out)
+        try:
+            staged = _stage_outputs(tmp, masks, transform, crs, clusters, models, polygons)
+            return commit(out, tmp, [p.relative_to(tmp).as_posix() for p in staged])
+        finally:
+            discard(tmp)
+
+
+def _stage_outputs(tmp: Path, masks: Mapping[str, Any], transform: Any, crs: Any, clusters: Optional[Mapping[str, Any]],
+                   models: Optional[Mapping[str, WaterModel]], polygons: bool) -> list[Path]:
+    """Write :func:`write_outputs`' files into the staging folder ``tmp``; returns them in order."""
+    from .export import WATER_CLASSES, WATER_COLORS, write_cog, write_vectors
+    from .names import CHANGE_TIF, VECTOR_NAMES, clusters_png, clusters_tif, model_json, style_names, water_layer, water_tif
+
+    labels = list(masks)
     files: list[Path] = []
     arrs = {}
     for d, m in masks.items():
         a, transform, crs = _mask_geo(m, transform, crs)
         arrs[d] = a.astype(np.uint8)
-        files.append(write_cog(out / water_tif(d), arrs[d], Grid(a.shape, transform, crs), nodata=255,
+        files.append(write_cog(tmp / water_tif(d), arrs[d], Grid(a.shape, transform, crs), nodata=255,
                                colormap=WATER_COLORS, classes=WATER_CLASSES, tags={"DATE": d},
                                description=f"water {d}: 1 water, 0 land, 255 unobserved"))
-        files += [out / n for n in style_names(water_tif(d))]
+        files += [tmp / n for n in style_names(water_tif(d))]
     if len(labels) >= 2:
         ch = change_map(arrs[labels[0]], arrs[labels[-1]])
-        files.append(write_cog(out / CHANGE_TIF, ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
+        files.append(write_cog(tmp / CHANGE_TIF, ch, Grid(ch.shape, transform, crs), nodata=255, colormap=CHANGE_COLORS,
                                classes=CHANGE_CLASSES, tags={"FROM": labels[0], "TO": labels[-1]},
                                description=f"change class {labels[0]} -> {labels[-1]}, 255 = unobserved"))
-        files += [out / n for n in style_names(CHANGE_TIF)]
+        files += [tmp / n for n in style_names(CHANGE_TIF)]
     if clusters and models:
         for d, cl in clusters.items():
-            p = write_cluster_map(out / clusters_tif(d), cl, models[d], transform, crs, label=d)
-            files += [p, *(out / n for n in style_names(clusters_tif(d))), out / clusters_png(d)]
+            p = write_cluster_map(tmp / clusters_tif(d), cl, models[d], transform, crs, label=d)
+            files += [p, *(tmp / n for n in style_names(clusters_tif(d))), tmp / clusters_png(d)]
     if models:
         for d, mdl in models.items():
-            files.append(mdl.save(out / model_json(d)))
+            files.append(mdl.save(tmp / model_json(d)))
     if polygons:
         layers = {}
         for d, a in arrs.items():
@@ -726,10 +741,7 @@ def write_outputs(
             gdf.insert(0, "date", d)  # a Date field, as in rs-change run's layers
             gdf.insert(1, "class", "water")
             layers[water_layer(d)] = gdf
-        gpkg = out / VECTOR_NAMES["gpkg"]
-        if gpkg.exists():
-            gpkg.unlink()
-        files.append(write_vectors(out, layers, ["gpkg"])[VECTOR_NAMES["gpkg"]])  # with its layer_styles
+        files.append(write_vectors(tmp, layers, ["gpkg"])[VECTOR_NAMES["gpkg"]])  # with its layer_styles
     return files
 
 

@@ -1,16 +1,53 @@
-"""EDGE: what the command line shows on the terminal besides results: the progress line, the
-log lines (``-v``) and argument errors, each readable on its own.
+"""EDGE: what the command line shows on the terminal: the results table, the progress line, the
+log lines (``-v``), and what GDAL and other C libraries would print on their own, each readable
+on its own.
 
 Standard library only (the CLI imports it before anything heavy).
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import logging
+import os
 import sys
 import time
-from typing import NoReturn, Optional
+import warnings
+from typing import Any, Iterator, Optional
+
+
+def _cluster_water(d: dict[str, Any]) -> str:
+    """Each cluster's share of water pixels (``0: 97% water, 1: 3%, 2: 0%``), or the water cluster ids."""
+    shares = [(c["id"], (c.get("stats") or {}).get("water_fraction")) for c in d.get("clusters", [])]
+    if not shares or any(f is None for _, f in shares):
+        return ", ".join(map(str, d["water_clusters"])) or "no water"
+    def pct(f: float) -> str:
+        return "<1%" if 0 < f < 0.01 else f"{100 * f:.0f}%"
+
+    return ", ".join(f"{i}: {pct(f)}" + (" water" if i in d["water_clusters"] else "") for i, f in shares)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The results table the CLI prints (every number comes from summary.json)."""
+    lines = [f"{'date':<12}{'water_km2':>14}{'water_pixels':>14}{'observed_km2':>14}{'unobserved_km2':>16}"
+             "  clusters: share of water pixels"]
+    for d in summary["dates"]:
+        lines.append(
+            f"{d['date']:<12}{d['water_km2']:>14.6f}{d['water_pixels']:>14d}{d['observed_km2']:>14.6f}"
+            f"{d['unobserved_km2']:>16.6f}  k={d['k']} {d['metric']} ({_cluster_water(d)})"
+        )
+    for d in summary["dates"]:  # QA layers (qa_pixel, scl, fmask): what they masked, per reason
+        if d.get("masked_km2"):
+            why = ", ".join(f"{k} {v:.6f}" for k, v in d["masked_km2"].items() if v)
+            lines.append(f"{d['date']:<12}QA-masked_km2 {d['masked_total_km2']:.6f}" + (f" ({why})" if why else ""))
+    ch = summary.get("change")
+    if ch:
+        pct = "n/a" if ch["net_percent"] is None else f"{ch['net_percent']:+.4f}%"
+        lines.append(
+            f"change {ch['from']} -> {ch['to']}: gained_km2 {ch['gained_km2']:.6f}, lost_km2 {ch['lost_km2']:.6f}, "
+            f"net_km2 {ch['net_km2']:+.6f} ({pct})"
+        )
+    return "\n".join(lines)
 
 
 class Progress:
@@ -78,14 +115,53 @@ def setup_logging(verbose: int, progress: Optional[Progress] = None) -> None:
     logging.captureWarnings(True)
 
 
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """An ``argparse`` parser whose usage errors are one line (``rs-change sample: error:
-    argument --seed: invalid int value: '1.5'; see rs-change sample --help``) and exit status 2,
-    like every other rs-change error, instead of the usage block and the error."""
+def quiet_gdal(verbose: int) -> None:
+    """Keep GDAL's chatter about files users did not make off the terminal unless asked (-v/-vv).
 
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
-        sys.exit(2)
+    GDAL warnings (for example ``TIFFReadDirectory: Sum of Photometric type-related color
+    channels ...`` on the Landsat samples) reach stderr twice: through rasterio's logger, and
+    from worker threads through GDAL's default handler.  Default: neither; ``-v``: the logged
+    copy; ``-vv``: both.  Done here, not in the library, so scripts keep their own settings.
+    """
+    if verbose < 2:
+        os.environ.setdefault("CPL_LOG", os.devnull)  # GDAL's default handler (read when first used)
+    # default: GDAL's errors too stay off stderr: rasterio raises them, and they reach the one line
+    level = logging.CRITICAL if verbose == 0 else logging.WARNING if verbose == 1 else logging.DEBUG
+    logging.getLogger("rasterio").setLevel(level)
+    if verbose == 0:  # rasterio's warning for a file without geotransform: the error that follows says it in one line
+        warnings.filterwarnings("ignore", message="Dataset has no geotransform")
 
 
-__all__ = ["Progress", "setup_logging", "OneLineArgumentParser"]
+@contextlib.contextmanager
+def c_stderr_to_null(enabled: bool) -> Iterator[None]:
+    """Send what C libraries print straight to file descriptor 2 (libtiff's ``_tiffSeekProc: No
+    space left on device.``, once per block on a full disk) to /dev/null, while Python's
+    ``sys.stderr`` keeps writing to the terminal; GDAL's messages reach the user through the
+    exceptions that rasterio raises, in the one line."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        python_on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # replaced (pytest's capsys, a StringIO): only fd 2 moves
+        python_on_fd2 = False
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    before = sys.stderr
+    if python_on_fd2:
+        sys.stderr = open(saved, "w", buffering=1, encoding=before.encoding, errors=before.errors, closefd=False)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        sys.stderr = before
+        os.dup2(saved, 2)
+        if not python_on_fd2:  # else log handlers may still hold the stream on `saved`: it stays open
+            os.close(saved)
+
+
+__all__ = ["format_table", "Progress", "setup_logging", "quiet_gdal", "c_stderr_to_null"]

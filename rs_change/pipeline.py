@@ -91,6 +91,43 @@ def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
     return ref
 
 
+@dataclass
+class Prepared:
+    """What a run works on, before any pixel is read: the config with its ``stac:`` block expanded
+    into scenes, each date's opened source, the reference grid cropped to the area of interest,
+    the AOI's geometries on that grid's CRS, and each date's overlap share with the grid."""
+
+    cfg: RunConfig
+    sources: list[SceneSource]
+    grid: Grid
+    geoms: Optional[list[Any]]
+    overlaps: dict[str, float]
+
+
+def prepare(cfg: RunConfig, write: bool = True, log_headers: bool = True) -> Prepared:
+    """The set-up of a run (``run``, ``rs-change validate`` and scripts share it): scenes found in
+    the STAC catalog, each date's source opened (headers only), the reference grid cropped to the
+    AOI, the ``compute.max_*`` cost limits (``write``: the limits on written rasters too) and each
+    date's overlap with the grid checked.  ``log_headers`` logs a profile that does not fit a
+    file's header (band count, data type) as a warning.
+
+    Raises
+    ------
+    RsChangeError
+        One line naming the file or config key: a catalog that finds nothing, a file that is no
+        raster, no overlap, a cost above its limit ...
+    """
+    cfg = expand(cfg)  # a `stac:` block -> the scenes it finds (rs_change.stac); other configs as they are
+    sources = [build_source(s, cfg) for s in cfg.scenes]
+    for s in sources if log_headers else []:  # a profile that does not fit the file's header (band count, data type)
+        for warning in header_warnings(s):
+            log.warning("%s", warning)
+    ref = reference_grid(cfg, sources)
+    geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
+    ref = crop_to_aoi(ref, geoms)
+    cfg.check_costs(ref.shape, write)  # compute.max_* limits (rs_change.config): before any pixel is read
+    overlaps = {s.date.isoformat(): round(check_overlap(s, ref), 6) for s in sources}
+    return Prepared(cfg, sources, ref, geoms, overlaps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,6 +142,7 @@ class RunResult:
     files: list[Path]
     grid: Grid
     models: list[DateModel]
+    config: Optional[RunConfig] = None  # the configuration as run (a `stac:` block expanded into its scenes)
 
 
 def output_names(cfg: RunConfig) -> list[str]:
@@ -160,27 +198,15 @@ def run(
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
     if write:
         check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first
-    sources = [build_source(s, cfg) for s in cfg.scenes]
-    for s in sources:  # a profile that does not fit the file's header (band count, data type)
-        for warning in header_warnings(s):
-            log.warning("%s", warning)
-    ref = reference_grid(cfg, sources)
-    geoms = aoi_geometries(cfg.aoi, ref.crs, cfg.resolve)
-    ref = crop_to_aoi(ref, geoms)
-    cfg.check_costs(ref.shape, write)  # compute.max_* limits (rs_change.config): before any pixel is read
-    overlaps = {}
-    for s in sources:
-        overlaps[s.date.isoformat()] = round(check_overlap(s, ref), 6)
-    engine = Engine(cfg.compute.scheduler, cfg.compute.workers, client=client)
+    prepared = prepare(cfg, write)
+    engine = Engine(prepared.cfg.compute.scheduler, prepared.cfg.compute.workers, client=client)
     with engine:
-        return _run_passes(cfg, engine, sources, ref, geoms, overlaps, out, write, progress, t0)
+        return _run_passes(prepared, engine, out, write, progress, t0)
 
 
-def _run_passes(
-    cfg: RunConfig, engine: Engine, sources: Sequence[SceneSource], ref: Grid, geoms: Optional[list[Any]],
-    overlaps: dict[str, float], out: Path, write: bool, progress: Progress, t0: float,
-) -> RunResult:
+def _run_passes(prepared: Prepared, engine: Engine, out: Path, write: bool, progress: Progress, t0: float) -> RunResult:
     """Pass 1 (one model per date, dates in parallel) and pass 2 (blocks in parallel) on ``engine``."""
+    cfg, sources, ref, geoms, overlaps = prepared.cfg, prepared.sources, prepared.grid, prepared.geoms, prepared.overlaps
     models: list[DateModel] = []
     progress("fit", 0, len(sources))
     c, lab, resampling = cfg.clustering, cfg.labelling, cfg.grid.resampling
@@ -229,7 +255,7 @@ def _run_passes(
             rasters.close()
         discard(tmp)
     log.info("run finished in %.1f s", time.perf_counter() - t0)
-    return RunResult(summary, out if write else None, files, ref, models)
+    return RunResult(summary, out if write else None, files, ref, models, cfg)
 
 
 def run_provenance(cfg: RunConfig, ref: Grid) -> dict[str, str]:

@@ -240,3 +240,27 @@ def test_write_outputs_styles_its_files_and_refuses_to_replace_them(tmp_path) ->
     with pytest.raises(rc.errors.OutputError, match="change.qml"):
         api.write_outputs(tmp_path / "b", m, t, "EPSG:32614")
     assert (tmp_path / "b" / "change.qml").read_text() == "mine"
+
+
+def test_write_outputs_writes_through_the_run_staging_and_leaves_nothing_on_error(tmp_path) -> None:
+    """write_outputs stages its files and swaps them in as one set (rs_change.outputs.commit):
+    a failure half-way leaves no file and no staging folder, and overwrite=True replaces the set."""
+    from affine import Affine
+
+    t = Affine(10, 0, 500000, 0, -10, 5200000)
+    m = {"2009-08-18": np.array([[1, 0], [1, 1]], np.uint8), "2020-08-31": np.array([[1, 1], [1, 1]], np.uint8)}
+    bad = {"2009-08-18": m["2009-08-18"], "2020-08-31": np.ones((3, 3), np.uint8)}  # change map of two shapes fails
+    with pytest.raises(Exception):
+        api.write_outputs(tmp_path / "a", bad, t, "EPSG:32614", polygons=False)
+    assert not (tmp_path / "a").exists()  # the folder it created is removed again, with the staged COG
+    (tmp_path / "b").mkdir()
+    with pytest.raises(Exception):
+        api.write_outputs(tmp_path / "b", bad, t, "EPSG:32614", polygons=False)
+    assert list((tmp_path / "b").iterdir()) == []
+    files = api.write_outputs(tmp_path / "b", m, t, "EPSG:32614", polygons=False)
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(f.name for f in files)
+    first = (tmp_path / "b" / "change.tif").read_bytes()
+    m2 = {"2009-08-18": np.zeros((2, 2), np.uint8), "2020-08-31": m["2020-08-31"]}
+    api.write_outputs(tmp_path / "b", m2, t, "EPSG:32614", polygons=False, overwrite=True)
+    assert (tmp_path / "b" / "change.tif").read_bytes() != first
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(f.name for f in files)

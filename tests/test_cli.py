@@ -16,6 +16,7 @@ import yaml
 
 from rs_change import cli
 from rs_change.cli import main
+from rs_change.console import quiet_gdal
 
 from .conftest import SAMPLE, T10 as T, UTM, lake_scene
 
@@ -125,11 +126,11 @@ def test_one_line_safety_net():
 
 def test_gdal_warnings_are_quiet_by_default_and_shown_with_v(monkeypatch):
     monkeypatch.setenv("CPL_LOG", "keep")  # the CLI only sets CPL_LOG when the user has not
-    cli._quiet_gdal(0)
+    quiet_gdal(0)
     assert logging.getLogger("rasterio").level == logging.CRITICAL  # GDAL's errors reach the one line as exceptions
-    cli._quiet_gdal(1)
+    quiet_gdal(1)
     assert logging.getLogger("rasterio").level == logging.WARNING
-    cli._quiet_gdal(2)
+    quiet_gdal(2)
     assert logging.getLogger("rasterio").level == logging.DEBUG
     import os
 

@@ -13,7 +13,8 @@ import yaml
 from affine import Affine
 from pyproj import Geod
 
-from rs_change.cli import format_table, main
+from rs_change.cli import main
+from rs_change.console import format_table
 from rs_change.config import RunConfig
 from rs_change.pipeline import run
 

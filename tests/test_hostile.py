@@ -424,9 +424,9 @@ def test_a_signal_swallowed_by_a_c_callback_is_delivered_again():
     import time
     from types import SimpleNamespace
 
-    from rs_change import cli
+    from rs_change.process import SignalTrap
 
-    trap = cli._SignalTrap()
+    trap = SignalTrap()
     try:
         trap.signum = signal.SIGTERM
         exc = KeyboardInterrupt()

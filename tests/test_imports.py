@@ -218,7 +218,8 @@ ARCH_DOC = PKG_DIR.parent / "docs" / "architecture.md"
 # calls that read or write files, or write to the terminal: the name called (``open``), or the
 # attribute called on anything (``x.write_text``), or on a module (``os.replace``); the package's
 # own openers count as well (a module that calls ``readers.open_raster`` reads a file)
-_OPENERS = {"open_raster", "open_geotiff", "open_scene", "read_scene", "decimated_read", "decimated_read_raw"}
+_OPENERS = {"open_raster", "open_geotiff", "open_scene", "read_scene", "decimated_read", "decimated_read_raw",
+            "write_cog", "write_vectors", "staging_dir"}
 _EDGE_NAMES = {"open", "print", "input"} | _OPENERS
 _EDGE_ATTRS = {
     "open", "write_text", "write_bytes", "read_text", "read_bytes", "to_file", "read_file", "write_dataframe",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from rs_change.assess_cli import FRACTION_STRATA
+from rs_change.sampling import FRACTION_STRATA
 from rs_change.cli import main
 from rs_change.outputs import verify
 

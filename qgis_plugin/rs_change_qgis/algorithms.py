@@ -385,19 +385,15 @@ class SampleAlgorithm(RsChangeAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("POINTS", "Points"))
 
     def process(self, parameters, context, feedback):
-        from rs_change.assess_cli import SAMPLES_CSV, SAMPLES_GPKG, _refuse_existing, draw_sample
-        from rs_change.outputs import output_lock, recover
+        from rs_change.sampling import SAMPLES_GPKG, Design, sample_run
 
         out = run_folder(self.parameterAsFile(parameters, "FOLDER", context))
         n = self.parameterAsInt(parameters, "N", context) or None
         per_class = self.parameterAsInt(parameters, "PER_CLASS", context) or None
         self.check(feedback, 0)
-        with output_lock(out):
-            recover(out)
-            _refuse_existing(out, [SAMPLES_GPKG, SAMPLES_CSV], self.parameterAsBoolean(parameters, "OVERWRITE", context),
-                             "it may hold your reference labels")
-            res = draw_sample(out, self.parameterAsString(parameters, "MAP", context) or None, n=n, per_class=per_class,
-                              seed=self.parameterAsInt(parameters, "SEED", context))
+        res = sample_run(out, self.parameterAsString(parameters, "MAP", context) or None,
+                         Design(n=n, per_class=per_class, seed=self.parameterAsInt(parameters, "SEED", context)),
+                         overwrite=self.parameterAsBoolean(parameters, "OVERWRITE", context))
         feedback.setProgress(100)
         return {"SAMPLES": str(out / SAMPLES_GPKG), "POINTS": res["points"]}
 
@@ -420,27 +416,21 @@ class AssessAlgorithm(RsChangeAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("OVERALL_ACCURACY", "Overall accuracy"))
 
     def process(self, parameters, context, feedback):
-        from rs_change.assess_cli import ACCURACY_CSV, ACCURACY_JSON, SAMPLES_GPKG, _refuse_existing, assess
-        from rs_change.outputs import output_lock, recover
+        from rs_change.accuracy import ACCURACY_JSON, assess_run
 
         out = run_folder(self.parameterAsFile(parameters, "FOLDER", context))
         samples = self.parameterAsFile(parameters, "SAMPLES", context)
-        samples = Path(samples) if samples else out / SAMPLES_GPKG
         self.check(feedback, 0)
-        with output_lock(out):
-            recover(out)
-            _refuse_existing(out, [ACCURACY_JSON, ACCURACY_CSV], self.parameterAsBoolean(parameters, "OVERWRITE", context),
-                             "from an earlier assess")
-            acc = assess(out, samples)
+        acc = assess_run(out, samples or None, overwrite=self.parameterAsBoolean(parameters, "OVERWRITE", context))
         feedback.setProgress(100)
         return {"ACCURACY": str(out / ACCURACY_JSON), "OVERALL_ACCURACY": acc.get("overall_accuracy")}
 
 
 def run_folder(folder):
     """A run's output folder (the one-line error of ``rs-change sample`` / ``assess`` otherwise)."""
-    from rs_change.assess_cli import _run_folder
+    from rs_change.sampling import run_folder as folder_of_run
 
-    return _run_folder(folder)
+    return folder_of_run(folder)
 
 
 ALGORITHMS = [RunAlgorithm, WaterMaskAlgorithm, ChangeAlgorithm, SampleAlgorithm, AssessAlgorithm]
