@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -160,6 +161,30 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
     return {"WATER_DECISION": "by cluster: the water mask is the pixels of WATER_CLUSTERS"}
 
 
+def _legend_strip(legend: Sequence[tuple[int, Sequence[int], str]], width: int, font_px: float) -> np.ndarray:
+    """The legend drawn as an RGB image ``width`` pixels wide: every entry in ``legend``'s order, in
+    as many columns as fit, on white."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    dpi = 100.0
+    longest = max((len(name) for _, _, name in legend), default=1)
+    entry_px = font_px * (0.62 * longest + 5.0)  # patch, gap, text and column spacing, in DejaVu Sans
+    ncol = max(1, min(len(legend), int(width // entry_px)))
+    rows = -(-len(legend) // ncol)
+    height = int(math.ceil(font_px * (1.7 * rows + 1.2)))
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
+    canvas = FigureCanvasAgg(fig)
+    handles = [Patch(facecolor=tuple(x / 255.0 for x in (list(c) + [255])[:4]), edgecolor="0.45", linewidth=0.6,
+                     label=name) for _, c, name in legend]
+    with matplotlib.rc_context({"legend.handleheight": 0.9, "legend.handlelength": 1.6}):
+        fig.legend(handles=handles, ncol=ncol, fontsize=font_px * 72.0 / dpi, frameon=False, loc="center")
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
 def write_cluster_png(tif: str | Path, png: str | Path,
                       legend: Sequence[tuple[int, Sequence[int], str]], max_size: int = 4096) -> Path:
     """The cluster map as a picture with its legend: ``clusters_<date>.tif`` decimated (nearest)
@@ -169,42 +194,50 @@ def write_cluster_png(tif: str | Path, png: str | Path,
     with the picture so that it stays readable when the picture is shown whole.
 
     The PNG is a picture (as in the article's figures); the georeferenced map is the ``.tif``.
-    Only the decimated map (at most ``max_size`` squared pixels) is held in memory.
+    GDAL streams the map into the PNG through a VRT that decimates it and looks its colours up,
+    so only the legend strip is held in memory.
     """
-    import matplotlib
+    import html
+
     import rasterio
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
+    import rasterio.shutil
+    from rasterio.io import MemoryFile
 
     with rasterio.open(tif) as src:
         f = max(1.0, max(src.height, src.width) / max_size)
         oh, ow = max(1, int(round(src.height / f))), max(1, int(round(src.width / f)))
-        ids = src.read(1, out_shape=(oh, ow), resampling=rasterio.enums.Resampling.nearest)
-    lut = np.zeros((256, 4), np.uint8)  # values outside the legend: black
-    lut[:, 3] = 255
-    for v, c, _ in legend:
-        lut[int(v)] = (list(c) + [255])[:4]
-    rgba = lut[ids]
-    del ids
-
-    dpi = 100.0
+        h, w = src.height, src.width
     font_px = max(12.0, ow / 64.0)  # about 15 px on a 934 px map, 64 px on a 4096 px one
     width = max(ow, int(24 * font_px))  # a small map gets a wider page, so the legend fits
-    longest = max((len(name) for _, _, name in legend), default=1)
-    entry_px = font_px * (0.62 * longest + 5.0)  # patch, gap, text and column spacing, in DejaVu Sans
-    ncol = max(1, min(len(legend), int(width // entry_px)))
-    rows = -(-len(legend) // ncol)
-    legend_h = int(math.ceil(font_px * (1.7 * rows + 1.2)))
-    fig = Figure(figsize=(width / dpi, (oh + legend_h) / dpi), dpi=dpi, facecolor="white")
-    FigureCanvasAgg(fig)
-    fig.figimage(rgba, xo=(width - ow) // 2, yo=legend_h, origin="upper")
-    handles = [Patch(facecolor=tuple(x / 255.0 for x in (list(c) + [255])[:4]), edgecolor="0.45", linewidth=0.6,
-                     label=name) for _, c, name in legend]
-    with matplotlib.rc_context({"legend.handleheight": 0.9, "legend.handlelength": 1.6}):
-        fig.legend(handles=handles, ncol=ncol, fontsize=font_px * 72.0 / dpi, frameon=False,
-                   loc="center", bbox_to_anchor=(0.5, legend_h / 2.0 / (oh + legend_h)))
-    fig.savefig(png, dpi=dpi, metadata={"Software": None}, facecolor="white")
+    strip = _legend_strip(legend, width, font_px)
+    lh = strip.shape[0]
+    x0 = (width - ow) // 2
+    colors = {int(v): (list(c) + [255])[:3] for v, c, _ in legend}
+    name = html.escape(str(tif))
+    with MemoryFile() as mem:
+        with warnings.catch_warnings():  # the strip is a picture: no georeferencing
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with mem.open(driver="GTiff", width=width, height=lh, count=3, dtype="uint8") as dst:
+                dst.write(np.moveaxis(strip, 2, 0))
+        bands = []
+        for b in range(3):
+            lut = ",".join(f"{v}:{colors.get(v, (0, 0, 0))[b]}" for v in range(256))  # other values: black
+            bands.append(
+                f'<VRTRasterBand dataType="Byte" band="{b + 1}">'
+                # white page: the strip scaled to one value over the whole picture, then the map and the legend
+                f'<ComplexSource><SourceFilename relativeToVRT="0">{html.escape(mem.name)}</SourceFilename>'
+                f'<SourceBand>{b + 1}</SourceBand><ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio>'
+                f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{lh}"/>'
+                f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{oh + lh}"/></ComplexSource>'
+                f'<ComplexSource resampling="nearest"><SourceFilename relativeToVRT="0">{name}</SourceFilename>'
+                f'<SourceBand>1</SourceBand><LUT>{lut}</LUT><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                f'<DstRect xOff="{x0}" yOff="0" xSize="{ow}" ySize="{oh}"/></ComplexSource>'
+                f'<SimpleSource><SourceFilename relativeToVRT="0">{html.escape(mem.name)}</SourceFilename>'
+                f'<SourceBand>{b + 1}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{lh}"/>'
+                f'<DstRect xOff="0" yOff="{oh}" xSize="{width}" ySize="{lh}"/></SimpleSource></VRTRasterBand>')
+        vrt = f'<VRTDataset rasterXSize="{width}" rasterYSize="{oh + lh}">{"".join(bands)}</VRTDataset>'
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
+            rasterio.shutil.copy(vrt, str(png), driver="PNG")
     return Path(png)
 
 
