@@ -47,7 +47,7 @@ from .change import CHANGE_CLASSES, CHANGE_COLORS, NODATA, change_map, change_st
 from .errors import ClusteringError, GeoreferenceError, NoValidPixelsError
 from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
-from .clustermaps import cluster_classes, cluster_colors, cluster_tags, write_cluster_png
+from .clustermaps import cluster_classes, cluster_colors, cluster_legend, cluster_tags, write_cluster_png
 from .model import FitParams, WaterModel, fit_sample
 from .scenes import Scene, SceneData, SceneInput, is_dataarray, output_like, read_scene, rio_georef, scene_input, to_dataarray
 
@@ -631,7 +631,7 @@ def write_cluster_map(path: Union[str, Path], clusters: Any, model: WaterModel, 
               classes=cluster_classes(model.decisions), tags=cluster_tags(model.decisions, model.water_ids, label, model=model),
               description="cluster id (k-means), 255 = unobserved")
     if png:
-        write_cluster_png(p, p.with_suffix(".png"), colors)
+        write_cluster_png(p, p.with_suffix(".png"), cluster_legend(model.decisions))
     return p
 
 

@@ -9,8 +9,12 @@ that clusters can be told apart in QGIS, in the PNG and in the report.
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
 
 from .change import PALETTE
 from .labelling import ClusterDecision
@@ -31,24 +35,33 @@ OTHER_CLUSTER_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = False
-                   ) -> dict[int, tuple[int, int, int, int]]:
-    """Each cluster's colour (RGBA 0..255) in the cluster maps, their styles and the report; 255
-    (unobserved) in the palette's unobserved grey.
+def cluster_legend(decisions: Sequence[ClusterDecision]) -> list[tuple[int, tuple[int, int, int, int], str]]:
+    """The cluster map's legend, declared once: ``(value, RGBA 0..255, label)`` per cluster in id
+    order, then ``(255, unobserved grey, "unobserved")``.
 
-    Categorical colours, not the clusters' mean colours (two clusters of a scene often have
+    Every picture and style of a cluster map takes its entries from here: the legend of
+    ``clusters_<date>.png`` (:func:`write_cluster_png`), the clusters panel of the report's
+    quicklooks (:func:`rs_change.report.quicklooks`), the class names and colour table of
+    ``clusters_<date>.tif`` and its ``.qml`` / ``.aux.xml`` (:func:`cluster_writer_kwargs`).
+
+    Colours are categorical, not the clusters' mean colours (two clusters of a scene often have
     nearly the same mean colour): water clusters (``is_water``) take :data:`WATER_CLUSTER_COLORS`
-    and the others :data:`OTHER_CLUSTER_COLORS`, each in cluster id order (cycling when a
-    model has more clusters than colours). ``calibrated`` is accepted for the callers that
-    pass it and does not change the colours.
+    and the others :data:`OTHER_CLUSTER_COLORS`, each in cluster id order (cycling when a model
+    has more clusters than colours). A label says what the cluster is on the map (water or land)
+    and, when known, the share of its sampled pixels that are water, the same figure as
+    ``water_fraction`` in the map's metadata: ``cluster 1: water (99% water pixels)``,
+    ``cluster 0: land (<1% water pixels)``, ``cluster 2: land (0% water pixels)``.
 
     Examples
     --------
-    >>> d = [ClusterDecision(0, 1, {"red": 30.0}, False, ""), ClusterDecision(1, 1, {"red": 9.0}, True, "")]
-    >>> cluster_colors(d)[1], cluster_colors(d)[0]
-    ((31, 120, 180, 255), (230, 160, 0, 255))
+    >>> d = [ClusterDecision(0, 1, {"red": 30.0}, False, "", {"water_fraction": 0.0}),
+    ...      ClusterDecision(1, 1, {"red": 9.0}, True, "", {"water_fraction": 0.989})]
+    >>> for e in cluster_legend(d): print(e)
+    (0, (230, 160, 0, 255), 'cluster 0: land (0% water pixels)')
+    (1, (31, 120, 180, 255), 'cluster 1: water (99% water pixels)')
+    (255, (175, 175, 175, 255), 'unobserved')
     """
-    out: dict[int, tuple[int, int, int, int]] = {}
+    out: list[tuple[int, tuple[int, int, int, int], str]] = []
     n_water = n_other = 0
     for d in sorted(decisions, key=lambda d: d.id):
         if d.is_water:
@@ -57,27 +70,36 @@ def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = Fals
         else:
             rgb = OTHER_CLUSTER_COLORS[n_other % len(OTHER_CLUSTER_COLORS)]
             n_other += 1
-        out[int(d.id)] = (*rgb, 255)
-    out[255] = PALETTE["unobserved"]
+        label = f"cluster {int(d.id)}: {'water' if d.is_water else 'land'}"
+        wf = d.stats.get("water_fraction")
+        if wf is not None:
+            wf = float(wf)
+            share = "<1%" if 0 < wf < 0.01 else f"{100 * wf:.0f}%"
+            label += f" ({share} water pixels)"
+        out.append((int(d.id), (*rgb, 255), label))
+    out.append((255, tuple(int(v) for v in PALETTE["unobserved"]), "unobserved"))  # type: ignore[misc]
     return out
+
+
+def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = False
+                   ) -> dict[int, tuple[int, int, int, int]]:
+    """Each cluster's colour (RGBA 0..255) as ``{value: colour}``, 255 (unobserved) included:
+    the colours of :func:`cluster_legend`. ``calibrated`` is accepted for the callers that pass
+    it and does not change the colours.
+
+    Examples
+    --------
+    >>> d = [ClusterDecision(0, 1, {"red": 30.0}, False, ""), ClusterDecision(1, 1, {"red": 9.0}, True, "")]
+    >>> cluster_colors(d)[1], cluster_colors(d)[0]
+    ((31, 120, 180, 255), (230, 160, 0, 255))
+    """
+    return {v: c for v, c, _ in cluster_legend(decisions)}
 
 
 def cluster_classes(decisions: Sequence[ClusterDecision]) -> dict[int, str]:
-    """Class names for the cluster map: ``cluster 0 (water)``, ``cluster 1``, ... and unobserved;
-    with each cluster's share of water pixels when known (``cluster 1 (12% water)``), so the map
-    and the water mask tell one story."""
-    out = {}
-    for d in decisions:
-        wf = d.stats.get("water_fraction")
-        share = None
-        if wf is not None:
-            share = f"{100 * float(wf):.0f}% water" if float(wf) >= 0.01 or float(wf) == 0 else "<1% water"
-        if d.is_water:
-            out[d.id] = f"cluster {d.id} (water" + (f", {share})" if share else ")")
-        else:
-            out[d.id] = f"cluster {d.id}" + (f" ({share})" if share and float(wf) > 0 else "")
-    out[255] = "unobserved"
-    return out
+    """Class names of the cluster map as ``{value: label}``, unobserved included: the labels of
+    :func:`cluster_legend`."""
+    return {v: name for v, _, name in cluster_legend(decisions)}
 
 
 def cluster_tags(decisions: Sequence[ClusterDecision], water: Sequence[int], date: str = "",
@@ -139,46 +161,94 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
     return {"WATER_DECISION": "by cluster: the water mask is the pixels of WATER_CLUSTERS"}
 
 
-def write_cluster_png(tif: str | Path, png: str | Path, colors: Mapping[int, tuple[int, int, int, int]],
-                      max_size: int = 4096) -> Path:
-    """The cluster map as a picture: ``clusters_<date>.tif`` as a palette PNG in ``colors``
-    (:func:`cluster_colors`), decimated to ``max_size`` pixels on the long side (a picture to
-    look at; 8192 took 2.4x as long on a NAIP quarter-quad).
+def _legend_strip(legend: Sequence[tuple[int, Sequence[int], str]], width: int, font_px: float) -> np.ndarray:
+    """The legend drawn as an RGB image ``width`` pixels wide: every entry in ``legend``'s order, in
+    as many columns as fit, on white."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
-    Unobserved pixels are transparent.  The PNG is a picture (as in the article's figures); the
-    georeferenced map is the ``.tif``.  GDAL streams the raster into the PNG through a VRT that
-    decimates it (nearest), so no array of the image is held in memory.
+    dpi = 100.0
+    longest = max((len(name) for _, _, name in legend), default=1)
+    entry_px = font_px * (0.62 * longest + 5.0)  # patch, gap, text and column spacing, in DejaVu Sans
+    ncol = max(1, min(len(legend), int(width // entry_px)))
+    rows = -(-len(legend) // ncol)
+    height = int(math.ceil(font_px * (1.7 * rows + 1.2)))
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
+    canvas = FigureCanvasAgg(fig)
+    handles = [Patch(facecolor=tuple(x / 255.0 for x in (list(c) + [255])[:4]), edgecolor="0.45", linewidth=0.6,
+                     label=name) for _, c, name in legend]
+    with matplotlib.rc_context({"legend.handleheight": 0.9, "legend.handlelength": 1.6}):
+        fig.legend(handles=handles, ncol=ncol, fontsize=font_px * 72.0 / dpi, frameon=False, loc="center")
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def write_cluster_png(tif: str | Path, png: str | Path,
+                      legend: Sequence[tuple[int, Sequence[int], str]], max_size: int = 4096) -> Path:
+    """The cluster map as a picture with its legend: ``clusters_<date>.tif`` decimated (nearest)
+    to ``max_size`` pixels on the long side, one image pixel per map pixel, each value in its
+    colour of ``legend`` (:func:`cluster_legend`; unobserved in its grey, as QGIS and the report
+    draw it), and below the map every legend entry, unobserved included, in a font that grows
+    with the picture so that it stays readable when the picture is shown whole.
+
+    The PNG is a picture (as in the article's figures); the georeferenced map is the ``.tif``.
+    GDAL streams the map into the PNG through a VRT that decimates it and looks its colours up,
+    so only the legend strip is held in memory.
     """
     import html
 
     import rasterio
     import rasterio.shutil
+    from rasterio.io import MemoryFile
 
     with rasterio.open(tif) as src:
         f = max(1.0, max(src.height, src.width) / max_size)
         oh, ow = max(1, int(round(src.height / f))), max(1, int(round(src.width / f)))
         h, w = src.height, src.width
-    cmap = {**{i: (0, 0, 0, 255) for i in range(255)}, **{int(k): tuple(v) for k, v in colors.items()},
-            255: (0, 0, 0, 0)}
-    table = "".join(f'<Entry c1="{c[0]}" c2="{c[1]}" c3="{c[2]}" c4="{c[3]}"/>' for _, c in sorted(cmap.items()))
-    vrt = (f'<VRTDataset rasterXSize="{ow}" rasterYSize="{oh}"><VRTRasterBand dataType="Byte" band="1">'
-           f"<NoDataValue>255</NoDataValue><ColorInterp>Palette</ColorInterp><ColorTable>{table}</ColorTable>"
-           f'<SimpleSource resampling="nearest">'
-           f'<SourceFilename relativeToVRT="0">{html.escape(str(tif))}</SourceFilename>'
-           f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
-           f'<DstRect xOff="0" yOff="0" xSize="{ow}" ySize="{oh}"/></SimpleSource></VRTRasterBand></VRTDataset>')
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
-        rasterio.shutil.copy(vrt, str(png), driver="PNG")
+    font_px = max(12.0, ow / 64.0)  # about 15 px on a 934 px map, 64 px on a 4096 px one
+    width = max(ow, int(24 * font_px))  # a small map gets a wider page, so the legend fits
+    strip = _legend_strip(legend, width, font_px)
+    lh = strip.shape[0]
+    x0 = (width - ow) // 2
+    colors = {int(v): (list(c) + [255])[:3] for v, c, _ in legend}
+    name = html.escape(str(tif))
+    with MemoryFile() as mem:
+        with warnings.catch_warnings():  # the strip is a picture: no georeferencing
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with mem.open(driver="GTiff", width=width, height=lh, count=3, dtype="uint8") as dst:
+                dst.write(np.moveaxis(strip, 2, 0))
+        bands = []
+        for b in range(3):
+            lut = ",".join(f"{v}:{colors.get(v, (0, 0, 0))[b]}" for v in range(256))  # other values: black
+            bands.append(
+                f'<VRTRasterBand dataType="Byte" band="{b + 1}">'
+                # white page: the strip scaled to one value over the whole picture, then the map and the legend
+                f'<ComplexSource><SourceFilename relativeToVRT="0">{html.escape(mem.name)}</SourceFilename>'
+                f'<SourceBand>{b + 1}</SourceBand><ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio>'
+                f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{lh}"/>'
+                f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{oh + lh}"/></ComplexSource>'
+                f'<ComplexSource resampling="nearest"><SourceFilename relativeToVRT="0">{name}</SourceFilename>'
+                f'<SourceBand>1</SourceBand><LUT>{lut}</LUT><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                f'<DstRect xOff="{x0}" yOff="0" xSize="{ow}" ySize="{oh}"/></ComplexSource>'
+                f'<SimpleSource><SourceFilename relativeToVRT="0">{html.escape(mem.name)}</SourceFilename>'
+                f'<SourceBand>{b + 1}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{lh}"/>'
+                f'<DstRect xOff="0" yOff="{oh}" xSize="{width}" ySize="{lh}"/></SimpleSource></VRTRasterBand>')
+        vrt = f'<VRTDataset rasterXSize="{width}" rasterYSize="{oh + lh}">{"".join(bands)}</VRTDataset>'
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
+            rasterio.shutil.copy(vrt, str(png), driver="PNG")
     return Path(png)
 
 
 def cluster_writer_kwargs(decisions: Sequence[ClusterDecision], water: Sequence[int], calibrated: bool, date: str,
                           model_file: str = "") -> dict[str, Any]:
     """Keyword arguments of :class:`~rs_change.export.BlockWriter` for ``clusters_<date>.tif``."""
+    legend = cluster_legend(decisions)  # one list for the colour table, the class names and the styles
     return {
         "nodata": 255,
-        "colormap": cluster_colors(decisions, calibrated),
-        "classes": cluster_classes(decisions),
+        "colormap": {v: c for v, c, _ in legend},
+        "classes": {v: name for v, _, name in legend},
         "tags": cluster_tags(decisions, water, date, model_file),
         "description": "cluster id (k-means), 255 = unobserved",
     }
@@ -204,10 +274,10 @@ def stage_cluster_outputs(tmp: Path, models: Sequence[Any], writers: Sequence[An
         tif, png = Path(tmp) / clusters_tif(d), Path(tmp) / clusters_png(d)
         if jobs is None:
             wr.to_cog(tif)
-            write_cluster_png(tif, png, wr.colormap or {})
+            write_cluster_png(tif, png, cluster_legend(dm.decisions))
         else:
             jobs.submit(wr.to_cog, tif)
-            jobs.submit(write_cluster_png, wr.path, png, wr.colormap or {})
+            jobs.submit(write_cluster_png, wr.path, png, cluster_legend(dm.decisions))
         staged[tif.name] = tif
         staged[png.name] = png
         for p in write_styles(tif, wr.classes, wr.colormap):  # .qml and .aux.xml: colours and class names

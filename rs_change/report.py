@@ -188,21 +188,6 @@ def _read_dec(path: Path, shape: tuple[int, int]) -> np.ndarray:
         return ds.read(1, out_shape=shape, resampling=Resampling.nearest)
 
 
-def _read_classes(path: Path) -> tuple[dict[int, str], dict[int, tuple[int, ...]]]:
-    """The class names (``CLASSES`` tag; empty when absent) and colour table (its ``.aux.xml``
-    sidecar's; empty when there is none yet) of a class raster the run wrote
-    (``clusters_<date>.tif``), so a picture of it shows what a GIS shows."""
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        names = {int(k): str(v) for k, v in json.loads(ds.tags().get("CLASSES", "{}")).items()}
-        try:
-            table = {int(k): tuple(v) for k, v in ds.colormap(1).items()}
-        except ValueError:  # no colour table
-            table = {}
-        return names, table
-
-
 def _read_image(dm: Any, ref: Any, shape: tuple[int, int], resampling: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A date's bands decimated to ``shape`` on the reference grid, as pass 1 samples them
     (:func:`rs_change.readers.decimated_read`): pass 1's own read when it has this shape."""
@@ -450,7 +435,7 @@ def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], fol
     """
     from .change import CHANGE_CLASSES, CHANGE_COLORS, change_map
     from .export import WATER_CLASSES, WATER_COLORS
-    from .clustermaps import cluster_classes, cluster_colors
+    from .clustermaps import cluster_legend
 
     shape = decimated_shape(ref.shape, max_px)
     out: dict[str, Path] = {}
@@ -462,13 +447,11 @@ def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], fol
         wmask = _read_dec(rasters[water_tif(date)], shape)
         valid &= wmask != 255
         rgb, roles = _stretch(bands, valid)
-        # the cluster map the run wrote: its ids, names and colour table (a GIS shows the same)
+        # the legend of clusters_<date>.png and of the map's styles (.qml, .aux.xml): cluster_legend
         clusters = _read_dec(rasters[clusters_tif(date)], shape)
-        cnames, table = _read_classes(rasters[clusters_tif(date)])
-        cnames = cnames or cluster_classes(dm.decisions)
-        # the styles written beside the map hold cluster_colors (rs_change.clustermaps.stage_cluster_outputs)
-        table = table or cluster_colors(dm.decisions)
-        ccolors = {k: table.get(k, (128, 128, 128, 255)) for k in cnames}
+        centries = cluster_legend(dm.decisions)
+        ccolors = {v: c for v, c, _ in centries}
+        cnames = {v: name for v, _, name in centries}
         panels = [
             Panel(f"{date} image ({', '.join(roles)})", rgb, coords=True),
             Panel(f"clusters (k={int(dm.kmeans.n_clusters)})", _palette_image(clusters, ccolors), legend_entries(cnames, ccolors)),

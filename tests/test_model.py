@@ -147,7 +147,7 @@ def test_with_water_and_colours() -> None:
     assert cols[255] == (175, 175, 175, 255)  # the palette's unobserved grey
     assert cluster_colors(d, calibrated=True) == cols
     names = cluster_classes(d)
-    assert names[1] == "cluster 1 (water)" and names[0] == "cluster 0" and names[255] == "unobserved"
+    assert names[1] == "cluster 1: water" and names[0] == "cluster 0: land" and names[255] == "unobserved"
 
 
 def test_cluster_palette_is_distinct() -> None:
@@ -179,7 +179,7 @@ def test_cluster_map_file(scene: np.ndarray, tmp_path: Path) -> None:
         cmap = ds.colormap(1)
         tags = ds.tags()
     assert cmap[0] == (31, 120, 180, 255) and sorted(cmap) == [0, 1]  # the water cluster in blue; 2 entries
-    assert tags["CLASSES"] and json.loads(tags["CLASSES"])["0"].startswith("cluster 0 (water")
+    assert tags["CLASSES"] and json.loads(tags["CLASSES"])["0"].startswith("cluster 0: water (")
     assert json.loads(tags["WATER_CLUSTERS"]) == [0] and json.loads(tags["CLUSTER_IDS"]) == [0, 1]
     assert (tmp_path / "clusters_2009-08-18.png").exists()
 

@@ -81,7 +81,7 @@ def test_every_raster_loads_styled(qgis_view):
         if name.startswith("clusters_"):
             k = len(classes) - 1
             assert r["color_table_entries"] == k and all(classes[i].startswith(f"cluster {i}") for i in range(k))
-            assert sum("(water" in v for v in classes.values()) >= 1
+            assert sum(": water (" in v for v in classes.values()) >= 1
             rgb = [tuple(int(v[i:i + 2], 16) for i in (1, 3, 5)) for v in colors.values()]
             assert min(math.dist(a, b) for a, b in itertools.combinations(rgb, 2)) >= 60, name
 
