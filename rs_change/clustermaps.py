@@ -77,7 +77,8 @@ def cluster_legend(decisions: Sequence[ClusterDecision]) -> list[tuple[int, tupl
             share = "<1%" if 0 < wf < 0.01 else f"{100 * wf:.0f}%"
             label += f" ({share} water pixels)"
         out.append((int(d.id), (*rgb, 255), label))
-    out.append((255, tuple(int(v) for v in PALETTE["unobserved"]), "unobserved"))  # type: ignore[misc]
+    r, g, b, a = (int(v) for v in PALETTE["unobserved"])
+    out.append((255, (r, g, b, a), "unobserved"))
     return out
 
 
@@ -98,7 +99,8 @@ def cluster_colors(decisions: Sequence[ClusterDecision], calibrated: bool = Fals
 
 def cluster_classes(decisions: Sequence[ClusterDecision]) -> dict[int, str]:
     """Class names of the cluster map as ``{value: label}``, unobserved included: the labels of
-    :func:`cluster_legend`."""
+    :func:`cluster_legend`.
+    """
     return {v: name for v, _, name in cluster_legend(decisions)}
 
 
@@ -134,10 +136,10 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
     these tags say what it is.
     """
     fitted = model.fitted_on or "the model's scene"
-    if model.per_pixel:
-        lab = model.labeller
+    lab = model.labeller
+    rule = None if lab is None else lab.rule
+    if model.per_pixel and lab is not None and rule is not None:  # a per-pixel decision always has its rule
         nf = 0 if lab.fine is None else len(lab.fine.cluster_centers_)
-        rule = lab.rule
         if nf:
             how = (f"its fine group (of {nf}) is water or carried by a water cluster "
                    f"({[int(i) for i in lab.fine_water]}) and "
@@ -161,9 +163,16 @@ def water_decision_tags(model: WaterModel) -> dict[str, Any]:
     return {"WATER_DECISION": "by cluster: the water mask is the pixels of WATER_CLUSTERS"}
 
 
+
+def _rgba01(c: Sequence[int]) -> tuple[float, float, float, float]:
+    """An 8-bit RGB or RGBA colour as matplotlib's 0-1 RGBA (opaque when it has no alpha)."""
+    r, g, b, a = (list(c) + [255])[:4]
+    return (r / 255.0, g / 255.0, b / 255.0, a / 255.0)
+
 def _legend_strip(legend: Sequence[tuple[int, Sequence[int], str]], width: int, font_px: float) -> np.ndarray:
     """The legend drawn as an RGB image ``width`` pixels wide: every entry in ``legend``'s order, in
-    as many columns as fit, on white."""
+    as many columns as fit, on white.
+    """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -177,8 +186,7 @@ def _legend_strip(legend: Sequence[tuple[int, Sequence[int], str]], width: int, 
     height = int(math.ceil(font_px * (1.7 * rows + 1.2)))
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
     canvas = FigureCanvasAgg(fig)
-    handles = [Patch(facecolor=tuple(x / 255.0 for x in (list(c) + [255])[:4]), edgecolor="0.45", linewidth=0.6,
-                     label=name) for _, c, name in legend]
+    handles = [Patch(facecolor=_rgba01(c), edgecolor="0.45", linewidth=0.6, label=name) for _, c, name in legend]
     with matplotlib.rc_context({"legend.handleheight": 0.9, "legend.handlelength": 1.6}):
         fig.legend(handles=handles, ncol=ncol, fontsize=font_px * 72.0 / dpi, frameon=False, loc="center")
     canvas.draw()

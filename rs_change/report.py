@@ -13,7 +13,8 @@
 Every map keeps the area's ground proportions and has its whole legend (every class of the
 product, unobserved included); the image panel and the one-map figures have lon/lat ticks and a
 scale bar in ground metres.  Everything is drawn with matplotlib's Agg backend, with no
-timestamp in the PNGs (same run, same bytes); nothing here changes a number."""
+timestamp in the PNGs (same run, same bytes); nothing here changes a number.
+"""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def timeseries_png(summary: Mapping[str, Any], path: Path) -> Path:
 def waterbodies_png(table: Sequence[Mapping[str, Any]], most_changed: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """The wet area per date of the waterbodies that changed most (``most_changed``: summary.json's
     ``waterbodies.most_changed``; ``table``: waterbodies.csv's rows).  A date on which too much of
-    a waterbody was unobserved (``wet_pct`` empty) is drawn as a hollow marker, off the line."""
+    a waterbody was unobserved (``wet_pct`` empty) is drawn as a hollow marker, off the line.
+    """
     import datetime as dt
 
     plt = _plt()
@@ -148,7 +150,8 @@ def waterbodies_png(table: Sequence[Mapping[str, Any]], most_changed: Sequence[M
 
 def _stretch(bands: Mapping[str, np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """An RGB float image (h, w, 3) in 0..1 and the band roles shown: natural colour if
-    red/green/blue exist, else false colour."""
+    red/green/blue exist, else false colour.
+    """
     roles = [r for r in ("red", "green", "blue") if r in bands]
     if len(roles) < 3:
         roles = [r for r in ("nir", "red", "green") if r in bands] or list(bands)[:3]
@@ -190,7 +193,8 @@ def _read_dec(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 def _read_image(dm: Any, ref: Any, shape: tuple[int, int], resampling: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A date's bands decimated to ``shape`` on the reference grid, as pass 1 samples them
-    (:func:`rs_change.readers.decimated_read`): pass 1's own read when it has this shape."""
+    (:func:`rs_change.readers.decimated_read`): pass 1's own read when it has this shape.
+    """
     from .readers import decimated_read
 
     pv = getattr(dm, "preview", None)
@@ -214,7 +218,8 @@ _FONT = 8
 class Panel:
     """One map of a figure: ``image`` (h, w, 3|4) floats drawn over the whole grid, a title, and
     either a legend (``legend``: label -> RGBA) or a colour ramp (``ramp``: RGBA list, label),
-    ``coords`` for lon/lat ticks and a scale bar."""
+    ``coords`` for lon/lat ticks and a scale bar.
+    """
 
     title: str
     image: np.ndarray
@@ -225,7 +230,8 @@ class Panel:
 
 def legend_entries(classes: Mapping[int, str], colors: Mapping[int, Sequence[int]]) -> dict[str, tuple[float, float, float, float]]:
     """Every class of a product's vocabulary, in its order, unobserved included (label -> RGBA): a
-    reader can read the map whatever classes a given area happens to contain."""
+    reader can read the map whatever classes a given area happens to contain.
+    """
     return {str(name): _rgba(colors.get(code, (128, 128, 128, 255))) for code, name in classes.items()}
 
 
@@ -272,13 +278,14 @@ def _degree_label(v: float, step: float, pos: str, neg: str) -> str:
 def lonlat_ticks(ref: Any, nbins: int = 4) -> tuple[tuple[list[float], list[str]], tuple[list[float], list[str]]]:
     """Longitude ticks along the bottom edge and latitude ticks along the left edge of the grid,
     as (positions in pixels of ``ref``, labels) each: where round WGS 84 degrees cross the edges
-    (through pyproj, so any CRS); empty when an edge's degrees do not vary monotonically."""
+    (through pyproj, so any CRS); empty when an edge's degrees do not vary monotonically.
+    """
     from matplotlib.ticker import MaxNLocator
     from pyproj import Transformer
 
     h, w = ref.shape
     t, tr = ref.transform, Transformer.from_crs(ref.crs, "EPSG:4326", always_xy=True)
-    out = []
+    out: list[tuple[list[float], list[str]]] = []
     for along, n, axis in (("col", w, 0), ("row", h, 1)):
         p = np.linspace(0.0, n, 129)
         cols, rows = (p, np.full_like(p, h)) if along == "col" else (np.zeros_like(p), p)
@@ -383,7 +390,8 @@ def _coordinates(ax: Any, xt: tuple[list[float], list[str]], yt: tuple[list[floa
 
 def _scale_bar(ax: Any, width_px: int, m_per_px: float) -> Any:
     """A scale bar about a quarter of the map wide, in ground metres at the grid's centre (a bar
-    in the map's pixel units over its label, on a white box in the lower left corner)."""
+    in the map's pixel units over its label, on a white box in the lower left corner).
+    """
     from matplotlib.offsetbox import AnchoredOffsetbox, AuxTransformBox, TextArea, VPacker
     from matplotlib.patches import Rectangle
 
@@ -468,7 +476,8 @@ def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], fol
 
 def series_pngs(ref: Any, rasters: Mapping[str, Path], folder: Path, max_px: int = MAX_PX) -> dict[str, Path]:
     """``frequency.png``, ``series_classes.png`` and ``change.png`` (first -> last date) from the
-    run's rasters (3+ dates), each one map with its legend, lon/lat ticks and scale bar."""
+    run's rasters (3+ dates), each one map with its legend, lon/lat ticks and scale bar.
+    """
     from .change import CHANGE_CLASSES, CHANGE_COLORS, FREQUENCY_NODATA, SERIES_CLASSES, SERIES_COLORS
     from .styles import ramp_colormap
 
@@ -558,7 +567,8 @@ _ACCURACY_COLUMNS: list[tuple[str, str, Kind]] = [
 def area_decimals(summary: Mapping[str, Any]) -> int:
     """Decimals of every km² figure of the report: three significant digits for the smallest
     water area of a date, between 1 and 4 (22,570.9 and 2,097.6 km² for the Aral Sea; 2.07 km²
-    for NAIP), so one table never mixes 20,091 with 13.1625."""
+    for NAIP), so one table never mixes 20,091 with 13.1625.
+    """
     water = [abs(float(d["water_km2"])) for d in summary.get("dates", []) if d.get("water_km2")]
     if not water:
         return 2
@@ -568,7 +578,8 @@ def area_decimals(summary: Mapping[str, Any]) -> int:
 def _fmt(v: Any, kind: Kind = "text", decimals: int = 2) -> str:
     """A value as the report writes it: ``km2`` with ``decimals`` (a non-zero area that would round
     to zero is written ``< 0.01``), ``pct`` with 1 decimal, ``ratio`` with 3, ``int`` and ``m2``
-    whole, with thousands separators."""
+    whole, with thousands separators.
+    """
     if v is None:
         return "–"
     if isinstance(v, (list, tuple)):
@@ -655,7 +666,8 @@ def _waterbody_parts(summary: Mapping[str, Any], decimals: int) -> list[str]:
 
 def _where(grid: Mapping[str, Any]) -> list[str]:
     """Where the area is: the grid in plain words, its corners in longitude / latitude (WGS 84)
-    and, when the CRS's planar areas are not ground areas, the warning (:func:`planar_area_note`)."""
+    and, when the CRS's planar areas are not ground areas, the warning (:func:`planar_area_note`).
+    """
     from affine import Affine
     from pyproj import Transformer
 
