@@ -120,7 +120,8 @@ def _cmd_assess(args: argparse.Namespace) -> int:
 
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ``argparse`` parser whose usage errors are one line (``rs-change sample: error:
-    argument --seed: invalid int value: '1.5'; see rs-change sample --help``) and exit status 2."""
+    argument --seed: invalid int value: '1.5'; see rs-change sample --help``) and exit status 2.
+    """
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")

@@ -54,7 +54,8 @@ class Progress:
     """A one-line progress display on stderr (only when stderr is a terminal, or verbose).
 
     The line is redrawn in place (``\\r``); :meth:`break_line` ends it first when something else
-    (a log line) is written to stderr, so the two never share a line."""
+    (a log line) is written to stderr, so the two never share a line.
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -86,7 +87,8 @@ class Progress:
 class _ConsoleFilter(logging.Filter):
     """The stderr handler's filter: other libraries' records below WARNING are dropped unless
     ``-vv`` (a library such as dask.distributed sets its own loggers to INFO), and the progress
-    line is ended before a record is printed."""
+    line is ended before a record is printed.
+    """
 
     def __init__(self, progress: Optional[Progress], verbose: int) -> None:
         super().__init__()
@@ -105,7 +107,8 @@ class _ConsoleFilter(logging.Filter):
 def setup_logging(verbose: int, progress: Optional[Progress] = None) -> None:
     """Log lines on stderr: rs-change's at WARNING (default), INFO (``-v``) or DEBUG (``-vv``);
     other libraries' (dask, pyproj, urllib3 ...) at WARNING unless ``-vv``. Log lines start on a
-    line of their own when a ``progress`` line is on screen."""
+    line of their own when a ``progress`` line is on screen.
+    """
     level = max(logging.DEBUG, logging.WARNING - 10 * verbose)
     logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -137,7 +140,8 @@ def c_stderr_to_null(enabled: bool) -> Iterator[None]:
     """Send what C libraries print straight to file descriptor 2 (libtiff's ``_tiffSeekProc: No
     space left on device.``, once per block on a full disk) to /dev/null, while Python's
     ``sys.stderr`` keeps writing to the terminal; GDAL's messages reach the user through the
-    exceptions that rasterio raises, in the one line."""
+    exceptions that rasterio raises, in the one line.
+    """
     if not enabled:
         yield
         return

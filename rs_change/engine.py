@@ -377,7 +377,8 @@ def cached_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
 def shared_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
     """One object ``key`` of run ``token`` for every thread of this process, opened by ``opener()``
     once and closed by :func:`close_readers` (it must be thread-safe itself, e.g.
-    :class:`rs_change.readers.SharedReads`)."""
+    :class:`rs_change.readers.SharedReads`).
+    """
     with _CACHE_LOCK:
         obj = _SHARED.get((token, key))
         if obj is None:
@@ -525,7 +526,8 @@ def share_malloc_arenas(arenas: int = 2) -> bool:
 def write_threads(scheduler: str, workers: Optional[int]) -> int:
     """Threads of :class:`WriteJobs` for a run's ``compute.scheduler`` / ``compute.workers``:
     0 (all in the calling thread) for ``synchronous`` or one worker, else one less than the
-    workers (the calling thread traces the polygons meanwhile), at most 3."""
+    workers (the calling thread traces the polygons meanwhile), at most 3.
+    """
     n = workers or os.cpu_count() or 1
     return 0 if scheduler == "synchronous" or n <= 1 else max(1, min(int(n) - 1, 3))
 
@@ -537,7 +539,8 @@ def polygon_threads(scheduler: str, workers: Optional[int]) -> int:
     GDAL's polygonize runs without the GIL, so one tracing thread and the writer threads keep
     two cores busy; a second tracing thread on 2 cores gave the same wall time and, by
     interleaving its strip-sized arrays with the writer's in the shared malloc arenas, +250 MB
-    of peak memory on the 4x benchmark pair (944 vs 690 MB)."""
+    of peak memory on the 4x benchmark pair (944 vs 690 MB).
+    """
     n = workers or os.cpu_count() or 1
     return 1 if scheduler == "synchronous" else max(1, min(int(n) - write_threads(scheduler, workers), 4))
 
@@ -545,7 +548,8 @@ def polygon_threads(scheduler: str, workers: Optional[int]) -> int:
 def layer_threads(scheduler: str, workers: Optional[int]) -> int:
     """Threads joining the regions and building the polygon layers, one raster each, after the
     strips are traced: 1 for ``synchronous``, else the workers (default: the cores), at most 4.
-    They hold polygons only, and GEOS and pyproj work without the GIL."""
+    They hold polygons only, and GEOS and pyproj work without the GIL.
+    """
     n = workers or os.cpu_count() or 1
     return 1 if scheduler == "synchronous" else max(1, min(int(n), 4))
 

@@ -95,7 +95,8 @@ def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
 class Prepared:
     """What a run works on, before any pixel is read: the config with its ``stac:`` block expanded
     into scenes, each date's opened source, the reference grid cropped to the area of interest,
-    the AOI's geometries on that grid's CRS, and each date's overlap share with the grid."""
+    the AOI's geometries on that grid's CRS, and each date's overlap share with the grid.
+    """
 
     cfg: RunConfig
     sources: list[SceneSource]
@@ -154,7 +155,8 @@ def output_names(cfg: RunConfig) -> list[str]:
 
 def composite_dates(cfg: RunConfig) -> dict[str, int]:
     """The dates of several scenes (a ``path:`` or ``assets:`` list) and their number of scenes:
-    the dates composited per pixel (:mod:`rs_change.composite`), which get a ``clear_count_<date>.tif``."""
+    the dates composited per pixel (:mod:`rs_change.composite`), which get a ``clear_count_<date>.tif``.
+    """
     out = {}
     for s in cfg.scenes:
         n = len(s.asset_parts()) if s.assets is not None else (1 if isinstance(s.path, str) else len(s.path or []))
@@ -260,7 +262,8 @@ def _run_passes(prepared: Prepared, engine: Engine, out: Path, write: bool, prog
 
 def run_provenance(cfg: RunConfig, ref: Grid) -> dict[str, str]:
     """The provenance metadata of a run's rasters and GeoPackage (:func:`rs_change.export.provenance`):
-    each scene's date, sensor and path as the config gives it."""
+    each scene's date, sensor and path as the config gives it.
+    """
     from ._version import __version__
 
     try:
@@ -280,7 +283,8 @@ def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str
                        blocks: dict[str, Path], summary: dict[str, Any], jobs: Any) -> tuple[dict[str, Path], Any, Any]:
     """waterbodies.csv, the ``waterbodies`` layer and summary.json's section from the block-written
     rasters (:func:`rs_change.waterbody.from_files`); the report's plot as a job.  Returns the
-    staged files, the layer and the plot's future (None without a report)."""
+    staged files, the layer and the plot's future (None without a report).
+    """
     from .engine import polygon_threads
     from .waterbody import TABLE_COLUMNS, Params, from_files
 
@@ -334,7 +338,8 @@ def _stage_and_commit(
     summary: dict[str, Any], extra: dict[str, Path], jobs: Any, blocks: dict[str, Path],
 ) -> list[Path]:
     """Water and change COGs with their styles, report figures, polygons, summary, config and
-    manifest staged in ``tmp`` (``extra``: outputs staged already), then swapped into ``out``."""
+    manifest staged in ``tmp`` (``extra``: outputs staged already), then swapped into ``out``.
+    """
     from .engine import layer_threads, polygon_threads
 
     staged: dict[str, Path] = {}

@@ -137,7 +137,8 @@ def split_qa(profile: BandProfile, layers: Mapping[str, tuple[str, int]]
 def attach_qa(src: SceneSource, qa: Optional[tuple[str, tuple[str, int]]]) -> SceneSource:
     """``src`` with its optical QA layer (:func:`split_qa`) read as :class:`rs_change.qa.QaMask`
     under the profile's ``qa`` settings (``enabled``, ``mask``, ``buffer``), and the per-reason areas
-    hook (``extra["block_stats"]``, reported as ``masked_km2`` in summary.json)."""
+    hook (``extra["block_stats"]``, reported as ``masked_km2`` in summary.json).
+    """
     if qa is None:
         return src
     role, (path, band) = qa
@@ -256,7 +257,8 @@ def declared_offset(ds: rasterio.io.DatasetReader, bands: list[int], scale: floa
 
 def _resolve_offset(ds: rasterio.io.DatasetReader, profile: BandProfile, path: str) -> BandProfile:
     """``profile`` with the offset the file declares when the profile takes it from the file (and
-    none was given explicitly); logs which offset is used and why."""
+    none was given explicitly); logs which offset is used and why.
+    """
     if profile.scale is None:
         return profile
     if profile.offset_given:
@@ -322,7 +324,8 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
 def decimated_read_raw(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The raw values of one scene (not a composite) decimated as :func:`decimated_read` reads them,
-    and the pixels inside it and not QA-flagged (:meth:`WindowReader.read_raw`)."""
+    and the pixels inside it and not QA-flagged (:meth:`WindowReader.read_raw`).
+    """
     if tuple(shape) == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
             return rd.read_raw()

@@ -85,7 +85,8 @@ def _scenes(source: SceneSource) -> list[SceneSource]:
 
 def header_warnings(source: SceneSource) -> list[str]:
     """The header's mismatches with the profile (band count, data type) of each file of a date,
-    each prefixed with the file; no pixel is read."""
+    each prefixed with the file; no pixel is read.
+    """
     out = []
     for part in _scenes(source):
         info = part.info
@@ -117,7 +118,8 @@ def _qa_line(part: SceneSource) -> Optional[str]:
 def _cheap(part: SceneSource) -> bool:
     """True when a small decimated read of ``part`` reads little: local files, or remote files
     that each have an overview at least :data:`REMOTE_MIN_FACTOR` times coarser than the file
-    (a remote file without one would be read whole, or a quarter of it)."""
+    (a remote file without one would be read whole, or a quarter of it).
+    """
     paths = {p for p, _ in part.layers.values()}
     if not any(is_remote(p) for p in paths):
         return True
