@@ -73,6 +73,7 @@ class SceneSource:
 
     @property
     def roles(self) -> list[str]:
+        """The roles this source reads (the keys of ``layers``)."""
         return list(self.layers)
 
     def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
@@ -145,6 +146,7 @@ class SharedReads:
         self._ds: dict[str, rasterio.io.DatasetReader] = {}
 
     def read(self, path: str, bands: list[int], window: Window) -> np.ndarray:
+        """Bands ``bands`` of ``window`` of the file ``path`` (opened on its first read)."""
         with self._lock:
             ds = self._ds.get(path)
             if ds is None:
@@ -159,6 +161,7 @@ class SharedReads:
                 ds.close()
 
     def close(self) -> None:
+        """Close every dataset opened."""
         with self._lock:
             for d in self._ds.values():
                 d.close()
@@ -186,6 +189,7 @@ class CompositeReader:
 
     @property
     def shared_reads(self) -> Optional["SharedReads"]:
+        """The :class:`SharedReads` the parts' readers read through (None: a dataset per reader)."""
         return self.readers[0].shared_reads
 
     @shared_reads.setter
@@ -200,10 +204,12 @@ class CompositeReader:
         self.close()
 
     def close(self) -> None:
+        """Close every part's reader."""
         for rd in self.readers:
             rd.close()
 
     def can_decimate(self) -> bool:
+        """True when every part's reader can decimate (:meth:`WindowReader.can_decimate`)."""
         return all(rd.can_decimate() for rd in self.readers)
 
     def read(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
@@ -319,14 +325,17 @@ class WindowReader:
       pixel is repeated), as GDAL does. Nodata neighbours (a source pixel whose *every* band is
       nodata) are left out and the weights renormalised, and an output whose centre falls on a
       nodata pixel is nodata, as GDAL's warper does (GDAL's masked kernel rounds a few of those
-      renormalised blends 1 DN lower; without nodata in the window the pixels are identical). Marking every pixel next to a nodata value unobserved instead was
-      tried and rejected: the NAIP 2014 sample has 2,837 real NIR = 0 pixels (dark water) under
-      its nodata value 0, and ~2,250 of its water pixels would have become unobserved;
+      renormalised blends 1 DN lower; without nodata in the window the pixels are identical).
+      Marking every pixel next to a nodata value unobserved instead was tried and rejected: the
+      NAIP 2014 sample has 2,837 real NIR = 0 pixels (dark water) under its nodata value 0, and
+      ~2,250 of its water pixels would have become unobserved;
     * anything else (another CRS or resolution, rotation, other resampling, or a decimated read
       with ``out_shape``): a GDAL warped VRT onto the reference grid.
     """
 
-    def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING, fast: bool = True) -> None:
+    def __init__(
+        self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING, fast: bool = True
+    ) -> None:
         self.source = source
         self.ref = ref
         self.resampling = Resampling[resampling]
@@ -348,6 +357,7 @@ class WindowReader:
         self.close()
 
     def close(self) -> None:
+        """Close the warped views and datasets this reader opened."""
         for v in self._views.values():
             if isinstance(v, WarpedVRT):
                 v.close()
@@ -407,9 +417,10 @@ class WindowReader:
             else:
                 kw["src_nodata"] = nd
                 kw["nodata"] = nd
-            view = WarpedVRT(ds, **kw)
+            vrt = WarpedVRT(ds, **kw)
             if nd is None:
-                self._alpha[key] = view.count
+                self._alpha[key] = vrt.count
+            view = vrt
         self._views[key] = view
         return view
 
@@ -499,10 +510,11 @@ class WindowReader:
         self, path: str, bands: list[int], window: Window, out_shape: tuple[int, int], off: tuple[float, float],
         rows_per_read: Optional[int] = None, level: Optional[tuple[int, int]] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of a window of ``h`` rows
-        read at ``oh`` rows takes the source pixel under its centre, ``row_off + (o + 0.5) * h / oh``
-        on the reference grid plus the offset (likewise for columns). Rows of the source are read
-        in strips of ``rows_per_read`` and only the needed rows and columns kept.
+        """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of
+        a window of ``h`` rows read at ``oh`` rows takes the source pixel under its centre,
+        ``row_off + (o + 0.5) * h / oh`` on the reference grid plus the offset (likewise for
+        columns). Rows of the source are read in strips of ``rows_per_read`` and only the needed
+        rows and columns kept.
 
         With ``level`` (an overview's (index, factor), :meth:`_overview_for`) the pixel under the
         centre is taken from that overview instead: a fraction of the bytes (1/64 for a factor of
@@ -528,7 +540,10 @@ class WindowReader:
             centre = start + (np.arange(n_out) + 0.5) * (size / n_out) + shift  # full-resolution pixels
             pixel = np.floor(centre + 1e-10)
             inside = (pixel >= 0) & (pixel < n_full)
-            idx = pixel.astype(np.int64) if n_src == n_full else np.floor(centre * (n_src / n_full) + 1e-10).astype(np.int64)
+            if n_src == n_full:
+                idx = pixel.astype(np.int64)
+            else:
+                idx = np.floor(centre * (n_src / n_full) + 1e-10).astype(np.int64)
             return np.clip(idx, 0, n_src - 1), inside
 
         ri, rin = picks(oh, float(window.row_off), h, off[0], full.height, ds.height)
