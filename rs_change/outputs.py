@@ -131,7 +131,9 @@ def _check_creatable(out: Path) -> Path:
     while not target.exists() and target != target.parent:
         target = target.parent
     if not target.is_dir():
-        raise OutputError(f"{out}: cannot create the output folder ({target} is not a folder); choose another `output.dir`")
+        raise OutputError(
+            f"{out}: cannot create the output folder ({target} is not a folder); choose another `output.dir`"
+        )
     return target
 
 
@@ -145,7 +147,9 @@ def staging_dir(out: Path) -> Path:
         Path(out).mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{RUN_TOKEN}-", dir=out))
     except OSError as exc:
-        raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`") from None
+        raise OutputError(
+            f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`"
+        ) from None
     _ACTIVE.add(str(tmp))
     _hold(tmp)
     return tmp
@@ -197,7 +201,7 @@ def output_lock(out: Path) -> Iterator[Path]:
     """
     out = Path(out)
     _check_creatable(out)
-    created = []
+    created: list[Path] = []
     for d in [*reversed(out.parents), out]:
         if not d.exists():
             try:
@@ -206,7 +210,9 @@ def output_lock(out: Path) -> Iterator[Path]:
                 pass
             except OSError as exc:
                 _remove_empty(created)
-                raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`") from None
+                raise OutputError(
+                    f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`"
+                ) from None
             else:
                 created.append(d)
     lock = out / OUTPUT_LOCK
@@ -217,7 +223,8 @@ def output_lock(out: Path) -> Iterator[Path]:
             except OSError as exc:
                 raise OutputError(
                     f"{lock}: cannot open the output folder's lock file ({exc.strerror or exc}); "
-                    + ("remove it (it is not a regular file)" if exc.errno == errno.ELOOP else "choose a writable `output.dir`")
+                    + ("remove it (it is not a regular file)" if exc.errno == errno.ELOOP
+                       else "choose a writable `output.dir`")
                 ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -228,7 +235,8 @@ def output_lock(out: Path) -> Iterator[Path]:
                         f"{out}: another rs-change run is writing into this folder (it holds {OUTPUT_LOCK}); "
                         "wait for it to finish or choose another `output.dir` (-o)"
                     ) from None
-                log.warning("%s: cannot lock the output folder (%s); concurrent runs into it are not detected", out, exc)
+                log.warning("%s: cannot lock the output folder (%s); concurrent runs into it are not detected",
+                            out, exc)
                 fd = -1
                 break
             st = os.fstat(fd)
@@ -600,7 +608,8 @@ def recover(out: Path) -> list[str]:
             done.append(f"removed the link {name}")
             continue
         if _in_use(d):
-            log.warning("%s: another rs-change run is writing here (it holds %s/%s); left alone", out, name, FOLDER_LOCK)
+            log.warning("%s: another rs-change run is writing here (it holds %s/%s); left alone",
+                        out, name, FOLDER_LOCK)
             continue
         if name.startswith(BACKUP_PREFIX) and d.is_dir():
             try:
