@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-CHANGE_NOTE = "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels"
+CHANGE_NOTE = (
+    "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels"
+)
 AREA_METHOD = "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area"
 
 
@@ -118,7 +120,6 @@ class RunSummary:
         }
         if self.change is not None:
             out["change"] = self.change
-        out["runtime_s"] = None  # a fixed null: a run's time would make reruns differ byte for byte
         if self.transitions is not None:
             out["transitions"] = self.transitions
         if self.series is not None:
