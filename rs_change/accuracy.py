@@ -139,8 +139,8 @@ def read_points(path: Path, crs: Any) -> dict[str, Any]:
             raise SampleError(f"{path}: layer {layer} has no point geometry (not a registered GeoPackage layer); give "
                               "the samples.gpkg that `rs-change sample` wrote, or a .csv")
         if "reference" not in gdf.columns:
-            fields = ", ".join(map(str, gdf.columns))
-            raise SampleError(f"{path}: layer {layer} has no `reference` field (fields: {fields})")
+            columns = ", ".join(map(str, gdf.columns))
+            raise SampleError(f"{path}: layer {layer} has no `reference` field (fields: {columns})")
         if gdf.crs is not None and not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(crs)):
             gdf = gdf.to_crs(CRS.from_user_input(crs).to_wkt())
         if len(gdf) and (gdf.geometry.isna().any() or (gdf.geometry.geom_type != "Point").any()):
@@ -171,7 +171,7 @@ def _point_classes(path: Path, x: Any, y: Any, ids: Sequence[str]) -> Any:
         _, first, counts = np.unique(cell, return_index=True, return_counts=True)
         if (counts > 1).any():  # counted twice, a point would narrow the intervals as if it were new evidence
             j = int(np.flatnonzero(counts > 1)[0])
-            again = [ids[i] for i in np.flatnonzero(cell == cell[first[j]])]
+            again = [ids[int(i)] for i in np.flatnonzero(cell == cell[first[j]])]
             raise SampleError(f"points {', '.join(map(str, again[:5]))} fall on the same pixel of {path.name}; "
                               "keep one of them (a sample point is counted once)")
         values = np.zeros(col.size, dtype=np.int64)
@@ -279,7 +279,8 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
     np.add.at(matrix, (map_idx[used], ref_idx[used]), 1)
     pixels, m2 = strata(path, codes)
     km2 = [v / 1e6 for v in m2]
-    est = estimate_area(km2, matrix, z=z, classes=names)
+    counts = matrix.tolist()  # the error matrix as assessment's functions take it
+    est = estimate_area(km2, counts, z=z, classes=names)
     confidence = math.erf(z / math.sqrt(2.0))
 
     def by_name(key: str, nd: int = 6) -> dict[str, Optional[float]]:
@@ -298,7 +299,7 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
                     "labelled": int(used.sum()), "skipped_blank": int(sum(blank))},
         "z": z, "confidence": round(confidence, 4),
         "classes": names,
-        "error_matrix": matrix.tolist(),
+        "error_matrix": counts,
         "error_matrix_note": "rows = map class, columns = reference class, in `classes` order; counts of points",
         "map_area_km2": {nm: _r(v) for nm, v in zip(names, km2)},
         "map_pixels": dict(zip(names, pixels)),
@@ -326,7 +327,7 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
     change = path.name == CHANGE_TIF and isinstance(summary.get("change"), dict)
     if change and {"water gained", "water lost"} <= set(names):
         weights = [1.0 if nm == "water gained" else -1.0 if nm == "water lost" else 0.0 for nm in names]
-        net = combined_area(km2, matrix, weights, z=z)
+        net = combined_area(km2, counts, weights, z=z)
         acc["net_km2"], acc["net_km2_ci"] = _r(net[0]), _r(net[1])
     _add_to_summary(summary, path, names, est, block, net)
     acc = _clean(acc)

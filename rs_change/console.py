@@ -18,8 +18,9 @@ from typing import Any, Iterator, Optional
 
 def _cluster_water(d: dict[str, Any]) -> str:
     """Each cluster's share of water pixels (``0: 97% water, 1: 3%, 2: 0%``), or the water cluster ids."""
-    shares = [(c["id"], (c.get("stats") or {}).get("water_fraction")) for c in d.get("clusters", [])]
-    if not shares or any(f is None for _, f in shares):
+    found = [(c["id"], (c.get("stats") or {}).get("water_fraction")) for c in d.get("clusters", [])]
+    shares = [(i, f) for i, f in found if f is not None]
+    if not found or len(shares) < len(found):
         return ", ".join(map(str, d["water_clusters"])) or "no water"
     def pct(f: float) -> str:
         return "<1%" if 0 < f < 0.01 else f"{100 * f:.0f}%"
@@ -51,9 +52,9 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 class Progress:
-    """A one-line progress display on stderr (only when stderr is a terminal, or verbose).
+    r"""A one-line progress display on stderr (only when stderr is a terminal, or verbose).
 
-    The line is redrawn in place (``\\r``); :meth:`break_line` ends it first when something else
+    The line is redrawn in place (``\r``); :meth:`break_line` ends it first when something else
     (a log line) is written to stderr, so the two never share a line.
     """
 
@@ -64,6 +65,7 @@ class Progress:
         self.open = False  # a progress line is on screen without its newline
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` for ``stage`` (redrawn at most every 0.2 s, and at the end)."""
         if not self.enabled:
             return
         now = time.perf_counter()

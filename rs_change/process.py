@@ -68,7 +68,7 @@ class SignalTrap:
             if self.previous and not self.unwinding:
                 import _thread
 
-                _thread.interrupt_main(self.signum or signal.SIGINT)
+                _thread.interrupt_main(signal.Signals(self.signum or signal.SIGINT))
 
         timer = threading.Timer(0.05, again)
         timer.daemon = True
@@ -76,6 +76,7 @@ class SignalTrap:
 
     @property
     def code(self) -> int:
+        """The exit status of the interruption: 128 + the signal (130 when none was caught)."""
         return 128 + (self.signum or signal.SIGINT)
 
     def report(self) -> int:
@@ -94,6 +95,7 @@ class SignalTrap:
         return self.code
 
     def restore(self) -> None:
+        """Put back the signal handlers and unraisable hook that were there before."""
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         if self.previous:

@@ -190,6 +190,9 @@ def write_into(out: Path, files: Mapping[str, Callable[[Path], Any]], listed: Se
 
 
 def refuse_existing(out: Path, names: Sequence[str], overwrite: bool, what: str) -> None:
+    """Refuse (:class:`OutputError`) when one of ``names`` exists in ``out`` and ``overwrite`` is
+    false; ``what`` says what the existing file may hold.
+    """
     existing = [n for n in names if (out / n).exists() or (out / n).is_symlink()]
     if existing and not overwrite:
         raise OutputError(f"{out / existing[0]}: already exists ({what}); pass --overwrite to replace it")
@@ -279,7 +282,7 @@ def draw_sample(out: Path, map_name: Optional[str] = None, how: Design = Design(
     x, y = transform * (cols + 0.5, rows + 0.5)
     x, y = np.asarray(x, float), np.asarray(y, float)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
-    table = {
+    table: dict[str, Any] = {  # the sample's columns (arrays and lists), as the GeoPackage stores them
         "sample_id": np.arange(1, rows.size + 1),
         "map_class": [names[k] for k in cls],
         "reference": [""] * rows.size,
