@@ -32,7 +32,8 @@ def assess_run(outdir: str | Path, samples: Optional[str | Path] = None, map_nam
                z: float = 1.96, overwrite: bool = False) -> dict[str, Any]:
     """Assess a run's map in its folder ``outdir`` from the labelled ``samples`` (default
     ``outdir/samples.gpkg``) under the folder's lock, refusing to replace accuracy.json / .csv
-    unless ``overwrite``; returns accuracy.json's content and ``report_updated``."""
+    unless ``overwrite``; returns accuracy.json's content and ``report_updated``.
+    """
     from .outputs import output_lock, recover
 
     out = run_folder(outdir)
@@ -82,7 +83,8 @@ def _blank(v: Any) -> bool:
 
 def read_points(path: Path, crs: Any) -> dict[str, Any]:
     """Labelled points of a samples.gpkg (any layer named ``samples``, else the first) or CSV:
-    ``{"id", "x", "y" (in ``crs``), "reference", "map_class" (None when absent), "meta"}``."""
+    ``{"id", "x", "y" (in ``crs``), "reference", "map_class" (None when absent), "meta"}``.
+    """
     import numpy as np
     from pyproj import CRS, Transformer
 
@@ -137,8 +139,8 @@ def read_points(path: Path, crs: Any) -> dict[str, Any]:
             raise SampleError(f"{path}: layer {layer} has no point geometry (not a registered GeoPackage layer); give "
                               "the samples.gpkg that `rs-change sample` wrote, or a .csv")
         if "reference" not in gdf.columns:
-            fields = ", ".join(map(str, gdf.columns))
-            raise SampleError(f"{path}: layer {layer} has no `reference` field (fields: {fields})")
+            columns = ", ".join(map(str, gdf.columns))
+            raise SampleError(f"{path}: layer {layer} has no `reference` field (fields: {columns})")
         if gdf.crs is not None and not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(crs)):
             gdf = gdf.to_crs(CRS.from_user_input(crs).to_wkt())
         if len(gdf) and (gdf.geometry.isna().any() or (gdf.geometry.geom_type != "Point").any()):
@@ -169,7 +171,7 @@ def _point_classes(path: Path, x: Any, y: Any, ids: Sequence[str]) -> Any:
         _, first, counts = np.unique(cell, return_index=True, return_counts=True)
         if (counts > 1).any():  # counted twice, a point would narrow the intervals as if it were new evidence
             j = int(np.flatnonzero(counts > 1)[0])
-            again = [ids[i] for i in np.flatnonzero(cell == cell[first[j]])]
+            again = [ids[int(i)] for i in np.flatnonzero(cell == cell[first[j]])]
             raise SampleError(f"points {', '.join(map(str, again[:5]))} fall on the same pixel of {path.name}; "
                               "keep one of them (a sample point is counted once)")
         values = np.zeros(col.size, dtype=np.int64)
@@ -183,7 +185,8 @@ def _point_classes(path: Path, x: Any, y: Any, ids: Sequence[str]) -> Any:
 
 def _recorded_map(out: Path, samples: Path) -> Optional[str]:
     """The map a sample was drawn from: the GeoPackage layer's metadata, else the manifest's
-    ``samples`` entry (None: unknown, the default map is used)."""
+    ``samples`` entry (None: unknown, the default map is used).
+    """
     if samples.suffix.lower() == ".gpkg" and samples.is_file():
         try:
             import pyogrio
@@ -203,7 +206,8 @@ def _labels(samples: Path, path: Path, pts: Mapping[str, Any], codes: Sequence[i
             names: Sequence[str]) -> tuple[Any, Any, list[bool]]:
     """Each point's reference class index (-1: blank), its map class index, and whether its
     reference is blank; SampleError for a reference that is no class, a point on an unobserved
-    pixel, or a ``map_class`` the map does not have at the point."""
+    pixel, or a ``map_class`` the map does not have at the point.
+    """
     import numpy as np
 
     lookup = {_norm(nm): k for k, nm in enumerate(names)}
@@ -245,7 +249,8 @@ def _labels(samples: Path, path: Path, pts: Mapping[str, Any], codes: Sequence[i
 def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 1.96) -> dict[str, Any]:
     """Estimate from the labelled ``samples`` and write accuracy.json / accuracy.csv, the adjusted
     areas into summary.json (and report.html) of the run folder ``out``; returns accuracy.json's
-    content (the caller checks for existing files and holds the folder's lock)."""
+    content (the caller checks for existing files and holds the folder's lock).
+    """
     import numpy as np
     import rasterio
 
@@ -274,7 +279,8 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
     np.add.at(matrix, (map_idx[used], ref_idx[used]), 1)
     pixels, m2 = strata(path, codes)
     km2 = [v / 1e6 for v in m2]
-    est = estimate_area(km2, matrix, z=z, classes=names)
+    counts = matrix.tolist()  # the error matrix as assessment's functions take it
+    est = estimate_area(km2, counts, z=z, classes=names)
     confidence = math.erf(z / math.sqrt(2.0))
 
     def by_name(key: str, nd: int = 6) -> dict[str, Optional[float]]:
@@ -293,7 +299,7 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
                     "labelled": int(used.sum()), "skipped_blank": int(sum(blank))},
         "z": z, "confidence": round(confidence, 4),
         "classes": names,
-        "error_matrix": matrix.tolist(),
+        "error_matrix": counts,
         "error_matrix_note": "rows = map class, columns = reference class, in `classes` order; counts of points",
         "map_area_km2": {nm: _r(v) for nm, v in zip(names, km2)},
         "map_pixels": dict(zip(names, pixels)),
@@ -321,7 +327,7 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
     change = path.name == CHANGE_TIF and isinstance(summary.get("change"), dict)
     if change and {"water gained", "water lost"} <= set(names):
         weights = [1.0 if nm == "water gained" else -1.0 if nm == "water lost" else 0.0 for nm in names]
-        net = combined_area(km2, matrix, weights, z=z)
+        net = combined_area(km2, counts, weights, z=z)
         acc["net_km2"], acc["net_km2_ci"] = _r(net[0]), _r(net[1])
     _add_to_summary(summary, path, names, est, block, net)
     acc = _clean(acc)
@@ -344,7 +350,8 @@ def assess(out: Path, samples: Path, map_name: Optional[str] = None, z: float = 
 def _add_to_summary(summary: dict[str, Any], path: Path, names: Sequence[str], est: Mapping[str, Any],
                     block: dict[str, Any], net: Optional[tuple[float, float]]) -> None:
     """Put the adjusted areas ``est`` and the accuracy ``block`` into the run's summary: its
-    ``change`` section for change.tif (with the adjusted ``net``), else the map's date."""
+    ``change`` section for change.tif (with the adjusted ``net``), else the map's date.
+    """
     if path.name == CHANGE_TIF and isinstance(summary.get("change"), dict):
         ch = summary["change"]
         for j, nm in enumerate(names):
@@ -365,7 +372,8 @@ def _add_to_summary(summary: dict[str, Any], path: Path, names: Sequence[str], e
 
 def _report_writer(out: Path, summary: Mapping[str, Any]) -> Optional[Callable[[Path], Any]]:
     """A writer of the run's report.html again with the accuracy table (None when the run has no
-    report or its config.yaml is gone)."""
+    report or its config.yaml is gone).
+    """
     if not (out / REPORT_HTML).is_file() or not (out / CONFIG_YAML).is_file():
         return None
     from .report import report_html

@@ -41,7 +41,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             check_output_dir(out, SUMMARY_SET, args.overwrite)  # before anything is read
             result = run(cfg, overwrite=args.overwrite, progress=args.progress, write=False)
-            write_summary_set(result.summary, out, args.overwrite, result.config.to_yaml())  # one set, with a manifest
+            # one set, with a manifest; run() always returns the configuration as run
+            write_summary_set(result.summary, out, args.overwrite, (result.config or cfg).to_yaml())
         else:
             result = run(cfg, output_dir=out, overwrite=args.overwrite, progress=args.progress)
     print(format_table(result.summary))
@@ -120,14 +121,17 @@ def _cmd_assess(args: argparse.Namespace) -> int:
 
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ``argparse`` parser whose usage errors are one line (``rs-change sample: error:
-    argument --seed: invalid int value: '1.5'; see rs-change sample --help``) and exit status 2."""
+    argument --seed: invalid int value: '1.5'; see rs-change sample --help``) and exit status 2.
+    """
 
     def error(self, message: str) -> NoReturn:
+        """Write ``message`` as one line with a pointer to ``--help``, and exit with status 2."""
         sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
         sys.exit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rs-change`` parser with every sub-command."""
     p = OneLineArgumentParser(prog="rs-change", description="Surface-water change between satellite or aerial images.")
     p.add_argument("--version", action="version", version=f"rs-change {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")

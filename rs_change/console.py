@@ -18,8 +18,9 @@ from typing import Any, Iterator, Optional
 
 def _cluster_water(d: dict[str, Any]) -> str:
     """Each cluster's share of water pixels (``0: 97% water, 1: 3%, 2: 0%``), or the water cluster ids."""
-    shares = [(c["id"], (c.get("stats") or {}).get("water_fraction")) for c in d.get("clusters", [])]
-    if not shares or any(f is None for _, f in shares):
+    found = [(c["id"], (c.get("stats") or {}).get("water_fraction")) for c in d.get("clusters", [])]
+    shares = [(i, f) for i, f in found if f is not None]
+    if not found or len(shares) < len(found):
         return ", ".join(map(str, d["water_clusters"])) or "no water"
     def pct(f: float) -> str:
         return "<1%" if 0 < f < 0.01 else f"{100 * f:.0f}%"
@@ -51,10 +52,11 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 class Progress:
-    """A one-line progress display on stderr (only when stderr is a terminal, or verbose).
+    r"""A one-line progress display on stderr (only when stderr is a terminal, or verbose).
 
-    The line is redrawn in place (``\\r``); :meth:`break_line` ends it first when something else
-    (a log line) is written to stderr, so the two never share a line."""
+    The line is redrawn in place (``\r``); :meth:`break_line` ends it first when something else
+    (a log line) is written to stderr, so the two never share a line.
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -63,6 +65,7 @@ class Progress:
         self.open = False  # a progress line is on screen without its newline
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` for ``stage`` (redrawn at most every 0.2 s, and at the end)."""
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -86,7 +89,8 @@ class Progress:
 class _ConsoleFilter(logging.Filter):
     """The stderr handler's filter: other libraries' records below WARNING are dropped unless
     ``-vv`` (a library such as dask.distributed sets its own loggers to INFO), and the progress
-    line is ended before a record is printed."""
+    line is ended before a record is printed.
+    """
 
     def __init__(self, progress: Optional[Progress], verbose: int) -> None:
         super().__init__()
@@ -105,7 +109,8 @@ class _ConsoleFilter(logging.Filter):
 def setup_logging(verbose: int, progress: Optional[Progress] = None) -> None:
     """Log lines on stderr: rs-change's at WARNING (default), INFO (``-v``) or DEBUG (``-vv``);
     other libraries' (dask, pyproj, urllib3 ...) at WARNING unless ``-vv``. Log lines start on a
-    line of their own when a ``progress`` line is on screen."""
+    line of their own when a ``progress`` line is on screen.
+    """
     level = max(logging.DEBUG, logging.WARNING - 10 * verbose)
     logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -137,7 +142,8 @@ def c_stderr_to_null(enabled: bool) -> Iterator[None]:
     """Send what C libraries print straight to file descriptor 2 (libtiff's ``_tiffSeekProc: No
     space left on device.``, once per block on a full disk) to /dev/null, while Python's
     ``sys.stderr`` keeps writing to the terminal; GDAL's messages reach the user through the
-    exceptions that rasterio raises, in the one line."""
+    exceptions that rasterio raises, in the one line.
+    """
     if not enabled:
         yield
         return

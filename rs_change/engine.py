@@ -71,7 +71,8 @@ class Engine:
     def __init__(self, scheduler: str = "threads", workers: Optional[int] = None, client: Any = None,
                  in_flight: Optional[int] = None) -> None:
         self.scheduler = "distributed" if client is not None else str(scheduler)
-        if self.scheduler not in LOCAL_SCHEDULERS and self.scheduler != "distributed" and not is_cluster_address(self.scheduler):
+        if (self.scheduler not in LOCAL_SCHEDULERS and self.scheduler != "distributed"
+                and not is_cluster_address(self.scheduler)):
             from .errors import ConfigError
 
             raise ConfigError(
@@ -104,6 +105,7 @@ class Engine:
         self.close()
 
     def close(self) -> None:
+        """Shut the pool down (cancelling what has not started) and close a client it made."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -114,6 +116,7 @@ class Engine:
 
     @property
     def parallelism(self) -> int:
+        """How many items run at once (at least 1)."""
         return max(1, self.workers)
 
     # -- mapping --------------------------------------------------------------------------------
@@ -151,7 +154,10 @@ class Engine:
             # a future leaves ``pending`` only once its result is in hand, so an interrupt while
             # waiting for it still finds it in the wait below
             for it in items:
-                pending.append(self._pool.submit(run_cancellable, stop, fn, it) if threads else self._pool.submit(fn, it))
+                if threads:
+                    pending.append(self._pool.submit(run_cancellable, stop, fn, it))
+                else:
+                    pending.append(self._pool.submit(fn, it))
                 if len(pending) >= limit:
                     result = pending[0].result()
                     pending.popleft()
@@ -163,7 +169,8 @@ class Engine:
         finally:
             for f in pending:
                 f.cancel()
-            stop.set()  # long loops in the running items (k-means fits) raise Cancelled (rs_change.errors.check_cancelled)
+            # long loops in the running items (k-means fits) raise Cancelled (rs_change.errors.check_cancelled)
+            stop.set()
             # items already running finish before the caller goes on: after an interrupt the
             # caller closes the readers they use (a GDAL dataset closed under a running read
             # crashed the process instead of exiting 130)
@@ -200,7 +207,9 @@ def _connect(address: str) -> Any:
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - distributed is a dependency
-        raise ConfigError("compute.scheduler: a cluster address needs dask.distributed; pip install distributed") from None
+        raise ConfigError(
+            "compute.scheduler: a cluster address needs dask.distributed; pip install distributed"
+        ) from None
     probe_scheduler(address)
     try:
         return Client(address, timeout="10s", set_as_default=False)
@@ -260,7 +269,9 @@ def probe_scheduler(address: str, timeout: Optional[float] = None) -> None:
                           f"({exc.strerror or exc.__class__.__name__}); {fix}") from None
     n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
     if not 0 < n < (64 << 20):  # a handshake is a few hundred bytes
-        raise ConfigError(f"compute.scheduler: {address} does not speak the dask protocol (it is not a dask scheduler); {fix}")
+        raise ConfigError(
+            f"compute.scheduler: {address} does not speak the dask protocol (it is not a dask scheduler); {fix}"
+        )
 
 
 _GDAL_CACHE_SET = False
@@ -315,7 +326,8 @@ def _gdal_library() -> Any:
     import rasterio
 
     base = os.path.dirname(os.path.dirname(rasterio.__file__))
-    pats = [os.path.join(base, "rasterio.libs", "libgdal*.so*"), os.path.join(base, "rasterio", ".dylibs", "libgdal*.dylib"),
+    pats = [os.path.join(base, "rasterio.libs", "libgdal*.so*"),
+            os.path.join(base, "rasterio", ".dylibs", "libgdal*.dylib"),
             os.path.join(base, "rasterio.libs", "gdal*.dll")]
     for pat in pats:
         for path in sorted(glob.glob(pat)):
@@ -377,7 +389,8 @@ def cached_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
 def shared_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
     """One object ``key`` of run ``token`` for every thread of this process, opened by ``opener()``
     once and closed by :func:`close_readers` (it must be thread-safe itself, e.g.
-    :class:`rs_change.readers.SharedReads`)."""
+    :class:`rs_change.readers.SharedReads`).
+    """
     with _CACHE_LOCK:
         obj = _SHARED.get((token, key))
         if obj is None:
@@ -525,7 +538,8 @@ def share_malloc_arenas(arenas: int = 2) -> bool:
 def write_threads(scheduler: str, workers: Optional[int]) -> int:
     """Threads of :class:`WriteJobs` for a run's ``compute.scheduler`` / ``compute.workers``:
     0 (all in the calling thread) for ``synchronous`` or one worker, else one less than the
-    workers (the calling thread traces the polygons meanwhile), at most 3."""
+    workers (the calling thread traces the polygons meanwhile), at most 3.
+    """
     n = workers or os.cpu_count() or 1
     return 0 if scheduler == "synchronous" or n <= 1 else max(1, min(int(n) - 1, 3))
 
@@ -537,7 +551,8 @@ def polygon_threads(scheduler: str, workers: Optional[int]) -> int:
     GDAL's polygonize runs without the GIL, so one tracing thread and the writer threads keep
     two cores busy; a second tracing thread on 2 cores gave the same wall time and, by
     interleaving its strip-sized arrays with the writer's in the shared malloc arenas, +250 MB
-    of peak memory on the 4x benchmark pair (944 vs 690 MB)."""
+    of peak memory on the 4x benchmark pair (944 vs 690 MB).
+    """
     n = workers or os.cpu_count() or 1
     return 1 if scheduler == "synchronous" else max(1, min(int(n) - write_threads(scheduler, workers), 4))
 
@@ -545,10 +560,12 @@ def polygon_threads(scheduler: str, workers: Optional[int]) -> int:
 def layer_threads(scheduler: str, workers: Optional[int]) -> int:
     """Threads joining the regions and building the polygon layers, one raster each, after the
     strips are traced: 1 for ``synchronous``, else the workers (default: the cores), at most 4.
-    They hold polygons only, and GEOS and pyproj work without the GIL."""
+    They hold polygons only, and GEOS and pyproj work without the GIL.
+    """
     n = workers or os.cpu_count() or 1
     return 1 if scheduler == "synchronous" else max(1, min(int(n), 4))
 
 
-__all__ = ["Engine", "limit_gdal_cache", "cached_reader", "shared_reader", "close_readers", "new_token", "is_cluster_address", "default_workers",
-           "WriteJobs", "share_malloc_arenas", "write_threads", "polygon_threads", "layer_threads"]
+__all__ = ["Engine", "limit_gdal_cache", "cached_reader", "shared_reader", "close_readers", "new_token",
+           "is_cluster_address", "default_workers", "WriteJobs", "share_malloc_arenas", "write_threads",
+           "polygon_threads", "layer_threads"]

@@ -123,27 +123,33 @@ def check_output_dir(out: Path, names: Sequence[str], overwrite: bool) -> None:
 
 def _check_creatable(out: Path) -> Path:
     """The nearest existing folder of ``out`` (``out`` itself when it exists); an
-    :class:`OutputError` when ``out`` or that ancestor is not a folder."""
+    :class:`OutputError` when ``out`` or that ancestor is not a folder.
+    """
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: output path exists and is not a folder; set `output.dir` (or -o) to a folder")
     target = out
     while not target.exists() and target != target.parent:
         target = target.parent
     if not target.is_dir():
-        raise OutputError(f"{out}: cannot create the output folder ({target} is not a folder); choose another `output.dir`")
+        raise OutputError(
+            f"{out}: cannot create the output folder ({target} is not a folder); choose another `output.dir`"
+        )
     return target
 
 
 def staging_dir(out: Path) -> Path:
     """Create ``out`` and a fresh staging folder inside it (``.rs-change-tmp-<token>-*``, created
-    exclusively, its lock held until :func:`discard`)."""
+    exclusively, its lock held until :func:`discard`).
+    """
     try:
         if not Path(out).exists():
             _CREATED.add(str(Path(out)))
         Path(out).mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{RUN_TOKEN}-", dir=out))
     except OSError as exc:
-        raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`") from None
+        raise OutputError(
+            f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`"
+        ) from None
     _ACTIVE.add(str(tmp))
     _hold(tmp)
     return tmp
@@ -195,7 +201,7 @@ def output_lock(out: Path) -> Iterator[Path]:
     """
     out = Path(out)
     _check_creatable(out)
-    created = []
+    created: list[Path] = []
     for d in [*reversed(out.parents), out]:
         if not d.exists():
             try:
@@ -204,7 +210,9 @@ def output_lock(out: Path) -> Iterator[Path]:
                 pass
             except OSError as exc:
                 _remove_empty(created)
-                raise OutputError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`") from None
+                raise OutputError(
+                    f"{out}: cannot create the output folder ({exc.strerror or exc}); choose a writable `output.dir`"
+                ) from None
             else:
                 created.append(d)
     lock = out / OUTPUT_LOCK
@@ -215,7 +223,8 @@ def output_lock(out: Path) -> Iterator[Path]:
             except OSError as exc:
                 raise OutputError(
                     f"{lock}: cannot open the output folder's lock file ({exc.strerror or exc}); "
-                    + ("remove it (it is not a regular file)" if exc.errno == errno.ELOOP else "choose a writable `output.dir`")
+                    + ("remove it (it is not a regular file)" if exc.errno == errno.ELOOP
+                       else "choose a writable `output.dir`")
                 ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -226,7 +235,8 @@ def output_lock(out: Path) -> Iterator[Path]:
                         f"{out}: another rs-change run is writing into this folder (it holds {OUTPUT_LOCK}); "
                         "wait for it to finish or choose another `output.dir` (-o)"
                     ) from None
-                log.warning("%s: cannot lock the output folder (%s); concurrent runs into it are not detected", out, exc)
+                log.warning("%s: cannot lock the output folder (%s); concurrent runs into it are not detected",
+                            out, exc)
                 fd = -1
                 break
             st = os.fstat(fd)
@@ -276,7 +286,8 @@ def _remove_empty(folders: Sequence[Path]) -> None:
 
 def discard(tmp: Optional[Path]) -> None:
     """Delete a staging folder (after success or failure); after a failure, also the output
-    folder itself when this run created it and it is empty again."""
+    folder itself when this run created it and it is empty again.
+    """
     if tmp is None:
         return
     if sys.exc_info()[0] is not None:  # a failure: was the disk full? (measured before the staging is freed)
@@ -302,7 +313,8 @@ PROBE_BYTES = 1 << 20
 def _note_free_space(folder: Path) -> None:
     """After a failure, try writing :data:`PROBE_BYTES` next to the staged files (before they are
     freed): a full disk, a quota or a file-size limit fails it whatever words the library that
-    hit it first used (SQLite, through GDAL, says "no such table" when it could not create one)."""
+    hit it first used (SQLite, through GDAL, says "no such table" when it could not create one).
+    """
     _WRITE_ERRNO_AT_FAILURE[0] = None
     try:
         fd, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
@@ -324,7 +336,8 @@ def _note_free_space(folder: Path) -> None:
 
 def out_of_space_at_failure() -> bool:
     """Whether the output folder had no room (disk full, quota, file-size limit) when the last
-    failed run of this process gave up writing.  Reading resets it."""
+    failed run of this process gave up writing.  Reading resets it.
+    """
     err, _WRITE_ERRNO_AT_FAILURE[0] = _WRITE_ERRNO_AT_FAILURE[0], None
     return err in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -365,7 +378,8 @@ def config_hash(config_yaml: str) -> str:
 def write_summary_set(summary: Mapping[str, Any], out: Path, overwrite: bool = False,
                       config_yaml: Optional[str] = None) -> list[Path]:
     """``summary.json``, ``summary.csv`` (and ``config.yaml`` when given) and their manifest,
-    written into ``out`` as one set by :func:`write_set`."""
+    written into ``out`` as one set by :func:`write_set`.
+    """
     from .export import write_csv, write_json
 
     rows = [{k: v for k, v in d.items() if not isinstance(v, (list, dict))} for d in summary["dates"]]
@@ -594,7 +608,8 @@ def recover(out: Path) -> list[str]:
             done.append(f"removed the link {name}")
             continue
         if _in_use(d):
-            log.warning("%s: another rs-change run is writing here (it holds %s/%s); left alone", out, name, FOLDER_LOCK)
+            log.warning("%s: another rs-change run is writing here (it holds %s/%s); left alone",
+                        out, name, FOLDER_LOCK)
             continue
         if name.startswith(BACKUP_PREFIX) and d.is_dir():
             try:

@@ -27,13 +27,15 @@ from .aoi import aoi_geometries, crop_to_aoi
 from .blocks import BlockTask, BlockTotals
 from .catalog import write_catalog
 from .config import RunConfig, SceneConfig
-from .engine import Engine, close_readers, shrink_gdal_cache
-from .export import RunRasters, manifest_files, provenance, run_polygons, style_outputs, write_csv, write_json
+from .engine import Engine, WriteJobs, close_readers, shrink_gdal_cache
+from .export import (RunRasters, manifest_files, provenance, run_polygons, style_outputs, write_csv,
+                     write_json)
 from .fit import DateModel, FitTask, shared_model
 from .grid import Grid
 from .clustermaps import cluster_writer_kwargs, stage_cluster_outputs
-from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON, WATERBODIES_CSV,
-                    WATERBODIES_LAYER, WATERBODIES_PNG, clusters_tif, model_json, run_names, water_fraction_tif, water_tif)
+from .names import (CHANGE_CSV, CHANGE_TIF, CONFIG_YAML, MANIFEST, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON,
+                    WATERBODIES_CSV, WATERBODIES_LAYER, WATERBODIES_PNG, clusters_tif, model_json, run_names,
+                    water_fraction_tif, water_tif)
 from .outputs import check_output_dir, commit, config_hash, discard, previous_outputs, staging_dir, write_manifest
 from .readers import SceneSource, check_overlap, mosaic, open_layers
 from .scenes import band_profile, open_scene
@@ -73,7 +75,8 @@ def build_source(scene: SceneConfig, cfg: RunConfig) -> SceneSource:
         src = mosaic([open_scene(cfg.resolve_input(p), profile, scene.date, scene.nodata) for p in scene.paths()])
     if scene.qa is not None and src.qa_layer is None and (scene.qa.mask is not None or scene.qa.buffer):
         log.warning("%s: qa.mask / qa.buffer are set but the scene of %s has no QA layer; give it as "
-                    "`bands: {qa_pixel: N}` or a qa_pixel, scl or fmask asset (clouds are not masked)", src.label, scene.date)
+                    "`bands: {qa_pixel: N}` or a qa_pixel, scl or fmask asset (clouds are not masked)",
+                    src.label, scene.date)
     return src
 
 
@@ -95,7 +98,8 @@ def reference_grid(cfg: RunConfig, sources: Sequence[SceneSource]) -> Grid:
 class Prepared:
     """What a run works on, before any pixel is read: the config with its ``stac:`` block expanded
     into scenes, each date's opened source, the reference grid cropped to the area of interest,
-    the AOI's geometries on that grid's CRS, and each date's overlap share with the grid."""
+    the AOI's geometries on that grid's CRS, and each date's overlap share with the grid.
+    """
 
     cfg: RunConfig
     sources: list[SceneSource]
@@ -154,7 +158,8 @@ def output_names(cfg: RunConfig) -> list[str]:
 
 def composite_dates(cfg: RunConfig) -> dict[str, int]:
     """The dates of several scenes (a ``path:`` or ``assets:`` list) and their number of scenes:
-    the dates composited per pixel (:mod:`rs_change.composite`), which get a ``clear_count_<date>.tif``."""
+    the dates composited per pixel (:mod:`rs_change.composite`), which get a ``clear_count_<date>.tif``.
+    """
     out = {}
     for s in cfg.scenes:
         n = len(s.asset_parts()) if s.assets is not None else (1 if isinstance(s.path, str) else len(s.path or []))
@@ -197,7 +202,8 @@ def run(
     cfg = expand(cfg)  # a `stac:` block -> the scenes it finds (rs_change.stac); other configs as they are
     out = Path(output_dir) if output_dir is not None else cfg.output_dir
     if write:
-        check_output_dir(out, output_names(cfg), overwrite)  # creates nothing; recovers leftovers of killed runs first
+        # creates nothing; recovers leftovers of killed runs first
+        check_output_dir(out, output_names(cfg), overwrite)
     prepared = prepare(cfg, write)
     engine = Engine(prepared.cfg.compute.scheduler, prepared.cfg.compute.workers, client=client)
     with engine:
@@ -206,7 +212,8 @@ def run(
 
 def _run_passes(prepared: Prepared, engine: Engine, out: Path, write: bool, progress: Progress, t0: float) -> RunResult:
     """Pass 1 (one model per date, dates in parallel) and pass 2 (blocks in parallel) on ``engine``."""
-    cfg, sources, ref, geoms, overlaps = prepared.cfg, prepared.sources, prepared.grid, prepared.geoms, prepared.overlaps
+    cfg, sources, ref = prepared.cfg, prepared.sources, prepared.grid
+    geoms, overlaps = prepared.geoms, prepared.overlaps
     models: list[DateModel] = []
     progress("fit", 0, len(sources))
     c, lab, resampling = cfg.clustering, cfg.labelling, cfg.grid.resampling
@@ -225,16 +232,18 @@ def _run_passes(prepared: Prepared, engine: Engine, out: Path, write: bool, prog
             tmp = staging_dir(out)  # .rs-change-tmp-<pid>-* inside `out`: same filesystem, atomic renames
             rasters = RunRasters(
                 tmp, ref, dates, [{"DATE": d, "WATER_CLUSTERS": dm.water_ids.tolist()} for d, dm in zip(dates, models)],
-                [cluster_writer_kwargs(dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d, model_json(d))
+                [cluster_writer_kwargs(dm.decisions, dm.water_ids.tolist(), dm.source.profile.calibrated, d,
+                                       model_json(d))
                  for d, dm in zip(dates, models)], run_provenance(cfg, ref),
                 {dm.source.date.isoformat(): len(dm.source.parts) for dm in models if dm.source.parts},
                 waterbodies=_waterbodies_on(cfg, dates))
         windows = list(ref.windows(cfg.compute.chunk_size))
         totals = BlockTotals(dates)  # per-date areas, change classes, transitions + series classes
         wb = cfg.waterbodies
+        wb_params = (wb.core_share, wb.extent_share, wb.min_observations)
         task = BlockTask(ref, [replace(dm, preview=None) for dm in models], geoms, resampling,
                          gdal_cache_mb=cfg.compute.gdal_cache_mb, rasters=write,
-                         waterbodies=(wb.core_share, wb.extent_share, wb.min_observations) if write and _waterbodies_on(cfg, dates) else None)
+                         waterbodies=wb_params if write and _waterbodies_on(cfg, dates) else None)
         try:
             # results come back in block order whatever the scheduler: sums are bit-identical
             for n, br in enumerate(engine.map(task, windows)):
@@ -260,7 +269,8 @@ def _run_passes(prepared: Prepared, engine: Engine, out: Path, write: bool, prog
 
 def run_provenance(cfg: RunConfig, ref: Grid) -> dict[str, str]:
     """The provenance metadata of a run's rasters and GeoPackage (:func:`rs_change.export.provenance`):
-    each scene's date, sensor and path as the config gives it."""
+    each scene's date, sensor and path as the config gives it.
+    """
     from ._version import __version__
 
     try:
@@ -280,7 +290,8 @@ def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str
                        blocks: dict[str, Path], summary: dict[str, Any], jobs: Any) -> tuple[dict[str, Path], Any, Any]:
     """waterbodies.csv, the ``waterbodies`` layer and summary.json's section from the block-written
     rasters (:func:`rs_change.waterbody.from_files`); the report's plot as a job.  Returns the
-    staged files, the layer and the plot's future (None without a report)."""
+    staged files, the layer and the plot's future (None without a report).
+    """
     from .engine import polygon_threads
     from .waterbody import TABLE_COLUMNS, Params, from_files
 
@@ -315,28 +326,48 @@ def _finish_outputs(
     figures read the block-written staging files (``blocks``: output name -> staging file, same
     pixels as the COG).
     """
-    from .engine import WriteJobs, write_threads
+    from .engine import write_threads
 
     with WriteJobs(write_threads(cfg.compute.scheduler, cfg.compute.workers)) as jobs:
-        # clusters_<date>.tif/.png, model_<date>.json (rs_change.model); frequency / series / change_<a>_<b> (3+ dates)
+        # clusters_<date>.tif/.png, model_<date>.json (rs_change.model);
+        # frequency / series / change_<a>_<b> (3+ dates)
         extra = stage_cluster_outputs(tmp, models, rasters.clusters, jobs)
         extra.update(rasters.finish_clear_counts(jobs))  # clear_count_<date>.tif of the composited dates
         # the report's cluster panels read the cluster maps the run wrote (same ids and colours)
-        blocks: dict[str, Path] = {clusters_tif(dm.source.date.isoformat()): wr.path for dm, wr in zip(models, rasters.clusters)}
+        blocks: dict[str, Path] = {
+            clusters_tif(dm.source.date.isoformat()): wr.path for dm, wr in zip(models, rasters.clusters)
+        }
         if rasters.series is not None:
             extra.update(rasters.series.finish(jobs))
             blocks.update(rasters.series.staging())
-        return _stage_and_commit(cfg, out, tmp, ref, models, rasters, summary, extra, jobs, blocks)
+        return _stage_and_commit(cfg, out, ref, models, rasters, summary, _Staging(tmp, jobs, blocks, extra))
+
+
+@dataclass
+class _Staging:
+    """Where :func:`_stage_and_commit` stages a run's outputs and what is there already."""
+
+    #: the staging folder inside the output folder (:func:`rs_change.outputs.staging_dir`)
+    tmp: Path
+    #: the writer threads that convert COGs and draw PNGs (:class:`rs_change.engine.WriteJobs`)
+    jobs: WriteJobs
+    #: output name -> the block-written staging file of the same pixels (read by polygons and figures)
+    blocks: dict[str, Path]
+    #: outputs staged already (cluster maps, models, series rasters, clear counts)
+    extra: dict[str, Path]
 
 
 def _stage_and_commit(
-    cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
-    summary: dict[str, Any], extra: dict[str, Path], jobs: Any, blocks: dict[str, Path],
+    cfg: RunConfig, out: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
+    summary: dict[str, Any], staging: _Staging,
 ) -> list[Path]:
     """Water and change COGs with their styles, report figures, polygons, summary, config and
-    manifest staged in ``tmp`` (``extra``: outputs staged already), then swapped into ``out``."""
+    manifest staged in ``staging.tmp`` (``staging.extra``: outputs staged already), then swapped
+    into ``out``.
+    """
     from .engine import layer_threads, polygon_threads
 
+    tmp, jobs, blocks, extra = staging.tmp, staging.jobs, staging.blocks, staging.extra
     staged: dict[str, Path] = {}
     dates = [dm.source.date.isoformat() for dm in models]
     cogs = [(water_tif(d), wr) for d, wr in zip(dates, rasters.water)]
@@ -353,14 +384,14 @@ def _stage_and_commit(
         from .report import report_figures, report_page
 
         # first: its decimated reads of the scenes overlap the polygons' first strips, not their peak
-        figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks, cfg.grid.resampling,
-                              priority=-1)
+        figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks,
+                              cfg.grid.resampling, priority=-1)
     jobs.start()
     wb_layers: dict[str, Any] = {}
     wb_plot = None
     if rasters.waterbody is not None:  # waterbodies.csv, the waterbodies layer, summary.json's section
-        wb_files, layer, wb_plot = _stage_waterbodies(cfg, tmp, ref, [dm.source.date.isoformat() for dm in models], rasters,
-                                                      blocks, summary, jobs)
+        wb_files, layer, wb_plot = _stage_waterbodies(cfg, tmp, ref, [dm.source.date.isoformat() for dm in models],
+                                                      rasters, blocks, summary, jobs)
         staged.update(wb_files)
         wb_layers[WATERBODIES_LAYER] = layer
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
@@ -389,5 +420,6 @@ def _stage_and_commit(
     # catalog.json and its Items (rs_change.catalog), from the staged files' headers
     staged.update(write_catalog(tmp, [dm.source.date.isoformat() for dm in models], list(staged), ref))
     # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
-    write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))  # folders (water.gdb ...) file by file
+    # folders (water.gdb ...) file by file
+    write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))
     return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))

@@ -68,7 +68,7 @@ class SignalTrap:
             if self.previous and not self.unwinding:
                 import _thread
 
-                _thread.interrupt_main(self.signum or signal.SIGINT)
+                _thread.interrupt_main(signal.Signals(self.signum or signal.SIGINT))
 
         timer = threading.Timer(0.05, again)
         timer.daemon = True
@@ -76,11 +76,13 @@ class SignalTrap:
 
     @property
     def code(self) -> int:
+        """The exit status of the interruption: 128 + the signal (130 when none was caught)."""
         return 128 + (self.signum or signal.SIGINT)
 
     def report(self) -> int:
         """One line for an interruption; the exit status.  With ``exit_soon`` the process ends
-        within 10 s even if a thread blocked in a C call keeps it alive."""
+        within 10 s even if a thread blocked in a C call keeps it alive.
+        """
         self.unwinding = True
         name = signal.Signals(self.signum).name if self.signum else "SIGINT"
         sys.stderr.write(f"rs-change: interrupted ({name}); no partial outputs were left (the output folder holds "
@@ -93,6 +95,7 @@ class SignalTrap:
         return self.code
 
     def restore(self) -> None:
+        """Put back the signal handlers and unraisable hook that were there before."""
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         if self.previous:
@@ -107,7 +110,8 @@ _DISK_FULL_TEXT = ("no space left on device", "disk is full", "disk full", "disk
 def environment_error(exc: BaseException, out: Optional[Path]) -> Optional[str]:
     """The one line for a failure caused by the machine, not by rs-change: the output folder
     removed during the run, a full disk (however the library that hit it words it), no
-    permission.  None for an internal error."""
+    permission.  None for an internal error.
+    """
     from .outputs import folder_vanished, out_of_space_at_failure
 
     if out is not None and folder_vanished(out):

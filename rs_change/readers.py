@@ -14,7 +14,7 @@ import datetime as _dt
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence, cast
 
 import numpy as np
 import rasterio
@@ -137,7 +137,8 @@ def split_qa(profile: BandProfile, layers: Mapping[str, tuple[str, int]]
 def attach_qa(src: SceneSource, qa: Optional[tuple[str, tuple[str, int]]]) -> SceneSource:
     """``src`` with its optical QA layer (:func:`split_qa`) read as :class:`rs_change.qa.QaMask`
     under the profile's ``qa`` settings (``enabled``, ``mask``, ``buffer``), and the per-reason areas
-    hook (``extra["block_stats"]``, reported as ``masked_km2`` in summary.json)."""
+    hook (``extra["block_stats"]``, reported as ``masked_km2`` in summary.json).
+    """
     if qa is None:
         return src
     role, (path, band) = qa
@@ -145,15 +146,20 @@ def attach_qa(src: SceneSource, qa: Optional[tuple[str, tuple[str, int]]]) -> Sc
     if not settings.get("enabled", True):
         log.info("%s: %s QA layer not used (qa.enabled: false)", src.label, role)
         return src
+    # the keys of config.QaConfig (model_dump) or of a product's built-in QA settings
+    names = cast(Optional[Sequence[str]], settings.get("mask"))
+    buffer = cast(Optional[int], settings.get("buffer"))
     try:
-        mask = QaMask(role, settings.get("mask"), int(settings.get("buffer") or 0))
+        mask = QaMask(role, names, int(buffer or 0))
     except ValueError as exc:  # ConfigError: a class the product does not have
         raise BandProfileError(f"{src.label}: {exc}") from None
     if path != src.label and path not in {p for p, _ in src.layers.values()}:
         with gdal_env([path]), open_raster(path) as ds:
             grid_of(ds, path)
             if band > ds.count:
-                raise BandProfileError(f"{path}: the {role} QA layer is band {band} but the file has {ds.count} band(s)")
+                raise BandProfileError(
+                    f"{path}: the {role} QA layer is band {band} but the file has {ds.count} band(s)"
+                )
     src.qa_layer = (path, int(band))
     src.qa_decoder = mask
     src.extra["block_stats"] = QaAreas(mask.names)
@@ -174,8 +180,10 @@ def mosaic(parts: list[SceneSource]) -> SceneSource:
     if len(parts) == 1:
         return parts[0]
     if len(parts) > MAX_SCENES:
-        raise BandProfileError(f"{parts[0].label}: {len(parts)} files for the date {parts[0].date}; a date composites at "
-                               f"most {MAX_SCENES}: narrow the list (or the stac: block's window / datetime)")
+        raise BandProfileError(
+            f"{parts[0].label}: {len(parts)} files for the date {parts[0].date}; a date composites at "
+            f"most {MAX_SCENES}: narrow the list (or the stac: block's window / datetime)"
+        )
     # each part's reader applies its own QA layer, so a composite is clear-sky; what it cannot carry
     # is a source's per-block report of its QA flags (MODIS's modis_qa areas, ``extra["block_stats"]``);
     # the optical QA layers' masked areas (rs_change.qa) are carried by the composite reader
@@ -247,8 +255,9 @@ def declared_offset(ds: rasterio.io.DatasetReader, bands: list[int], scale: floa
         return None
     values = {round(v, 12) for v, _ in found.values()}
     if len(values) > 1:
+        declared = ", ".join(f"band {b}: {v:g}" for b, (v, _) in found.items())
         raise BandProfileError(
-            f"{ds.name}: the bands declare different offsets ({', '.join(f'band {b}: {v:g}' for b, (v, _) in found.items())}); "
+            f"{ds.name}: the bands declare different offsets ({declared}); "
             "rs-change uses one offset for every band: set the scene's `offset:`"
         )
     return next(iter(found.values()))
@@ -256,7 +265,8 @@ def declared_offset(ds: rasterio.io.DatasetReader, bands: list[int], scale: floa
 
 def _resolve_offset(ds: rasterio.io.DatasetReader, profile: BandProfile, path: str) -> BandProfile:
     """``profile`` with the offset the file declares when the profile takes it from the file (and
-    none was given explicitly); logs which offset is used and why."""
+    none was given explicitly); logs which offset is used and why.
+    """
     if profile.scale is None:
         return profile
     if profile.offset_given:
@@ -322,16 +332,18 @@ def decimated_read(source: SceneSource, ref: Grid, shape: tuple[int, int], resam
 def decimated_read_raw(source: SceneSource, ref: Grid, shape: tuple[int, int], resampling: str = defaults.RESAMPLING
                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The raw values of one scene (not a composite) decimated as :func:`decimated_read` reads them,
-    and the pixels inside it and not QA-flagged (:meth:`WindowReader.read_raw`)."""
-    if tuple(shape) == tuple(ref.shape):
+    and the pixels inside it and not QA-flagged (:meth:`WindowReader.read_raw`).
+    """
+    out_shape = (shape[0], shape[1])
+    if out_shape == tuple(ref.shape):
         with source.open(ref, resampling) as rd:
             return rd.read_raw()
     if source.grid.same_as(ref):
         with source.open(ref, resampling) as rd:
-            return rd.read_raw(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=out_shape)
     with source.open(ref, "nearest") as rd:
         if rd.can_decimate():
-            return rd.read_raw(out_shape=tuple(shape))
+            return rd.read_raw(out_shape=out_shape)
     if isinstance(source.qa_decoder, QaMask):  # the buffer in pixels of the decimated grid
         source = replace(source, qa_decoder=source.qa_decoder.scaled(min(ref.height / shape[0], ref.width / shape[1])))
     with source.open(decimated_grid(ref, shape), "nearest") as rd:
@@ -357,7 +369,8 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     if frac <= 0:
         raise NoOverlapError(
             f"{source.label}: the scene of {source.date} does not overlap the reference grid "
-            f"(scene bounds {tuple(round(v, 3) for v in sb)}, reference {tuple(round(v, 3) for v in rb)} in {ref.crs.to_string()}); "
+            f"(scene bounds {tuple(round(v, 3) for v in sb)}, reference {tuple(round(v, 3) for v in rb)} "
+            f"in {ref.crs.to_string()}); "
             "check the dates' paths and CRSs"
         )
     if frac < 0.99:
@@ -368,6 +381,8 @@ def check_overlap(source: SceneSource, ref: Grid) -> float:
     return frac
 
 
-__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "clear_mask", "decimated_read_raw", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read", "check_overlap",
-           "BandProfileError", "QaDecoder", "SharedReads", "check_regular_file", "translation_offset", "FAST_RESAMPLING",
+__all__ = ["SceneSource", "WindowReader", "CompositeReader", "MosaicReader", "composite_raws", "clear_mask",
+           "decimated_read_raw", "open_geotiff", "open_layers", "mosaic", "open_raster", "grid_of", "decimated_read",
+           "check_overlap", "BandProfileError", "QaDecoder", "SharedReads", "check_regular_file", "translation_offset",
+           "FAST_RESAMPLING",
            "_avoid", "_axis", "_float", "_lerp_strips", "_round_to", "_take"]

@@ -44,7 +44,8 @@ def run_folder(outdir: str | Path) -> Path:
 
 def map_path(out: Path, name: Optional[str]) -> Path:
     """The map of ``--map`` (``change``, ``water_<date>``, with or without ``.tif``; default
-    change.tif, or the run's only water map)."""
+    change.tif, or the run's only water map).
+    """
     if name:
         stem = Path(name).name
         stem = stem[:-4] if stem.endswith(".tif") else stem
@@ -70,7 +71,8 @@ def map_path(out: Path, name: Optional[str]) -> Path:
 
 def map_classes(path: Path) -> dict[int, str]:
     """Code -> name of a run's map's classes from its ``CLASSES`` tag (unobserved left out); the
-    :data:`FRACTION_STRATA` of a water fraction map."""
+    :data:`FRACTION_STRATA` of a water fraction map.
+    """
     if is_water_fraction_tif(path.name):
         return {k: f"fraction {lo}-{hi}" for k, (lo, hi) in enumerate(FRACTION_STRATA)}
     import rasterio
@@ -130,7 +132,8 @@ def strata(path: Path, codes: Sequence[int]) -> tuple[list[int], list[float]]:
 
 def _draw(path: Path, codes: Sequence[int], pixels: Sequence[int], counts: Sequence[int], seed: int) -> Any:
     """Row, column and class index of ``counts[k]`` pixels drawn at random without replacement
-    among the ``pixels[k]`` pixels of class ``codes[k]`` (two passes over the map, by rank)."""
+    among the ``pixels[k]`` pixels of class ``codes[k]`` (two passes over the map, by rank).
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -159,7 +162,8 @@ def write_into(out: Path, files: Mapping[str, Callable[[Path], Any]], listed: Se
     """Stage ``files`` (name -> writer of that path) and swap them into the run folder ``out``
     with :func:`rs_change.outputs.commit`; when ``out`` has a manifest, a new one (written last)
     lists ``listed`` with their new sha256 beside the previous entries, and ``record`` updates its
-    top-level keys."""
+    top-level keys.
+    """
     from .outputs import commit, discard, sha256_file, staging_dir
 
     tmp = staging_dir(out)
@@ -186,6 +190,9 @@ def write_into(out: Path, files: Mapping[str, Callable[[Path], Any]], listed: Se
 
 
 def refuse_existing(out: Path, names: Sequence[str], overwrite: bool, what: str) -> None:
+    """Refuse (:class:`OutputError`) when one of ``names`` exists in ``out`` and ``overwrite`` is
+    false; ``what`` says what the existing file may hold.
+    """
     existing = [n for n in names if (out / n).exists() or (out / n).is_symlink()]
     if existing and not overwrite:
         raise OutputError(f"{out / existing[0]}: already exists ({what}); pass --overwrite to replace it")
@@ -195,7 +202,8 @@ def refuse_existing(out: Path, names: Sequence[str], overwrite: bool, what: str)
 class Design:
     """How to draw a sample: total points ``n`` (None: eq. 13 for ``target_se``) or ``per_class``
     points in every class; ``allocation`` (minimum, proportional, equal) with at least ``minimum``
-    points per class; ``seed`` (same seed, same points)."""
+    points per class; ``seed`` (same seed, same points).
+    """
 
     n: Optional[int] = None
     per_class: Optional[int] = None
@@ -210,7 +218,8 @@ def sample_run(outdir: str | Path, map_name: Optional[str] = None, design: Desig
     """Draw a sample of a run's map into its folder ``outdir``, under the folder's lock, refusing
     to replace samples.gpkg / samples.csv (they may hold reference labels) unless ``overwrite``.
 
-    Returns ``{"map", "classes", "pixels", "design", "points", "files"}``."""
+    Returns ``{"map", "classes", "pixels", "design", "points", "files"}``.
+    """
     from .outputs import output_lock, recover
 
     out = run_folder(outdir)
@@ -239,7 +248,8 @@ def format_sample(result: Mapping[str, Any], design: Design) -> str:
 def draw_sample(out: Path, map_name: Optional[str] = None, how: Design = Design()) -> dict[str, Any]:
     """Draw the sample ``how`` of the map ``map_name`` (default: change.tif, or the run's only water
     map) and write samples.gpkg / samples.csv into the run folder ``out`` (the caller checks for
-    existing files and holds the folder's lock)."""
+    existing files and holds the folder's lock).
+    """
     import numpy as np
     import rasterio
     from pyproj import CRS, Transformer
@@ -272,7 +282,7 @@ def draw_sample(out: Path, map_name: Optional[str] = None, how: Design = Design(
     x, y = transform * (cols + 0.5, rows + 0.5)
     x, y = np.asarray(x, float), np.asarray(y, float)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
-    table = {
+    table: dict[str, Any] = {  # the sample's columns (arrays and lists), as the GeoPackage stores them
         "sample_id": np.arange(1, rows.size + 1),
         "map_class": [names[k] for k in cls],
         "reference": [""] * rows.size,

@@ -73,6 +73,7 @@ class SceneSource:
 
     @property
     def roles(self) -> list[str]:
+        """The roles this source reads (the keys of ``layers``)."""
         return list(self.layers)
 
     def open(self, ref: Grid, resampling: str = defaults.RESAMPLING) -> "WindowReader":
@@ -88,7 +89,8 @@ def open_raster(path: str, overview_level: Optional[int] = None) -> rasterio.io.
     A remote ``path`` (a URL or ``/vsi...`` path, :mod:`rs_change.remote`) is opened through
     GDAL's virtual file systems with :data:`rs_change.remote.GDAL_OPTIONS`, tried again after a
     dropped connection; a failure names the URL and the HTTP status. ``overview_level`` (0 = the
-    first overview) opens one of the file's overviews as a dataset of its own."""
+    first overview) opens one of the file's overviews as a dataset of its own.
+    """
     kw = {} if overview_level is None else {"overview_level": int(overview_level)}
     if is_remote(path):
         check_server(path)  # a silent server, or one without range support, is one line before GDAL reads it
@@ -106,7 +108,8 @@ def open_raster(path: str, overview_level: Optional[int] = None) -> rasterio.io.
 
 def check_regular_file(path: str | Path) -> None:
     """An :class:`~rs_change.errors.InputError` when a local ``path`` exists but is not a regular
-    file (a FIFO, device, socket or folder); GDAL paths (``/vsi...``, URLs, subdatasets) pass."""
+    file (a FIFO, device, socket or folder); GDAL paths (``/vsi...``, URLs, subdatasets) pass.
+    """
     s = str(path)
     if "://" in s or s.startswith("/vsi") or ":" in Path(s).name:
         return
@@ -121,7 +124,8 @@ def check_regular_file(path: str | Path) -> None:
 
 def grid_of(ds: rasterio.io.DatasetReader, path: str) -> Grid:
     """The :class:`~rs_change.grid.Grid` of an open raster, or a
-    :class:`~rs_change.errors.GeoreferenceError` when it has no CRS or no geotransform."""
+    :class:`~rs_change.errors.GeoreferenceError` when it has no CRS or no geotransform.
+    """
     if ds.crs is None:
         raise GeoreferenceError(f"{path}: the raster has no CRS; set one (gdal_edit.py -a_srs EPSG:XXXX) and rerun")
     if ds.transform.is_identity or ds.transform == rasterio.Affine.identity():
@@ -134,13 +138,15 @@ class SharedReads:
     time (a lock): for the shifted reads of pass 2, whose windows reach one pixel into the
     neighbouring blocks' tiles. With a dataset per thread, the tiles on block edges were decoded
     once by each thread (+0.45 CPU s for the NAIP-size 2020 scene on 2 threads); shared, GDAL's
-    block cache decodes each tile once, and the reads are a small part of a block's work."""
+    block cache decodes each tile once, and the reads are a small part of a block's work.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ds: dict[str, rasterio.io.DatasetReader] = {}
 
     def read(self, path: str, bands: list[int], window: Window) -> np.ndarray:
+        """Bands ``bands`` of ``window`` of the file ``path`` (opened on its first read)."""
         with self._lock:
             ds = self._ds.get(path)
             if ds is None:
@@ -155,6 +161,7 @@ class SharedReads:
                 ds.close()
 
     def close(self) -> None:
+        """Close every dataset opened."""
         with self._lock:
             for d in self._ds.values():
                 d.close()
@@ -167,7 +174,8 @@ class CompositeReader:
     chooses among the parts that observe it (inside the footprint, not nodata / fill / out of
     range, not QA-flagged): the only one, the first of two, the medoid of three or more.  A
     mosaic of adjacent tiles is the special case where one part observes each pixel.  After each
-    read, :attr:`last_clear_count` holds how many parts observed each pixel.  Not thread-safe."""
+    read, :attr:`last_clear_count` holds how many parts observed each pixel.  Not thread-safe.
+    """
 
     def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING) -> None:
         self.source = source
@@ -181,6 +189,7 @@ class CompositeReader:
 
     @property
     def shared_reads(self) -> Optional["SharedReads"]:
+        """The :class:`SharedReads` the parts' readers read through (None: a dataset per reader)."""
         return self.readers[0].shared_reads
 
     @shared_reads.setter
@@ -195,10 +204,12 @@ class CompositeReader:
         self.close()
 
     def close(self) -> None:
+        """Close every part's reader."""
         for rd in self.readers:
             rd.close()
 
     def can_decimate(self) -> bool:
+        """True when every part's reader can decimate (:meth:`WindowReader.can_decimate`)."""
         return all(rd.can_decimate() for rd in self.readers)
 
     def read(self, row_off: int = 0, col_off: int = 0, height: Optional[int] = None, width: Optional[int] = None,
@@ -215,7 +226,8 @@ class CompositeReader:
         :func:`~rs_change.composite.medoid_pick` chooses (in the first part's units when a part
         has another scale or offset), ``valid`` where some part observed it.  A pixel that no part
         observes and a part's QA flags is masked for the reason of the first part that flags it
-        (:attr:`last_qa_reasons`)."""
+        (:attr:`last_qa_reasons`).
+        """
         reads = []
         codes: Optional[np.ndarray] = None
         for part, rd in zip(self.source.parts, self.readers):
@@ -237,7 +249,8 @@ MosaicReader = CompositeReader
 
 def clear_mask(raws: Mapping[str, np.ndarray], profile: BandProfile, nodata: Optional[float]) -> np.ndarray:
     """The pixels :func:`~rs_change.sensors.raw_to_bands` keeps (nodata, fill, valid range, finite
-    floats), without converting the bands."""
+    floats), without converting the bands.
+    """
     ok = observed_mask(raws, profile, nodata)
     for raw in raws.values():
         if raw.dtype.kind == "f":
@@ -253,7 +266,8 @@ def composite_raws(
 
     The parts' bands in physical units are computed only where they are needed: for the medoid
     of pixels that three or more parts observe, and to bring a part of another scale or offset
-    into the first part's units."""
+    into the first part's units.
+    """
     count = np.zeros(reads[0][1].shape, np.uint8)
     for _, obs in reads:
         count += obs
@@ -311,14 +325,17 @@ class WindowReader:
       pixel is repeated), as GDAL does. Nodata neighbours (a source pixel whose *every* band is
       nodata) are left out and the weights renormalised, and an output whose centre falls on a
       nodata pixel is nodata, as GDAL's warper does (GDAL's masked kernel rounds a few of those
-      renormalised blends 1 DN lower; without nodata in the window the pixels are identical). Marking every pixel next to a nodata value unobserved instead was
-      tried and rejected: the NAIP 2014 sample has 2,837 real NIR = 0 pixels (dark water) under
-      its nodata value 0, and ~2,250 of its water pixels would have become unobserved;
+      renormalised blends 1 DN lower; without nodata in the window the pixels are identical).
+      Marking every pixel next to a nodata value unobserved instead was tried and rejected: the
+      NAIP 2014 sample has 2,837 real NIR = 0 pixels (dark water) under its nodata value 0, and
+      ~2,250 of its water pixels would have become unobserved;
     * anything else (another CRS or resolution, rotation, other resampling, or a decimated read
       with ``out_shape``): a GDAL warped VRT onto the reference grid.
     """
 
-    def __init__(self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING, fast: bool = True) -> None:
+    def __init__(
+        self, source: SceneSource, ref: Grid, resampling: str = defaults.RESAMPLING, fast: bool = True
+    ) -> None:
         self.source = source
         self.ref = ref
         self.resampling = Resampling[resampling]
@@ -340,6 +357,7 @@ class WindowReader:
         self.close()
 
     def close(self) -> None:
+        """Close the warped views and datasets this reader opened."""
         for v in self._views.values():
             if isinstance(v, WarpedVRT):
                 v.close()
@@ -350,7 +368,8 @@ class WindowReader:
 
     def forget(self, path: str) -> None:
         """Close every dataset and view of ``path`` (they are opened again on the next read): after
-        a failed remote read, whose dataset would keep failing."""
+        a failed remote read, whose dataset would keep failing.
+        """
         for key in [k for k in self._views if k.startswith(path + "|")]:
             v = self._views.pop(key)
             if isinstance(v, WarpedVRT):
@@ -398,9 +417,10 @@ class WindowReader:
             else:
                 kw["src_nodata"] = nd
                 kw["nodata"] = nd
-            view = WarpedVRT(ds, **kw)
+            vrt = WarpedVRT(ds, **kw)
             if nd is None:
-                self._alpha[key] = view.count
+                self._alpha[key] = vrt.count
+            view = vrt
         self._views[key] = view
         return view
 
@@ -454,7 +474,8 @@ class WindowReader:
     def can_decimate(self) -> bool:
         """True when a decimated read (``out_shape``) of every file needs no warp: the file is on
         the reference grid or a translation of it, so each output pixel is the source pixel under
-        its centre (read strip by strip, every source tile decoded once)."""
+        its centre (read strip by strip, every source tile decoded once).
+        """
         return self.fast and all(self._translation(p) is not None or self._same_grid(p) for p in self._paths())
 
     def _same_grid(self, path: str) -> bool:
@@ -469,7 +490,8 @@ class WindowReader:
 
     def _overview_for(self, path: str, window: Window, out_shape: tuple[int, int]) -> Optional[tuple[int, int]]:
         """(index, factor) of the coarsest overview of ``path`` that is at most as coarse as a read of
-        ``window`` at ``out_shape`` (GDAL's own choice for a decimated read); None without one."""
+        ``window`` at ``out_shape`` (GDAL's own choice for a decimated read); None without one.
+        """
         factors = self._dataset(path).overviews(1)
         step = min(float(window.height) / out_shape[0], float(window.width) / out_shape[1])
         fits = [(f, i) for i, f in enumerate(factors) if f <= step + 1e-9]
@@ -488,10 +510,11 @@ class WindowReader:
         self, path: str, bands: list[int], window: Window, out_shape: tuple[int, int], off: tuple[float, float],
         rows_per_read: Optional[int] = None, level: Optional[tuple[int, int]] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of a window of ``h`` rows
-        read at ``oh`` rows takes the source pixel under its centre, ``row_off + (o + 0.5) * h / oh``
-        on the reference grid plus the offset (likewise for columns). Rows of the source are read
-        in strips of ``rows_per_read`` and only the needed rows and columns kept.
+        """Decimated nearest read of a file on the grid or translated from it: output pixel ``o`` of
+        a window of ``h`` rows read at ``oh`` rows takes the source pixel under its centre,
+        ``row_off + (o + 0.5) * h / oh`` on the reference grid plus the offset (likewise for
+        columns). Rows of the source are read in strips of ``rows_per_read`` and only the needed
+        rows and columns kept.
 
         With ``level`` (an overview's (index, factor), :meth:`_overview_for`) the pixel under the
         centre is taken from that overview instead: a fraction of the bytes (1/64 for a factor of
@@ -500,7 +523,8 @@ class WindowReader:
 
         By default a strip is at most 8 MB (a power of two of rows, 16 to 512: it divides the usual
         tile heights, so GDAL's block cache decodes each tile once): 256 rows of a NAIP-size scene,
-        128 of a 4x larger one, whose 512-row strips were 30 MB per date in flight."""
+        128 of a 4x larger one, whose 512-row strips were 30 MB per date in flight.
+        """
         full = self._dataset(path)
         ds = full if level is None else self._overview(path, level[0])
         if rows_per_read is None:
@@ -516,7 +540,10 @@ class WindowReader:
             centre = start + (np.arange(n_out) + 0.5) * (size / n_out) + shift  # full-resolution pixels
             pixel = np.floor(centre + 1e-10)
             inside = (pixel >= 0) & (pixel < n_full)
-            idx = pixel.astype(np.int64) if n_src == n_full else np.floor(centre * (n_src / n_full) + 1e-10).astype(np.int64)
+            if n_src == n_full:
+                idx = pixel.astype(np.int64)
+            else:
+                idx = np.floor(centre * (n_src / n_full) + 1e-10).astype(np.int64)
             return np.clip(idx, 0, n_src - 1), inside
 
         ri, rin = picks(oh, float(window.row_off), h, off[0], full.height, ds.height)
@@ -539,7 +566,8 @@ class WindowReader:
 
         A remote file is read with :data:`rs_change.remote.GDAL_OPTIONS` (here, so a Dask worker
         that reads it applies them too) and read again after a dropped connection
-        (:func:`rs_change.remote.retrying`); a local file that fails to read is named as corrupt."""
+        (:func:`rs_change.remote.retrying`); a local file that fails to read is named as corrupt.
+        """
         if is_remote(path):
             with gdal_env([path]):
                 return retrying(lambda: self._read_group_once(path, bands, window, out_shape, nearest), path,
@@ -676,7 +704,8 @@ class WindowReader:
         grid), so a cloud in the next block grows into this one: the masks do not depend on the
         block size. A decimated read (``out_shape``, pass 1's sample) dilates by the buffer in
         decimated pixels, rounded up (a sample pixel near a cloud is dropped). ``qa``: the window's
-        QA values when they were read with the bands (:meth:`read_raw`)."""
+        QA values when they were read with the bands (:meth:`read_raw`).
+        """
         dec = self.source.qa_decoder
         assert isinstance(dec, QaMask) and self.source.qa_layer is not None
         qpath, qband = self.source.qa_layer

@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-CHANGE_NOTE = "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels"
+CHANGE_NOTE = (
+    "counts only pixels observed on both dates; net_percent is relative to the water of `from` on those pixels"
+)
 AREA_METHOD = "ground area per pixel from the grid (geodesic on the ellipsoid); see rs_change.area"
 
 
@@ -93,7 +95,8 @@ _DATE_OPTIONAL = frozenset({"masked_total_km2", "masked_km2", "extra_stats_name"
 class RunSummary:
     """summary.json of a run, in the file's key order: built by :func:`build_run_summary`,
     written as :meth:`to_dict` (``change``, ``transitions`` and ``series`` only when there are
-    2+ dates / a series)."""
+    2+ dates / a series).
+    """
 
     rs_change_version: str
     grid: dict[str, Any]
@@ -117,7 +120,6 @@ class RunSummary:
         }
         if self.change is not None:
             out["change"] = self.change
-        out["runtime_s"] = None  # a fixed null: a run's time would make reruns differ byte for byte
         if self.transitions is not None:
             out["transitions"] = self.transitions
         if self.series is not None:
@@ -130,7 +132,8 @@ def build_summary(
     clustering: "ClusteringConfig", labelling: "LabellingConfig",
 ) -> dict[str, Any]:
     """summary.json as a dict (numbers in km2, rounded to m2): :func:`build_run_summary`'s
-    :meth:`RunSummary.to_dict`."""
+    :meth:`RunSummary.to_dict`.
+    """
     return build_run_summary(ref, models, totals, overlaps, clustering, labelling).to_dict()
 
 
@@ -189,7 +192,8 @@ def build_run_summary(
 
 def _date_summary(dm: DateModel, st: Any, ex: Mapping[str, float], overlaps: Mapping[str, float]) -> DateSummary:
     """One date's :class:`DateSummary` from its model, its DATE_STATS record (:mod:`rs_change.change`)
-    and its source's extra sums."""
+    and its source's extra sums.
+    """
     wm2, om2 = st["water_m2"], st["observed_m2"]
     iso = dm.source.date.isoformat()
     d = DateSummary(
@@ -233,7 +237,8 @@ CHANGE_CSV_FIELDS = ("period", "from", "to", "gained_km2", "lost_km2", "net_km2"
 def change_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """change.csv: one row per consecutive pair of dates (``period`` = ``consecutive``, 3+ dates)
     and one for the first -> last date (``period`` = ``first_to_last``), with summary.json's
-    change figures (km2 of ground, pixels)."""
+    change figures (km2 of ground, pixels).
+    """
     trans = summary.get("transitions", [])
     pairs = [("consecutive", t) for t in trans] if len(trans) >= 2 else []  # two dates: the one pair is first -> last
     rows = []
@@ -248,7 +253,8 @@ def _km2(m2: float) -> float:
 
 def _mean_area(ref: Grid, stats: np.ndarray) -> float:
     """Mean pixel area of the grid: every pixel is counted once per date in pass 2, as observed,
-    unobserved or outside the area of interest, so the first date's sums cover the whole grid."""
+    unobserved or outside the area of interest, so the first date's sums cover the whole grid.
+    """
     if len(stats) and _whole_grid(stats[0], "px") == ref.height * ref.width:
         return remember_mean_pixel_area(ref, float(_whole_grid(stats[0], "m2")))
     return mean_pixel_area(ref)  # strip by strip (rs_change.strips)
@@ -256,7 +262,8 @@ def _mean_area(ref: Grid, stats: np.ndarray) -> float:
 
 def _whole_grid(st: Any, unit: str) -> Any:
     """Observed + unobserved + outside of one DATE_STATS record (``unit`` "px" or "m2"): every
-    pixel of the grid (summed as one numpy reduction, as the figures have always been)."""
+    pixel of the grid (summed as one numpy reduction, as the figures have always been).
+    """
     return np.sum([st[f"{kind}_{unit}"] for kind in ("observed", "unobserved", "outside")])
 
 

@@ -3,10 +3,11 @@
 :func:`inspect_source` is what ``rs-change validate`` prints per scene (each file of a composited
 date): size, CRS, data type, the band mapping and the bands left unused, scale / offset / nodata
 / valid range, the share of valid pixels and the values found in one small decimated read (the
-coarsest overview that fits, on a COG; a remote file without a coarse overview is not read), and the warnings of a profile that does not fit (band
-count, data type, value range; :func:`rs_change.sensors.profile_warnings`,
-:func:`rs_change.sensors.check_raw_values`).  :func:`header_warnings` is the header part alone,
-which a run logs before it reads pixels.  Nothing here prints: the CLI prints the reports.
+coarsest overview that fits, on a COG; a remote file without a coarse overview is not read), and
+the warnings of a profile that does not fit (band count, data type, value range;
+:func:`rs_change.sensors.profile_warnings`, :func:`rs_change.sensors.check_raw_values`).
+:func:`header_warnings` is the header part alone, which a run logs before it reads pixels.
+Nothing here prints: the CLI prints the reports.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class SceneReport:
         if self.valid_share is None:
             read = "pixels not read (a remote file without a coarse overview; a run reads them)"
         else:
-            read = (f"valid pixels {100 * self.valid_share:.1f}% of a {self.read_shape[1]} x {self.read_shape[0]} read; "
-                    f"{vals}")
+            read = (f"valid pixels {100 * self.valid_share:.1f}% of a {self.read_shape[1]} x {self.read_shape[0]} "
+                    f"read; {vals}")
         out = [f"  {self.date}  {self.label}",
                f"    {w} x {h} px, {self.crs}, {self.dtype}, {bands}; {prof}",
                f"    bands: {mapping}" + ("" if self.count is None else f"; unused bands: {unused}"),
@@ -85,7 +86,8 @@ def _scenes(source: SceneSource) -> list[SceneSource]:
 
 def header_warnings(source: SceneSource) -> list[str]:
     """The header's mismatches with the profile (band count, data type) of each file of a date,
-    each prefixed with the file; no pixel is read."""
+    each prefixed with the file; no pixel is read.
+    """
     out = []
     for part in _scenes(source):
         info = part.info
@@ -106,18 +108,19 @@ def _qa_band(part: SceneSource) -> Optional[int]:
 
 def _qa_line(part: SceneSource) -> Optional[str]:
     """What the scene's optical QA layer masks (:class:`rs_change.qa.QaMask`), and where it is read."""
-    dec = part.qa_decoder
-    if part.qa_layer is None or not hasattr(dec, "describe"):
+    describe = getattr(part.qa_decoder, "describe", None)  # a QaMask; other decoders say nothing
+    if part.qa_layer is None or describe is None:
         return None
     band = _qa_band(part)
     where = f"band {band}" if band is not None else part.qa_layer[0]
-    return f"{dec.describe()} ({where})"
+    return f"{describe()} ({where})"
 
 
 def _cheap(part: SceneSource) -> bool:
     """True when a small decimated read of ``part`` reads little: local files, or remote files
     that each have an overview at least :data:`REMOTE_MIN_FACTOR` times coarser than the file
-    (a remote file without one would be read whole, or a quarter of it)."""
+    (a remote file without one would be read whole, or a quarter of it).
+    """
     paths = {p for p, _ in part.layers.values()}
     if not any(is_remote(p) for p in paths):
         return True
