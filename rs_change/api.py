@@ -183,7 +183,8 @@ def fit_model(
 
 def _fit_params(params: Optional[FitParams], kw: dict[str, Any], **given: Any) -> tuple[FitParams, dict[str, Any]]:
     """:func:`fit_model`'s settings as one :class:`FitParams` (from ``params``, or from ``given`` and
-    the fit's keywords among ``kw``), and the keywords left for :func:`scene_input`."""
+    the fit's keywords among ``kw``), and the keywords left for :func:`scene_input`.
+    """
     fit_kw = {f.name: kw.pop(f.name) for f in fields(FitParams) if f.name in kw}
     if params is None:
         return FitParams(**given, **fit_kw), kw
@@ -576,7 +577,8 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
 
 def _waterbody_params(settings: Mapping[str, Any]) -> Any:
     """:func:`waterbodies`' settings as one :class:`rs_change.waterbody.Params` (the config's
-    defaults for the keys not given); an unknown key or shares out of order are refused."""
+    defaults for the keys not given); an unknown key or shares out of order are refused.
+    """
     from types import SimpleNamespace
 
     from .waterbody import Params

@@ -187,7 +187,8 @@ def _lattice(transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground
 
 class _Bilinear:
     """The lattice ``grid`` (sampled at rows ``rs``, columns ``cs``) interpolated to every pixel of
-    an (h, w) grid, row range by row range: along columns for every lattice row, then along rows."""
+    an (h, w) grid, row range by row range: along columns for every lattice row, then along rows.
+    """
 
     def __init__(self, grid: np.ndarray, rs: np.ndarray, cs: np.ndarray, h: int, w: int) -> None:
         rows = np.arange(h, dtype="float64")
@@ -401,7 +402,8 @@ def planar_area_ratio(transform: Affine, crs: Any, mean_ground_m2: float) -> Opt
 
 def planar_area_note(crs_name: str, ratio: Optional[float]) -> Optional[str]:
     """The warning a run gives when its CRS's planar areas are not the ground area (``ratio`` from
-    :func:`planar_area_ratio` beyond :data:`PLANAR_AREA_TOLERANCE`), else None."""
+    :func:`planar_area_ratio` beyond :data:`PLANAR_AREA_TOLERANCE`), else None.
+    """
     if ratio is None or abs(ratio - 1.0) <= PLANAR_AREA_TOLERANCE:
         return None
     return (f"The grid's CRS ({crs_name}) does not preserve area: a pixel measures {ratio:.2f} times its ground area in "

@@ -51,7 +51,8 @@ Namer = Callable[..., str]
 class AssetSpec:
     """One row of the asset table: the asset ``key`` of the file ``name(date)`` (per-date rows) or
     ``name`` (change rows; ``pairs``: one asset per consecutive pair ``name(a, b)``, keyed
-    ``<key>_<a>_<b>``)."""
+    ``<key>_<a>_<b>``).
+    """
 
     key: str
     name: Union[str, Namer]
@@ -87,7 +88,8 @@ def _r(x: float, nd: int = 9) -> float:
 
 def _proj(grid: Grid) -> dict[str, Any]:
     """The projection extension's fields of ``grid``: ``proj:code`` (and the older ``proj:epsg``)
-    when the CRS has an EPSG code, else ``proj:wkt2``; shape and the 6 affine coefficients."""
+    when the CRS has an EPSG code, else ``proj:wkt2``; shape and the 6 affine coefficients.
+    """
     epsg = grid.crs.to_epsg()
     t = grid.transform
     out: dict[str, Any] = {"proj:shape": [grid.height, grid.width], "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f]}
@@ -108,7 +110,8 @@ def _footprint(grid: Grid) -> tuple[list[float], dict[str, Any]]:
 
 def _raster_fields(path: Path, grid: Grid) -> dict[str, Any]:
     """What a staged raster says about its band: ``raster:bands`` (data type, nodata, resolution)
-    and, from its ``CLASSES`` tag, ``classification:classes``; its band description."""
+    and, from its ``CLASSES`` tag, ``classification:classes``; its band description.
+    """
     import rasterio
 
     with rasterio.open(path) as ds:

@@ -132,7 +132,8 @@ def to_cog(src: Path, dst: Path, resampling: str = "NEAREST") -> None:
 
 def write_cog(path: Path, array: np.ndarray, grid: Grid, **kw: Any) -> Path:
     """Write a whole 2-D uint8 array as a COG (small rasters, tests); with ``classes``, its
-    styles beside it (:func:`rs_change.styles.write_styles`: ``.qml`` and ``.aux.xml``)."""
+    styles beside it (:func:`rs_change.styles.write_styles`: ``.qml`` and ``.aux.xml``).
+    """
     from .styles import write_styles
 
     tmp = Path(str(path) + ".tmp.tif")
@@ -192,7 +193,8 @@ def fixed_timestamps() -> Iterator[None]:
     """Within the block, GDAL vector drivers stamp files with :func:`_fixed_date` (GeoPackage
     ``gpkg_contents.last_change`` through ``OGR_CURRENT_DATE``) instead of the clock, and the
     File Geodatabase writer derives its UUIDs from the content (``OPENFILEGDB_REPRODUCIBLE_UUID``)
-    instead of drawing them at random."""
+    instead of drawing them at random.
+    """
     import pyogrio
 
     fixed = {"OGR_CURRENT_DATE": _fixed_date(), "OPENFILEGDB_REPRODUCIBLE_UUID": "YES"}
@@ -239,7 +241,8 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> Path:
     """``rows`` as CSV (None as an empty cell); the header is ``columns`` and then any other key of
-    the rows, in order of appearance (so a table without rows still has its header)."""
+    the rows, in order of appearance (so a table without rows still has its header).
+    """
     fields: list[str] = list(columns)
     for r in rows:
         for k in r:
@@ -285,7 +288,8 @@ AREA_NOTE = ("area_m2 = the polygon's ground area in m2 (the sum of its pixels' 
 def layer_classes(layer: str = "") -> dict[str, tuple[int, int, int, int]]:
     """The ``class`` values of a polygon layer and their colours, in the rasters' palette: the
     change layer's ``water gained`` / ``water lost``, a water layer's ``water`` (all three without
-    ``layer``), the waterbodies layer's ``grew`` / ``shrank`` / ``unchanged`` / ``unobserved``."""
+    ``layer``), the waterbodies layer's ``grew`` / ``shrank`` / ``unchanged`` / ``unobserved``.
+    """
     from .change import PALETTE
 
     if layer == WATERBODIES_LAYER:
@@ -404,7 +408,8 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
 
 def _write_layer_styles(gpkg: Path, layer_names: Sequence[str]) -> None:
     """The ``layer_styles`` table QGIS reads from a GeoPackage (the one QGIS writes with "Save
-    style in database"): one default style per layer, its QML and SLD, at the fixed time stamp."""
+    style in database"): one default style per layer, its QML and SLD, at the fixed time stamp.
+    """
     import pyogrio.raw
 
     from .styles import vector_qml, vector_sld
@@ -586,7 +591,8 @@ class RunRasters:
 
     def write(self, br: Any) -> None:
         """Write one :class:`rs_change.blocks.BlockResult` (its water masks, change map, cluster
-        ids and series rasters) at its window."""
+        ids and series rasters) at its window.
+        """
         r0, c0, _, _ = br.window
         for wr, m in zip(self.water, br.water):
             wr.write(m, r0, c0)
@@ -606,7 +612,8 @@ class RunRasters:
 
     def finish_clear_counts(self, jobs: Any = None) -> dict[str, Path]:
         """``clear_count_<date>.tif`` COGs with their ramp styles in the staging folder (name ->
-        path); with ``jobs`` the conversions run as its jobs."""
+        path); with ``jobs`` the conversions run as its jobs.
+        """
         from .styles import clear_count_ramp, write_styles
 
         paths: list[Path] = []
@@ -714,7 +721,8 @@ def run_polygons(
 def _polygon_jobs(water: Mapping[str, Path], change: Optional[Path]
                   ) -> dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]]:
     """The polygon layers of a run's rasters: layer name -> (raster, class codes and names, the
-    layer's date, extra columns); the change layer's dates from change.tif's tags."""
+    layer's date, extra columns); the change layer's dates from change.tif's tags.
+    """
     from .change import CHANGE_CLASSES, WATER_GAINED, WATER_LOST
 
     jobs: dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]] = {
@@ -729,7 +737,8 @@ def _polygon_jobs(water: Mapping[str, Path], change: Optional[Path]
 
 def _layer_stats(gdf: Any, removed: Mapping[str, Mapping[str, float]], raster: float) -> dict[str, Any]:
     """summary.json's figures of one polygon layer: features and area kept, removed as too small,
-    and the raster's own area."""
+    and the raster's own area.
+    """
     return {
         "features": int(len(gdf)),
         "area_km2": round(float(gdf["area_m2"].sum()) / 1e6, 6) if len(gdf) else 0.0,
@@ -741,7 +750,8 @@ def _layer_stats(gdf: Any, removed: Mapping[str, Mapping[str, float]], raster: f
 
 def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
     """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``;
-    a ramp ``.qml`` beside ``water_fraction_<date>.tif``."""
+    a ramp ``.qml`` beside ``water_fraction_<date>.tif``.
+    """
     from .change import CHANGE_CLASSES, CHANGE_COLORS
     from .styles import FRACTION_RAMP, write_styles
 
@@ -761,7 +771,8 @@ def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
 
 def manifest_files(folder: Path, names: Sequence[str]) -> list[str]:
     """``names`` with each folder output (``water.gdb``, ``water_shp`` ...) expanded to its files
-    (``water.gdb/a00000001.gdbtable`` ...), sorted within the folder, for the manifest."""
+    (``water.gdb/a00000001.gdbtable`` ...), sorted within the folder, for the manifest.
+    """
     out: list[str] = []
     for n in names:
         p = Path(folder) / n

@@ -99,7 +99,8 @@ def sample_pixels(
 ) -> np.ndarray:
     """Features (physical units) of up to ``n`` observed pixels, from a decimated read
     (:func:`~rs_change.readers.decimated_read`). With ``keep`` (a dict) the read is stored as ``keep["preview"] =
-    ((h, w), bands, observed)`` when it has at most :data:`PREVIEW_MAX_PIXELS` pixels."""
+    ((h, w), bands, observed)`` when it has at most :data:`PREVIEW_MAX_PIXELS` pixels.
+    """
     total = ref.height * ref.width
     step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
     oh, ow = math.ceil(ref.height / step), math.ceil(ref.width / step)
@@ -119,7 +120,8 @@ def sample_pixels(
 def _check_values(source: SceneSource, raws: dict, inside: np.ndarray) -> None:
     """Pass 1's check of a scene's sampled raw values against its profile: one line and a stop
     when most are outside the profile's valid range, a logged warning for values the product's data
-    type cannot hold (:func:`rs_change.sensors.check_raw_values`)."""
+    type cannot hold (:func:`rs_change.sensors.check_raw_values`).
+    """
     for warning in check_raw_values(raws, inside, source.profile, source.nodata, source.label):
         log.warning("%s", warning)
 
@@ -171,7 +173,8 @@ def shared_model(
     geoms: Optional[list[Any]], resampling: str = defaults.RESAMPLING, resolve: Callable[[str], Path] = Path,
 ) -> Optional[WaterModel]:
     """The one model applied to every date: fitted on ``clustering.fit_on``, or loaded from
-    ``clustering.model`` (a path made absolute by ``resolve``); None when each date gets its own model."""
+    ``clustering.model`` (a path made absolute by ``resolve``); None when each date gets its own model.
+    """
     c = clustering
     if c.model is not None:
         wm = WaterModel.load(resolve(c.model))

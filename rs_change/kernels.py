@@ -88,7 +88,8 @@ def lerp_u8(src: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1:
 
 def _centres(model: Any) -> Optional[tuple[np.ndarray, int]]:
     """(float32 centres, metric code) of a fitted :class:`~rs_change.clustering.KMeans` of 1 to 254
-    centres, or None."""
+    centres, or None.
+    """
     from .clustering import KMeans
 
     if not isinstance(model, KMeans) or not hasattr(model, "cluster_centers_"):

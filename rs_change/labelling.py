@@ -120,7 +120,8 @@ class WaterRule:
 
     def with_water(self, X: np.ndarray, names: Sequence[str]) -> "WaterRule":
         """This rule with the water medians of ``X`` (the water groups' pixels), so that :meth:`passes`
-        unmixes; unchanged when ``X`` is empty or its medians are not more water-like than the land's."""
+        unmixes; unchanged when ``X`` is empty or its medians are not more water-like than the land's.
+        """
         names = list(names)
         if len(X) == 0 or not np.isfinite(self.land_dark):
             return self
@@ -337,7 +338,8 @@ class Labeller:
     def need(self) -> np.ndarray:
         """uint8 (256,): the pixel level (:meth:`WaterRule.level`) a pixel of each fine cluster needs
         to be water (:func:`rs_change.decision.need_table`): 1 in water groups, 2 in dark groups,
-        3 (never) elsewhere."""
+        3 (never) elsewhere.
+        """
         return need_table(self.fine_water, self.fine_dark)
 
     def to_dict(self) -> dict[str, Any]:

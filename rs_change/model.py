@@ -238,7 +238,8 @@ class WaterModel:
         :func:`rs_change.scenes.scene_input`, by :func:`rs_change.water.classify` as the pipeline
         classifies a block; with ``check``, :meth:`check_spectra` first on up to ``sample`` of its
         observed pixels (``label`` names the scene in the warning).  ``fraction`` (uint8 (y, x))
-        is filled with the water fraction (0-100, 255 unobserved)."""
+        is filled with the water fraction (0-100, 255 unobserved).
+        """
         from .features import default_features, feature_matrix
         from .water import classify
 
@@ -573,7 +574,8 @@ class FitParams:
 
 def _fit_kmeans(Xs: np.ndarray, params: FitParams, label: str) -> tuple[KMeans, Optional[float], list[dict[str, Any]]]:
     """k-means on the scaled sample (or model selection over several k / metrics): the fitted
-    KMeans, its silhouette (None when undefined) and the selection's scores."""
+    KMeans, its silhouette (None when undefined) and the selection's scores.
+    """
     from .clustering import select_model
     from .clustering import silhouette as _silhouette
 

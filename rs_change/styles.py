@@ -208,7 +208,8 @@ def vector_qml(field: str, classes: Mapping[str, RGBA]) -> str:
 
 def vector_sld(layer: str, field: str, classes: Mapping[str, RGBA]) -> str:
     """OGC SLD 1.0 style of a polygon layer: one rule per class value of ``field``, filled in the
-    raster palette (GeoServer, ArcGIS Pro, QGIS)."""
+    raster palette (GeoServer, ArcGIS Pro, QGIS).
+    """
     rules = "".join(
         f"        <Rule>\n          <Name>{_esc(name)}</Name>\n          <Title>{_esc(name)}</Title>\n"
         "          <ogc:Filter>\n            <ogc:PropertyIsEqualTo>\n"

@@ -351,7 +351,8 @@ def uid_precision(pixel_m: float, lat: float = 0.0, pixels: float = UID_CELL_PX)
 def uids(geoms: Sequence[Any], crs: Any, precision: int = UID_PRECISION) -> list[str]:
     """``uid`` of each polygon: the geohash of a point inside it (GEOS's point on surface, in
     WGS84 lon/lat), ``precision`` characters long, longer where two polygons would share one
-    (up to 12 characters, then a ``-2`` ... suffix), so the uids of a run are unique."""
+    (up to 12 characters, then a ``-2`` ... suffix), so the uids of a run are unique.
+    """
     import shapely
     from pyproj import Transformer
 
@@ -478,7 +479,8 @@ def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[
 
 def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float, top: int = 5) -> dict[str, Any]:
     """summary.json's ``waterbodies`` section: the thresholds, counts, total extent and the
-    ``top`` waterbodies whose wet area changed most (by ``|change_m2|``)."""
+    ``top`` waterbodies whose wet area changed most (by ``|change_m2|``).
+    """
     most: list[dict[str, Any]] = []
     if len(layer):
         ch = layer["change_m2"].to_numpy(dtype=float)
@@ -513,7 +515,8 @@ def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float
 def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], params: Params) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Waterbodies of in-memory masks on ``grid``: (layer, table, summary section).  The same
     strip functions as a run, over the whole array as one strip; outlines by
-    ``rasterio.features.shapes`` (GDAL's polygonize, as the run's strips)."""
+    ``rasterio.features.shapes`` (GDAL's polygonize, as the run's strips).
+    """
     from rasterio.features import shapes
     from shapely.geometry import shape
 
@@ -547,7 +550,8 @@ def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], p
 
 def _open_staging(path: Any, dtype: str, profile: dict[str, Any]) -> Any:
     """A staging GeoTIFF open for writing: zstd level 1 (as the run's other staging files), or
-    deflate level 1 with a GDAL built without zstd."""
+    deflate level 1 with a GDAL built without zstd.
+    """
     import rasterio
     import rasterio.errors
 
