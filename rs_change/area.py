@@ -220,7 +220,9 @@ class _Bilinear:
         return out
 
 
-def pixel_area_rows(transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground = "auto") -> Callable[[int, int], np.ndarray]:
+def pixel_area_rows(
+    transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground = "auto"
+) -> Callable[[int, int], np.ndarray]:
     """:func:`pixel_area` a range of rows at a time: ``f(r0, r1)`` equals ``pixel_area(...)[r0:r1]``
     (shape (r1 - r0, 1) or (r1 - r0, width)), without the whole (height, width) array.
 
@@ -406,7 +408,9 @@ def planar_area_note(crs_name: str, ratio: Optional[float]) -> Optional[str]:
     """
     if ratio is None or abs(ratio - 1.0) <= PLANAR_AREA_TOLERANCE:
         return None
-    return (f"The grid's CRS ({crs_name}) does not preserve area: a pixel measures {ratio:.2f} times its ground area in "
-            f"the CRS's planar units. Every area rs-change reports (area_m2 of the polygons, the *_km2 figures) is the "
-            f"ground area; a GIS measuring the outputs in this CRS's planar units (QGIS with no ellipsoid, "
-            f"$area in a Web Mercator project) shows about {ratio:.2f} times these areas.")
+    return (
+        f"The grid's CRS ({crs_name}) does not preserve area: a pixel measures {ratio:.2f} times its ground area in "
+        f"the CRS's planar units. Every area rs-change reports (area_m2 of the polygons, the *_km2 figures) is the "
+        f"ground area; a GIS measuring the outputs in this CRS's planar units (QGIS with no ellipsoid, "
+        f"$area in a Web Mercator project) shows about {ratio:.2f} times these areas."
+    )

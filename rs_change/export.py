@@ -22,8 +22,20 @@ from rasterio.windows import Window
 
 from .change import PALETTE
 from .grid import Grid
-from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, WATERBODIES_LAYER,
-                    clear_count_tif, is_water_fraction_tif, is_water_tif, pair_change_tif, water_layer)
+from .names import (
+    CHANGE_LAYER,
+    CHANGE_TIF,
+    FREQUENCY_TIF,
+    OBSERVATIONS_TIF,
+    SERIES_CLASSES_TIF,
+    VECTOR_NAMES,
+    WATERBODIES_LAYER,
+    clear_count_tif,
+    is_water_fraction_tif,
+    is_water_tif,
+    pair_change_tif,
+    water_layer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +89,20 @@ class BlockWriter:
         self.grid = grid
         self.colormap = colormap
         self.classes = classes
-        profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype=dtype, crs=grid.crs.to_wkt(),
-                       transform=grid.transform, nodata=nodata, tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+        profile = dict(
+            driver="GTiff",
+            width=grid.width,
+            height=grid.height,
+            count=1,
+            dtype=dtype,
+            crs=grid.crs.to_wkt(),
+            transform=grid.transform,
+            nodata=nodata,
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            BIGTIFF="IF_SAFER",
+        )
         # a staging file, read once more by to_cog (and the polygons): fastest compression that
         # still keeps it small (zstd level 1 writes 43 M class pixels in 0.03 s, deflate in 0.3 s)
         try:
@@ -96,10 +120,12 @@ class BlockWriter:
             self.ds.update_tags(**{k: (v if isinstance(v, str) else json.dumps(v)) for k, v in tags.items()})
 
     def write(self, block: np.ndarray, row_off: int, col_off: int) -> None:
+        """Write ``block`` with its top-left pixel at (``row_off``, ``col_off``)."""
         h, w = block.shape
         self.ds.write(block, 1, window=Window(col_off, row_off, w, h))
 
     def close(self) -> None:
+        """Close the staging file (again is a no-op)."""
         if not self.ds.closed:
             self.ds.close()
 
@@ -235,6 +261,7 @@ def provenance(version: str, inputs: Sequence[Mapping[str, Any]], units: str = "
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` to ``path`` as indented UTF-8 JSON; returns ``path``."""
     Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(path)
 
@@ -321,12 +348,29 @@ def _write_frame(gdf: Any, path: Path, layer: str, driver: str, append: bool = F
 
     names = [c for c in gdf.columns if c != gdf.geometry.name]
     # an empty layer's columns are float: give them their types (String, Integer64, Date)
-    kinds = {"class": object, "pixels": np.int64, "date": date_type, "from_date": date_type, "uid": object, "wb_id": np.int64}
+    kinds = {
+        "class": object,
+        "pixels": np.int64,
+        "date": date_type,
+        "from_date": date_type,
+        "uid": object,
+        "wb_id": np.int64,
+    }
     data = [np.asarray(gdf[c].to_numpy(), dtype="datetime64[D]").astype(date_type) if c in DATE_FIELDS
             else gdf[c].to_numpy().astype(kinds[c]) if (c in kinds and not len(gdf) and gdf[c].dtype.kind == "f")
             else gdf[c].to_numpy() for c in names]
-    pyogrio.raw.write(str(path), shapely.to_wkb(np.asarray(gdf.geometry.values)), data, names, layer=layer, driver=driver,
-                      geometry_type="Polygon", crs=gdf.crs.to_wkt() if gdf.crs is not None else None, append=append, **kw)
+    pyogrio.raw.write(
+        str(path),
+        shapely.to_wkb(np.asarray(gdf.geometry.values)),
+        data,
+        names,
+        layer=layer,
+        driver=driver,
+        geometry_type="Polygon",
+        crs=gdf.crs.to_wkt() if gdf.crs is not None else None,
+        append=append,
+        **kw,
+    )
 
 
 def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str],
@@ -394,8 +438,14 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
             else:
                 dst.mkdir(parents=True, exist_ok=True)
                 if fmt == "shp":
-                    _write_frame(gdf.rename(columns=SHAPEFILE_FIELDS), dst / f"{lname}.shp", lname, driver, encoding="UTF-8",
-                                 DBF_DATE_LAST_UPDATE=_fixed_date()[:10])
+                    _write_frame(
+                        gdf.rename(columns=SHAPEFILE_FIELDS),
+                        dst / f"{lname}.shp",
+                        lname,
+                        driver,
+                        encoding="UTF-8",
+                        DBF_DATE_LAST_UPDATE=_fixed_date()[:10],
+                    )
                 else:
                     _write_frame(gdf.to_crs("EPSG:4326"), dst / f"{lname}.geojson", lname, driver, RFC7946="YES")
                 (dst / f"{lname}.qml").write_text(vector_qml("class", layer_classes(lname)), encoding="utf-8")
@@ -451,7 +501,9 @@ class SeriesWriters:
         ISO dates in order.
     """
 
-    def __init__(self, folder: Path, grid: Grid, dates: Sequence[str], provenance: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self, folder: Path, grid: Grid, dates: Sequence[str], provenance: Optional[Mapping[str, Any]] = None
+    ) -> None:
         from .change import CHANGE_CLASSES, CHANGE_COLORS, FREQUENCY_NODATA, SERIES_CLASSES, SERIES_COLORS
 
         self.folder = Path(folder)
@@ -464,8 +516,15 @@ class SeriesWriters:
         self.observations = BlockWriter(self.folder / "observations_blocks.tif", grid, None,
                                         tags={**span, "UNITS": "dates"},
                                         description=f"dates observed (0 to {len(self.dates)})")
-        self.classes = BlockWriter(self.folder / "series_blocks.tif", grid, 255, SERIES_COLORS, SERIES_CLASSES, tags=span,
-                                   description="series class over the observed dates, 255 = unobserved")
+        self.classes = BlockWriter(
+            self.folder / "series_blocks.tif",
+            grid,
+            255,
+            SERIES_COLORS,
+            SERIES_CLASSES,
+            tags=span,
+            description="series class over the observed dates, 255 = unobserved",
+        )
         self.pairs = [
             BlockWriter(self.folder / f"pair_{a}_{b}_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
                         tags={**prov, "FROM": a, "TO": b}, description=f"change class {a} -> {b}, 255 = unobserved")
@@ -515,6 +574,7 @@ class SeriesWriters:
         return out
 
     def close(self) -> None:
+        """Close every writer of the series."""
         for wr in (self.frequency, self.observations, self.classes, *self.pairs):
             wr.close()
 
@@ -569,8 +629,17 @@ class RunRasters:
                     folder / f"cc_{d}.tif", grid, None, tags={**prov, "DATE": d, "SCENES": n, "UNITS": "scenes"},
                     description=f"clear observations {d}: scenes (of {n}) that observed the pixel, 0 = none"))
             for d, tags in zip(dates, water_tags):
-                self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES,
-                                              tags={**prov, **tags}, description=f"water {d}: 1 water, 0 land, 255 unobserved"))
+                self.water.append(
+                    BlockWriter(
+                        folder / f"w_{d}.tif",
+                        grid,
+                        255,
+                        WATER_COLORS,
+                        WATER_CLASSES,
+                        tags={**prov, **tags},
+                        description=f"water {d}: 1 water, 0 land, 255 unobserved",
+                    )
+                )
                 self.fraction.append(BlockWriter(
                     folder / f"f_{d}.tif", grid, 255, tags={**prov, "DATE": d, "UNITS": "percent"},
                     description=f"water fraction {d}: percent 0-100 (water >= 50, land < 50), 255 unobserved"))
@@ -584,7 +653,9 @@ class RunRasters:
                 self.waterbody = BlockWriter(folder / "wb_classes_blocks.tif", grid, None,
                                              description="waterbody class: 0 none, 1 extent, 2 core")
             for d, kw in zip(dates, cluster_kwargs):
-                self.clusters.append(BlockWriter(folder / f"c_{d}.tif", grid, **{**kw, "tags": {**prov, **kw.get("tags", {})}}))
+                self.clusters.append(
+                    BlockWriter(folder / f"c_{d}.tif", grid, **{**kw, "tags": {**prov, **kw.get("tags", {})}})
+                )
         except BaseException:
             self.close()
             raise
@@ -630,8 +701,15 @@ class RunRasters:
         return {p.name: p for p in paths}
 
     def close(self) -> None:
-        for wr in [*self.water, *self.fraction, *([self.change] if self.change is not None else []), *self.clusters,
-                   *(c for c in self.clear_counts if c is not None), *([self.waterbody] if self.waterbody is not None else [])]:
+        """Close every writer of the run."""
+        for wr in [
+            *self.water,
+            *self.fraction,
+            *([self.change] if self.change is not None else []),
+            *self.clusters,
+            *(c for c in self.clear_counts if c is not None),
+            *([self.waterbody] if self.waterbody is not None else []),
+        ]:
             wr.close()
         if self.series is not None:
             self.series.close()

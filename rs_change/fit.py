@@ -198,6 +198,7 @@ class FitTask:
     shared: Optional[WaterModel] = None
 
     def __call__(self, source: SceneSource) -> DateModel:
+        """Fit the model of one date's scene ``source``."""
         # the silhouette's pairwise scratch is bounded by rs_change.clustering.SILHOUETTE_BLOCK_BYTES
         limit_gdal_cache(self.gdal_cache_mb)
         return fit_date(source, self.ref, self.geoms, self.clustering, self.labelling, self.resampling, self.shared)

@@ -164,8 +164,16 @@ def classify_u8(dm: Any, dec: Any, raws: dict[str, np.ndarray], valid: np.ndarra
         uint8 (h, w): cluster ids, water (1 water, 0 land, 255 unobserved). None when the loop
         does not apply (off, not 8-bit, no tables, more than :data:`MAX_BANDS` bands, ...).
     """
-    if not ENABLED or ct is None or not raws or len(raws) > MAX_BANDS or valid.ndim != 2 or valid.dtype != bool \
-            or not valid.flags.c_contiguous or any(v.dtype != np.uint8 or v.shape != valid.shape for v in raws.values()):
+    if (
+        not ENABLED
+        or ct is None
+        or not raws
+        or len(raws) > MAX_BANDS
+        or valid.ndim != 2
+        or valid.dtype != bool
+        or not valid.flags.c_contiguous
+        or any(v.dtype != np.uint8 or v.shape != valid.shape for v in raws.values())
+    ):
         return None
     if fraction is not None and (fraction.shape != valid.shape or fraction.dtype != np.uint8
                                  or not fraction.flags.c_contiguous):

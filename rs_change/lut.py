@@ -339,8 +339,9 @@ def predict_grouped(ct: ClusterTables, kidx: Mapping[tuple[str, ...], np.ndarray
     return lab, unsure
 
 
-def labels_of(ct: ClusterTables, flat: Mapping[str, np.ndarray], kidx: Optional[dict[tuple[str, ...], np.ndarray]] = None
-              ) -> np.ndarray:
+def labels_of(
+    ct: ClusterTables, flat: Mapping[str, np.ndarray], kidx: Optional[dict[tuple[str, ...], np.ndarray]] = None
+) -> np.ndarray:
     """Labels of flat uint8 bands (role -> (m,)): :func:`predict_grouped`, then
     :func:`predict_indexed` for its unsure pixels; ``kidx`` (computed when None) is filled with the
     :func:`table_index` of every ``ct.keys`` entry. The labels of ``model.predict``.

@@ -114,7 +114,9 @@ class _CPolygonize:
         ds = self.GDALCreate(self.mem, b"", w, h, 0, 1, None)  # 1 = GDT_Byte
         if not ds:
             raise RuntimeError("GDAL could not create a MEM dataset")
-        opts = (C.c_char_p * 4)(f"DATAPOINTER={a.ctypes.data}".encode(), b"PIXELOFFSET=1", f"LINEOFFSET={w}".encode(), None)
+        opts = (C.c_char_p * 4)(
+            f"DATAPOINTER={a.ctypes.data}".encode(), b"PIXELOFFSET=1", f"LINEOFFSET={w}".encode(), None
+        )
         if self.GDALAddBand(ds, 1, C.cast(opts, C.c_void_p)) != 0:
             self.GDALClose(ds)
             raise RuntimeError("GDAL could not wrap an array as a MEM band")
@@ -139,7 +141,9 @@ class _CPolygonize:
             fld = self.OGR_Fld_Create(b"value", 0)  # 0 = OFTInteger
             self.OGR_L_CreateField(layer, fld, 1)
             self.OGR_Fld_Destroy(fld)
-            err = self.GDALPolygonize(self.GDALGetRasterBand(src, 1), self.GDALGetRasterBand(msk, 1), layer, 0, None, None, None)
+            err = self.GDALPolygonize(
+                self.GDALGetRasterBand(src, 1), self.GDALGetRasterBand(msk, 1), layer, 0, None, None, None
+            )
             if err != 0:
                 raise RuntimeError("GDALPolygonize failed")
             wkbs, vals = [], []
@@ -357,9 +361,19 @@ class _Regions:
         self.code_l.append(pc.code)
         self.piece_id.append(base + np.arange(n, dtype=np.int64))
         self.piece_geom.append(pc.geoms)
-        top = np.column_stack([pc.top[:, :2], base + pc.top[:, 2], pc.code[pc.top[:, 2]]]) if len(pc.top) else np.zeros((0, 4), np.int64)
-        prev, self.prev = self.prev, (np.column_stack([pc.bottom[:, :2], base + pc.bottom[:, 2], pc.code[pc.bottom[:, 2]]])
-                                      if len(pc.bottom) else np.zeros((0, 4), np.int64))
+        top = (
+            np.column_stack([pc.top[:, :2], base + pc.top[:, 2], pc.code[pc.top[:, 2]]])
+            if len(pc.top)
+            else np.zeros((0, 4), np.int64)
+        )
+        prev, self.prev = (
+            self.prev,
+            (
+                np.column_stack([pc.bottom[:, :2], base + pc.bottom[:, 2], pc.code[pc.bottom[:, 2]]])
+                if len(pc.bottom)
+                else np.zeros((0, 4), np.int64)
+            ),
+        )
         if len(prev) == 0 or len(top) == 0:
             return
         for c in self.codes:
@@ -606,7 +620,9 @@ def _simplify(geo: np.ndarray, pixels: np.ndarray, res: float, tolerance: float)
     holes: dict[int, list[Any]] = {}
     for i in np.unique(owner[cut]):  # filled for the simplification, cut out again after it
         mine = owner == i
-        out[i] = shapely.polygons(shapely.get_exterior_ring(out[i]), shapely.get_interior_ring(out[i], ring_no[mine & ~cut]))
+        out[i] = shapely.polygons(
+            shapely.get_exterior_ring(out[i]), shapely.get_interior_ring(out[i], ring_no[mine & ~cut])
+        )
         holes[int(i)] = list(hole[mine & cut])
     simple = shapely.coverage_simplify(out, tolerance=tolerance)
     simple[small] = out[small]
@@ -631,8 +647,9 @@ def layer_from_regions(
 ) -> tuple[Any, dict[str, dict[str, float]], float]:
     """The polygon layer (columns :data:`POLYGON_COLUMNS` + ``extra``, regions smaller than
     ``min_area_m2`` removed and reported, shapes simplified by ``simplify_px`` pixels with shared
-    edges kept, except shapes of fewer than :data:`KEEP_SHAPE_PX` pixels) of one :func:`strip_regions_many` result ``reg``; also returns what was removed
-    and the ground area of every pixel of the codes.
+    edges kept, except shapes of fewer than :data:`KEEP_SHAPE_PX` pixels) of one
+    :func:`strip_regions_many` result ``reg``; also returns what was removed and the ground area
+    of every pixel of the codes.
     """
     import geopandas as gpd
 
@@ -643,7 +660,11 @@ def layer_from_regions(
     removed = {}
     for code, cname in values.items():
         s = small & (reg["code"] == code)
-        removed[cname] = {"features": int(s.sum()), "pixels": int(reg["pixels"][s].sum()), "area_m2": float(reg["area_m2"][s].sum())}
+        removed[cname] = {
+            "features": int(s.sum()),
+            "pixels": int(reg["pixels"][s].sum()),
+            "area_m2": float(reg["area_m2"][s].sum()),
+        }
     keep = ~small
     crs = grid.crs.to_wkt()
     if not keep.any():

@@ -306,7 +306,9 @@ def _classify_strips(
                 wv[dec.of_levels(lv)] = 1
             elif lv.any():
                 ok = lv != 0
-                ok_rows.append(apply_scaler(feature_matrix(bands, ok, model.names, order="F"), model.offset, model.scale))
+                ok_rows.append(
+                    apply_scaler(feature_matrix(bands, ok, model.names, order="F"), model.offset, model.scale)
+                )
                 ok_lev.append(lv[ok])
                 ok_idx.append(np.flatnonzero(ok) + s * w)
         if not pp:

@@ -152,6 +152,7 @@ class Extents:
 
     @property
     def count(self) -> int:
+        """The number of waterbodies kept."""
         return int(len(self.pixels))
 
 
@@ -238,9 +239,16 @@ def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[in
                    int((real & (c_core > 0) & ~big).sum()), int((real & ~(c_core > 0)).sum()))
 
 
-def measure_strips(read_labels: Callable[[int, int], np.ndarray], read_water: Sequence[Callable[[int, int], np.ndarray]],
-                   shape: tuple[int, int], area_rows: Callable[[int, int], np.ndarray], lut: np.ndarray, count: int,
-                   write_ids: Optional[Callable[[np.ndarray, int], None]] = None, rows: Optional[int] = None) -> np.ndarray:
+def measure_strips(
+    read_labels: Callable[[int, int], np.ndarray],
+    read_water: Sequence[Callable[[int, int], np.ndarray]],
+    shape: tuple[int, int],
+    area_rows: Callable[[int, int], np.ndarray],
+    lut: np.ndarray,
+    count: int,
+    write_ids: Optional[Callable[[np.ndarray, int], None]] = None,
+    rows: Optional[int] = None,
+) -> np.ndarray:
     """Ground areas of every waterbody's wet, dry and unobserved pixels on every date, strip by strip.
 
     Parameters
@@ -442,7 +450,9 @@ def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[
     wet, dry, inv = sums[:, 0, 1:], sums[:, 1, 1:], sums[:, 2, 1:]  # (dates, n)
     inv_pct = 100.0 * inv / area[None, :]
     ok = inv_pct <= max_invalid_pct + _TOL
-    rank = np.lexsort((np.arange(n), -np.round(area, 2)))  # largest first (as written, to the cm2); ties in raster order
+    rank = np.lexsort(
+        (np.arange(n), -np.round(area, 2))
+    )  # largest first (as written, to the cm2); ties in raster order
     wb_id = np.empty(n, np.int64)
     wb_id[rank] = np.arange(1, n + 1)
     first, last = wet[0], wet[-1]
@@ -488,9 +498,16 @@ def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float
         order = valid[np.lexsort((layer["wb_id"].to_numpy()[valid], -np.abs(ch[valid])))][:top]
         for i in order:
             row = layer.iloc[int(i)]
-            most.append({k: (None if isinstance(row[k], float) and np.isnan(row[k]) else
-                             (row[k].item() if hasattr(row[k], "item") else row[k]))
-                         for k in ("uid", "wb_id", "area_m2", "wet_first_m2", "wet_last_m2", "change_m2", "change_pct")})
+            most.append(
+                {
+                    k: (
+                        None
+                        if isinstance(row[k], float) and np.isnan(row[k])
+                        else (row[k].item() if hasattr(row[k], "item") else row[k])
+                    )
+                    for k in ("uid", "wb_id", "area_m2", "wet_first_m2", "wet_last_m2", "change_m2", "change_pct")
+                }
+            )
     return {
         "count": ext.count,
         "extent_km2": round(float(ext.area_m2.sum()) / 1e6, 6),
@@ -512,7 +529,9 @@ def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float
 # ---------------------------------------------------------------------------------------------
 # Whole arrays (the Python API) and files (a run)
 # ---------------------------------------------------------------------------------------------
-def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], params: Params) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+def from_arrays(
+    masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], params: Params
+) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Waterbodies of in-memory masks on ``grid``: (layer, table, summary section).  The same
     strip functions as a run, over the whole array as one strip; outlines by
     ``rasterio.features.shapes`` (GDAL's polygonize, as the run's strips).
@@ -538,8 +557,15 @@ def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], p
     def put_ids(a: np.ndarray, r0: int) -> None:
         ids[r0:r0 + a.shape[0]] = a
 
-    sums = measure_strips(lambda r0, r1: labels[r0:r1], [lambda r0, r1, m=m: np.asarray(m)[r0:r1] for m in masks], (H, W),
-                          area_rows, ext.lut, ext.count, put_ids)
+    sums = measure_strips(
+        lambda r0, r1: labels[r0:r1],
+        [lambda r0, r1, m=m: np.asarray(m)[r0:r1] for m in masks],
+        (H, W),
+        area_rows,
+        ext.lut,
+        ext.count,
+        put_ids,
+    )
     geoms = np.empty(ext.count, object)
     if ext.count:
         for g, v in shapes(ids, mask=ids > 0, transform=grid.transform, connectivity=4):
@@ -605,8 +631,15 @@ def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], date
             return lambda r0, r1: ds.read(1, window=Window(0, r0, W, r1 - r0))
 
         with rasterio.open(lab_path) as lds, _open_staging(kept_path, "uint8", profile) as kds:
-            sums = measure_strips(reader(lds), [reader(s) for s in srcs], (H, W), area_rows, ext.lut, ext.count,
-                                  lambda a, r0: kds.write((a > 0).astype(np.uint8), 1, window=Window(0, r0, W, a.shape[0])))
+            sums = measure_strips(
+                reader(lds),
+                [reader(s) for s in srcs],
+                (H, W),
+                area_rows,
+                ext.lut,
+                ext.count,
+                lambda a, r0: kds.write((a > 0).astype(np.uint8), 1, window=Window(0, r0, W, a.shape[0])),
+            )
     finally:
         for s in srcs:
             s.close()
