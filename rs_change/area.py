@@ -278,7 +278,7 @@ def mask_area(mask: np.ndarray, transform: Affine, crs: Any, ground: Ground = "a
     return float(area[m].sum())
 
 
-def geodesic_perimeters(geoms: Sequence[Any], crs: Any) -> np.ndarray:
+def geodesic_perimeters(geoms: Sequence[Any] | np.ndarray, crs: Any) -> np.ndarray:
     """Geodesic perimeter (m, on the WGS84 ellipsoid) of each polygon, from its vertices in lon/lat.
 
     Parameters

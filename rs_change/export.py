@@ -421,8 +421,8 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
         dst = folder / name
         for i, (lname, gdf) in enumerate(layers.items()):
             if fmt == "gpkg":  # GeoPackage 1.2: what GDAL < 3.7 (QGIS 3.22 on Debian 12) reads without a warning
-                _write_frame(gdf, dst, lname, driver, append=i > 0, layer_metadata=meta,
-                             **({} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}))
+                first: dict[str, Any] = {} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}
+                _write_frame(gdf, dst, lname, driver, append=i > 0, layer_metadata=meta, **first)
             elif fmt == "gdb":
                 g = gdf.copy()
                 for col in ("pixels", "wb_id"):

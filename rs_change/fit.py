@@ -108,7 +108,7 @@ def sample_pixels(
     if keep is not None and oh * ow <= PREVIEW_MAX_PIXELS:
         keep["preview"] = ((oh, ow), bands, valid.copy())
     if geoms is not None:
-        valid &= aoi_mask(geoms, decimated_grid(ref, (oh, ow)))  # type: ignore[operator]
+        valid &= aoi_mask(geoms, decimated_grid(ref, (oh, ow)))
     check_reflectance(bands, valid, source.profile, source.label)  # a wrong scale/offset: one line, not nonsense
     X = feature_matrix(bands, valid, names)
     if n is not None and len(X) > n:

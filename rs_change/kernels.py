@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 try:
     if os.environ.get("RS_CHANGE_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
         raise ImportError("turned off by RS_CHANGE_KERNELS")
-    from . import _kernels as _k
+    from . import _kernels
+
+    _k: Any = _kernels  # the compiled module, or None below
 except ImportError as exc:  # not built, or turned off: the numpy path everywhere
     _k = None
     log.debug("compiled loops off: %s", exc)
@@ -124,7 +126,7 @@ def observed_tables(roles: list[str], profile: Any, nodata: Optional[float]) -> 
     okv = np.empty((len(roles), 256), np.uint8)
     for b, r in enumerate(roles):
         okv[b] = observed_mask({r: v}, profile, None if every else nodata)
-    return okv, every and in_u8, int(nd) if in_u8 else -1
+    return okv, every and in_u8, int(nd) if in_u8 and nd is not None else -1
 
 
 def classify_u8(dm: Any, dec: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any, rule_table: Any,

@@ -414,7 +414,7 @@ class KMeans:
         if self.sample_size is not None and n > self.sample_size:
             idx = np.unique(rng.randint(0, n, size=self.sample_size))
             sample = np.asarray(X[idx], dtype=np.float64)
-            self.sample_indices_ = idx
+            self.sample_indices_: np.ndarray | None = idx
         else:
             sample = np.asarray(X, dtype=np.float64)
             self.sample_indices_ = None

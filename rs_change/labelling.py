@@ -465,7 +465,8 @@ def fit_labeller(
     else:
         nf = k
     fdec = []
-    fwater, fdark = [], []
+    fwater: list[int] = []
+    fdark: list[int] = []
     for c in range(nf):
         sel = flab == c
         kind, med = rule.group_kind(X[sel], names)
@@ -514,8 +515,8 @@ def fit_labeller(
         out.append(ClusterDecision(c, int(counts[c]), cen, bool(isw), why, stats))
     if not water.any():
         log.info("no water: no group of pixels is water (%s)", rule.why)
-        for d in out:
-            d.why = "no water in the scene: no group of pixels is water (" + rule.why + "); " + d.why
+        for cd in out:
+            cd.why = "no water in the scene: no group of pixels is water (" + rule.why + "); " + cd.why
     return out, lab
 
 
@@ -559,7 +560,8 @@ def _weigh_groups(X: np.ndarray, names: Sequence[str], rule: WaterRule, flab: np
     in_water = np.isin(flab, fwater)
     strong = [bool((labels == c).any() and in_water[labels == c].mean() >= 0.5) for c in range(k)]
     homes = {g: int(np.argmax(np.bincount(labels[flab == g], minlength=k))) for g in fdark}
-    need1, need2 = list(fwater), []
+    need1: list[int] = list(fwater)
+    need2: list[int] = []
     for c in range(k):
         groups = [g for g in fdark if homes[g] == c]
         if not groups:

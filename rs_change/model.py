@@ -255,7 +255,9 @@ class WaterModel:
             if len(idx):
                 flat = {k: v.ravel()[idx] for k, v in inp.bands.items()}
                 self.check_spectra(feature_matrix(flat, np.ones(len(idx), bool), self.names), label=label)
-        return classify(self, inp.bands, inp.valid, clusters=True, fraction=fraction)
+        labels, water = classify(self, inp.bands, inp.valid, clusters=True, fraction=fraction)
+        assert labels is not None  # clusters=True: classify returns the cluster ids
+        return labels, water
 
     def check_spectra(self, X: np.ndarray, label: str = "scene", threshold: float = DRIFT_THRESHOLD,
                       warn: bool = True) -> float:
@@ -330,15 +332,15 @@ class WaterModel:
         >>> m.with_water([0]).water_ids
         [0]
         """
-        ids = {int(i) for i in ids}
-        bad = sorted(i for i in ids if not 0 <= i < self.k)
+        chosen = {int(i) for i in ids}
+        bad = sorted(i for i in chosen if not 0 <= i < self.k)
         if bad:
             raise ClusteringError(f"water cluster id(s) {bad} do not exist with k={self.k}; use ids 0..{self.k - 1}")
         dec = [
-            replace(d, is_water=d.id in ids, why="named by hand" if d.id in ids else "not named by hand")
+            replace(d, is_water=d.id in chosen, why="named by hand" if d.id in chosen else "not named by hand")
             for d in self.decisions
         ]
-        manual = np.array(sorted(ids), np.int64)
+        manual = np.array(sorted(chosen), np.int64)
         lab = (
             Labeller(list(self.names), None, manual=manual)
             if self.labeller is None

@@ -430,7 +430,7 @@ def _effective_profile(
     scale, offset = profile.scale, profile.offset
     user_set = scale is not None and scale != default.scale
     if not user_set and file_scale not in (None, 1.0) and not np.issubdtype(np.dtype(dtype), np.floating):
-        scale = float(file_scale)  # type: ignore[arg-type]
+        scale = float(file_scale)
         offset = float(file_offset or 0.0)
     vr = profile.valid_range
     if vr is not None and scale is not None and default.scale is not None and not math.isclose(scale, default.scale):

@@ -71,6 +71,27 @@ class _CPolygonize:
     into an in-memory OGR layer, read back as WKB.
     """
 
+    # the library's functions, bound with their signatures in __init__
+    GDALAllRegister: Any
+    GDALGetDriverByName: Any
+    GDALCreate: Any
+    GDALAddBand: Any
+    GDALGetRasterBand: Any
+    GDALSetGeoTransform: Any
+    GDALDatasetCreateLayer: Any
+    OGR_Fld_Create: Any
+    OGR_L_CreateField: Any
+    OGR_Fld_Destroy: Any
+    GDALPolygonize: Any
+    OGR_L_ResetReading: Any
+    OGR_L_GetNextFeature: Any
+    OGR_F_GetGeometryRef: Any
+    OGR_G_WkbSize: Any
+    OGR_G_ExportToWkb: Any
+    OGR_F_GetFieldAsInteger: Any
+    OGR_F_Destroy: Any
+    GDALClose: Any
+
     def __init__(self, lib: Any) -> None:
         import ctypes as C
 

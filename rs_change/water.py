@@ -312,6 +312,7 @@ def _classify_strips(
                 ok_lev.append(lv[ok])
                 ok_idx.append(np.flatnonzero(ok) + s * w)
         if not pp:
+            assert labels is not None  # not per pixel: need_labels, so the strip's labels were predicted
             wv[vs] = dec.of_clusters(labels)
     if ok_rows:
         fl = _single_thread(dec.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))

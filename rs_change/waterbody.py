@@ -193,7 +193,10 @@ def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[in
 
     H, W = shape
     rows = int(rows or _strip_rows(W))
-    pix_l, area_l, core_l, edges = [np.zeros(1, np.int64)], [np.zeros(1)], [np.zeros(1)], []
+    pix_l: list[np.ndarray] = [np.zeros(1, np.int64)]
+    area_l: list[np.ndarray] = [np.zeros(1)]
+    core_l: list[np.ndarray] = [np.zeros(1)]
+    edges = []
     base = 0
     prev_last: Optional[np.ndarray] = None
     for r0 in range(0, H, rows):
@@ -312,7 +315,8 @@ def geohash(lon: float, lat: float, precision: int = UID_PRECISION) -> str:
     'ezs42'
     """
     lo, hi = [-180.0, -90.0], [180.0, 90.0]
-    out, bits, ch, even = [], 0, 0, True
+    out: list[str] = []
+    bits, ch, even = 0, 0, True
     v = (float(lon), float(lat))
     while len(out) < precision:
         k = 0 if even else 1
@@ -356,7 +360,7 @@ def uid_precision(pixel_m: float, lat: float = 0.0, pixels: float = UID_CELL_PX)
     return best
 
 
-def uids(geoms: Sequence[Any], crs: Any, precision: int = UID_PRECISION) -> list[str]:
+def uids(geoms: Sequence[Any] | np.ndarray, crs: Any, precision: int = UID_PRECISION) -> list[str]:
     """``uid`` of each polygon: the geohash of a point inside it (GEOS's point on surface, in
     WGS84 lon/lat), ``precision`` characters long, longer where two polygons would share one
     (up to 12 characters, then a ``-2`` ... suffix), so the uids of a run are unique.
@@ -411,7 +415,7 @@ def grid_uid_precision(grid: Grid) -> int:
     return uid_precision(math.sqrt(mean_pixel_area(grid)), float(lat))
 
 
-def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[str], crs: Any,
+def build(geoms: Sequence[Any] | np.ndarray, ext: Extents, sums: np.ndarray, dates: Sequence[str], crs: Any,
           max_invalid_pct: float = MAX_INVALID_PCT, precision: int = UID_PRECISION) -> tuple[Any, list[dict[str, Any]]]:
     """The ``waterbodies`` layer and the long table from the outlines and sums.
 
@@ -557,9 +561,12 @@ def from_arrays(
     def put_ids(a: np.ndarray, r0: int) -> None:
         ids[r0:r0 + a.shape[0]] = a
 
+    def rows_of(m: Any) -> Callable[[int, int], np.ndarray]:
+        return lambda r0, r1: np.asarray(m)[r0:r1]
+
     sums = measure_strips(
         lambda r0, r1: labels[r0:r1],
-        [lambda r0, r1, m=m: np.asarray(m)[r0:r1] for m in masks],
+        [rows_of(m) for m in masks],
         (H, W),
         area_rows,
         ext.lut,
