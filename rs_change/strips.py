@@ -387,14 +387,12 @@ class _Regions:
             if len(pc.top)
             else np.zeros((0, 4), np.int64)
         )
-        prev, self.prev = (
-            self.prev,
-            (
-                np.column_stack([pc.bottom[:, :2], base + pc.bottom[:, 2], pc.code[pc.bottom[:, 2]]])
-                if len(pc.bottom)
-                else np.zeros((0, 4), np.int64)
-            ),
+        bottom = (
+            np.column_stack([pc.bottom[:, :2], base + pc.bottom[:, 2], pc.code[pc.bottom[:, 2]]])
+            if len(pc.bottom)
+            else np.zeros((0, 4), np.int64)
         )
+        prev, self.prev = self.prev, bottom
         if len(prev) == 0 or len(top) == 0:
             return
         for c in self.codes:

@@ -454,9 +454,8 @@ def build(geoms: Sequence[Any] | np.ndarray, ext: Extents, sums: np.ndarray, dat
     wet, dry, inv = sums[:, 0, 1:], sums[:, 1, 1:], sums[:, 2, 1:]  # (dates, n)
     inv_pct = 100.0 * inv / area[None, :]
     ok = inv_pct <= max_invalid_pct + _TOL
-    rank = np.lexsort(
-        (np.arange(n), -np.round(area, 2))
-    )  # largest first (as written, to the cm2); ties in raster order
+    # largest first (as written, to the cm2); ties in raster order
+    rank = np.lexsort((np.arange(n), -np.round(area, 2)))
     wb_id = np.empty(n, np.int64)
     wb_id[rank] = np.arange(1, n + 1)
     first, last = wet[0], wet[-1]
