@@ -1,3 +1,5 @@
+"""`python -m rs_change` runs the command line."""
+
 import sys
 
 from .cli import main

@@ -1,4 +1,5 @@
 """The package version, in a module of its own so that any module can read it without importing
-the package's public API (``rs_change/__init__.py``)."""
+the package's public API (``rs_change/__init__.py``).
+"""
 
 __version__ = "0.1.0"

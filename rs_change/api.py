@@ -49,7 +49,17 @@ from .features import default_features, feature_matrix, feature_stack
 from .grid import Grid, as_crs
 from .clustermaps import cluster_classes, cluster_colors, cluster_legend, cluster_tags, write_cluster_png
 from .model import FitParams, WaterModel, fit_sample
-from .scenes import Scene, SceneData, SceneInput, is_dataarray, output_like, read_scene, rio_georef, scene_input, to_dataarray
+from .scenes import (
+    Scene,
+    SceneData,
+    SceneInput,
+    is_dataarray,
+    output_like,
+    read_scene,
+    rio_georef,
+    scene_input,
+    to_dataarray,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +166,8 @@ def fit_model(
     >>> import numpy as np
     >>> land, lake = [90, 110, 80, 180], [30, 60, 70, 20]
     >>> rng = np.random.default_rng(0)  # 48 land pixels, then 16 lake pixels, noise +-2 DN
-    >>> img = (np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))).T.reshape(4, 8, 8)  # (band, y, x)
+    >>> pixels = np.array([land] * 48 + [lake] * 16, np.float32) + rng.normal(0, 2, (64, 4))
+    >>> img = pixels.T.reshape(4, 8, 8)  # (band, y, x)
     >>> m = fit_model(img, k=2, sensor="naip")
     >>> m.names, m.water_ids, [d.pixels for d in m.decisions]
     (['blue', 'green', 'red', 'nir', 'ndwi'], [0], [16, 48])
@@ -174,7 +185,9 @@ def fit_model(
     else:
         X = _sample(inp, names, params.sample_size, params.seed)
     if len(X) == 0:
-        raise NoValidPixelsError("every pixel of the data is unobserved (NaN, nodata or outside the valid range); check nodata=")
+        raise NoValidPixelsError(
+            "every pixel of the data is unobserved (NaN, nodata or outside the valid range); check nodata="
+        )
     date = label or (data.date.isoformat() if isinstance(data, Scene) and data.date else None)
     # the pipeline's own fit (rs_change.fit.fit_date calls the same function)
     wm, _ = fit_sample(X, names, inp.profile, params, fitted_on=date)
@@ -183,7 +196,8 @@ def fit_model(
 
 def _fit_params(params: Optional[FitParams], kw: dict[str, Any], **given: Any) -> tuple[FitParams, dict[str, Any]]:
     """:func:`fit_model`'s settings as one :class:`FitParams` (from ``params``, or from ``given`` and
-    the fit's keywords among ``kw``), and the keywords left for :func:`scene_input`."""
+    the fit's keywords among ``kw``), and the keywords left for :func:`scene_input`.
+    """
     fit_kw = {f.name: kw.pop(f.name) for f in fields(FitParams) if f.name in kw}
     if params is None:
         return FitParams(**given, **fit_kw), kw
@@ -270,8 +284,9 @@ def label_water(data: SceneData, model: WaterModel, *, check: bool = True, **kw:
     if ndim == 2:
         if model.per_pixel:
             raise ClusteringError(
-                "label_water: this model decides water per pixel (rule + fine clusters), which needs the pixels' bands, "
-                "not cluster ids; pass the scene itself (label_water(scene, model)) or name water clusters with model.with_water(ids)"
+                "label_water: this model decides water per pixel (rule + fine clusters), which needs the pixels' "
+                "bands, not cluster ids; pass the scene itself (label_water(scene, model)) or name water clusters "
+                "with model.with_water(ids)"
             )
         ids = np.asarray(data.values if is_dataarray(data) else data)
         out = np.where(ids == 255, NODATA, np.isin(ids, model.water_ids)).astype(np.uint8)
@@ -418,7 +433,9 @@ def _change_stats(before: np.ndarray, after: np.ndarray, pa: np.ndarray) -> tupl
     return ch, change_stats(class_areas(ch, pa, CHANGE_CLASSES))
 
 
-def compare(masks: Sequence[Any], transform: Any = None, crs: Any = None, labels: Optional[Sequence[str]] = None) -> Comparison:
+def compare(
+    masks: Sequence[Any], transform: Any = None, crs: Any = None, labels: Optional[Sequence[str]] = None
+) -> Comparison:
     """Compare two or more water masks on one grid: change map first -> last, and areas.
 
     Parameters
@@ -453,7 +470,9 @@ def compare(masks: Sequence[Any], transform: Any = None, crs: Any = None, labels
         arrs.append(a.astype(np.uint8) if a.dtype == bool else a)
     shape = arrs[0].shape
     if any(a.shape != shape for a in arrs):
-        raise GeoreferenceError(f"masks differ in shape ({', '.join(str(a.shape) for a in arrs)}); put them on one grid first")
+        raise GeoreferenceError(
+            f"masks differ in shape ({', '.join(str(a.shape) for a in arrs)}); put them on one grid first"
+        )
     labels = [str(x) for x in (labels or range(len(arrs)))]
     pa = np.broadcast_to(pixel_area(transform, crs, shape), shape)
     per = []
@@ -566,7 +585,9 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
         transform, crs = t, c
         arrs.append(a.astype(np.uint8) if a.dtype == bool else a)
     if any(a.shape != arrs[0].shape for a in arrs):
-        raise GeoreferenceError(f"masks differ in shape ({', '.join(str(a.shape) for a in arrs)}); put them on one grid first")
+        raise GeoreferenceError(
+            f"masks differ in shape ({', '.join(str(a.shape) for a in arrs)}); put them on one grid first"
+        )
     labels = [str(x) for x in (dates if dates is not None else range(len(arrs)))]
     if len(labels) != len(arrs):
         raise ValueError(f"{len(arrs)} masks but {len(labels)} dates; give one date per mask")
@@ -576,7 +597,8 @@ def waterbodies(masks: Sequence[Any], transform: Any = None, crs: Any = None, da
 
 def _waterbody_params(settings: Mapping[str, Any]) -> Any:
     """:func:`waterbodies`' settings as one :class:`rs_change.waterbody.Params` (the config's
-    defaults for the keys not given); an unknown key or shares out of order are refused."""
+    defaults for the keys not given); an unknown key or shares out of order are refused.
+    """
     from types import SimpleNamespace
 
     from .waterbody import Params
@@ -627,9 +649,16 @@ def write_cluster_map(path: Union[str, Path], clusters: Any, model: WaterModel, 
     arr, t, c = _mask_geo(clusters, transform, crs)
     p = Path(path)
     colors = cluster_colors(model.decisions)
-    write_cog(p, arr.astype(np.uint8), Grid(arr.shape, t, c), nodata=255, colormap=colors,
-              classes=cluster_classes(model.decisions), tags=cluster_tags(model.decisions, model.water_ids, label, model=model),
-              description="cluster id (k-means), 255 = unobserved")
+    write_cog(
+        p,
+        arr.astype(np.uint8),
+        Grid(arr.shape, t, c),
+        nodata=255,
+        colormap=colors,
+        classes=cluster_classes(model.decisions),
+        tags=cluster_tags(model.decisions, model.water_ids, label, model=model),
+        description="cluster id (k-means), 255 = unobserved",
+    )
     if png:
         write_cluster_png(p, p.with_suffix(".png"), cluster_legend(model.decisions))
     return p
@@ -709,7 +738,16 @@ def _stage_outputs(tmp: Path, masks: Mapping[str, Any], transform: Any, crs: Any
                    models: Optional[Mapping[str, WaterModel]], polygons: bool) -> list[Path]:
     """Write :func:`write_outputs`' files into the staging folder ``tmp``; returns them in order."""
     from .export import WATER_CLASSES, WATER_COLORS, write_cog, write_vectors
-    from .names import CHANGE_TIF, VECTOR_NAMES, clusters_png, clusters_tif, model_json, style_names, water_layer, water_tif
+    from .names import (
+        CHANGE_TIF,
+        VECTOR_NAMES,
+        clusters_png,
+        clusters_tif,
+        model_json,
+        style_names,
+        water_layer,
+        water_tif,
+    )
 
     labels = list(masks)
     files: list[Path] = []

@@ -187,7 +187,8 @@ def _lattice(transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground
 
 class _Bilinear:
     """The lattice ``grid`` (sampled at rows ``rs``, columns ``cs``) interpolated to every pixel of
-    an (h, w) grid, row range by row range: along columns for every lattice row, then along rows."""
+    an (h, w) grid, row range by row range: along columns for every lattice row, then along rows.
+    """
 
     def __init__(self, grid: np.ndarray, rs: np.ndarray, cs: np.ndarray, h: int, w: int) -> None:
         rows = np.arange(h, dtype="float64")
@@ -219,7 +220,9 @@ class _Bilinear:
         return out
 
 
-def pixel_area_rows(transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground = "auto") -> Callable[[int, int], np.ndarray]:
+def pixel_area_rows(
+    transform: Affine, crs: Any, shape: tuple[int, int], ground: Ground = "auto"
+) -> Callable[[int, int], np.ndarray]:
     """:func:`pixel_area` a range of rows at a time: ``f(r0, r1)`` equals ``pixel_area(...)[r0:r1]``
     (shape (r1 - r0, 1) or (r1 - r0, width)), without the whole (height, width) array.
 
@@ -275,7 +278,7 @@ def mask_area(mask: np.ndarray, transform: Affine, crs: Any, ground: Ground = "a
     return float(area[m].sum())
 
 
-def geodesic_perimeters(geoms: Sequence[Any], crs: Any) -> np.ndarray:
+def geodesic_perimeters(geoms: Sequence[Any] | np.ndarray, crs: Any) -> np.ndarray:
     """Geodesic perimeter (m, on the WGS84 ellipsoid) of each polygon, from its vertices in lon/lat.
 
     Parameters
@@ -401,10 +404,13 @@ def planar_area_ratio(transform: Affine, crs: Any, mean_ground_m2: float) -> Opt
 
 def planar_area_note(crs_name: str, ratio: Optional[float]) -> Optional[str]:
     """The warning a run gives when its CRS's planar areas are not the ground area (``ratio`` from
-    :func:`planar_area_ratio` beyond :data:`PLANAR_AREA_TOLERANCE`), else None."""
+    :func:`planar_area_ratio` beyond :data:`PLANAR_AREA_TOLERANCE`), else None.
+    """
     if ratio is None or abs(ratio - 1.0) <= PLANAR_AREA_TOLERANCE:
         return None
-    return (f"The grid's CRS ({crs_name}) does not preserve area: a pixel measures {ratio:.2f} times its ground area in "
-            f"the CRS's planar units. Every area rs-change reports (area_m2 of the polygons, the *_km2 figures) is the "
-            f"ground area; a GIS measuring the outputs in this CRS's planar units (QGIS with no ellipsoid, "
-            f"$area in a Web Mercator project) shows about {ratio:.2f} times these areas.")
+    return (
+        f"The grid's CRS ({crs_name}) does not preserve area: a pixel measures {ratio:.2f} times its ground area in "
+        f"the CRS's planar units. Every area rs-change reports (area_m2 of the polygons, the *_km2 figures) is the "
+        f"ground area; a GIS measuring the outputs in this CRS's planar units (QGIS with no ellipsoid, "
+        f"$area in a Web Mercator project) shows about {ratio:.2f} times these areas."
+    )

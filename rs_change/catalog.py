@@ -29,8 +29,20 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from .grid import Grid
-from .names import (CATALOG_JSON, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, clear_count_tif,
-                    clusters_tif, pair_change_tif, stac_item_json, water_fraction_tif, water_tif)
+from .names import (
+    CATALOG_JSON,
+    CHANGE_TIF,
+    FREQUENCY_TIF,
+    OBSERVATIONS_TIF,
+    SERIES_CLASSES_TIF,
+    VECTOR_NAMES,
+    clear_count_tif,
+    clusters_tif,
+    pair_change_tif,
+    stac_item_json,
+    water_fraction_tif,
+    water_tif,
+)
 
 #: STAC version and extension schemas the catalog declares.
 STAC_VERSION = "1.0.0"
@@ -51,7 +63,8 @@ Namer = Callable[..., str]
 class AssetSpec:
     """One row of the asset table: the asset ``key`` of the file ``name(date)`` (per-date rows) or
     ``name`` (change rows; ``pairs``: one asset per consecutive pair ``name(a, b)``, keyed
-    ``<key>_<a>_<b>``)."""
+    ``<key>_<a>_<b>``).
+    """
 
     key: str
     name: Union[str, Namer]
@@ -87,7 +100,8 @@ def _r(x: float, nd: int = 9) -> float:
 
 def _proj(grid: Grid) -> dict[str, Any]:
     """The projection extension's fields of ``grid``: ``proj:code`` (and the older ``proj:epsg``)
-    when the CRS has an EPSG code, else ``proj:wkt2``; shape and the 6 affine coefficients."""
+    when the CRS has an EPSG code, else ``proj:wkt2``; shape and the 6 affine coefficients.
+    """
     epsg = grid.crs.to_epsg()
     t = grid.transform
     out: dict[str, Any] = {"proj:shape": [grid.height, grid.width], "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f]}
@@ -108,7 +122,8 @@ def _footprint(grid: Grid) -> tuple[list[float], dict[str, Any]]:
 
 def _raster_fields(path: Path, grid: Grid) -> dict[str, Any]:
     """What a staged raster says about its band: ``raster:bands`` (data type, nodata, resolution)
-    and, from its ``CLASSES`` tag, ``classification:classes``; its band description."""
+    and, from its ``CLASSES`` tag, ``classification:classes``; its band description.
+    """
     import rasterio
 
     with rasterio.open(path) as ds:
@@ -121,8 +136,14 @@ def _raster_fields(path: Path, grid: Grid) -> dict[str, Any]:
             out["description"] = ds.descriptions[0]
     if classes:
         out["classification:classes"] = [
-            {"value": int(k), "name": _class_name(v), "description": v, **({"nodata": True} if int(k) == band.get("nodata") else {})}
-            for k, v in sorted(json.loads(classes).items(), key=lambda kv: int(kv[0]))]
+            {
+                "value": int(k),
+                "name": _class_name(v),
+                "description": v,
+                **({"nodata": True} if int(k) == band.get("nodata") else {}),
+            }
+            for k, v in sorted(json.loads(classes).items(), key=lambda kv: int(kv[0]))
+        ]
     return out
 
 
@@ -215,16 +236,25 @@ def build_catalog(folder: Path, dates: Sequence[str], written: Sequence[str], gr
     collection = {
         "type": "Collection",
         "stac_version": STAC_VERSION,
-        "stac_extensions": [PROJECTION, RASTER, CLASSIFICATION, "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json"],
+        "stac_extensions": [
+            PROJECTION,
+            RASTER,
+            CLASSIFICATION,
+            "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json",
+        ],
         "id": COLLECTION_ID,
         "title": title or f"rs-change water {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else ""),
-        "description": "Water masks, cluster maps and change products of one rs-change run: 1 water, 0 land, "
-                       "255 unobserved (see each asset's classification:classes).",
+        "description": (
+            "Water masks, cluster maps and change products of one rs-change run: 1 water, 0 land, "
+            "255 unobserved (see each asset's classification:classes)."
+        ),
         "license": "other",
         "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[first, last]]}},
         "summaries": {"proj:code": [proj["proj:code"]]} if proj["proj:code"] else {},
         "item_assets": item_assets,
-        "classification:classes": items[stac_item_json(dates[0])]["assets"].get("water", {}).get("classification:classes", []),
+        "classification:classes": (
+            items[stac_item_json(dates[0])]["assets"].get("water", {}).get("classification:classes", [])
+        ),
         "links": _links(CATALOG_JSON, parent=False) + [{"rel": "item", "href": f"./{n}", "type": JSON} for n in items],
     }
     return {CATALOG_JSON: collection, **items}

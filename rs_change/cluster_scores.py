@@ -1,6 +1,7 @@
 """Scores of a clustering and the choice of k and metric: :func:`silhouette` (stratified, every
 cluster represented), :func:`silhouette_samples`, :func:`calinski_harabasz` and
-:func:`select_model` (fit every candidate, keep the highest silhouette)."""
+:func:`select_model` (fit every candidate, keep the highest silhouette).
+"""
 
 from __future__ import annotations
 

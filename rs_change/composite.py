@@ -108,7 +108,8 @@ def medoid_pick(
 def nan_median(vals: np.ndarray) -> np.ndarray:
     """Median along axis 0 ignoring NaN (at least one finite value per column): the middle value
     of the sorted finite values, or the mean of the two middle ones for an even count (as
-    ``numpy.nanmedian``, without its per-column Python loop)."""
+    ``numpy.nanmedian``, without its per-column Python loop).
+    """
     s = np.sort(vals, axis=0)  # NaN sort last
     k = (~np.isnan(vals)).sum(axis=0)
     lo = np.take_along_axis(s, ((k - 1) // 2)[None], axis=0)[0]

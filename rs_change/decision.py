@@ -57,7 +57,8 @@ FRACTION_NODATA = 255
 
 def id_table(ids: Any) -> np.ndarray:
     """uint8 (256,): 1 at the cluster ids in ``ids`` (ids outside 0..254 match no cluster, as in
-    ``np.isin``), so that ``table[labels]`` is ``np.isin(labels, ids)`` for labels of k < 255."""
+    ``np.isin``), so that ``table[labels]`` is ``np.isin(labels, ids)`` for labels of k < 255.
+    """
     ids = np.asarray(ids if ids is not None else [], np.int64).reshape(-1)
     table = np.zeros(256, np.uint8)
     table[ids[(ids >= 0) & (ids < 255)]] = 1
@@ -66,7 +67,8 @@ def id_table(ids: Any) -> np.ndarray:
 
 def need_table(water_groups: Any, dark_groups: Any) -> np.ndarray:
     """uint8 (256,): the level a pixel of each fine group needs: :data:`HALF_WATER` in
-    ``water_groups``, :data:`OWN_EVIDENCE` in ``dark_groups``, :data:`NEVER` elsewhere."""
+    ``water_groups``, :data:`OWN_EVIDENCE` in ``dark_groups``, :data:`NEVER` elsewhere.
+    """
     t = np.full(256, NEVER, np.uint8)
     for ids, v in ((dark_groups, OWN_EVIDENCE), (water_groups, HALF_WATER)):
         ids = np.asarray(ids, np.int64).reshape(-1)
@@ -117,13 +119,15 @@ class Decision:
 
     def of_levels(self, levels: np.ndarray, groups: Optional[np.ndarray] = None) -> np.ndarray:
         """Water (bool, the shape of ``levels``) of pixels of these levels, in these fine groups
-        (``"groups"``; None for ``"levels"``: group 0 for all)."""
+        (``"groups"``; None for ``"levels"``: group 0 for all).
+        """
         return levels >= (self.need[0] if groups is None else self.need[groups])
 
     def percent(self, water: np.ndarray, unmixed: Optional[np.ndarray]) -> np.ndarray:
         """The water fraction (uint8 0-100) of pixels: ``unmixed`` (percent, uint8) bounded by the
         decision (at least :data:`FRACTION_WATER` where ``water``, below it elsewhere); ``unmixed``
-        None (no unmixing): 100 for water, 0 for land."""
+        None (no unmixing): 100 for water, 0 for land.
+        """
         w = np.asarray(water).astype(bool, copy=False)
         if unmixed is None:
             return w.astype(np.uint8) * np.uint8(100)
@@ -138,7 +142,8 @@ class Decision:
 def decision_of(model: Any) -> Decision:
     """The :class:`Decision` of a model: anything with ``labeller`` (a
     :class:`~rs_change.labelling.Labeller` or None) and ``water_ids``
-    (:class:`~rs_change.model.WaterModel`, pass 1's ``DateModel``, or a labeller's own view)."""
+    (:class:`~rs_change.model.WaterModel`, pass 1's ``DateModel``, or a labeller's own view).
+    """
     lab = getattr(model, "labeller", None)
     none = np.zeros(256, np.uint8)
     if lab is None or lab.manual is not None or lab.rule is None:

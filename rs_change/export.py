@@ -22,8 +22,20 @@ from rasterio.windows import Window
 
 from .change import PALETTE
 from .grid import Grid
-from .names import (CHANGE_LAYER, CHANGE_TIF, FREQUENCY_TIF, OBSERVATIONS_TIF, SERIES_CLASSES_TIF, VECTOR_NAMES, WATERBODIES_LAYER,
-                    clear_count_tif, is_water_fraction_tif, is_water_tif, pair_change_tif, water_layer)
+from .names import (
+    CHANGE_LAYER,
+    CHANGE_TIF,
+    FREQUENCY_TIF,
+    OBSERVATIONS_TIF,
+    SERIES_CLASSES_TIF,
+    VECTOR_NAMES,
+    WATERBODIES_LAYER,
+    clear_count_tif,
+    is_water_fraction_tif,
+    is_water_tif,
+    pair_change_tif,
+    water_layer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +89,20 @@ class BlockWriter:
         self.grid = grid
         self.colormap = colormap
         self.classes = classes
-        profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype=dtype, crs=grid.crs.to_wkt(),
-                       transform=grid.transform, nodata=nodata, tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+        profile = dict(
+            driver="GTiff",
+            width=grid.width,
+            height=grid.height,
+            count=1,
+            dtype=dtype,
+            crs=grid.crs.to_wkt(),
+            transform=grid.transform,
+            nodata=nodata,
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            BIGTIFF="IF_SAFER",
+        )
         # a staging file, read once more by to_cog (and the polygons): fastest compression that
         # still keeps it small (zstd level 1 writes 43 M class pixels in 0.03 s, deflate in 0.3 s)
         try:
@@ -96,10 +120,12 @@ class BlockWriter:
             self.ds.update_tags(**{k: (v if isinstance(v, str) else json.dumps(v)) for k, v in tags.items()})
 
     def write(self, block: np.ndarray, row_off: int, col_off: int) -> None:
+        """Write ``block`` with its top-left pixel at (``row_off``, ``col_off``)."""
         h, w = block.shape
         self.ds.write(block, 1, window=Window(col_off, row_off, w, h))
 
     def close(self) -> None:
+        """Close the staging file (again is a no-op)."""
         if not self.ds.closed:
             self.ds.close()
 
@@ -132,7 +158,8 @@ def to_cog(src: Path, dst: Path, resampling: str = "NEAREST") -> None:
 
 def write_cog(path: Path, array: np.ndarray, grid: Grid, **kw: Any) -> Path:
     """Write a whole 2-D uint8 array as a COG (small rasters, tests); with ``classes``, its
-    styles beside it (:func:`rs_change.styles.write_styles`: ``.qml`` and ``.aux.xml``)."""
+    styles beside it (:func:`rs_change.styles.write_styles`: ``.qml`` and ``.aux.xml``).
+    """
     from .styles import write_styles
 
     tmp = Path(str(path) + ".tmp.tif")
@@ -192,7 +219,8 @@ def fixed_timestamps() -> Iterator[None]:
     """Within the block, GDAL vector drivers stamp files with :func:`_fixed_date` (GeoPackage
     ``gpkg_contents.last_change`` through ``OGR_CURRENT_DATE``) instead of the clock, and the
     File Geodatabase writer derives its UUIDs from the content (``OPENFILEGDB_REPRODUCIBLE_UUID``)
-    instead of drawing them at random."""
+    instead of drawing them at random.
+    """
     import pyogrio
 
     fixed = {"OGR_CURRENT_DATE": _fixed_date(), "OPENFILEGDB_REPRODUCIBLE_UUID": "YES"}
@@ -233,13 +261,15 @@ def provenance(version: str, inputs: Sequence[Mapping[str, Any]], units: str = "
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` to ``path`` as indented UTF-8 JSON; returns ``path``."""
     Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(path)
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> Path:
     """``rows`` as CSV (None as an empty cell); the header is ``columns`` and then any other key of
-    the rows, in order of appearance (so a table without rows still has its header)."""
+    the rows, in order of appearance (so a table without rows still has its header).
+    """
     fields: list[str] = list(columns)
     for r in rows:
         for k in r:
@@ -285,7 +315,8 @@ AREA_NOTE = ("area_m2 = the polygon's ground area in m2 (the sum of its pixels' 
 def layer_classes(layer: str = "") -> dict[str, tuple[int, int, int, int]]:
     """The ``class`` values of a polygon layer and their colours, in the rasters' palette: the
     change layer's ``water gained`` / ``water lost``, a water layer's ``water`` (all three without
-    ``layer``), the waterbodies layer's ``grew`` / ``shrank`` / ``unchanged`` / ``unobserved``."""
+    ``layer``), the waterbodies layer's ``grew`` / ``shrank`` / ``unchanged`` / ``unobserved``.
+    """
     from .change import PALETTE
 
     if layer == WATERBODIES_LAYER:
@@ -317,12 +348,29 @@ def _write_frame(gdf: Any, path: Path, layer: str, driver: str, append: bool = F
 
     names = [c for c in gdf.columns if c != gdf.geometry.name]
     # an empty layer's columns are float: give them their types (String, Integer64, Date)
-    kinds = {"class": object, "pixels": np.int64, "date": date_type, "from_date": date_type, "uid": object, "wb_id": np.int64}
+    kinds = {
+        "class": object,
+        "pixels": np.int64,
+        "date": date_type,
+        "from_date": date_type,
+        "uid": object,
+        "wb_id": np.int64,
+    }
     data = [np.asarray(gdf[c].to_numpy(), dtype="datetime64[D]").astype(date_type) if c in DATE_FIELDS
             else gdf[c].to_numpy().astype(kinds[c]) if (c in kinds and not len(gdf) and gdf[c].dtype.kind == "f")
             else gdf[c].to_numpy() for c in names]
-    pyogrio.raw.write(str(path), shapely.to_wkb(np.asarray(gdf.geometry.values)), data, names, layer=layer, driver=driver,
-                      geometry_type="Polygon", crs=gdf.crs.to_wkt() if gdf.crs is not None else None, append=append, **kw)
+    pyogrio.raw.write(
+        str(path),
+        shapely.to_wkb(np.asarray(gdf.geometry.values)),
+        data,
+        names,
+        layer=layer,
+        driver=driver,
+        geometry_type="Polygon",
+        crs=gdf.crs.to_wkt() if gdf.crs is not None else None,
+        append=append,
+        **kw,
+    )
 
 
 def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[str],
@@ -373,8 +421,8 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
         dst = folder / name
         for i, (lname, gdf) in enumerate(layers.items()):
             if fmt == "gpkg":  # GeoPackage 1.2: what GDAL < 3.7 (QGIS 3.22 on Debian 12) reads without a warning
-                _write_frame(gdf, dst, lname, driver, append=i > 0, layer_metadata=meta,
-                             **({} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}))
+                first: dict[str, Any] = {} if i else {"dataset_metadata": meta, "dataset_options": {"VERSION": "1.2"}}
+                _write_frame(gdf, dst, lname, driver, append=i > 0, layer_metadata=meta, **first)
             elif fmt == "gdb":
                 g = gdf.copy()
                 for col in ("pixels", "wb_id"):
@@ -390,8 +438,14 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
             else:
                 dst.mkdir(parents=True, exist_ok=True)
                 if fmt == "shp":
-                    _write_frame(gdf.rename(columns=SHAPEFILE_FIELDS), dst / f"{lname}.shp", lname, driver, encoding="UTF-8",
-                                 DBF_DATE_LAST_UPDATE=_fixed_date()[:10])
+                    _write_frame(
+                        gdf.rename(columns=SHAPEFILE_FIELDS),
+                        dst / f"{lname}.shp",
+                        lname,
+                        driver,
+                        encoding="UTF-8",
+                        DBF_DATE_LAST_UPDATE=_fixed_date()[:10],
+                    )
                 else:
                     _write_frame(gdf.to_crs("EPSG:4326"), dst / f"{lname}.geojson", lname, driver, RFC7946="YES")
                 (dst / f"{lname}.qml").write_text(vector_qml("class", layer_classes(lname)), encoding="utf-8")
@@ -404,7 +458,8 @@ def _write_vectors(folder: Path, layers: Mapping[str, Any], formats: Sequence[st
 
 def _write_layer_styles(gpkg: Path, layer_names: Sequence[str]) -> None:
     """The ``layer_styles`` table QGIS reads from a GeoPackage (the one QGIS writes with "Save
-    style in database"): one default style per layer, its QML and SLD, at the fixed time stamp."""
+    style in database"): one default style per layer, its QML and SLD, at the fixed time stamp.
+    """
     import pyogrio.raw
 
     from .styles import vector_qml, vector_sld
@@ -446,7 +501,9 @@ class SeriesWriters:
         ISO dates in order.
     """
 
-    def __init__(self, folder: Path, grid: Grid, dates: Sequence[str], provenance: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self, folder: Path, grid: Grid, dates: Sequence[str], provenance: Optional[Mapping[str, Any]] = None
+    ) -> None:
         from .change import CHANGE_CLASSES, CHANGE_COLORS, FREQUENCY_NODATA, SERIES_CLASSES, SERIES_COLORS
 
         self.folder = Path(folder)
@@ -459,8 +516,15 @@ class SeriesWriters:
         self.observations = BlockWriter(self.folder / "observations_blocks.tif", grid, None,
                                         tags={**span, "UNITS": "dates"},
                                         description=f"dates observed (0 to {len(self.dates)})")
-        self.classes = BlockWriter(self.folder / "series_blocks.tif", grid, 255, SERIES_COLORS, SERIES_CLASSES, tags=span,
-                                   description="series class over the observed dates, 255 = unobserved")
+        self.classes = BlockWriter(
+            self.folder / "series_blocks.tif",
+            grid,
+            255,
+            SERIES_COLORS,
+            SERIES_CLASSES,
+            tags=span,
+            description="series class over the observed dates, 255 = unobserved",
+        )
         self.pairs = [
             BlockWriter(self.folder / f"pair_{a}_{b}_blocks.tif", grid, 255, CHANGE_COLORS, CHANGE_CLASSES,
                         tags={**prov, "FROM": a, "TO": b}, description=f"change class {a} -> {b}, 255 = unobserved")
@@ -510,6 +574,7 @@ class SeriesWriters:
         return out
 
     def close(self) -> None:
+        """Close every writer of the series."""
         for wr in (self.frequency, self.observations, self.classes, *self.pairs):
             wr.close()
 
@@ -564,8 +629,17 @@ class RunRasters:
                     folder / f"cc_{d}.tif", grid, None, tags={**prov, "DATE": d, "SCENES": n, "UNITS": "scenes"},
                     description=f"clear observations {d}: scenes (of {n}) that observed the pixel, 0 = none"))
             for d, tags in zip(dates, water_tags):
-                self.water.append(BlockWriter(folder / f"w_{d}.tif", grid, 255, WATER_COLORS, WATER_CLASSES,
-                                              tags={**prov, **tags}, description=f"water {d}: 1 water, 0 land, 255 unobserved"))
+                self.water.append(
+                    BlockWriter(
+                        folder / f"w_{d}.tif",
+                        grid,
+                        255,
+                        WATER_COLORS,
+                        WATER_CLASSES,
+                        tags={**prov, **tags},
+                        description=f"water {d}: 1 water, 0 land, 255 unobserved",
+                    )
+                )
                 self.fraction.append(BlockWriter(
                     folder / f"f_{d}.tif", grid, 255, tags={**prov, "DATE": d, "UNITS": "percent"},
                     description=f"water fraction {d}: percent 0-100 (water >= 50, land < 50), 255 unobserved"))
@@ -579,14 +653,17 @@ class RunRasters:
                 self.waterbody = BlockWriter(folder / "wb_classes_blocks.tif", grid, None,
                                              description="waterbody class: 0 none, 1 extent, 2 core")
             for d, kw in zip(dates, cluster_kwargs):
-                self.clusters.append(BlockWriter(folder / f"c_{d}.tif", grid, **{**kw, "tags": {**prov, **kw.get("tags", {})}}))
+                self.clusters.append(
+                    BlockWriter(folder / f"c_{d}.tif", grid, **{**kw, "tags": {**prov, **kw.get("tags", {})}})
+                )
         except BaseException:
             self.close()
             raise
 
     def write(self, br: Any) -> None:
         """Write one :class:`rs_change.blocks.BlockResult` (its water masks, change map, cluster
-        ids and series rasters) at its window."""
+        ids and series rasters) at its window.
+        """
         r0, c0, _, _ = br.window
         for wr, m in zip(self.water, br.water):
             wr.write(m, r0, c0)
@@ -606,7 +683,8 @@ class RunRasters:
 
     def finish_clear_counts(self, jobs: Any = None) -> dict[str, Path]:
         """``clear_count_<date>.tif`` COGs with their ramp styles in the staging folder (name ->
-        path); with ``jobs`` the conversions run as its jobs."""
+        path); with ``jobs`` the conversions run as its jobs.
+        """
         from .styles import clear_count_ramp, write_styles
 
         paths: list[Path] = []
@@ -623,8 +701,15 @@ class RunRasters:
         return {p.name: p for p in paths}
 
     def close(self) -> None:
-        for wr in [*self.water, *self.fraction, *([self.change] if self.change is not None else []), *self.clusters,
-                   *(c for c in self.clear_counts if c is not None), *([self.waterbody] if self.waterbody is not None else [])]:
+        """Close every writer of the run."""
+        for wr in [
+            *self.water,
+            *self.fraction,
+            *([self.change] if self.change is not None else []),
+            *self.clusters,
+            *(c for c in self.clear_counts if c is not None),
+            *([self.waterbody] if self.waterbody is not None else []),
+        ]:
             wr.close()
         if self.series is not None:
             self.series.close()
@@ -714,7 +799,8 @@ def run_polygons(
 def _polygon_jobs(water: Mapping[str, Path], change: Optional[Path]
                   ) -> dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]]:
     """The polygon layers of a run's rasters: layer name -> (raster, class codes and names, the
-    layer's date, extra columns); the change layer's dates from change.tif's tags."""
+    layer's date, extra columns); the change layer's dates from change.tif's tags.
+    """
     from .change import CHANGE_CLASSES, WATER_GAINED, WATER_LOST
 
     jobs: dict[str, tuple[Path, Mapping[int, str], str, Optional[dict]]] = {
@@ -729,7 +815,8 @@ def _polygon_jobs(water: Mapping[str, Path], change: Optional[Path]
 
 def _layer_stats(gdf: Any, removed: Mapping[str, Mapping[str, float]], raster: float) -> dict[str, Any]:
     """summary.json's figures of one polygon layer: features and area kept, removed as too small,
-    and the raster's own area."""
+    and the raster's own area.
+    """
     return {
         "features": int(len(gdf)),
         "area_km2": round(float(gdf["area_m2"].sum()) / 1e6, 6) if len(gdf) else 0.0,
@@ -741,7 +828,8 @@ def _layer_stats(gdf: Any, removed: Mapping[str, Mapping[str, float]], raster: f
 
 def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
     """QGIS ``.qml`` and GDAL ``.aux.xml`` beside the staged ``water_<date>.tif`` and ``change.tif``;
-    a ramp ``.qml`` beside ``water_fraction_<date>.tif``."""
+    a ramp ``.qml`` beside ``water_fraction_<date>.tif``.
+    """
     from .change import CHANGE_CLASSES, CHANGE_COLORS
     from .styles import FRACTION_RAMP, write_styles
 
@@ -761,7 +849,8 @@ def style_outputs(staged: Mapping[str, Path]) -> dict[str, Path]:
 
 def manifest_files(folder: Path, names: Sequence[str]) -> list[str]:
     """``names`` with each folder output (``water.gdb``, ``water_shp`` ...) expanded to its files
-    (``water.gdb/a00000001.gdbtable`` ...), sorted within the folder, for the manifest."""
+    (``water.gdb/a00000001.gdbtable`` ...), sorted within the folder, for the manifest.
+    """
     out: list[str] = []
     for n in names:
         p = Path(folder) / n

@@ -11,7 +11,7 @@ band order of the file) plus the water indices the bands allow:
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def feature_stack(bands: Mapping[str, np.ndarray], names: Sequence[str]) -> np.n
 
 
 def feature_matrix(
-    bands: Mapping[str, np.ndarray], valid: np.ndarray, names: Sequence[str], order: str = "C"
+    bands: Mapping[str, np.ndarray], valid: np.ndarray, names: Sequence[str], order: Literal["C", "F"] = "C"
 ) -> np.ndarray:
     """Features of the valid pixels as a ``(n_valid, n_features)`` float32 matrix.
 

@@ -99,7 +99,8 @@ def sample_pixels(
 ) -> np.ndarray:
     """Features (physical units) of up to ``n`` observed pixels, from a decimated read
     (:func:`~rs_change.readers.decimated_read`). With ``keep`` (a dict) the read is stored as ``keep["preview"] =
-    ((h, w), bands, observed)`` when it has at most :data:`PREVIEW_MAX_PIXELS` pixels."""
+    ((h, w), bands, observed)`` when it has at most :data:`PREVIEW_MAX_PIXELS` pixels.
+    """
     total = ref.height * ref.width
     step = 1 if n is None else max(1, int(math.sqrt(total / (2.0 * n))))
     oh, ow = math.ceil(ref.height / step), math.ceil(ref.width / step)
@@ -107,7 +108,7 @@ def sample_pixels(
     if keep is not None and oh * ow <= PREVIEW_MAX_PIXELS:
         keep["preview"] = ((oh, ow), bands, valid.copy())
     if geoms is not None:
-        valid &= aoi_mask(geoms, decimated_grid(ref, (oh, ow)))  # type: ignore[operator]
+        valid &= aoi_mask(geoms, decimated_grid(ref, (oh, ow)))
     check_reflectance(bands, valid, source.profile, source.label)  # a wrong scale/offset: one line, not nonsense
     X = feature_matrix(bands, valid, names)
     if n is not None and len(X) > n:
@@ -119,7 +120,8 @@ def sample_pixels(
 def _check_values(source: SceneSource, raws: dict, inside: np.ndarray) -> None:
     """Pass 1's check of a scene's sampled raw values against its profile: one line and a stop
     when most are outside the profile's valid range, a logged warning for values the product's data
-    type cannot hold (:func:`rs_change.sensors.check_raw_values`)."""
+    type cannot hold (:func:`rs_change.sensors.check_raw_values`).
+    """
     for warning in check_raw_values(raws, inside, source.profile, source.nodata, source.label):
         log.warning("%s", warning)
 
@@ -171,7 +173,8 @@ def shared_model(
     geoms: Optional[list[Any]], resampling: str = defaults.RESAMPLING, resolve: Callable[[str], Path] = Path,
 ) -> Optional[WaterModel]:
     """The one model applied to every date: fitted on ``clustering.fit_on``, or loaded from
-    ``clustering.model`` (a path made absolute by ``resolve``); None when each date gets its own model."""
+    ``clustering.model`` (a path made absolute by ``resolve``); None when each date gets its own model.
+    """
     c = clustering
     if c.model is not None:
         wm = WaterModel.load(resolve(c.model))
@@ -195,6 +198,7 @@ class FitTask:
     shared: Optional[WaterModel] = None
 
     def __call__(self, source: SceneSource) -> DateModel:
+        """Fit the model of one date's scene ``source``."""
         # the silhouette's pairwise scratch is bounded by rs_change.clustering.SILHOUETTE_BLOCK_BYTES
         limit_gdal_cache(self.gdal_cache_mb)
         return fit_date(source, self.ref, self.geoms, self.clustering, self.labelling, self.resampling, self.shared)

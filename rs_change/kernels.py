@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 try:
     if os.environ.get("RS_CHANGE_KERNELS", "1").strip().lower() in ("0", "false", "no", "off"):
         raise ImportError("turned off by RS_CHANGE_KERNELS")
-    from . import _kernels as _k
+    from . import _kernels
+
+    _k: Any = _kernels  # the compiled module, or None below
 except ImportError as exc:  # not built, or turned off: the numpy path everywhere
     _k = None
     log.debug("compiled loops off: %s", exc)
@@ -88,7 +90,8 @@ def lerp_u8(src: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1:
 
 def _centres(model: Any) -> Optional[tuple[np.ndarray, int]]:
     """(float32 centres, metric code) of a fitted :class:`~rs_change.clustering.KMeans` of 1 to 254
-    centres, or None."""
+    centres, or None.
+    """
     from .clustering import KMeans
 
     if not isinstance(model, KMeans) or not hasattr(model, "cluster_centers_"):
@@ -123,7 +126,7 @@ def observed_tables(roles: list[str], profile: Any, nodata: Optional[float]) -> 
     okv = np.empty((len(roles), 256), np.uint8)
     for b, r in enumerate(roles):
         okv[b] = observed_mask({r: v}, profile, None if every else nodata)
-    return okv, every and in_u8, int(nd) if in_u8 else -1
+    return okv, every and in_u8, int(nd) if in_u8 and nd is not None else -1
 
 
 def classify_u8(dm: Any, dec: Any, raws: dict[str, np.ndarray], valid: np.ndarray, ct: Any, rule_table: Any,
@@ -163,8 +166,16 @@ def classify_u8(dm: Any, dec: Any, raws: dict[str, np.ndarray], valid: np.ndarra
         uint8 (h, w): cluster ids, water (1 water, 0 land, 255 unobserved). None when the loop
         does not apply (off, not 8-bit, no tables, more than :data:`MAX_BANDS` bands, ...).
     """
-    if not ENABLED or ct is None or not raws or len(raws) > MAX_BANDS or valid.ndim != 2 or valid.dtype != bool \
-            or not valid.flags.c_contiguous or any(v.dtype != np.uint8 or v.shape != valid.shape for v in raws.values()):
+    if (
+        not ENABLED
+        or ct is None
+        or not raws
+        or len(raws) > MAX_BANDS
+        or valid.ndim != 2
+        or valid.dtype != bool
+        or not valid.flags.c_contiguous
+        or any(v.dtype != np.uint8 or v.shape != valid.shape for v in raws.values())
+    ):
         return None
     if fraction is not None and (fraction.shape != valid.shape or fraction.dtype != np.uint8
                                  or not fraction.flags.c_contiguous):

@@ -280,7 +280,8 @@ class KMeans:
         ``delta`` loosens them by ``delta``.  Cluster sums are updated for the rows that changed
         cluster only, and the objective comes from them: sum |x - c|^2 =
         sum |x|^2 - 2 sum_j c_j . S_j + sum_j n_j |c_j|^2.  Late iterations, where few rows are
-        near a boundary, cost a few passes over the rows instead of k * n_features."""
+        near a boundary, cost a few passes over the rows instead of k * n_features.
+        """
         k, tol, max_iter = p["k"], p["tol"], p["max_iter"]
         sq_total = float(np.einsum("ij,ij->", X, X))
         shifts: list[float] = []
@@ -413,7 +414,7 @@ class KMeans:
         if self.sample_size is not None and n > self.sample_size:
             idx = np.unique(rng.randint(0, n, size=self.sample_size))
             sample = np.asarray(X[idx], dtype=np.float64)
-            self.sample_indices_ = idx
+            self.sample_indices_: np.ndarray | None = idx
         else:
             sample = np.asarray(X, dtype=np.float64)
             self.sample_indices_ = None

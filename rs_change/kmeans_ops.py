@@ -121,7 +121,8 @@ _METRIC_CODES = {"euclidean": 0, "manhattan": 1, "chebyshev": 2}
 def _nearest_compiled(xt: np.ndarray, centers: np.ndarray, metric: str, two: bool) -> Any:
     """:func:`_nearest` (``two`` False) or :func:`_nearest_two` in one compiled loop over the
     points (``rs_change._kernels.nearest_rows``: the same float terms in the same order, so the
-    same labels and distances), or None where it does not apply (not built, not float32/64)."""
+    same labels and distances), or None where it does not apply (not built, not float32/64).
+    """
     if _ck is None or xt.dtype not in (np.float32, np.float64) or xt.ndim != 2 or metric not in _METRIC_CODES:
         return None
     d_feat, m = xt.shape
@@ -194,7 +195,8 @@ def _nearest(
 
 def _nearest_two(xt: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Euclidean: nearest centre of each column of ``xt``, its squared distance and the squared
-    distance to the second nearest centre (inf with one centre).  Ties go to the lowest index."""
+    distance to the second nearest centre (inf with one centre).  Ties go to the lowest index.
+    """
     fast = _nearest_compiled(xt, centers, "euclidean", True)
     if fast is not None:
         return fast

@@ -34,6 +34,7 @@ class ClusterDecision:
     stats: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The decision as JSON-ready values (centroid and stats rounded to 6 decimals)."""
         d = asdict(self)
         d["centroid"] = {k: round(float(v), 6) for k, v in self.centroid.items()}
         d["stats"] = {k: round(float(v), 6) for k, v in self.stats.items()}
@@ -119,8 +120,9 @@ class WaterRule:
     water_dark: float = float("nan")
 
     def with_water(self, X: np.ndarray, names: Sequence[str]) -> "WaterRule":
-        """This rule with the water medians of ``X`` (the water groups' pixels), so that :meth:`passes`
-        unmixes; unchanged when ``X`` is empty or its medians are not more water-like than the land's."""
+        """The rule with the water medians of ``X`` (the water groups' pixels), so that :meth:`passes`
+        unmixes; unchanged when ``X`` is empty or its medians are not more water-like than the land's.
+        """
         names = list(names)
         if len(X) == 0 or not np.isfinite(self.land_dark):
             return self
@@ -145,8 +147,8 @@ class WaterRule:
         0: evidence of land (less than half water by unmixing, see the class); 1: at least half
         water by unmixing; 2: at least half water on the index and on the dark band each, and
         brighter in green than in the dark band (index > 0) by more than ``PIXEL_CONTRAST x
-        t_contrast`` in absolute units: water's own signature, above a single pixel's noise.  Before the water groups are
-        known (``water_index`` nan), 2 where ``index > t_index and dark < t_dark``, else 0.
+        t_contrast`` in absolute units: water's own signature, above a single pixel's noise.  Before the water
+        groups are known (``water_index`` nan), 2 where ``index > t_index and dark < t_dark``, else 0.
         """
         index = np.asarray(index)
         dark = np.asarray(dark)
@@ -217,6 +219,7 @@ class WaterRule:
         return kind == "water", med
 
     def to_dict(self) -> dict[str, Any]:
+        """The rule as JSON-ready values (:meth:`from_dict` reads them back)."""
         return {"index": self.index, "dark_band": self.dark, "t_index": round(float(self.t_index), 6),
                 "t_dark": None if not np.isfinite(self.t_dark) else round(float(self.t_dark), 6), "why": self.why,
                 "t_contrast": float(self.t_contrast),
@@ -226,12 +229,21 @@ class WaterRule:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WaterRule":
-        """The rule from :meth:`to_dict` or :meth:`Labeller.to_dict`'s ``rule`` (``t_dark``/``t_nir`` None = no limit)."""
+        """The rule from :meth:`to_dict` or :meth:`Labeller.to_dict`'s ``rule``.
+
+        ``t_dark``/``t_nir`` None = no limit.
+        """
         t_dark, t_nir = d.get("t_dark"), d.get("t_nir")
-        return cls(str(d["index"]), str(d.get("dark_band", d.get("dark"))), float(d["t_index"]),
-                   float("inf") if t_dark is None else float(t_dark), str(d.get("why", "")),
-                   float(d.get("t_contrast", 0.0)), float("inf") if t_nir is None else float(t_nir),
-                   *(float("nan") if d.get(k) is None else float(d[k]) for k in ("land_dark", "water_index", "water_dark")))
+        return cls(
+            str(d["index"]),
+            str(d.get("dark_band", d.get("dark"))),
+            float(d["t_index"]),
+            float("inf") if t_dark is None else float(t_dark),
+            str(d.get("why", "")),
+            float(d.get("t_contrast", 0.0)),
+            float("inf") if t_nir is None else float(t_nir),
+            *(float("nan") if d.get(k) is None else float(d[k]) for k in ("land_dark", "water_index", "water_dark")),
+        )
 
 
 def contrast(index: np.ndarray, dark: np.ndarray) -> np.ndarray:
@@ -294,8 +306,10 @@ def water_rule(X: np.ndarray, names: Sequence[str], *, calibrated: bool) -> Wate
         land_dark = float(np.median(D[land]))
         t_dark = DARK_FRACTION * land_dark
         t_contrast = CONTRAST_FRACTION * land_dark
-        why.append(f"groups: median {index.upper()} > 0, {dark.upper()} < {t_dark:.4g} ({DARK_FRACTION} x the land's "
-                   f"median {land_dark:.4g}), GREEN - {dark.upper()} > {t_contrast:.4g} ({CONTRAST_FRACTION} x that median)")
+        why.append(
+            f"groups: median {index.upper()} > 0, {dark.upper()} < {t_dark:.4g} ({DARK_FRACTION} x the land's "
+            f"median {land_dark:.4g}), GREEN - {dark.upper()} > {t_contrast:.4g} ({CONTRAST_FRACTION} x that median)"
+        )
         if dark != "nir" and "nir" in names:
             land_nir = float(np.median(X[land, names.index("nir")]))
             t_nir = DARK_FRACTION * land_nir
@@ -337,7 +351,8 @@ class Labeller:
     def need(self) -> np.ndarray:
         """uint8 (256,): the pixel level (:meth:`WaterRule.level`) a pixel of each fine cluster needs
         to be water (:func:`rs_change.decision.need_table`): 1 in water groups, 2 in dark groups,
-        3 (never) elsewhere."""
+        3 (never) elsewhere.
+        """
         return need_table(self.fine_water, self.fine_dark)
 
     def to_dict(self) -> dict[str, Any]:
@@ -352,8 +367,11 @@ class Labeller:
                     "t_dark": float(self.rule.t_dark) if np.isfinite(self.rule.t_dark) else None}
         fine = None
         if self.fine is not None:
-            fine = {"k": int(len(self.fine.cluster_centers_)), "metric": str(getattr(self.fine, "metric_", self.fine.metric)),
-                    "centers": [[float(v) for v in row] for row in np.asarray(self.fine.cluster_centers_)]}
+            fine = {
+                "k": int(len(self.fine.cluster_centers_)),
+                "metric": str(getattr(self.fine, "metric_", self.fine.metric)),
+                "centers": [[float(v) for v in row] for row in np.asarray(self.fine.cluster_centers_)],
+            }
         return {
             "features": list(self.names),
             "rule": rule,
@@ -447,7 +465,8 @@ def fit_labeller(
     else:
         nf = k
     fdec = []
-    fwater, fdark = [], []
+    fwater: list[int] = []
+    fdark: list[int] = []
     for c in range(nf):
         sel = flab == c
         kind, med = rule.group_kind(X[sel], names)
@@ -484,7 +503,9 @@ def fit_labeller(
         cen = cents[c]
         if fine is not None:
             parts = [(int(i), float(water[sel & (flab == i)].sum()) / counts[c]) for i in np.unique(flab[sel & water])]
-            carried = ", ".join(f"{i} ({fdec[i]['kind']}, {100 * f:.1f}%)" for i, f in sorted(parts, key=lambda t: -t[1]))
+            carried = ", ".join(
+                f"{i} ({fdec[i]['kind']}, {100 * f:.1f}%)" for i, f in sorted(parts, key=lambda t: -t[1])
+            )
         else:
             carried = ""
         why = (f"{100 * wf:.1f}% of its sampled pixels are water, so the cluster is "
@@ -494,8 +515,8 @@ def fit_labeller(
         out.append(ClusterDecision(c, int(counts[c]), cen, bool(isw), why, stats))
     if not water.any():
         log.info("no water: no group of pixels is water (%s)", rule.why)
-        for d in out:
-            d.why = "no water in the scene: no group of pixels is water (" + rule.why + "); " + d.why
+        for cd in out:
+            cd.why = "no water in the scene: no group of pixels is water (" + rule.why + "); " + cd.why
     return out, lab
 
 
@@ -539,7 +560,8 @@ def _weigh_groups(X: np.ndarray, names: Sequence[str], rule: WaterRule, flab: np
     in_water = np.isin(flab, fwater)
     strong = [bool((labels == c).any() and in_water[labels == c].mean() >= 0.5) for c in range(k)]
     homes = {g: int(np.argmax(np.bincount(labels[flab == g], minlength=k))) for g in fdark}
-    need1, need2 = list(fwater), []
+    need1: list[int] = list(fwater)
+    need2: list[int] = []
     for c in range(k):
         groups = [g for g in fdark if homes[g] == c]
         if not groups:
@@ -611,7 +633,13 @@ def label_clusters(
             stacklevel=2,
         )
         return [
-            ClusterDecision(c, int(counts[c]), cents[c], c in ids, "named in labelling.water" if c in ids else "not named in labelling.water")
+            ClusterDecision(
+                c,
+                int(counts[c]),
+                cents[c],
+                c in ids,
+                "named in labelling.water" if c in ids else "not named in labelling.water",
+            )
             for c in range(k)
         ]
 
@@ -623,8 +651,10 @@ def label_clusters(
             out.append(ClusterDecision(c, 0, cen, False, "empty cluster"))
             continue
         water, med = rule.group_is_water(X[labels == c], names)
-        why = (f"{'water' if water else 'not water'} by its medians ({', '.join(f'{b} {v:.4g}' for b, v in med.items())}): "
-               f"{rule.why}")
+        why = (
+            f"{'water' if water else 'not water'} by its medians "
+            f"({', '.join(f'{b} {v:.4g}' for b, v in med.items())}): {rule.why}"
+        )
         stats = {f"{b}_median": v for b, v in med.items()}
         stats.update({"t_index": rule.t_index, "t_dark": rule.t_dark if np.isfinite(rule.t_dark) else -1.0})
         out.append(ClusterDecision(c, int(counts[c]), cen, bool(water), why, stats))

@@ -97,7 +97,8 @@ class ClusterTables:
 
 def _feature_values(name: str, roles: tuple[str, ...], profile: Any, offset: float, scale: float) -> np.ndarray:
     """The scaled float32 value of feature ``name`` for every raw value (one role: 256) or pair
-    (two roles: 65,536, index ``a << 8 | b``), through the functions pass 2 applies to a block."""
+    (two roles: 65,536, index ``a << 8 | b``), through the functions pass 2 applies to a block.
+    """
     v = np.arange(256, dtype=np.uint8)
     if len(roles) == 1:
         grid = {roles[0]: v}
@@ -189,7 +190,8 @@ def build_tables(model: Any, names: list[str], offset: np.ndarray, scale: np.nda
 def group_keys(roles: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """Table keys covering every feature: the role pairs of two-band features, then the band roles
     not in a pair two by two (one left over alone). NAIP's blue, green, red, nir, ndwi: (green,
-    nir) for green, nir and ndwi, (blue, red) for blue and red: two lookups per pixel."""
+    nir) for green, nir and ndwi, (blue, red) for blue and red: two lookups per pixel.
+    """
     keys: list[tuple[str, ...]] = []
     for deps in roles:
         if len(deps) == 2 and deps not in keys and deps[::-1] not in keys:
@@ -261,7 +263,8 @@ def exact_distances(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray]
 def predict_indexed(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray], n: int) -> np.ndarray:
     """Nearest centre of ``n`` pixels from :func:`exact_distances`, chosen as
     :func:`rs_change.clustering._nearest` chooses (``labels[d < best] = j`` in increasing ``j``:
-    ties go to the lowest index): uint8 (n,)."""
+    ties go to the lowest index): uint8 (n,).
+    """
     d = exact_distances(ct, idx, n)
     labels = np.zeros(n, np.uint8)
     best = d[0].copy()
@@ -336,11 +339,13 @@ def predict_grouped(ct: ClusterTables, kidx: Mapping[tuple[str, ...], np.ndarray
     return lab, unsure
 
 
-def labels_of(ct: ClusterTables, flat: Mapping[str, np.ndarray], kidx: Optional[dict[tuple[str, ...], np.ndarray]] = None
-              ) -> np.ndarray:
+def labels_of(
+    ct: ClusterTables, flat: Mapping[str, np.ndarray], kidx: Optional[dict[tuple[str, ...], np.ndarray]] = None
+) -> np.ndarray:
     """Labels of flat uint8 bands (role -> (m,)): :func:`predict_grouped`, then
     :func:`predict_indexed` for its unsure pixels; ``kidx`` (computed when None) is filled with the
-    :func:`table_index` of every ``ct.keys`` entry. The labels of ``model.predict``."""
+    :func:`table_index` of every ``ct.keys`` entry. The labels of ``model.predict``.
+    """
     m = len(next(iter(flat.values())))
     if kidx is None:
         kidx = {}
@@ -357,7 +362,8 @@ def labels_of(ct: ClusterTables, flat: Mapping[str, np.ndarray], kidx: Optional[
 
 def feature_rows(ct: ClusterTables, idx: Mapping[tuple[str, ...], np.ndarray], n: int) -> np.ndarray:
     """The scaled feature matrix of ``n`` pixels from their table indices: float32 (n, n_features),
-    column-major, the same values as ``apply_scaler(feature_matrix(bands, valid, names, order="F"))``."""
+    column-major, the same values as ``apply_scaler(feature_matrix(bands, valid, names, order="F"))``.
+    """
     X = np.empty((n, len(ct.values)), np.float32, order="F")
     for f, v in enumerate(ct.values):
         np.take(v, idx[ct.roles[f]], out=X[:, f], mode="clip")
@@ -373,7 +379,8 @@ def model_tables(dm: Any, raws: Mapping[str, np.ndarray]) -> Optional[ClusterTab
 
     Cached by content (centres, metric, features, scaler, band profile, roles and dtypes), not by
     object: the process scheduler unpickles a new copy of every model with each block. At most 16
-    tables at a time (3.4 MB each for NAIP and k = 3, 16 MB for k = 20)."""
+    tables at a time (3.4 MB each for NAIP and k = 3, 16 MB for k = 20).
+    """
     km = dm.kmeans
     centers = getattr(km, "cluster_centers_", None)
     if centers is None:

@@ -188,7 +188,9 @@ class WaterModel:
 
         return decision_of(self).per_pixel
 
-    def water_mask(self, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None) -> np.ndarray:
+    def water_mask(
+        self, X: np.ndarray, Xs: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None
+    ) -> np.ndarray:
         """Water (bool, shape (n,)) of pixels ``X`` (physical units, shape (n, n_features)).
 
         Decided as ``rs-change run`` decides it (:func:`rs_change.water.decide_rows`);
@@ -197,7 +199,8 @@ class WaterModel:
         Examples
         --------
         >>> import numpy as np
-        >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean"),
+        >>> km = kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean")
+        >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), km,
         ...                [ClusterDecision(0, 1, {}, False, ""), ClusterDecision(1, 1, {}, True, "")])
         >>> m.water_mask(np.array([[-0.8], [0.7]])).tolist()
         [False, True]
@@ -215,7 +218,8 @@ class WaterModel:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != len(self.names):
             raise ClusteringError(
-                f"features have shape {X.shape} but the model needs {len(self.names)} columns ({', '.join(self.names)}); "
+                f"features have shape {X.shape} but the model needs {len(self.names)} columns "
+                f"({', '.join(self.names)}); "
                 "give the same bands the model was fitted on"
             )
         return apply_scaler(X, self.offset, self.scale)
@@ -238,7 +242,8 @@ class WaterModel:
         :func:`rs_change.scenes.scene_input`, by :func:`rs_change.water.classify` as the pipeline
         classifies a block; with ``check``, :meth:`check_spectra` first on up to ``sample`` of its
         observed pixels (``label`` names the scene in the warning).  ``fraction`` (uint8 (y, x))
-        is filled with the water fraction (0-100, 255 unobserved)."""
+        is filled with the water fraction (0-100, 255 unobserved).
+        """
         from .features import default_features, feature_matrix
         from .water import classify
 
@@ -250,7 +255,9 @@ class WaterModel:
             if len(idx):
                 flat = {k: v.ravel()[idx] for k, v in inp.bands.items()}
                 self.check_spectra(feature_matrix(flat, np.ones(len(idx), bool), self.names), label=label)
-        return classify(self, inp.bands, inp.valid, clusters=True, fraction=fraction)
+        labels, water = classify(self, inp.bands, inp.valid, clusters=True, fraction=fraction)
+        assert labels is not None  # clusters=True: classify returns the cluster ids
+        return labels, water
 
     def check_spectra(self, X: np.ndarray, label: str = "scene", threshold: float = DRIFT_THRESHOLD,
                       warn: bool = True) -> float:
@@ -270,8 +277,8 @@ class WaterModel:
         frac = float(np.mean(d > self.distance_p99))
         if warn and frac > threshold:
             warnings.warn(
-                f"{label}: {100 * frac:.1f}% of pixels are farther from every cluster centre than 99% of the pixels the "
-                f"model was fitted on ({self.fitted_on or 'its scene'}; expected about 1%, warning above "
+                f"{label}: {100 * frac:.1f}% of pixels are farther from every cluster centre than 99% of the pixels "
+                f"the model was fitted on ({self.fitted_on or 'its scene'}; expected about 1%, warning above "
                 f"{100 * threshold:.0f}%); its spectra differ, check the cluster map or fit a model on this scene",
                 ModelDriftWarning,
                 stacklevel=2,
@@ -319,25 +326,37 @@ class WaterModel:
         --------
         >>> import numpy as np
         >>> from rs_change.clustering import kmeans_from_centers
-        >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean"),
+        >>> km = kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean")
+        >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), km,
         ...                [ClusterDecision(0, 1, {}, False, ""), ClusterDecision(1, 1, {}, True, "")])
         >>> m.with_water([0]).water_ids
         [0]
         """
-        ids = {int(i) for i in ids}
-        bad = sorted(i for i in ids if not 0 <= i < self.k)
+        chosen = {int(i) for i in ids}
+        bad = sorted(i for i in chosen if not 0 <= i < self.k)
         if bad:
             raise ClusteringError(f"water cluster id(s) {bad} do not exist with k={self.k}; use ids 0..{self.k - 1}")
-        dec = [replace(d, is_water=d.id in ids, why="named by hand" if d.id in ids else "not named by hand") for d in self.decisions]
-        manual = np.array(sorted(ids), np.int64)
-        lab = Labeller(list(self.names), None, manual=manual) if self.labeller is None else replace(self.labeller, manual=manual)
+        dec = [
+            replace(d, is_water=d.id in chosen, why="named by hand" if d.id in chosen else "not named by hand")
+            for d in self.decisions
+        ]
+        manual = np.array(sorted(chosen), np.int64)
+        lab = (
+            Labeller(list(self.names), None, manual=manual)
+            if self.labeller is None
+            else replace(self.labeller, manual=manual)
+        )
         return replace(self, decisions=dec, labeller=lab)
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The model as plain JSON-able data (see the module documentation)."""
         km = self.kmeans
-        params = {k: v for k, v in km.get_params().items() if k in ("n_init", "max_iter", "tol", "sample_size", "chebyshev_trim")}
+        params = {
+            k: v
+            for k, v in km.get_params().items()
+            if k in ("n_init", "max_iter", "tol", "sample_size", "chebyshev_trim")
+        }
         return {
             "format": "rs-change water model",
             "format_version": MODEL_FORMAT,
@@ -373,8 +392,8 @@ class WaterModel:
         ver = data.get("format_version")
         if ver == 1:
             raise InputError(
-                f"{source}: model format version 1 decided water by whole clusters and cannot reproduce this rs-change's "
-                f"per-pixel water (reads {MODEL_FORMAT}); refit the model with this version"
+                f"{source}: model format version 1 decided water by whole clusters and cannot reproduce this "
+                f"rs-change's per-pixel water (reads {MODEL_FORMAT}); refit the model with this version"
             )
         if ver != MODEL_FORMAT:
             raise InputError(
@@ -387,22 +406,33 @@ class WaterModel:
             scale = np.asarray(data["scaler"]["scale"], dtype=np.float64)
             kmd = data["kmeans"]
             centers = np.asarray(kmd["centers"], dtype=np.float64)
-            km = kmeans_from_centers(centers, str(kmd["metric"]), random_state=kmd.get("seed", 0), **dict(kmd.get("params", {})))
+            km = kmeans_from_centers(
+                centers, str(kmd["metric"]), random_state=kmd.get("seed", 0), **dict(kmd.get("params", {}))
+            )
             km.n_iter_ = int(kmd.get("n_iter", 0))
             km.shift_trace_ = [float(v) for v in kmd.get("shift_trace", [])]
             km.inertia_ = float("nan") if kmd.get("inertia") is None else float(kmd["inertia"])
             decisions = [
-                ClusterDecision(int(c["id"]), int(c["pixels"]), {k: float(v) for k, v in c["centroid"].items()},
-                                bool(c["is_water"]), str(c["why"]), {k: float(v) for k, v in c.get("stats", {}).items()})
+                ClusterDecision(
+                    int(c["id"]),
+                    int(c["pixels"]),
+                    {k: float(v) for k, v in c["centroid"].items()},
+                    bool(c["is_water"]),
+                    str(c["why"]),
+                    {k: float(v) for k, v in c.get("stats", {}).items()},
+                )
                 for c in data["clusters"]
             ]
             labeller = None if data.get("labeller") is None else Labeller.from_dict(data["labeller"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{source}: model file is incomplete or damaged ({exc.__class__.__name__}: {exc}); write it again") from None
+            raise InputError(
+                f"{source}: model file is incomplete or damaged ({exc.__class__.__name__}: {exc}); write it again"
+            ) from None
         n = len(names)
         if offset.shape != (n,) or scale.shape != (n,) or centers.ndim != 2 or centers.shape[1] != n:
             raise InputError(
-                f"{source}: the model's scaler/centres do not match its {n} features ({', '.join(names)}); write it again"
+                f"{source}: the model's scaler/centres do not match its {n} features ({', '.join(names)}); "
+                "write it again"
             )
         if sorted(d.id for d in decisions) != list(range(len(centers))):
             raise InputError(f"{source}: the model's clusters do not match its {len(centers)} centres; write it again")
@@ -423,8 +453,10 @@ class WaterModel:
         Examples
         --------
         >>> import numpy as np, tempfile, os
-        >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean"),
-        ...                [ClusterDecision(0, 5, {"ndwi": -0.5}, False, "dry"), ClusterDecision(1, 3, {"ndwi": 0.4}, True, "wet")])
+        >>> km = kmeans_from_centers(np.array([[-1.0], [1.0]]), "euclidean")
+        >>> m = WaterModel(["ndwi"], np.zeros(1), np.ones(1), km,
+        ...                [ClusterDecision(0, 5, {"ndwi": -0.5}, False, "dry"),
+        ...                 ClusterDecision(1, 3, {"ndwi": 0.4}, True, "wet")])
         >>> p = m.save(os.path.join(tempfile.mkdtemp(), "model.json"))
         >>> WaterModel.load(p).water_ids
         [1]
@@ -442,7 +474,9 @@ class WaterModel:
         except FileNotFoundError:
             raise InputError(f"{p}: model file not found; check `clustering.model` or the path") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{p}: cannot read the model ({exc.__class__.__name__}); give a model_<date>.json written by rs-change") from None
+            raise InputError(
+                f"{p}: cannot read the model ({exc.__class__.__name__}); give a model_<date>.json written by rs-change"
+            ) from None
         return cls.from_dict(data, source=str(p))
 
     def check_features(self, names: Sequence[str], source: str = "scene") -> None:
@@ -459,19 +493,34 @@ class WaterModel:
 def _check_labeller(lab: Labeller, names: Sequence[str], k: int, source: str) -> None:
     """Raise InputError when a loaded labeller does not fit the model it came with."""
     if list(lab.names) != list(names):
-        raise InputError(f"{source}: the model's water labeller has features ({', '.join(lab.names)}) other than the model's; write it again")
+        raise InputError(
+            f"{source}: the model's water labeller has features ({', '.join(lab.names)}) other than the model's; "
+            "write it again"
+        )
     if lab.rule is not None and not {lab.rule.index, lab.rule.dark} <= set(names):
-        raise InputError(f"{source}: the model's water rule uses {lab.rule.index}/{lab.rule.dark}, not among its features; write it again")
+        raise InputError(
+            f"{source}: the model's water rule uses {lab.rule.index}/{lab.rule.dark}, not among its features; "
+            "write it again"
+        )
     if lab.manual is not None and not all(0 <= i < k for i in lab.manual):
-        raise InputError(f"{source}: the model's hand-named water clusters {lab.manual.tolist()} do not exist with k={k}; write it again")
+        raise InputError(
+            f"{source}: the model's hand-named water clusters {lab.manual.tolist()} do not exist with k={k}; "
+            "write it again"
+        )
     if lab.fine is not None:
         kf = len(lab.fine.cluster_centers_)
         if np.asarray(lab.fine.cluster_centers_).shape[1:] != (len(names),):
-            raise InputError(f"{source}: the model's fine centres do not match its {len(names)} features; write it again")
+            raise InputError(
+                f"{source}: the model's fine centres do not match its {len(names)} features; write it again"
+            )
         if not all(0 <= i < kf for i in lab.fine_water):
-            raise InputError(f"{source}: the model's fine water clusters do not exist among its {kf} fine centres; write it again")
+            raise InputError(
+                f"{source}: the model's fine water clusters do not exist among its {kf} fine centres; write it again"
+            )
     if lab.manual is None and lab.rule is None:
-        raise InputError(f"{source}: the model's water labeller has neither a rule nor hand-named clusters; write it again")
+        raise InputError(
+            f"{source}: the model's water labeller has neither a rule nor hand-named clusters; write it again"
+        )
 
 
 def _num(v: Any) -> Optional[float]:
@@ -573,7 +622,8 @@ class FitParams:
 
 def _fit_kmeans(Xs: np.ndarray, params: FitParams, label: str) -> tuple[KMeans, Optional[float], list[dict[str, Any]]]:
     """k-means on the scaled sample (or model selection over several k / metrics): the fitted
-    KMeans, its silhouette (None when undefined) and the selection's scores."""
+    KMeans, its silhouette (None when undefined) and the selection's scores.
+    """
     from .clustering import select_model
     from .clustering import silhouette as _silhouette
 
@@ -672,7 +722,13 @@ def fit_sample(
 # Applying a model to another date's sample (rs_change.fit.fit_date with a shared model)
 # ---------------------------------------------------------------------------------------------
 def apply_to_sample(
-    wm: WaterModel, X: np.ndarray, names: Sequence[str], label: str, date: str, seed: int = 0, calibrated: Optional[bool] = None,
+    wm: WaterModel,
+    X: np.ndarray,
+    names: Sequence[str],
+    label: str,
+    date: str,
+    seed: int = 0,
+    calibrated: Optional[bool] = None,
 ) -> tuple[np.ndarray, list[ClusterDecision], Optional[float]]:
     """Apply a shared model to one date's sample (physical units): labels, decisions, silhouette.
 
@@ -683,9 +739,14 @@ def apply_to_sample(
     from .errors import BandProfileError
 
     wm.check_features(names, f"{label} ({date})")
-    if calibrated is not None and wm.profile.get("calibrated") is not None and bool(wm.profile["calibrated"]) != bool(calibrated):
+    if (
+        calibrated is not None
+        and wm.profile.get("calibrated") is not None
+        and bool(wm.profile["calibrated"]) != bool(calibrated)
+    ):
         raise BandProfileError(
-            f"{label} ({date}): the model was fitted on {'reflectance' if wm.calibrated else 'digital numbers'} but this scene is "
+            f"{label} ({date}): the model was fitted on {'reflectance' if wm.calibrated else 'digital numbers'} "
+            "but this scene is "
             f"{'reflectance' if calibrated else 'digital numbers'}; give the scene the model's `scale`/`offset`"
         )
     frac = wm.check_spectra(X, label=f"{label} ({date})")

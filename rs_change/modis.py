@@ -83,7 +83,15 @@ LAND_WATER_CLASSES = {
 LAND_WATER_WATER = (0, 3, 4, 5, 6, 7)
 
 #: QA layer names, most preferred first (normalised: lower case, no ``_1`` suffix).
-QA_LAYERS = ("sur_refl_state_500m", "state_500m", "sur_refl_state_250m", "state_250m", "state_1km", "stateqa", "state_qa")
+QA_LAYERS = (
+    "sur_refl_state_500m",
+    "state_500m",
+    "sur_refl_state_250m",
+    "state_250m",
+    "state_1km",
+    "stateqa",
+    "state_qa",
+)
 
 _APPEEARS = re.compile(
     r"^(?P<product>[A-Za-z0-9]+)\.(?P<version>\d{3})_(?P<layer>.+?)_doy(?P<year>\d{4})(?P<doy>\d{3})\d*_aid\d+\.tiff?$"
@@ -136,8 +144,10 @@ def qa_settings(qa: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     for k, v in (qa or {}).items():
         if k in ("mask", "buffer"):  # the optical QA roles' keys (rs_change.qa); unset, they mean nothing here
             if v not in (None, 0):
-                raise BandProfileError(f"qa.{k}: applies to qa_pixel, scl and fmask QA layers; MODIS state QA takes "
-                                       f"the flags {', '.join(f for f in QA_DEFAULTS if f not in ('enabled', 'layer'))}")
+                raise BandProfileError(
+                    f"qa.{k}: applies to qa_pixel, scl and fmask QA layers; MODIS state QA takes "
+                    f"the flags {', '.join(f for f in QA_DEFAULTS if f not in ('enabled', 'layer'))}"
+                )
             continue
         if k not in QA_DEFAULTS:
             raise BandProfileError(f"qa.{k}: unknown MODIS QA flag; use one of {', '.join(QA_DEFAULTS)}")
@@ -321,7 +331,9 @@ def open_appeears(folder: Path, profile: BandProfile, date: _dt.date, nodata: Op
         )
     if date not in by_date:
         have = ", ".join(d.isoformat() for d in by_date)
-        raise InputError(f"{folder}: no files for date {date} (the folder holds {have}); set the scene's `date` to one of these")
+        raise InputError(
+            f"{folder}: no files for date {date} (the folder holds {have}); set the scene's `date` to one of these"
+        )
     index = {layer: (str(f), 1) for layer, f in by_date[date].items()}
     return _source_from_index(index, profile, date, nodata, label=str(folder), where="layer files")
 
@@ -370,7 +382,9 @@ def _source_from_index(
     for role, (lp, lb) in layers.items():
         with open_raster(lp) as ds:
             if lb > ds.count:
-                raise BandProfileError(f"{lp}: {role} needs band {lb} but the file has {ds.count}; check the scene's `bands`")
+                raise BandProfileError(
+                    f"{lp}: {role} needs band {lb} but the file has {ds.count}; check the scene's `bands`"
+                )
     profile = _effective_profile(profile, file_scale, file_offset, dtype)
     settings = qa_settings(profile.qa)
     qa_name = settings["layer"]
@@ -378,7 +392,9 @@ def _source_from_index(
     if qa_name is not None:
         qa_name = normalise_layer(str(qa_name))
         if qa_name not in index:
-            raise BandProfileError(f"{label}: qa.layer {qa_name!r} not found (found: {', '.join(sorted(index))}); fix `qa.layer`")
+            raise BandProfileError(
+                f"{label}: qa.layer {qa_name!r} not found (found: {', '.join(sorted(index))}); fix `qa.layer`"
+            )
         qa_layer = index[qa_name]
     elif settings["enabled"]:
         qa_layer = next((index[n] for n in QA_LAYERS if n in index), None)
@@ -394,19 +410,27 @@ def _source_from_index(
         src.qa_decoder = QaDecoder(settings, qa_fill)
         src.extra["block_stats"] = QaBlockStats(settings, qa_fill)
         src.extra["stats_name"] = "modis_qa"
-        log.info("%s: %s QA from %s (%s)", label, date, qa_layer[0], ", ".join(k for k, v in settings.items() if v and k not in ("enabled", "layer")))
+        log.info(
+            "%s: %s QA from %s (%s)",
+            label,
+            date,
+            qa_layer[0],
+            ", ".join(k for k, v in settings.items() if v and k not in ("enabled", "layer")),
+        )
     elif is_modis(profile) and settings["enabled"]:
         log.warning("%s: no MODIS state QA layer for %s; clouds and cloud shadows are not masked", label, date)
     return src
 
 
-def _effective_profile(profile: BandProfile, file_scale: Optional[float], file_offset: Optional[float], dtype: str) -> BandProfile:
+def _effective_profile(
+    profile: BandProfile, file_scale: Optional[float], file_offset: Optional[float], dtype: str
+) -> BandProfile:
     """The file's own scale tag replaces the profile's default scale; the valid range follows the scale."""
     default = PROFILES["modis"]
     scale, offset = profile.scale, profile.offset
     user_set = scale is not None and scale != default.scale
     if not user_set and file_scale not in (None, 1.0) and not np.issubdtype(np.dtype(dtype), np.floating):
-        scale = float(file_scale)  # type: ignore[arg-type]
+        scale = float(file_scale)
         offset = float(file_offset or 0.0)
     vr = profile.valid_range
     if vr is not None and scale is not None and default.scale is not None and not math.isclose(scale, default.scale):
@@ -443,7 +467,9 @@ def check_values(source: SceneSource, max_side: int = 128) -> None:
     r50, r99 = p50 * prof.scale + prof.offset, p99 * prof.scale + prof.offset
     fractional = bool(np.any(v != np.round(v)))
     if r99 < 0.002 and fractional:
-        fix = "set `scale: 1` for this scene" if prof.scale < 0.5 else "the export looks scaled twice; set `scale: 10000`"
+        fix = (
+            "set `scale: 1` for this scene" if prof.scale < 0.5 else "the export looks scaled twice; set `scale: 10000`"
+        )
         raise BandProfileError(
             f"{path}: {role} values look already scaled to reflectance (99th percentile {p99:.4g}; "
             f"x scale {prof.scale:g} gives {r99:.2g}); {fix}"
@@ -515,7 +541,9 @@ def _grid_crs_transform(path: Path, g: Mapping[str, Any]) -> tuple[str, Any]:
             "convert the granule to GeoTIFF with gdal_translate"
         )
     if g["ul"] is None or g["lr"] is None or not g["xdim"] or not g["ydim"]:
-        raise GeoreferenceError(f"{path}: the grid metadata lacks corners or dimensions; the granule looks damaged, download it again")
+        raise GeoreferenceError(
+            f"{path}: the grid metadata lacks corners or dimensions; the granule looks damaged, download it again"
+        )
     radius = g["proj_params"][0] if g["proj_params"] and g["proj_params"][0] > 0 else 6371007.181
     crs = f"+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R={radius:.3f} +units=m +no_defs"
     (ulx, uly), (lrx, lry) = g["ul"], g["lr"]
@@ -523,7 +551,9 @@ def _grid_crs_transform(path: Path, g: Mapping[str, Any]) -> tuple[str, Any]:
     return crs, t
 
 
-def hdf4_to_geotiffs(path: str | Path, names: Optional[list[str]] = None, out_dir: Optional[str | Path] = None) -> dict[str, tuple[str, int]]:
+def hdf4_to_geotiffs(
+    path: str | Path, names: Optional[list[str]] = None, out_dir: Optional[str | Path] = None
+) -> dict[str, tuple[str, int]]:
     """Write SDS arrays of a MODIS HDF4-EOS granule to georeferenced single-band GeoTIFFs.
 
     Parameters
@@ -553,7 +583,9 @@ def hdf4_to_geotiffs(path: str | Path, names: Optional[list[str]] = None, out_di
         attrs = sd.attributes()
         struct = next((v for k, v in attrs.items() if k.startswith("StructMetadata")), None)
         if not struct:
-            raise GeoreferenceError(f"{path}: no HDF-EOS StructMetadata.0 (grid metadata); give a MODIS HDF-EOS granule")
+            raise GeoreferenceError(
+                f"{path}: no HDF-EOS StructMetadata.0 (grid metadata); give a MODIS HDF-EOS granule"
+            )
         grids = parse_struct_metadata(str(struct))
         by_field = {f: g for g in grids.values() for f in g["fields"]}
         out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="rs-change-hdf4-"))
@@ -571,7 +603,9 @@ def hdf4_to_geotiffs(path: str | Path, names: Optional[list[str]] = None, out_di
             sds.endaccess()
             g = by_field.get(sds_name) or next((g for g in grids.values() if (g["ydim"], g["xdim"]) == arr.shape), None)
             if g is None:
-                raise GeoreferenceError(f"{path}: SDS {sds_name} is on no grid of the StructMetadata; the granule looks damaged")
+                raise GeoreferenceError(
+                    f"{path}: SDS {sds_name} is on no grid of the StructMetadata; the granule looks damaged"
+                )
             crs, t = _grid_crs_transform(path, g)
             fname = out / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sds_name)}.tif"
             fill = a.get("_FillValue")

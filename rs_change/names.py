@@ -86,7 +86,8 @@ def stac_item_json(date: str) -> str:
 
 def catalog_names(dates: Sequence[str]) -> list[str]:
     """``catalog.json`` and its Items (rs_change.catalog): one per date and, with two or more
-    dates, the change products' Item."""
+    dates, the change products' Item.
+    """
     items = [stac_item_json(d) for d in dates] + ([stac_item_json("change")] if len(dates) >= 2 else [])
     return [CATALOG_JSON, *items]
 

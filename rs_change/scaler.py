@@ -1,5 +1,6 @@
 """Robust per-feature scaling of pixel features before k-means: :func:`fit_scaler` (median and
-normalised IQR of a sample) and :func:`apply_scaler` (block by block, in place where it can)."""
+normalised IQR of a sample) and :func:`apply_scaler` (block by block, in place where it can).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Alignment of a scene shifted from the reference grid by a translation: the source offset of a
 grid (:func:`translation_offset`), the source rows and columns of an output window, and the
 bilinear or nearest shift in numpy (the compiled ``lerp_u8`` of :mod:`rs_change.kernels` for
-uint8), with values that would land on nodata nudged off it."""
+uint8), with values that would land on nodata nudged off it.
+"""
 
 from __future__ import annotations
 
@@ -147,7 +148,8 @@ def _index(idx: np.ndarray) -> Any:
 
 def _avoid(out: np.ndarray, nd: Optional[float]) -> np.ndarray:
     """An interpolated value that equals nodata moves to the next value, as GDAL's warper does
-    (a blend of observed pixels is observed)."""
+    (a blend of observed pixels is observed).
+    """
     if nd is None or np.isnan(nd):
         return out
     hit = out == nd

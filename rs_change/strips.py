@@ -68,7 +68,29 @@ class _UnionFind:
 class _CPolygonize:
     """``GDALPolygonize`` of the GDAL library rasterio loaded, through ctypes (which releases the
     GIL during each call): a uint8 raster and its mask wrapped as MEM bands (no copy), polygons
-    into an in-memory OGR layer, read back as WKB."""
+    into an in-memory OGR layer, read back as WKB.
+    """
+
+    # the library's functions, bound with their signatures in __init__
+    GDALAllRegister: Any
+    GDALGetDriverByName: Any
+    GDALCreate: Any
+    GDALAddBand: Any
+    GDALGetRasterBand: Any
+    GDALSetGeoTransform: Any
+    GDALDatasetCreateLayer: Any
+    OGR_Fld_Create: Any
+    OGR_L_CreateField: Any
+    OGR_Fld_Destroy: Any
+    GDALPolygonize: Any
+    OGR_L_ResetReading: Any
+    OGR_L_GetNextFeature: Any
+    OGR_F_GetGeometryRef: Any
+    OGR_G_WkbSize: Any
+    OGR_G_ExportToWkb: Any
+    OGR_F_GetFieldAsInteger: Any
+    OGR_F_Destroy: Any
+    GDALClose: Any
 
     def __init__(self, lib: Any) -> None:
         import ctypes as C
@@ -113,7 +135,9 @@ class _CPolygonize:
         ds = self.GDALCreate(self.mem, b"", w, h, 0, 1, None)  # 1 = GDT_Byte
         if not ds:
             raise RuntimeError("GDAL could not create a MEM dataset")
-        opts = (C.c_char_p * 4)(f"DATAPOINTER={a.ctypes.data}".encode(), b"PIXELOFFSET=1", f"LINEOFFSET={w}".encode(), None)
+        opts = (C.c_char_p * 4)(
+            f"DATAPOINTER={a.ctypes.data}".encode(), b"PIXELOFFSET=1", f"LINEOFFSET={w}".encode(), None
+        )
         if self.GDALAddBand(ds, 1, C.cast(opts, C.c_void_p)) != 0:
             self.GDALClose(ds)
             raise RuntimeError("GDAL could not wrap an array as a MEM band")
@@ -121,7 +145,8 @@ class _CPolygonize:
 
     def __call__(self, img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> tuple[list[bytes], list[int]]:
         """WKB polygons (pixel corners, shifted by ``x0, y0``) and values of the 4-connected regions of
-        ``img`` (uint8) where ``mask``, in GDAL's order (that of ``rasterio.features.shapes``)."""
+        ``img`` (uint8) where ``mask``, in GDAL's order (that of ``rasterio.features.shapes``).
+        """
         C = self.C
         img = np.ascontiguousarray(img, np.uint8)
         m = np.ascontiguousarray(mask).view(np.uint8)
@@ -137,7 +162,9 @@ class _CPolygonize:
             fld = self.OGR_Fld_Create(b"value", 0)  # 0 = OFTInteger
             self.OGR_L_CreateField(layer, fld, 1)
             self.OGR_Fld_Destroy(fld)
-            err = self.GDALPolygonize(self.GDALGetRasterBand(src, 1), self.GDALGetRasterBand(msk, 1), layer, 0, None, None, None)
+            err = self.GDALPolygonize(
+                self.GDALGetRasterBand(src, 1), self.GDALGetRasterBand(msk, 1), layer, 0, None, None, None
+            )
             if err != 0:
                 raise RuntimeError("GDALPolygonize failed")
             wkbs, vals = [], []
@@ -181,7 +208,8 @@ def _c_polygonize() -> Any:
 
 def _polygonize(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> np.ndarray:
     """Shapely polygons of the 4-connected regions of ``img`` where ``mask`` (pixel corners shifted
-    by ``x0, y0``), in GDAL's order; object array (n,)."""
+    by ``x0, y0``), in GDAL's order; object array (n,).
+    """
     import shapely
 
     poly = _c_polygonize()
@@ -213,7 +241,8 @@ def _top_left(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class _Pieces:
     """The regions of one strip of one raster (:func:`_trace_strip`), one polygon each, ordered by
-    code (in the order asked) and then by their first pixel in raster order (as labels number them)."""
+    code (in the order asked) and then by their first pixel in raster order (as labels number them).
+    """
 
     code: np.ndarray  # int64 (p,)
     area: np.ndarray  # float64 (p,) ground area, m2
@@ -226,7 +255,8 @@ class _Pieces:
 def _column_prefix(pa: np.ndarray, h: int, w: int) -> np.ndarray:
     """(h + 1, w) float64: row ``y`` holds the sum of the pixel areas ``pa`` ((h, w) or
     broadcastable) of each column above row ``y``.  Row by row (numpy's cumsum along the rows runs
-    one element at a time; adding whole rows is 4x faster)."""
+    one element at a time; adding whole rows is 4x faster).
+    """
     q = np.empty((h + 1, w))
     q[0] = 0.0
     pa = np.broadcast_to(pa, (h, w))
@@ -339,7 +369,8 @@ class _Regions:
 
     def add(self, pc: _Pieces) -> None:
         """Join the next strip's pieces (:func:`_trace_strip`) to those above it: a run of its first
-        row and a run of the last row above, of one code, that share a column are one region."""
+        row and a run of the last row above, of one code, that share a column are one region.
+        """
         n = len(pc.code)
         base = self.uf.add(n)
         for c in self.codes:
@@ -351,9 +382,17 @@ class _Regions:
         self.code_l.append(pc.code)
         self.piece_id.append(base + np.arange(n, dtype=np.int64))
         self.piece_geom.append(pc.geoms)
-        top = np.column_stack([pc.top[:, :2], base + pc.top[:, 2], pc.code[pc.top[:, 2]]]) if len(pc.top) else np.zeros((0, 4), np.int64)
-        prev, self.prev = self.prev, (np.column_stack([pc.bottom[:, :2], base + pc.bottom[:, 2], pc.code[pc.bottom[:, 2]]])
-                                      if len(pc.bottom) else np.zeros((0, 4), np.int64))
+        top = (
+            np.column_stack([pc.top[:, :2], base + pc.top[:, 2], pc.code[pc.top[:, 2]]])
+            if len(pc.top)
+            else np.zeros((0, 4), np.int64)
+        )
+        bottom = (
+            np.column_stack([pc.bottom[:, :2], base + pc.bottom[:, 2], pc.code[pc.bottom[:, 2]]])
+            if len(pc.bottom)
+            else np.zeros((0, 4), np.int64)
+        )
+        prev, self.prev = self.prev, bottom
         if len(prev) == 0 or len(top) == 0:
             return
         for c in self.codes:
@@ -527,7 +566,8 @@ _MEAN_AREA: dict[Any, float] = {}
 def remember_mean_pixel_area(grid: Grid, total_m2: float, rows: Optional[int] = None) -> float:
     """Record the mean pixel area of ``grid`` from the ground area of all its pixels, already
     summed elsewhere (a run's pass 2 measures every pixel of the grid once), so that
-    :func:`mean_pixel_area` does not measure the grid a second time; returns the mean."""
+    :func:`mean_pixel_area` does not measure the grid a second time; returns the mean.
+    """
     H, W = grid.shape
     rows = int(rows or max(16, min(1024, 8_000_000 // max(W, 1))))
     mean = float(total_m2) / float(H * W)
@@ -549,7 +589,8 @@ def _start_top_left(ring: np.ndarray, flip_y: bool) -> np.ndarray:
 def _canonical(geom: Any) -> Any:
     """A polygon in the form GDAL's polygonize writes it: exterior counter-clockwise, holes clockwise,
     every ring starting at its top-left vertex, holes in raster order of their start; so that
-    strip-merged outlines are vertex-for-vertex those of the whole raster (and simplify alike)."""
+    strip-merged outlines are vertex-for-vertex those of the whole raster (and simplify alike).
+    """
     from shapely.geometry import Polygon
     from shapely.geometry.polygon import orient
 
@@ -598,7 +639,9 @@ def _simplify(geo: np.ndarray, pixels: np.ndarray, res: float, tolerance: float)
     holes: dict[int, list[Any]] = {}
     for i in np.unique(owner[cut]):  # filled for the simplification, cut out again after it
         mine = owner == i
-        out[i] = shapely.polygons(shapely.get_exterior_ring(out[i]), shapely.get_interior_ring(out[i], ring_no[mine & ~cut]))
+        out[i] = shapely.polygons(
+            shapely.get_exterior_ring(out[i]), shapely.get_interior_ring(out[i], ring_no[mine & ~cut])
+        )
         holes[int(i)] = list(hole[mine & cut])
     simple = shapely.coverage_simplify(out, tolerance=tolerance)
     simple[small] = out[small]
@@ -623,10 +666,11 @@ def layer_from_regions(
 ) -> tuple[Any, dict[str, dict[str, float]], float]:
     """The polygon layer (columns :data:`POLYGON_COLUMNS` + ``extra``, regions smaller than
     ``min_area_m2`` removed and reported, shapes simplified by ``simplify_px`` pixels with shared
-    edges kept, except shapes of fewer than :data:`KEEP_SHAPE_PX` pixels) of one :func:`strip_regions_many` result ``reg``; also returns what was removed
-    and the ground area of every pixel of the codes."""
+    edges kept, except shapes of fewer than :data:`KEEP_SHAPE_PX` pixels) of one
+    :func:`strip_regions_many` result ``reg``; also returns what was removed and the ground area
+    of every pixel of the codes.
+    """
     import geopandas as gpd
-    import shapely
 
     from .area import geodesic_perimeters
 
@@ -635,7 +679,11 @@ def layer_from_regions(
     removed = {}
     for code, cname in values.items():
         s = small & (reg["code"] == code)
-        removed[cname] = {"features": int(s.sum()), "pixels": int(reg["pixels"][s].sum()), "area_m2": float(reg["area_m2"][s].sum())}
+        removed[cname] = {
+            "features": int(s.sum()),
+            "pixels": int(reg["pixels"][s].sum()),
+            "area_m2": float(reg["area_m2"][s].sum()),
+        }
     keep = ~small
     crs = grid.crs.to_wkt()
     if not keep.any():

@@ -135,11 +135,12 @@ def pam_xml(classes: Mapping[int, str], colors: Mapping[int, RGBA], nodata: int 
     top = max((c for c in classes if c != nodata), default=-1)
     cats = "".join(f"      <Category>{_esc(classes.get(i, ''))}</Category>\n" for i in range(top + 1))
     table = "".join(
-        "      <Entry c1=\"{}\" c2=\"{}\" c3=\"{}\" c4=\"{}\"/>\n".format(*colors.get(i, (0, 0, 0, 0))) for i in range(top + 1)
+        '      <Entry c1="{}" c2="{}" c3="{}" c4="{}"/>\n'.format(*colors.get(i, (0, 0, 0, 0))) for i in range(top + 1)
     )
     fields = [("Value", 0, 5), ("Class", 2, 2), ("Red", 0, 6), ("Green", 0, 7), ("Blue", 0, 8), ("Alpha", 0, 9)]
     defs = "".join(
-        f"      <FieldDefn index=\"{i}\">\n        <Name>{n}</Name>\n        <Type>{t}</Type>\n        <Usage>{u}</Usage>\n      </FieldDefn>\n"
+        f'      <FieldDefn index="{i}">\n        <Name>{n}</Name>\n        <Type>{t}</Type>\n'
+        f'        <Usage>{u}</Usage>\n      </FieldDefn>\n'
         for i, (n, t, u) in enumerate(fields)
     )
     rows = "".join(
@@ -208,15 +209,17 @@ def vector_qml(field: str, classes: Mapping[str, RGBA]) -> str:
 
 def vector_sld(layer: str, field: str, classes: Mapping[str, RGBA]) -> str:
     """OGC SLD 1.0 style of a polygon layer: one rule per class value of ``field``, filled in the
-    raster palette (GeoServer, ArcGIS Pro, QGIS)."""
+    raster palette (GeoServer, ArcGIS Pro, QGIS).
+    """
     rules = "".join(
         f"        <Rule>\n          <Name>{_esc(name)}</Name>\n          <Title>{_esc(name)}</Title>\n"
         "          <ogc:Filter>\n            <ogc:PropertyIsEqualTo>\n"
-        f"              <ogc:PropertyName>{_esc(field)}</ogc:PropertyName>\n              <ogc:Literal>{_esc(name)}</ogc:Literal>\n"
+        f"              <ogc:PropertyName>{_esc(field)}</ogc:PropertyName>\n"
+        f"              <ogc:Literal>{_esc(name)}</ogc:Literal>\n"
         "            </ogc:PropertyIsEqualTo>\n          </ogc:Filter>\n          <PolygonSymbolizer>\n"
-        f"            <Fill>\n              <CssParameter name=\"fill\">{_hex(c)}</CssParameter>\n            </Fill>\n"
-        f"            <Stroke>\n              <CssParameter name=\"stroke\">{_hex(_outline(c))}</CssParameter>\n"
-        "              <CssParameter name=\"stroke-width\">0.5</CssParameter>\n            </Stroke>\n"
+        f'            <Fill>\n              <CssParameter name="fill">{_hex(c)}</CssParameter>\n            </Fill>\n'
+        f'            <Stroke>\n              <CssParameter name="stroke">{_hex(_outline(c))}</CssParameter>\n'
+        '              <CssParameter name="stroke-width">0.5</CssParameter>\n            </Stroke>\n'
         "          </PolygonSymbolizer>\n        </Rule>\n"
         for name, c in classes.items()
     )

@@ -149,7 +149,8 @@ def classify_raw(dm: Any, raws: dict[str, np.ndarray], valid: np.ndarray, cluste
 class RuleTable(NamedTuple):
     """A per-pixel rule tabulated on two 8-bit bands (:func:`rule_table`): ``levels[a << 8 | b]``
     is the level and ``percent[a << 8 | b]`` the unmixed water fraction of raw values a (role
-    ``a``) and b (role ``b``)."""
+    ``a``) and b (role ``b``).
+    """
 
     a: str
     b: str
@@ -160,7 +161,8 @@ class RuleTable(NamedTuple):
 def rule_table(dm: Any, raws: dict[str, np.ndarray]) -> Optional[RuleTable]:
     """The :class:`RuleTable` of a date whose water is decided per pixel by a rule that reads two
     8-bit bands, computed with the same functions as on a block (so the same levels and
-    percents); None otherwise."""
+    percents); None otherwise.
+    """
     dec = decision_of(dm)
     if not dec.per_pixel:
         return None
@@ -191,7 +193,8 @@ def fraction_from_table(dec: Decision, raws: dict[str, np.ndarray], water: np.nd
                         out: np.ndarray) -> None:
     """The water fraction of a classified 8-bit block into ``out`` (uint8 (h, w)): the rule
     table's percents (none for a decision by clusters) bounded by ``water``; 255 where ``water``
-    is."""
+    is.
+    """
     seen = water != FRACTION_NODATA
     unmixed = None
     if dec.per_pixel and rt is not None:
@@ -204,7 +207,8 @@ def _water_from_table(dm: Any, dec: Decision, raws: dict[str, np.ndarray], valid
                       ) -> np.ndarray:
     """The water mask of a block whose pixel levels are a table of two 8-bit bands
     (:func:`rule_table`); the bands are converted to physical units for the pixels of level 1 or 2
-    only (their fine clusters).  ``valid`` is updated in place with the observed mask."""
+    only (their fine clusters).  ``valid`` is updated in place with the observed mask.
+    """
     ra, rb, table = rt.a, rt.b, rt.levels
     h, w = valid.shape
     water = np.zeros((h, w), np.uint8)  # land; unobserved pixels are set at the end
@@ -248,7 +252,8 @@ def _classify_strips(
     bands of rows s..e and their observed mask or None); the fine clusters of the pixels that pass
     a per-pixel rule are predicted once for the whole block.  Row-wise the same arithmetic as
     :func:`decide_rows` on the whole block, so the same pixels.  ``fraction`` (uint8 (h, w)) is
-    filled with the water fraction."""
+    filled with the water fraction.
+    """
     h, w = valid.shape
     water = np.full((h, w), NODATA, dtype=np.uint8)
     lab_out = np.full((h, w), 255, dtype=np.uint8) if clusters else None
@@ -301,10 +306,13 @@ def _classify_strips(
                 wv[dec.of_levels(lv)] = 1
             elif lv.any():
                 ok = lv != 0
-                ok_rows.append(apply_scaler(feature_matrix(bands, ok, model.names, order="F"), model.offset, model.scale))
+                ok_rows.append(
+                    apply_scaler(feature_matrix(bands, ok, model.names, order="F"), model.offset, model.scale)
+                )
                 ok_lev.append(lv[ok])
                 ok_idx.append(np.flatnonzero(ok) + s * w)
         if not pp:
+            assert labels is not None  # not per pixel: need_labels, so the strip's labels were predicted
             wv[vs] = dec.of_clusters(labels)
     if ok_rows:
         fl = _single_thread(dec.fine).predict(np.asfortranarray(np.concatenate(ok_rows)))
@@ -318,7 +326,8 @@ def _classify_strips(
 
 def _single_thread(km: Any) -> Any:
     """``km`` predicting in the calling thread: blocks already run in parallel, and a thread pool
-    per block only adds waiting (the same labels)."""
+    per block only adds waiting (the same labels).
+    """
     if getattr(km, "n_jobs", 1) == 1:
         return km
     one = copy.copy(km)
@@ -328,7 +337,8 @@ def _single_thread(km: Any) -> Any:
 
 def _rule_inputs(rule: Any, bands: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The index and dark band a :class:`~rs_change.labelling.WaterRule` reads, from a block's
-    bands: the same float32 values as the feature matrix's columns, without building the matrix."""
+    bands: the same float32 values as the feature matrix's columns, without building the matrix.
+    """
     def feat(name: str) -> np.ndarray:
         return bands[name] if name in bands else spectral_index(bands, name)
 

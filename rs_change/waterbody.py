@@ -152,6 +152,7 @@ class Extents:
 
     @property
     def count(self) -> int:
+        """The number of waterbodies kept."""
         return int(len(self.pixels))
 
 
@@ -192,7 +193,10 @@ def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[in
 
     H, W = shape
     rows = int(rows or _strip_rows(W))
-    pix_l, area_l, core_l, edges = [np.zeros(1, np.int64)], [np.zeros(1)], [np.zeros(1)], []
+    pix_l: list[np.ndarray] = [np.zeros(1, np.int64)]
+    area_l: list[np.ndarray] = [np.zeros(1)]
+    core_l: list[np.ndarray] = [np.zeros(1)]
+    edges = []
     base = 0
     prev_last: Optional[np.ndarray] = None
     for r0 in range(0, H, rows):
@@ -238,9 +242,16 @@ def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[in
                    int((real & (c_core > 0) & ~big).sum()), int((real & ~(c_core > 0)).sum()))
 
 
-def measure_strips(read_labels: Callable[[int, int], np.ndarray], read_water: Sequence[Callable[[int, int], np.ndarray]],
-                   shape: tuple[int, int], area_rows: Callable[[int, int], np.ndarray], lut: np.ndarray, count: int,
-                   write_ids: Optional[Callable[[np.ndarray, int], None]] = None, rows: Optional[int] = None) -> np.ndarray:
+def measure_strips(
+    read_labels: Callable[[int, int], np.ndarray],
+    read_water: Sequence[Callable[[int, int], np.ndarray]],
+    shape: tuple[int, int],
+    area_rows: Callable[[int, int], np.ndarray],
+    lut: np.ndarray,
+    count: int,
+    write_ids: Optional[Callable[[np.ndarray, int], None]] = None,
+    rows: Optional[int] = None,
+) -> np.ndarray:
     """Ground areas of every waterbody's wet, dry and unobserved pixels on every date, strip by strip.
 
     Parameters
@@ -304,7 +315,8 @@ def geohash(lon: float, lat: float, precision: int = UID_PRECISION) -> str:
     'ezs42'
     """
     lo, hi = [-180.0, -90.0], [180.0, 90.0]
-    out, bits, ch, even = [], 0, 0, True
+    out: list[str] = []
+    bits, ch, even = 0, 0, True
     v = (float(lon), float(lat))
     while len(out) < precision:
         k = 0 if even else 1
@@ -348,10 +360,11 @@ def uid_precision(pixel_m: float, lat: float = 0.0, pixels: float = UID_CELL_PX)
     return best
 
 
-def uids(geoms: Sequence[Any], crs: Any, precision: int = UID_PRECISION) -> list[str]:
+def uids(geoms: Sequence[Any] | np.ndarray, crs: Any, precision: int = UID_PRECISION) -> list[str]:
     """``uid`` of each polygon: the geohash of a point inside it (GEOS's point on surface, in
     WGS84 lon/lat), ``precision`` characters long, longer where two polygons would share one
-    (up to 12 characters, then a ``-2`` ... suffix), so the uids of a run are unique."""
+    (up to 12 characters, then a ``-2`` ... suffix), so the uids of a run are unique.
+    """
     import shapely
     from pyproj import Transformer
 
@@ -402,7 +415,7 @@ def grid_uid_precision(grid: Grid) -> int:
     return uid_precision(math.sqrt(mean_pixel_area(grid)), float(lat))
 
 
-def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[str], crs: Any,
+def build(geoms: Sequence[Any] | np.ndarray, ext: Extents, sums: np.ndarray, dates: Sequence[str], crs: Any,
           max_invalid_pct: float = MAX_INVALID_PCT, precision: int = UID_PRECISION) -> tuple[Any, list[dict[str, Any]]]:
     """The ``waterbodies`` layer and the long table from the outlines and sums.
 
@@ -441,7 +454,8 @@ def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[
     wet, dry, inv = sums[:, 0, 1:], sums[:, 1, 1:], sums[:, 2, 1:]  # (dates, n)
     inv_pct = 100.0 * inv / area[None, :]
     ok = inv_pct <= max_invalid_pct + _TOL
-    rank = np.lexsort((np.arange(n), -np.round(area, 2)))  # largest first (as written, to the cm2); ties in raster order
+    # largest first (as written, to the cm2); ties in raster order
+    rank = np.lexsort((np.arange(n), -np.round(area, 2)))
     wb_id = np.empty(n, np.int64)
     wb_id[rank] = np.arange(1, n + 1)
     first, last = wet[0], wet[-1]
@@ -478,7 +492,8 @@ def build(geoms: Sequence[Any], ext: Extents, sums: np.ndarray, dates: Sequence[
 
 def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float, top: int = 5) -> dict[str, Any]:
     """summary.json's ``waterbodies`` section: the thresholds, counts, total extent and the
-    ``top`` waterbodies whose wet area changed most (by ``|change_m2|``)."""
+    ``top`` waterbodies whose wet area changed most (by ``|change_m2|``).
+    """
     most: list[dict[str, Any]] = []
     if len(layer):
         ch = layer["change_m2"].to_numpy(dtype=float)
@@ -486,9 +501,16 @@ def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float
         order = valid[np.lexsort((layer["wb_id"].to_numpy()[valid], -np.abs(ch[valid])))][:top]
         for i in order:
             row = layer.iloc[int(i)]
-            most.append({k: (None if isinstance(row[k], float) and np.isnan(row[k]) else
-                             (row[k].item() if hasattr(row[k], "item") else row[k]))
-                         for k in ("uid", "wb_id", "area_m2", "wet_first_m2", "wet_last_m2", "change_m2", "change_pct")})
+            most.append(
+                {
+                    k: (
+                        None
+                        if isinstance(row[k], float) and np.isnan(row[k])
+                        else (row[k].item() if hasattr(row[k], "item") else row[k])
+                    )
+                    for k in ("uid", "wb_id", "area_m2", "wet_first_m2", "wet_last_m2", "change_m2", "change_pct")
+                }
+            )
     return {
         "count": ext.count,
         "extent_km2": round(float(ext.area_m2.sum()) / 1e6, 6),
@@ -510,10 +532,13 @@ def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float
 # ---------------------------------------------------------------------------------------------
 # Whole arrays (the Python API) and files (a run)
 # ---------------------------------------------------------------------------------------------
-def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], params: Params) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+def from_arrays(
+    masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], params: Params
+) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Waterbodies of in-memory masks on ``grid``: (layer, table, summary section).  The same
     strip functions as a run, over the whole array as one strip; outlines by
-    ``rasterio.features.shapes`` (GDAL's polygonize, as the run's strips)."""
+    ``rasterio.features.shapes`` (GDAL's polygonize, as the run's strips).
+    """
     from rasterio.features import shapes
     from shapely.geometry import shape
 
@@ -535,8 +560,18 @@ def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], p
     def put_ids(a: np.ndarray, r0: int) -> None:
         ids[r0:r0 + a.shape[0]] = a
 
-    sums = measure_strips(lambda r0, r1: labels[r0:r1], [lambda r0, r1, m=m: np.asarray(m)[r0:r1] for m in masks], (H, W),
-                          area_rows, ext.lut, ext.count, put_ids)
+    def rows_of(m: Any) -> Callable[[int, int], np.ndarray]:
+        return lambda r0, r1: np.asarray(m)[r0:r1]
+
+    sums = measure_strips(
+        lambda r0, r1: labels[r0:r1],
+        [rows_of(m) for m in masks],
+        (H, W),
+        area_rows,
+        ext.lut,
+        ext.count,
+        put_ids,
+    )
     geoms = np.empty(ext.count, object)
     if ext.count:
         for g, v in shapes(ids, mask=ids > 0, transform=grid.transform, connectivity=4):
@@ -547,7 +582,8 @@ def from_arrays(masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], p
 
 def _open_staging(path: Any, dtype: str, profile: dict[str, Any]) -> Any:
     """A staging GeoTIFF open for writing: zstd level 1 (as the run's other staging files), or
-    deflate level 1 with a GDAL built without zstd."""
+    deflate level 1 with a GDAL built without zstd.
+    """
     import rasterio
     import rasterio.errors
 
@@ -601,8 +637,15 @@ def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], date
             return lambda r0, r1: ds.read(1, window=Window(0, r0, W, r1 - r0))
 
         with rasterio.open(lab_path) as lds, _open_staging(kept_path, "uint8", profile) as kds:
-            sums = measure_strips(reader(lds), [reader(s) for s in srcs], (H, W), area_rows, ext.lut, ext.count,
-                                  lambda a, r0: kds.write((a > 0).astype(np.uint8), 1, window=Window(0, r0, W, a.shape[0])))
+            sums = measure_strips(
+                reader(lds),
+                [reader(s) for s in srcs],
+                (H, W),
+                area_rows,
+                ext.lut,
+                ext.count,
+                lambda a, r0: kds.write((a > 0).astype(np.uint8), 1, window=Window(0, r0, W, a.shape[0])),
+            )
     finally:
         for s in srcs:
             s.close()
