@@ -326,15 +326,23 @@ def _finish_outputs(
         if rasters.series is not None:
             extra.update(rasters.series.finish(jobs))
             blocks.update(rasters.series.staging())
-        return _stage_and_commit(cfg, out, tmp, ref, models, rasters, summary, extra, jobs, blocks)
+        staged = _stage_products(cfg, tmp, ref, models, rasters, summary, jobs, blocks)
+        staged.update(extra)  # clusters_<date>.tif/.png, model_<date>.json, series rasters
+        jobs.wait()  # every COG and PNG written
+        # catalog.json and its Items (rs_change.catalog), from the staged files' headers
+        staged.update(write_catalog(tmp, [dm.source.date.isoformat() for dm in models], list(staged), ref))
+        # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
+        write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))  # folders file by file
+        return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
 
 
-def _stage_and_commit(
-    cfg: RunConfig, out: Path, tmp: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
-    summary: dict[str, Any], extra: dict[str, Path], jobs: Any, blocks: dict[str, Path],
-) -> list[Path]:
-    """Water and change COGs with their styles, report figures, polygons, summary, config and
-    manifest staged in ``tmp`` (``extra``: outputs staged already), then swapped into ``out``."""
+def _stage_products(
+    cfg: RunConfig, tmp: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
+    summary: dict[str, Any], jobs: Any, blocks: dict[str, Path],
+) -> dict[str, Path]:
+    """Water and change COGs with their styles, report figures, polygons, summary and config
+    staged in ``tmp`` (the COGs and figures as ``jobs``, not waited for); output name -> file.
+    """
     from .engine import layer_threads, polygon_threads
 
     staged: dict[str, Path] = {}
@@ -384,10 +392,4 @@ def _stage_and_commit(
         staged[CHANGE_CSV] = write_csv(tmp / CHANGE_CSV, change_rows(summary))
     (tmp / CONFIG_YAML).write_text(cfg.to_yaml(), encoding="utf-8")
     staged[CONFIG_YAML] = tmp / CONFIG_YAML
-    staged.update(extra)  # clusters_<date>.tif/.png, model_<date>.json, series rasters
-    jobs.wait()  # every COG and PNG written
-    # catalog.json and its Items (rs_change.catalog), from the staged files' headers
-    staged.update(write_catalog(tmp, [dm.source.date.isoformat() for dm in models], list(staged), ref))
-    # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
-    write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))  # folders (water.gdb ...) file by file
-    return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
+    return staged
