@@ -109,6 +109,43 @@ def _floats(x: np.ndarray) -> list[float]:
     return [float(v) for v in np.asarray(x, dtype=float).ravel()]
 
 
+def _sample_notes(names: list[str], a: np.ndarray, ni: np.ndarray, mapped: np.ndarray) -> list[str]:
+    """The notes on a sample's strata: mapped without points, one point only, points without map area."""
+    notes: list[str] = []
+    for i in np.flatnonzero(mapped & (ni == 0)):
+        notes.append(f"{names[i]}: mapped ({a[i]:g}) but no sample point, so its row of the error matrix is "
+                     "unknown: areas, producer's and overall accuracy are nan (sample every mapped class)")
+    for i in np.flatnonzero(mapped & (ni == 1)):
+        notes.append(f"{names[i]}: one sample point, no variance estimate: the intervals it enters are nan "
+                     "(at least 2 points per mapped class)")
+    for i in np.flatnonzero(~mapped & (ni > 0)):
+        notes.append(f"{names[i]}: no map area, so its {int(ni[i])} point(s) weigh nothing in the areas")
+    return notes
+
+
+def _producers(pjj: np.ndarray, pj: np.ndarray, var: np.ndarray, names: list[str],
+               notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Producer's accuracies (eq. 3) and their standard errors (eq. 7), in class order; a class
+    estimated to cover no area has none (nan), with a line appended to ``notes``.
+    """
+    producers = np.full(pj.size, np.nan)
+    producers_se = np.full(pj.size, np.nan)
+    pos = pj > 0
+    producers[pos] = pjj[pos] / pj[pos]  # eq. 3
+    for j in range(pj.size):
+        if not pos[j]:
+            if not np.isnan(pj[j]):
+                notes.append(f"{names[j]}: estimated to cover no area, so no producer's accuracy")
+            continue
+        own = var[j, j]  # W_j^2 U_j (1 - U_j) / (n_j. - 1)
+        others = var[:, j].sum() - own  # sum over i != j of W_i^2 f_ij (1 - f_ij) / (n_i. - 1)
+        pr = producers[j]
+        with np.errstate(all="ignore"):  # a class ~1e-200 of the total: pj^2 underflows, no interval
+            v = ((1.0 - pr) ** 2 * own + pr ** 2 * others) / pj[j] ** 2  # eq. 7, in area proportions
+        producers_se[j] = math.sqrt(v) if np.isfinite(v) and v >= 0 else float("nan")
+    return producers, producers_se
+
+
 def estimate_area(map_area: Sequence[float], counts: Sequence[Sequence[float]], z: float = 1.96,
                   classes: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """Error-adjusted areas and accuracies from a stratified sample (Olofsson et al. 2014).
@@ -158,16 +195,7 @@ def estimate_area(map_area: Sequence[float], counts: Sequence[Sequence[float]], 
     total = float(a.sum())
     s = _strata(a, n)
     ni, mapped, f, var, p = s["ni"], s["mapped"], s["f"], s["var"], s["p"]
-    notes: list[str] = []
-    missing = mapped & (ni == 0)
-    for i in np.flatnonzero(missing):
-        notes.append(f"{names[i]}: mapped ({a[i]:g}) but no sample point, so its row of the error matrix is "
-                     "unknown: areas, producer's and overall accuracy are nan (sample every mapped class)")
-    for i in np.flatnonzero(mapped & (ni == 1)):
-        notes.append(f"{names[i]}: one sample point, no variance estimate: the intervals it enters are nan "
-                     "(at least 2 points per mapped class)")
-    for i in np.flatnonzero(~mapped & (ni > 0)):
-        notes.append(f"{names[i]}: no map area, so its {int(ni[i])} point(s) weigh nothing in the areas")
+    notes = _sample_notes(names, a, ni, mapped)
 
     pj = p.sum(axis=0)  # column totals: reference classes' area proportions (eq. 9)
     area = total * pj
@@ -183,21 +211,7 @@ def estimate_area(map_area: Sequence[float], counts: Sequence[Sequence[float]], 
         notes.append(f"{names[i]}: no sample point, so no user's accuracy")
 
     pjj = np.diag(p)
-    producers = np.full(a.size, np.nan)
-    producers_se = np.full(a.size, np.nan)
-    pos = pj > 0
-    producers[pos] = pjj[pos] / pj[pos]  # eq. 3
-    for j in range(a.size):
-        if not pos[j]:
-            if not np.isnan(pj[j]):
-                notes.append(f"{names[j]}: estimated to cover no area, so no producer's accuracy")
-            continue
-        own = var[j, j]  # W_j^2 U_j (1 - U_j) / (n_j. - 1)
-        others = var[:, j].sum() - own  # sum over i != j of W_i^2 f_ij (1 - f_ij) / (n_i. - 1)
-        pr = producers[j]
-        with np.errstate(all="ignore"):  # a class ~1e-200 of the total: pj^2 underflows, no interval
-            v = ((1.0 - pr) ** 2 * own + pr ** 2 * others) / pj[j] ** 2  # eq. 7, in area proportions
-        producers_se[j] = math.sqrt(v) if np.isfinite(v) and v >= 0 else float("nan")
+    producers, producers_se = _producers(pjj, pj, var, names, notes)
 
     overall = float(pjj.sum())  # eq. 1
     overall_se = float(np.sqrt(np.trace(var)))  # eq. 5: sum_i W_i^2 U_i (1 - U_i) / (n_i. - 1)
@@ -376,15 +390,21 @@ def design(
     method: str = "minimum",
     minimum: int = DEFAULT_MINIMUM,
     target_se: float = DEFAULT_TARGET_SE,
-    users_accuracy: Optional[Mapping[str, float]] = None,
-    capacity: Optional[Sequence[int]] = None,
+    **known: Any,
 ) -> dict[str, Any]:
     """A sampling design for a map: total size (given, or :func:`sample_size`) and allocation.
 
-    ``per_class`` gives every mapped class that many points (equal allocation).  Returns
-    ``{"n": total drawn, "n_planned", "allocation": method, "per_class": [...], "target_se",
-    "expected_users_accuracy": [...]}``.
+    ``per_class`` gives every mapped class that many points (equal allocation).  Two more
+    keywords: ``users_accuracy`` (class name -> expected user's accuracy, replacing
+    :func:`expected_users_accuracy`'s guess in eq. 13) and ``capacity`` (the most points each
+    class can give, e.g. its pixel count).  Returns ``{"n": total drawn, "n_planned",
+    "allocation": method, "per_class": [...], "target_se", "expected_users_accuracy": [...]}``.
     """
+    unknown = sorted(set(known) - {"users_accuracy", "capacity"})
+    if unknown:
+        raise TypeError(f"design() got unexpected keyword argument(s) {', '.join(unknown)}")
+    users_accuracy: Optional[Mapping[str, float]] = known.get("users_accuracy")
+    capacity: Optional[Sequence[int]] = known.get("capacity")
     expected = expected_users_accuracy(classes)
     if users_accuracy:
         expected = [float(users_accuracy.get(c, u)) for c, u in zip(classes, expected)]

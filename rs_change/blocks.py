@@ -103,11 +103,36 @@ def process_block(
     g = ref.window_grid(r0, c0, h, w)
     area_rows = pixel_area_rows(g.transform, g.crs, g.shape)  # m2 per pixel, a strip of rows at a time
     inside = aoi_mask(geoms, g)
-    masks = []
-    clusters: list[np.ndarray] = []
-    fractions: list[np.ndarray] = []
-    extras: list[dict[str, float]] = []
-    counts: list[Optional[np.ndarray]] = []
+    dates = _read_dates(window, ref, models, resampling, token, rasters, inside, area_rows)
+    if len(models) <= MAX_JOINT_DATES:
+        return _joint_block(window, dates, inside, area_rows, rasters, waterbodies)
+    return _many_dates_block(window, dates, inside, area_rows, rasters, waterbodies)
+
+
+@dataclass
+class _Dates:
+    """Per date of one block: what :func:`_read_dates` read and classified."""
+
+    masks: list[np.ndarray] = field(default_factory=list)  # uint8 water mask (h, w)
+    clusters: list[np.ndarray] = field(default_factory=list)  # cluster ids, when rasters are made
+    fractions: list[np.ndarray] = field(default_factory=list)  # uint8 water fractions, when rasters are made
+    extras: list[dict[str, float]] = field(default_factory=list)  # the source's block_stats (m2), or {}
+    counts: list[Optional[np.ndarray]] = field(default_factory=list)  # clear_count of a composite date, or None
+
+
+def _read_dates(
+    window: tuple[int, int, int, int],
+    ref: Grid,
+    models: Sequence[DateModel],
+    resampling: str,
+    token: Optional[str],
+    rasters: bool,
+    inside: Optional[np.ndarray],
+    area_rows: Any,
+) -> _Dates:
+    """Read and classify every date in ``window`` (see :func:`process_block` for the arguments)."""
+    r0, c0, h, w = window
+    out = _Dates()
     for i, dm in enumerate(models):
         if token is not None:
             rd = cached_reader(token, i, partial(dm.source.open, ref, resampling))
@@ -125,62 +150,88 @@ def process_block(
         cc = getattr(rd, "last_clear_count", None) if rasters and dm.source.parts else None
         if cc is not None and inside is not None:
             cc = np.where(inside, cc, np.uint8(0))
-        counts.append(cc)
+        out.counts.append(cc)
         frac = np.empty((h, w), np.uint8) if rasters else None
         cl, water = classify_raw(dm, raws, valid, clusters=rasters, fraction=frac)  # valid: observed after this
         del raws
-        masks.append(water)
+        out.masks.append(water)
         if frac is not None:
-            fractions.append(frac)
+            out.fractions.append(frac)
         if cl is not None:
-            clusters.append(cl)
+            out.clusters.append(cl)
         report = dm.source.extra.get("block_stats")  # optional per-source areas in m2 (MODIS QA flags)
         if report is not None:
             ins = np.ones((h, w), bool) if inside is None else inside
-            extras.append(report(rd, valid, ins, np.broadcast_to(area_rows(0, h), (h, w))))
+            out.extras.append(report(rd, valid, ins, np.broadcast_to(area_rows(0, h), (h, w))))
         else:
-            extras.append({})
-    if len(models) <= MAX_JOINT_DATES:
-        # one joint code per pixel, two bincounts: every figure of the block (rs_change.change.JointStates)
-        js = _joint_states(len(models))
-        code = js.encode(masks, inside)
-        hist = js.histogram_rows(code, area_rows)
-        stats = js.date_stats(hist)
-        ch, cst, sb = None, np.zeros((len(CHANGE_CODES), 2)), None
-        if len(models) >= 2:
-            cst = js.change_stats(hist, CHANGE_CODES)
-            tst, sst, fst = js.series_stats(hist)
-            if rasters and js.change is not None:
-                ch = js.change[code]
-            if rasters and len(models) >= 3:  # frequency, series classes, consecutive changes are written
-                sb = SeriesBlock(
-                    js.frequency[code],
-                    js.classes[code],
-                    [t[code] for t in js.transitions],
-                    tst,
-                    sst,
-                    fst,
-                    js.observations[code],
-                )
-            else:
-                sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
-        wb = None
-        if rasters and waterbodies is not None and len(models) >= 2:  # a table of the joint codes, like the series
-            wb = _waterbody_table(len(models), waterbodies)[code]
-        return BlockResult(
-            window,
-            masks,
-            ch,
-            stats,
-            cst,
-            clusters,
-            fractions,
-            extra=extras,
-            series=sb,
-            clear_counts=counts,
-            waterbody=wb,
-        )
-    # many dates: one pass over the block per figure
+            out.extras.append({})
+    return out
+
+
+def _joint_block(
+    window: tuple[int, int, int, int],
+    dates: _Dates,
+    inside: Optional[np.ndarray],
+    area_rows: Any,
+    rasters: bool,
+    waterbodies: Optional[tuple[float, float, int]],
+) -> BlockResult:
+    """Up to :data:`MAX_JOINT_DATES` dates: one joint code per pixel, two bincounts give every figure
+    of the block (:class:`rs_change.change.JointStates`).
+    """
+    masks = dates.masks
+    n = len(masks)
+    js = _joint_states(n)
+    code = js.encode(masks, inside)
+    hist = js.histogram_rows(code, area_rows)
+    stats = js.date_stats(hist)
+    ch, cst, sb = None, np.zeros((len(CHANGE_CODES), 2)), None
+    if n >= 2:
+        cst = js.change_stats(hist, CHANGE_CODES)
+        tst, sst, fst = js.series_stats(hist)
+        if rasters and js.change is not None:
+            ch = js.change[code]
+        if rasters and n >= 3:  # frequency, series classes, consecutive changes are written
+            sb = SeriesBlock(
+                js.frequency[code],
+                js.classes[code],
+                [t[code] for t in js.transitions],
+                tst,
+                sst,
+                fst,
+                js.observations[code],
+            )
+        else:
+            sb = SeriesBlock(None, None, [], tst, sst, fst)  # type: ignore[arg-type]
+    wb = None
+    if rasters and waterbodies is not None and n >= 2:  # a table of the joint codes, like the series
+        wb = _waterbody_table(n, waterbodies)[code]
+    return BlockResult(
+        window,
+        masks,
+        ch,
+        stats,
+        cst,
+        dates.clusters,
+        dates.fractions,
+        extra=dates.extras,
+        series=sb,
+        clear_counts=dates.counts,
+        waterbody=wb,
+    )
+
+
+def _many_dates_block(
+    window: tuple[int, int, int, int],
+    dates: _Dates,
+    inside: Optional[np.ndarray],
+    area_rows: Any,
+    rasters: bool,
+    waterbodies: Optional[tuple[float, float, int]],
+) -> BlockResult:
+    """More than :data:`MAX_JOINT_DATES` dates: one pass over the block per figure."""
+    _, _, h, w = window
+    masks = dates.masks
     pa = area_rows(0, h)
     pa_full = np.broadcast_to(pa, (h, w))
     ins = np.ones((h, w), bool) if inside is None else inside
@@ -200,11 +251,11 @@ def process_block(
         ch if rasters else None,
         stats,
         cst,
-        clusters,
-        fractions,
-        extra=extras,
+        dates.clusters,
+        dates.fractions,
+        extra=dates.extras,
         series=sb,
-        clear_counts=counts,
+        clear_counts=dates.counts,
         waterbody=wb,
     )
 

@@ -1,6 +1,7 @@
-"""EDGE: the typed run configuration (YAML, validated with pydantic; unknown keys are rejected).
+"""The typed run configuration (YAML, validated with pydantic; unknown keys are rejected).
 
-One sub-model per stage.  Paths inside a config are relative to the config file.
+One sub-model per stage.  Paths inside a config are relative to the config file.  Reading the file
+and its YAML is :mod:`rs_change.config_yaml`; the ``init`` template's layout is :mod:`rs_change.config_template`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import datetime as _dt
 import difflib
 import math
 import os
-import stat
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import defaults
+from .config_template import render
+from .config_yaml import parse_yaml, read_config_text, validation_message
 from .errors import BandProfileError, ConfigError
 from .remote import is_remote
 
@@ -32,8 +34,6 @@ MAX_K_PIXELS = 50_000_000
 MAX_N_INIT = 100
 MAX_ITERATIONS = 10_000
 MAX_K_CANDIDATES = 16
-#: Largest config file read (a config is a few kB; ``rs-change validate /dev/zero`` must not read forever).
-MAX_CONFIG_BYTES = 1 << 20
 
 
 class _Model(BaseModel):
@@ -751,36 +751,13 @@ class RunConfig(_Model):
     def from_yaml(cls, path: str | Path) -> "RunConfig":
         """Read and validate a YAML config; raise :class:`ConfigError` with one clear line."""
         path = Path(path)
-        try:
-            text = read_small_file(path, MAX_CONFIG_BYTES, "config").decode("utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: config file not found; check the path (or write one with `rs-change init`)"
-            ) from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"{path}: cannot read the config ({exc.__class__.__name__}); give a readable YAML file"
-            ) from None
+        text = read_config_text(path)
         return cls.from_text(text, base_dir=path.resolve().parent, source=str(path))
 
     @classmethod
     def from_text(cls, text: str, base_dir: str | Path = ".", source: str = "<config>") -> "RunConfig":
         """Validate a config from YAML text; a one-line :class:`ConfigError` names the problem."""
-        try:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader: plain YAML only)
-        except _YamlValueError as exc:
-            mark = exc.problem_mark
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{source}{where}: {exc.problem}") from None
-        except yaml.constructor.ConstructorError as exc:
-            mark = exc.problem_mark
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{source}{where}: {exc.problem}; rs-change reads plain YAML only (no tags)") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{source}{where}: YAML syntax error: {problem}; fix the YAML there") from None
+        data = parse_yaml(text, source)
         return cls.from_dict(data, base_dir=base_dir, source=source)
 
     @classmethod
@@ -800,168 +777,13 @@ class RunConfig(_Model):
         return yaml.safe_dump(data, sort_keys=False)
 
 
-def read_small_file(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, or a :class:`ConfigError`.
-
-    Opened without blocking and checked after opening (no race with a swapped path): a FIFO, a
-    device such as /dev/zero or a socket is refused in one line instead of hanging or reading
-    without end.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(str(path))
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path}: not a regular file (a FIFO, device or socket); give a {what} file")
-        if st.st_size > limit:
-            raise ConfigError(
-                f"{path}: {st.st_size:,} bytes, too large for a {what} file (at most {limit:,}); give the {what} file"
-            )
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ConfigError(f"{path}: too large for a {what} file (at most {limit:,} bytes); give the {what} file")
-    return data
-
-
-class _YamlValueError(yaml.MarkedYAMLError):
-    """A YAML value rs-change refuses (duplicate key, impossible date); ``problem`` says the fix."""
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's SafeLoader (no tags), refusing duplicate keys (PyYAML keeps the last one silently)
-    and impossible dates (PyYAML raises a bare ValueError for 2020-02-30).
-    """
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            first: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    seen = key in first
-                except TypeError:
-                    continue  # unhashable: reported by PyYAML itself
-                if seen:
-                    raise _YamlValueError(
-                        None,
-                        None,
-                        f"duplicate key `{key}` (first given at line {first[key]}); give each key once",
-                        key_node.start_mark,
-                    )
-                first[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_yaml_timestamp(self, node: Any) -> Any:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except (ValueError, OverflowError) as exc:
-            raise _YamlValueError(
-                None, None, f"`{node.value}` is not a date ({exc}); give a real date as YYYY-MM-DD", node.start_mark
-            ) from None
-
-    def compose_document(self) -> Any:
-        node = super().compose_document()
-        _check_expanded_size(node)
-        return node
-
-
-#: Most values a config may hold once its YAML aliases (``*name``) are expanded: a few hundred in a
-#: real config; a "billion laughs" file of nested aliases would expand to billions.
-MAX_YAML_VALUES = 100_000
-
-
-def _check_expanded_size(root: Any) -> None:
-    """Refuse a YAML document whose aliases expand to more than :data:`MAX_YAML_VALUES` values
-    (counted on the node graph, each shared node once per use, without expanding anything).
-    """
-    sizes: dict[int, int] = {}
-
-    def size(node: Any) -> int:
-        done = sizes.get(id(node))
-        if done is not None:
-            return done
-        sizes[id(node)] = MAX_YAML_VALUES + 1  # a recursive alias counts as too large
-        if isinstance(node, yaml.SequenceNode):
-            n = 1 + sum(size(child) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            n = 1 + sum(size(k) + size(v) for k, v in node.value)
-        else:
-            n = 1
-        sizes[id(node)] = n = min(n, MAX_YAML_VALUES + 1)
-        return n
-
-    if root is not None and size(root) > MAX_YAML_VALUES:
-        raise _YamlValueError(
-            None,
-            None,
-            f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values; "
-            "write the values out instead of nesting aliases",
-            root.start_mark,
-        )
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
-
-
-def _construct_map(loader: _Loader, node: Any) -> Any:
-    """SafeLoader's mapping constructor, on :class:`_Loader` (so its ``construct_mapping`` runs)."""
-    return loader.construct_yaml_map(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-
-
-def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = RunConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        ann = field.annotation
-        for cand in getattr(ann, "__args__", ()) + (ann,):
-            inner = getattr(cand, "__args__", None)
-            if isinstance(cand, type) and issubclass(cand, BaseModel):
-                model = cand
-                break
-            if inner:
-                sub = [c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)]
-                if sub:
-                    model = sub[0]
-                    break
-    return [k for k in getattr(model, "model_fields", {}) if k != "base_dir"]
-
-
 def format_validation_error(exc: ValidationError) -> str:
-    """One line for the first problem of a pydantic error: the key, what is wrong, the fix.
+    """One line for the first problem of a :class:`RunConfig` validation error: the key, what is wrong, the fix.
 
     An unknown key is reported before a missing one: a misspelt key (``pth:``) makes both, and
     "unknown key `pth`; did you mean `path`?" is the useful line.
     """
-    errors = exc.errors()
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function"))))
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        valid = _valid_keys(loc)
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(valid)}"
-        return f"unknown key `{key}`; {hint}"
-    if err["type"] == "missing":
-        return f"missing key `{key}`; add it"
-    msg = err["msg"].removeprefix("Value error, ")
-    if key.endswith("__root__") or err["type"] == "value_error":
-        where = ".".join(str(p) for p in loc)
-        return f"{where + ': ' if where else ''}{msg}"
-    got = repr(err.get("input"))
-    return f"`{key}`: {msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
+    return validation_message(exc, RunConfig)
 
 
 def template() -> str:
@@ -971,80 +793,4 @@ def template() -> str:
     :class:`SceneConfig`'s examples (the sample NAIP tiles: valid as written; replace their
     ``date`` and ``path`` with yours).
     """
-    out = [
-        "# rs-change run configuration: every key with its default, generated from rs_change.config.",
-        "# Commented keys (#) are optional; paths are relative to this file. Replace the scenes with yours,",
-        "# then `rs-change validate THIS.yaml` checks it and `rs-change run THIS.yaml` runs it.",
-    ]
-    for name, f in RunConfig.model_fields.items():
-        if f.exclude:
-            continue
-        model = _sub_model(f.annotation)
-        out += ["", *_comment(f.description or (model.__doc__ or "").strip().splitlines()[0], "")]
-        if name == "scenes":  # the first example with every key described, the others as given
-            out.append("scenes:")
-            for i, example in enumerate(_SCENE_EXAMPLES):
-                out += _fields(SceneConfig, "    ", example, item=True, brief=i > 0)
-        elif f.default is None:  # an optional section (aoi): commented out
-            out += [f"# {name}:", *_fields(model, "#   ")]
-        else:
-            out += [f"{name}:", *_fields(model, "  ")]
-    return "\n".join(out) + "\n"
-
-
-def _sub_model(annotation: Any) -> Any:
-    """The pydantic model in an annotation such as ``Optional[AoiConfig]`` or ``list[SceneConfig]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _sub_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _comment(text: str, indent: str) -> list[str]:
-    import textwrap
-
-    return [f"{indent}# {line}" for line in textwrap.wrap(text, 100 - len(indent))]
-
-
-def _yaml_value(v: Any) -> str:
-    if isinstance(v, _dt.date):
-        return v.isoformat()  # unquoted: YAML reads it back as a date
-    if isinstance(v, tuple):
-        v = list(v)
-    return yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=1_000_000).removesuffix("...\n").strip()
-
-
-def _fields(
-    model: Any, indent: str, values: Optional[dict[str, Any]] = None, *, item: bool = False, brief: bool = False
-) -> list[str]:
-    """``model``'s keys at ``indent``, each after its description: ``key: value`` from ``values``,
-    else ``key: default``; a key without default is commented out (with the field's first
-    example), an optional sub-model (``qa``) is its keys commented out.  ``item``: the first key
-    starts a list item (``- ``); ``brief``: only the keys in ``values``, without descriptions.
-    """
-    values = values or {}
-    lines: list[str] = []
-    first = item
-    for name, f in model.model_fields.items():
-        if brief and name not in values:
-            continue
-        if not brief:
-            lines += _comment(f.description or "", indent)
-        examples = f.examples or []
-        if name in values:
-            line = f"{indent}{name}: {_yaml_value(values[name])}"
-        elif f.default is None or f.is_required():  # optional, or required inside an optional section (stac.url)
-            sub = _sub_model(f.annotation)
-            if sub is not None:
-                lines += [f"{indent}# {name}:", *_fields(sub, indent + "#   ")]
-                continue
-            line = f"{indent}# {name}:" + (f" {_yaml_value(examples[0])}" if examples else "")
-        else:
-            line = f"{indent}{name}: {_yaml_value(f.get_default(call_default_factory=True))}"
-        if first and not line[len(indent) :].startswith("#"):
-            line, first = indent[:-2] + "- " + line[len(indent) :], False
-        lines.append(line)
-    return lines
+    return render(RunConfig, SceneConfig, _SCENE_EXAMPLES)

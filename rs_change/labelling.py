@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import SimpleNamespace
 from typing import Any, Optional, Sequence
 
@@ -401,6 +401,20 @@ class Labeller:
         )
 
 
+@dataclass(frozen=True)
+class LabelOptions:
+    """How :func:`fit_labeller` decides water: ``method`` ("auto": the fine groups; "clusters": the
+    reported clusters ``water_ids`` are water), and the fine clustering's ``seed``, ``k_fine``
+    (default :data:`K_FINE`) and extra :class:`~rs_change.clustering.KMeans` parameters ``kmeans_kw``.
+    """
+
+    method: str = defaults.LABELLING_METHOD
+    water_ids: Optional[Sequence[int]] = None
+    seed: int = defaults.SEED
+    k_fine: Optional[int] = None
+    kmeans_kw: Optional[dict[str, Any]] = None
+
+
 def fit_labeller(
     X: np.ndarray,
     Xs: np.ndarray,
@@ -409,11 +423,8 @@ def fit_labeller(
     k: int,
     *,
     calibrated: bool,
-    method: str = defaults.LABELLING_METHOD,
-    water_ids: Optional[Sequence[int]] = None,
-    seed: int = defaults.SEED,
-    k_fine: Optional[int] = None,
-    kmeans_kw: Optional[dict[str, Any]] = None,
+    options: Optional[LabelOptions] = None,
+    **option_kw: Any,
 ) -> tuple[list[ClusterDecision], Labeller]:
     """Decide water for one date: decisions for the reported clusters and the per-pixel labeller.
 
@@ -429,14 +440,11 @@ def fit_labeller(
         Number of reported clusters.
     calibrated : bool
         Reflectance or digital numbers (see :func:`water_rule`).
-    method : {"auto", "clusters"}, default "auto"
-    water_ids : sequence of int, optional
-        Reported cluster ids that are water, with ``method="clusters"``.
-    seed : int, default 0
-    k_fine : int, default 10
-        Fine clusters used to find water, ``max(k, k_fine)``.
-    kmeans_kw : dict, optional
-        Extra :class:`~rs_change.clustering.KMeans` parameters (``n_init``, ``max_iter``, ``tol``).
+    options : LabelOptions, optional
+        ``method``, ``water_ids``, ``seed``, ``k_fine``, ``kmeans_kw`` (defaults: :class:`LabelOptions`).
+    **option_kw
+        The same fields as keywords (``method="clusters", water_ids=[1]``), over ``options``; any
+        other keyword is a ``TypeError``.
 
     Returns
     -------
@@ -444,52 +452,83 @@ def fit_labeller(
         One per reported cluster; ``is_water`` when at least half its sampled pixels are water.
     labeller : Labeller
     """
-    from .clustering import KMeans
-
+    known = {f.name for f in fields(LabelOptions)}
+    unknown = sorted(set(option_kw) - known)
+    if unknown:
+        raise TypeError(f"fit_labeller() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+    opts = replace(options or LabelOptions(), **option_kw)
     names = list(names)
-    if method == "clusters":
-        dec = label_clusters(X, names, labels, k, calibrated=calibrated, method=method, water_ids=water_ids)
+    if opts.method == "clusters":
+        dec = label_clusters(X, names, labels, k, calibrated=calibrated, method=opts.method, water_ids=opts.water_ids)
         return dec, Labeller(names, None, manual=np.array([d.id for d in dec if d.is_water], np.int64))
     rule = water_rule(X, names, calibrated=calibrated)
-    kf = max(k, K_FINE if k_fine is None else k_fine)
-    fine, flab = None, labels
-    if len(X) > kf:
-        # with 10 clusters the local optima are many and close, and the groups' borders move the
-        # water mask: at least FINE_N_INIT restarts, compared on FINE_RESTART_SIZE rows
-        kw = dict(kmeans_kw or {})
-        kw["n_init"] = max(int(kw.get("n_init", 1)), FINE_N_INIT)
-        kw["restart_size"] = FINE_RESTART_SIZE
-        fine = KMeans(n_clusters=kf, random_state=seed, sample_size=FINE_SAMPLE, **kw).fit(Xs)
-        flab = fine.labels_
-        nf = kf
-    else:
-        nf = k
-    fdec = []
+    fine, flab, fdec = _fine_groups(X, Xs, labels, k, opts)
     fwater: list[int] = []
     fdark: list[int] = []
-    for c in range(nf):
+    for c in range(len(fdec)):
         sel = flab == c
         kind, med = rule.group_kind(X[sel], names)
         (fwater if kind == "water" else fdark if kind == "dark" else []).append(c)
         con = med.get("contrast", float("nan"))
-        fdec.append({"id": c, "pixels": int(sel.sum()), "kind": kind, "is_water": kind == "water",
-                     "contrast": round(con, 4) if np.isfinite(con) else None,
-                     **{b: round(v, 4) for b, v in med.items() if b != "contrast"}})
+        fdec[c].update({"pixels": int(sel.sum()), "kind": kind, "is_water": kind == "water",
+                        "contrast": round(con, 4) if np.isfinite(con) else None,
+                        **{b: round(v, 4) for b, v in med.items() if b != "contrast"}})
     if fine is not None:
         fwater, fdark = _drop_tails(X, names, rule, fine.cluster_centers_, flab, fwater, fdark, fdec)
     rule = rule.with_water(X[np.isin(flab, fwater)], names)
     if not fwater:  # no water group: no water, and no pixel is water on its own evidence either
         fwater, fdark = [], []
     elif fine is not None:
-        fwater, fdark = _weigh_groups(X, names, rule, flab, labels, k, fwater, fdark, fdec)
+        fwater, fdark = _weigh_groups(X, names, rule, flab, labels, k, (fwater, fdark), fdec)
     lev = rule.levels(X, names)
     lab = Labeller(names, rule, fine, np.array(fwater, np.int64), None, fdec, np.array(fdark, np.int64))
     # fine.labels_ is fine.predict(Xs), so this is water.decide_rows on the sample without predicting again
     water = decision_of(SimpleNamespace(labeller=lab, water_ids=[])).of_levels(lev, flab if fine is not None else None)
-    for d in fdec:
-        sel = flab == d["id"]
-        d["water_fraction"] = round(float(water[sel].mean()), 4) if sel.any() else 0.0
-        d["own_evidence_fraction"] = round(float((lev[sel] >= OWN_EVIDENCE).mean()), 4) if sel.any() else 0.0
+    for fd in fdec:
+        sel = flab == fd["id"]
+        fd["water_fraction"] = round(float(water[sel].mean()), 4) if sel.any() else 0.0
+        fd["own_evidence_fraction"] = round(float((lev[sel] >= OWN_EVIDENCE).mean()), 4) if sel.any() else 0.0
+    out = _cluster_decisions(X, names, labels, k, rule, water, flab if fine is not None else None, fdec)
+    if not water.any():
+        log.info("no water: no group of pixels is water (%s)", rule.why)
+        for d in out:
+            d.why = "no water in the scene: no group of pixels is water (" + rule.why + "); " + d.why
+    return out, lab
+
+
+def _fine_groups(
+    X: np.ndarray, Xs: np.ndarray, labels: np.ndarray, k: int, opts: LabelOptions
+) -> tuple[Any, np.ndarray, list[dict[str, Any]]]:
+    """The fine clustering of the sample (None when the sample has no more rows than groups: the
+    reported clusters are the groups), each row's group, and one record ``{"id"}`` per group.
+    """
+    from .clustering import KMeans
+
+    kf = max(k, K_FINE if opts.k_fine is None else opts.k_fine)
+    if len(X) <= kf:
+        return None, labels, [{"id": c} for c in range(k)]
+    # with 10 clusters the local optima are many and close, and the groups' borders move the
+    # water mask: at least FINE_N_INIT restarts, compared on FINE_RESTART_SIZE rows
+    kw = dict(opts.kmeans_kw or {})
+    kw["n_init"] = max(int(kw.get("n_init", 1)), FINE_N_INIT)
+    kw["restart_size"] = FINE_RESTART_SIZE
+    fine = KMeans(n_clusters=kf, random_state=opts.seed, sample_size=FINE_SAMPLE, **kw).fit(Xs)
+    return fine, fine.labels_, [{"id": c} for c in range(kf)]
+
+
+def _cluster_decisions(
+    X: np.ndarray,
+    names: Sequence[str],
+    labels: np.ndarray,
+    k: int,
+    rule: WaterRule,
+    water: np.ndarray,
+    flab: Optional[np.ndarray],
+    fdec: list[dict[str, Any]],
+) -> list[ClusterDecision]:
+    """One decision per reported cluster: water when at least half its sampled pixels are
+    (``water``), with the fine groups (``flab``, None without fine clustering) its water is in.
+    """
     cents = describe_clusters(X, names, labels, k)
     counts = np.bincount(labels, minlength=k)
     out = []
@@ -501,11 +540,10 @@ def fit_labeller(
         wf = float(water[sel].mean())
         isw = wf >= 0.5
         cen = cents[c]
-        if fine is not None:
+        if flab is not None:
             parts = [(int(i), float(water[sel & (flab == i)].sum()) / counts[c]) for i in np.unique(flab[sel & water])]
-            carried = ", ".join(
-                f"{i} ({fdec[i]['kind']}, {100 * f:.1f}%)" for i, f in sorted(parts, key=lambda t: -t[1])
-            )
+            parts.sort(key=lambda t: -t[1])
+            carried = ", ".join(f"{i} ({fdec[i]['kind']}, {100 * f:.1f}%)" for i, f in parts)
         else:
             carried = ""
         why = (f"{100 * wf:.1f}% of its sampled pixels are water, so the cluster is "
@@ -513,11 +551,7 @@ def fit_labeller(
         why += f"; its water is in fine groups {carried}" if carried else "; none of its pixels is water"
         stats = {"water_fraction": wf, f"{rule.index}_median": cen[rule.index], f"{rule.dark}_median": cen[rule.dark]}
         out.append(ClusterDecision(c, int(counts[c]), cen, bool(isw), why, stats))
-    if not water.any():
-        log.info("no water: no group of pixels is water (%s)", rule.why)
-        for cd in out:
-            cd.why = "no water in the scene: no group of pixels is water (" + rule.why + "); " + cd.why
-    return out, lab
+    return out
 
 
 def _drop_tails(X: np.ndarray, names: Sequence[str], rule: WaterRule, centres: np.ndarray, flab: np.ndarray,
@@ -546,9 +580,10 @@ def _drop_tails(X: np.ndarray, names: Sequence[str], rule: WaterRule, centres: n
 
 
 def _weigh_groups(X: np.ndarray, names: Sequence[str], rule: WaterRule, flab: np.ndarray, labels: np.ndarray, k: int,
-                  fwater: list[int], fdark: list[int], fdec: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
+                  groups: tuple[list[int], list[int]], fdec: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
     """Which fine groups' pixels are water unless they show land (need 1), and which only on
-    their own water evidence (need 2): the reported clusters weigh in.
+    their own water evidence (need 2): the reported clusters weigh in.  ``groups`` are the water
+    and the dark fine groups.
 
     Water groups need 1.  A reported (user's k) cluster is water when most of its sampled pixels
     are in water groups; the dark groups that lie mostly in such a cluster are carried by it when,
@@ -557,21 +592,22 @@ def _weigh_groups(X: np.ndarray, names: Sequence[str], rule: WaterRule, flab: np
     small green - NIR gap in the lakes' cluster, however k-means splits them).  Other dark groups
     need each pixel's own evidence.
     """
+    fwater, fdark = groups
     in_water = np.isin(flab, fwater)
     strong = [bool((labels == c).any() and in_water[labels == c].mean() >= 0.5) for c in range(k)]
     homes = {g: int(np.argmax(np.bincount(labels[flab == g], minlength=k))) for g in fdark}
     need1: list[int] = list(fwater)
     need2: list[int] = []
     for c in range(k):
-        groups = [g for g in fdark if homes[g] == c]
-        if not groups:
+        home = [g for g in fdark if homes[g] == c]
+        if not home:
             continue
         carried = False
         if strong[c]:
-            _, med = rule.group_kind(X[np.isin(flab, groups)], names)
+            _, med = rule.group_kind(X[np.isin(flab, home)], names)
             carried = med[rule.index] > 0 and med["contrast"] > 0.5 * rule.t_contrast
-        (need1 if carried else need2).extend(groups)
-        for g in groups:
+        (need1 if carried else need2).extend(home)
+        for g in home:
             fdec[g]["carried_by_cluster"] = c if carried else None
     return sorted(need1), sorted(need2)
 

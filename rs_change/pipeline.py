@@ -340,34 +340,25 @@ def _finish_outputs(
         if rasters.series is not None:
             extra.update(rasters.series.finish(jobs))
             blocks.update(rasters.series.staging())
-        return _stage_and_commit(cfg, out, ref, models, rasters, summary, _Staging(tmp, jobs, blocks, extra))
+        staged = _stage_products(cfg, tmp, ref, models, rasters, summary, jobs, blocks)
+        staged.update(extra)  # clusters_<date>.tif/.png, model_<date>.json, series rasters
+        jobs.wait()  # every COG and PNG written
+        # catalog.json and its Items (rs_change.catalog), from the staged files' headers
+        staged.update(write_catalog(tmp, [dm.source.date.isoformat() for dm in models], list(staged), ref))
+        # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
+        write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))  # folders file by file
+        return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
 
 
-@dataclass
-class _Staging:
-    """Where :func:`_stage_and_commit` stages a run's outputs and what is there already."""
-
-    #: the staging folder inside the output folder (:func:`rs_change.outputs.staging_dir`)
-    tmp: Path
-    #: the writer threads that convert COGs and draw PNGs (:class:`rs_change.engine.WriteJobs`)
-    jobs: WriteJobs
-    #: output name -> the block-written staging file of the same pixels (read by polygons and figures)
-    blocks: dict[str, Path]
-    #: outputs staged already (cluster maps, models, series rasters, clear counts)
-    extra: dict[str, Path]
-
-
-def _stage_and_commit(
-    cfg: RunConfig, out: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
-    summary: dict[str, Any], staging: _Staging,
-) -> list[Path]:
-    """Water and change COGs with their styles, report figures, polygons, summary, config and
-    manifest staged in ``staging.tmp`` (``staging.extra``: outputs staged already), then swapped
-    into ``out``.
+def _stage_products(
+    cfg: RunConfig, tmp: Path, ref: Grid, models: Sequence[DateModel], rasters: RunRasters,
+    summary: dict[str, Any], jobs: WriteJobs, blocks: dict[str, Path],
+) -> dict[str, Path]:
+    """Water and change COGs with their styles, report figures, polygons, summary and config
+    staged in ``tmp`` (the COGs and figures as ``jobs``, not waited for); output name -> file.
     """
     from .engine import layer_threads, polygon_threads
 
-    tmp, jobs, blocks, extra = staging.tmp, staging.jobs, staging.blocks, staging.extra
     staged: dict[str, Path] = {}
     dates = [dm.source.date.isoformat() for dm in models]
     cogs = [(water_tif(d), wr) for d, wr in zip(dates, rasters.water)]
@@ -415,11 +406,4 @@ def _stage_and_commit(
         staged[CHANGE_CSV] = write_csv(tmp / CHANGE_CSV, change_rows(summary))
     (tmp / CONFIG_YAML).write_text(cfg.to_yaml(), encoding="utf-8")
     staged[CONFIG_YAML] = tmp / CONFIG_YAML
-    staged.update(extra)  # clusters_<date>.tif/.png, model_<date>.json, series rasters
-    jobs.wait()  # every COG and PNG written
-    # catalog.json and its Items (rs_change.catalog), from the staged files' headers
-    staged.update(write_catalog(tmp, [dm.source.date.isoformat() for dm in models], list(staged), ref))
-    # manifest.json last (sha256 of every staged file), then swap the whole set in (rs_change.outputs)
-    # folders (water.gdb ...) file by file
-    write_manifest(tmp, manifest_files(tmp, list(staged)), config_hash(cfg.to_yaml()))
-    return commit(out, tmp, [*staged, MANIFEST], replace=previous_outputs(out))
+    return staged

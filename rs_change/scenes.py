@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -152,11 +152,9 @@ def read_scene(
     bands: Optional[Mapping[str, int]] = None,
     *,
     date: Union[str, _dt.date, None] = None,
-    nodata: Optional[float] = None,
-    scale: Optional[float] = None,
-    offset: Optional[float] = None,
     like: Union["Scene", Grid, None] = None,
     resampling: str = defaults.RESAMPLING,
+    **band_options: Any,
 ) -> Scene:
     """Read a whole scene (a GeoTIFF, or a MODIS folder / glob / HDF) into memory.
 
@@ -172,14 +170,14 @@ def read_scene(
         sensor's).  Give ``sensor`` or ``bands``.
     date : str or datetime.date, optional
         Acquisition date (kept on the scene; names outputs).
-    nodata : float, optional
-        Raw nodata value when the file declares none.
-    scale, offset : float, optional
-        ``reflectance = DN * scale + offset`` (override the profile's).
     like : Scene or Grid, optional
         Read onto this grid (resampled with ``resampling`` as ``rs-change run`` aligns later
         dates onto the first); default the file's own grid.
     resampling : {"bilinear", "nearest", "cubic", "average"}, default "bilinear"
+    **band_options
+        ``nodata`` (float: raw nodata value when the file declares none), ``scale`` and ``offset``
+        (floats: ``reflectance = DN * scale + offset``, overriding the profile's); any other
+        keyword is a ``TypeError``.
 
     Returns
     -------
@@ -192,14 +190,43 @@ def read_scene(
     >>> sorted(s.bands), s.shape  # doctest: +SKIP
     (['blue', 'green', 'nir', 'red'], (724, 942))
     """
-    profile = band_profile(sensor, bands, scale, offset, where=str(path))
+    spec = BandSpec.from_keywords("read_scene", band_options, sensor=sensor, bands=bands)
+    profile = spec.profile(where=str(path))
     d = as_date(date) if date is not None else None
-    src = open_scene(str(path) if is_remote(path) else Path(path), profile, d or _dt.date(1970, 1, 1), nodata)
+    src = open_scene(str(path) if is_remote(path) else Path(path), profile, d or _dt.date(1970, 1, 1), spec.nodata)
     grid = like.grid if isinstance(like, Scene) else (like or src.grid)
     with src.open(grid, resampling) as rd:
         bd, valid = rd.read()  # a QA band (qa_pixel, scl, fmask) has masked its pixels here
     profile = replace(profile, bands={r: b for r, b in profile.bands.items() if r not in QA_ROLES})
     return Scene(bd, valid, grid.transform, grid.crs, profile, d, str(path), src, resampling)
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    """How to read a scene's bands: a named ``sensor`` profile and/or 1-based ``bands`` roles, the
+    raw ``nodata`` value, and ``scale``/``offset`` overrides (``reflectance = DN * scale + offset``).
+    The keywords :func:`read_scene`, :func:`scene_input` and the API functions take, kept together.
+    """
+
+    sensor: Optional[str] = None
+    bands: Optional[Mapping[str, int]] = None
+    nodata: Optional[float] = None
+    scale: Optional[float] = None
+    offset: Optional[float] = None
+
+    @classmethod
+    def from_keywords(cls, caller: str, options: Mapping[str, Any], **given: Any) -> "BandSpec":
+        """The spec of a function's keywords (``options`` plus ``given``); a ``TypeError`` naming
+        ``caller`` and any keyword that is not one of the spec's fields.
+        """
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"{caller}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+        return cls(**{**options, **given})
+
+    def profile(self, where: str = "data") -> BandProfile:
+        """The band profile (:func:`band_profile`) of this spec; ``where`` names the data in errors."""
+        return band_profile(self.sensor, self.bands, self.scale, self.offset, where=where)
 
 
 def band_profile(
@@ -272,19 +299,19 @@ def rio_georef(da: Any) -> tuple[Any, Any]:
 def scene_input(
     data: SceneData,
     *,
-    sensor: Optional[str] = None,
-    bands: Optional[Mapping[str, int]] = None,
-    nodata: Optional[float] = None,
-    scale: Optional[float] = None,
-    offset: Optional[float] = None,
     valid: Optional[np.ndarray] = None,
     transform: Any = None,
     crs: Any = None,
+    **band_options: Any,
 ) -> SceneInput:
     """Scene data of any kind the API accepts (see :mod:`rs_change.api`) -> :class:`SceneInput`:
     band roles from ``sensor``/``bands`` or the data's own names, raw values to physical units and
     the observed mask by :func:`~rs_change.sensors.raw_to_bands`, ``valid`` ANDed in.
+    ``band_options`` are :class:`BandSpec`'s fields (``sensor``, ``bands``, ``nodata``, ``scale``,
+    ``offset``); any other keyword is a ``TypeError``.
     """
+    spec = BandSpec.from_keywords("scene_input", band_options)
+    sensor, bands, nodata = spec.sensor, spec.bands, spec.nodata
     if isinstance(data, Scene):
         v = data.valid if valid is None else (data.valid & np.asarray(valid, bool))
         return SceneInput(dict(data.bands), v, data.transform, data.crs, data.profile)
@@ -330,7 +357,7 @@ def scene_input(
             raise BandProfileError(f"the array has shape {raw.shape}; give (band, y, x) with sensor= or bands=")
         if sensor is None and bands is None:
             raise BandProfileError("name the array's band roles with sensor= or bands={role: 1-based band}")
-    prof = band_profile(sensor, bands, scale, offset)
+    prof = band_profile(sensor, bands, spec.scale, spec.offset)
     prof.check_band_count(raw.shape[0], "data")
     out, v = raw_to_bands({role: raw[b - 1] for role, b in prof.bands.items()}, prof, nodata)
     if valid is not None:

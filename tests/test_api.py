@@ -264,3 +264,16 @@ def test_write_outputs_writes_through_the_run_staging_and_leaves_nothing_on_erro
     api.write_outputs(tmp_path / "b", m2, t, "EPSG:32614", polygons=False, overwrite=True)
     assert (tmp_path / "b" / "change.tif").read_bytes() != first
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(f.name for f in files)
+
+
+def test_band_keywords_are_checked(tmp_path) -> None:
+    """read_scene and the array functions take sensor/bands/nodata/scale/offset; a misspelt one is a TypeError."""
+    data = np.full((4, 3, 3), 100, np.uint16)
+    with pytest.raises(TypeError, match="'nodat'"):
+        rc.read_scene(tmp_path / "none.tif", "naip", nodat=0)
+    from rs_change.scenes import scene_input
+
+    inp = scene_input(data, sensor="naip", scale=0.01, offset=-0.5)
+    assert float(inp.bands["red"][0, 0]) == pytest.approx(0.5)
+    with pytest.raises(TypeError, match="'sclae'"):
+        scene_input(data, sensor="naip", sclae=0.01)

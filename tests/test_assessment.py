@@ -56,6 +56,11 @@ def test_paper_sample_size_and_allocations() -> None:
     assert allocate(641, PAPER_AREA, "minimum", minimum=75, capacity=[30, 1000, 1000, 1000])[0] == 30
     d = design(PAPER_AREA, ["a", "b", "c", "d"], per_class=20, capacity=[5, 100, 100, 100])
     assert d["per_class"] == [5, 20, 20, 20] and d["n"] == 65 and d["allocation"] == "equal"
+    # users_accuracy replaces the guessed accuracies of eq. 13: the paper's 641 points
+    d = design(PAPER_AREA, ["a", "b", "c", "d"], users_accuracy={"a": 0.7, "b": 0.6, "c": 0.9, "d": 0.95})
+    assert d["n_planned"] == 641 and d["expected_users_accuracy"] == [0.7, 0.6, 0.9, 0.95]
+    with pytest.raises(TypeError, match="capacty"):
+        design(PAPER_AREA, ["a", "b", "c", "d"], capacty=[5, 100, 100, 100])
 
 
 def test_doctests() -> None:
