@@ -112,9 +112,11 @@ def waterbodies_png(table: Sequence[Mapping[str, Any]], most_changed: Sequence[M
         label = f"#{wb['wb_id']} {wb['uid']}: " + (
             "first or last date unobserved" if change is None else
             fmt.format(change / scale) + f" {unit}" + (f" ({pct:+,.0f} %)" if pct is not None else ""))
-        ax.plot([dt.date.fromisoformat(r["date"]) for r in ok], [r["wet_m2"] / scale for r in ok], "o-", color=c, label=label)
+        ax.plot([dt.date.fromisoformat(r["date"]) for r in ok], [r["wet_m2"] / scale for r in ok], "o-", color=c,
+                label=label)
         if bad:
-            ax.plot([dt.date.fromisoformat(r["date"]) for r in bad], [r["wet_m2"] / scale for r in bad], "o", mfc="none", color=c)
+            ax.plot([dt.date.fromisoformat(r["date"]) for r in bad], [r["wet_m2"] / scale for r in bad], "o",
+                    mfc="none", color=c)
     ax.set_ylabel(f"wet area ({unit})")
     ax.set_ylim(bottom=0)
     ax.set_title("Waterbodies that changed most: wet area per date")
@@ -126,7 +128,8 @@ def waterbodies_png(table: Sequence[Mapping[str, Any]], most_changed: Sequence[M
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="wb_id uid: change first → last",
                   title_fontsize=8, frameon=False)
     else:
-        ax.text(0.5, 0.5, "no waterbody with a change (see summary.json)", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no waterbody with a change (see summary.json)", ha="center", va="center",
+                transform=ax.transAxes)
     fig.autofmt_xdate()
     fig.tight_layout()
     return _save(fig, path)
@@ -212,7 +215,8 @@ class Panel:
     coords: bool = False
 
 
-def legend_entries(classes: Mapping[int, str], colors: Mapping[int, Sequence[int]]) -> dict[str, tuple[float, float, float, float]]:
+def legend_entries(classes: Mapping[int, str],
+                   colors: Mapping[int, Sequence[int]]) -> dict[str, tuple[float, float, float, float]]:
     """Every class of a product's vocabulary, in its order, unobserved included (label -> RGBA): a
     reader can read the map whatever classes a given area happens to contain.
     """
@@ -390,7 +394,8 @@ def _scale_bar(ax: Any, width_px: int, m_per_px: float) -> Any:
     return box
 
 
-def _ramp_legend(fig: Any, ramp: tuple[list[tuple[float, float, float, float]], str], box: tuple[float, float, float, float]) -> None:
+def _ramp_legend(fig: Any, ramp: tuple[list[tuple[float, float, float, float]], str],
+                 box: tuple[float, float, float, float]) -> None:
     from matplotlib.colors import ListedColormap, Normalize
 
     colors, label = ramp
@@ -401,8 +406,8 @@ def _ramp_legend(fig: Any, ramp: tuple[list[tuple[float, float, float, float]], 
     cb.ax.tick_params(labelsize=7)
 
 
-def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], folder: Path, resampling: str = defaults.RESAMPLING,
-               max_px: int = MAX_PX) -> dict[str, Path]:
+def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], folder: Path,
+               resampling: str = defaults.RESAMPLING, max_px: int = MAX_PX) -> dict[str, Path]:
     """``quicklook_<date>.png`` per date: image, clusters, water and (after the first date) the
     change since the previous date, laid out from the area's shape (:func:`map_figure`).
 
@@ -446,7 +451,8 @@ def quicklooks(models: Sequence[Any], ref: Any, rasters: Mapping[str, Path], fol
         cnames = {v: name for v, _, name in centries}
         panels = [
             Panel(f"{date} image ({', '.join(roles)})", rgb, coords=True),
-            Panel(f"clusters (k={int(dm.kmeans.n_clusters)})", _palette_image(clusters, ccolors), legend_entries(cnames, ccolors)),
+            Panel(f"clusters (k={int(dm.kmeans.n_clusters)})", _palette_image(clusters, ccolors),
+                  legend_entries(cnames, ccolors)),
             Panel("water", _palette_image(wmask, WATER_COLORS), legend_entries(WATER_CLASSES, WATER_COLORS)),
         ]
         if prev is not None:
@@ -476,8 +482,8 @@ def series_pngs(ref: Any, rasters: Mapping[str, Path], folder: Path, max_px: int
         out[FREQUENCY_PNG] = map_figure([panel], ref, Path(folder) / FREQUENCY_PNG)
     if SERIES_CLASSES_TIF in rasters:
         s = _read_dec(rasters[SERIES_CLASSES_TIF], shape)
-        panel = Panel("Series classes (all dates)", _palette_image(s, SERIES_COLORS), legend_entries(SERIES_CLASSES, SERIES_COLORS),
-                      coords=True)
+        panel = Panel("Series classes (all dates)", _palette_image(s, SERIES_COLORS),
+                      legend_entries(SERIES_CLASSES, SERIES_COLORS), coords=True)
         out[SERIES_CLASSES_PNG] = map_figure([panel], ref, Path(folder) / SERIES_CLASSES_PNG)
     if CHANGE_TIF in rasters and FREQUENCY_TIF in rasters:  # a series: the first -> last change of change.tif
         import rasterio
@@ -503,7 +509,8 @@ def area_decimals(summary: Mapping[str, Any]) -> int:
 
 
 def report_figures(folder: Path, summary: Mapping[str, Any], models: Sequence[Any], ref: Any,
-                   rasters: Mapping[str, Path], resampling: str = defaults.RESAMPLING, max_px: int = MAX_PX) -> dict[str, Path]:
+                   rasters: Mapping[str, Path], resampling: str = defaults.RESAMPLING,
+                   max_px: int = MAX_PX) -> dict[str, Path]:
     """``timeseries.csv`` and every figure of the report into ``folder``; returns name -> path.
 
     Needs only ``summary["dates"]`` (so it can run while the polygons are traced) and the

@@ -114,8 +114,8 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str, 
     if not rows:
         return "<p>(none)</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k), kind, decimals))}</td>" for k, _, kind in columns) + "</tr>"
-                   for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k), kind, decimals))}</td>" for k, _, kind in columns)
+                   + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -123,29 +123,35 @@ def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     name = Path(path).name
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)} <span class=\"file\">({html.escape(name)})</span></figcaption></figure>")
+            f"<figcaption>{html.escape(caption)} "
+            f"<span class=\"file\">({html.escape(name)})</span></figcaption></figure>")
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
+_CSS = ("""body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f0f0f0;vertical-align:bottom;max-width:11em}td:first-child,th:first-child{text-align:left}
 td{font-variant-numeric:tabular-nums;white-space:nowrap}img{max-width:100%}p.note{color:#555;font-size:90%}
 .warning{border-left:5px solid #d98c00;background:#fff6e0;padding:0.6em 1em;margin:1em 0}
-figure{margin:1em 0}figcaption{color:#555;font-size:90%}.file{color:#999}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
+figure{margin:1em 0}figcaption{color:#555;font-size:90%}.file{color:#999}"""
+        "pre{background:#f6f6f6;padding:1em;overflow:auto}")
 
 
 def _accuracy_parts(summary: Mapping[str, Any], decimals: int) -> list[str]:
     """The error-adjusted areas ``rs-change assess`` put into the summary (change or a date), as tables."""
     found = [(f"change {c.get('from', '')} → {c.get('to', '')}", c["accuracy"]) for c in [summary.get("change") or {}]
              if isinstance(c.get("accuracy"), Mapping)]
-    found += [(f"water {d.get('date', '')}", d["accuracy"]) for d in summary.get("dates", []) if isinstance(d.get("accuracy"), Mapping)]
+    found += [(f"water {d.get('date', '')}", d["accuracy"]) for d in summary.get("dates", [])
+              if isinstance(d.get("accuracy"), Mapping)]
     parts = []
     for title, a in found:
         conf = a.get("confidence")
         parts += [f"<h2>Error-adjusted areas, {html.escape(title)}</h2>",
-                  f"<p>From {_fmt(a.get('points'), 'int')} labelled reference points (Olofsson et al. 2014; accuracy.json): "
-                  f"overall accuracy {_fmt(a.get('overall_accuracy'), 'ratio')} ± {_fmt(a.get('overall_accuracy_ci'), 'ratio')}; "
-                  f"± is the half-width of the {_fmt(None if conf is None else 100 * conf, 'int')}% confidence interval.</p>",
+                  f"<p>From {_fmt(a.get('points'), 'int')} labelled reference points "
+                  "(Olofsson et al. 2014; accuracy.json): "
+                  f"overall accuracy {_fmt(a.get('overall_accuracy'), 'ratio')} "
+                  f"± {_fmt(a.get('overall_accuracy_ci'), 'ratio')}; "
+                  f"± is the half-width of the {_fmt(None if conf is None else 100 * conf, 'int')}% "
+                  "confidence interval.</p>",
                   _table(a.get("classes", []), _ACCURACY_COLUMNS, decimals)]
     return parts
 
@@ -162,12 +168,16 @@ def _waterbody_parts(summary: Mapping[str, Any], decimals: int) -> list[str]:
     if not isinstance(wb, Mapping):
         return []
     rows = [{"wb_id": r["wb_id"], "uid": r["uid"], "area_km2": r["area_m2"] / 1e6, "first_km2": r["wet_first_m2"] / 1e6,
-             "last_km2": r["wet_last_m2"] / 1e6, "change_km2": (r["change_m2"] / 1e6 if r["change_m2"] is not None else None),
+             "last_km2": r["wet_last_m2"] / 1e6,
+             "change_km2": (r["change_m2"] / 1e6 if r["change_m2"] is not None else None),
              "change_pct": r["change_pct"]} for r in wb.get("most_changed", [])]
-    return [f"<h2>Waterbodies</h2><p>{wb.get('count', 0):,} waterbodies ({_fmt(wb.get('extent_km2'), 'km2', decimals)} km² of "
-            f"extent): regions of pixels that were water on at least {_fmt(100 * wb.get('extent_share', 0), 'pct')} % of the "
-            f"dates they were observed on, each with a core of pixels water on at least {_fmt(100 * wb.get('core_share', 0), 'pct')} % "
-            f"of at least {wb.get('min_observations')} observed dates, and at least {_fmt(wb.get('min_area_m2'), 'm2')} m². "
+    return [f"<h2>Waterbodies</h2><p>{wb.get('count', 0):,} waterbodies "
+            f"({_fmt(wb.get('extent_km2'), 'km2', decimals)} km² of "
+            f"extent): regions of pixels that were water on at least {_fmt(100 * wb.get('extent_share', 0), 'pct')} % "
+            "of the dates they were observed on, each with a core of pixels water on at least "
+            f"{_fmt(100 * wb.get('core_share', 0), 'pct')} % "
+            f"of at least {wb.get('min_observations')} observed dates, "
+            f"and at least {_fmt(wb.get('min_area_m2'), 'm2')} m². "
             "Every date's wet area per waterbody is in waterbodies.csv, the polygons in the waterbodies layer. "
             "The waterbodies whose wet area changed most from the first to the last date:</p>",
             _table(rows, _WATERBODY_COLUMNS, decimals),
@@ -191,16 +201,19 @@ def _where(grid: Mapping[str, Any]) -> list[str]:
     px = grid.get("pixel_size") or [abs(t.a), abs(t.e)]
     units = grid.get("crs_units", "")
     tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    corners = [("north-west", 0, 0), ("north-east", w, 0), ("south-west", 0, h), ("south-east", w, h), ("centre", w / 2, h / 2)]
+    corners = [("north-west", 0, 0), ("north-east", w, 0), ("south-west", 0, h), ("south-east", w, h),
+               ("centre", w / 2, h / 2)]
     rows = []
     for name, c, r in corners:
         lon, lat = tr.transform(*(t * (c, r)))
-        rows.append({"corner": name, "lon": _degree_label(lon, 1e-4, "E", "W"), "lat": _degree_label(lat, 1e-4, "N", "S")})
+        rows.append({"corner": name, "lon": _degree_label(lon, 1e-4, "E", "W"),
+                     "lat": _degree_label(lat, 1e-4, "N", "S")})
     parts = [
         "<h2>Area covered</h2>",
         f"<p>Grid: {html.escape(str(crs)[:80])}, {h:,} rows × {w:,} columns of {px[0]:.6g} × {px[1]:.6g} "
         f"{html.escape(str(units))}; on the ground a pixel is {mx:,.1f} m × {my:,.1f} m "
-        f"at the centre and {_fmt(grid.get('mean_pixel_area_m2'), 'm2')} m² on average. The maps below are drawn north up, with "
+        f"at the centre and {_fmt(grid.get('mean_pixel_area_m2'), 'm2')} m² on average. "
+        "The maps below are drawn north up, with "
         f"longitude / latitude ticks (WGS 84) and a scale bar of ground distance at the map's centre.</p>",
         _table(rows, [("corner", "Corner", "text"), ("lon", "Longitude", "text"), ("lat", "Latitude", "text")], 0),
     ]
@@ -217,7 +230,9 @@ def _caption(name: str, dates: Sequence[str]) -> str:
     if name == TIMESERIES_PNG:
         return "Water area per date (km²)"
     if name == CHANGE_PNG:
-        return f"Change from the first to the last date ({dates[0]} → {dates[-1]})" if dates else "Change, first to last date"
+        if not dates:
+            return "Change, first to last date"
+        return f"Change from the first to the last date ({dates[0]} → {dates[-1]})"
     if name == FREQUENCY_PNG:
         return "Water frequency: the share of the dates a pixel was observed on that it was water"
     if name == SERIES_CLASSES_PNG:
@@ -226,7 +241,8 @@ def _caption(name: str, dates: Sequence[str]) -> str:
         return "Wet area per date of the waterbodies that changed most (hollow: too much of it unobserved that date)"
     for i, d in enumerate(dates):
         if name == quicklook_png(d):
-            return f"{d}: image, clusters, water" + (f" and change since {dates[i - 1]}" if i else " (the first date: no change map)")
+            return f"{d}: image, clusters, water" + (f" and change since {dates[i - 1]}" if i
+                                                     else " (the first date: no change map)")
     return name
 
 
@@ -252,7 +268,8 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rs-change report</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>rs-change report</h1><p>{len(dates)} date(s), {html.escape(iso[0] if iso else '')}"
-        f" – {html.escape(iso[-1] if iso else '')}; rs-change {html.escape(str(summary.get('rs_change_version', '')))}. "
+        f" – {html.escape(iso[-1] if iso else '')}; "
+        f"rs-change {html.escape(str(summary.get('rs_change_version', '')))}. "
         "Every area is ground area (on the ellipsoid), in km².</p>",
         *_where(summary.get("grid", {})),
         "<h2>Water per date</h2>",
@@ -263,19 +280,21 @@ def report_html(summary: Mapping[str, Any], config_yaml: str, figures: Mapping[s
         c = summary["change"]
         parts += [f"<h2>Change, first to last date ({html.escape(c['from'])} → {html.escape(c['to'])})</h2>",
                   _table([c], _CHANGE_COLUMNS, nd),
-                  "<p class=\"note\">Only pixels observed on both dates count; the net change in % is relative to the first "
-                  "date's water on those pixels.</p>"]
+                  "<p class=\"note\">Only pixels observed on both dates count; "
+                  "the net change in % is relative to the first date's water on those pixels.</p>"]
     parts += _accuracy_parts(summary, nd)
     if len(dates) >= 3 and summary.get("transitions"):  # with 2 dates, the one transition is the change above
         parts += ["<h2>Change between consecutive dates</h2>",
-                  _table(summary["transitions"], [("from", "From", "text"), ("to", "To", "text"), *_CHANGE_COLUMNS], nd)]
+                  _table(summary["transitions"], [("from", "From", "text"), ("to", "To", "text"), *_CHANGE_COLUMNS],
+                         nd)]
     if len(dates) >= 3 and summary.get("series"):  # with 2 dates, the classes are the change above
         s = summary["series"]
         px = s.get("classes_pixels", {})
         parts += ["<h2>Series classes (all dates)</h2>",
                   _table([{"class": k, "km2": v, "pixels": px.get(k)} for k, v in s.get("classes_km2", {}).items()],
                          [("class", "Class", "text"), ("km2", "Area (km²)", "km2"), ("pixels", "Pixels", "int")], nd),
-                  f"<p>Area-weighted mean water frequency: {_fmt(s.get('mean_frequency_percent'), 'pct')} % of the observed dates.</p>"]
+                  "<p>Area-weighted mean water frequency: "
+                  f"{_fmt(s.get('mean_frequency_percent'), 'pct')} % of the observed dates.</p>"]
     if summary.get("polygons"):
         p = summary["polygons"]
         parts += [f"<h2>Polygons</h2><p>Minimum area {_fmt(p.get('min_area_m2'), 'm2')} m², simplification "
