@@ -376,7 +376,7 @@ def _report_writer(out: Path, summary: Mapping[str, Any]) -> Optional[Callable[[
     """
     if not (out / REPORT_HTML).is_file() or not (out / CONFIG_YAML).is_file():
         return None
-    from .report import report_html
+    from .report_page import report_html
 
     dates = [d["date"] for d in summary.get("dates", [])]
     figs = {n: out / n for n in report_names(dates, len(dates) >= 3) if n.endswith(".png") and (out / n).is_file()}

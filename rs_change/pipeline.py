@@ -372,7 +372,8 @@ def _stage_products(
     staged.update(style_outputs(staged))  # .qml + .aux.xml beside water and change maps, a ramp .qml beside fractions
     figures = None
     if cfg.output.report:  # timeseries.csv/png, quicklooks, frequency/series PNGs (rs_change.report)
-        from .report import report_figures, report_page
+        from .report import report_figures
+        from .report_page import report_page
 
         # first: its decimated reads of the scenes overlap the polygons' first strips, not their peak
         figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks,

@@ -424,7 +424,7 @@ def test_stac_fetches_and_applies_the_scl_asset(tmp_path: Path, capsys: pytest.C
     csv_rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     head = csv_rows[0].split(",")
     assert float(csv_rows[1].split(",")[head.index("masked_total_km2")]) == d["masked_total_km2"]
-    from rs_change.report import _date_columns
+    from rs_change.report_page import _date_columns
 
     assert "masked_total_km2" in [c[0] for c in _date_columns(summary["dates"])]
     recorded = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())

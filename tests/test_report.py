@@ -19,7 +19,7 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from rs_change import area, report
+from rs_change import area, report, report_page
 from rs_change.change import CHANGE_CLASSES, CHANGE_COLORS
 from rs_change.config import RunConfig
 from rs_change.export import WATER_CLASSES, WATER_COLORS
@@ -342,8 +342,8 @@ def test_report_tables_have_plain_headers_units_and_one_rounding(series_run):
 
 
 def test_km2_formatting_is_one_rule():
-    assert report._fmt(20091.4, "km2", 1) == "20,091.4" and report._fmt(13.1625, "km2", 1) == "13.2"
-    assert report._fmt(0.00004, "km2", 2) == "< 0.01" and report._fmt(0.0, "km2", 2) == "0.00"
+    assert report_page._fmt(20091.4, "km2", 1) == "20,091.4" and report_page._fmt(13.1625, "km2", 1) == "13.2"
+    assert report_page._fmt(0.00004, "km2", 2) == "< 0.01" and report_page._fmt(0.0, "km2", 2) == "0.00"
     assert report.area_decimals({"dates": [{"water_km2": 22570.9}, {"water_km2": 2097.6}]}) == 1
     assert report.area_decimals({"dates": [{"water_km2": 2.0666}, {"water_km2": 3.85}]}) == 2
 
