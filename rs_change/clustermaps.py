@@ -186,7 +186,9 @@ def _legend_strip(legend: Sequence[tuple[int, Sequence[int], str]], width: int, 
     height = int(math.ceil(font_px * (1.7 * rows + 1.2)))
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
     canvas = FigureCanvasAgg(fig)
-    handles = [Patch(facecolor=_rgba01(c), edgecolor="0.45", linewidth=0.6, label=name) for _, c, name in legend]
+    # patches without anti-aliasing: their pixels are the legend's colours exactly (one palette entry each)
+    handles = [Patch(facecolor=_rgba01(c), edgecolor="0.45", linewidth=0.6, label=name, antialiased=False)
+               for _, c, name in legend]
     with matplotlib.rc_context({"legend.handleheight": 0.9, "legend.handlelength": 1.6}):
         fig.legend(handles=handles, ncol=ncol, fontsize=font_px * 72.0 / dpi, frameon=False, loc="center")
     canvas.draw()
@@ -198,55 +200,70 @@ def write_cluster_png(tif: str | Path, png: str | Path,
     """The cluster map as a picture with its legend: ``clusters_<date>.tif`` decimated (nearest)
     to ``max_size`` pixels on the long side, one image pixel per map pixel, each value in its
     colour of ``legend`` (:func:`cluster_legend`; unobserved in its grey, as QGIS and the report
-    draw it), and below the map every legend entry, unobserved included, in a font that grows
-    with the picture so that it stays readable when the picture is shown whole.
+    draw it; values without an entry black), and below the map every legend entry, unobserved
+    included, in a font that grows with the picture so that it stays readable when the picture is
+    shown whole.
 
     The PNG is a picture (as in the article's figures); the georeferenced map is the ``.tif``.
-    GDAL streams the map into the PNG through a VRT that decimates it and looks its colours up,
-    so only the legend strip is held in memory.
+    It is a paletted PNG: the map is read once, decimated, and its values are the palette's
+    indices, so the picture costs one byte a pixel to hold and to compress (a third of RGB).
     """
-    import html
-
     import rasterio
-    import rasterio.shutil
-    from rasterio.io import MemoryFile
+    from rasterio.enums import Resampling
 
     with rasterio.open(tif) as src:
         f = max(1.0, max(src.height, src.width) / max_size)
         oh, ow = max(1, int(round(src.height / f))), max(1, int(round(src.width / f)))
-        h, w = src.height, src.width
+        ids = src.read(1, out_shape=(oh, ow), resampling=Resampling.nearest)
     font_px = max(12.0, ow / 64.0)  # about 15 px on a 934 px map, 64 px on a 4096 px one
     width = max(ow, int(24 * font_px))  # a small map gets a wider page, so the legend fits
     strip = _legend_strip(legend, width, font_px)
-    lh = strip.shape[0]
+    palette, strip_idx, white, black = _png_palette(legend, strip)
+    index = np.full(256, black, np.uint8)  # map value -> palette index: its own, or black
+    for v, _, _ in legend:
+        index[int(v)] = int(v)
+    page = np.full((oh + strip.shape[0], width), white, np.uint8)
     x0 = (width - ow) // 2
-    colors = {int(v): (list(c) + [255])[:3] for v, c, _ in legend}
-    name = html.escape(str(tif))
-    with MemoryFile() as mem:
-        with warnings.catch_warnings():  # the strip is a picture: no georeferencing
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with mem.open(driver="GTiff", width=width, height=lh, count=3, dtype="uint8") as dst:
-                dst.write(np.moveaxis(strip, 2, 0))
-        bands = []
-        for b in range(3):
-            lut = ",".join(f"{v}:{colors.get(v, (0, 0, 0))[b]}" for v in range(256))  # other values: black
-            bands.append(
-                f'<VRTRasterBand dataType="Byte" band="{b + 1}">'
-                # white page: the strip scaled to one value over the whole picture, then the map and the legend
-                f'<ComplexSource><SourceFilename relativeToVRT="0">{html.escape(mem.name)}</SourceFilename>'
-                f'<SourceBand>{b + 1}</SourceBand><ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio>'
-                f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{lh}"/>'
-                f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{oh + lh}"/></ComplexSource>'
-                f'<ComplexSource resampling="nearest"><SourceFilename relativeToVRT="0">{name}</SourceFilename>'
-                f'<SourceBand>1</SourceBand><LUT>{lut}</LUT><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
-                f'<DstRect xOff="{x0}" yOff="0" xSize="{ow}" ySize="{oh}"/></ComplexSource>'
-                f'<SimpleSource><SourceFilename relativeToVRT="0">{html.escape(mem.name)}</SourceFilename>'
-                f'<SourceBand>{b + 1}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{lh}"/>'
-                f'<DstRect xOff="0" yOff="{oh}" xSize="{width}" ySize="{lh}"/></SimpleSource></VRTRasterBand>')
-        vrt = f'<VRTDataset rasterXSize="{width}" rasterYSize="{oh + lh}">{"".join(bands)}</VRTDataset>'
-        with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml next to the PNG: the .tif is the georeferenced map
-            rasterio.shutil.copy(vrt, str(png), driver="PNG")
+    page[:oh, x0:x0 + ow] = index[ids]
+    page[oh:] = strip_idx
+    with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml: the .tif is the map
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # a picture: no georeferencing
+        with rasterio.open(png, "w", driver="PNG", width=width, height=page.shape[0], count=1, dtype="uint8") as dst:
+            dst.write(page, 1)
+            dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(palette)})
     return Path(png)
+
+
+def _png_palette(legend: Sequence[tuple[int, Sequence[int], str]], strip: np.ndarray
+                 ) -> tuple[list[tuple[int, int, int]], np.ndarray, int, int]:
+    """The 256 colours of :func:`write_cluster_png`'s picture and the legend strip in them.
+
+    Each legend value keeps its own index (the map is written as it is); the free indices hold
+    white, black, then the strip's most frequent other colours (its text's greys).  A strip colour
+    left without an index (rare shades of the text's edges) takes the nearest one.  Returns the
+    palette, the strip as indices, and the indices of white and black.
+    """
+    palette: list[Optional[tuple[int, int, int]]] = [None] * 256
+    for v, c, _ in legend:
+        palette[int(v)] = (int(c[0]), int(c[1]), int(c[2]))
+    free = [i for i in range(256) if palette[i] is None]
+    if len(free) < 2:
+        raise ValueError(f"a cluster picture holds at most 254 legend entries, not {len(legend)}")
+    white, black = free[0], free[1]
+    palette[white], palette[black] = (255, 255, 255), (0, 0, 0)
+    px = strip.reshape(-1, 3).astype(np.int32)
+    keys, inverse, counts = np.unique(px[:, 0] << 16 | px[:, 1] << 8 | px[:, 2], return_inverse=True,
+                                      return_counts=True)  # one number per colour: a 1-d sort
+    colours = np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1)
+    known = {c: i for i, c in enumerate(palette) if c is not None}
+    extra = [tuple(int(x) for x in colours[j]) for j in np.argsort(-counts, kind="stable")]
+    for i, c in zip(free[2:], [c for c in extra if c not in known]):
+        palette[i] = c  # type: ignore[assignment]
+    filled = [(i, c) for i, c in enumerate(palette) if c is not None]
+    table = np.array([c for _, c in filled], np.int32)
+    nearest = ((colours[:, None, :] - table[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)  # exact where listed
+    strip_idx = np.array([i for i, _ in filled], np.uint8)[nearest][inverse.ravel()].reshape(strip.shape[:2])
+    return [c or (0, 0, 0) for c in palette], strip_idx, white, black
 
 
 def cluster_writer_kwargs(decisions: Sequence[ClusterDecision], water: Sequence[int], calibrated: bool, date: str,
