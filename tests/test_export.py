@@ -301,10 +301,41 @@ def test_cluster_png_is_the_nearest_decimated_map(tmp_path):
         x0 = (img.shape[1] - shape[1]) // 2
         return img[:shape[0], x0:x0 + shape[1]]
 
+    with warnings.catch_warnings():  # a picture: no georeferencing
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(full) as png:  # paletted: one byte a pixel
+            assert png.count == 1 and png.colorinterp[0] == rasterio.enums.ColorInterp.palette
     assert (map_part(full, (60, 80)) == lut[arr]).all()
     with rasterio.open(tif) as t:
         dec = t.read(1, out_shape=(30, 40), resampling=rasterio.enums.Resampling.nearest)
     assert (map_part(small, (30, 40)) == lut[dec]).all()
+
+
+def test_write_jobs_are_shared_by_the_thread_that_waits():
+    """A thread whose own work is over runs the jobs no writer thread has started (each job once),
+    and result() of one job runs the others meanwhile instead of blocking."""
+    import threading
+
+    from rs_change.engine import WriteJobs
+
+    ran: list[tuple[int, str]] = []
+    gate = threading.Event()
+
+    def job(i):
+        if i == 0:
+            gate.wait(5)  # keeps the one writer thread busy
+        ran.append((i, threading.current_thread().name))
+        return i
+
+    with WriteJobs(1) as jobs:
+        futs = [jobs.submit(job, i) for i in range(4)]
+        jobs.start()
+        assert jobs.result(futs[2]) == 2  # runs 1 and 2 here while job 0 holds the writer
+        gate.set()
+        jobs.wait()
+    assert sorted(i for i, _ in ran) == [0, 1, 2, 3]  # each job once
+    here = {i for i, name in ran if name == threading.current_thread().name}
+    assert {1, 2} <= here and 0 not in here
 
 
 def test_write_jobs_run_by_priority_and_reraise(tmp_path):
