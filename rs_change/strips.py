@@ -23,7 +23,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -250,6 +250,22 @@ class _Pieces:
     geoms: np.ndarray  # object (p,) polygons, pixel coordinates of the whole raster
     top: np.ndarray  # (t, 3) int64: [x0, x1, piece] runs of the strip's first row, columns x0..x1-1
     bottom: np.ndarray  # (b, 3) int64: the same for its last row
+    sums: Optional[np.ndarray] = None  # float64 (p, m): a StripSource's measure of each piece
+
+
+@dataclass(frozen=True)
+class StripSource:
+    """A raster for :func:`strip_regions_many` given by functions of its strips instead of a file.
+
+    ``read(r0, r1)`` returns rows ``r0 .. r1 - 1`` of the codes to trace.  ``measure(codes, r0, r1,
+    pixel_areas)``, if given, returns float64 ``(p, m)``: ``m`` sums over the pixels of each of the
+    strip's ``p`` pieces, in the pieces' order (code order, then raster order of their first pixel:
+    for a single code, the order of ``scipy.ndimage.label``'s labels); the regions' sums are
+    returned as ``sums``.  Both are called from the tracing threads, one strip at a time each.
+    """
+
+    read: Callable[[int, int], np.ndarray]
+    measure: Optional[Callable[[np.ndarray, int, int, np.ndarray], np.ndarray]] = None
 
 
 def _column_prefix(pa: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -360,6 +376,7 @@ class _Regions:
         self.code_l: list[np.ndarray] = []
         self.piece_id: list[np.ndarray] = []
         self.piece_geom: list[np.ndarray] = []
+        self.sums_l: list[np.ndarray] = []
         self.raster_m2 = {int(c): 0.0 for c in values}
         self.prev = np.zeros((0, 4), np.int64)  # [x0, x1, node, code] runs of the last row above
 
@@ -382,6 +399,8 @@ class _Regions:
         self.code_l.append(pc.code)
         self.piece_id.append(base + np.arange(n, dtype=np.int64))
         self.piece_geom.append(pc.geoms)
+        if pc.sums is not None:
+            self.sums_l.append(pc.sums)
         top = (
             np.column_stack([pc.top[:, :2], base + pc.top[:, 2], pc.code[pc.top[:, 2]]])
             if len(pc.top)
@@ -418,8 +437,13 @@ class _Regions:
         n_all = len(uf.parent)
         if n_all == 0:
             return {"roots": np.zeros(0, np.int64), "code": np.zeros(0, np.int64), "area_m2": np.zeros(0),
-                    "pixels": np.zeros(0, np.int64), "geometry": np.zeros(0, object), "raster_m2": self.raster_m2}
+                    "pixels": np.zeros(0, np.int64), "geometry": np.zeros(0, object), "raster_m2": self.raster_m2,
+                    "sums": np.zeros((0, 0))}
         root_of = np.fromiter((uf.find(i) for i in range(n_all)), np.int64, n_all)
+        sums = np.zeros((0, 0))
+        if self.sums_l:
+            piece_sums = np.concatenate(self.sums_l)
+            sums = np.stack([np.bincount(root_of, weights=c, minlength=n_all) for c in piece_sums.T], axis=1)
         area = np.bincount(root_of, weights=np.concatenate(self.area_l), minlength=n_all)
         pix = np.bincount(root_of, weights=np.concatenate(self.pix_l), minlength=n_all).astype(np.int64)
         code = np.concatenate(self.code_l)
@@ -449,12 +473,12 @@ class _Regions:
         for i in joined:  # a region traced in one piece is already in GDAL's form
             geoms[i] = _canonical(geoms[i])
         return {"roots": roots, "code": code[roots], "area_m2": area[roots], "pixels": pix[roots], "geometry": geoms,
-                "raster_m2": self.raster_m2}
+                "raster_m2": self.raster_m2, "sums": sums[roots] if len(sums) else sums}
 
 
 def strip_regions_many(
-    rasters: Sequence[tuple[str | Path, Mapping[int, str]]], grid: Grid, rows: Optional[int] = None, band: int = 1,
-    workers: int = 1, finish_workers: int = 1,
+    rasters: Sequence[tuple[str | Path | StripSource, Mapping[int, str]]], grid: Grid, rows: Optional[int] = None,
+    band: int = 1, workers: int = 1, finish_workers: int = 1,
 ) -> list[dict[str, Any]]:
     """Connected regions of each code of several rasters on one grid, found strip by strip in one
     pass over the strips.
@@ -466,7 +490,7 @@ def strip_regions_many(
 
     Parameters
     ----------
-    rasters : sequence of (path, values)
+    rasters : sequence of (path or StripSource, values)
         Single-band integer rasters on ``grid`` (e.g. water masks, change maps) and the codes
         (code -> class name) to find in each.
     grid : Grid
@@ -488,8 +512,9 @@ def strip_regions_many(
     list of dict
         One per raster, in order: ``roots`` int64 (n,) region ids in output order (code order,
         then raster order of the first pixel), ``code`` (n,), ``area_m2`` float64 (n,),
-        ``pixels`` int64 (n,), ``geometry`` object (n,) shapely polygons in the grid's CRS, and
-        ``raster_m2`` {code: ground area of every pixel of that code}.
+        ``pixels`` int64 (n,), ``geometry`` object (n,) shapely polygons in the grid's CRS,
+        ``raster_m2`` {code: ground area of every pixel of that code}, and ``sums`` float64 (n, m)
+        of a :class:`StripSource` with a ``measure`` (else (0, 0)).
     """
     import rasterio
     from rasterio.windows import Window
@@ -505,12 +530,22 @@ def strip_regions_many(
 
     def trace(r0: int) -> list[_Pieces]:
         h = min(rows, H - r0)
-        prefix = _column_prefix(np.asarray(area_rows(r0, r0 + h), np.float64), h, W)  # for every raster
+        pa = np.asarray(area_rows(r0, r0 + h), np.float64)
+        prefix = _column_prefix(pa, h, W)  # for every raster
         out = []
-        for (path, _), st in zip(rasters, state):
-            with rasterio.open(path) as ds:
-                arr = ds.read(band, window=Window(0, r0, W, h))
-            out.append(_trace_strip(arr, prefix, r0, st.codes))
+        for (src, _), st in zip(rasters, state):
+            if isinstance(src, StripSource):
+                arr = np.asarray(src.read(r0, r0 + h))
+            else:
+                with rasterio.open(src) as ds:
+                    arr = ds.read(band, window=Window(0, r0, W, h))
+            pc = _trace_strip(arr, prefix, r0, st.codes)
+            if isinstance(src, StripSource) and src.measure is not None:
+                pc.sums = np.asarray(src.measure(arr, r0, r0 + h, pa), np.float64)
+                if len(pc.sums) != len(pc.code):
+                    raise RuntimeError(f"strip at row {r0}: {len(pc.sums)} measured regions for {len(pc.code)} traced; "
+                                       "please report this")
+            out.append(pc)
         return out
 
     with Engine("threads" if workers > 1 else "synchronous", workers) as eng:

@@ -22,11 +22,11 @@ other figure (:func:`rs_change.area.pixel_area_rows`); ``wet_pct`` is left empty
 ``max_invalid_pct`` % of the waterbody was unobserved.
 
 Bounded memory: pass 2 writes each pixel's class (0 none, 1 extent, 2 core: :func:`pixel_classes`)
-block by block; :func:`label_strips` labels the extent strip by strip (regions joined across strip
-edges), :func:`measure_strips` sums the areas of every waterbody and date strip by strip, and the
-outlines are traced strip by strip (:mod:`rs_change.strips`).  Memory is a strip plus a few numbers
-per region, whatever the scene's size.  Every step is sequential over the strips: the same masks
-give the same bytes whatever the scheduler.
+block by block; :func:`trace_extent` then traces the outlines of the extent's regions strip by
+strip (:mod:`rs_change.strips`, regions joined across strip edges) and, in the same pass, sums the
+core, water, land and unobserved areas of each strip's regions, which are added up over the
+pieces of a region.  Memory is a strip plus a few numbers per region, whatever the scene's size.
+Strips are joined in order: the same masks give the same bytes whatever the scheduler.
 """
 
 from __future__ import annotations
@@ -132,17 +132,14 @@ def pixel_classes(masks: Sequence[np.ndarray], core_share: float = CORE_SHARE, e
 
 
 # ---------------------------------------------------------------------------------------------
-# Strip by strip: regions of the extent, then the sums of every waterbody and date
+# Strip by strip: the regions of the extent, their outlines and sums
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Extents:
-    """The regions of the extent found by :func:`label_strips`, and which are waterbodies.
-
-    ``lut`` maps a provisional label (as written strip by strip) to its waterbody id: 1 .. n in
-    raster order of the waterbody's first pixel, 0 for regions that are not waterbodies.
+    """The regions of the extent found by :func:`trace_extent`, and which are waterbodies
+    (waterbody 1 .. n in raster order of its first pixel).
     """
 
-    lut: np.ndarray  # int32 (labels + 1,)
     pixels: np.ndarray  # int64 (n,) of waterbodies 1 .. n
     area_m2: np.ndarray  # float64 (n,)
     core_m2: np.ndarray  # float64 (n,)
@@ -156,7 +153,7 @@ class Extents:
         return int(len(self.pixels))
 
 
-#: Pixels per strip of :func:`label_strips` and :func:`measure_strips` (memory is ~40 bytes a pixel)
+#: Pixels per strip of :func:`trace_extent` (memory is ~40 bytes a pixel)
 STRIP_PIXELS = 2_000_000
 
 
@@ -164,138 +161,90 @@ def _strip_rows(width: int) -> int:
     return int(max(16, min(1024, STRIP_PIXELS // max(width, 1))))
 
 
-def label_strips(read_classes: Callable[[int, int], np.ndarray], shape: tuple[int, int],
-                 area_rows: Callable[[int, int], np.ndarray], write_labels: Callable[[np.ndarray, int], None],
-                 min_area_m2: float, rows: Optional[int] = None) -> Extents:
-    """Label the 4-connected regions of the extent strip by strip and decide which are waterbodies.
+def _measure(extent: np.ndarray, classes: np.ndarray, water: Sequence[np.ndarray], pa: np.ndarray) -> np.ndarray:
+    """Sums over each 4-connected region of one strip's ``extent`` (in ``scipy.ndimage.label``'s
+    order, the order the strip's outlines are traced in): pixels, core m2, then per date the m2
+    of water, land and unobserved.  float64 (regions, 2 + 3 * dates).
+    """
+    from scipy import ndimage
+
+    lab, k = ndimage.label(extent)  # 4-connected: the default cross
+    sel = np.flatnonzero(lab)
+    idx = lab.ravel()[sel] - 1
+    del lab
+    pa = np.asarray(pa, np.float64)
+    area = pa.ravel()[sel // extent.shape[1]] if pa.shape[-1] == 1 else np.broadcast_to(pa, extent.shape).ravel()[sel]
+    out = np.empty((k, 2 + 3 * len(water)))
+    out[:, 0] = np.bincount(idx, minlength=k)
+    out[:, 1] = np.bincount(idx, weights=area * (classes.ravel()[sel] == CORE), minlength=k)
+    for i, w in enumerate(water):  # one bincount of (state, region) per date
+        key = _STATE[np.asarray(w).ravel()[sel]]
+        key *= k
+        key += idx
+        out[:, 2 + 3 * i:5 + 3 * i] = np.bincount(key, weights=area, minlength=3 * k).reshape(3, k).T
+    return out
+
+
+def trace_extent(read_classes: Callable[[int, int], np.ndarray],
+                 read_water: Sequence[Callable[[int, int], np.ndarray]], grid: Grid, min_area_m2: float,
+                 workers: int = 1, rows: Optional[int] = None) -> tuple[Extents, np.ndarray, np.ndarray]:
+    """The waterbodies of the :func:`pixel_classes` raster, strip by strip, in one pass.
+
+    The 4-connected regions of the extent are traced as every polygon of a run is
+    (:func:`rs_change.strips.strip_regions_many`: strips joined across their edges); in the same
+    pass each strip's regions are measured (:func:`_measure`) and the measures of a region's
+    pieces are added.  A region is a waterbody when it holds a core pixel and covers at least
+    ``min_area_m2``.
 
     Parameters
     ----------
     read_classes : callable (r0, r1) -> uint8 (r1 - r0, width)
         Rows of the :func:`pixel_classes` raster.
-    shape : (height, width)
-    area_rows : callable (r0, r1) -> pixel areas broadcastable to (r1 - r0, width)
-        :func:`rs_change.area.pixel_area_rows` of the grid.
-    write_labels : callable (labels int32 (h, width), r0)
-        Stores the strip's provisional labels (0 outside the extent), read back by
-        :func:`measure_strips`.
-    min_area_m2 : float
-        Minimum ground area of a waterbody's extent.
-    rows : int, optional
-        Strip height (default: about 8 million pixels).
-
-    Returns
-    -------
-    Extents
-    """
-    from scipy import ndimage, sparse
-    from scipy.sparse.csgraph import connected_components
-
-    H, W = shape
-    rows = int(rows or _strip_rows(W))
-    pix_l: list[np.ndarray] = [np.zeros(1, np.int64)]
-    area_l: list[np.ndarray] = [np.zeros(1)]
-    core_l: list[np.ndarray] = [np.zeros(1)]
-    edges = []
-    base = 0
-    prev_last: Optional[np.ndarray] = None
-    for r0 in range(0, H, rows):
-        r1 = min(r0 + rows, H)
-        cls = np.asarray(read_classes(r0, r1))
-        lab, k = ndimage.label(cls != NONE)  # 4-connected: the default cross
-        lab = lab.astype(np.int32, copy=False)
-        if k:
-            sel = np.flatnonzero(lab)
-            idx = lab.ravel()[sel]
-            lab.ravel()[sel] += base  # labels of the whole raster
-            pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), cls.shape).ravel()[sel]
-            pix_l.append(np.bincount(idx, minlength=k + 1)[1:])
-            area_l.append(np.bincount(idx, weights=pa, minlength=k + 1)[1:])
-            core_l.append(np.bincount(idx, weights=pa * (cls.ravel()[sel] == CORE), minlength=k + 1)[1:])
-            del sel, idx, pa
-            if prev_last is not None:  # regions touching across the strip edge
-                a, b = prev_last, lab[0]
-                both = (a > 0) & (b > 0)
-                if both.any():
-                    edges.append(np.unique(np.stack([a[both], b[both]], 1), axis=0))
-        write_labels(lab, r0)
-        prev_last = lab[-1].copy()
-        base += k
-    n = base + 1  # label 0 = none
-    pix, area, core = np.concatenate(pix_l), np.concatenate(area_l), np.concatenate(core_l)
-    e = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
-    graph = sparse.coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
-    # regions in raster order of their first pixel = order of their smallest provisional label
-    first = np.full(comp.max() + 1, n, np.int64)
-    np.minimum.at(first, comp, np.arange(n))
-    c_pix = np.bincount(comp, weights=pix, minlength=len(first))
-    c_area = np.bincount(comp, weights=area, minlength=len(first))
-    c_core = np.bincount(comp, weights=core, minlength=len(first))
-    real = first > 0  # the component of label 0 is not a region
-    big = c_area >= min_area_m2 * (1 - _TOL)
-    keep = real & (c_core > 0) & big
-    order = np.flatnonzero(keep)[np.argsort(first[keep], kind="stable")]
-    wb = np.zeros(len(first), np.int32)
-    wb[order] = np.arange(1, len(order) + 1, dtype=np.int32)
-    return Extents(wb[comp], np.rint(c_pix[order]).astype(np.int64), c_area[order], c_core[order], int(real.sum()),
-                   int((real & (c_core > 0) & ~big).sum()), int((real & ~(c_core > 0)).sum()))
-
-
-def measure_strips(
-    read_labels: Callable[[int, int], np.ndarray],
-    read_water: Sequence[Callable[[int, int], np.ndarray]],
-    shape: tuple[int, int],
-    area_rows: Callable[[int, int], np.ndarray],
-    lut: np.ndarray,
-    count: int,
-    write_ids: Optional[Callable[[np.ndarray, int], None]] = None,
-    rows: Optional[int] = None,
-) -> np.ndarray:
-    """Ground areas of every waterbody's wet, dry and unobserved pixels on every date, strip by strip.
-
-    Parameters
-    ----------
-    read_labels : callable (r0, r1) -> int32
-        The provisional labels :func:`label_strips` wrote.
     read_water : sequence of callables (r0, r1) -> uint8
-        Each date's water mask rows (1 water, 0 land, 255 unobserved).
-    shape, area_rows, rows
-        As :func:`label_strips`.
-    lut : int32 array
-        :attr:`Extents.lut`.
-    count : int
-        Number of waterbodies.
-    write_ids : callable (ids int32 (h, width), r0), optional
-        Receives each strip's waterbody ids (0 none).
+        Each date's water mask rows (1 water, 0 land, 255 unobserved), in date order.
+    grid : Grid
+        Pixel areas and the outlines' CRS come from it.
+    min_area_m2 : float
+    workers : int, default 1
+        Threads tracing strips; the readers are called from them.
+    rows : int, optional
+        Strip height (default: about :data:`STRIP_PIXELS` pixels).
 
     Returns
     -------
-    float64 (n_dates, 3, count + 1)
-        m2 of water, land, unobserved per date and waterbody id (index 0: no waterbody, zero).
+    extents : Extents
+    geometry : object (n,)
+        Outline of waterbody 1 .. n, in the grid's CRS.
+    sums : float64 (n_dates, 3, n + 1)
+        m2 of water, land, unobserved per date and waterbody (index 0: no waterbody, zero).
     """
-    H, W = shape
-    rows = int(rows or _strip_rows(W))
-    out = np.zeros((len(read_water), 3, count + 1))
-    key_of = _STATE * (count + 1)  # water mask value -> first bin of its state: one bincount of (state, id) per date
-    for r0 in range(0, H, rows):
-        r1 = min(r0 + rows, H)
-        ids = lut[np.asarray(read_labels(r0, r1))]
-        if write_ids is not None:
-            write_ids(ids, r0)
-        sel = np.flatnonzero(ids.ravel())
-        if sel.size == 0:
-            continue
-        idx = ids.ravel()[sel]
-        pa = np.broadcast_to(np.asarray(area_rows(r0, r1), np.float64), ids.shape).ravel()[sel]
-        for i, rd in enumerate(read_water):
-            key = key_of[np.asarray(rd(r0, r1)).ravel()[sel]]
-            key += idx
-            out[i] += np.bincount(key, weights=pa, minlength=3 * (count + 1)).reshape(3, count + 1)
-    return out
+    from .strips import StripSource, strip_regions_many
+
+    classes: dict[int, np.ndarray] = {}  # the strips read and not yet measured, by first row
+
+    def read(r0: int, r1: int) -> np.ndarray:
+        classes[r0] = np.asarray(read_classes(r0, r1))
+        return (classes[r0] != NONE).view(np.uint8)
+
+    def measure(extent: np.ndarray, r0: int, r1: int, pa: np.ndarray) -> np.ndarray:
+        return _measure(extent, classes.pop(r0), [rd(r0, r1) for rd in read_water], pa)
+
+    reg = strip_regions_many([(StripSource(read, measure), {1: "waterbody"})], grid,
+                             rows=int(rows or _strip_rows(grid.shape[1])), workers=workers)[0]
+    m = reg["sums"].reshape(-1, 2 + 3 * len(read_water))
+    if not np.array_equal(np.rint(m[:, 0]).astype(np.int64), reg["pixels"]):  # measures and outlines: one region each
+        raise RuntimeError("waterbody outlines do not match their pixels; please report this")
+    area, core = reg["area_m2"], m[:, 1]
+    big = area >= min_area_m2 * (1 - _TOL)
+    keep = (core > 0) & big
+    ext = Extents(reg["pixels"][keep], area[keep], core[keep], int(len(area)), int(((core > 0) & ~big).sum()),
+                  int((core <= 0).sum()))
+    sums = np.zeros((len(read_water), 3, ext.count + 1))
+    sums[:, :, 1:] = m[keep, 2:].reshape(ext.count, len(read_water), 3).transpose(1, 2, 0)
+    return ext, reg["geometry"][keep], sums
 
 
-#: water mask value -> row of :func:`measure_strips`' sums (1 water: 0, 0 land: 1, anything else: 2 unobserved)
+#: water mask value -> row of :func:`_measure`'s sums (1 water: 0, 0 land: 1, anything else: 2 unobserved)
 _STATE = np.full(256, 2, np.int64)
 _STATE[1], _STATE[0] = 0, 1
 
@@ -535,72 +484,28 @@ def summary_section(layer: Any, ext: Extents, params: Params, min_area_m2: float
 def from_arrays(
     masks: Sequence[np.ndarray], grid: Grid, dates: Sequence[str], params: Params
 ) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
-    """Waterbodies of in-memory masks on ``grid``: (layer, table, summary section).  The same
-    strip functions as a run, over the whole array as one strip; outlines by
-    ``rasterio.features.shapes`` (GDAL's polygonize, as the run's strips).
+    """Waterbodies of in-memory masks on ``grid``: (layer, table, summary section), by the same
+    strip functions as a run (:func:`trace_extent`).
     """
-    from rasterio.features import shapes
-    from shapely.geometry import shape
-
-    from .area import pixel_area_rows
     from .strips import mean_pixel_area
 
-    H, W = grid.shape
-    area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)
     cls = pixel_classes(masks, params.core_share, params.extent_share, params.min_observations)
-    labels = np.zeros((H, W), np.int32)
-
-    def put(a: np.ndarray, r0: int) -> None:
-        labels[r0:r0 + a.shape[0]] = a
-
     min_a = params.min_area_m2 if params.min_area_m2 is not None else MIN_AREA_PX * mean_pixel_area(grid)
-    ext = label_strips(lambda r0, r1: cls[r0:r1], (H, W), area_rows, put, min_a)
-    ids = np.zeros((H, W), np.int32)
-
-    def put_ids(a: np.ndarray, r0: int) -> None:
-        ids[r0:r0 + a.shape[0]] = a
 
     def rows_of(m: Any) -> Callable[[int, int], np.ndarray]:
         return lambda r0, r1: np.asarray(m)[r0:r1]
 
-    sums = measure_strips(
-        lambda r0, r1: labels[r0:r1],
-        [rows_of(m) for m in masks],
-        (H, W),
-        area_rows,
-        ext.lut,
-        ext.count,
-        put_ids,
-    )
-    geoms = np.empty(ext.count, object)
-    if ext.count:
-        for g, v in shapes(ids, mask=ids > 0, transform=grid.transform, connectivity=4):
-            geoms[int(v) - 1] = shape(g)
+    ext, geoms, sums = trace_extent(rows_of(cls), [rows_of(m) for m in masks], grid, min_a)
     layer, table = build(geoms, ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
     return layer, table, summary_section(layer, ext, params, min_a)
 
 
-def _open_staging(path: Any, dtype: str, profile: dict[str, Any]) -> Any:
-    """A staging GeoTIFF open for writing: zstd level 1 (as the run's other staging files), or
-    deflate level 1 with a GDAL built without zstd.
-    """
-    import rasterio
-    import rasterio.errors
-
-    try:
-        return rasterio.open(path, "w", dtype=dtype, nodata=None, compress="zstd", zstd_level=1, **profile)
-    except rasterio.errors.RasterioError:  # pragma: no cover - a GDAL without zstd
-        return rasterio.open(path, "w", dtype=dtype, nodata=None, compress="deflate", zlevel=1, **profile)
-
-
-def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], dates: Sequence[str], params: Params,
+def from_files(grid: Grid, classes: Any, water: Sequence[Any], dates: Sequence[str], params: Params,
                workers: int = 1) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Waterbodies of a run from its block-written rasters, strip by strip: (layer, table, summary section).
 
     Parameters
     ----------
-    folder : Path
-        Staging folder (the label and id rasters are written there, then discarded with it).
     grid : Grid
     classes : Path
         The :func:`pixel_classes` raster pass 2 wrote.
@@ -609,48 +514,23 @@ def from_files(folder: Any, grid: Grid, classes: Any, water: Sequence[Any], date
     dates : sequence of ISO dates
     params : Params
     workers : int, default 1
-        Threads tracing the outlines (:func:`rs_change.strips.strip_regions_many`).
+        Threads tracing and measuring the strips (:func:`trace_extent`).
     """
-    from pathlib import Path
+    from .strips import mean_pixel_area
 
-    import rasterio
-    from rasterio.windows import Window
-
-    from .area import pixel_area_rows
-    from .strips import mean_pixel_area, strip_regions_many
-
-    folder = Path(folder)
-    H, W = grid.shape
-    area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)
+    W = grid.shape[1]
     min_a = params.min_area_m2 if params.min_area_m2 is not None else MIN_AREA_PX * mean_pixel_area(grid)
-    profile = dict(driver="GTiff", width=W, height=H, count=1, crs=grid.crs.to_wkt(), transform=grid.transform,
-                   tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
-    lab_path, kept_path = folder / "wb_labels_blocks.tif", folder / "wb_kept_blocks.tif"
-    srcs: list[Any] = []
-    try:
-        with rasterio.open(classes) as cds, _open_staging(lab_path, "int32", profile) as lds:
-            ext = label_strips(lambda r0, r1: cds.read(1, window=Window(0, r0, W, r1 - r0)), (H, W), area_rows,
-                               lambda a, r0: lds.write(a, 1, window=Window(0, r0, W, a.shape[0])), min_a)
-        srcs = [rasterio.open(p) for p in water]
 
-        def reader(ds: Any) -> Callable[[int, int], np.ndarray]:
-            return lambda r0, r1: ds.read(1, window=Window(0, r0, W, r1 - r0))
+    def rows_of(path: Any) -> Callable[[int, int], np.ndarray]:
+        def read(r0: int, r1: int) -> np.ndarray:  # a dataset per call: called from the tracing threads
+            import rasterio
+            from rasterio.windows import Window
 
-        with rasterio.open(lab_path) as lds, _open_staging(kept_path, "uint8", profile) as kds:
-            sums = measure_strips(
-                reader(lds),
-                [reader(s) for s in srcs],
-                (H, W),
-                area_rows,
-                ext.lut,
-                ext.count,
-                lambda a, r0: kds.write((a > 0).astype(np.uint8), 1, window=Window(0, r0, W, a.shape[0])),
-            )
-    finally:
-        for s in srcs:
-            s.close()
-    reg = strip_regions_many([(kept_path, {1: "waterbody"})], grid, rows=_strip_rows(W), workers=workers)[0]
-    if not np.array_equal(reg["pixels"], ext.pixels):  # the outlines are the waterbodies, in the same order
-        raise RuntimeError("waterbody outlines do not match their pixels; please report this")
-    layer, table = build(reg["geometry"], ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
+            with rasterio.open(path) as ds:
+                return ds.read(1, window=Window(0, r0, W, r1 - r0))
+
+        return read
+
+    ext, geoms, sums = trace_extent(rows_of(classes), [rows_of(p) for p in water], grid, min_a, workers=workers)
+    layer, table = build(geoms, ext, sums, dates, grid.crs, params.max_invalid_pct, grid_uid_precision(grid))
     return layer, table, summary_section(layer, ext, params, min_a)

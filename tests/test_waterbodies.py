@@ -162,29 +162,38 @@ def test_uids_are_unique_when_points_share_a_cell() -> None:
     assert len(set(ids)) == 3 and all(len(u) >= 7 for u in ids)
 
 
-def test_strips_label_like_the_whole_array() -> None:
+def test_strips_measure_like_the_whole_array() -> None:
+    """trace_extent's regions, pixels and per-date sums, strip by strip (strips of 1 to all rows),
+    equal those of the whole array labelled at once."""
     from scipy import ndimage
 
+    from rs_change.area import pixel_area
+
     rng = np.random.default_rng(3)
+    grid = Grid((57, 43), T6933, "EPSG:6933")
+    pa = np.broadcast_to(pixel_area(grid.transform, grid.crs, grid.shape), grid.shape)
     for trial in range(5):
         ext = ndimage.binary_opening(rng.random((57, 43)) < 0.55)  # irregular regions, U shapes across strips
-        cls = ext.astype(np.uint8) * wbm.CORE
+        cls = ext.astype(np.uint8) * np.where(rng.random(ext.shape) < 0.05, wbm.CORE, wbm.EXTENT).astype(np.uint8)
+        water = [rng.choice(np.array([0, 1, 255], np.uint8), ext.shape) for _ in range(2)]
         lab_whole, n = ndimage.label(ext)
         first = ndimage.minimum_position(np.arange(ext.size).reshape(ext.shape), lab_whole, range(1, n + 1))
-        order = np.argsort([r * 43 + c for r, c in first])
-        want = np.bincount(lab_whole.ravel())[1:][order]
+        order = np.argsort([r * 43 + c for r, c in first])  # regions in raster order of their first pixel
+        core = ndimage.sum(pa * (cls == wbm.CORE), lab_whole, range(1, n + 1))[order]
+        kept = order[core > 0] + 1  # whole-array labels of the waterbodies, in their order
+        want_pix = np.bincount(lab_whole.ravel(), minlength=n + 1)[kept]
+        want = np.zeros((2, 3, len(kept) + 1))
+        for d, w in enumerate(water):
+            for s, sel in enumerate((w == 1, w == 0, w == 255)):
+                want[d, s, 1:] = ndimage.sum(pa * sel, lab_whole, kept)
         for rows in (1, 3, 7, 57):
-            store = np.zeros(ext.shape, np.int32)
-
-            def put(a, r0, store=store):
-                store[r0:r0 + a.shape[0]] = a
-
-            e = wbm.label_strips(lambda r0, r1: cls[r0:r1], ext.shape, lambda r0, r1: np.ones((r1 - r0, 1)), put, 0.0, rows=rows)
-            assert e.pixels.tolist() == want.tolist(), (trial, rows)
-            ids = e.lut[store]
-            assert np.array_equal(ids > 0, ext)
-            # one id per whole-array region
-            assert all(len(np.unique(ids[lab_whole == k])) == 1 for k in range(1, n + 1))
+            e, geoms, sums = wbm.trace_extent(lambda r0, r1: cls[r0:r1], [lambda r0, r1, w=w: w[r0:r1] for w in water],
+                                              grid, 0.0, rows=rows)
+            assert e.pixels.tolist() == want_pix.tolist(), (trial, rows)
+            assert e.regions == n and e.removed_no_core == int((core <= 0).sum())
+            np.testing.assert_allclose(sums, want, rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(e.area_m2, sums[0, :, 1:].sum(axis=0), rtol=1e-9)
+            assert len(geoms) == len(kept)
 
 
 def test_files_give_the_api_result(tmp_path) -> None:
@@ -201,7 +210,7 @@ def test_files_give_the_api_result(tmp_path) -> None:
     with rasterio.open(tmp_path / "cls.tif", "w", **prof) as ds:
         ds.write(wbm.pixel_classes(m), 1)
     p = wbm.Params()
-    lf, tf, sf = wbm.from_files(tmp_path, grid, tmp_path / "cls.tif", paths, DATES, p)
+    lf, tf, sf = wbm.from_files(grid, tmp_path / "cls.tif", paths, DATES, p)
     la, ta, sa = wbm.from_arrays(m, grid, DATES, p)
     assert tf == ta and sf == sa
     assert lf.drop(columns="geometry").equals(la.drop(columns="geometry"))
