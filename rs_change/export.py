@@ -11,7 +11,7 @@ import csv
 import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import rasterio
@@ -497,7 +497,7 @@ def run_polygons(
     output: Any,
     threads: tuple[int, int] = (1, 1),
     metadata: Optional[Mapping[str, str]] = None,
-    extra_layers: Optional[Mapping[str, Any]] = None,
+    extra_layers: Optional[Mapping[str, Any] | Callable[[], Mapping[str, Any]]] = None,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Polygon layers of a run, written in every format of ``output.formats``.
 
@@ -521,9 +521,10 @@ def run_polygons(
         and threads joining each raster's regions and building its layer (one raster each).
     metadata : mapping str -> str, optional
         Provenance for the GeoPackage (:func:`provenance`).
-    extra_layers : mapping name -> GeoDataFrame, optional
+    extra_layers : mapping name -> GeoDataFrame, or a function returning one, optional
         Layers made elsewhere, written after these in every format (the ``waterbodies`` layer:
-        :mod:`rs_change.waterbody`); not sieved or simplified here.
+        :mod:`rs_change.waterbody`); not sieved or simplified here.  A function is called once
+        these layers are built (the waterbodies are made meanwhile by another thread).
 
     Returns
     -------
@@ -556,7 +557,7 @@ def run_polygons(
         built = [layer(item) for item in zip(jobs.items(), regions)]
     layers = {name: gdf for name, (gdf, _, _) in zip(jobs, built)}
     stats = {name: _layer_stats(gdf, removed, raster) for name, (gdf, removed, raster) in zip(jobs, built)}
-    layers.update(extra_layers or {})
+    layers.update((extra_layers() if callable(extra_layers) else extra_layers) or {})
     files = write_vectors(folder, layers, formats, metadata)
     summary = {
         "min_area_m2": round(min_a, 6),

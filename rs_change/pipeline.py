@@ -27,7 +27,7 @@ from .aoi import aoi_geometries, crop_to_aoi
 from .blocks import BlockTask, BlockTotals
 from .catalog import write_catalog
 from .config import RunConfig, SceneConfig
-from .engine import Engine, WriteJobs, close_readers, shrink_gdal_cache
+from .engine import Engine, WriteJobs, close_readers, release_free_memory, shrink_gdal_cache
 from .export import (RunRasters, manifest_files, provenance, run_polygons, style_outputs, write_csv,
                      write_json)
 from .fit import DateModel, FitTask, shared_model
@@ -257,6 +257,7 @@ def _run_passes(prepared: Prepared, engine: Engine, out: Path, write: bool, prog
         if rasters is not None and tmp is not None:
             progress("write", 0, 1)
             shrink_gdal_cache(WRITE_GDAL_CACHE_MB)  # the writing reads each staging tile once
+            release_free_memory()  # what the cache and the passes freed, before the writing's arrays
             files = _finish_outputs(cfg, out, tmp, ref, models, rasters, summary)
             progress("write", 1, 1)
     finally:
@@ -299,7 +300,7 @@ def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str
     rasters.waterbody.close()
     t = time.perf_counter()
     layer, table, summary["waterbodies"] = from_files(
-        tmp, ref, rasters.waterbody.path, [blocks[water_tif(d)] for d in dates], dates, Params.of(cfg.waterbodies),
+        ref, rasters.waterbody.path, [blocks[water_tif(d)] for d in dates], dates, Params.of(cfg.waterbodies),
         workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers))
     log.info("%d waterbodies in %.1f s", len(layer), time.perf_counter() - t)
     staged = {WATERBODIES_CSV: write_csv(tmp / WATERBODIES_CSV, table, TABLE_COLUMNS)}
@@ -378,26 +379,34 @@ def _stage_products(
         # first: its decimated reads of the scenes overlap the polygons' first strips, not their peak
         figures = jobs.submit(report_figures, tmp, {"dates": summary["dates"]}, models, ref, blocks,
                               cfg.grid.resampling, priority=-1)
-    jobs.start()
-    wb_layers: dict[str, Any] = {}
-    wb_plot = None
+    wb_job = None
     if rasters.waterbody is not None:  # waterbodies.csv, the waterbodies layer, summary.json's section
-        wb_files, layer, wb_plot = _stage_waterbodies(cfg, tmp, ref, [dm.source.date.isoformat() for dm in models],
-                                                      rasters, blocks, summary, jobs)
-        staged.update(wb_files)
-        wb_layers[WATERBODIES_LAYER] = layer
+        # a job after the report's figures: the polygons below are traced meanwhile
+        wb_job = jobs.submit(_stage_waterbodies, cfg, tmp, ref, dates, rasters, blocks, summary, jobs, priority=-1)
+    jobs.start()
+
+    def waterbodies() -> tuple[dict[str, Path], dict[str, Any], Any]:
+        """The waterbody job's files, layer and plot, once it is done (this thread helps with the
+        jobs not yet started meanwhile).
+        """
+        if wb_job is None:
+            return {}, {}, None
+        wb_files, layer, plot = jobs.result(wb_job)
+        return wb_files, {WATERBODIES_LAYER: layer}, plot
+
     if cfg.output.polygons:  # water_<date> and change layers in every output.formats (rs_change.export)
         vec, summary["polygons"] = run_polygons(
-            tmp, ref, {dm.source.date.isoformat(): blocks[water_tif(dm.source.date.isoformat())] for dm in models},
-            blocks.get(CHANGE_TIF), cfg.output,
+            tmp, ref, {d: blocks[water_tif(d)] for d in dates}, blocks.get(CHANGE_TIF), cfg.output,
             threads=(polygon_threads(cfg.compute.scheduler, cfg.compute.workers),
                      layer_threads(cfg.compute.scheduler, cfg.compute.workers)), metadata=run_provenance(cfg, ref),
-            extra_layers=wb_layers)
+            extra_layers=lambda: waterbodies()[1])
         staged.update(vec)
+    wb_files, _, wb_plot = waterbodies()
+    staged.update(wb_files)
     if figures is not None:  # report.html: the summary with its polygons, and the figures
-        figs = figures.result()
+        figs = jobs.result(figures)
         if wb_plot is not None:
-            figs[WATERBODIES_PNG] = wb_plot.result()
+            figs[WATERBODIES_PNG] = jobs.result(wb_plot)
         staged.update(figs)
         staged[REPORT_HTML] = report_page(tmp, summary, cfg.to_yaml(), figs)
     staged[SUMMARY_JSON] = write_json(tmp / SUMMARY_JSON, summary)
