@@ -608,12 +608,130 @@ static PyObject *histogram(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * regions(classes, water, pa, h, w, pw): rs_change.waterbody._measure of one strip in two passes.
+ * The 4-connected regions of classes != 0 are numbered 1.. in raster order of their first pixel
+ * (scipy.ndimage.label's order), then each region's sums are added pixel by pixel in raster order
+ * (as numpy's bincount adds them): row k - 1 of the float64 (k, 2 + 3 * n) result holds the
+ * pixels, the area of its classes == 2 pixels, then per water mask the area of its pixels that
+ * are 1 (water), 0 (land) and anything else (unobserved). Returned as bytes (numpy.frombuffer).
+ * ------------------------------------------------------------------------------------------- */
+static int32_t uf_find(int32_t *parent, int32_t a) {
+    while (parent[a] != a) {
+        parent[a] = parent[parent[a]];
+        a = parent[a];
+    }
+    return a;
+}
+
+static PyObject *regions(PyObject *self, PyObject *args) {
+    PyObject *o_cls, *o_water, *o_pa;
+    Py_ssize_t h, w, pw;
+    if (!PyArg_ParseTuple(args, "OOOnnn", &o_cls, &o_water, &o_pa, &h, &w, &pw)) return NULL;
+    Py_ssize_t n = PySequence_Size(o_water);
+    if (n < 0) return NULL;
+    if (n > MAX_BUFFERS - 2 || (pw != 1 && pw != w) || h < 0 || w < 0) {
+        PyErr_SetString(PyExc_ValueError, "regions: too many masks, or areas neither per row nor per pixel");
+        return NULL;
+    }
+    Buffers b = {.n = 0};
+    const uint8_t *cls = get(&b, o_cls, h * w, 0, "classes");
+    const double *pa = cls ? get(&b, o_pa, h * pw * 8, 0, "pa") : NULL;
+    const uint8_t *water[MAX_BUFFERS];
+    for (Py_ssize_t i = 0; pa && i < n; i++) {
+        PyObject *item = PySequence_GetItem(o_water, i);
+        water[i] = item ? get(&b, item, h * w, 0, "water") : NULL;
+        Py_XDECREF(item);
+        if (!water[i]) pa = NULL;
+    }
+    if (!pa) {
+        release_all(&b);
+        return NULL;
+    }
+    Py_ssize_t cap = 1024, nl = 0, k = 0, m = 2 + 3 * n;
+    int32_t *lab = malloc((size_t)(h * w > 0 ? h * w : 1) * sizeof(int32_t));
+    int32_t *parent = malloc((size_t)cap * sizeof(int32_t));
+    int failed = !lab || !parent;
+    Py_BEGIN_ALLOW_THREADS
+    if (!failed) parent[0] = 0;
+    /* pass 1: provisional labels, joined where a pixel's left and upper neighbours differ */
+    for (Py_ssize_t r = 0; r < h && !failed; r++) {
+        for (Py_ssize_t c = 0; c < w; c++) {
+            Py_ssize_t i = r * w + c;
+            if (!cls[i]) {
+                lab[i] = 0;
+                continue;
+            }
+            int32_t left = c > 0 ? lab[i - 1] : 0, up = r > 0 ? lab[i - w] : 0;
+            if (!left && !up) {
+                if (++nl >= cap) {
+                    int32_t *grown = realloc(parent, (size_t)(cap * 2) * sizeof(int32_t));
+                    if (!grown || nl >= INT32_MAX) {
+                        failed = 1;
+                        break;
+                    }
+                    parent = grown, cap *= 2;
+                }
+                parent[nl] = (int32_t)nl;
+                lab[i] = (int32_t)nl;
+            } else if (left && up && left != up) {
+                int32_t a = uf_find(parent, left), bb = uf_find(parent, up);
+                if (a != bb) parent[a > bb ? a : bb] = a < bb ? a : bb;
+                lab[i] = left;
+            } else {
+                lab[i] = left ? left : up;
+            }
+        }
+    }
+    /* pass 2: each region numbered 1.. at its first pixel in raster order */
+    int32_t *final = failed ? NULL : calloc((size_t)(nl + 1), sizeof(int32_t));
+    if (!failed && !final) failed = 1;
+    for (Py_ssize_t i = 0; i < h * w && !failed; i++) {
+        if (lab[i]) {
+            int32_t root = uf_find(parent, lab[i]);
+            if (!final[root]) final[root] = (int32_t)++k;
+            lab[i] = final[root];
+        }
+    }
+    free(final);
+    Py_END_ALLOW_THREADS
+    free(parent);
+    PyObject *res = failed ? NULL : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(k * m * 8 > 0 ? k * m * 8 : 0));
+    if (res) {
+        double *out = (double *)PyBytes_AS_STRING(res);
+        Py_BEGIN_ALLOW_THREADS
+        memset(out, 0, (size_t)(k * m) * sizeof(double));
+        /* pass 3: the sums, pixel by pixel in raster order */
+        for (Py_ssize_t r = 0; r < h; r++) {
+            const double *pr = pa + r * pw;
+            for (Py_ssize_t c = 0; c < w; c++) {
+                Py_ssize_t i = r * w + c;
+                if (!lab[i]) continue;
+                double *o = out + (Py_ssize_t)(lab[i] - 1) * m, a = pw == 1 ? pr[0] : pr[c];
+                o[0] += 1.0;
+                if (cls[i] == 2) o[1] += a;
+                for (Py_ssize_t d = 0; d < n; d++) {
+                    uint8_t v = water[d][i];
+                    o[2 + 3 * d + (v == 1 ? 0 : v == 0 ? 1 : 2)] += a;
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    } else if (failed) {
+        PyErr_NoMemory();
+    }
+    free(lab);
+    release_all(&b);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"lerp_u8", lerp_u8, METH_VARARGS, "bilinear shift of uint8 bands (readers._lerp_strips)"},
     {"any_all_nodata", any_all_nodata, METH_VARARGS, "some pixel with every band == nodata"},
     {"classify_u8", classify_u8, METH_VARARGS, "observed mask, cluster ids and water of 8-bit bands"},
     {"histogram", histogram, METH_VARARGS, "joint-state histogram (counts and area sums)"},
     {"nearest_rows", nearest_rows, METH_VARARGS, "nearest (and second nearest) centre of points given as columns"},
+    {"regions", regions, METH_VARARGS, "4-connected regions of a strip and their area sums (waterbody._measure)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -621,7 +739,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "Compiled
 
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "MAX_BANDS", MAX_BANDS) < 0) {
+    if (m != NULL && (PyModule_AddIntConstant(m, "MAX_BANDS", MAX_BANDS) < 0 ||
+                      PyModule_AddIntConstant(m, "MAX_MASKS", MAX_BUFFERS - 2) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

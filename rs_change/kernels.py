@@ -44,6 +44,8 @@ except ImportError as exc:  # not built, or turned off: the numpy path everywher
 #: The most band roles :func:`classify_u8` takes in one call (the extension's limit); blocks with
 #: more take the lookup tables or the numpy path.
 MAX_BANDS = int(getattr(_k, "MAX_BANDS", 0))
+#: The most water masks (dates) :func:`region_sums` takes in one call; more take the numpy path.
+MAX_MASKS = int(getattr(_k, "MAX_MASKS", 0))
 
 #: Whether pass 2 uses the compiled loops (the extension is built and not turned off). Read at
 #: call time; tests switch it to compare both paths.
@@ -249,3 +251,29 @@ def histogram_add(code: np.ndarray, pa: np.ndarray, out: np.ndarray) -> bool:
     p = np.ascontiguousarray(pa, dtype=np.float64)
     _k.histogram(c, c.shape[0], c.shape[1], c.itemsize, p, p.shape[1], out, out.shape[1])
     return True
+
+
+def region_sums(classes: np.ndarray, water: list[np.ndarray], pa: np.ndarray) -> Optional[np.ndarray]:
+    """:func:`rs_change.waterbody._measure` of one strip in one compiled loop: the 4-connected
+    regions of ``classes != 0`` in raster order of their first pixel, and per region its pixels,
+    the area of its ``classes == 2`` pixels and per water mask the area of its water, land and
+    unobserved pixels, added in raster order (the numpy path's sums bit for bit).
+
+    Parameters
+    ----------
+    classes : uint8 (h, w)
+    water : list of uint8 (h, w)
+    pa : float64 (h, 1) or (h, w)
+
+    Returns
+    -------
+    float64 (regions, 2 + 3 * len(water)), or None where the loop does not apply.
+    """
+    if not ENABLED or classes.ndim != 2 or classes.dtype != np.uint8 or len(water) > MAX_MASKS \
+            or any(wm.shape != classes.shape or wm.dtype != np.uint8 for wm in water) \
+            or pa.ndim != 2 or pa.shape[0] != classes.shape[0] or pa.shape[1] not in (1, classes.shape[1]):
+        return None
+    h, w = classes.shape
+    p = np.ascontiguousarray(pa, dtype=np.float64)
+    out = _k.regions(np.ascontiguousarray(classes), [np.ascontiguousarray(wm) for wm in water], p, h, w, p.shape[1])
+    return np.frombuffer(out, np.float64).reshape(-1, 2 + 3 * len(water)).copy()

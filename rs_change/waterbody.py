@@ -166,13 +166,18 @@ def _measure(extent: np.ndarray, classes: np.ndarray, water: Sequence[np.ndarray
     order, the order the strip's outlines are traced in): pixels, core m2, then per date the m2
     of water, land and unobserved.  float64 (regions, 2 + 3 * dates).
     """
+    from .kernels import region_sums
+
+    pa = np.asarray(pa, np.float64)
+    fast = region_sums(classes, [np.asarray(w) for w in water], pa.reshape(pa.shape[0], -1))
+    if fast is not None:
+        return fast
     from scipy import ndimage
 
     lab, k = ndimage.label(extent)  # 4-connected: the default cross
     sel = np.flatnonzero(lab)
     idx = lab.ravel()[sel] - 1
     del lab
-    pa = np.asarray(pa, np.float64)
     area = pa.ravel()[sel // extent.shape[1]] if pa.shape[-1] == 1 else np.broadcast_to(pa, extent.shape).ravel()[sel]
     out = np.empty((k, 2 + 3 * len(water)))
     out[:, 0] = np.bincount(idx, minlength=k)

@@ -173,6 +173,28 @@ def test_histogram_is_bincounts(n_dates: int, wide: bool, numpy_path: Any) -> No
 
 
 @needs_kernels
+@pytest.mark.parametrize("n_dates,wide", [(2, True), (3, False), (1, True)])
+def test_waterbody_regions_are_the_numpy_measure(n_dates: int, wide: bool, numpy_path: Any) -> None:
+    """The compiled regions and sums of a strip are scipy's labels and numpy's bincounts, bit for bit."""
+    from scipy import ndimage
+
+    from rs_change import waterbody
+
+    rng = np.random.default_rng(n_dates)
+    ext = ndimage.binary_opening(rng.random((90, 61)) < 0.55)  # irregular regions, U shapes, holes
+    ext[40:50, :] = True  # one region spanning the strip, joined late from both sides
+    classes = (ext * np.where(rng.random(ext.shape) < 0.1, waterbody.CORE, waterbody.EXTENT)).astype(np.uint8)
+    water = [rng.choice(np.array([0, 1, 255], np.uint8), size=ext.shape) for _ in range(n_dates)]
+    pa = rng.random((90, 61 if wide else 1)) + 0.5
+    extent = (classes != 0).view(np.uint8)
+    fast = waterbody._measure(extent, classes, water, pa)
+    slow = numpy_path(waterbody._measure, extent, classes, water, pa)
+    assert fast.shape == slow.shape == (ndimage.label(ext)[1], 2 + 3 * n_dates)
+    assert np.array_equal(fast, slow)  # the same regions in the same order, the same sums
+    assert fast[:, 0].sum() == ext.sum()
+
+
+@needs_kernels
 def test_a_two_date_run_is_the_same_with_and_without_the_loops(tmp_path: Path) -> None:
     img = lake_scene(300, 260, (slice(40, 200), slice(50, 180)), seed=8).astype(int)
     img += np.random.default_rng(9).integers(-20, 21, size=img.shape)
