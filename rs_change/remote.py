@@ -21,9 +21,9 @@ import contextlib
 import logging
 import re
 import time
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
-from .errors import InputError
+from .errors import InputError, check_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +101,43 @@ def gdal_path(path: str) -> str:
 
 def gdal_env(paths: Iterable[Any] = ()) -> Any:
     """``rasterio.Env(**GDAL_OPTIONS)`` when any of ``paths`` is remote (or none is given), else a
-    context that changes nothing (local reads keep the user's GDAL settings as they are).
+    context that changes nothing (local reads keep the user's GDAL settings as they are).  Inside
+    it, the main thread counts as reading a remote file (:func:`main_thread_reads_remote`).
     """
     paths = list(paths)
     if paths and not any(is_remote(p) for p in paths):
         return contextlib.nullcontext()
     import rasterio
 
-    return rasterio.Env(**GDAL_OPTIONS)
+    stack = contextlib.ExitStack()
+    stack.enter_context(rasterio.Env(**GDAL_OPTIONS))
+    stack.enter_context(_remote_reads())
+    return stack
+
+
+_MAIN_THREAD_READS = [0]  # depth of the gdal_env contexts the main thread is in
+
+
+@contextlib.contextmanager
+def _remote_reads() -> Iterator[None]:
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _MAIN_THREAD_READS[0] += 1
+    try:
+        yield
+    finally:
+        if main:
+            _MAIN_THREAD_READS[0] -= 1
+
+
+def main_thread_reads_remote() -> bool:
+    """Whether the main thread is opening or reading a remote file (inside :func:`gdal_env`): a
+    GDAL call that may wait a minute on a stalled server, and writes nothing.  The console
+    script ends at once when a signal finds it there (:class:`rs_change.process.SignalTrap`).
+    """
+    return _MAIN_THREAD_READS[0] > 0
 
 
 #: Seconds the requests of :func:`http_status` and :func:`check_server` may take in all
@@ -423,7 +452,9 @@ def retrying(
     :class:`~rs_change.errors.InputError` line (:func:`remote_error`). Other errors pass through.
 
     ``reset()`` is called before each new attempt: a GDAL dataset whose tile read failed keeps
-    failing, so the caller closes it there and ``fn`` opens it again.
+    failing, so the caller closes it there and ``fn`` opens it again.  A read that fails after the
+    work it serves was interrupted (:func:`~rs_change.errors.check_cancelled`: a block left running
+    by an interrupted map) is not tried again.
     """
     from rasterio.errors import RasterioIOError
 
@@ -435,6 +466,7 @@ def retrying(
             return fn()
         except RasterioIOError as exc:
             time_left = REQUEST_DEADLINE_S - (time.monotonic() - t0) - delay >= GDAL_REQUEST_S
+            check_cancelled()  # the run was interrupted while this read waited: no further attempt
             if i + 1 < n and _is_transfer_error(exc) and time_left:
                 log.info(
                     "%s: %s (%s); attempt %d of %d in %.1f s",
@@ -478,6 +510,7 @@ __all__ = [
     "scheme",
     "gdal_path",
     "gdal_env",
+    "main_thread_reads_remote",
     "http_status",
     "check_server",
     "fetch_document",
