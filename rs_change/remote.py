@@ -51,6 +51,10 @@ GDAL_OPTIONS: dict[str, str] = {
     # 3 x 20 + 1.5 s; see REQUEST_DEADLINE_S for the whole of a read
     "GDAL_HTTP_CONNECTTIMEOUT": "10",
     "GDAL_HTTP_TIMEOUT": "20",
+    # a transfer slower than 1 kB/s over 10 s fails before that time-out: a server that answers
+    # and then stops sending the body (a stall mid-read) is a failed attempt after 10 s, not 20
+    "GDAL_HTTP_LOW_SPEED_TIME": "10",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1024",
     # a small cache of the bytes already fetched (the header, tiles shared by neighbouring blocks)
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(16 << 20),

@@ -190,3 +190,30 @@ def test_a_read_left_running_by_an_interrupt_is_not_tried_again(monkeypatch):
     with pytest.raises(InputError, match="after 3 attempts"):  # not interrupted: every attempt
         run_cancellable(threading.Event(), lambda _: remote.retrying(read, "http://127.0.0.1:9/a.tif"), None)
     assert calls == [1, 1, 1]
+
+
+def test_a_stalled_body_fails_at_the_low_speed_limit_not_the_request_time_out(tmp_path, monkeypatch):
+    """GDAL_OPTIONS cut a transfer that stops sending (GDAL_HTTP_LOW_SPEED_TIME / _LIMIT) before
+    GDAL_HTTP_TIMEOUT: here the time-out is 60 s and the low-speed window 1 s (10 s in a run, as
+    GDAL_OPTIONS set it), so the failed read, every request GDAL makes for it included, ends in seconds."""
+    from rasterio.errors import RasterioIOError
+
+    from rs_change import remote
+    from rs_change.scene_reader import open_raster
+
+    assert remote.GDAL_OPTIONS["GDAL_HTTP_LOW_SPEED_TIME"] == "10"
+    assert int(remote.GDAL_OPTIONS["GDAL_HTTP_LOW_SPEED_LIMIT"]) > 0
+    monkeypatch.setitem(remote.GDAL_OPTIONS, "GDAL_HTTP_LOW_SPEED_TIME", "1")
+    monkeypatch.setitem(remote.GDAL_OPTIONS, "GDAL_HTTP_TIMEOUT", "60")
+    monkeypatch.setitem(remote.GDAL_OPTIONS, "GDAL_HTTP_MAX_RETRY", "0")
+    img = np.random.default_rng(0).integers(1, 255, (4, 512, 512)).astype("uint8")
+    write_geotiff(tmp_path / "a.tif", img, T10, UTM, tiled=True, blockxsize=256, blockysize=256)
+    with LoopbackServer(tmp_path) as srv:
+        srv.stall_from["/a.tif"] = 40000  # the header is served, the tiles stall
+        with remote.gdal_env([srv.url("a.tif")]), open_raster(srv.url("a.tif")) as ds:
+            t0 = time.monotonic()
+            with pytest.raises(RasterioIOError):
+                ds.read()
+            elapsed = time.monotonic() - t0
+        assert srv.stalled("a.tif")
+    assert elapsed < 15, elapsed
