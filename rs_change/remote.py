@@ -458,7 +458,7 @@ def retrying(
     ``reset()`` is called before each new attempt: a GDAL dataset whose tile read failed keeps
     failing, so the caller closes it there and ``fn`` opens it again.  A read that fails after the
     work it serves was interrupted (:func:`~rs_change.errors.check_cancelled`: a block left running
-    by an interrupted map) is not tried again.
+    by an interrupted map) is not tried again, and no read starts once it was.
     """
     from rasterio.errors import RasterioIOError
 
@@ -466,11 +466,11 @@ def retrying(
     delay = BACKOFF_S if backoff is None else backoff
     t0 = time.monotonic()
     for i in range(n):
+        check_cancelled()  # the run was interrupted (a block left running by Engine.map): no new read
         try:
             return fn()
         except RasterioIOError as exc:
             time_left = REQUEST_DEADLINE_S - (time.monotonic() - t0) - delay >= GDAL_REQUEST_S
-            check_cancelled()  # the run was interrupted while this read waited: no further attempt
             if i + 1 < n and _is_transfer_error(exc) and time_left:
                 log.info(
                     "%s: %s (%s); attempt %d of %d in %.1f s",

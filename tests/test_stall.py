@@ -177,19 +177,25 @@ def test_a_read_left_running_by_an_interrupt_is_not_tried_again(monkeypatch):
     monkeypatch.setattr(remote, "BACKOFF_S", 0.01)
     calls: list[int] = []
 
-    def read() -> Any:
+    stop = threading.Event()
+
+    def read(interrupt: bool) -> Any:
         calls.append(1)
+        if interrupt:  # Ctrl-C while GDAL waited on the server: Engine.map sets the stop flag
+            stop.set()
         raise RasterioIOError("CURL error: transfer closed with 65536 bytes remaining to read")
 
-    stop = threading.Event()
-    stop.set()
-    with pytest.raises(Cancelled):
-        run_cancellable(stop, lambda _: remote.retrying(read, "http://127.0.0.1:9/a.tif"), None)
-    assert calls == [1]
-    calls.clear()
+    url = "http://127.0.0.1:9/a.tif"
     with pytest.raises(InputError, match="after 3 attempts"):  # not interrupted: every attempt
-        run_cancellable(threading.Event(), lambda _: remote.retrying(read, "http://127.0.0.1:9/a.tif"), None)
+        run_cancellable(stop, lambda _: remote.retrying(lambda: read(False), url), None)
     assert calls == [1, 1, 1]
+    calls.clear()
+    with pytest.raises(Cancelled):
+        run_cancellable(stop, lambda _: remote.retrying(lambda: read(True), url), None)
+    assert calls == [1]
+    with pytest.raises(Cancelled):  # the next read of the block does not start
+        run_cancellable(stop, lambda _: remote.retrying(lambda: read(False), url), None)
+    assert calls == [1]
 
 
 def test_a_stalled_body_fails_at_the_low_speed_limit_not_the_request_time_out(tmp_path, monkeypatch):
