@@ -93,12 +93,15 @@ class SignalTrap:
             if not got:  # restore() closed the pipe
                 os.close(r)
                 return
+            sig = next((b for b in got if b in (signal.SIGINT, signal.SIGTERM)), None)
+            if sig is None:  # another signal with a Python handler (none of rs-change's)
+                continue
             deadline = time.monotonic() + BLOCKED_AFTER_S
             while self.signum is None and time.monotonic() < deadline:
                 time.sleep(0.02)
             # the main thread has not seen the signal: blocked in C, in a read of a remote file
             if self.signum is None and self.previous and _main_thread_reads_remote():
-                self._end_now(got[0])
+                self._end_now(sig)
 
     def _end_now(self, signum: int) -> None:
         """Clean the output folder (:func:`rs_change.outputs.discard_all_now`), write the one line

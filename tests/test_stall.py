@@ -1,7 +1,7 @@
 """A remote server that answers the probe and the first reads, then stalls mid-read (issue 29):
 SIGINT / SIGTERM still end ``rs-change run`` within 2 s, with one line, exit 130 / 143, and
-nothing left in the output folder, whether the stalled read is in pass 1 or pass 2, in a worker
-thread or in the main thread.
+nothing left in the output folder, whether the stalled read is the header read at the start of a
+run, in pass 1 or in pass 2, in a worker thread or in the main thread.
 
 The remote scene is a COG with overviews: pass 1 samples it decimated, from its 8x overview
 (which GDAL fetches right after the header); pass 2 reads the full-resolution tiles, stored
@@ -54,8 +54,9 @@ def _scenes(folder: Path) -> dict[str, int]:
         end = int(ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1)) + int(ds.get_tag_item("BLOCK_SIZE_0_0", "TIFF",
                                                                                                bidx=1))
     assert 32768 < end < full
-    # pass 1 needs bytes past the header GDAL fetched at open (its first 32 kB); pass 2, the full resolution
-    return {"pass 1": 32768, "pass 2": full}
+    # the header (GDAL's first 32 kB) is read by the main thread before pass 1, which needs bytes past
+    # it (the overview); pass 2 reads the full resolution (the probe's one byte is always served)
+    return {"header": 1, "pass 1": 32768, "pass 2": full}
 
 
 def _config(folder: Path, url: str, compute: str) -> Path:
@@ -82,8 +83,9 @@ def _staging(out: Path) -> list[Path]:
     # one thread: the stalled GDAL read is in the main thread, where no Python signal handler can run
     ("pass 1", signal.SIGINT, "{scheduler: synchronous}"),
     ("pass 2", signal.SIGTERM, "{scheduler: synchronous}"),
+    ("header", signal.SIGTERM, ""),  # opening the scene, before pass 1: always in the main thread
 ], ids=["pass1-SIGTERM", "pass1-SIGINT", "pass2-SIGTERM", "pass2-SIGINT", "pass1-main-thread-SIGINT",
-        "pass2-main-thread-SIGTERM"])
+        "pass2-main-thread-SIGTERM", "header-SIGTERM"])
 def test_signal_during_a_stalled_remote_read_exits_within_2_s(tmp_path, phase, sig, compute):
     stall_at = _scenes(tmp_path)
     out = tmp_path / "out"
