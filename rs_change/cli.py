@@ -197,6 +197,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         130 when interrupted.
     """
     trap = SignalTrap(exit_soon=argv is None)  # first: Ctrl-C or SIGTERM while starting up is one line too
+    try:
+        # an interrupted console script does not wait at exit for threads blocked in a stalled read
+        return trap.exit_if_threads_blocked(_main(argv, trap))
+    finally:
+        trap.restore()
+
+
+def _main(argv: Optional[Sequence[str]], trap: SignalTrap) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
@@ -206,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .engine import share_malloc_arenas
 
             share_malloc_arenas()  # before any thread starts: threads' freed memory is reused (rs_change.engine)
-            args.progress = Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
+            args.progress = trap.progress = Progress(enabled=sys.stderr.isatty() or args.verbose > 0)
             setup_logging(args.verbose, args.progress)
             quiet_gdal(args.verbose)
             code = _dispatch(args, trap)
@@ -217,8 +225,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             raise
         return trap.report()
-    finally:
-        trap.restore()
 
 
 def _dispatch(args: argparse.Namespace, trap: Optional[SignalTrap] = None) -> int:

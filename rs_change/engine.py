@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 
+#: Seconds a map that stops early (Ctrl-C, SIGTERM, an error) waits for the items still running
+#: before it lets go of them: enough for a k-means fit to reach its next cancellation check, short
+#: enough that an interrupt is honoured within 2 s even when an item is stuck in a stalled read.
+LET_GO_AFTER_S = 0.5
+
 
 def is_cluster_address(scheduler: str) -> bool:
     """True when ``scheduler`` names a dask.distributed scheduler (``proto://...``)."""
@@ -83,6 +88,7 @@ class Engine:
         self._own_client = False
         self._pool: Any = None
         self._in_flight = in_flight
+        self._stopped_early = False  # a map stopped with items running: they may still be (Engine._let_go)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> "Engine":
@@ -107,7 +113,8 @@ class Engine:
     def close(self) -> None:
         """Shut the pool down (cancelling what has not started) and close a client it made."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # items left running by an interrupted map end on their own (Engine._let_go)
+            self._pool.shutdown(wait=not self._stopped_early, cancel_futures=True)
             self._pool = None
         if self._own_client and self._client is not None:
             self._client.close()
@@ -167,14 +174,27 @@ class Engine:
                 pending.popleft()
                 yield result
         finally:
-            for f in pending:
-                f.cancel()
+            running = [f for f in pending if not f.cancel() and not f.done()]
             # long loops in the running items (k-means fits) raise Cancelled (rs_change.errors.check_cancelled)
             stop.set()
-            # items already running finish before the caller goes on: after an interrupt the
-            # caller closes the readers they use (a GDAL dataset closed under a running read
-            # crashed the process instead of exiting 130)
-            wait(list(pending))
+            if running:
+                self._let_go(running)
+
+    def _let_go(self, running: list[Future]) -> None:
+        """Wait at most :data:`LET_GO_AFTER_S` for the items still running when a map stops early
+        (an interrupt, an error), then leave the rest running.
+
+        An item blocked in a GDAL read of a stalled server cannot be stopped and may take a minute
+        to fail; the caller goes on without it (Ctrl-C and SIGTERM are honoured within seconds),
+        while the readers it may be using stay open until it ends (:func:`close_readers` waits for
+        it: a GDAL dataset closed under a running read crashes the process).  The pool is then
+        shut down without waiting for it.
+        """
+        self._stopped_early = True  # set first: a second Ctrl-C may end the wait below
+        _track_running(running)
+        _, left = wait(running, timeout=LET_GO_AFTER_S)
+        if left:
+            log.debug("%d item(s) still running after the map stopped; left to end on their own", len(left))
 
     def _map_distributed(self, fn: Callable[[Any], Any], items: Iterable[Any], limit: int) -> Iterator[Any]:
         client = self._client
@@ -400,17 +420,59 @@ def shared_reader(token: str, key: Any, opener: Callable[[], Any]) -> Any:
 
 
 def close_readers(token: str) -> None:
-    """Close every reader opened for ``token`` in this process (all threads)."""
+    """Close every reader opened for ``token`` in this process (all threads).
+
+    While an item that a map let go of (:meth:`Engine._let_go`) is still running, the readers are
+    closed when it ends instead, by the thread that ran it: it may be reading one of them.
+    """
     with _CACHE_LOCK:
         readers = _OPEN.pop(token, [])
         for k in [k for k in _SHARED if k[0] == token]:
             del _SHARED[k]
-    for r in readers:
-        _close_quietly(r)
     cache = getattr(_TLS, "cache", None)
     if cache:
         for k in [k for k in cache if k[0] == token]:
             del cache[k]
+
+    def close() -> None:
+        for r in readers:
+            _close_quietly(r)
+
+    _after_running(close)
+
+
+# Items of maps that stopped early and were still running then, and what waits for them to end.
+_RUNNING: set[Future] = set()
+_AFTER_RUNNING: list[Callable[[], None]] = []
+_RUNNING_LOCK = threading.Lock()
+
+
+def _track_running(futures: Iterable[Future]) -> None:
+    futures = list(futures)
+    with _RUNNING_LOCK:
+        _RUNNING.update(futures)
+    for f in futures:
+        f.add_done_callback(_ended)  # at once when it has ended already
+
+
+def _ended(f: Future) -> None:
+    with _RUNNING_LOCK:
+        _RUNNING.discard(f)
+        if _RUNNING:
+            return
+        todo = list(_AFTER_RUNNING)
+        _AFTER_RUNNING.clear()
+    for fn in todo:
+        fn()
+
+
+def _after_running(fn: Callable[[], None]) -> None:
+    """``fn()`` now, or when the last item left running by a map has ended (in its thread)."""
+    with _RUNNING_LOCK:
+        if _RUNNING:
+            _AFTER_RUNNING.append(fn)
+            return
+    fn()
 
 
 def _close_quietly(rd: Any) -> None:

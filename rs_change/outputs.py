@@ -71,8 +71,8 @@ _ACTIVE: set[str] = set()
 _CREATED: set[str] = set()
 # Lock files held by this process: folder -> open descriptor (closing it releases the flock).
 _HELD: dict[str, int] = {}
-# Output-folder lock files held by this process (:func:`output_lock`).
-_OUTPUT_LOCKS: set[str] = set()
+# Output-folder lock files held by this process (:func:`output_lock`) -> the folders it created for them.
+_OUTPUT_LOCKS: dict[str, list[Path]] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,11 +250,11 @@ def output_lock(out: Path) -> Iterator[Path]:
     except BaseException:
         _remove_empty(created)
         raise
-    _OUTPUT_LOCKS.add(str(lock))
+    _OUTPUT_LOCKS[str(lock)] = created
     try:
         yield out
     finally:
-        _OUTPUT_LOCKS.discard(str(lock))
+        _OUTPUT_LOCKS.pop(str(lock), None)
         if not out.is_dir():  # deleted, moved or unmounted while the run held it
             _VANISHED.add(str(out))
         if fd >= 0:
@@ -302,6 +302,33 @@ def discard(tmp: Optional[Path]) -> None:
             os.rmdir(out)  # only succeeds when empty (a failed run): nothing is left behind
         except OSError:
             pass
+
+
+def discard_all_now() -> None:
+    """Delete this process's staging folders and output-folder lock files, and the folders its
+    runs created when they are empty again: the clean-up of a process that must end at once
+    (SIGTERM while its main thread is blocked in a C call, :class:`rs_change.process.SignalTrap`),
+    called from another thread.  While a swap is under way (a backup folder is in use) nothing is
+    touched: its journal lets the next run finish it or roll it back (:func:`recover`).
+    """
+    active = [Path(d) for d in list(_ACTIVE)]
+    if any(d.name.startswith(BACKUP_PREFIX) for d in active):
+        return
+    for d in active:
+        gone = d.with_name(d.name + "-discarded")  # renamed first: no file is created in it from now on
+        try:
+            os.rename(d, gone)
+        except OSError:
+            gone = d
+        shutil.rmtree(gone, ignore_errors=True)  # what is left is a dead run's staging: recover() removes it
+        _ACTIVE.discard(str(d))
+    for out in list(_CREATED):
+        with contextlib.suppress(OSError):
+            os.rmdir(out)
+    for lock, created in list(_OUTPUT_LOCKS.items()):
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # the flock itself ends with the process
+        _remove_empty(created)
 
 
 #: errno of a test write into the output folder just after a run failed while writing (None: it worked).

@@ -21,9 +21,9 @@ import contextlib
 import logging
 import re
 import time
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
-from .errors import InputError
+from .errors import InputError, check_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ GDAL_OPTIONS: dict[str, str] = {
     # 3 x 20 + 1.5 s; see REQUEST_DEADLINE_S for the whole of a read
     "GDAL_HTTP_CONNECTTIMEOUT": "10",
     "GDAL_HTTP_TIMEOUT": "20",
+    # a transfer slower than 1 kB/s over 10 s fails before that time-out: a server that answers
+    # and then stops sending the body (a stall mid-read) is a failed attempt after 10 s, not 20
+    "GDAL_HTTP_LOW_SPEED_TIME": "10",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1024",
     # a small cache of the bytes already fetched (the header, tiles shared by neighbouring blocks)
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(16 << 20),
@@ -101,14 +105,43 @@ def gdal_path(path: str) -> str:
 
 def gdal_env(paths: Iterable[Any] = ()) -> Any:
     """``rasterio.Env(**GDAL_OPTIONS)`` when any of ``paths`` is remote (or none is given), else a
-    context that changes nothing (local reads keep the user's GDAL settings as they are).
+    context that changes nothing (local reads keep the user's GDAL settings as they are).  Inside
+    it, the main thread counts as reading a remote file (:func:`main_thread_reads_remote`).
     """
     paths = list(paths)
     if paths and not any(is_remote(p) for p in paths):
         return contextlib.nullcontext()
     import rasterio
 
-    return rasterio.Env(**GDAL_OPTIONS)
+    stack = contextlib.ExitStack()
+    stack.enter_context(rasterio.Env(**GDAL_OPTIONS))
+    stack.enter_context(_remote_reads())
+    return stack
+
+
+_MAIN_THREAD_READS = [0]  # depth of the gdal_env contexts the main thread is in
+
+
+@contextlib.contextmanager
+def _remote_reads() -> Iterator[None]:
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _MAIN_THREAD_READS[0] += 1
+    try:
+        yield
+    finally:
+        if main:
+            _MAIN_THREAD_READS[0] -= 1
+
+
+def main_thread_reads_remote() -> bool:
+    """Whether the main thread is opening or reading a remote file (inside :func:`gdal_env`): a
+    GDAL call that may wait a minute on a stalled server, and writes nothing.  The console
+    script ends at once when a signal finds it there (:class:`rs_change.process.SignalTrap`).
+    """
+    return _MAIN_THREAD_READS[0] > 0
 
 
 #: Seconds the requests of :func:`http_status` and :func:`check_server` may take in all
@@ -423,7 +456,9 @@ def retrying(
     :class:`~rs_change.errors.InputError` line (:func:`remote_error`). Other errors pass through.
 
     ``reset()`` is called before each new attempt: a GDAL dataset whose tile read failed keeps
-    failing, so the caller closes it there and ``fn`` opens it again.
+    failing, so the caller closes it there and ``fn`` opens it again.  A read that fails after the
+    work it serves was interrupted (:func:`~rs_change.errors.check_cancelled`: a block left running
+    by an interrupted map) is not tried again, and no read starts once it was.
     """
     from rasterio.errors import RasterioIOError
 
@@ -431,6 +466,7 @@ def retrying(
     delay = BACKOFF_S if backoff is None else backoff
     t0 = time.monotonic()
     for i in range(n):
+        check_cancelled()  # the run was interrupted (a block left running by Engine.map): no new read
         try:
             return fn()
         except RasterioIOError as exc:
@@ -478,6 +514,7 @@ __all__ = [
     "scheme",
     "gdal_path",
     "gdal_env",
+    "main_thread_reads_remote",
     "http_status",
     "check_server",
     "fetch_document",

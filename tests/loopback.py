@@ -4,7 +4,9 @@
 server has its own URLs, so GDAL's /vsicurl/ cache of one test never answers another) with
 ``Range`` requests (single ranges and GDAL's multi-range requests), ``HEAD`` and a log of every
 request with the bytes of body it sent. It can also misbehave on purpose: answer a path with a
-given status (404, 403, 500), or drop the connection half-way through the next bodies of a path.
+given status (404, 403, 500), drop the connection half-way through the next bodies of a path, or
+stall: answer the ranges of a path that reach a given byte with a status line and headers and then
+no body (a server that hangs mid-read), until the server stops.
 
 Use as a context manager::
 
@@ -37,6 +39,7 @@ class Request:
     status: int
     body_bytes: int
     dropped: bool = False
+    stalled: bool = False
 
 
 class LoopbackServer:
@@ -59,6 +62,10 @@ class LoopbackServer:
         self.drops: dict[str, int] = {}  # path -> how many more bodies to cut short (-1: every one)
         self.drop_min_bytes = 0  # only bodies of at least this size are cut (0: any; e.g. tiles, not headers)
         self.stall: dict[str, float] = {}  # path -> seconds to wait before answering (a time-out)
+        # path -> a byte: a range request that reaches it (or beyond) gets its headers and then no
+        # body until the server stops; ranges that end before it (a header, overviews) are served
+        self.stall_from: dict[str, int] = {}
+        self.stopping = threading.Event()
         self.errors: list[str] = []  # exceptions of request handlers (a client hanging up mid-body ...)
         self._lock = threading.Lock()
         self._httpd: Optional[_Server] = None
@@ -75,6 +82,7 @@ class LoopbackServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stopping.set()  # stalled answers end
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -103,6 +111,10 @@ class LoopbackServer:
         with self._lock:
             return [r for r in self.log if (name is None or r.path == "/" + name.lstrip("/"))
                     and (method is None or r.method == method)]
+
+    def stalled(self, name: Optional[str] = None) -> list[Request]:
+        """The requests left without their body (:attr:`stall_from`)."""
+        return [r for r in self.requests(name) if r.stalled]
 
     def reset_log(self) -> None:
         with self._lock:
@@ -150,13 +162,14 @@ def _handler(server: LoopbackServer) -> type:
             self._answer(head=False, post=body)
 
         def _send(self, status: int, body: bytes, ctype: str, head: bool, extra: Optional[dict] = None,
-                  rng: Optional[str] = None, length: Optional[int] = None) -> None:
+                  rng: Optional[str] = None, length: Optional[int] = None, stall: bool = False) -> None:
             # the request is logged before its answer is sent: a client that has its answer finds
             # it in the log (logged after, a test could look before the server thread had logged it)
             path = self.path.split("?", 1)[0]
             drop = not head and bool(body) and len(body) >= server.drop_min_bytes and server._take_drop(path)
-            sent = 0 if head else len(body) // 2 if drop else len(body)
-            server._record(Request(self.command, path, rng, status, sent, dropped=drop))
+            stall = stall and not head
+            sent = 0 if head or stall else len(body) // 2 if drop else len(body)
+            server._record(Request(self.command, path, rng, status, sent, dropped=drop, stalled=stall))
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -165,6 +178,11 @@ def _handler(server: LoopbackServer) -> type:
                 self.send_header(k, v)
             self.end_headers()
             if head:
+                return
+            if stall:  # the headers, then silence until the server stops; the connection is not reused
+                self.wfile.flush()
+                server.stopping.wait()
+                self.close_connection = True
                 return
             if drop:  # half the body, then the connection is closed under the client
                 self.wfile.write(body[:sent])
@@ -219,6 +237,7 @@ def _handler(server: LoopbackServer) -> type:
                     self._send(416, b"", "text/plain", head, {"Content-Range": f"bytes */{size}"}, rng=rng)
                     return
                 spans.append((start, end))
+            stall = path in server.stall_from and max(e for _, e in spans) >= server.stall_from[path]
             with open(target, "rb") as fh:
                 def chunk(s: int, e: int) -> bytes:
                     fh.seek(s)
@@ -227,7 +246,7 @@ def _handler(server: LoopbackServer) -> type:
                 if len(spans) == 1:
                     s, e = spans[0]
                     self._send(206, chunk(s, e), "application/octet-stream", head,
-                               {"Content-Range": f"bytes {s}-{e}/{size}"}, rng=rng)
+                               {"Content-Range": f"bytes {s}-{e}/{size}"}, rng=rng, stall=stall)
                     return
                 boundary = "rs-change-loopback-" + os.urandom(6).hex()
                 parts = []
@@ -235,6 +254,6 @@ def _handler(server: LoopbackServer) -> type:
                     parts.append(f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
                                  f"Content-Range: bytes {s}-{e}/{size}\r\n\r\n".encode() + chunk(s, e) + b"\r\n")
                 body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-                self._send(206, body, f"multipart/byteranges; boundary={boundary}", head, rng=rng)
+                self._send(206, body, f"multipart/byteranges; boundary={boundary}", head, rng=rng, stall=stall)
 
     return Handler
