@@ -379,7 +379,7 @@ def build(geoms: Sequence[Any] | np.ndarray, ext: Extents, sums: np.ndarray, dat
         Outline of waterbody 1 .. n (raster order of the first pixel), in ``crs``.
     ext : Extents
     sums : float64 (n_dates, 3, n + 1)
-        :func:`measure_strips`.
+        :func:`trace_extent`.
     dates : sequence of ISO dates
     crs
         The grid's CRS.
