@@ -563,8 +563,12 @@ class WriteJobs:
         for item in sorted(self._items, key=lambda t: t[:2]):
             if until is not None and until.done():
                 return
-            if not item[-1].running() and not item[-1].done():
+            fut = item[-1]
+            if not fut.running() and not fut.done():
                 self._call(item)
+                exc = fut.exception() if fut.done() and not fut.cancelled() else None
+                if exc is not None and not isinstance(exc, Exception):  # Ctrl-C / SIGTERM here: stop now
+                    raise exc
 
     def result(self, fut: Any) -> Any:
         """``fut.result()``, this thread running the jobs not yet started meanwhile (:meth:`help`)."""

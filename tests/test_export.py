@@ -338,6 +338,33 @@ def test_write_jobs_are_shared_by_the_thread_that_waits():
     assert {1, 2} <= here and 0 not in here
 
 
+def test_an_interrupt_in_a_job_the_waiting_thread_runs_stops_it_at_once():
+    """Ctrl-C while the main thread runs a queued job: raised there, the other jobs not run."""
+    import threading
+
+    from rs_change.engine import WriteJobs
+
+    ran: list[int] = []
+    gate = threading.Event()
+
+    def job(i):
+        if i == 0:
+            gate.wait(5)
+        if i == 1:
+            raise KeyboardInterrupt
+        ran.append(i)
+
+    release = threading.Timer(0.5, gate.set)  # job 0 ends after the queue was dropped
+    release.start()
+    with pytest.raises(KeyboardInterrupt):
+        with WriteJobs(1) as jobs:
+            for i in range(4):
+                jobs.submit(job, i)
+            jobs.wait()
+    release.join()
+    assert ran == [0]
+
+
 def test_write_jobs_run_by_priority_and_reraise(tmp_path):
     from rs_change.engine import WriteJobs, write_threads
 
