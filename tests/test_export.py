@@ -433,3 +433,28 @@ def test_empty_layers_keep_their_field_types(tmp_path):
         types = dict(zip(info["fields"], info["dtypes"]))
         assert info["features"] == 0 and types["class"] == "object" and types["pixels"] == pixels, path
         assert types["date"].startswith("datetime64") and types["from_date"].startswith("datetime64"), path
+
+
+def test_cog_temporary_overview_settings_leave_the_bytes_alone(tmp_path):
+    """to_cog's settings for GDAL's temporary overview file (uncompressed) give the same COG,
+    byte for byte, as GDAL's own default (a zstd temporary file)."""
+    import rasterio.shutil
+
+    from rs_change.export import COG_DEFLATE_LEVEL, to_cog
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 101, (700, 900)).astype(np.uint8)  # noisy, like a water fraction
+    arr[:100] = 255
+    src = tmp_path / "src.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=900, height=700, count=1, dtype="uint8", crs="EPSG:32614",
+                       transform=Affine(10, 0, 500000, 0, -10, 5200000), tiled=True, blockxsize=256,
+                       blockysize=256, compress="zstd", nodata=255) as ds:
+        ds.write(arr, 1)
+    to_cog(src, tmp_path / "fast.tif")
+    rasterio.shutil.copy(str(src), str(tmp_path / "plain.tif"), driver="COG", COMPRESS="DEFLATE",
+                         LEVEL=COG_DEFLATE_LEVEL, OVERVIEWS="IGNORE_EXISTING", RESAMPLING="NEAREST", BLOCKSIZE=512,
+                         BIGTIFF="IF_SAFER")
+    assert (tmp_path / "fast.tif").read_bytes() == (tmp_path / "plain.tif").read_bytes()
+    with rasterio.open(tmp_path / "fast.tif") as ds:
+        assert ds.overviews(1) == [2] and np.array_equal(ds.read(1), arr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.tif", "plain.tif", "src.tif"]  # no temporary left
