@@ -599,6 +599,19 @@ class WriteJobs:
                     fut.cancel()
 
 
+def _glibc() -> Any:
+    """The process's C library on Linux (for glibc's allocator settings), or None."""
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def release_free_memory() -> bool:
     """Give the memory the C allocator holds free back to the system (glibc's ``malloc_trim``).
 
@@ -608,15 +621,10 @@ def release_free_memory() -> bool:
     returned before the writing, the peak of a full run of the NAIP-size benchmark pair fell by
     about 100 MB.  Returns False where the C library is not glibc (no effect).
     """
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
+    libc = _glibc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):  # e.g. musl: no malloc_trim
+        return libc is not None and bool(libc.malloc_trim(0))
+    except AttributeError:  # e.g. musl: no malloc_trim
         return False
 
 
@@ -631,16 +639,12 @@ def share_malloc_arenas(arenas: int = 2) -> bool:
     ``MALLOC_ARENA_MAX`` does the same for any process).  Returns False where the C library is
     not glibc (no effect).
     """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux") or os.environ.get("MALLOC_ARENA_MAX"):
+    libc = _glibc()
+    if libc is None or os.environ.get("MALLOC_ARENA_MAX"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return bool(libc.mallopt(-8, int(arenas)))  # M_ARENA_MAX
-    except (OSError, AttributeError):  # e.g. musl: no mallopt
+    except AttributeError:  # e.g. musl: no mallopt
         return False
 
 

@@ -521,6 +521,9 @@ def from_files(grid: Grid, classes: Any, water: Sequence[Any], dates: Sequence[s
     workers : int, default 1
         Threads tracing and measuring the strips (:func:`trace_extent`).
     """
+    import rasterio
+    from rasterio.windows import Window
+
     from .strips import mean_pixel_area
 
     W = grid.shape[1]
@@ -528,9 +531,6 @@ def from_files(grid: Grid, classes: Any, water: Sequence[Any], dates: Sequence[s
 
     def rows_of(path: Any) -> Callable[[int, int], np.ndarray]:
         def read(r0: int, r1: int) -> np.ndarray:  # a dataset per call: called from the tracing threads
-            import rasterio
-            from rasterio.windows import Window
-
             with rasterio.open(path) as ds:
                 return ds.read(1, window=Window(0, r0, W, r1 - r0))
 
