@@ -624,6 +624,62 @@ static int32_t uf_find(int32_t *parent, int32_t a) {
     return a;
 }
 
+/* The 4-connected regions of the pixels where msk != 0 and, when val is not NULL, of one value of
+ * val: lab (h * w) gets 0 outside them and 1.. numbered in raster order of each region's first
+ * pixel (scipy.ndimage.label's order). Returns the number of regions, -1 when out of memory. Two
+ * passes: provisional labels joined (union-find) where a pixel's left and upper neighbours differ,
+ * then each region's number at its first pixel. No Python calls: runs without the GIL. */
+static Py_ssize_t label4(const uint8_t *val, const uint8_t *msk, Py_ssize_t h, Py_ssize_t w, int32_t *lab) {
+    Py_ssize_t cap = 1024, nl = 0, k = 0;
+    int32_t *parent = malloc((size_t)cap * sizeof(int32_t));
+    if (!parent) return -1;
+    parent[0] = 0;
+    for (Py_ssize_t r = 0; r < h; r++) {
+        for (Py_ssize_t c = 0; c < w; c++) {
+            Py_ssize_t i = r * w + c;
+            if (!msk[i]) {
+                lab[i] = 0;
+                continue;
+            }
+            int32_t left = c > 0 && (!val || val[i - 1] == val[i]) ? lab[i - 1] : 0;
+            int32_t up = r > 0 && (!val || val[i - w] == val[i]) ? lab[i - w] : 0;
+            if (!left && !up) {
+                if (++nl >= cap) {
+                    int32_t *grown = nl < INT32_MAX ? realloc(parent, (size_t)(cap * 2) * sizeof(int32_t)) : NULL;
+                    if (!grown) {
+                        free(parent);
+                        return -1;
+                    }
+                    parent = grown, cap *= 2;
+                }
+                parent[nl] = (int32_t)nl;
+                lab[i] = (int32_t)nl;
+            } else if (left && up && left != up) {
+                int32_t a = uf_find(parent, left), bb = uf_find(parent, up);
+                if (a != bb) parent[a > bb ? a : bb] = a < bb ? a : bb;
+                lab[i] = left;
+            } else {
+                lab[i] = left ? left : up;
+            }
+        }
+    }
+    int32_t *final = calloc((size_t)(nl + 1), sizeof(int32_t));
+    if (!final) {
+        free(parent);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < h * w; i++) {
+        if (lab[i]) {
+            int32_t root = uf_find(parent, lab[i]);
+            if (!final[root]) final[root] = (int32_t)++k;
+            lab[i] = final[root];
+        }
+    }
+    free(final);
+    free(parent);
+    return k;
+}
+
 static PyObject *regions(PyObject *self, PyObject *args) {
     PyObject *o_cls, *o_water, *o_pa;
     Py_ssize_t h, w, pw;
@@ -648,54 +704,13 @@ static PyObject *regions(PyObject *self, PyObject *args) {
         release_all(&b);
         return NULL;
     }
-    Py_ssize_t cap = 1024, nl = 0, k = 0, m = 2 + 3 * n;
+    Py_ssize_t k = 0, m = 2 + 3 * n;
     int32_t *lab = malloc((size_t)(h * w > 0 ? h * w : 1) * sizeof(int32_t));
-    int32_t *parent = malloc((size_t)cap * sizeof(int32_t));
-    int failed = !lab || !parent;
+    int failed = !lab;
     Py_BEGIN_ALLOW_THREADS
-    if (!failed) parent[0] = 0;
-    /* pass 1: provisional labels, joined where a pixel's left and upper neighbours differ */
-    for (Py_ssize_t r = 0; r < h && !failed; r++) {
-        for (Py_ssize_t c = 0; c < w; c++) {
-            Py_ssize_t i = r * w + c;
-            if (!cls[i]) {
-                lab[i] = 0;
-                continue;
-            }
-            int32_t left = c > 0 ? lab[i - 1] : 0, up = r > 0 ? lab[i - w] : 0;
-            if (!left && !up) {
-                if (++nl >= cap) {
-                    int32_t *grown = realloc(parent, (size_t)(cap * 2) * sizeof(int32_t));
-                    if (!grown || nl >= INT32_MAX) {
-                        failed = 1;
-                        break;
-                    }
-                    parent = grown, cap *= 2;
-                }
-                parent[nl] = (int32_t)nl;
-                lab[i] = (int32_t)nl;
-            } else if (left && up && left != up) {
-                int32_t a = uf_find(parent, left), bb = uf_find(parent, up);
-                if (a != bb) parent[a > bb ? a : bb] = a < bb ? a : bb;
-                lab[i] = left;
-            } else {
-                lab[i] = left ? left : up;
-            }
-        }
-    }
-    /* pass 2: each region numbered 1.. at its first pixel in raster order */
-    int32_t *final = failed ? NULL : calloc((size_t)(nl + 1), sizeof(int32_t));
-    if (!failed && !final) failed = 1;
-    for (Py_ssize_t i = 0; i < h * w && !failed; i++) {
-        if (lab[i]) {
-            int32_t root = uf_find(parent, lab[i]);
-            if (!final[root]) final[root] = (int32_t)++k;
-            lab[i] = final[root];
-        }
-    }
-    free(final);
+    if (!failed) k = label4(NULL, cls, h, w, lab);
+    if (k < 0) failed = 1;
     Py_END_ALLOW_THREADS
-    free(parent);
     PyObject *res = failed ? NULL : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(k * m * 8 > 0 ? k * m * 8 : 0));
     if (res) {
         double *out = (double *)PyBytes_AS_STRING(res);
@@ -725,6 +740,128 @@ static PyObject *regions(PyObject *self, PyObject *args) {
     return res;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * outlines(img, msk, h, w, x0, y0): the polygons of GDALPolygonize (GDAL 3.7+) for the 4-connected
+ * regions of one value of img (uint8) where msk != 0, vertex for vertex (strips._polygonize).
+ * Every ring keeps its region on its left in pixel coordinates (rows down): an exterior starts at
+ * its top-left vertex going down, a hole at its top-left vertex going right; only the corners are
+ * vertices, and at a vertex where two pixels of the region meet only diagonally the ring turns so
+ * that they stay joined (a pinched part becomes a hole touching the exterior at that vertex, as
+ * GDAL writes it). Rings are found in raster order of their top-left vertex: the first edge of a
+ * ring met scanning the grid's horizontal edges row by row is its top-most, left-most one; with
+ * the region below it the ring is the region's exterior, above it a hole.
+ * Returns (coords, rings) as bytes: float64 (n, 2) vertices (x + x0, y + y0), each ring closed by
+ * its first vertex, and int64 (r, 2) [region 1.., vertices] per ring in the order found.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    double *xy;
+    Py_ssize_t n, cap;
+    int64_t *ring;
+    Py_ssize_t nr, rcap;
+} Outlines;
+
+static int put_vertex(Outlines *o, Py_ssize_t x, Py_ssize_t y) {
+    if (o->n >= o->cap) {
+        Py_ssize_t cap = o->cap ? o->cap * 2 : 4096;
+        double *g = realloc(o->xy, (size_t)cap * 2 * sizeof(double));
+        if (!g) return -1;
+        o->xy = g, o->cap = cap;
+    }
+    o->xy[2 * o->n] = (double)x, o->xy[2 * o->n + 1] = (double)y;
+    o->n++;
+    return 0;
+}
+
+/* the ring of region L from vertex (sx, sy) in direction sd (0 right, 1 down, 2 left, 3 up);
+ * marks its horizontal edges in seen (bit 1: top edge of the pixel below, 2: bottom edge of the
+ * pixel above) */
+static int walk_ring(const int32_t *lab, uint8_t *seen, Py_ssize_t h, Py_ssize_t w, int32_t L, Py_ssize_t sx,
+                     Py_ssize_t sy, int sd, Py_ssize_t x0, Py_ssize_t y0, Outlines *o) {
+    static const int dx[4] = {1, 0, -1, 0}, dy[4] = {0, 1, 0, -1};
+    /* pixel offsets (row, col) from the vertex of the pixel ahead-left and ahead-right, per direction */
+    static const int fl_r[4] = {-1, 0, 0, -1}, fl_c[4] = {0, 0, -1, -1};
+    static const int fr_r[4] = {0, 0, -1, -1}, fr_c[4] = {0, -1, -1, 0};
+    Py_ssize_t start = o->n, vx = sx, vy = sy;
+    int d = sd;
+    if (put_vertex(o, sx + x0, sy + y0) < 0) return -1;
+    for (;;) {
+        if (d == 0) seen[(vy - 1) * w + vx] |= 2;
+        else if (d == 2) seen[vy * w + vx - 1] |= 1;
+        vx += dx[d], vy += dy[d];
+        if (vx == sx && vy == sy) break;
+        Py_ssize_t r = vy + fr_r[d], c = vx + fr_c[d];
+        int nd;
+        if (r >= 0 && r < h && c >= 0 && c < w && lab[r * w + c] == L) {
+            nd = (d + 1) & 3;
+        } else {
+            r = vy + fl_r[d], c = vx + fl_c[d];
+            nd = r >= 0 && r < h && c >= 0 && c < w && lab[r * w + c] == L ? d : (d + 3) & 3;
+        }
+        if (nd != d && put_vertex(o, vx + x0, vy + y0) < 0) return -1;
+        d = nd;
+    }
+    if (put_vertex(o, sx + x0, sy + y0) < 0) return -1;
+    if (o->nr >= o->rcap) {
+        Py_ssize_t cap = o->rcap ? o->rcap * 2 : 1024;
+        int64_t *g = realloc(o->ring, (size_t)cap * 2 * sizeof(int64_t));
+        if (!g) return -1;
+        o->ring = g, o->rcap = cap;
+    }
+    o->ring[2 * o->nr] = L, o->ring[2 * o->nr + 1] = o->n - start;
+    o->nr++;
+    return 0;
+}
+
+static PyObject *outlines(PyObject *self, PyObject *args) {
+    PyObject *o_img, *o_msk;
+    Py_ssize_t h, w, x0, y0;
+    if (!PyArg_ParseTuple(args, "OOnnnn", &o_img, &o_msk, &h, &w, &x0, &y0)) return NULL;
+    if (h < 0 || w < 0) {
+        PyErr_SetString(PyExc_ValueError, "outlines: negative shape");
+        return NULL;
+    }
+    Buffers b = {.n = 0};
+    const uint8_t *img = get(&b, o_img, h * w, 0, "img");
+    const uint8_t *msk = img ? get(&b, o_msk, h * w, 0, "msk") : NULL;
+    if (!msk) {
+        release_all(&b);
+        return NULL;
+    }
+    int32_t *lab = malloc((size_t)(h * w > 0 ? h * w : 1) * sizeof(int32_t));
+    uint8_t *seen = calloc((size_t)(h * w > 0 ? h * w : 1), 1);
+    Outlines o = {NULL, 0, 0, NULL, 0, 0};
+    int failed = !lab || !seen;
+    Py_BEGIN_ALLOW_THREADS
+    if (!failed && label4(img, msk, h, w, lab) < 0) failed = 1;
+    for (Py_ssize_t y = 0; y <= h && !failed; y++) {
+        const int32_t *above = y > 0 ? lab + (y - 1) * w : NULL, *below = y < h ? lab + y * w : NULL;
+        for (Py_ssize_t x = 0; x < w; x++) {
+            int32_t a = above ? above[x] : 0, bl = below ? below[x] : 0;
+            if (a == bl) continue;
+            if (a && !(seen[(y - 1) * w + x] & 2) && walk_ring(lab, seen, h, w, a, x, y, 0, x0, y0, &o) < 0) {
+                failed = 1;
+                break;
+            }
+            if (bl && !(seen[y * w + x] & 1) && walk_ring(lab, seen, h, w, bl, x, y, 1, x0, y0, &o) < 0) {
+                failed = 1;
+                break;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(lab), free(seen);
+    release_all(&b);
+    PyObject *res = NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    } else {
+        res = Py_BuildValue("(y#y#)", (const char *)o.xy, (Py_ssize_t)(o.n * 2 * (Py_ssize_t)sizeof(double)),
+                            (const char *)o.ring, (Py_ssize_t)(o.nr * 2 * (Py_ssize_t)sizeof(int64_t)));
+    }
+    free(o.xy), free(o.ring);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"lerp_u8", lerp_u8, METH_VARARGS, "bilinear shift of uint8 bands (readers._lerp_strips)"},
     {"any_all_nodata", any_all_nodata, METH_VARARGS, "some pixel with every band == nodata"},
@@ -732,6 +869,7 @@ static PyMethodDef methods[] = {
     {"histogram", histogram, METH_VARARGS, "joint-state histogram (counts and area sums)"},
     {"nearest_rows", nearest_rows, METH_VARARGS, "nearest (and second nearest) centre of points given as columns"},
     {"regions", regions, METH_VARARGS, "4-connected regions of a strip and their area sums (waterbody._measure)"},
+    {"outlines", outlines, METH_VARARGS, "GDALPolygonize's rings of the 4-connected regions of a uint8 strip"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -208,10 +208,18 @@ def _c_polygonize() -> Any:
 
 def _polygonize(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> np.ndarray:
     """Shapely polygons of the 4-connected regions of ``img`` where ``mask`` (pixel corners shifted
-    by ``x0, y0``), in GDAL's order; object array (n,).
+    by ``x0, y0``), as GDAL's polygonize traces them; object array (n,), in no particular order.
+
+    The compiled tracer (:func:`rs_change.kernels.outlines`: the same vertices, 3-5x faster and
+    as fast on an empty mask as the labelling) where the extension is built, else GDAL's own.
     """
     import shapely
 
+    from .kernels import outlines
+
+    fast = outlines(img, mask, x0, y0)
+    if fast is not None:
+        return fast
     poly = _c_polygonize()
     if poly is not None:
         wkbs, _ = poly(img, mask, x0, y0)
