@@ -18,7 +18,7 @@ from typing import NoReturn, Optional, Sequence
 from ._version import __version__
 from .console import Progress, c_stderr_to_null, quiet_gdal, setup_logging
 from .errors import RsChangeError
-from .process import SignalTrap, environment_error
+from .process import SignalTrap, end_process, environment_error
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -199,9 +199,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     trap = SignalTrap(exit_soon=argv is None)  # first: Ctrl-C or SIGTERM while starting up is one line too
     try:
         # an interrupted console script does not wait at exit for threads blocked in a stalled read
-        return trap.exit_if_threads_blocked(_main(argv, trap))
+        code = trap.exit_if_threads_blocked(_main(argv, trap))
     finally:
         trap.restore()
+    if trap.exit_soon:
+        # the console script's work is done and its files closed: skip the interpreter's teardown
+        # of numpy, GDAL, matplotlib ... (~0.2 s after a run)
+        end_process(code)
+    return code
 
 
 def _main(argv: Optional[Sequence[str]], trap: SignalTrap) -> int:

@@ -116,7 +116,7 @@ class SignalTrap:
             except Exception:  # noqa: BLE001 - ending the process matters more; the next run recovers
                 pass
         self.report()
-        _exit(self.code)
+        end_process(self.code)
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.signum is None:
@@ -179,7 +179,7 @@ class SignalTrap:
             return code
         me = threading.current_thread()
         if any(t.is_alive() and not t.daemon and t is not me for t in threading.enumerate()):
-            _exit(code)
+            end_process(code)
         return code
 
     def restore(self) -> None:
@@ -201,9 +201,10 @@ def _main_thread_reads_remote() -> bool:
     return bool(remote is not None and remote.main_thread_reads_remote())
 
 
-def _exit(code: int) -> None:
+def end_process(code: int) -> None:
     """Flush stdout, stderr and the log handlers, then end the process with ``code`` at once
-    (``os._exit``: threads blocked in C calls are not waited for, ``atexit`` handlers do not run).
+    (``os._exit``: threads blocked in C calls are not waited for, ``atexit`` handlers do not run,
+    and the interpreter does not tear its modules down one by one).
     """
     import logging
 

@@ -154,6 +154,8 @@ def test_console_script_landsat_sample_is_quiet_and_bad_config_exits_2(tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert ok.stderr == "", ok.stderr
     assert "1985-07-01" in ok.stdout
+    # the command ends without the interpreter's teardown: its piped output is flushed whole first
+    assert ok.stdout.rstrip().splitlines()[-1] == f"outputs: {tmp_path / 'out'}"
     bad = tmp_path / "bad.yaml"
     bad.write_text("scenes:\n  - date: 2020-01-01\n    pth: x.tif\n    sensor: naip\n")
     r = subprocess.run([exe, "run", str(bad)], capture_output=True, text=True, timeout=120)
