@@ -542,6 +542,7 @@ def run_polygons(
         ``{min_area_m2, simplify_px, layers: {name: {features, area_km2, removed_features,
         removed_km2, raster_km2}}}`` for summary.json.
     """
+    from .engine import release_free_memory
     from .strips import KEEP_SHAPE_PX, layer_from_regions, mean_pixel_area, strip_regions_many
 
     workers, layer_workers = threads
@@ -552,6 +553,7 @@ def run_polygons(
     # raster, and the strip's pixel areas computed once for all (rs_change.strips)
     regions = strip_regions_many([(path, values) for path, values, _, _ in jobs.values()], grid, workers=workers,
                                  finish_workers=layer_workers)
+    release_free_memory()  # the strips' arrays, freed between the polygons kept
 
     def layer(item: tuple[tuple[str, tuple[Path, Mapping[int, str], str, Optional[dict]]], dict[str, Any]]) -> Any:
         (_, (_, values, date, extra)), reg = item
@@ -568,6 +570,8 @@ def run_polygons(
     stats = {name: _layer_stats(gdf, removed, raster) for name, (gdf, removed, raster) in zip(jobs, built)}
     layers.update((extra_layers() if callable(extra_layers) else extra_layers) or {})
     files = write_vectors(folder, layers, formats, metadata)
+    del layers, built
+    release_free_memory()  # the layers' frames and the simplification's temporaries
     summary = {
         "min_area_m2": round(min_a, 6),
         "simplify_px": simplify_px,

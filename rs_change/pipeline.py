@@ -303,6 +303,7 @@ def _stage_waterbodies(cfg: RunConfig, tmp: Path, ref: Grid, dates: Sequence[str
         ref, rasters.waterbody.path, [blocks[water_tif(d)] for d in dates], dates, Params.of(cfg.waterbodies),
         workers=polygon_threads(cfg.compute.scheduler, cfg.compute.workers))
     log.info("%d waterbodies in %.1f s", len(layer), time.perf_counter() - t)
+    release_free_memory()  # the strips' arrays, freed between the outlines kept
     staged = {WATERBODIES_CSV: write_csv(tmp / WATERBODIES_CSV, table, TABLE_COLUMNS)}
     plot = None
     if cfg.output.report:

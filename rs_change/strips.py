@@ -248,8 +248,9 @@ def _top_left(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class _Pieces:
-    """The regions of one strip of one raster (:func:`_trace_strip`), one polygon each, ordered by
-    code (in the order asked) and then by their first pixel in raster order (as labels number them).
+    """The regions of one strip of one raster (:func:`_outline_strip`, :func:`_measure_strip`), one
+    polygon each, ordered by code (in the order asked) and then by their first pixel in raster order
+    (as labels number them).
     """
 
     code: np.ndarray  # int64 (p,)
@@ -276,16 +277,21 @@ class StripSource:
     measure: Optional[Callable[[np.ndarray, int, int, np.ndarray], np.ndarray]] = None
 
 
-def _column_prefix(pa: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(h + 1, w) float64: row ``y`` holds the sum of the pixel areas ``pa`` ((h, w) or
-    broadcastable) of each column above row ``y``.  Row by row (numpy's cumsum along the rows runs
-    one element at a time; adding whole rows is 4x faster).
+def _column_prefix(area_rows: Callable[[int, int], np.ndarray], r0: int, h: int, w: int,
+                   step: int = 64) -> np.ndarray:
+    """(h + 1, w) float64: row ``y`` holds the sum of the pixel areas of each column above row
+    ``r0 + y`` of the strip (``area_rows(a, b)``: the areas of rows ``a .. b - 1``, (b - a, w) or
+    (b - a, 1)).  The areas are computed ``step`` rows at a time, so the strip's whole area array
+    is never held; rows are added one at a time (numpy's cumsum along the rows runs one element at
+    a time; adding whole rows is 4x faster).
     """
     q = np.empty((h + 1, w))
     q[0] = 0.0
-    pa = np.broadcast_to(pa, (h, w))
-    for r in range(h):
-        np.add(q[r], pa[r], out=q[r + 1])
+    for a in range(0, h, step):
+        b = min(h, a + step)
+        pa = np.broadcast_to(np.asarray(area_rows(r0 + a, r0 + b), np.float64), (b - a, w))
+        for r in range(a, b):
+            np.add(q[r], pa[r - a], out=q[r + 1])
     return q
 
 
@@ -330,23 +336,21 @@ def _edge_sums(geoms: np.ndarray, prefix: np.ndarray, r0: int) -> tuple[np.ndarr
     return area, pix.astype(np.int64), horizontal
 
 
-def _trace_strip(arr: np.ndarray, prefix: np.ndarray, r0: int, codes: Sequence[int]) -> _Pieces:
-    """Trace, measure and order the regions of one strip (rows ``r0 ..``) of a class raster;
-    ``prefix`` is :func:`_column_prefix` of its pixel areas.
+def _outline_strip(arr: np.ndarray, r0: int, codes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The regions of one strip (rows ``r0 ..``) of a class raster: one polygon each (pixel
+    corners of the whole raster) and its code, ordered by code (in the order asked), then by
+    their first pixel in raster order (as labels number them).
 
-    A pure function of the strip (strips are traced in parallel threads; GDAL's polygonize runs
-    without the GIL); :meth:`_Regions.add` joins the strips in order.  No labelling: each traced
-    polygon is one 4-connected region, measured from its outline (:func:`_edge_sums`).
+    A pure function of the strip (strips are traced in parallel threads; the tracers run without
+    the GIL).  No labelling is kept: each traced polygon is one 4-connected region.
     """
-    h, w = arr.shape
     codes = [int(c) for c in codes]
     cmask = arr == codes[0]
     for c in codes[1:]:
         cmask |= arr == c
-    empty = np.zeros((0, 3), np.int64)
     rr = np.flatnonzero(cmask.any(axis=1))
     if rr.size == 0:
-        return _Pieces(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.empty(0, object), empty, empty)
+        return np.empty(0, object), np.zeros(0, np.int64)
     cc = np.flatnonzero(cmask.any(axis=0))
     # one trace of the class codes themselves for every code of the strip, cropped to the rows and
     # columns that hold any of them when that saves a quarter or more (GDAL's polygonize costs per
@@ -358,12 +362,23 @@ def _trace_strip(arr: np.ndarray, prefix: np.ndarray, r0: int, codes: Sequence[i
         sub, sub_m, ra, ca = arr, cmask, 0, 0
     del cmask
     geoms = _polygonize(sub, sub_m, ca, r0 + ra)
+    del sub, sub_m
     # each region's code is the value of its first pixel: below and right of its top-left vertex
     x0, y0 = _top_left(geoms)
     code = arr[y0 - r0, x0].astype(np.int64)
     rank = {c: i for i, c in enumerate(codes)}
     order = np.lexsort((x0, y0, np.array([rank[int(c)] for c in code], np.int64)))
-    geoms, code = geoms[order], code[order]
+    return geoms[order], code[order]
+
+
+def _measure_strip(geoms: np.ndarray, code: np.ndarray, prefix: np.ndarray, r0: int, h: int) -> _Pieces:
+    """:func:`_outline_strip`'s regions of a strip of ``h`` rows measured from their outlines
+    (:func:`_edge_sums`; ``prefix`` is :func:`_column_prefix` of the strip), with the runs of its
+    first and last rows that :meth:`_Regions.add` joins across strips.
+    """
+    empty = np.zeros((0, 3), np.int64)
+    if len(geoms) == 0:
+        return _Pieces(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.empty(0, object), empty, empty)
     area, pix, hor = _edge_sums(geoms, prefix, r0)
 
     def runs(y: int) -> np.ndarray:
@@ -393,7 +408,7 @@ class _Regions:
         return list(self.raster_m2)
 
     def add(self, pc: _Pieces) -> None:
-        """Join the next strip's pieces (:func:`_trace_strip`) to those above it: a run of its first
+        """Join the next strip's pieces (:func:`_measure_strip`) to those above it: a run of its first
         row and a run of the last row above, of one code, that share a column are one region.
         """
         n = len(pc.code)
@@ -538,17 +553,21 @@ def strip_regions_many(
 
     def trace(r0: int) -> list[_Pieces]:
         h = min(rows, H - r0)
-        pa = np.asarray(area_rows(r0, r0 + h), np.float64)
-        prefix = _column_prefix(pa, h, W)  # for every raster
-        out = []
-        for (src, _), st in zip(rasters, state):
+        arrs, outlines = [], []
+        for (src, _), st in zip(rasters, state):  # every raster outlined before the areas are made
             if isinstance(src, StripSource):
                 arr = np.asarray(src.read(r0, r0 + h))
             else:
                 with rasterio.open(src) as ds:
                     arr = ds.read(band, window=Window(0, r0, W, h))
-            pc = _trace_strip(arr, prefix, r0, st.codes)
+            arrs.append(arr)
+            outlines.append(_outline_strip(arr, r0, st.codes))
+        prefix = _column_prefix(area_rows, r0, h, W)  # for every raster
+        out = []
+        for (src, _), arr, (geoms, code) in zip(rasters, arrs, outlines):
+            pc = _measure_strip(geoms, code, prefix, r0, h)
             if isinstance(src, StripSource) and src.measure is not None:
+                pa = np.asarray(area_rows(r0, r0 + h), np.float64)
                 pc.sums = np.asarray(src.measure(arr, r0, r0 + h, pa), np.float64)
                 if len(pc.sums) != len(pc.code):
                     raise RuntimeError(f"strip at row {r0}: {len(pc.sums)} measured regions for {len(pc.code)} traced; "
