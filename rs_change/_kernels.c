@@ -741,7 +741,7 @@ static PyObject *regions(PyObject *self, PyObject *args) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * outlines(img, msk, h, w, x0, y0): the polygons of GDALPolygonize (GDAL 3.7+) for the 4-connected
+ * outlines(img, msk, h, w, x0, y0, scratch): the polygons of GDALPolygonize (GDAL 3.7+) for the 4-connected
  * regions of one value of img (uint8) where msk != 0, vertex for vertex (strips._polygonize).
  * Every ring keeps its region on its left in pixel coordinates (rows down): an exterior starts at
  * its top-left vertex going down, a hole at its top-left vertex going right; only the corners are
@@ -813,9 +813,9 @@ static int walk_ring(const int32_t *lab, uint8_t *seen, Py_ssize_t h, Py_ssize_t
 }
 
 static PyObject *outlines(PyObject *self, PyObject *args) {
-    PyObject *o_img, *o_msk;
+    PyObject *o_img, *o_msk, *o_scratch;
     Py_ssize_t h, w, x0, y0;
-    if (!PyArg_ParseTuple(args, "OOnnnn", &o_img, &o_msk, &h, &w, &x0, &y0)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOnnnnO", &o_img, &o_msk, &h, &w, &x0, &y0, &o_scratch)) return NULL;
     if (h < 0 || w < 0) {
         PyErr_SetString(PyExc_ValueError, "outlines: negative shape");
         return NULL;
@@ -823,15 +823,25 @@ static PyObject *outlines(PyObject *self, PyObject *args) {
     Buffers b = {.n = 0};
     const uint8_t *img = get(&b, o_img, h * w, 0, "img");
     const uint8_t *msk = img ? get(&b, o_msk, h * w, 0, "msk") : NULL;
-    if (!msk) {
+    /* the labels (int32) and edge marks (uint8) in the caller's scratch buffer when it gives one
+     * (a buffer a tracing thread reuses strip after strip: no fresh pages and no heap churn of
+     * tens of MB per strip), else in memory of their own */
+    uint8_t *scratch = msk && o_scratch != Py_None ? get(&b, o_scratch, 5 * h * w, 1, "scratch") : NULL;
+    if (!msk || (o_scratch != Py_None && !scratch)) {
         release_all(&b);
         return NULL;
     }
-    int32_t *lab = malloc((size_t)(h * w > 0 ? h * w : 1) * sizeof(int32_t));
-    uint8_t *seen = calloc((size_t)(h * w > 0 ? h * w : 1), 1);
+    int32_t *lab = scratch ? (int32_t *)scratch : malloc((size_t)(h * w > 0 ? h * w : 1) * sizeof(int32_t));
+    uint8_t *seen = scratch ? scratch + 4 * h * w : calloc((size_t)(h * w > 0 ? h * w : 1), 1);
+    if (scratch && ((uintptr_t)scratch % sizeof(int32_t))) {
+        release_all(&b);
+        PyErr_SetString(PyExc_ValueError, "outlines: scratch buffer not aligned to 4 bytes");
+        return NULL;
+    }
     Outlines o = {NULL, 0, 0, NULL, 0, 0};
     int failed = !lab || !seen;
     Py_BEGIN_ALLOW_THREADS
+    if (!failed && scratch) memset(seen, 0, (size_t)(h * w));
     if (!failed && label4(img, msk, h, w, lab) < 0) failed = 1;
     for (Py_ssize_t y = 0; y <= h && !failed; y++) {
         const int32_t *above = y > 0 ? lab + (y - 1) * w : NULL, *below = y < h ? lab + y * w : NULL;
@@ -849,7 +859,7 @@ static PyObject *outlines(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    free(lab), free(seen);
+    if (!scratch) free(lab), free(seen);
     release_all(&b);
     PyObject *res = NULL;
     if (failed) {

@@ -279,7 +279,8 @@ def region_sums(classes: np.ndarray, water: list[np.ndarray], pa: np.ndarray) ->
     return np.frombuffer(out, np.float64).reshape(-1, 2 + 3 * len(water)).copy()
 
 
-def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> Optional[np.ndarray]:
+def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int,
+             scratch: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """The polygons GDAL's polygonize (GDAL 3.7 and later) traces for the 4-connected regions of
     one value of ``img`` where ``mask``, vertex for vertex, in one compiled pass (a labelling, then
     each ring walked once): the rings of each region, exterior first and holes in raster order of
@@ -291,6 +292,9 @@ def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> Optional[np
     img : uint8 (h, w)
     mask : bool or uint8 (h, w)
     x0, y0 : int
+    scratch : uint8 (n,), optional
+        Working memory of at least 5 bytes a pixel, reused from call to call by a thread that
+        traces strip after strip (:func:`scratch_for`); without it each call allocates its own.
 
     Returns
     -------
@@ -303,8 +307,11 @@ def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> Optional[np
     import shapely
 
     h, w = img.shape
+    if scratch is not None and (scratch.dtype != np.uint8 or not scratch.flags.c_contiguous
+                                or scratch.size < 5 * h * w or scratch.ctypes.data % 4):
+        raise ValueError("outlines: scratch must be a C-contiguous uint8 array of 5 bytes a pixel, 4-byte aligned")
     xy_b, ring_b = _k.outlines(np.ascontiguousarray(img), np.ascontiguousarray(mask).view(np.uint8), h, w,
-                               int(x0), int(y0))
+                               int(x0), int(y0), scratch)
     rings = np.frombuffer(ring_b or b"", np.int64).reshape(-1, 2)
     if len(rings) == 0:
         return np.empty(0, object)
@@ -312,3 +319,19 @@ def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> Optional[np
     lr = shapely.linearrings(xy, indices=np.repeat(np.arange(len(rings)), rings[:, 1]))
     order = np.argsort(rings[:, 0], kind="stable")  # per region: its exterior, then its holes as found
     return np.asarray(shapely.polygons(lr[order], indices=rings[order, 0] - 1), dtype=object)
+
+
+def scratch_for(held: dict[int, np.ndarray], pixels: int) -> Optional[np.ndarray]:
+    """The calling thread's working memory for :func:`outlines` on strips of up to ``pixels``
+    pixels, kept in ``held`` (thread id -> buffer; clear it to free them all) and grown when a
+    strip needs more; None when the compiled loops are off.
+    """
+    if not ENABLED:
+        return None
+    import threading
+
+    key = threading.get_ident()
+    buf = held.get(key)
+    if buf is None or buf.size < 5 * pixels:
+        buf = held[key] = np.empty(5 * pixels, np.uint8)
+    return buf

@@ -206,7 +206,8 @@ def _c_polygonize() -> Any:
         return _POLY[0]
 
 
-def _polygonize(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> np.ndarray:
+def _polygonize(img: np.ndarray, mask: np.ndarray, x0: int, y0: int,
+                scratch: Optional[np.ndarray] = None) -> np.ndarray:
     """Shapely polygons of the 4-connected regions of ``img`` where ``mask`` (pixel corners shifted
     by ``x0, y0``), as GDAL's polygonize traces them; object array (n,), in no particular order.
 
@@ -217,7 +218,7 @@ def _polygonize(img: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> np.ndarr
 
     from .kernels import outlines
 
-    fast = outlines(img, mask, x0, y0)
+    fast = outlines(img, mask, x0, y0, scratch)
     if fast is not None:
         return fast
     poly = _c_polygonize()
@@ -336,7 +337,8 @@ def _edge_sums(geoms: np.ndarray, prefix: np.ndarray, r0: int) -> tuple[np.ndarr
     return area, pix.astype(np.int64), horizontal
 
 
-def _outline_strip(arr: np.ndarray, r0: int, codes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _outline_strip(arr: np.ndarray, r0: int, codes: Sequence[int],
+                   scratch: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """The regions of one strip (rows ``r0 ..``) of a class raster: one polygon each (pixel
     corners of the whole raster) and its code, ordered by code (in the order asked), then by
     their first pixel in raster order (as labels number them).
@@ -361,7 +363,7 @@ def _outline_strip(arr: np.ndarray, r0: int, codes: Sequence[int]) -> tuple[np.n
     else:
         sub, sub_m, ra, ca = arr, cmask, 0, 0
     del cmask
-    geoms = _polygonize(sub, sub_m, ca, r0 + ra)
+    geoms = _polygonize(sub, sub_m, ca, r0 + ra, scratch)
     del sub, sub_m
     # each region's code is the value of its first pixel: below and right of its top-left vertex
     x0, y0 = _top_left(geoms)
@@ -544,6 +546,7 @@ def strip_regions_many(
 
     from .area import pixel_area_rows
     from .engine import Engine
+    from .kernels import scratch_for
 
     H, W = grid.shape
     workers = max(1, int(workers))
@@ -551,8 +554,11 @@ def strip_regions_many(
     area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)  # rows of pixel_area(grid)
     state = [_Regions(values) for _, values in rasters]
 
+    held: dict[int, np.ndarray] = {}  # each tracing thread's working memory, reused strip after strip
+
     def trace(r0: int) -> list[_Pieces]:
         h = min(rows, H - r0)
+        scratch = scratch_for(held, rows * W)
         arrs, outlines = [], []
         for (src, _), st in zip(rasters, state):  # every raster outlined before the areas are made
             if isinstance(src, StripSource):
@@ -561,7 +567,7 @@ def strip_regions_many(
                 with rasterio.open(src) as ds:
                     arr = ds.read(band, window=Window(0, r0, W, h))
             arrs.append(arr)
-            outlines.append(_outline_strip(arr, r0, st.codes))
+            outlines.append(_outline_strip(arr, r0, st.codes, scratch))
         prefix = _column_prefix(area_rows, r0, h, W)  # for every raster
         out = []
         for (src, _), arr, (geoms, code) in zip(rasters, arrs, outlines):
@@ -579,6 +585,7 @@ def strip_regions_many(
         for pieces in eng.map(trace, range(0, H, rows), in_flight=workers):
             for st, pc in zip(state, pieces):
                 st.add(pc)
+    held.clear()
     if finish_workers > 1 and len(state) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
