@@ -293,8 +293,8 @@ def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int,
     mask : bool or uint8 (h, w)
     x0, y0 : int
     scratch : uint8 (n,), optional
-        Working memory of at least 5 bytes a pixel, reused from call to call by a thread that
-        traces strip after strip (:func:`scratch_for`); without it each call allocates its own.
+        Working memory of at least 5 bytes a pixel, shared by the calls on one strip's rasters
+        (:func:`outlines_scratch`); without it each call allocates its own.
 
     Returns
     -------
@@ -321,17 +321,23 @@ def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int,
     return np.asarray(shapely.polygons(lr[order], indices=rings[order, 0] - 1), dtype=object)
 
 
-def scratch_for(held: dict[int, np.ndarray], pixels: int) -> Optional[np.ndarray]:
-    """The calling thread's working memory for :func:`outlines` on strips of up to ``pixels``
-    pixels, kept in ``held`` (thread id -> buffer; clear it to free them all) and grown when a
-    strip needs more; None when the compiled loops are off.
+def outlines_scratch(pixels: int) -> Optional[np.ndarray]:
+    """Working memory for :func:`outlines` calls on the rasters of one strip of ``pixels``
+    pixels, or None when the compiled loops are off: an anonymous memory map, returned to the
+    system when the array is released.
+
+    Neither the heap nor a buffer kept for the whole pass: a tracer's own 32 MB label array per
+    call (malloc, then free) raised glibc's dynamic mmap threshold, so the next ones and the
+    waterbodies' 10 MB buffers came from the heap, where the polygons made meanwhile pinned them
+    (the 4x benchmark pair's full run peaked at ~740 MB instead of ~650); a buffer kept per thread
+    held its memory through the strips' column sums (~710 MB).  Mapped per strip and released
+    before the column sums are made: ~635-650 MB.
     """
     if not ENABLED:
         return None
-    import threading
+    import mmap
 
-    key = threading.get_ident()
-    buf = held.get(key)
-    if buf is None or buf.size < 5 * pixels:
-        buf = held[key] = np.empty(5 * pixels, np.uint8)
-    return buf
+    m = mmap.mmap(-1, max(1, 5 * pixels))
+    if hasattr(mmap, "MADV_HUGEPAGE") and len(m) >= 4 << 20:
+        m.madvise(mmap.MADV_HUGEPAGE)
+    return np.frombuffer(m, np.uint8)

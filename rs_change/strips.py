@@ -546,7 +546,7 @@ def strip_regions_many(
 
     from .area import pixel_area_rows
     from .engine import Engine
-    from .kernels import scratch_for
+    from .kernels import outlines_scratch
 
     H, W = grid.shape
     workers = max(1, int(workers))
@@ -554,11 +554,9 @@ def strip_regions_many(
     area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)  # rows of pixel_area(grid)
     state = [_Regions(values) for _, values in rasters]
 
-    held: dict[int, np.ndarray] = {}  # each tracing thread's working memory, reused strip after strip
-
     def trace(r0: int) -> list[_Pieces]:
         h = min(rows, H - r0)
-        scratch = scratch_for(held, rows * W)
+        scratch = outlines_scratch(h * W)  # the tracer's memory for every raster of the strip
         arrs, outlines = [], []
         for (src, _), st in zip(rasters, state):  # every raster outlined before the areas are made
             if isinstance(src, StripSource):
@@ -568,6 +566,7 @@ def strip_regions_many(
                     arr = ds.read(band, window=Window(0, r0, W, h))
             arrs.append(arr)
             outlines.append(_outline_strip(arr, r0, st.codes, scratch))
+        del scratch  # before the column sums are made
         prefix = _column_prefix(area_rows, r0, h, W)  # for every raster
         out = []
         for (src, _), arr, (geoms, code) in zip(rasters, arrs, outlines):
@@ -585,7 +584,6 @@ def strip_regions_many(
         for pieces in eng.map(trace, range(0, H, rows), in_flight=workers):
             for st, pc in zip(state, pieces):
                 st.add(pc)
-    held.clear()
     if finish_workers > 1 and len(state) > 1:
         from concurrent.futures import ThreadPoolExecutor
 

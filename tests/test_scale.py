@@ -346,7 +346,7 @@ def test_compiled_outlines_are_gdal_polygonize_vertex_for_vertex() -> None:
         "POLYGON ((2 2, 2 3, 3 3, 3 2, 2 2))",
     ]
     rng = np.random.default_rng(3)
-    held: dict[int, np.ndarray] = {}
+    scratch = kernels.outlines_scratch(30 * 30)
     for t in range(400):
         h, w = (int(v) for v in rng.integers(1, 30, 2))
         nv = int(rng.integers(1, 4))
@@ -360,7 +360,7 @@ def test_compiled_outlines_are_gdal_polygonize_vertex_for_vertex() -> None:
         wkbs, _ = poly(img, mask, x0, y0)
         assert sorted(shapely.to_wkb(got).tolist()) == sorted(shapely.to_wkb(shapely.from_wkb(wkbs)).tolist())
         # the same in a working buffer reused from strip to strip (its edge marks start afresh)
-        again = kernels.outlines(img, mask, x0, y0, kernels.scratch_for(held, 30 * 30))
+        again = kernels.outlines(img, mask, x0, y0, scratch)
         assert shapely.to_wkb(again).tolist() == shapely.to_wkb(got).tolist()
     with pytest.raises(ValueError, match="scratch"):
         kernels.outlines(img, mask, 0, 0, np.zeros(5 * img.size - 1, np.uint8))
