@@ -7,7 +7,9 @@ cluster ids and fine clusters (:func:`rs_change.water._water_from_table`,
 :func:`rs_change.lut.classify_tables`), the joint-state histogram
 (:meth:`rs_change.change.JointStates.histogram_rows`). Each of those numpy operations reads and
 writes a whole strip of memory; here each stage is one loop over a row that keeps a pixel in
-registers, with the GIL released so that the block threads use every core.
+registers, with the GIL released so that the block threads use every core. The polygons of the
+written rasters are traced here too (:func:`outlines`: GDAL's polygonize's polygons, vertex for
+vertex, at a fraction of its cost).
 
 The arithmetic is the numpy code's, operation for operation and in the same float type (float32
 features, distances and interpolation; float64 area sums in pixel order), compiled without
