@@ -824,8 +824,8 @@ static PyObject *outlines(PyObject *self, PyObject *args) {
     const uint8_t *img = get(&b, o_img, h * w, 0, "img");
     const uint8_t *msk = img ? get(&b, o_msk, h * w, 0, "msk") : NULL;
     /* the labels (int32) and edge marks (uint8) in the caller's scratch buffer when it gives one
-     * (a buffer a tracing thread reuses strip after strip: no fresh pages and no heap churn of
-     * tens of MB per strip), else in memory of their own */
+     * (rs_change.kernels.outlines_scratch: one memory map shared by a strip's rasters, never from
+     * the heap), else in memory of their own */
     uint8_t *scratch = msk && o_scratch != Py_None ? get(&b, o_scratch, 5 * h * w, 1, "scratch") : NULL;
     if (!msk || (o_scratch != Py_None && !scratch)) {
         release_all(&b);
