@@ -287,7 +287,7 @@ def outlines(img: np.ndarray, mask: np.ndarray, x0: int, y0: int,
     one value of ``img`` where ``mask``, vertex for vertex, in one compiled pass (a labelling, then
     each ring walked once): the rings of each region, exterior first and holes in raster order of
     their top-left vertex, each starting at its top-left vertex, only corners as vertices, pixel
-    corners shifted by ``x0, y0`` (``tests/test_strips.py`` compares them with GDAL's).
+    corners shifted by ``x0, y0`` (``tests/test_scale.py`` compares them with GDAL's).
 
     Parameters
     ----------

@@ -521,8 +521,9 @@ def strip_regions_many(
     grid : Grid
         Their grid (pixel areas come from it, per strip).
     rows : int, optional
-        Strip height; memory is about ``rows * width * 20`` bytes per strip in flight (the pixel
-        areas and their column sums in float64, the strip and its mask) plus the polygons.
+        Strip height; memory is about ``rows * width * 16`` bytes per strip in flight (the column
+        sums of the pixel areas in float64, the tracer's 5 bytes a pixel, the strip and its mask;
+        8 more for the pixel areas of a measured :class:`StripSource`) plus the polygons.
         Default: about 8 million pixels per strip divided by ``workers``, so that memory does not
         grow with the threads; 1024 rows at most, 16 at least.
     band : int, default 1
@@ -554,6 +555,8 @@ def strip_regions_many(
     area_rows = pixel_area_rows(grid.transform, grid.crs, grid.shape)  # rows of pixel_area(grid)
     state = [_Regions(values) for _, values in rasters]
 
+    measured = any(isinstance(src, StripSource) and src.measure is not None for src, _ in rasters)
+
     def trace(r0: int) -> list[_Pieces]:
         h = min(rows, H - r0)
         scratch = outlines_scratch(h * W)  # the tracer's memory for every raster of the strip
@@ -567,12 +570,13 @@ def strip_regions_many(
             arrs.append(arr)
             outlines.append(_outline_strip(arr, r0, st.codes, scratch))
         del scratch  # before the column sums are made
-        prefix = _column_prefix(area_rows, r0, h, W)  # for every raster
+        # the strip's pixel areas as one array only when a StripSource measures with them
+        pa = np.asarray(area_rows(r0, r0 + h), np.float64) if measured else None
+        prefix = _column_prefix(area_rows if pa is None else (lambda a, b: pa[a - r0:b - r0]), r0, h, W)
         out = []
         for (src, _), arr, (geoms, code) in zip(rasters, arrs, outlines):
             pc = _measure_strip(geoms, code, prefix, r0, h)
-            if isinstance(src, StripSource) and src.measure is not None:
-                pa = np.asarray(area_rows(r0, r0 + h), np.float64)
+            if isinstance(src, StripSource) and src.measure is not None and pa is not None:
                 pc.sums = np.asarray(src.measure(arr, r0, r0 + h, pa), np.float64)
                 if len(pc.sums) != len(pc.code):
                     raise RuntimeError(f"strip at row {r0}: {len(pc.sums)} measured regions for {len(pc.code)} traced; "
