@@ -328,12 +328,10 @@ def outlines_scratch(pixels: int) -> Optional[np.ndarray]:
     pixels, or None when the compiled loops are off: an anonymous memory map, returned to the
     system when the array is released.
 
-    Neither the heap nor a buffer kept for the whole pass: a tracer's own 32 MB label array per
-    call (malloc, then free) raised glibc's dynamic mmap threshold, so the next ones and the
-    waterbodies' 10 MB buffers came from the heap, where the polygons made meanwhile pinned them
-    (the 4x benchmark pair's full run peaked at ~740 MB instead of ~650); a buffer kept per thread
-    held its memory through the strips' column sums (~710 MB).  Mapped per strip and released
-    before the column sums are made: ~635-650 MB.
+    Not from the heap: a freed block of tens of MB there is pinned by the polygons made meanwhile
+    (and raises glibc's dynamic mmap threshold, which sends the next blocks there too); not kept
+    for the whole pass, which would hold it through the strips' column sums.  The caller releases
+    it before those sums are made (docs/scale.md has the peaks each choice gave).
     """
     if not ENABLED:
         return None

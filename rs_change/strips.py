@@ -560,24 +560,25 @@ def strip_regions_many(
     def trace(r0: int) -> list[_Pieces]:
         h = min(rows, H - r0)
         scratch = outlines_scratch(h * W)  # the tracer's memory for every raster of the strip
-        arrs, outlines = [], []
+        arrs: list[Optional[np.ndarray]] = []
+        outlines = []
         for (src, _), st in zip(rasters, state):  # every raster outlined before the areas are made
             if isinstance(src, StripSource):
                 arr = np.asarray(src.read(r0, r0 + h))
             else:
                 with rasterio.open(src) as ds:
                     arr = ds.read(band, window=Window(0, r0, W, h))
-            arrs.append(arr)
             outlines.append(_outline_strip(arr, r0, st.codes, scratch))
+            arrs.append(arr if isinstance(src, StripSource) and src.measure is not None else None)  # kept to measure
         del scratch  # before the column sums are made
         # the strip's pixel areas as one array only when a StripSource measures with them
         pa = np.asarray(area_rows(r0, r0 + h), np.float64) if measured else None
         prefix = _column_prefix(area_rows if pa is None else (lambda a, b: pa[a - r0:b - r0]), r0, h, W)
         out = []
-        for (src, _), arr, (geoms, code) in zip(rasters, arrs, outlines):
+        for (src, _), kept, (geoms, code) in zip(rasters, arrs, outlines):
             pc = _measure_strip(geoms, code, prefix, r0, h)
-            if isinstance(src, StripSource) and src.measure is not None and pa is not None:
-                pc.sums = np.asarray(src.measure(arr, r0, r0 + h, pa), np.float64)
+            if isinstance(src, StripSource) and src.measure is not None and pa is not None and kept is not None:
+                pc.sums = np.asarray(src.measure(kept, r0, r0 + h, pa), np.float64)
                 if len(pc.sums) != len(pc.code):
                     raise RuntimeError(f"strip at row {r0}: {len(pc.sums)} measured regions for {len(pc.code)} traced; "
                                        "please report this")
