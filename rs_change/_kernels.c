@@ -550,6 +550,111 @@ static PyObject *nearest_rows(PyObject *self, PyObject *args) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * bounds_step(xt, nf, m, centers, k, labels, u, lo, delta, top0, top1, slack, sums, counts)
+ * One iteration of clustering's Hamerly bounds (kmeans_ops._bounds_step_numpy) in one pass over
+ * the points, float64: each point's upper bound u grows by its centre's move delta[label], its
+ * lower bound lo shrinks by the largest move of another centre (delta[top1] for the points of
+ * centre top0, the most moved, else delta[top0]; not with one centre); a point whose bounds no
+ * longer prove its centre nearest (u * slack >= lo) is measured again (nearest_rows' terms: the
+ * same labels and distances), its bounds set to the square roots, and when its label changes it
+ * is added to sums[0] (its old centre) and sums[1] (its new one), (2, k, nf) float64 zeroed by
+ * the caller, in point order as np.bincount adds them; counts (2, k) int64 likewise. Returns the
+ * number of points that changed centre.
+ * ------------------------------------------------------------------------------------------- */
+static Py_ssize_t bounds_step_f64(const double *restrict xt, Py_ssize_t nf, Py_ssize_t m, const double *restrict cen,
+                                  Py_ssize_t k, int32_t *restrict lab, double *restrict u, double *restrict lo,
+                                  const double *restrict delta, Py_ssize_t top0, Py_ssize_t top1, double slack,
+                                  double *restrict sums, int64_t *restrict counts) {
+    Py_ssize_t moved = 0;
+    for (Py_ssize_t p = 0; p < m; p++) {
+        int32_t l = lab[p];
+        double up = u[p] + delta[l];
+        double low = lo[p];
+        if (k > 1) low = low - (l == top0 ? delta[top1] : delta[top0]);
+        u[p] = up;
+        lo[p] = low;
+        if (!(up * slack >= low)) continue;
+        double b = 0, s2 = 0;
+        int32_t nl = 0;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            const double *c = cen + j * nf;
+            double t = xt[p] - c[0];
+            double d = t * t;
+            for (Py_ssize_t f = 1; f < nf; f++) {
+                double v = xt[f * m + p] - c[f];
+                double v2 = v * v;
+                d = d + v2;
+            }
+            if (j == 0) {
+                b = d;
+                s2 = (double)INFINITY;
+            } else {
+                double mx = b >= d ? b : d;
+                s2 = s2 <= mx ? s2 : mx;
+                if (d < b) {
+                    b = d;
+                    nl = (int32_t)j;
+                }
+            }
+        }
+        u[p] = sqrt(b);
+        lo[p] = sqrt(s2);
+        if (nl != l) {
+            for (Py_ssize_t f = 0; f < nf; f++) {
+                double x = xt[f * m + p];
+                sums[l * nf + f] += x;
+                sums[(k + nl) * nf + f] += x;
+            }
+            counts[l] += 1;
+            counts[k + nl] += 1;
+            lab[p] = nl;
+            moved++;
+        }
+    }
+    return moved;
+}
+
+static PyObject *bounds_step(PyObject *self, PyObject *args) {
+    PyObject *o_xt, *o_c, *o_lab, *o_u, *o_lo, *o_delta, *o_sums, *o_counts;
+    Py_ssize_t nf, m, k, top0, top1;
+    double slack;
+    if (!PyArg_ParseTuple(args, "OnnOnOOOOnndOO", &o_xt, &nf, &m, &o_c, &k, &o_lab, &o_u, &o_lo, &o_delta, &top0,
+                          &top1, &slack, &o_sums, &o_counts))
+        return NULL;
+    if (nf < 1 || m < 0 || k < 1 || top0 < 0 || top0 >= k || top1 < 0 || top1 >= k) {
+        PyErr_SetString(PyExc_ValueError, "bounds_step: 1 or more features and centres, top centres among them");
+        return NULL;
+    }
+    Buffers b = {.n = 0};
+    const double *xt = get(&b, o_xt, nf * m * 8, 0, "points");
+    const double *cen = xt ? get(&b, o_c, k * nf * 8, 0, "centres") : NULL;
+    int32_t *lab = cen ? get(&b, o_lab, m * 4, 1, "labels") : NULL;
+    double *u = lab ? get(&b, o_u, m * 8, 1, "upper bounds") : NULL;
+    double *lo = u ? get(&b, o_lo, m * 8, 1, "lower bounds") : NULL;
+    const double *delta = lo ? get(&b, o_delta, k * 8, 0, "moves") : NULL;
+    double *sums = delta ? get(&b, o_sums, 2 * k * nf * 8, 1, "sums") : NULL;
+    int64_t *counts = sums ? get(&b, o_counts, 2 * k * 8, 1, "counts") : NULL;
+    if (!counts) {
+        release_all(&b);
+        return NULL;
+    }
+    int bad = 0;
+    for (Py_ssize_t p = 0; p < m; p++) bad |= lab[p] < 0 || lab[p] >= k;
+    Py_ssize_t moved = 0;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        moved = bounds_step_f64(xt, nf, m, cen, k, lab, u, lo, delta, top0, top1, slack, sums, counts);
+        Py_END_ALLOW_THREADS
+    }
+    release_all(&b);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "bounds_step: a label beyond the centres");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(moved);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * histogram(code, h, w, itemsize, pa, pw, out, n_codes): adds np.bincount(code) to out[0] and
  * np.bincount(code, weights=pa) to out[1] (float64 (2, n_codes)); codes uint8 or uint16, pa
  * float64 (h, pw) with pw 1 (one area per row) or w. The sums are added in pixel order, as
@@ -878,6 +983,7 @@ static PyMethodDef methods[] = {
     {"classify_u8", classify_u8, METH_VARARGS, "observed mask, cluster ids and water of 8-bit bands"},
     {"histogram", histogram, METH_VARARGS, "joint-state histogram (counts and area sums)"},
     {"nearest_rows", nearest_rows, METH_VARARGS, "nearest (and second nearest) centre of points given as columns"},
+    {"bounds_step", bounds_step, METH_VARARGS, "one iteration of k-means' Hamerly bounds (kmeans_ops._bounds_step)"},
     {"regions", regions, METH_VARARGS, "4-connected regions of a strip and their area sums (waterbody._measure)"},
     {"outlines", outlines, METH_VARARGS, "GDALPolygonize's rings of the 4-connected regions of a uint8 strip"},
     {NULL, NULL, 0, NULL},

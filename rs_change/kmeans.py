@@ -23,6 +23,7 @@ from .kmeans_ops import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_RESTART_SIZE,
     DEFAULT_SAMPLE_SIZE,
+    _bounds_step,
     _check_2d,
     _check_finite,
     _check_int,
@@ -314,24 +315,7 @@ class KMeans:
                     break
                 continue
             # loosen the bounds by how far the centres moved, re-measure the rows they no longer hold
-            u += delta[labels]
-            if k > 1:
-                top = np.argsort(delta)[::-1]
-                lo -= np.where(labels == top[0], delta[top[1]], delta[top[0]])
-            idx = np.flatnonzero(u * (1 + 1e-9) >= lo)
-            if idx.size:
-                sub = np.ascontiguousarray(xt[:, idx])
-                lab2, b2, s2 = _nearest_two(sub, centers)
-                u[idx], lo[idx] = np.sqrt(b2), np.sqrt(s2)
-                old = labels[idx]
-                moved = np.flatnonzero(lab2 != old)
-                if moved.size:
-                    subm = np.ascontiguousarray(sub[:, moved])
-                    s_old, c_old = _cluster_sums(subm, old[moved], k)
-                    s_new, c_new = _cluster_sums(subm, lab2[moved], k)
-                    sums += s_new - s_old
-                    counts += c_new - c_old
-                    labels[idx[moved]] = lab2[moved]
+            _bounds_step(xt, centers, labels, u, lo, delta, sums, counts)
         _, dist = _nearest(xt, centers, "euclidean")
         return dict(centers=centers, inertia=float(dist.sum()), n_iter=n_iter,
                     shifts=shifts, objectives=objectives)

@@ -232,6 +232,61 @@ def _cluster_sums(xt: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarra
     return sums, np.bincount(labels, minlength=k)
 
 
+def _bounds_step(xt: np.ndarray, centers: np.ndarray, labels: np.ndarray, u: np.ndarray, lo: np.ndarray,
+                 delta: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
+    """One iteration of :meth:`KMeans._run_euclidean`'s Hamerly bounds, in place, after the centres
+    moved to ``centers`` by ``delta``: loosen each point's upper bound ``u`` by its centre's move and
+    its lower bound ``lo`` by the largest move of another centre, measure again the points whose
+    bounds no longer prove their centre the nearest, and move those whose centre changed from one
+    cluster's ``sums`` and ``counts`` to the other's.  One compiled pass over the points
+    (``rs_change._kernels.bounds_step``) where built, else :func:`_bounds_step_numpy`: the same
+    labels, bounds and sums, bit for bit.
+    """
+    k = centers.shape[0]
+    top = np.argsort(delta)[::-1]
+    if (_ck is None or xt.dtype != np.float64 or labels.dtype != np.int32 or u.dtype != np.float64
+            or lo.dtype != np.float64):
+        _bounds_step_numpy(xt, centers, labels, u, lo, delta, sums, counts, top)
+        return
+    d_feat, m = xt.shape
+    part = np.zeros((2, k, d_feat))
+    n = np.zeros((2, k), np.int64)
+    moved = _ck.bounds_step(xt, d_feat, m, np.ascontiguousarray(centers, np.float64), k, labels, u, lo,
+                            np.ascontiguousarray(delta, np.float64), int(top[0]), int(top[1 if k > 1 else 0]),
+                            _SLACK, part, n)
+    if moved:
+        sums += part[1] - part[0]
+        counts += n[1] - n[0]
+
+
+#: a point is measured again unless its upper bound is below its lower bound by this factor
+#: (rounding in the bounds' updates must not keep a point with a nearer centre)
+_SLACK = 1 + 1e-9
+
+
+def _bounds_step_numpy(xt: np.ndarray, centers: np.ndarray, labels: np.ndarray, u: np.ndarray, lo: np.ndarray,
+                       delta: np.ndarray, sums: np.ndarray, counts: np.ndarray, top: np.ndarray) -> None:
+    """:func:`_bounds_step` in numpy (``top``: the centres by decreasing move)."""
+    k = centers.shape[0]
+    u += delta[labels]
+    if k > 1:
+        lo -= np.where(labels == top[0], delta[top[1]], delta[top[0]])
+    idx = np.flatnonzero(u * _SLACK >= lo)
+    if idx.size:
+        sub = np.ascontiguousarray(xt[:, idx])
+        lab2, b2, s2 = _nearest_two(sub, centers)
+        u[idx], lo[idx] = np.sqrt(b2), np.sqrt(s2)
+        old = labels[idx]
+        moved = np.flatnonzero(lab2 != old)
+        if moved.size:
+            subm = np.ascontiguousarray(sub[:, moved])
+            s_old, c_old = _cluster_sums(subm, old[moved], k)
+            s_new, c_new = _cluster_sums(subm, lab2[moved], k)
+            sums += s_new - s_old
+            counts += c_new - c_old
+            labels[idx[moved]] = lab2[moved]
+
+
 def _row_hash(X: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
     """A seeded 64-bit hash of every row's float64 bytes (splitmix64 mixing; exact integer
     arithmetic): equal rows hash equally wherever they are, distinct rows look uniformly random.

@@ -283,3 +283,44 @@ def test_nearest_rows_is_numpys_nearest(dtype: Any, metric: str, monkeypatch: py
         for a, b in zip(f, s):
             assert a.dtype == b.dtype and np.array_equal(a, b) and np.array_equal(np.signbit(a), np.signbit(b))
     assert fast[0][0][100] == 2 and (fast[0][0] != 4).all()
+
+
+def test_bounds_step_is_numpys_hamerly_iteration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Hamerly iteration of the euclidean k-means through the compiled pass: numpy's labels,
+    bounds, cluster sums and counts bit for bit, on random points and on points and centres of a
+    few integer values (ties between centres, points on a centre), moves small and large; and a
+    whole fit gives the same centres, labels and inertia either way."""
+    from rs_change import kmeans_ops
+    from rs_change.kmeans import KMeans
+
+    if kmeans_ops._ck is None:
+        pytest.skip("the C extension is not built")
+    rng = np.random.default_rng(3)
+    changed = 0
+    for trial in range(300):
+        d, m, k = int(rng.integers(1, 7)), int(rng.integers(0, 300)), int(rng.integers(1, 12))
+        ties = trial % 3 == 0
+        xt = np.ascontiguousarray(rng.integers(0, 4, (d, m)).astype(float) if ties else rng.normal(size=(d, m)))
+        c0 = rng.integers(0, 4, (k, d)).astype(float) if ties else rng.normal(size=(k, d))
+        lab, b2, s2 = kmeans_ops._nearest_two(xt, c0)
+        sums, counts = kmeans_ops._cluster_sums(xt, lab, k)
+        c1 = c0 + rng.normal(scale=[1e-6, 1e-2, 0.3][trial % 3], size=c0.shape)
+        delta = np.sqrt(((c1 - c0) ** 2).sum(axis=1))
+        state = (lab, np.sqrt(b2), np.sqrt(s2), sums, counts)
+        fast = [a.copy() for a in state]
+        slow = [a.copy() for a in state]
+        kmeans_ops._bounds_step(xt, c1, fast[0], fast[1], fast[2], delta, fast[3], fast[4])
+        kmeans_ops._bounds_step_numpy(xt, c1, slow[0], slow[1], slow[2], delta, slow[3], slow[4],
+                                      np.argsort(delta)[::-1])
+        for a, b in zip(fast, slow):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        changed += int((fast[0] != lab).any())
+    assert changed > 50  # most trials move some points to another centre
+
+    X = np.concatenate([rng.normal(c, 0.6, size=(3000, 4)) for c in (0.0, 2.0, 5.0, 9.0)])
+    fits = [KMeans(n_clusters=6, random_state=0, n_init=3).fit(X)]
+    monkeypatch.setattr(kmeans_ops, "_ck", None)
+    fits.append(KMeans(n_clusters=6, random_state=0, n_init=3).fit(X))
+    a, b = fits
+    assert a.cluster_centers_.tobytes() == b.cluster_centers_.tobytes()
+    assert np.array_equal(a.labels_, b.labels_) and a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
