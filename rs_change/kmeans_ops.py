@@ -1,6 +1,7 @@
 """The array operations under :class:`rs_change.kmeans.KMeans`: argument checks, nearest-centre
-assignment (numpy, or the compiled loop of ``rs_change._kernels`` when it is built), per-cluster
-sums, order-free row hashes, pairwise distances and the centre update of each metric.
+assignment and one iteration of the euclidean distance bounds (numpy, or the compiled loops of
+``rs_change._kernels`` when it is built: the same results bit for bit), per-cluster sums,
+order-free row hashes, pairwise distances and the centre update of each metric.
 
 Nothing here keeps state; every function takes arrays and returns arrays.
 """
