@@ -474,48 +474,61 @@ static PyObject *classify_u8(PyObject *self, PyObject *args) {
  * min(second, max(best, d)) in centre order. Labels int32; best and second in the data's type.
  * The inputs are finite (KMeans checks them), where these comparisons are numpy's.
  * ------------------------------------------------------------------------------------------- */
-#define NEAREST_ROWS(NAME, T) \
+#define NEAREST_POINT(NAME, T) \
+    static inline int32_t NAME(const T *restrict x, Py_ssize_t stride, Py_ssize_t nf, const T *restrict cen, \
+                               Py_ssize_t k, int metric, int two, T *restrict best, T *restrict second) { \
+        T b = 0, s2 = 0; \
+        int32_t l = 0; \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            const T *c = cen + j * nf; \
+            T t = x[0] - c[0]; \
+            T d = metric == 0 ? t * t : (t <= 0 ? (T)0 - t : t); /* |t| (+0 for -0, as np.abs) */ \
+            for (Py_ssize_t f = 1; f < nf; f++) { \
+                T u = x[f * stride] - c[f]; \
+                if (metric == 0) { \
+                    T u2 = u * u; \
+                    d = d + u2; \
+                } else { \
+                    T a = u <= 0 ? (T)0 - u : u; \
+                    d = metric == 1 ? d + a : (d >= a ? d : a); \
+                } \
+            } \
+            if (j == 0) { \
+                b = d; \
+                s2 = (T)INFINITY; \
+            } else { \
+                if (two) { \
+                    T mx = b >= d ? b : d; \
+                    s2 = s2 <= mx ? s2 : mx; \
+                } \
+                if (d < b) { \
+                    b = d; \
+                    l = (int32_t)j; \
+                } \
+            } \
+        } \
+        *best = b; \
+        *second = s2; \
+        return l; \
+    }
+
+/* one point (features x[f * stride]): its nearest centre, the distance and the second smallest */
+NEAREST_POINT(nearest_point_f32, float)
+NEAREST_POINT(nearest_point_f64, double)
+
+#define NEAREST_ROWS(NAME, POINT, T) \
     WIDE static void NAME(const T *restrict xt, Py_ssize_t nf, Py_ssize_t m, const T *restrict cen, Py_ssize_t k, \
                           int metric, int two, int32_t *restrict lab, T *restrict best, T *restrict second) { \
         for (Py_ssize_t p = 0; p < m; p++) { \
-            T b = 0, s2 = 0; \
-            int32_t l = 0; \
-            for (Py_ssize_t j = 0; j < k; j++) { \
-                const T *c = cen + j * nf; \
-                T t = xt[p] - c[0]; \
-                T d = metric == 0 ? t * t : (t <= 0 ? (T)0 - t : t); /* |t| (+0 for -0, as np.abs) */ \
-                for (Py_ssize_t f = 1; f < nf; f++) { \
-                    T u = xt[f * m + p] - c[f]; \
-                    if (metric == 0) { \
-                        T u2 = u * u; \
-                        d = d + u2; \
-                    } else { \
-                        T a = u <= 0 ? (T)0 - u : u; \
-                        d = metric == 1 ? d + a : (d >= a ? d : a); \
-                    } \
-                } \
-                if (j == 0) { \
-                    b = d; \
-                    s2 = (T)INFINITY; \
-                } else { \
-                    if (two) { \
-                        T mx = b >= d ? b : d; \
-                        s2 = s2 <= mx ? s2 : mx; \
-                    } \
-                    if (d < b) { \
-                        b = d; \
-                        l = (int32_t)j; \
-                    } \
-                } \
-            } \
-            lab[p] = l; \
+            T b, s2; \
+            lab[p] = POINT(xt + p, m, nf, cen, k, metric, two, &b, &s2); \
             best[p] = b; \
             if (two) second[p] = s2; \
         } \
     }
 
-NEAREST_ROWS(nearest_rows_f32, float)
-NEAREST_ROWS(nearest_rows_f64, double)
+NEAREST_ROWS(nearest_rows_f32, nearest_point_f32, float)
+NEAREST_ROWS(nearest_rows_f64, nearest_point_f64, double)
 
 static PyObject *nearest_rows(PyObject *self, PyObject *args) {
     PyObject *o_xt, *o_c, *o_lab, *o_best, *o_second;
@@ -574,29 +587,8 @@ static Py_ssize_t bounds_step_f64(const double *restrict xt, Py_ssize_t nf, Py_s
         u[p] = up;
         lo[p] = low;
         if (!(up * slack >= low)) continue;
-        double b = 0, s2 = 0;
-        int32_t nl = 0;
-        for (Py_ssize_t j = 0; j < k; j++) {
-            const double *c = cen + j * nf;
-            double t = xt[p] - c[0];
-            double d = t * t;
-            for (Py_ssize_t f = 1; f < nf; f++) {
-                double v = xt[f * m + p] - c[f];
-                double v2 = v * v;
-                d = d + v2;
-            }
-            if (j == 0) {
-                b = d;
-                s2 = (double)INFINITY;
-            } else {
-                double mx = b >= d ? b : d;
-                s2 = s2 <= mx ? s2 : mx;
-                if (d < b) {
-                    b = d;
-                    nl = (int32_t)j;
-                }
-            }
-        }
+        double b, s2;
+        int32_t nl = nearest_point_f64(xt + p, m, nf, cen, k, 0, 1, &b, &s2);
         u[p] = sqrt(b);
         lo[p] = sqrt(s2);
         if (nl != l) {
